@@ -6,6 +6,7 @@ import io.anneal.api.model.MupMultipliers;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.hybrid.model.FalconH1Architecture;
+import io.anneal.hybrid.model.LayerImplementation;
 import io.anneal.hybrid.model.FalconH1Config;
 import java.util.Map;
 
@@ -38,6 +39,16 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
     @Override
     public ModelArchitecture create(ConfigView config, ExtensionContext context) {
         MupMultipliers mup = context.build(MupMultipliers.class, config.getConfig("mup"));
-        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, context);
+        String layers = config.getString("layers");
+        LayerImplementation implementation = null;
+        for (LayerImplementation l : LayerImplementation.values()) {
+            if (l.configName().equals(layers)) {
+                implementation = l;
+            }
+        }
+        if (implementation == null) {
+            throw config.invalid("layers", "torchscript or ndarray", layers);
+        }
+        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, context, implementation);
     }
 }

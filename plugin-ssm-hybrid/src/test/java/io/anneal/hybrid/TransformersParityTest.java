@@ -8,6 +8,7 @@ import ai.djl.ndarray.NDManager;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.FalconH1Model;
+import io.anneal.hybrid.model.LayerImplementation;
 import java.io.IOException;
 import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
@@ -16,6 +17,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -25,30 +27,36 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class TransformersParityTest {
 
-    static Stream<String> cases() throws IOException, URISyntaxException {
+    static Stream<String> fixtureNames() throws IOException, URISyntaxException {
         Path root = fixtures();
         try (Stream<Path> dirs = Files.list(root)) {
             return dirs.filter(Files::isDirectory).map(p -> p.getFileName().toString()).sorted().toList().stream();
         }
     }
 
+    /** Every fixture under both layer implementations. */
+    static Stream<Arguments> cases() throws IOException, URISyntaxException {
+        return fixtureNames().flatMap(name -> Stream.of(LayerImplementation.values()).map(l -> Arguments.of(name, l)));
+    }
+
     static Path fixtures() throws URISyntaxException {
         return Path.of(TransformersParityTest.class.getResource("/fixtures/falcon-h1").toURI());
     }
 
-    @ParameterizedTest(name = "{0}")
+    @ParameterizedTest(name = "{0} ({1})")
     @MethodSource("cases")
-    void logitsMatchTransformers(String name) throws Exception {
+    void logitsMatchTransformers(String name, LayerImplementation layers) throws Exception {
         Path dir = fixtures().resolve(name);
         long[][] ids = LogitsCommand.readInputIds(dir.resolve("input.json"));
         float[] expected = readFloat32(dir.resolve("logits.f32"));
         try (FalconH1Model model = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext());
                 NDManager manager = NDManager.newBaseManager()) {
+            model.useLayers(layers);
             NDArray logits = LogitsCommand.logits(model, manager, ids);
             assertArrayEquals(new long[] {ids.length, ids[0].length, model.vocabSize()}, logits.getShape().getShape());
             float[] actual = logits.toFloatArray();
             double error = maxRelativeError(actual, expected);
-            System.out.printf("parity %s: max relative error %.3e%n", name, error);
+            System.out.printf("parity %s (%s): max relative error %.3e%n", name, layers.configName(), error);
             assertTrue(error <= 1e-4, name + ": max relative error " + error);
         }
     }

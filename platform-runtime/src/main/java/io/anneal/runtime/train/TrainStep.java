@@ -132,11 +132,20 @@ public final class TrainStep implements AutoCloseable {
      */
     public void zeroGradients() {
         NDIndex all = new NDIndex("...");
-        for (NamedParameter p : model.parameters()) {
-            NDArray array = p.parameter().getArray();
-            if (array.hasGradient()) {
-                try (NDArray gradient = array.getGradient()) {
-                    gradient.set(all, 0);
+        // A zero already on the device: set(index, 0) would copy a fresh host scalar to the GPU for
+        // every parameter, a synchronous transfer each.
+        try (NDManager scratch = manager.newSubManager()) {
+            NDArray zero = null;
+            for (NamedParameter p : model.parameters()) {
+                NDArray array = p.parameter().getArray();
+                if (array.hasGradient()) {
+                    try (NDArray gradient = array.getGradient()) {
+                        if (zero == null || zero.getDataType() != gradient.getDataType()
+                                || !zero.getDevice().equals(gradient.getDevice())) {
+                            zero = scratch.zeros(new Shape(), gradient.getDataType(), gradient.getDevice());
+                        }
+                        gradient.set(all, zero);
+                    }
                 }
             }
         }

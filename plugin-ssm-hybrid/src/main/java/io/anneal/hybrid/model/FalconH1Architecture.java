@@ -18,11 +18,14 @@ public final class FalconH1Architecture implements ModelArchitecture {
     private final FalconH1Config config;
     private final MupMultipliers multipliers;
     private final ExtensionContext context;
+    private final LayerImplementation layers;
 
-    public FalconH1Architecture(FalconH1Config config, MupMultipliers multipliers, ExtensionContext context) {
+    public FalconH1Architecture(FalconH1Config config, MupMultipliers multipliers, ExtensionContext context,
+            LayerImplementation layers) {
         this.config = config;
         this.multipliers = multipliers;
         this.context = context;
+        this.layers = layers;
     }
 
     public FalconH1Config config() {
@@ -31,12 +34,12 @@ public final class FalconH1Architecture implements ModelArchitecture {
 
     @Override
     public FalconH1Model initialize(ModelOptions options) {
-        return FalconH1Checkpoints.initialize(config, multipliers, options);
+        return FalconH1Checkpoints.initialize(config, multipliers, options).useLayers(layers);
     }
 
     @Override
     public CausalLanguageModel load(Path checkpointDirectory, ModelOptions options) {
-        return loadCheckpoint(checkpointDirectory, options, context);
+        return loadCheckpoint(checkpointDirectory, options, context).useLayers(layers);
     }
 
     /**

@@ -48,6 +48,8 @@ public final class FalconH1Model implements ObservableModel {
     private final NDArray mupVector;
     /** The caller's per-pass manager: arrays derived from parameters are attached to it, never to the model's. */
     private NDManager scope;
+    /** The compiled TorchScript layer, or null when the layers run as DJL operations. */
+    private TorchScriptLayers torchScript;
 
     FalconH1Model(FalconH1Config config, MupMultipliers mup, ModelOptions options, NDManager manager,
             Map<String, Parameter> parameters) {
@@ -83,6 +85,26 @@ public final class FalconH1Model implements ObservableModel {
             }
             mupVector = manager.create(vector);
         }
+        useLayers(LayerImplementation.TORCHSCRIPT);
+    }
+
+    /** Selects how the decoder layers run (TorchScript by default); the arithmetic is the same. */
+    public FalconH1Model useLayers(LayerImplementation implementation) {
+        if (torchScript != null && implementation == LayerImplementation.TORCHSCRIPT) {
+            return this;
+        }
+        if (torchScript != null) {
+            torchScript.close();
+            torchScript = null;
+        }
+        if (implementation == LayerImplementation.TORCHSCRIPT) {
+            torchScript = new TorchScriptLayers(config, mup, compute, manager, parameters, mupVector);
+        }
+        return this;
+    }
+
+    public LayerImplementation layers() {
+        return torchScript == null ? LayerImplementation.NDARRAY : LayerImplementation.TORCHSCRIPT;
     }
 
     public FalconH1Config config() {
@@ -134,6 +156,11 @@ public final class FalconH1Model implements ObservableModel {
         hidden = scale(hidden, mup.embedding());
         record(activations, "embedding", hidden);
         for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
+            if (torchScript != null) {
+                hidden = torchScript.apply(layer, hidden, layout, training);
+                record(activations, "layer." + layer, hidden);
+                continue;
+            }
             String prefix = "model.layers." + layer + ".";
             NDArray normed = rmsNorm(hidden, prefix + "input_layernorm.weight");
             NDArray mamba = scale(mamba(prefix + "mamba.", normed, layout), mup.ssmOut());
@@ -241,8 +268,8 @@ public final class FalconH1Model implements ObservableModel {
         // in float16 and PyTorch's softmax accumulates in float32 internally, which saves two casts
         // and half the memory traffic of the largest tensors of the step ([B, H, T, T] per layer).
         NDArray probabilities = compute == DataType.FLOAT16
-                ? scores.add(layout.attentionMaskHalf).softmax(-1)
-                : scores.add(layout.attentionMask).softmax(-1);
+                ? scores.add(layout.attentionMaskHalf()).softmax(-1)
+                : scores.add(layout.attentionMask()).softmax(-1);
         NDArray out = probabilities.matMul(v).transpose(0, 2, 1, 3).reshape(b, t, (long) heads * d);
         return linear(out, prefix + "o_proj", bias);
     }
@@ -425,6 +452,9 @@ public final class FalconH1Model implements ObservableModel {
 
     @Override
     public void close() {
+        if (torchScript != null) {
+            torchScript.close();
+        }
         manager.close();
     }
 

@@ -19,15 +19,18 @@ final class SequenceLayout {
     final int chunks;
     final int padded;
     final boolean packed;
-    /** Additive attention mask [B or 1, 1, T, T]: 0 where allowed, float32 min elsewhere (causal, same document). */
-    final NDArray attentionMask;
-    /** The same mask in float16 (0, or float16's minimum -65504), for float16 attention. */
-    final NDArray attentionMaskHalf;
+    private final NDManager manager;
+    private final NDArray documentIds;
+    private NDArray attentionAllowed;
+    private NDArray attentionMask;
+    private NDArray attentionMaskHalf;
     /** RoPE cos and sin [B, 1, T, headDim] (float32, transformers computes them in float32). */
     final NDArray cos;
     final NDArray sin;
     /** Per conv offset s = 1..K-1 a [B, T, 1] mask: 1 where token t-s is in t's document; null when unpacked. */
     final NDArray[] convMasks;
+    /** The conv masks stacked as [K, B, T, 1] (offset 0 all zero); null when unpacked. */
+    final NDArray convMaskStack;
     /** Intra-chunk decay mask [B or 1, c, 1, Q, Q]: 1 where j <= i (and same document). */
     final NDArray intraMask;
     /** Strictly lower-triangular [Q, Q] 0/1 mask used to build the stable segment sum. */
@@ -49,23 +52,15 @@ final class SequenceLayout {
         this.chunk = chunk;
         this.chunks = (length + chunk - 1) / chunk;
         this.padded = chunks * chunk;
-        this.packed = documentIds != null;
-        long[] docs = packed ? documentIds.toType(DataType.INT64, false).toLongArray() : null;
+        long[] docs = documentIds == null ? null : documentIds.toType(DataType.INT64, false).toLongArray();
         if (docs != null) {
             checkContiguous(docs, batch, length);
         }
-        // Attention mask: causal, and within one document when packed; built on the device (T x T
-        // grows fast: a host loop at 16K tokens would touch 268M entries per row).
-        NDArray index = manager.arange(0, length, 1, DataType.INT64);
-        NDArray allowed = index.reshape(length, 1).gte(index.reshape(1, length)).reshape(1, 1, length, length);
-        if (packed) {
-            NDArray documents = documentIds.toType(DataType.INT64, false);
-            documents.attach(manager);
-            allowed = allowed.logicalAnd(documents.expandDims(2).eq(documents.expandDims(1)).expandDims(1));
-        }
-        // 0 where allowed, the float32 minimum elsewhere (transformers' finfo.min additive mask).
-        attentionMask = allowed.toType(DataType.FLOAT32, false).sub(1f).mul(Float.MAX_VALUE);
-        attentionMaskHalf = allowed.toType(DataType.FLOAT16, false).sub(1f).mul(65504f);
+        // Rows of one document each need no document masks: plain causal attention (the flash
+        // kernel on the TorchScript path), one conv1d call, an unmasked scan.
+        this.packed = docs != null && !oneDocumentPerRow(docs, batch, length);
+        this.manager = manager;
+        this.documentIds = packed ? documentIds : null;
 
         // RoPE (Su et al. 2021; transformers' default rope): inv_freq = theta^(-2i/d), angles = pos * inv_freq.
         float[] invFreq = new float[headDim / 2];
@@ -81,18 +76,23 @@ final class SequenceLayout {
         sin = emb.sin();
 
         if (packed) {
-            convMasks = new NDArray[convKernel];
+            int plane = batch * length;
+            float[] m = new float[convKernel * plane];
             for (int s = 1; s < convKernel; s++) {
-                float[] m = new float[batch * length];
                 for (int b = 0; b < batch; b++) {
                     for (int t = s; t < length; t++) {
-                        m[b * length + t] = docs[b * length + t] == docs[b * length + t - s] ? 1f : 0f;
+                        m[s * plane + b * length + t] = docs[b * length + t] == docs[b * length + t - s] ? 1f : 0f;
                     }
                 }
-                convMasks[s] = manager.create(m, new Shape(batch, length, 1));
+            }
+            convMaskStack = manager.create(m, new Shape(convKernel, batch, length, 1));
+            convMasks = new NDArray[convKernel];
+            for (int s = 1; s < convKernel; s++) {
+                convMasks[s] = convMaskStack.get(s);
             }
         } else {
             convMasks = null;
+            convMaskStack = null;
         }
 
         strictLower = lowerMask(manager, chunk, -1);
@@ -145,6 +145,43 @@ final class SequenceLayout {
         interChunkMask = manager.create(inter, new Shape(batch, 1, chunks + 1, chunks + 1));
     }
 
+    /**
+     * Boolean attention mask [B or 1, 1, T, T]: true where allowed (causal, and same document when
+     * packed). Built on first use and on the device: T x T grows fast (a host loop at 16K tokens
+     * would touch 268M entries per row), and unpacked rows on the TorchScript path never need it.
+     */
+    NDArray attentionAllowed() {
+        if (attentionAllowed == null) {
+            NDArray index = manager.arange(0, length, 1, DataType.INT64);
+            NDArray allowed = index.reshape(length, 1).gte(index.reshape(1, length)).reshape(1, 1, length, length);
+            if (packed) {
+                NDArray documents = documentIds.toType(DataType.INT64, false);
+                if (documents != documentIds) { // a cast made a new array: it lives for this pass only
+                    documents.attach(manager);
+                }
+                allowed = allowed.logicalAnd(documents.expandDims(2).eq(documents.expandDims(1)).expandDims(1));
+            }
+            attentionAllowed = allowed;
+        }
+        return attentionAllowed;
+    }
+
+    /** Additive float32 mask [B or 1, 1, T, T]: 0 where allowed, float32 min elsewhere (transformers' finfo.min mask). */
+    NDArray attentionMask() {
+        if (attentionMask == null) {
+            attentionMask = attentionAllowed().toType(DataType.FLOAT32, false).sub(1f).mul(Float.MAX_VALUE);
+        }
+        return attentionMask;
+    }
+
+    /** The same mask in float16 (0, or float16's minimum -65504), for float16 attention. */
+    NDArray attentionMaskHalf() {
+        if (attentionMaskHalf == null) {
+            attentionMaskHalf = attentionAllowed().toType(DataType.FLOAT16, false).sub(1f).mul(65504f);
+        }
+        return attentionMaskHalf;
+    }
+
     /** A [n, n] 0/1 float mask of j <= i + diagonal. */
     static NDArray lowerMask(NDManager manager, int n, int diagonal) {
         float[] m = new float[n * n];
@@ -154,6 +191,17 @@ final class SequenceLayout {
             }
         }
         return manager.create(m, new Shape(n, n));
+    }
+
+    private static boolean oneDocumentPerRow(long[] docs, int batch, int length) {
+        for (int b = 0; b < batch; b++) {
+            for (int t = 1; t < length; t++) {
+                if (docs[b * length + t] != docs[b * length]) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /** Document ids must form contiguous runs per row (a packer's output); a document never resumes later. */

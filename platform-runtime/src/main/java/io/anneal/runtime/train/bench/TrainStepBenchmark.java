@@ -44,7 +44,8 @@ import java.util.concurrent.atomic.AtomicLong;
  */
 public final class TrainStepBenchmark implements CliCommand {
     private static final String USAGE = "usage: anneal bench-train PIPELINE.conf --out RESULT.json [--rows 1] "
-            + "[--sequence-length 4096] [--micro-batches 1] [--warmup 3] [--steps 10] [--precision float16|float32] [--matmul-size 8192]";
+            + "[--sequence-length 4096] [--micro-batches 1] [--documents-per-row 1] [--warmup 3] [--steps 10] "
+            + "[--precision float16|float32] [--matmul-size 8192] [--profile TRACE.json]";
 
     @Override
     public String name() {
@@ -66,6 +67,8 @@ public final class TrainStepBenchmark implements CliCommand {
         int warmup = 3;
         int steps = 10;
         int matmulSize = 8192;
+        int documentsPerRow = 1;
+        Path profile = null;
         DataType precision = DataType.FLOAT16;
         for (int i = 0; i < args.size(); i++) {
             String a = args.get(i);
@@ -81,6 +84,8 @@ public final class TrainStepBenchmark implements CliCommand {
                 case "--warmup" -> warmup = positive(args, i++);
                 case "--steps" -> steps = positive(args, i++);
                 case "--matmul-size" -> matmulSize = positive(args, i++);
+                case "--documents-per-row" -> documentsPerRow = positive(args, i++);
+                case "--profile" -> profile = context.workingDirectory().resolve(value(args, i++));
                 case "--precision" -> {
                     String p = value(args, i++);
                     if (!p.equals("float16") && !p.equals("float32")) {
@@ -106,7 +111,7 @@ public final class TrainStepBenchmark implements CliCommand {
         OptimizerFactory optimizerFactory = context.extensions().build(OptimizerFactory.class, optimizerBlock);
         Device device = Engine.getInstance().getGpuCount() > 0 ? Device.gpu() : Device.cpu();
         context.out().println("bench-train: device " + device + ", " + precision + ", micro-batch " + rows + " x "
-                + sequenceLength + ", " + microBatches + " micro-batch(es) per step, " + warmup + " warm-up + " + steps + " timed steps");
+                + sequenceLength + " (" + documentsPerRow + " document(s) per row), " + microBatches + " micro-batch(es) per step, " + warmup + " warm-up + " + steps + " timed steps");
 
         MemorySampler memory = new MemorySampler();
         memory.start();
@@ -115,7 +120,7 @@ public final class TrainStepBenchmark implements CliCommand {
              ParameterOptimizer optimizer = optimizerFactory.bind(model.parameters());
              TrainStep step = new TrainStep(model, optimizer, device, "--rows (now " + rows + ")")) {
             long parameters = model.parameterCount();
-            List<PackedBatch> batches = randomBatches(microBatches, rows, sequenceLength, model.vocabSize());
+            List<PackedBatch> batches = randomBatches(microBatches, rows, sequenceLength, documentsPerRow, model.vocabSize());
             long tokensPerStep = (long) microBatches * rows * sequenceLength;
             double lossScale = precision == DataType.FLOAT16 ? 1024 : 1;
             double lastLoss = Double.NaN;
@@ -124,12 +129,17 @@ public final class TrainStepBenchmark implements CliCommand {
             }
             long start = System.nanoTime();
             int skipped = 0;
+            long gradientNanos = 0;
             for (int i = 0; i < steps; i++) {
                 StepOutcome o = oneStep(step, batches, lossScale);
                 lastLoss = o.loss();
                 skipped += o.skipped() ? 1 : 0;
+                gradientNanos += o.gradientNanos();
             }
             double seconds = (System.nanoTime() - start) / 1e9; // the loss read-back each step synchronises the device
+            if (profile != null) {
+                profileSteps(step, batches, lossScale, profile, context);
+            }
             double tokensPerSecond = tokensPerStep * steps / seconds;
             double modelTflops = 6.0 * parameters * tokensPerSecond / 1e12;
             double matmulTflops = matmulRate(device, matmulSize);
@@ -141,7 +151,11 @@ public final class TrainStepBenchmark implements CliCommand {
             result.put("tokens_per_step", tokensPerStep);
             result.put("timed_steps", steps);
             result.put("skipped_steps", skipped);
+            result.put("documents_per_row", documentsPerRow);
             result.put("seconds_per_step", seconds / steps);
+            // forward+backward ends with the loss read-back, the optimizer step with its gradient-norm read-back
+            result.put("seconds_forward_backward_per_step", gradientNanos / 1e9 / steps);
+            result.put("seconds_optimizer_per_step", seconds / steps - gradientNanos / 1e9 / steps);
             result.put("tokens_per_second", tokensPerSecond);
             result.put("model_tflops", modelTflops);
             result.put("float16_matmul_tflops", matmulTflops);
@@ -163,17 +177,45 @@ public final class TrainStepBenchmark implements CliCommand {
         return 0;
     }
 
-    private record StepOutcome(double loss, boolean skipped) {
+    private record StepOutcome(double loss, boolean skipped, long gradientNanos) {
     }
 
     private static StepOutcome oneStep(TrainStep step, List<PackedBatch> batches, double lossScale) {
+        long start = System.nanoTime();
         TrainStep.BatchLoss loss = step.accumulateGradients(batches, lossScale);
+        long gradients = System.nanoTime() - start;
         StepResult r = step.applyGradients(1e-5, lossScale, 1.0);
-        return new StepOutcome(loss.loss(), r.skipped());
+        return new StepOutcome(loss.loss(), r.skipped(), gradients);
     }
 
-    /** Random tokens, each row one document, every position supervised with the next token. */
-    static List<PackedBatch> randomBatches(int count, int rows, int length, int vocab) {
+    /**
+     * Two more steps under libtorch's profiler, written as a Chrome trace (chrome://tracing,
+     * Perfetto). The profiler is the PyTorch engine's own, reached reflectively because the runtime
+     * names no engine class; with another engine the option says so and the benchmark goes on.
+     */
+    private static void profileSteps(TrainStep step, List<PackedBatch> batches, double lossScale, Path trace,
+            CommandContext context) {
+        try {
+            Class<?> jni = Class.forName("ai.djl.pytorch.jni.JniUtils");
+            jni.getMethod("startProfile", boolean.class, boolean.class, boolean.class).invoke(null, true, true, false);
+            try {
+                for (int i = 0; i < 2; i++) {
+                    oneStep(step, batches, lossScale);
+                }
+            } finally {
+                jni.getMethod("stopProfile", String.class).invoke(null, trace.toString());
+            }
+            context.out().println("bench-train: profile of 2 steps written to " + trace);
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            context.out().println("bench-train: --profile needs DJL's PyTorch engine (" + e + "); no trace written");
+        }
+    }
+
+    /**
+     * Random tokens, every position supervised with the next token; each row split into
+     * {@code documentsPerRow} documents of (nearly) equal length with positions restarting.
+     */
+    static List<PackedBatch> randomBatches(int count, int rows, int length, int documentsPerRow, int vocab) {
         SplittableRandom random = new SplittableRandom(42);
         List<PackedBatch> batches = new ArrayList<>();
         for (int b = 0; b < count; b++) {
@@ -182,9 +224,13 @@ public final class TrainStepBenchmark implements CliCommand {
             int[] labels = new int[n];
             int[] positions = new int[n];
             int[] documents = new int[n];
+            int documentLength = Math.max(1, length / documentsPerRow);
             for (int i = 0; i < n; i++) {
                 ids[i] = random.nextInt(vocab);
-                positions[i] = i % length;
+                int column = i % length;
+                int document = Math.min(column / documentLength, documentsPerRow - 1);
+                documents[i] = document;
+                positions[i] = column - document * documentLength;
             }
             for (int i = 0; i < n; i++) {
                 labels[i] = (i + 1) % length == 0 ? PackedBatch.IGNORE : ids[i + 1];

@@ -1,0 +1,108 @@
+package io.anneal.hybrid;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import ai.djl.training.GradientCollector;
+import io.anneal.api.model.ModelInput;
+import io.anneal.api.model.ModelOptions;
+import io.anneal.api.optim.NamedParameter;
+import io.anneal.hybrid.model.FalconH1Checkpoints;
+import io.anneal.hybrid.model.FalconH1Model;
+import io.anneal.hybrid.model.LayerImplementation;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * The TorchScript decoder layer against the NDArray one (the implementation that matches
+ * transformers, TransformersParityTest): same weights, same batch, logits and the gradient of every
+ * parameter. Non-default muP multipliers, the gated norm, 2 SSM groups, a conv bias, a sequence
+ * that is not a multiple of the chunk, and rows packed with documents that straddle chunks.
+ */
+class TorchScriptLayersTest {
+    private static final int ROWS = 2;
+    private static final int LENGTH = 37;
+
+    @ParameterizedTest(name = "{0}, packed={1}")
+    @CsvSource({"FLOAT32, false, 1e-5", "FLOAT32, true, 1e-5", "FLOAT16, false, 2e-2", "FLOAT16, true, 2e-2"})
+    void sameLogitsAndGradientsAsTheNdarrayLayers(DataType compute, boolean packed, double tolerance) {
+        try (FalconH1Model model = FalconH1Checkpoints.initialize(
+                TinyModels.config(Map.of("mamba_rms_norm", true, "mamba_n_groups", 2, "initializer_range", 0.2)),
+                new TestMultipliers(2, 0.5, 0.75, 1.5, 0.5, 1.25, 0.8, new double[] {0.5, 1.5, 0.7, 1.3, 0.9},
+                        new double[] {1.2, 0.8}), new ModelOptions(Device.cpu(), compute, 13));
+                NDManager manager = NDManager.newBaseManager()) {
+            assertEquals(LayerImplementation.TORCHSCRIPT, model.layers(), "TorchScript is the default");
+            ModelInput input = input(manager, model.vocabSize(), packed);
+            Map<String, float[]> scripted = new LinkedHashMap<>();
+            float[] scriptedLogits = logitsAndGradients(model, manager, input, scripted);
+            model.useLayers(LayerImplementation.NDARRAY);
+            Map<String, float[]> reference = new LinkedHashMap<>();
+            float[] referenceLogits = logitsAndGradients(model, manager, input, reference);
+
+            double logitError = TransformersParityTest.maxRelativeError(scriptedLogits, referenceLogits);
+            assertTrue(logitError < tolerance, "logits: max relative error " + logitError);
+            for (Map.Entry<String, float[]> e : reference.entrySet()) {
+                double error = TransformersParityTest.maxRelativeError(scripted.get(e.getKey()), e.getValue());
+                assertTrue(error < tolerance * 10, e.getKey() + " gradient: max relative error " + error);
+            }
+        }
+    }
+
+    /** Two rows; packed: documents of 11, 2, 15, 9 and 20, 17 tokens with their own positions. */
+    private static ModelInput input(NDManager manager, int vocab, boolean packed) {
+        Random random = new Random(5);
+        long[] ids = new long[ROWS * LENGTH];
+        long[] positions = new long[ids.length];
+        long[] documents = new long[ids.length];
+        int[][] lengths = {{11, 2, 15, 9}, {20, 17}};
+        for (int row = 0; row < ROWS; row++) {
+            int at = row * LENGTH;
+            int document = 0;
+            for (int n : lengths[row]) {
+                for (int i = 0; i < n; i++, at++) {
+                    ids[at] = 1 + random.nextInt(vocab - 1);
+                    positions[at] = i;
+                    documents[at] = document;
+                }
+                document++;
+            }
+        }
+        Shape shape = new Shape(ROWS, LENGTH);
+        NDArray idArray = manager.create(ids, shape);
+        return packed ? new ModelInput(idArray, manager.create(positions, shape), manager.create(documents, shape))
+                : ModelInput.unpacked(idArray);
+    }
+
+    private static float[] logitsAndGradients(FalconH1Model model, NDManager manager, ModelInput input,
+            Map<String, float[]> gradients) {
+        for (NamedParameter p : model.parameters()) {
+            p.parameter().getArray().getGradient().subi(p.parameter().getArray().getGradient());
+        }
+        float[] logits;
+        try (NDManager pass = manager.newSubManager();
+                GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+            NDArray out = model.forward(pass, input, true);
+            logits = out.toType(DataType.FLOAT32, false).toFloatArray();
+            collector.backward(FalconH1ModelLoss.meanSquare(out));
+        }
+        for (NamedParameter p : model.parameters()) {
+            float[] g = p.parameter().getArray().getGradient().toFloatArray();
+            double norm = 0;
+            for (float v : g) {
+                norm += Math.abs(v);
+            }
+            assertTrue(norm > 0 && Double.isFinite(norm), p.name() + " has no usable gradient under " + model.layers());
+            gradients.put(p.name(), g);
+        }
+        return logits;
+    }
+}
