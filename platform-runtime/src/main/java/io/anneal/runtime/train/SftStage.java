@@ -81,6 +81,16 @@ final class SftStage implements Stage {
             out.println("sft: removed an incomplete checkpoint left by an interrupted write: " + stale);
         }
         Optional<CheckpointStore.Checkpoint> resumeFrom = Optional.empty();
+        if (!context.resume()) {
+            Optional<CheckpointStore.Checkpoint> earlier = store.latestComplete();
+            if (earlier.isPresent()) {
+                // Starting over would fail to write every checkpoint (a complete one is never overwritten)
+                // and mix two runs' metrics: say what to do instead (as transformers' overwrite_output_dir did).
+                throw new InputException(store.root()
+                        + " holds checkpoints of an earlier run (latest " + earlier.get().directory().getFileName()
+                        + "); continue it with --resume, or remove that folder (or set pipeline.run-dir) to start afresh");
+            }
+        }
         if (context.resume()) {
             resumeFrom = store.latestComplete();
             out.println(resumeFrom.map(c -> "sft: resuming from " + c.directory())

@@ -131,6 +131,17 @@ class SftStageTest {
     }
 
     @Test
+    void aSecondRunWithoutResumeIntoTheSameFolderIsRefusedBeforeTraining(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture a = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        run(new SftFixture(), dir, a, false, -1);
+        TestStageContext again = new TestStageContext(dir, new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4), false);
+        io.anneal.api.InputException e = assertThrows(io.anneal.api.InputException.class,
+                () -> new SftFixture().stage().run(again));
+        assertTrue(e.getMessage().contains("--resume") && e.getMessage().contains("step-000006"), e.getMessage());
+        assertTrue(again.steps().isEmpty(), "no step may run before the refusal");
+    }
+
+    @Test
     void nanLossInFloat32StopsWithStepTokensAndLastCheckpoint(@TempDir Path dir) {
         TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
         architecture.hooks.poisonForward = 9; // step 5
