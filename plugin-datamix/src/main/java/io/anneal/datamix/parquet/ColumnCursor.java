@@ -301,6 +301,10 @@ public final class ColumnCursor {
             return out;
         } catch (MalformedInputException | IOException e) {
             throw corrupt("a " + codec + " page does not decompress: " + e.getMessage());
+        } catch (LinkageError e) {
+            // aircompressor reads memory through sun.misc.Unsafe; a JVM started without jdk.unsupported lacks it
+            throw new InputException(file.path + ": cannot decompress " + codec + " pages: " + e + " (the JVM needs the module "
+                    + "jdk.unsupported: bin/anneal adds it; with another launcher add --add-modules jdk.unsupported)", e);
         }
     }
 
