@@ -29,6 +29,8 @@ final class ChatSource {
     private int loadedFile = -1;
     private byte[] loadedBytes;
     private ChatRecord[] loadedRecords;
+    /** Every file has its token cache (fixed when the files are indexed). */
+    private final boolean cached;
 
     private ChatSource(String name, double weight, Path path, List<SourceFile> files) {
         this.name = name;
@@ -36,6 +38,7 @@ final class ChatSource {
         this.path = path;
         this.files = files;
         this.channels = new FileChannel[files.size()];
+        this.cached = files.stream().allMatch(f -> f.tokenCache != null);
     }
 
     /** Indexes (or loads the cached index of) every file of the source; an empty source is an error. */
@@ -116,12 +119,7 @@ final class ChatSource {
 
     /** True when every file of the source has its token cache (the stream then never renders). */
     boolean cached() {
-        for (SourceFile f : files) {
-            if (f.tokenCache == null) {
-                return false;
-            }
-        }
-        return true;
+        return cached;
     }
 
     /** The rendered document {@code index} of file {@code file}, from its token cache (one positional read). */

@@ -186,7 +186,7 @@ final class TokenCache {
             if (footer.getInt() != MAGIC || n != records || tableAt + 8L * (n + 1) + FOOTER_BYTES != size) {
                 return null;
             }
-            ByteBuffer headerBytes = readFully(c, 0, (int) Math.min(tableAt, 4 + 4 + 2 + 4 * 65_535 + 1));
+            ByteBuffer headerBytes = readFully(c, 0, (int) Math.min(tableAt, 4 + 4 + 2 + 65_535 + 1)); // writeUTF holds <= 65,535 bytes
             int headerEnd;
             int width;
             try (DataInputStream h = new DataInputStream(new ByteArrayInputStream(headerBytes.array()))) {
