@@ -7,6 +7,8 @@ module io.anneal.datamix {
     requires io.anneal.api;
     requires ai.djl.tokenizers;
     requires com.fasterxml.jackson.core;
+    requires parquet.format.structures;
+    requires aircompressor;
 
     provides io.anneal.api.plugin.Plugin with io.anneal.datamix.DatamixPlugin;
 }

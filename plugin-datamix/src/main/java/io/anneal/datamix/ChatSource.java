@@ -12,9 +12,10 @@ import java.util.List;
 import java.util.stream.Stream;
 
 /**
- * A named, weighted data source: one JSONL file, or a folder of shards ({@code *.jsonl},
- * {@code *.jsonl.gz}, in name order). It knows its records and tokens per epoch (from the indexes)
- * and reads one record at a time.
+ * A named, weighted data source: one file, or a folder of shards ({@code *.jsonl},
+ * {@code *.jsonl.gz}, {@code *.parquet}, in name order). It knows its records and tokens per epoch
+ * (from the indexes) and yields one rendered document at a time: from the token cache, or (with
+ * {@code cache = false}) by re-reading the record for the caller to render.
  */
 final class ChatSource {
     final String name;
@@ -23,8 +24,13 @@ final class ChatSource {
     final List<SourceFile> files;
     private final RecordParser parser = new RecordParser();
     private final FileChannel[] channels;
+    /** One reusable read buffer for token cache records (a reader serves one thread at a time). */
+    private final java.nio.ByteBuffer[] scratch = new java.nio.ByteBuffer[1];
     private int loadedFile = -1;
     private byte[] loadedBytes;
+    private ChatRecord[] loadedRecords;
+    /** Every file has its token cache (fixed when the files are indexed). */
+    private final boolean cached;
 
     private ChatSource(String name, double weight, Path path, List<SourceFile> files) {
         this.name = name;
@@ -32,15 +38,16 @@ final class ChatSource {
         this.path = path;
         this.files = files;
         this.channels = new FileChannel[files.size()];
+        this.cached = files.stream().allMatch(f -> f.tokenCache != null);
     }
 
     /** Indexes (or loads the cached index of) every file of the source; an empty source is an error. */
     static ChatSource open(String name, double weight, Path path, ChatMlTemplate template, HfTokenizer tokenizer,
-                           OnError onError, boolean useCache) {
+                           OnError onError, CacheFiles cache) {
         List<Path> shards = shardsOf(path);
         List<SourceFile> files = new ArrayList<>();
         for (Path p : shards) {
-            files.add(SourceFile.open(p, template, tokenizer, onError, useCache));
+            files.add(SourceFile.open(p, template, tokenizer, onError, cache));
         }
         ChatSource s = new ChatSource(name, weight, path, files);
         if (s.records() == 0) {
@@ -60,15 +67,16 @@ final class ChatSource {
             return List.of(path);
         }
         if (!Files.isDirectory(path)) {
-            throw new InputException(path + ": expected a JSONL file or a folder of .jsonl / .jsonl.gz shards, found no such file");
+            throw new InputException(path + ": expected a JSONL or Parquet file or a folder of .jsonl / .jsonl.gz / .parquet shards, "
+                    + "found no such file");
         }
         try (Stream<Path> list = Files.list(path)) {
             List<Path> shards = list.filter(p -> {
                 String f = p.getFileName().toString();
-                return Files.isRegularFile(p) && (f.endsWith(".jsonl") || f.endsWith(".jsonl.gz"));
+                return Files.isRegularFile(p) && (f.endsWith(".jsonl") || f.endsWith(".jsonl.gz") || f.endsWith(".parquet"));
             }).sorted().toList();
             if (shards.isEmpty()) {
-                throw new InputException(path + ": expected .jsonl or .jsonl.gz shards in the folder, found none");
+                throw new InputException(path + ": expected .jsonl, .jsonl.gz or .parquet shards in the folder, found none");
             }
             return shards;
         } catch (IOException e) {
@@ -109,24 +117,55 @@ final class ChatSource {
         return out;
     }
 
-    /** Record {@code index} of file {@code file}; a gzip shard stays decompressed while it is being sampled. */
+    /** True when every file of the source has its token cache (the stream then never renders). */
+    boolean cached() {
+        return cached;
+    }
+
+    /** The rendered document {@code index} of file {@code file}, from its token cache (one positional read). */
+    Document document(int file, int index) {
+        SourceFile f = files.get(file);
+        return f.tokenCache.read(index, channel(file, f.tokenCache.file), scratch);
+    }
+
+    /**
+     * Record {@code index} of file {@code file}, re-read for rendering (no token cache): a gzip shard
+     * or a Parquet file stays loaded while it is being sampled.
+     */
     ChatRecord read(int file, int index) {
         SourceFile f = files.get(file);
-        if (f.gzip && loadedFile != file) {
-            loadedBytes = f.loadIfCompressed();
-            loadedFile = file;
-        }
-        if (f.gzip) {
-            return f.read(index, loadedBytes, null, parser);
-        }
-        if (channels[file] == null) {
-            try {
-                channels[file] = FileChannel.open(f.path, StandardOpenOption.READ);
-            } catch (IOException e) {
-                throw new InputException(f.path + ": cannot open: " + e.getMessage(), e);
+        switch (f.format) {
+            case JSONL_GZIP -> {
+                if (loadedFile != file) {
+                    loadedRecords = null;
+                    loadedBytes = f.loadIfCompressed();
+                    loadedFile = file;
+                }
+                return f.read(index, loadedBytes, null, parser);
+            }
+            case PARQUET -> {
+                if (loadedFile != file) {
+                    loadedBytes = null;
+                    loadedRecords = f.loadParquet();
+                    loadedFile = file;
+                }
+                return loadedRecords[index];
+            }
+            default -> {
+                return f.read(index, null, channel(file, f.path), parser);
             }
         }
-        return f.read(index, null, channels[file], parser);
+    }
+
+    private FileChannel channel(int file, Path path) {
+        if (channels[file] == null) {
+            try {
+                channels[file] = FileChannel.open(path, StandardOpenOption.READ);
+            } catch (IOException e) {
+                throw new InputException(path + ": cannot open: " + e.getMessage(), e);
+            }
+        }
+        return channels[file];
     }
 
     /** Closes the open files and forgets a decompressed shard. */
@@ -142,6 +181,7 @@ final class ChatSource {
             }
         }
         loadedBytes = null;
+        loadedRecords = null;
         loadedFile = -1;
     }
 

@@ -14,7 +14,8 @@ final class DataCommand implements CliCommand {
     static final String USAGE = "usage: anneal data plan FILE.conf\n"
             + "  Prints, for every data block (type = mix) of the pipeline, the expected tokens and epochs of each\n"
             + "  source for the block's budget: epochs = budget * share / tokens per epoch. Token counts are\n"
-            + "  computed once per file and cached next to it (<file>.anneal-index).";
+            + "  computed once per file, with its token cache, and kept next to it (<file>.anneal-index,\n"
+            + "  <file>.anneal-tokens) or in the block's cache-dir.";
 
     @Override
     public String name() {

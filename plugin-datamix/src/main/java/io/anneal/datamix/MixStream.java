@@ -16,9 +16,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.ThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.Future;
 
 /**
@@ -31,22 +28,18 @@ import java.util.concurrent.Future;
  * is the mixer's state at the start of the current chunk plus the cursor inside it, and a restore
  * redraws that chunk and continues at the same token.
  *
- * <p>While the current chunk is packed, the next ones are read, parsed, tokenised and rendered on
- * other threads. Its records are drawn here, in stream order, before it is handed over; rendering
- * is a pure function of the drawn records, so the stream is the same as without the second thread.
+ * <p>While the current chunk is packed, the next ones are prepared on other threads: read from the
+ * sources' token caches (one positional read per document), or, with {@code cache = false}, read,
+ * parsed, tokenised and rendered. Its records are drawn here, in stream order, before it is handed
+ * over; a document is a pure function of the drawn record (the cache holds exactly what rendering
+ * makes), so the stream is the same with or without the cache and the other threads.
  */
 final class MixStream implements TokenBatchStream {
     private static final int STATE_MAGIC = 0x414e5354; // "ANST"
     private static final int STATE_VERSION = 1;
     static final int CHUNK = 512;
-    /**
-     * Chunks rendered at once ahead of the packer, each on its own thread: tokenising is ~90% of the
-     * time (ThroughputBenchmark's stage split) and the native tokenizer runs one batch on one core
-     * here, so chunks in flight are what use the other cores. Overridable for the benchmark with
-     * -Danneal.datamix.render-threads=N.
-     */
-    static final int RENDER_THREADS = Integer.getInteger("anneal.datamix.render-threads",
-            Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors())));
+    /** Chunks prepared at once ahead of the packer, each on a rendering thread. */
+    static final int RENDER_THREADS = RenderThreads.COUNT;
 
     private final ChatSource[] sources;
     private final ChatMlTemplate template;
@@ -218,32 +211,39 @@ final class MixStream implements TokenBatchStream {
         }
         long[] end = mixer.snapshot();
         if (renderer == null) {
-            ThreadPoolExecutor pool = new ThreadPoolExecutor(RENDER_THREADS, RENDER_THREADS, 10, TimeUnit.SECONDS,
-                    new LinkedBlockingQueue<>(), r -> {
-                        Thread t = new Thread(r, "datamix-render");
-                        t.setDaemon(true); // an unclosed stream must not keep the JVM alive
-                        return t;
-                    });
-            pool.allowCoreThreadTimeOut(true); // nor keep idle threads: an eval stream left open ends its own
-            renderer = pool;
+            renderer = RenderThreads.newPool();
         }
         return renderer.submit(() -> render(start, end, picks));
     }
 
     private Chunk render(long[] start, long[] end, Mixer.Pick[] picks) {
         long t0 = System.nanoTime();
-        List<ChatRecord> records = new ArrayList<>(picks.length);
+        Document[] rendered = new Document[picks.length];
         int[] source = new int[picks.length];
-        synchronized (sources) { // a source reads through one parser and one set of file handles
+        List<ChatRecord> records = new ArrayList<>();
+        List<Integer> uncached = new ArrayList<>();
+        synchronized (sources) { // a source reads through one parser, one buffer and one set of file handles
             for (int i = 0; i < picks.length; i++) {
+                ChatSource s = sources[picks[i].source()];
                 source[i] = picks[i].source();
-                records.add(sources[source[i]].read(picks[i].file(), picks[i].record()));
+                if (s.cached()) {
+                    rendered[i] = s.document(picks[i].file(), picks[i].record());
+                } else {
+                    records.add(s.read(picks[i].file(), picks[i].record()));
+                    uncached.add(i);
+                }
             }
         }
         long t1 = System.nanoTime();
+        if (records.isEmpty()) {
+            return new Chunk(start, end, rendered, source, t1 - t0, 0, 0);
+        }
         int[][] encoded = template.encodeContents(records);
         long t2 = System.nanoTime();
-        Document[] rendered = template.assembleAll(records, encoded);
+        Document[] fresh = template.assembleAll(records, encoded);
+        for (int k = 0; k < fresh.length; k++) {
+            rendered[uncached.get(k)] = fresh[k];
+        }
         long t3 = System.nanoTime();
         return new Chunk(start, end, rendered, source, t1 - t0, t2 - t1, t3 - t2);
     }
@@ -260,22 +260,8 @@ final class MixStream implements TokenBatchStream {
         docOffset = 0;
     }
 
-    /** The rendered chunk; a failure on the rendering thread (bad input) is rethrown here as it was thrown. */
     private static Chunk await(Future<Chunk> f) {
-        try {
-            return f.get();
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof RuntimeException r) {
-                throw r;
-            }
-            if (e.getCause() instanceof Error err) {
-                throw err;
-            }
-            throw new IllegalStateException(e.getCause());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while waiting for the next chunk of data", e);
-        }
+        return RenderThreads.await(f);
     }
 
     /** Waits for the chunks being rendered ahead (they read the sources' files) and forgets them. */

@@ -30,19 +30,19 @@ final class MixTrainingData implements TrainingData {
     private final long seed;
     private final long budget;
     private final Leftover leftover;
-    private final boolean useCache;
+    private final CacheFiles cache;
     private final Consumer<String> loadReport;
     /** The sources, indexed on the first open; later opens (the trainer's evals) reuse them. Guarded by this. */
     private ChatSource[] indexed;
 
     MixTrainingData(HfTokenizer tokenizer, List<SourceSpec> specs, LossOn lossOn, boolean superviseEos, long seed, long budget,
-                    Leftover leftover, boolean useCache) {
-        this(tokenizer, specs, lossOn, superviseEos, seed, budget, leftover, useCache, System.err::println);
+                    Leftover leftover, CacheFiles cache) {
+        this(tokenizer, specs, lossOn, superviseEos, seed, budget, leftover, cache, System.err::println);
     }
 
     /** As above, with the load report's lines going to {@code loadReport} (once per instance) instead of stderr. */
     MixTrainingData(HfTokenizer tokenizer, List<SourceSpec> specs, LossOn lossOn, boolean superviseEos, long seed, long budget,
-                    Leftover leftover, boolean useCache, Consumer<String> loadReport) {
+                    Leftover leftover, CacheFiles cache, Consumer<String> loadReport) {
         this.tokenizer = tokenizer;
         this.specs = List.copyOf(specs);
         this.lossOn = lossOn;
@@ -50,7 +50,7 @@ final class MixTrainingData implements TrainingData {
         this.seed = seed;
         this.budget = budget;
         this.leftover = leftover;
-        this.useCache = useCache;
+        this.cache = cache;
         this.loadReport = loadReport;
     }
 
@@ -64,7 +64,7 @@ final class MixTrainingData implements TrainingData {
         ChatSource[] sources = new ChatSource[specs.size()];
         for (int i = 0; i < sources.length; i++) {
             SourceSpec s = specs.get(i);
-            sources[i] = ChatSource.open(s.name(), s.weight(), s.path(), template, tokenizer, s.onError(), useCache);
+            sources[i] = ChatSource.open(s.name(), s.weight(), s.path(), template, tokenizer, s.onError(), cache);
             report.add(sources[i].loadReport());
             for (String problem : sources[i].problems()) {
                 report.add("    " + problem);
@@ -168,7 +168,7 @@ final class MixTrainingData implements TrainingData {
                     }
                 }
                 if (!s.has("path")) {
-                    throw s.invalid("", "a path (a JSONL file or a folder of shards)", "no path");
+                    throw s.invalid("", "a path (a JSONL or Parquet file or a folder of shards)", "no path");
                 }
                 Path path = context.resolvePath(s, "path");
                 String name = s.has("name") ? s.getString("name") : path.getFileName().toString();
@@ -181,7 +181,7 @@ final class MixTrainingData implements TrainingData {
                 }
                 OnError own = s.has("on-error") ? enumValue(s, "on-error", OnError.class, "one of fail, skip") : onError;
                 if (!java.nio.file.Files.exists(path)) {
-                    throw s.invalid("path", "an existing JSONL file or folder of shards", path + " (no such file)");
+                    throw s.invalid("path", "an existing JSONL file, Parquet file or folder of shards", path + " (no such file)");
                 }
                 specs.add(new SourceSpec(name, path, weight, own));
             }
@@ -192,8 +192,10 @@ final class MixTrainingData implements TrainingData {
             } catch (InputException e) {
                 throw config.invalid("tokenizer", "a Hugging Face tokenizer.json", e.getMessage());
             }
+            String cacheDir = config.getString("cache-dir");
+            CacheFiles cache = new CacheFiles(config.getBoolean("cache"), cacheDir.isEmpty() ? null : context.resolvePath(config, "cache-dir"));
             return new MixTrainingData(tokenizer, specs, lossOn, config.getBoolean("supervise-eos"), config.getLong("seed"),
-                    budget, leftover, config.getBoolean("cache"));
+                    budget, leftover, cache);
         }
 
         private static <E extends Enum<E>> E enumValue(ConfigView config, String key, Class<E> type, String expected) {

@@ -51,10 +51,21 @@ final class RecordParser {
         if (messages == null) {
             throw new BadRecordException("a field \"messages\" (a list of {\"role\", \"content\"} objects), found none");
         }
+        return chat(messages);
+    }
+
+    /** The chat record of a parsed {@code messages} list (JSONL or Parquet): it must hold a message. */
+    static ChatRecord chat(List<Message> messages) throws BadRecordException {
         if (messages.isEmpty()) {
             throw new BadRecordException("at least one message in \"messages\", found an empty list");
         }
         return new ChatRecord(messages);
+    }
+
+    /** What is wrong with a role, or null when it is one of the template's. */
+    static String roleProblem(String field, int index, String role) {
+        return ROLES.contains(role) ? null
+                : "\"" + field + "\"[" + index + "].role to be one of assistant, system, user, found '" + role + "'";
     }
 
     /**
@@ -83,6 +94,14 @@ final class RecordParser {
         } catch (IOException e) {
             throw new BadRecordException("a JSON object, found unreadable input: " + e.getMessage());
         }
+        return preference(prompt, chosen, rejected);
+    }
+
+    /**
+     * A preference record from its parsed fields (JSONL or Parquet); {@code prompt} null is the
+     * {@code chosen}/{@code rejected} form, whose shared leading turns become the prompt.
+     */
+    static PreferenceRecord preference(List<Message> prompt, List<Message> chosen, List<Message> rejected) throws BadRecordException {
         if (chosen == null || rejected == null) {
             throw new BadRecordException("fields \"chosen\" and \"rejected\", found "
                     + (chosen == null && rejected == null ? "neither" : chosen == null ? "no \"chosen\"" : "no \"rejected\""));
@@ -149,9 +168,9 @@ final class RecordParser {
                 throw new BadRecordException("\"" + field + "\"[" + index + "] to have \"role\" and \"content\", found no \""
                         + (role == null ? "role" : "content") + "\"");
             }
-            if (!ROLES.contains(role)) {
-                throw new BadRecordException("\"" + field + "\"[" + index + "].role to be one of assistant, system, user, found '"
-                        + role + "'");
+            String wrongRole = roleProblem(field, index, role);
+            if (wrongRole != null) {
+                throw new BadRecordException(wrongRole);
             }
             out.add(new Message(role, content));
         }

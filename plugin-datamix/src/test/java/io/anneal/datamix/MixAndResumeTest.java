@@ -234,7 +234,7 @@ class MixAndResumeTest {
         List<String> printed = new ArrayList<>();
         MixTrainingData data = new MixTrainingData(HfTokenizer.load(TestContext.tinyTokenizer()),
                 List.of(new MixTrainingData.SourceSpec("src", f, 1.0, OnError.SKIP)), LossOn.ASSISTANT, false, 7, 0,
-                Leftover.SPLIT, false, printed::add);
+                Leftover.SPLIT, CacheFiles.OFF, printed::add);
         PackedBatch first;
         try (MixStream a = data.open(16)) {
             first = a.next(2);

@@ -133,7 +133,7 @@ class TemplateAndPackingTest {
         Path f = dir.resolve("hi_ok.jsonl");
         Files.writeString(f, (HI_OK_JSON + "\n").repeat(5));
         ChatMlTemplate t = new ChatMlTemplate(tokenizer, LossOn.ASSISTANT, true);
-        ChatSource s = ChatSource.open("hi_ok", 1.0, f, t, tokenizer, OnError.FAIL, false);
+        ChatSource s = ChatSource.open("hi_ok", 1.0, f, t, tokenizer, OnError.FAIL, CacheFiles.OFF);
         return new MixStream(new ChatSource[] {s}, t, 7, length, leftover, 3, 0);
     }
 
