@@ -36,7 +36,10 @@ class TorchScriptLayersTest {
     @CsvSource({"FLOAT32, false, 1e-5", "FLOAT32, true, 1e-5", "FLOAT16, false, 2e-2", "FLOAT16, true, 2e-2"})
     void sameLogitsAndGradientsAsTheNdarrayLayers(DataType compute, boolean packed, double tolerance) {
         try (FalconH1Model model = FalconH1Checkpoints.initialize(
-                TinyModels.config(Map.of("mamba_rms_norm", true, "mamba_n_groups", 2, "initializer_range", 0.2)),
+                // float32 takes weights 10x the default (larger activations, a sharper comparison);
+                // float16 keeps the default 0.02, at which float16 activations stay in range
+                TinyModels.config(Map.of("mamba_rms_norm", true, "mamba_n_groups", 2, "initializer_range",
+                        compute == DataType.FLOAT32 ? 0.2 : 0.02)),
                 new TestMultipliers(2, 0.5, 0.75, 1.5, 0.5, 1.25, 0.8, new double[] {0.5, 1.5, 0.7, 1.3, 0.9},
                         new double[] {1.2, 0.8}), new ModelOptions(Device.cpu(), compute, 13));
                 NDManager manager = NDManager.newBaseManager()) {
@@ -85,14 +88,17 @@ class TorchScriptLayersTest {
     private static float[] logitsAndGradients(FalconH1Model model, NDManager manager, ModelInput input,
             Map<String, float[]> gradients) {
         for (NamedParameter p : model.parameters()) {
-            p.parameter().getArray().getGradient().subi(p.parameter().getArray().getGradient());
+            p.parameter().getArray().getGradient().set(new ai.djl.ndarray.index.NDIndex("..."), 0f); // not subi: inf - inf = NaN
         }
         float[] logits;
         try (NDManager pass = manager.newSubManager();
                 GradientCollector collector = Engine.getInstance().newGradientCollector()) {
             NDArray out = model.forward(pass, input, true);
             logits = out.toType(DataType.FLOAT32, false).toFloatArray();
-            collector.backward(FalconH1ModelLoss.meanSquare(out));
+            // float16 gradients need a loss scale, as in training (DynamicLossScale): unscaled, the
+            // small gradients of this loss underflow float16 and the comparison measures only noise
+            float scale = out.getDataType() == DataType.FLOAT16 ? 4096f : 1f;
+            collector.backward(FalconH1ModelLoss.meanSquare(out).mul(scale));
         }
         for (NamedParameter p : model.parameters()) {
             float[] g = p.parameter().getArray().getGradient().toFloatArray();
@@ -100,7 +106,8 @@ class TorchScriptLayersTest {
             for (float v : g) {
                 norm += Math.abs(v);
             }
-            assertTrue(norm > 0 && Double.isFinite(norm), p.name() + " has no usable gradient under " + model.layers());
+            assertTrue(norm > 0 && Double.isFinite(norm), p.name() + " has no usable gradient under " + model.layers()
+                    + " (sum of magnitudes " + norm + ")");
             gradients.put(p.name(), g);
         }
         return logits;
