@@ -17,6 +17,7 @@ module io.anneal.api {
     exports io.anneal.api.data;
     exports io.anneal.api.train;
     exports io.anneal.api.cli;
+    exports io.anneal.api.torchscript;
 
     uses io.anneal.api.plugin.Plugin;
 }

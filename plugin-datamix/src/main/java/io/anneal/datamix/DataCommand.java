@@ -2,6 +2,7 @@ package io.anneal.datamix;
 
 import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
+import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.config.ConfigView;
 import java.nio.file.Path;
@@ -33,10 +34,11 @@ final class DataCommand implements CliCommand {
             context.out().println(USAGE);
             return args.isEmpty() ? 2 : 0;
         }
-        if (!"plan".equals(args.get(0)) || args.size() != 2) {
-            throw new InputException("expected 'anneal data plan FILE.conf', found 'anneal data " + String.join(" ", args) + "'\n" + USAGE);
+        if (!"plan".equals(args.get(0))) {
+            throw new InputException("anneal data: unknown subcommand '" + args.get(0) + "', expected plan\n" + USAGE);
         }
-        Path file = context.workingDirectory().resolve(args.get(1));
+        CommandArguments a = CommandArguments.parse("anneal data plan", USAGE, args.subList(1, args.size()));
+        Path file = context.workingDirectory().resolve(a.onePositional("one FILE.conf"));
         ConfigView root = context.loadConfig(file);
         List<ConfigView> blocks = new ArrayList<>();
         findMixBlocks(root, blocks);

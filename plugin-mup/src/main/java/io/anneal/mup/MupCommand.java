@@ -5,6 +5,7 @@ import ai.djl.ndarray.types.DataType;
 import io.anneal.api.InputException;
 import io.anneal.api.cli.Charts;
 import io.anneal.api.cli.CliCommand;
+import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.model.CausalLanguageModel;
@@ -17,6 +18,7 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * {@code anneal mup coord-check FILE.conf --out coord.png}: builds the pipeline's {@code model}
@@ -56,39 +58,20 @@ public final class MupCommand implements CliCommand {
         if (!args.get(0).equals("coord-check")) {
             throw new InputException("unknown mup subcommand '" + args.get(0) + "'; " + USAGE);
         }
-        Map<String, String> options = new LinkedHashMap<>(Map.of("--widths", "32,64,128,256", "--steps", "5",
-                "--lr", "0.01", "--batch", "2", "--seq", "32", "--width-keys", DEFAULT_WIDTH_KEYS));
-        boolean standardOnly = false;
-        String file = null;
-        for (int i = 1; i < args.size(); i++) {
-            String a = args.get(i);
-            if (a.equals("--no-mup")) {
-                standardOnly = true;
-            } else if (a.equals("--out") || options.containsKey(a)) {
-                if (i + 1 >= args.size()) {
-                    throw new InputException(a + " needs a value; " + USAGE);
-                }
-                options.put(a, args.get(++i));
-            } else if (!a.startsWith("--") && file == null) {
-                file = a;
-            } else {
-                throw new InputException("unknown argument '" + a + "'; " + USAGE);
-            }
-        }
-        if (file == null || !options.containsKey("--out")) {
-            throw new InputException("coord-check needs FILE.conf and --out; " + USAGE);
-        }
-        Path conf = context.workingDirectory().resolve(file);
-        Path out = context.workingDirectory().resolve(options.get("--out"));
-        int[] widths = parseWidths(options.get("--widths"));
-        Map<String, Double> widthKeys = parseWidthKeys(options.get("--width-keys"));
+        CommandArguments a = CommandArguments.parse("anneal mup coord-check", USAGE, args.subList(1, args.size()),
+                Set.of("out", "widths", "steps", "lr", "batch", "seq", "width-keys"), Set.of("no-mup"));
+        boolean standardOnly = a.isSet("no-mup");
+        Path conf = context.workingDirectory().resolve(a.onePositional("the pipeline file (FILE.conf)"));
+        Path out = context.workingDirectory().resolve(a.required("out"));
+        int[] widths = parseWidths(a.value("widths", "32,64,128,256"));
+        Map<String, Double> widthKeys = parseWidthKeys(a.value("width-keys", DEFAULT_WIDTH_KEYS));
         ConfigView root = context.loadConfig(conf);
         if (!root.has("model")) {
             throw new InputException(conf + ": no 'model' block to build at several widths");
         }
         ConfigView model = root.getConfig("model");
-        CoordinateCheck check = new CoordinateCheck(integer(options, "--steps"), integer(options, "--batch"),
-                integer(options, "--seq"), Double.parseDouble(options.get("--lr")), 0);
+        CoordinateCheck check = new CoordinateCheck(a.positiveInt("steps", 5), a.positiveInt("batch", 2),
+                a.positiveInt("seq", 32), a.positiveNumber("lr", 0.01), 0);
 
         List<Charts.Series> series = new ArrayList<>();
         for (boolean mup : standardOnly ? new boolean[] {false} : new boolean[] {true, false}) {
@@ -108,7 +91,7 @@ public final class MupCommand implements CliCommand {
                 series.add(new Charts.Series(label + " " + sites.get(s), x, y));
             }
         }
-        context.charts().linePlot(out, "muP coordinate check: mean |activation| after " + options.get("--steps")
+        context.charts().linePlot(out, "muP coordinate check: mean |activation| after " + a.positiveInt("steps", 5)
                 + " Adam steps", "width", Charts.Axis.LOG, "mean |activation|", Charts.Axis.LOG, series);
         context.out().println("wrote " + out);
         return 0;
@@ -192,15 +175,4 @@ public final class MupCommand implements CliCommand {
         return keys;
     }
 
-    private static int integer(Map<String, String> options, String key) {
-        try {
-            int v = Integer.parseInt(options.get(key));
-            if (v <= 0) {
-                throw new NumberFormatException();
-            }
-            return v;
-        } catch (NumberFormatException e) {
-            throw new InputException(key + " must be a positive integer, found '" + options.get(key) + "'");
-        }
-    }
 }

@@ -8,6 +8,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
+import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.ModelOptions;
@@ -44,7 +45,9 @@ public final class LogitsCommand implements CliCommand {
 
     @Override
     public int run(List<String> args, CommandContext context) throws IOException {
-        if (args.contains("--help") || args.contains("-h")) {
+        CommandArguments a = CommandArguments.parse("anneal logits", USAGE, args, "checkpoint", "input", "output",
+                "device", "save");
+        if (a.help()) {
             context.out().println(USAGE);
             context.out().println("  --checkpoint DIR  Hugging Face Falcon-H1 folder (config.json, model.safetensors)");
             context.out().println("  --input FILE      JSON {\"input_ids\": [[...], ...]}, rows of equal length");
@@ -54,12 +57,12 @@ public final class LogitsCommand implements CliCommand {
             context.out().println("                    transformers loads Anneal's folders: tools/fixtures/check_anneal_checkpoint.py)");
             return 0;
         }
-        Map<String, String> options = parse(args);
+        a.noPositionals();
         Path wd = context.workingDirectory();
-        Path checkpoint = wd.resolve(require(options, "--checkpoint"));
-        Path input = wd.resolve(require(options, "--input"));
-        Path output = wd.resolve(require(options, "--output"));
-        Device device = device(options.getOrDefault("--device", "cpu"));
+        Path checkpoint = wd.resolve(a.required("checkpoint"));
+        Path input = wd.resolve(a.required("input"));
+        Path output = wd.resolve(a.required("output"));
+        Device device = device(a.choice("device", "cpu", "cpu", "gpu"));
         long[][] ids = readInputIds(input);
         try (FalconH1Model model = FalconH1Architecture.loadCheckpoint(checkpoint,
                 new ModelOptions(device, DataType.FLOAT32, 0), context.extensions());
@@ -68,8 +71,8 @@ public final class LogitsCommand implements CliCommand {
             NDArray logits = logits(model, manager, ids);
             writeFloat32(output, logits);
             context.out().println("wrote " + output + ": float32 " + logits.getShape());
-            if (options.containsKey("--save")) {
-                Path copy = wd.resolve(options.get("--save"));
+            if (a.has("save")) {
+                Path copy = wd.resolve(a.required("save"));
                 model.save(copy);
                 context.out().println("wrote " + copy + " (config.json, model.safetensors)");
             }
@@ -156,30 +159,7 @@ public final class LogitsCommand implements CliCommand {
                 }
                 yield Device.gpu();
             }
-            default -> throw new InputException("--device must be cpu or gpu, found '" + name + "'");
+            default -> throw new IllegalArgumentException(name); // CommandArguments.choice allows cpu and gpu only
         };
-    }
-
-    private static Map<String, String> parse(List<String> args) {
-        Map<String, String> options = new java.util.HashMap<>();
-        for (int i = 0; i < args.size(); i++) {
-            String key = args.get(i);
-            if (!List.of("--checkpoint", "--input", "--output", "--device", "--save").contains(key)) {
-                throw new InputException("unknown argument '" + key + "'; " + USAGE);
-            }
-            if (i + 1 >= args.size()) {
-                throw new InputException(key + " needs a value; " + USAGE);
-            }
-            options.put(key, args.get(++i));
-        }
-        return options;
-    }
-
-    private static String require(Map<String, String> options, String key) {
-        String value = options.get(key);
-        if (value == null) {
-            throw new InputException("missing " + key + "; " + USAGE);
-        }
-        return value;
     }
 }

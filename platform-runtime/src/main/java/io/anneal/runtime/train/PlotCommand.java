@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.anneal.api.InputException;
 import io.anneal.api.cli.Charts;
+import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandContext;
 
@@ -43,31 +44,16 @@ public final class PlotCommand implements CliCommand {
 
     @Override
     public int run(List<String> args, CommandContext context) throws Exception {
-        Path metricsFile = null;
-        Path out = null;
-        List<String> metrics = List.of("loss", "eval_loss");
-        for (int i = 0; i < args.size(); i++) {
-            String a = args.get(i);
-            switch (a) {
-                case "--help", "-h" -> {
-                    context.out().println(USAGE);
-                    context.out().println("  --out FILE.png    chart of the *loss* metrics; other metrics go to FILE-<metric>.png");
-                    context.out().println("  --metrics LIST    comma-separated metric names (default loss,eval_loss)");
-                    return 0;
-                }
-                case "--out" -> out = context.workingDirectory().resolve(valueAfter(args, i++, a));
-                case "--metrics" -> metrics = splitNames(valueAfter(args, i++, a));
-                default -> {
-                    if (a.startsWith("-") || metricsFile != null) {
-                        throw new InputException("anneal plot: unexpected argument '" + a + "'; " + USAGE);
-                    }
-                    metricsFile = context.workingDirectory().resolve(a);
-                }
-            }
+        CommandArguments a = CommandArguments.parse("anneal plot", USAGE, args, "out", "metrics");
+        if (a.help()) {
+            context.out().println(USAGE);
+            context.out().println("  --out FILE.png    chart of the *loss* metrics; other metrics go to FILE-<metric>.png");
+            context.out().println("  --metrics LIST    comma-separated metric names (default loss,eval_loss)");
+            return 0;
         }
-        if (metricsFile == null || out == null) {
-            throw new InputException("anneal plot: " + (metricsFile == null ? "the metrics file" : "--out") + " is missing; " + USAGE);
-        }
+        Path metricsFile = context.workingDirectory().resolve(a.onePositional("the metrics file (METRICS.jsonl)"));
+        Path out = context.workingDirectory().resolve(a.required("out"));
+        List<String> metrics = a.list("metrics", List.of("loss", "eval_loss"));
         Map<String, Charts.Series> series = read(metricsFile, metrics);
         List<Charts.Series> losses = new ArrayList<>();
         Map<Path, Charts.Series> separate = new LinkedHashMap<>();
@@ -160,26 +146,6 @@ public final class PlotCommand implements CliCommand {
         String stem = dot > 0 ? name.substring(0, dot) : name;
         String ext = dot > 0 ? name.substring(dot) : ".png";
         return out.resolveSibling(stem + "-" + metric.replaceAll("[^A-Za-z0-9_.-]", "_") + ext);
-    }
-
-    private static String valueAfter(List<String> args, int i, String option) {
-        if (i + 1 >= args.size()) {
-            throw new InputException("anneal plot: " + option + " needs a value; " + USAGE);
-        }
-        return args.get(i + 1);
-    }
-
-    private static List<String> splitNames(String list) {
-        List<String> names = new ArrayList<>();
-        for (String n : list.split(",")) {
-            if (!n.isBlank()) {
-                names.add(n.trim());
-            }
-        }
-        if (names.isEmpty()) {
-            throw new InputException("anneal plot: --metrics needs at least one metric name, e.g. loss,eval_loss");
-        }
-        return names;
     }
 
     private static String abbreviate(String s) {

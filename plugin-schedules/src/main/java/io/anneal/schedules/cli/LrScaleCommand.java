@@ -4,9 +4,9 @@ import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.units.TokenCount;
 import io.anneal.schedules.lr.AdamBatchScaling;
+import io.anneal.api.cli.CommandArguments;
 import java.util.List;
 import java.util.Locale;
-import java.util.Set;
 
 /** {@code anneal lr-scale --batch 256K,1M,4M}: the Adam batch-scaling table (seed 000). */
 public final class LrScaleCommand implements CliCommand {
@@ -26,15 +26,13 @@ public final class LrScaleCommand implements CliCommand {
 
     @Override
     public int run(List<String> args, CommandContext context) {
-        Arguments a = new Arguments(args, Set.of("batch", "reference-lr", "reference-batch"), USAGE);
-        if (a.help) {
+        CommandArguments a = CommandArguments.parse("anneal lr-scale", USAGE, args, "batch", "reference-lr", "reference-batch");
+        if (a.help()) {
             context.out().println(USAGE);
             return 0;
         }
-        if (!a.positional.isEmpty()) {
-            throw a.error("unexpected arguments " + a.positional);
-        }
-        double referenceLr = a.number("reference-lr", AdamBatchScaling.FALCON_H1_REFERENCE_PEAK);
+        a.noPositionals();
+        double referenceLr = a.positiveNumber("reference-lr", AdamBatchScaling.FALCON_H1_REFERENCE_PEAK);
         long referenceBatch = a.tokens("reference-batch", AdamBatchScaling.FALCON_H1_REFERENCE_BATCH);
         List<Long> batches = a.tokenList("batch");
         context.out().println("batch  peak-lr");

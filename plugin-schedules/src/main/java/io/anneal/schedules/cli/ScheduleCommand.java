@@ -8,13 +8,13 @@ import io.anneal.api.config.ConfigView;
 import io.anneal.api.schedule.LrSchedule;
 import io.anneal.api.units.TokenCount;
 import io.anneal.schedules.theory.ConvexBound;
+import io.anneal.api.cli.CommandArguments;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * {@code anneal schedule values|plot|bound FILE.conf ...}: inspects the schedules of a file that
@@ -46,21 +46,18 @@ public final class ScheduleCommand implements CliCommand {
             return args.isEmpty() ? 2 : 0;
         }
         String sub = args.get(0);
-        Set<String> known = switch (sub) {
-            case "values" -> Set.of("at");
-            case "plot" -> Set.of("out", "points");
-            case "bound" -> Set.of("batch", "distance", "lipschitz");
+        String[] known = switch (sub) {
+            case "values" -> new String[] {"at"};
+            case "plot" -> new String[] {"out", "points"};
+            case "bound" -> new String[] {"batch", "distance", "lipschitz"};
             default -> throw new InputException("unknown subcommand '" + sub + "'; expected values, plot or bound\n" + USAGE);
         };
-        Arguments a = new Arguments(args.subList(1, args.size()), known, USAGE);
-        if (a.help) {
+        CommandArguments a = CommandArguments.parse("anneal schedule " + sub, USAGE, args.subList(1, args.size()), known);
+        if (a.help()) {
             context.out().println(USAGE);
             return 0;
         }
-        if (a.positional.size() != 1) {
-            throw a.error("expected one FILE.conf, found " + a.positional.size() + " arguments: " + a.positional);
-        }
-        Path file = context.workingDirectory().resolve(a.positional.get(0));
+        Path file = context.workingDirectory().resolve(a.onePositional("one FILE.conf"));
         Map<String, LrSchedule> schedules = load(file, context);
         switch (sub) {
             case "values" -> values(schedules, a, context);
@@ -89,7 +86,7 @@ public final class ScheduleCommand implements CliCommand {
         return out;
     }
 
-    private static void values(Map<String, LrSchedule> schedules, Arguments a, CommandContext context) {
+    private static void values(Map<String, LrSchedule> schedules, CommandArguments a, CommandContext context) {
         List<Long> points = a.tokenList("at");
         for (Map.Entry<String, LrSchedule> e : schedules.entrySet()) {
             String prefix = schedules.size() > 1 ? e.getKey() + " " : "";
@@ -99,12 +96,9 @@ public final class ScheduleCommand implements CliCommand {
         }
     }
 
-    private static void plot(Map<String, LrSchedule> schedules, Arguments a, CommandContext context) throws Exception {
-        String out = a.flags.get("out");
-        if (out == null) {
-            throw a.error("missing --out FILE.png");
-        }
-        int points = (int) a.number("points", 1000);
+    private static void plot(Map<String, LrSchedule> schedules, CommandArguments a, CommandContext context) throws Exception {
+        String out = a.required("out");
+        int points = a.positiveInt("points", 1000);
         long end = 0;
         for (LrSchedule s : schedules.values()) {
             long h = s.horizonTokens() == Long.MAX_VALUE ? 0 : s.horizonTokens();
@@ -130,10 +124,10 @@ public final class ScheduleCommand implements CliCommand {
         context.out().println("wrote " + png);
     }
 
-    private static void bound(Map<String, LrSchedule> schedules, Arguments a, CommandContext context) {
+    private static void bound(Map<String, LrSchedule> schedules, CommandArguments a, CommandContext context) {
         long batch = a.tokens("batch", 1_000_000L);
-        double d = a.number("distance", 1);
-        double g = a.number("lipschitz", 1);
+        double d = a.positiveNumber("distance", 1);
+        double g = a.positiveNumber("lipschitz", 1);
         context.out().printf(Locale.ROOT, "convex bound (Schaipp et al. 2025, Thm 1), D = %s, G = %s, %s tokens per step%n",
                 d, g, TokenCount.format(batch));
         String first = null;

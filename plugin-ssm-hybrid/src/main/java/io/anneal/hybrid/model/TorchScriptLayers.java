@@ -1,18 +1,11 @@
 package io.anneal.hybrid.model;
 
-import ai.djl.Model;
-import ai.djl.MalformedModelException;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
-import ai.djl.nn.Block;
 import ai.djl.nn.Parameter;
-import ai.djl.training.ParameterStore;
 import io.anneal.api.model.MupMultipliers;
-import io.anneal.hybrid.torchscript.TorchScriptArchive;
-import java.io.ByteArrayInputStream;
+import io.anneal.api.torchscript.TorchScriptModule;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
@@ -24,33 +17,20 @@ import java.util.Map;
 
 /**
  * The decoder layers of {@link FalconH1Model} run as one TorchScript call each
- * ({@code FalconH1Layer.torchscript}): libtorch's interpreter runs the ~150 operations of a layer
- * without a JNI round trip per operation, attention goes through
- * {@code scaled_dot_product_attention} (flash for unpacked rows, memory-efficient with a document
- * mask for packed ones), and libtorch's graph executor fuses element-wise chains. The float32 master
- * weights go in as they are and are cast inside, so autograd reaches them without
- * {@link io.anneal.api.train.DifferentiableCasts}.
- *
- * <p>DJL passes arrays named {@code w.<key>} as one {@code Dict[str, Tensor]} argument {@code w}
- * (its {@code IValueUtils}), and an array named {@code module_method:packed} selects the method.
+ * ({@code FalconH1Layer.torchscript}, compiled by {@link TorchScriptModule}): libtorch's interpreter
+ * runs the ~150 operations of a layer without a JNI round trip per operation, and attention goes
+ * through {@code scaled_dot_product_attention} (flash for unpacked rows, memory-efficient with a
+ * document mask for packed ones). The float32 master weights go in as they are, as the
+ * {@code Dict[str, Tensor]} argument {@code w}, and are cast inside, so autograd reaches them
+ * without {@link io.anneal.api.train.DifferentiableCasts}.
  */
 final class TorchScriptLayers implements AutoCloseable {
     private static final String SOURCE = "FalconH1Layer.torchscript";
-    /**
-     * DJL's switch for libtorch's graph executor optimisations (profiling, fusion, symbolic autodiff),
-     * which it applies before every TorchScript call. Off unless the user set it: the symbolic
-     * gradient of {@code linear} in a differentiable graph does not cast a float32 gradient back to a
-     * float16 input (an add promoting float16 to float32 feeds it), so float16 backward fails there.
-     * Plain interpretation runs each operation with eager autograd, which handles type promotion.
-     */
-    private static final String GRAPH_OPTIMIZER = "ai.djl.pytorch.graph_optimizer";
 
-    private final Model module;
-    private final Block block;
+    private final TorchScriptModule module;
     /** Per layer: the parameters under "model.layers.i.", by their key relative to the layer. */
     private final List<Map<String, Parameter>> layerWeights = new ArrayList<>();
     private final NDArray mupVector;
-    private final NDArray packedMethod;
 
     TorchScriptLayers(FalconH1Config config, MupMultipliers mup, DataType compute, NDManager manager,
             Map<String, Parameter> parameters, NDArray mupVector) {
@@ -65,20 +45,7 @@ final class TorchScriptLayers implements AutoCloseable {
             }
             layerWeights.add(weights);
         }
-        if (System.getProperty(GRAPH_OPTIMIZER) == null) {
-            System.setProperty(GRAPH_OPTIMIZER, "false");
-        }
-        byte[] archive = TorchScriptArchive.write("FalconH1Layer", source(), attributes(config, mup, compute));
-        module = Model.newInstance("falcon-h1-layer", manager.getDevice(), "PyTorch");
-        try {
-            module.load(new ByteArrayInputStream(archive));
-        } catch (IOException | MalformedModelException e) {
-            module.close();
-            throw new IllegalStateException("libtorch refused the Falcon-H1 TorchScript layer: " + e.getMessage(), e);
-        }
-        block = module.getBlock();
-        packedMethod = manager.zeros(new Shape(1));
-        packedMethod.setName("module_method:packed");
+        module = TorchScriptModule.compile("FalconH1Layer", source(), attributes(config, mup, compute), manager.getDevice());
     }
 
     /** The configuration as the module attributes the TorchScript class declares, in its order. */
@@ -126,49 +93,36 @@ final class TorchScriptLayers implements AutoCloseable {
     /** Layer {@code layer} on the float32 residual stream {@code hidden}; the result lives in hidden's manager. */
     NDArray apply(int layer, NDArray hidden, SequenceLayout layout, boolean training) {
         Map<String, Parameter> weights = layerWeights.get(layer);
-        NDList inputs = new NDList(weights.size() + 16);
-        inputs.add(hidden);
-        List<NDArray> named = new ArrayList<>(weights.size());
-        List<String> names = new ArrayList<>(weights.size());
+        List<NDArray> inputs = new ArrayList<>(weights.size() + 16);
+        List<String> names = new ArrayList<>(weights.size() + 16);
+        add(inputs, names, hidden, null);
         for (Map.Entry<String, Parameter> e : weights.entrySet()) {
-            NDArray w = e.getValue().getArray();
-            named.add(w);
-            names.add(w.getName());
-            w.setName("w." + e.getKey());
-            inputs.add(w);
+            add(inputs, names, e.getValue().getArray(), "w." + e.getKey());
         }
-        String mupName = null;
         if (mupVector != null) {
-            mupName = mupVector.getName();
-            mupVector.setName("w.mup_vector");
-            inputs.add(mupVector);
+            add(inputs, names, mupVector, "w.mup_vector");
         }
-        inputs.add(layout.cos);
-        inputs.add(layout.sin);
+        add(inputs, names, layout.cos, null);
+        add(inputs, names, layout.sin, null);
         if (layout.packed) {
-            inputs.add(packedMethod);
-            inputs.add(layout.attentionAllowed());
-            inputs.add(layout.convMaskStack);
+            add(inputs, names, layout.attentionAllowed(), null);
+            add(inputs, names, layout.convMaskStack, null);
         }
-        inputs.add(layout.strictLower);
-        inputs.add(layout.intraMask);
+        add(inputs, names, layout.strictLower, null);
+        add(inputs, names, layout.intraMask, null);
         if (layout.packed) {
-            inputs.add(layout.toChunkEndMask);
-            inputs.add(layout.fromChunkStartMask);
-            inputs.add(layout.interChunkMask);
+            add(inputs, names, layout.toChunkEndMask, null);
+            add(inputs, names, layout.fromChunkStartMask, null);
+            add(inputs, names, layout.interChunkMask, null);
         }
-        inputs.add(layout.interStrictLower);
-        inputs.add(layout.interLower);
-        try {
-            return block.forward(new ParameterStore(hidden.getManager(), false), inputs, training).singletonOrThrow();
-        } finally {
-            for (int i = 0; i < named.size(); i++) {
-                named.get(i).setName(names.get(i));
-            }
-            if (mupVector != null) {
-                mupVector.setName(mupName);
-            }
-        }
+        add(inputs, names, layout.interStrictLower, null);
+        add(inputs, names, layout.interLower, null);
+        return module.call(layout.packed ? "packed" : "forward", inputs, names, training).singletonOrThrow();
+    }
+
+    private static void add(List<NDArray> inputs, List<String> names, NDArray array, String name) {
+        inputs.add(array);
+        names.add(name);
     }
 
     @Override

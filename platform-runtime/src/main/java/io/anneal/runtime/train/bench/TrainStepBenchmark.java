@@ -11,6 +11,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
+import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.data.PackedBatch;
@@ -59,51 +60,24 @@ public final class TrainStepBenchmark implements CliCommand {
 
     @Override
     public int run(List<String> args, CommandContext context) throws Exception {
-        Path config = null;
-        Path out = null;
-        int rows = 1;
-        int sequenceLength = 4096;
-        int microBatches = 1;
-        int warmup = 3;
-        int steps = 10;
-        int matmulSize = 8192;
-        int documentsPerRow = 1;
-        Path profile = null;
-        DataType precision = DataType.FLOAT16;
-        for (int i = 0; i < args.size(); i++) {
-            String a = args.get(i);
-            switch (a) {
-                case "--help", "-h" -> {
-                    context.out().println(USAGE);
-                    return 0;
-                }
-                case "--out" -> out = context.workingDirectory().resolve(value(args, i++));
-                case "--rows" -> rows = positive(args, i++);
-                case "--sequence-length" -> sequenceLength = positive(args, i++);
-                case "--micro-batches" -> microBatches = positive(args, i++);
-                case "--warmup" -> warmup = positive(args, i++);
-                case "--steps" -> steps = positive(args, i++);
-                case "--matmul-size" -> matmulSize = positive(args, i++);
-                case "--documents-per-row" -> documentsPerRow = positive(args, i++);
-                case "--profile" -> profile = context.workingDirectory().resolve(value(args, i++));
-                case "--precision" -> {
-                    String p = value(args, i++);
-                    if (!p.equals("float16") && !p.equals("float32")) {
-                        throw new InputException("anneal bench-train: --precision must be float16 or float32, got '" + p + "'");
-                    }
-                    precision = p.equals("float16") ? DataType.FLOAT16 : DataType.FLOAT32;
-                }
-                default -> {
-                    if (a.startsWith("-") || config != null) {
-                        throw new InputException("anneal bench-train: unexpected argument '" + a + "'; " + USAGE);
-                    }
-                    config = context.workingDirectory().resolve(a);
-                }
-            }
+        CommandArguments a = CommandArguments.parse("anneal bench-train", USAGE, args, "out", "rows", "sequence-length",
+                "micro-batches", "documents-per-row", "warmup", "steps", "precision", "matmul-size", "profile");
+        if (a.help()) {
+            context.out().println(USAGE);
+            return 0;
         }
-        if (config == null || out == null) {
-            throw new InputException("anneal bench-train: " + (config == null ? "the pipeline file" : "--out") + " is missing; " + USAGE);
-        }
+        Path config = context.workingDirectory().resolve(a.onePositional("the pipeline file (PIPELINE.conf)"));
+        Path out = context.workingDirectory().resolve(a.required("out"));
+        int rows = a.positiveInt("rows", 1);
+        int sequenceLength = a.positiveInt("sequence-length", 4096);
+        int microBatches = a.positiveInt("micro-batches", 1);
+        int documentsPerRow = a.positiveInt("documents-per-row", 1);
+        int warmup = a.positiveInt("warmup", 3);
+        int steps = a.positiveInt("steps", 10);
+        int matmulSize = a.positiveInt("matmul-size", 8192);
+        DataType precision = a.choice("precision", "float16", "float16", "float32").equals("float16")
+                ? DataType.FLOAT16 : DataType.FLOAT32;
+        Path profile = a.value("profile").map(context.workingDirectory()::resolve).orElse(null);
         ConfigView root = context.loadConfig(config);
         ModelArchitecture architecture = context.extensions().build(ModelArchitecture.class, root.getConfig("model"));
         ConfigView optimizerBlock = root.has("optimizer") ? root.getConfig("optimizer")
@@ -319,25 +293,5 @@ public final class TrainStepBenchmark implements CliCommand {
                 return -1;
             }
         }
-    }
-
-    private static String value(List<String> args, int i) {
-        if (i + 1 >= args.size()) {
-            throw new InputException("anneal bench-train: " + args.get(i) + " needs a value; " + USAGE);
-        }
-        return args.get(i + 1);
-    }
-
-    private static int positive(List<String> args, int i) {
-        String v = value(args, i);
-        try {
-            int n = Integer.parseInt(v);
-            if (n > 0) {
-                return n;
-            }
-        } catch (NumberFormatException e) {
-            // reported below
-        }
-        throw new InputException("anneal bench-train: " + args.get(i) + " needs a positive integer, got '" + v + "'");
     }
 }

@@ -1,5 +1,6 @@
-package io.anneal.hybrid.torchscript;
+package io.anneal.api.torchscript;
 
+import io.anneal.api.Experimental;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -23,6 +24,7 @@ import java.util.zip.ZipOutputStream;
  * {@code <name>/code/__torch__.py}, uncompressed. File format version 3 is what torch itself
  * writes for code that uses no operator with a versioned upgrader (div, full, linspace, ...).
  */
+@Experimental(since = "1.0", note = "a TorchScript block in a plugin; the archive format is libtorch's")
 public final class TorchScriptArchive {
     private static final String PREFIX = "archive/";
 
