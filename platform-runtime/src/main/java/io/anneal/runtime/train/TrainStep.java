@@ -16,6 +16,14 @@ import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
+import io.anneal.api.torchscript.TorchScriptModule;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Map;
 
 import java.util.List;
 import java.util.Locale;
@@ -35,6 +43,7 @@ public final class TrainStep implements AutoCloseable {
     private final ParameterOptimizer optimizer;
     private final NDManager manager;
     private final String microBatchSetting;
+    private TorchScriptModule zeroing;
 
     /**
      * @param microBatchSetting the micro-batch setting to name in an out-of-memory message, e.g. {@code stages[0].micro-batch-rows (now 8)}
@@ -127,27 +136,33 @@ public final class TrainStep implements AutoCloseable {
     }
 
     /**
-     * Sets every gradient to 0 by assignment: DJL's own {@code zeroGradients()} subtracts the
-     * gradient from itself, which leaves NaN and inf (a skipped float16 step) in place.
+     * Sets every gradient to 0 in one libtorch call ({@code ZeroGradients.torchscript}); DJL's own
+     * {@code zeroGradients()} subtracts the gradient from itself, which leaves NaN and inf (a
+     * skipped float16 step) in place.
      */
     public void zeroGradients() {
-        NDIndex all = new NDIndex("...");
-        // A zero already on the device: set(index, 0) would copy a fresh host scalar to the GPU for
-        // every parameter, a synchronous transfer each.
-        try (NDManager scratch = manager.newSubManager()) {
-            NDArray zero = null;
-            for (NamedParameter p : model.parameters()) {
-                NDArray array = p.parameter().getArray();
-                if (array.hasGradient()) {
-                    try (NDArray gradient = array.getGradient()) {
-                        if (zero == null || zero.getDataType() != gradient.getDataType()
-                                || !zero.getDevice().equals(gradient.getDevice())) {
-                            zero = scratch.zeros(new Shape(), gradient.getDataType(), gradient.getDevice());
-                        }
-                        gradient.set(all, zero);
-                    }
-                }
+        List<NDArray> arrays = new ArrayList<>();
+        for (NamedParameter p : model.parameters()) {
+            arrays.add(p.parameter().getArray());
+        }
+        if (arrays.isEmpty()) {
+            return;
+        }
+        if (zeroing == null) {
+            zeroing = TorchScriptModule.compile("ZeroGradients", zeroingSource(), Map.of("training", false),
+                    arrays.get(0).getDevice());
+        }
+        zeroing.call("forward", arrays, Collections.nCopies(arrays.size(), "params[]"), false).close();
+    }
+
+    private static String zeroingSource() {
+        try (InputStream in = TrainStep.class.getResourceAsStream("ZeroGradients.torchscript")) {
+            if (in == null) {
+                throw new IllegalStateException("ZeroGradients.torchscript is missing from the runtime jar");
             }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
         }
     }
 
@@ -179,6 +194,9 @@ public final class TrainStep implements AutoCloseable {
 
     @Override
     public void close() {
+        if (zeroing != null) {
+            zeroing.close();
+        }
         manager.close();
     }
 }
