@@ -11,6 +11,9 @@ import ai.djl.training.ParameterStore;
 import io.anneal.api.Experimental;
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -43,6 +46,22 @@ public final class TorchScriptModule implements AutoCloseable {
     private TorchScriptModule(Model model) {
         this.model = model;
         this.block = model.getBlock();
+    }
+
+    /**
+     * Compiles the source read from {@code source} (a resource of the caller's jar:
+     * {@code getClass().getResourceAsStream("X.torchscript")}; null means it is missing), closing it.
+     */
+    public static TorchScriptModule compile(String className, InputStream source, Map<String, Object> attributes,
+            Device device) {
+        if (source == null) {
+            throw new IllegalStateException("the TorchScript source of " + className + " is missing from its jar");
+        }
+        try (source) {
+            return compile(className, new String(source.readAllBytes(), StandardCharsets.UTF_8), attributes, device);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the TorchScript source of " + className, e);
+        }
     }
 
     /** Compiles {@code source}, which defines class {@code className}, with the attribute values given. */

@@ -4,7 +4,6 @@ import ai.djl.Device;
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
@@ -17,10 +16,6 @@ import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
 import io.anneal.api.torchscript.TorchScriptModule;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Map;
@@ -149,21 +144,11 @@ public final class TrainStep implements AutoCloseable {
             return;
         }
         if (zeroing == null) {
-            zeroing = TorchScriptModule.compile("ZeroGradients", zeroingSource(), Map.of("training", false),
+            zeroing = TorchScriptModule.compile("ZeroGradients", TrainStep.class.getResourceAsStream("ZeroGradients.torchscript"),
+                    Map.of("training", false),
                     arrays.get(0).getDevice());
         }
         zeroing.call("forward", arrays, Collections.nCopies(arrays.size(), "params[]"), false).close();
-    }
-
-    private static String zeroingSource() {
-        try (InputStream in = TrainStep.class.getResourceAsStream("ZeroGradients.torchscript")) {
-            if (in == null) {
-                throw new IllegalStateException("ZeroGradients.torchscript is missing from the runtime jar");
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     /** Forward of one micro-batch and its loss sums; every array lives in {@code micro}. */

@@ -11,9 +11,6 @@ import ai.djl.ndarray.types.Shape;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.torchscript.TorchScriptModule;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -78,7 +75,9 @@ final class FlatParameters implements AutoCloseable {
         }
         elements = total;
         NDArray first = modelArrays[0];
-        bookkeeping = TorchScriptModule.compile("FlatParameters", source(), Map.of("training", false), first.getDevice());
+        bookkeeping = TorchScriptModule.compile("FlatParameters",
+                FlatParameters.class.getResourceAsStream("FlatParameters.torchscript"), Map.of("training", false),
+                first.getDevice());
         arrayList = List.of(modelArrays);
         listNames = java.util.Collections.nCopies(n, "params[]");
         manager = first.getManager().newSubManager(first.getDevice());
@@ -162,17 +161,6 @@ final class FlatParameters implements AutoCloseable {
         List<String> names = new ArrayList<>(listNames);
         names.add(null);
         bookkeeping.call("write_back", inputs, names, false).close();
-    }
-
-    private static String source() {
-        try (InputStream in = FlatParameters.class.getResourceAsStream("FlatParameters.torchscript")) {
-            if (in == null) {
-                throw new IllegalStateException("FlatParameters.torchscript is missing from the schedules plugin jar");
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     /** Saves one flat state buffer as {@code directory/name.npy}. */

@@ -6,10 +6,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import io.anneal.api.model.MupMultipliers;
 import io.anneal.api.torchscript.TorchScriptModule;
-import java.io.IOException;
-import java.io.InputStream;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -45,7 +41,8 @@ final class TorchScriptLayers implements AutoCloseable {
             }
             layerWeights.add(weights);
         }
-        module = TorchScriptModule.compile("FalconH1Layer", source(), attributes(config, mup, compute), manager.getDevice());
+        module = TorchScriptModule.compile("FalconH1Layer", TorchScriptLayers.class.getResourceAsStream(SOURCE),
+                attributes(config, mup, compute), manager.getDevice());
     }
 
     /** The configuration as the module attributes the TorchScript class declares, in its order. */
@@ -77,17 +74,6 @@ final class TorchScriptLayers implements AutoCloseable {
         a.put("dt_high", Math.min(c.timeStepLimitHigh(), Float.MAX_VALUE));
         a.put("clip_dt", c.timeStepLimitLow() > 0 || c.timeStepLimitHigh() != Double.POSITIVE_INFINITY);
         return a;
-    }
-
-    private static String source() {
-        try (InputStream in = TorchScriptLayers.class.getResourceAsStream(SOURCE)) {
-            if (in == null) {
-                throw new IllegalStateException(SOURCE + " is missing from the ssm-hybrid plugin jar");
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     /** Layer {@code layer} on the float32 residual stream {@code hidden}; the result lives in hidden's manager. */

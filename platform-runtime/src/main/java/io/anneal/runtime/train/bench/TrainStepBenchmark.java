@@ -9,7 +9,6 @@ import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
