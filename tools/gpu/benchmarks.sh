@@ -2,7 +2,7 @@
 # The GPU benchmarks of issues 4 and 6, Anneal and transformers side by side in one run.
 # On your machine:   mvn -B -q -DskipTests package && tools/gpu/pack.sh   (tools/gpu/pack.sh --peer for 'peer')
 # On the GPU machine (device tool, carry [".gpu"]), from the repository root:
-#                    bash tools/gpu/benchmarks.sh PART...   (fwd train train-packed train-ndarray profile torch roundtrip
+#                    bash tools/gpu/benchmarks.sh PART...   (fwd train train-packed train-torchscript profile torch roundtrip
 #                    peer real; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench.tgz.
 set -u
@@ -30,14 +30,14 @@ if has train-packed; then
   timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m.conf --rows 2 --sequence-length 2048 \
     --documents-per-row 4 --out "$out/anneal-step-packed.json" > "$out/anneal-step-packed.log" 2>&1; tail -3 "$out/anneal-step-packed.log"
 fi
-if has train-ndarray; then
-  step "Anneal full training step, 2 x 2048, layers as DJL operations (the reference path)"
-  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m-ndarray.conf --rows 2 --sequence-length 2048 \
-    --out "$out/anneal-step-ndarray.json" > "$out/anneal-step-ndarray.log" 2>&1; tail -3 "$out/anneal-step-ndarray.log"
+if has train-torchscript; then
+  step "Anneal full training step, 2 x 2048, TorchScript layers (experimental)"
+  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m-torchscript.conf --rows 2 --sequence-length 2048 \
+    --out "$out/anneal-step-torchscript.json" > "$out/anneal-step-torchscript.log" 2>&1; tail -3 "$out/anneal-step-torchscript.log"
 fi
 if has profile; then
   step "Anneal full training step under libtorch's profiler (2 steps), summarised"
-  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m.conf --rows 2 --sequence-length 2048 \
+  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m-torchscript.conf --rows 2 --sequence-length 2048 \
     --steps 3 --profile "$out/trace.json" --out "$out/anneal-step-profiled.json" > "$out/profile.log" 2>&1; tail -3 "$out/profile.log"
   python3 tools/bench/summarize_trace.py "$out/trace.json" > "$out/profile-summary.txt" 2>&1; head -60 "$out/profile-summary.txt"
   gzip -f "$out/trace.json"

@@ -4,6 +4,7 @@ import ai.djl.Device;
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
@@ -15,10 +16,6 @@ import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
-import io.anneal.api.torchscript.TorchScriptModule;
-import java.util.ArrayList;
-import java.util.Collections;
-import java.util.Map;
 
 import java.util.List;
 import java.util.Locale;
@@ -38,7 +35,6 @@ public final class TrainStep implements AutoCloseable {
     private final ParameterOptimizer optimizer;
     private final NDManager manager;
     private final String microBatchSetting;
-    private TorchScriptModule zeroing;
 
     /**
      * @param microBatchSetting the micro-batch setting to name in an out-of-memory message, e.g. {@code stages[0].micro-batch-rows (now 8)}
@@ -131,24 +127,28 @@ public final class TrainStep implements AutoCloseable {
     }
 
     /**
-     * Sets every gradient to 0 in one libtorch call ({@code ZeroGradients.torchscript}); DJL's own
-     * {@code zeroGradients()} subtracts the gradient from itself, which leaves NaN and inf (a
-     * skipped float16 step) in place.
+     * Sets every gradient to 0 by assignment: DJL's own {@code zeroGradients()} subtracts the
+     * gradient from itself, which leaves NaN and inf (a skipped float16 step) in place.
      */
     public void zeroGradients() {
-        List<NDArray> arrays = new ArrayList<>();
-        for (NamedParameter p : model.parameters()) {
-            arrays.add(p.parameter().getArray());
+        NDIndex all = new NDIndex("...");
+        // A zero already on the device: set(index, 0) would copy a fresh host scalar to the GPU for
+        // every parameter, a synchronous transfer each.
+        try (NDManager scratch = manager.newSubManager()) {
+            NDArray zero = null;
+            for (NamedParameter p : model.parameters()) {
+                NDArray array = p.parameter().getArray();
+                if (array.hasGradient()) {
+                    try (NDArray gradient = array.getGradient()) {
+                        if (zero == null || zero.getDataType() != gradient.getDataType()
+                                || !zero.getDevice().equals(gradient.getDevice())) {
+                            zero = scratch.zeros(new Shape(), gradient.getDataType(), gradient.getDevice());
+                        }
+                        gradient.set(all, zero);
+                    }
+                }
+            }
         }
-        if (arrays.isEmpty()) {
-            return;
-        }
-        if (zeroing == null) {
-            zeroing = TorchScriptModule.compile("ZeroGradients", TrainStep.class.getResourceAsStream("ZeroGradients.torchscript"),
-                    Map.of("training", false),
-                    arrays.get(0).getDevice());
-        }
-        zeroing.call("forward", arrays, Collections.nCopies(arrays.size(), "params[]"), false).close();
     }
 
     /** Forward of one micro-batch and its loss sums; every array lives in {@code micro}. */
@@ -179,9 +179,6 @@ public final class TrainStep implements AutoCloseable {
 
     @Override
     public void close() {
-        if (zeroing != null) {
-            zeroing.close();
-        }
         manager.close();
     }
 }

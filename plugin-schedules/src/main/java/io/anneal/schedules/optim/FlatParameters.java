@@ -9,13 +9,11 @@ import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.optim.NamedParameter;
-import io.anneal.api.torchscript.TorchScriptModule;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
 
 /**
  * A model's parameters as one flat float32 buffer on their device (the master weights), plus the
@@ -35,10 +33,6 @@ final class FlatParameters implements AutoCloseable {
     final NDArray weights;
     /** Per-element learning-rate factor, or {@code null} when every parameter's factor is 1. */
     final NDArray lrFactors;
-    /** Gather and write-back in one libtorch call each ({@code FlatParameters.torchscript}). */
-    private final TorchScriptModule bookkeeping;
-    private final List<NDArray> arrayList;
-    private final List<String> listNames;
 
     FlatParameters(List<NamedParameter> parameters) {
         if (parameters.isEmpty()) {
@@ -75,11 +69,6 @@ final class FlatParameters implements AutoCloseable {
         }
         elements = total;
         NDArray first = modelArrays[0];
-        bookkeeping = TorchScriptModule.compile("FlatParameters",
-                FlatParameters.class.getResourceAsStream("FlatParameters.torchscript"), Map.of("training", false),
-                first.getDevice());
-        arrayList = List.of(modelArrays);
-        listNames = java.util.Collections.nCopies(n, "params[]");
         manager = first.getManager().newSubManager(first.getDevice());
         NDList flat = new NDList(n);
         for (NDArray a : modelArrays) {
@@ -145,9 +134,12 @@ final class FlatParameters implements AutoCloseable {
      * by {@code divisor}. Call inside an {@link NDScope}: the result is temporary.
      */
     NDArray gatherGradients(double divisor) {
-        // with autograd on: a call without it runs in inference mode, and its result could not be
-        // updated in place afterwards (the gradients need no graph: they do not require grad)
-        NDArray flat = bookkeeping.call("forward", arrayList, listNames, true).singletonOrThrow();
+        NDList pieces = new NDList(modelArrays.length);
+        for (int i = 0; i < modelArrays.length; i++) {
+            NDArray grad = modelArrays[i].getGradient();
+            pieces.add(grad.flatten().toType(DataType.FLOAT32, false));
+        }
+        NDArray flat = pieces.size() == 1 ? pieces.get(0) : NDArrays.concat(pieces);
         if (divisor != 1.0) {
             flat.divi(divisor);
         }
@@ -156,11 +148,17 @@ final class FlatParameters implements AutoCloseable {
 
     /** Writes the master weights into the model's own arrays, in place, cast to each one's type. */
     void writeBack() {
-        List<NDArray> inputs = new ArrayList<>(arrayList);
-        inputs.add(weights);
-        List<String> names = new ArrayList<>(listNames);
-        names.add(null);
-        bookkeeping.call("write_back", inputs, names, false).close();
+        try (NDScope scope = new NDScope()) {
+            scope.suppressNotUsedWarning();
+            NDList slices = modelArrays.length == 1 ? new NDList(weights) : weights.split(splitPoints);
+            for (int i = 0; i < modelArrays.length; i++) {
+                NDArray value = slices.get(i).reshape(shapes[i]);
+                if (dataTypes[i] != DataType.FLOAT32) {
+                    value = value.toType(dataTypes[i], false);
+                }
+                modelArrays[i].set(new NDIndex("..."), value);
+            }
+        }
     }
 
     /** Saves one flat state buffer as {@code directory/name.npy}. */
@@ -193,7 +191,6 @@ final class FlatParameters implements AutoCloseable {
 
     @Override
     public void close() {
-        bookkeeping.close();
         manager.close();
     }
 }

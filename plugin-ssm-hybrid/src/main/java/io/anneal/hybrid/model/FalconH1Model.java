@@ -85,10 +85,10 @@ public final class FalconH1Model implements ObservableModel {
             }
             mupVector = manager.create(vector);
         }
-        useLayers(LayerImplementation.TORCHSCRIPT);
+        useLayers(LayerImplementation.NDARRAY);
     }
 
-    /** Selects how the decoder layers run (TorchScript by default); the arithmetic is the same. */
+    /** Selects how the decoder layers run (DJL operations by default; see {@link LayerImplementation}). */
     public FalconH1Model useLayers(LayerImplementation implementation) {
         if (torchScript != null && implementation == LayerImplementation.TORCHSCRIPT) {
             return this;
