@@ -80,19 +80,16 @@ final class SftStage implements Stage {
         for (Path stale : store.removeIncomplete()) {
             out.println("sft: removed an incomplete checkpoint left by an interrupted write: " + stale);
         }
-        Optional<CheckpointStore.Checkpoint> resumeFrom = Optional.empty();
-        if (!context.resume()) {
-            Optional<CheckpointStore.Checkpoint> earlier = store.latestComplete();
-            if (earlier.isPresent()) {
-                // Starting over would fail to write every checkpoint (a complete one is never overwritten)
-                // and mix two runs' metrics: say what to do instead (as transformers' overwrite_output_dir did).
-                throw new InputException(store.root()
-                        + " holds checkpoints of an earlier run (latest " + earlier.get().directory().getFileName()
-                        + "); continue it with --resume, or remove that folder (or set pipeline.run-dir) to start afresh");
-            }
+        Optional<CheckpointStore.Checkpoint> latest = store.latestComplete();
+        if (!context.resume() && latest.isPresent()) {
+            // Starting over would fail to write every checkpoint (a complete one is never overwritten)
+            // and mix two runs' metrics: say what to do instead (as transformers' overwrite_output_dir did).
+            throw new InputException(store.root() + " holds checkpoints of an earlier run (latest "
+                    + latest.get().directory().getFileName()
+                    + "); continue it with --resume, or remove that folder (or set pipeline.run-dir) to start afresh");
         }
+        Optional<CheckpointStore.Checkpoint> resumeFrom = context.resume() ? latest : Optional.empty();
         if (context.resume()) {
-            resumeFrom = store.latestComplete();
             out.println(resumeFrom.map(c -> "sft: resuming from " + c.directory())
                     .orElse("sft: --resume: no complete checkpoint under " + store.root() + ", starting from the beginning"));
         }

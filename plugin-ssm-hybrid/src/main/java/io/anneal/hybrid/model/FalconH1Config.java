@@ -56,6 +56,16 @@ public record FalconH1Config(
         return mambaDSsm + 2 * mambaNGroups * mambaDState;
     }
 
+    /** Whether dt is clamped to time_step_limit (transformers clamps unless the limit is (0, inf)). */
+    public boolean clipsTimeStep() {
+        return timeStepLimitLow > 0 || timeStepLimitHigh != Double.POSITIVE_INFINITY;
+    }
+
+    /** The upper time_step_limit as a finite float32 bound (inf becomes float32's largest value). */
+    public double timeStepLimitHighFinite() {
+        return Math.min(timeStepLimitHigh, Float.MAX_VALUE);
+    }
+
     /** Width of the fused in-projection: z, xBC and dt. */
     public int inProjSize() {
         return mambaDSsm + convDim() + mambaNHeads;

@@ -306,8 +306,8 @@ public final class FalconH1Model implements ObservableModel {
         NDArray cMat = cast(xbc.get(2), DataType.FLOAT32).reshape(b, t, groups, state);
         // dt = softplus(dt + dt_bias), clamped to time_step_limit (Mamba-2, Dao & Gu 2024).
         dt = Activation.softPlus(dt.add(array(prefix + "dt_bias")));
-        if (config.timeStepLimitLow() > 0 || config.timeStepLimitHigh() != Double.POSITIVE_INFINITY) {
-            dt = dt.clip(config.timeStepLimitLow(), Math.min(config.timeStepLimitHigh(), Float.MAX_VALUE));
+        if (config.clipsTimeStep()) {
+            dt = dt.clip(config.timeStepLimitLow(), config.timeStepLimitHighFinite());
         }
         NDArray a = own(array(prefix + "A_log").exp()).neg();
         NDArray y = SsdScan.scan(xs, dt, a, bMat, cMat, layout);

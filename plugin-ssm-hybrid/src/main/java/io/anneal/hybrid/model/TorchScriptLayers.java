@@ -71,8 +71,8 @@ final class TorchScriptLayers implements AutoCloseable {
         a.put("mamba_rms_norm", c.mambaRmsNorm());
         a.put("norm_before_gate", c.mambaNormBeforeGate());
         a.put("dt_low", c.timeStepLimitLow());
-        a.put("dt_high", Math.min(c.timeStepLimitHigh(), Float.MAX_VALUE));
-        a.put("clip_dt", c.timeStepLimitLow() > 0 || c.timeStepLimitHigh() != Double.POSITIVE_INFINITY);
+        a.put("dt_high", c.timeStepLimitHighFinite());
+        a.put("clip_dt", c.clipsTimeStep());
         return a;
     }
 
