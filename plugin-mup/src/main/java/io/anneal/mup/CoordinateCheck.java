@@ -10,6 +10,7 @@ import ai.djl.training.GradientCollector;
 import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.ObservableModel;
 import io.anneal.api.optim.NamedParameter;
+import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.train.DifferentiableCasts;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -112,10 +113,11 @@ public final class CoordinateCheck {
             NDArray g = w.getGradient();
             g.attach(pass);
             NDArray grad = g.toType(DataType.FLOAT32, false);
-            first[i].muli(beta1).addi(grad.mul(1 - beta1));
-            second[i].muli(beta2).addi(grad.square().muli(1 - beta2));
-            NDArray update = first[i].div(correction1).div(second[i].div(correction2).sqrt().add(1e-8))
-                    .mul(learningRate * p.lrFactor());
+            first[i].muli(DeviceScalars.of(pass, beta1)).addi(grad.mul(DeviceScalars.of(pass, 1 - beta1)));
+            second[i].muli(DeviceScalars.of(pass, beta2)).addi(grad.square().muli(DeviceScalars.of(pass, 1 - beta2)));
+            NDArray update = first[i].div(DeviceScalars.of(pass, correction1))
+                    .div(second[i].div(DeviceScalars.of(pass, correction2)).sqrt().add(1e-8))
+                    .mul(DeviceScalars.of(pass, learningRate * p.lrFactor()));
             update.attach(pass);
             NDArray updated = w.sub(update);
             updated.attach(pass);

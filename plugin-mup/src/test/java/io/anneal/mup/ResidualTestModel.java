@@ -12,6 +12,7 @@ import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.MupMultipliers;
 import io.anneal.api.model.ObservableModel;
 import io.anneal.api.optim.NamedParameter;
+import io.anneal.api.train.DeviceScalars;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -60,24 +61,24 @@ final class ResidualTestModel implements ObservableModel {
     }
 
     private static NDArray rmsNorm(NDArray x) {
-        return x.mul(x.square().mean(new int[] {-1}, true).add(1e-5f).pow(-0.5f));
+        return x.mul(x.square().mean(new int[] {-1}, true).add(1e-5f).pow(DeviceScalars.of(x.getManager(), -0.5)));
     }
 
     @Override
     public NDArray forward(NDManager pass, ModelInput input, boolean training, BiConsumer<String, NDArray> observer) {
         NDArray h = Embedding.embedding(input.inputIds(), w("model.embed_tokens.weight"), SparseFormat.DENSE)
-                .singletonOrThrow().mul((float) mup.embedding());
+                .singletonOrThrow().mul(DeviceScalars.of(pass, mup.embedding()));
         h.attach(pass);
         observe(observer, "embedding", h);
         for (int i = 0; i < layers; i++) {
             String p = "model.layers." + i + ".self_attn.";
-            NDArray inner = Linear.linear(rmsNorm(h).mul((float) mup.attentionIn()), w(p + "q_proj.weight"))
+            NDArray inner = Linear.linear(rmsNorm(h).mul(DeviceScalars.of(pass, mup.attentionIn())), w(p + "q_proj.weight"))
                     .singletonOrThrow();
             NDArray out = Linear.linear(inner.mul(Activation.sigmoid(inner)), w(p + "o_proj.weight")).singletonOrThrow();
-            h = h.add(out.mul((float) mup.attentionOut()));
+            h = h.add(out.mul(DeviceScalars.of(pass, mup.attentionOut())));
             observe(observer, "layer." + i, h);
         }
-        NDArray logits = Linear.linear(rmsNorm(h), w("lm_head.weight")).singletonOrThrow().mul((float) mup.lmHead());
+        NDArray logits = Linear.linear(rmsNorm(h), w("lm_head.weight")).singletonOrThrow().mul(DeviceScalars.of(pass, mup.lmHead()));
         observe(observer, "logits", logits);
         return logits;
     }

@@ -5,13 +5,16 @@ import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
 
 import com.tngtech.archunit.base.DescribedPredicate;
+import ai.djl.ndarray.NDArray;
 import com.tngtech.archunit.core.domain.JavaClass;
+import com.tngtech.archunit.core.domain.JavaMethodCall;
 import com.tngtech.archunit.core.domain.JavaModifier;
 import com.tngtech.archunit.lang.ArchRule;
 import io.anneal.api.Experimental;
 import io.anneal.api.Stable;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 
 /**
  * The module rules of DESIGN.md ("Rules, each enforced by a test, not by goodwill") as ArchUnit
@@ -72,5 +75,27 @@ final class ArchitectureRules {
                 .should().beAnnotatedWith(Stable.class).orShould().beAnnotatedWith(Experimental.class)
                 .because("plugin authors must see in code what they can rely on (JUnit 5's @API status; "
                         + "Trino dropped an unchecked @Experimental)");
+    }
+
+    /** The NDArray operations whose backward keeps the other operand (PyTorch's derivatives.yaml). */
+    private static final Set<String> OPERAND_KEEPING = Set.of(
+            "mul", "muli", "div", "divi", "rdiv", "rdivi", "pow", "powi", "maximum", "minimum");
+
+    /** No Java number as the operand of an NDArray operation whose gradient reads it. */
+    static ArchRule noNumberOperandsThatBackwardReads(String root) {
+        DescribedPredicate<JavaMethodCall> numberOperand = new DescribedPredicate<>(
+                "NDArray." + new java.util.TreeSet<>(OPERAND_KEEPING) + " with a Java Number") {
+            @Override
+            public boolean test(JavaMethodCall call) {
+                List<JavaClass> parameters = call.getTarget().getRawParameterTypes();
+                return call.getTargetOwner().isAssignableTo(NDArray.class)
+                        && OPERAND_KEEPING.contains(call.getName())
+                        && parameters.size() == 1 && parameters.get(0).isEquivalentTo(Number.class);
+            }
+        };
+        return noClasses().that().resideInAPackage(root).should().callMethodWhere(numberOperand)
+                .because("DJL wraps the number in a CPU tensor over a Java buffer that is freed while autograd still "
+                        + "holds it for backward: random gradients on CPU after a garbage collection; use "
+                        + "io.anneal.api.train.DeviceScalars");
     }
 }

@@ -60,4 +60,9 @@ class ArchitectureTest {
     void everyPublicApiTypeDeclaresItsStability() {
         ArchitectureRules.everyPublicApiTypeHasAStatus(ArchitectureRules.API).check(production);
     }
+
+    @Test
+    void noNumberOperandsThatBackwardReads() {
+        ArchitectureRules.noNumberOperandsThatBackwardReads("io.anneal..").check(production);
+    }
 }

@@ -58,4 +58,11 @@ class PlantedViolationTest {
         String report = violations(ArchitectureRules.everyPublicApiTypeHasAStatus("io.anneal.archfixture.api.."));
         assertThat(report).contains("UnmarkedApiType").contains("Stable");
     }
+
+    @Test
+    void numberOperandIsCaught() {
+        String report = violations(ArchitectureRules.noNumberOperandsThatBackwardReads("io.anneal.archfixture.number.."));
+        assertThat(report).contains("NumberOperand").contains("mul").contains("DeviceScalars")
+                .doesNotContain("NDArray.add(");
+    }
 }

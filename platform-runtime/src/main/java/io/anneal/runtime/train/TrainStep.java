@@ -16,6 +16,7 @@ import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
+import io.anneal.api.train.DeviceScalars;
 
 import java.util.List;
 import java.util.Locale;
@@ -84,7 +85,7 @@ public final class TrainStep implements AutoCloseable {
                 tokens += batch.tokens();
                 try (NDManager micro = manager.newSubManager()) {
                     TokenCrossEntropy.Sums sums = forwardSums(micro, batch, true);
-                    collector.backward(sums.negativeLogLikelihood().mul(factor));
+                    collector.backward(sums.negativeLogLikelihood().mul(DeviceScalars.of(micro, factor)));
                     nllSum.addi(sums.negativeLogLikelihood().stopGradient());
                     correctSum.addi(sums.correct());
                 }

@@ -9,6 +9,7 @@ import ai.djl.nn.Parameter;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.ModelInput;
+import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.train.DifferentiableCasts;
@@ -78,7 +79,7 @@ final class TinyLanguageModel implements CausalLanguageModel {
         }
         NDArray logits = oneHot.matMul(embedding).matMul(head);
         if (training && trainingForwards == hooks.poisonForward) {
-            logits = logits.mul(hooks.poisonFactor);
+            logits = logits.mul(DeviceScalars.of(logits.getManager(), hooks.poisonFactor));
         }
         return logits;
     }

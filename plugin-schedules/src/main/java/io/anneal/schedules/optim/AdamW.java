@@ -37,14 +37,14 @@ final class AdamW extends FlatOptimizer {
         NDArray weights = flat.weights;
         if (settings.weightDecay() != 0) {
             // p <- p - lr*factor*wd*p
-            weights.subi(scaledByLrFactor(weights.mul(learningRate * settings.weightDecay())));
+            weights.subi(scaledByLrFactor(weights.mul(scalar(learningRate * settings.weightDecay()))));
         }
-        firstMoment.muli(beta1).addi(grads.mul(1 - beta1));
-        secondMoment.muli(beta2).addi(grads.square().muli(1 - beta2));
+        firstMoment.muli(scalar(beta1)).addi(grads.mul(scalar(1 - beta1)));
+        secondMoment.muli(scalar(beta2)).addi(grads.square().muli(scalar(1 - beta2)));
         double biasCorrection1 = 1 - Math.pow(beta1, step);
         double biasCorrection2 = 1 - Math.pow(beta2, step);
-        NDArray denominator = secondMoment.sqrt().divi(Math.sqrt(biasCorrection2)).addi(settings.eps());
-        NDArray update = firstMoment.div(denominator).muli(learningRate / biasCorrection1);
+        NDArray denominator = secondMoment.sqrt().divi(scalar(Math.sqrt(biasCorrection2))).addi(settings.eps());
+        NDArray update = firstMoment.div(denominator).muli(scalar(learningRate / biasCorrection1));
         weights.subi(scaledByLrFactor(update));
     }
 

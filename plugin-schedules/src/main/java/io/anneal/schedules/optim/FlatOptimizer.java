@@ -2,6 +2,7 @@ package io.anneal.schedules.optim;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
+import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.InputException;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
@@ -57,7 +58,7 @@ abstract class FlatOptimizer implements ParameterOptimizer {
             if (request.maxGradNorm() > 0) {
                 double coefficient = request.maxGradNorm() / (norm + CLIP_EPSILON);
                 if (coefficient < 1) {
-                    grads.muli(coefficient);
+                    grads.muli(scalar(coefficient));
                 }
             }
             steps++;
@@ -79,6 +80,14 @@ abstract class FlatOptimizer implements ParameterOptimizer {
     protected abstract void update(NDArray grads, double learningRate, long step);
 
     /** Multiplies by the per-element learning-rate factors (muP groups), when there are any. */
+    /**
+     * {@code value} as an operand on the weights' device, closed with the step's scope (see
+     * {@link DeviceScalars} for why not a Java number).
+     */
+    protected final NDArray scalar(double value) {
+        return DeviceScalars.of(flat.weights.getManager(), value);
+    }
+
     protected final NDArray scaledByLrFactor(NDArray perElement) {
         return flat.lrFactors == null ? perElement : perElement.muli(flat.lrFactors);
     }

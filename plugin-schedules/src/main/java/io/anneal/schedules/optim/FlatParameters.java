@@ -7,6 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
+import io.anneal.api.train.DeviceScalars;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.optim.NamedParameter;
 import java.io.IOException;
@@ -141,7 +142,7 @@ final class FlatParameters implements AutoCloseable {
         }
         NDArray flat = pieces.size() == 1 ? pieces.get(0) : NDArrays.concat(pieces);
         if (divisor != 1.0) {
-            flat.divi(divisor);
+            flat.divi(DeviceScalars.of(flat.getManager(), divisor));
         }
         return flat;
     }

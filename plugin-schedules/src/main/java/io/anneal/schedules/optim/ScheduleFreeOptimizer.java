@@ -67,12 +67,12 @@ abstract class ScheduleFreeOptimizer extends FlatOptimizer {
         NDArray y = flat.weights;
         NDArray d = direction(grads);
         if (settings.weightDecay() != 0) {
-            d.addi(y.mul(settings.weightDecay())); // decay evaluated at y, as the reference does
+            d.addi(y.mul(scalar(settings.weightDecay()))); // decay evaluated at y, as the reference does
         }
         d = scaledByLrFactor(d);
-        y.addi(z.sub(y).muli(averagingCoefficient));
-        y.addi(d.mul(lr * (settings.beta() * (1 - averagingCoefficient) - 1)));
-        z.subi(d.muli(lr));
+        y.addi(z.sub(y).muli(scalar(averagingCoefficient)));
+        y.addi(d.mul(scalar(lr * (settings.beta() * (1 - averagingCoefficient) - 1))));
+        z.subi(d.muli(scalar(lr)));
     }
 
     @Override
@@ -94,7 +94,7 @@ abstract class ScheduleFreeOptimizer extends FlatOptimizer {
     private void interpolateTowardsZ(double weight) {
         try (NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
-            flat.weights.addi(z.sub(flat.weights).muli(weight));
+            flat.weights.addi(z.sub(flat.weights).muli(scalar(weight)));
         }
         flat.writeBack();
     }
@@ -139,7 +139,7 @@ abstract class ScheduleFreeOptimizer extends FlatOptimizer {
         @Override
         protected NDArray direction(NDArray grads) {
             double beta2 = settings.beta2();
-            secondMoment.muli(beta2).addi(grads.square().muli(1 - beta2));
+            secondMoment.muli(scalar(beta2)).addi(grads.square().muli(scalar(1 - beta2)));
             return grads.divi(secondMoment.sqrt().addi(settings.eps()));
         }
 

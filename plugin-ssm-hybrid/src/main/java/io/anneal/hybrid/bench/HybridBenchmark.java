@@ -11,6 +11,7 @@ import ai.djl.util.cuda.CudaUtils;
 import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.model.MupMultipliers;
+import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.train.DifferentiableCasts;
 import io.anneal.hybrid.model.FalconH1Checkpoints;
 import io.anneal.hybrid.model.FalconH1Config;
@@ -92,7 +93,7 @@ public final class HybridBenchmark {
                     if (step >= warmup) {
                         forwardSeconds += (System.nanoTime() - start) / 1e9;
                     }
-                    collector.backward(loss.mul(lossScale));
+                    collector.backward(loss.mul(DeviceScalars.of(m, lossScale)));
                     model.parameters().get(0).parameter().getArray().getGradient().getFloat(0, 0); // sync
                 }
                 long elapsed = System.nanoTime() - start;

@@ -18,6 +18,7 @@ import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.model.MupMultipliers;
 import io.anneal.api.optim.NamedParameter;
+import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.train.DifferentiableCasts;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -46,6 +47,8 @@ public final class FalconH1Model implements ObservableModel {
     private final DataType compute;
     /** Per-channel multipliers over the in_proj output slices [z, x, B, C, dt] (transformers' compute_mup_vector). */
     private final NDArray mupVector;
+    /** The constants of the forward pass (multipliers, eps), made once on the model's device. */
+    private final DeviceScalars scalars;
     /** The caller's per-pass manager: arrays derived from parameters are attached to it, never to the model's. */
     private NDManager scope;
     /** The compiled TorchScript layer, or null when the layers run as DJL operations. */
@@ -58,6 +61,7 @@ public final class FalconH1Model implements ObservableModel {
         this.options = options;
         this.manager = manager;
         this.parameters = parameters;
+        this.scalars = new DeviceScalars(manager);
         this.compute = options.computeType() == DataType.FLOAT16 ? DataType.FLOAT16 : DataType.FLOAT32;
         double[] m = mup.ssmMultipliers();
         if (m.length != 5) {
@@ -85,10 +89,10 @@ public final class FalconH1Model implements ObservableModel {
             }
             mupVector = manager.create(vector);
         }
-        useLayers(LayerImplementation.NDARRAY);
+        useLayers(LayerImplementation.TORCHSCRIPT);
     }
 
-    /** Selects how the decoder layers run (DJL operations by default; see {@link LayerImplementation}). */
+    /** Selects how the decoder layers run (TorchScript by default; see {@link LayerImplementation}). */
     public FalconH1Model useLayers(LayerImplementation implementation) {
         if (torchScript != null && implementation == LayerImplementation.TORCHSCRIPT) {
             return this;
@@ -218,8 +222,8 @@ public final class FalconH1Model implements ObservableModel {
         return present ? weight(name) : null;
     }
 
-    private static NDArray scale(NDArray x, double factor) {
-        return factor == 1.0 ? x : x.mul((float) factor);
+    private NDArray scale(NDArray x, double factor) {
+        return factor == 1.0 ? x : x.mul(scalars.get(factor));
     }
 
     private static NDArray silu(NDArray x) {
@@ -235,8 +239,13 @@ public final class FalconH1Model implements ObservableModel {
     /** FalconH1RMSNorm: normalise in float32, multiply by the (float32) weight, back to the compute type. */
     private NDArray rmsNorm(NDArray x, String weightName) {
         NDArray xf = cast(x, DataType.FLOAT32);
-        NDArray normalised = xf.mul(xf.square().mean(new int[] {-1}, true).add((float) config.rmsNormEps()).pow(-0.5f));
+        NDArray normalised = xf.mul(inverseRms(xf));
         return cast(normalised.mul(array(weightName)), compute);
+    }
+
+    /** 1 / sqrt(mean(x^2) + eps) over the last axis, for the RMS norms. */
+    private NDArray inverseRms(NDArray x) {
+        return x.square().mean(new int[] {-1}, true).add(scalars.get(config.rmsNormEps())).pow(scalars.get(-0.5));
     }
 
     private NDArray mlp(String prefix, NDArray x) {
@@ -263,7 +272,7 @@ public final class FalconH1Model implements ObservableModel {
             k = k.expandDims(2).broadcast(b, kvHeads, rep, t, d).reshape(b, heads, t, d);
             v = v.expandDims(2).broadcast(b, kvHeads, rep, t, d).reshape(b, heads, t, d);
         }
-        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul((float) Math.pow(d, -0.5));
+        NDArray scores = q.matMul(k.transpose(0, 1, 3, 2)).mul(scalars.get(Math.pow(d, -0.5)));
         // Float32: softmax in float32 as transformers' eager attention does. Float16: the mask is added
         // in float16 and PyTorch's softmax accumulates in float32 internally, which saves two casts
         // and half the memory traffic of the largest tensors of the step ([B, H, T, T] per layer).
@@ -331,7 +340,7 @@ public final class FalconH1Model implements ObservableModel {
             h = h.mul(silu(gate));
         }
         NDArray grouped = h.reshape(shape.get(0), shape.get(1), groups, dim / groups);
-        NDArray normed = grouped.mul(grouped.square().mean(new int[] {-1}, true).add((float) config.rmsNormEps()).pow(-0.5f));
+        NDArray normed = grouped.mul(inverseRms(grouped));
         h = normed.mul(own(weight.reshape(groups, dim / groups))).reshape(shape);
         if (config.mambaNormBeforeGate()) {
             h = h.mul(silu(gate));

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.InputException;
+import io.anneal.api.train.DeviceScalars;
 
 /**
  * Everything a forward pass derives once from the token positions and document ids and then
@@ -169,7 +170,7 @@ final class SequenceLayout {
     /** Additive float32 mask [B or 1, 1, T, T]: 0 where allowed, float32 min elsewhere (transformers' finfo.min mask). */
     NDArray attentionMask() {
         if (attentionMask == null) {
-            attentionMask = attentionAllowed().toType(DataType.FLOAT32, false).sub(1f).mul(Float.MAX_VALUE);
+            attentionMask = attentionAllowed().toType(DataType.FLOAT32, false).sub(1f).mul(DeviceScalars.of(manager, Float.MAX_VALUE));
         }
         return attentionMask;
     }
@@ -177,7 +178,7 @@ final class SequenceLayout {
     /** The same mask in float16 (0, or float16's minimum -65504), for float16 attention. */
     NDArray attentionMaskHalf() {
         if (attentionMaskHalf == null) {
-            attentionMaskHalf = attentionAllowed().toType(DataType.FLOAT16, false).sub(1f).mul(65504f);
+            attentionMaskHalf = attentionAllowed().toType(DataType.FLOAT16, false).sub(1f).mul(DeviceScalars.of(manager, 65504));
         }
         return attentionMaskHalf;
     }
