@@ -12,12 +12,14 @@ import io.anneal.api.InputException;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelInput;
+import io.anneal.api.optim.GradientLists;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
 import io.anneal.api.train.DeviceScalars;
 
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
@@ -128,27 +130,17 @@ public final class TrainStep implements AutoCloseable {
     }
 
     /**
-     * Sets every gradient to 0 by assignment: DJL's own {@code zeroGradients()} subtracts the
-     * gradient from itself, which leaves NaN and inf (a skipped float16 step) in place.
+     * Sets every gradient to 0 in one libtorch call ({@link GradientLists#zero}); DJL's own
+     * {@code zeroGradients()} subtracts the gradient from itself, which keeps the NaN and inf of a
+     * skipped float16 step.
      */
     public void zeroGradients() {
-        NDIndex all = new NDIndex("...");
-        // A zero already on the device: set(index, 0) would copy a fresh host scalar to the GPU for
-        // every parameter, a synchronous transfer each.
-        try (NDManager scratch = manager.newSubManager()) {
-            NDArray zero = null;
-            for (NamedParameter p : model.parameters()) {
-                NDArray array = p.parameter().getArray();
-                if (array.hasGradient()) {
-                    try (NDArray gradient = array.getGradient()) {
-                        if (zero == null || zero.getDataType() != gradient.getDataType()
-                                || !zero.getDevice().equals(gradient.getDevice())) {
-                            zero = scratch.zeros(new Shape(), gradient.getDataType(), gradient.getDevice());
-                        }
-                        gradient.set(all, zero);
-                    }
-                }
-            }
+        List<NDArray> arrays = new ArrayList<>();
+        for (NamedParameter p : model.parameters()) {
+            arrays.add(p.parameter().getArray());
+        }
+        if (!arrays.isEmpty()) {
+            GradientLists.zero(arrays);
         }
     }
 

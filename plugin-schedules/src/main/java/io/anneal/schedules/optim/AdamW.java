@@ -2,6 +2,9 @@ package io.anneal.schedules.optim;
 
 import ai.djl.ndarray.NDArray;
 import io.anneal.api.optim.NamedParameter;
+import io.anneal.api.torchscript.TorchScriptModule;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -17,17 +20,85 @@ import java.util.Map;
  * eps is added after the square root of the bias-corrected second moment, as torch does. A
  * parameter's {@code lrFactor} multiplies lr for that parameter (decay included, as a torch
  * parameter group with its own lr would).
+ *
+ * <p>When the model's arrays are views of the flat weights (float32 parameters) the step runs in
+ * PyTorch's fused AdamW kernel ({@code AdamWStep.torchscript}), one call per learning-rate factor;
+ * otherwise, and as the reference the fused step is tested against, in whole-buffer operations.
  */
 final class AdamW extends FlatOptimizer {
     private final AdamWSettings settings;
     private final NDArray firstMoment;
     private final NDArray secondMoment;
+    /** The fused step's groups by learning-rate factor, made on first use. */
+    private List<FusedGroup> fusedGroups;
+    private TorchScriptModule fusedStep;
+
+    /** Parameters sharing one learning-rate factor, with views of their moments, as the fused call's inputs. */
+    private record FusedGroup(double lrFactor, List<NDArray> inputs, List<String> names) {
+    }
 
     AdamW(AdamWSettings settings, List<NamedParameter> parameters) {
         super("adamw", parameters);
         this.settings = settings;
         this.firstMoment = flat.zeros();
         this.secondMoment = flat.zeros();
+    }
+
+    @Override
+    protected void update(double gradientMultiplier, double learningRate, long step) {
+        if (!flat.sharesWeights()) {
+            super.update(gradientMultiplier, learningRate, step);
+            return;
+        }
+        if (fusedGroups == null) {
+            fusedStep = TorchScriptModule.compile("AdamWStep", AdamW.class.getResourceAsStream("AdamWStep.torchscript"),
+                    Map.of("training", false, "beta1", settings.beta1(), "beta2", settings.beta2(), "eps", settings.eps(),
+                            "weight_decay", settings.weightDecay()),
+                    flat.weights.getDevice());
+            fusedGroups = fusedGroups();
+        }
+        NDArray stepCount = scalar(step);
+        NDArray gradScale = scalar(1 / gradientMultiplier);
+        for (FusedGroup group : fusedGroups) {
+            List<NDArray> inputs = new ArrayList<>(group.inputs());
+            inputs.add(stepCount);
+            inputs.add(scalar(learningRate * group.lrFactor()));
+            inputs.add(gradScale);
+            List<String> names = new ArrayList<>(group.names());
+            names.add(null);
+            names.add(null);
+            names.add(null);
+            fusedStep.call("forward", inputs, names, false).close();
+        }
+    }
+
+    private List<FusedGroup> fusedGroups() {
+        List<NDArray> params = flat.modelArrays();
+        List<NDArray> first = flat.views(firstMoment);
+        List<NDArray> second = flat.views(secondMoment);
+        Map<Double, List<Integer>> byFactor = new LinkedHashMap<>();
+        for (int i = 0; i < params.size(); i++) {
+            byFactor.computeIfAbsent(flat.lrFactor(i), f -> new ArrayList<>()).add(i);
+        }
+        List<FusedGroup> groups = new ArrayList<>();
+        for (Map.Entry<Double, List<Integer>> e : byFactor.entrySet()) {
+            List<NDArray> inputs = new ArrayList<>();
+            List<String> names = new ArrayList<>();
+            for (int i : e.getValue()) {
+                inputs.add(params.get(i));
+                names.add("params[]");
+            }
+            for (int i : e.getValue()) {
+                inputs.add(first.get(i));
+                names.add("exp_avg[]");
+            }
+            for (int i : e.getValue()) {
+                inputs.add(second.get(i));
+                names.add("exp_avg_sq[]");
+            }
+            groups.add(new FusedGroup(e.getKey(), List.copyOf(inputs), List.copyOf(names)));
+        }
+        return groups;
     }
 
     @Override

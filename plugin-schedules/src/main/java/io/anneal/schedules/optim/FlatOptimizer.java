@@ -20,9 +20,9 @@ import java.util.Map;
 import java.util.Properties;
 
 /**
- * The step every optimizer of this plugin shares: gather the gradients into one buffer, unscale,
- * skip on inf/NaN, clip to a global L2 norm as PyTorch's {@code clip_grad_norm_} does, let the
- * subclass update its flat buffers, write the weights back. Subclasses name their state buffers
+ * The step every optimizer of this plugin shares: the global gradient norm (skip on inf/NaN),
+ * unscaling and clipping to a global L2 norm as PyTorch's {@code clip_grad_norm_} does, the
+ * subclass's update of its flat buffers, the weights written back where the model does not share them. Subclasses name their state buffers
  * and scalars; save and load handle them uniformly.
  */
 abstract class FlatOptimizer implements ParameterOptimizer {
@@ -45,27 +45,38 @@ abstract class FlatOptimizer implements ParameterOptimizer {
                     + request);
         }
         beforeStep();
-        double norm;
+        // One reduction gives both the norm TRL logs and the finiteness check: an inf or NaN
+        // element makes the norm inf or NaN (the dynamic loss scale then halves and retries).
+        double norm = flat.gradientNorm(request.gradientDivisor());
+        if (!Double.isFinite(norm)) {
+            return new StepResult(norm, true);
+        }
+        double multiplier = 1 / request.gradientDivisor();
+        if (request.maxGradNorm() > 0) {
+            double coefficient = request.maxGradNorm() / (norm + CLIP_EPSILON);
+            if (coefficient < 1) {
+                multiplier *= coefficient;
+            }
+        }
+        steps++;
         try (NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
-            NDArray grads = flat.gatherGradients(request.gradientDivisor());
-            // One reduction gives both the norm TRL logs and the finiteness check: an inf or NaN
-            // element makes the norm inf or NaN (the dynamic loss scale then halves and retries).
-            norm = grads.norm().getFloat();
-            if (!Double.isFinite(norm)) {
-                return new StepResult(norm, true);
-            }
-            if (request.maxGradNorm() > 0) {
-                double coefficient = request.maxGradNorm() / (norm + CLIP_EPSILON);
-                if (coefficient < 1) {
-                    grads.muli(scalar(coefficient));
-                }
-            }
-            steps++;
-            update(grads, request.learningRate(), steps);
+            update(multiplier, request.learningRate(), steps);
         }
         flat.writeBack();
         return new StepResult(norm, false);
+    }
+
+    /**
+     * Updates the weights and the state from the gradients times {@code gradientMultiplier} (the
+     * unscaling and the clipping in one factor). By default the gradients are gathered into one
+     * flat buffer for {@link #update(NDArray, double, long)}; an optimizer with a fused kernel
+     * works on the parameters' own gradients instead.
+     */
+    protected void update(double gradientMultiplier, double learningRate, long step) {
+        NDArray grads = flat.gatherGradients(1.0);
+        grads.muli(scalar(gradientMultiplier));
+        update(grads, learningRate, step);
     }
 
     /** A hook for optimizers that must be in a mode to step (schedule-free: training weights). */
@@ -79,7 +90,6 @@ abstract class FlatOptimizer implements ParameterOptimizer {
      */
     protected abstract void update(NDArray grads, double learningRate, long step);
 
-    /** Multiplies by the per-element learning-rate factors (muP groups), when there are any. */
     /**
      * {@code value} as an operand on the weights' device, closed with the step's scope (see
      * {@link DeviceScalars} for why not a Java number).
@@ -88,6 +98,7 @@ abstract class FlatOptimizer implements ParameterOptimizer {
         return DeviceScalars.of(flat.weights.getManager(), value);
     }
 
+    /** Multiplies by the per-element learning-rate factors (muP groups), when there are any. */
     protected final NDArray scaledByLrFactor(NDArray perElement) {
         return flat.lrFactors == null ? perElement : perElement.muli(flat.lrFactors);
     }

@@ -7,9 +7,10 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
-import io.anneal.api.train.DeviceScalars;
 import ai.djl.ndarray.types.Shape;
+import io.anneal.api.optim.GradientLists;
 import io.anneal.api.optim.NamedParameter;
+import io.anneal.api.train.DeviceScalars;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -18,13 +19,21 @@ import java.util.List;
 
 /**
  * A model's parameters as one flat float32 buffer on their device (the master weights), plus the
- * gather of their gradients into one flat buffer and the write-back into the arrays the model
- * holds. Every optimizer of this plugin works on whole buffers, so a step costs a handful of
- * kernels instead of about ten per parameter tensor as DJL's own optimizers do (DESIGN.md).
+ * gather of their gradients into one flat buffer. Every optimizer of this plugin works on whole
+ * buffers, so a step costs a handful of kernels instead of about ten per parameter tensor as DJL's
+ * own optimizers do (DESIGN.md).
+ *
+ * <p>When every parameter is float32 (float32 master weights, also under float16 compute) the
+ * model's arrays become views of the flat buffer: an update of the buffer is the update of the
+ * model, with no copy back. Float16 parameters keep their own arrays and get the master weights
+ * written back, cast, after each step.
  */
 final class FlatParameters implements AutoCloseable {
     private final List<NamedParameter> parameters;
     private final NDArray[] modelArrays;
+    private final List<NDArray> modelArrayList;
+    /** The model's arrays are views of {@link #weights}. */
+    private final boolean sharesWeights;
     private final long[] splitPoints;
     private final Shape[] shapes;
     private final DataType[] dataTypes;
@@ -76,6 +85,17 @@ final class FlatParameters implements AutoCloseable {
             flat.add(a.flatten().toType(DataType.FLOAT32, false));
         }
         weights = concatInto(flat);
+        modelArrayList = List.of(modelArrays);
+        sharesWeights = !hasReducedPrecision() && sameDevice();
+        if (sharesWeights) {
+            List<NDArray> views = views(weights);
+            for (int i = 0; i < n; i++) {
+                // the model's array object now holds the view (the old tensor is freed); a view of a
+                // buffer that needs no gradient is a leaf, so it can require one
+                modelArrays[i].intern(views.get(i));
+                modelArrays[i].setRequiresGradient(true);
+            }
+        }
         if (allFactorsOne) {
             lrFactors = null;
         } else {
@@ -95,6 +115,51 @@ final class FlatParameters implements AutoCloseable {
         NDScope.unregister(result);
         pieces.close();
         return result;
+    }
+
+    private boolean sameDevice() {
+        for (NDArray a : modelArrays) {
+            if (!a.getDevice().equals(modelArrays[0].getDevice())) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether the model's arrays are views of {@link #weights} (no write-back needed). */
+    boolean sharesWeights() {
+        return sharesWeights;
+    }
+
+    /** The learning-rate factor of parameter {@code i}. */
+    double lrFactor(int i) {
+        return parameters.get(i).lrFactor();
+    }
+
+    /** The model's parameter arrays, in buffer order. */
+    List<NDArray> modelArrays() {
+        return modelArrayList;
+    }
+
+    /**
+     * Views of a flat buffer (the weights or a state buffer) in the parameters' shapes, one per
+     * parameter, owned by this object: writing into a view writes into the buffer.
+     */
+    List<NDArray> views(NDArray buffer) {
+        List<NDArray> views = new ArrayList<>(modelArrays.length);
+        NDList slices = modelArrays.length == 1 ? new NDList(buffer.get(new NDIndex("..."))) : buffer.split(splitPoints);
+        for (int i = 0; i < modelArrays.length; i++) {
+            NDArray view = slices.get(i).reshape(shapes[i]);
+            view.attach(manager);
+            NDScope.unregister(view);
+            views.add(view);
+        }
+        return views;
+    }
+
+    /** The global L2 norm of the gradients divided by {@code divisor}, in float32 (a device sync). */
+    double gradientNorm(double divisor) {
+        return GradientLists.norm(modelArrayList) / divisor;
     }
 
     /** True when some parameter is float16: the float32 master weights are then state of their own. */
@@ -135,12 +200,7 @@ final class FlatParameters implements AutoCloseable {
      * by {@code divisor}. Call inside an {@link NDScope}: the result is temporary.
      */
     NDArray gatherGradients(double divisor) {
-        NDList pieces = new NDList(modelArrays.length);
-        for (int i = 0; i < modelArrays.length; i++) {
-            NDArray grad = modelArrays[i].getGradient();
-            pieces.add(grad.flatten().toType(DataType.FLOAT32, false));
-        }
-        NDArray flat = pieces.size() == 1 ? pieces.get(0) : NDArrays.concat(pieces);
+        NDArray flat = GradientLists.flatten(modelArrayList); // registered with the caller's NDScope
         if (divisor != 1.0) {
             flat.divi(DeviceScalars.of(flat.getManager(), divisor));
         }
@@ -149,6 +209,9 @@ final class FlatParameters implements AutoCloseable {
 
     /** Writes the master weights into the model's own arrays, in place, cast to each one's type. */
     void writeBack() {
+        if (sharesWeights) {
+            return;
+        }
         try (NDScope scope = new NDScope()) {
             scope.suppressNotUsedWarning();
             NDList slices = modelArrays.length == 1 ? new NDList(weights) : weights.split(splitPoints);

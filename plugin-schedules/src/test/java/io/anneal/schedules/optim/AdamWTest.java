@@ -92,6 +92,37 @@ class AdamWTest {
         return d;
     }
 
+    /**
+     * Float32 parameters step in PyTorch's fused kernel (the model's arrays are views of the flat
+     * weights); a float16 parameter makes the optimizer keep separate master weights and step in
+     * whole-buffer operations. Both must follow the same AdamW: the float32 parameter agrees to
+     * float32 rounding, the float16 one to float16 rounding of the same master weight.
+     */
+    @Test
+    void fusedAndWholeBufferStepsAgree() {
+        float[] a0 = {0.5f, -0.25f, 1.0f, 0.125f};
+        float[] b0 = {2.0f, -1.5f};
+        try (TinyModel fused = new TinyModel().add("a", 1.0, new Shape(4), a0).add("b", 1.0, new Shape(2), b0);
+             TinyModel mixed = new TinyModel().add("a", 1.0, new Shape(4), a0).addFloat16("b", new Shape(2), b0);
+             ParameterOptimizer fusedOpt = adamw("weight-decay = 0.1").bind(fused.parameters);
+             ParameterOptimizer mixedOpt = adamw("weight-decay = 0.1").bind(mixed.parameters)) {
+            for (int step = 1; step <= 3; step++) {
+                float[] ga = {0.5f * step, -0.25f, 0.75f, -1f};
+                float[] gb = {0.125f, -2f * step};
+                fused.setGradients(ga, gb);
+                mixed.setGradients(ga, gb);
+                fusedOpt.step(new StepRequest(0.05, 2, 1.0));
+                mixedOpt.step(new StepRequest(0.05, 2, 1.0));
+                assertArrayEquals(fused.values(0), mixed.values(0), 1e-6f, "float32 parameter after step " + step);
+                float[] expectedB = fused.values(1);
+                float[] b = mixed.values(1);
+                for (int i = 0; i < 2; i++) {
+                    assertEquals(expectedB[i], b[i], Math.abs(expectedB[i]) * 1e-3, "float16 parameter after step " + step);
+                }
+            }
+        }
+    }
+
     /** Steps 1..5 against the plain loop, with two parameters, one at lrFactor 0.5 (a muP group). */
     @Test
     void fiveStepsMatchAPlainDoubleLoopWithLrFactors() {

@@ -23,6 +23,15 @@ final class TinyModel implements AutoCloseable {
         return this;
     }
 
+    /** A float16 parameter (the optimizer then keeps separate float32 master weights). */
+    TinyModel addFloat16(String name, Shape shape, float... values) {
+        NDArray array = manager.create(values, shape).toType(ai.djl.ndarray.types.DataType.FLOAT16, false);
+        array.setRequiresGradient(true);
+        Parameter p = Parameter.builder().setName(name).setType(Parameter.Type.WEIGHT).optShape(shape).optArray(array).build();
+        parameters.add(new NamedParameter(name, p, 1.0));
+        return this;
+    }
+
     TinyModel add(String name, float... values) {
         return add(name, 1.0, new Shape(values.length), values);
     }
@@ -48,7 +57,7 @@ final class TinyModel implements AutoCloseable {
             NDArray loss = null;
             for (int i = 0; i < parameters.size(); i++) {
                 NDArray w = parameters.get(i).parameter().getArray();
-                NDArray term = w.mul(scratch.create(grads[i], w.getShape())).sum();
+                NDArray term = w.mul(scratch.create(grads[i], w.getShape()).toType(w.getDataType(), false)).sum();
                 loss = loss == null ? term : loss.add(term);
             }
             collector.backward(loss);
@@ -56,7 +65,8 @@ final class TinyModel implements AutoCloseable {
     }
 
     float[] values(int parameter) {
-        return parameters.get(parameter).parameter().getArray().toFloatArray();
+        return parameters.get(parameter).parameter().getArray().toType(ai.djl.ndarray.types.DataType.FLOAT32, false)
+                .toFloatArray();
     }
 
     @Override
