@@ -2,7 +2,7 @@
 # The GPU benchmarks of issues 4 and 6, Anneal and transformers side by side in one run.
 # On your machine:   mvn -B -q -DskipTests package && tools/gpu/pack.sh   (tools/gpu/pack.sh --peer for 'peer')
 # On the GPU machine (device tool, carry [".gpu"]), from the repository root:
-#                    bash tools/gpu/benchmarks.sh PART...   (fwd train train-packed train-torchscript profile torch roundtrip
+#                    bash tools/gpu/benchmarks.sh PART...   (fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
 #                    peer real; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench.tgz.
 set -u
@@ -30,14 +30,25 @@ if has train-packed; then
   timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m.conf --rows 2 --sequence-length 2048 \
     --documents-per-row 4 --out "$out/anneal-step-packed.json" > "$out/anneal-step-packed.log" 2>&1; tail -3 "$out/anneal-step-packed.log"
 fi
-if has train-torchscript; then
-  step "Anneal full training step, 2 x 2048, TorchScript layers (experimental)"
-  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m-torchscript.conf --rows 2 --sequence-length 2048 \
-    --out "$out/anneal-step-torchscript.json" > "$out/anneal-step-torchscript.log" 2>&1; tail -3 "$out/anneal-step-torchscript.log"
+if has train-ndarray; then
+  step "Anneal full training step, 2 x 2048, DJL-operation layers (the reference implementation)"
+  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m-ndarray.conf --rows 2 --sequence-length 2048 \
+    --out "$out/anneal-step-ndarray.json" > "$out/anneal-step-ndarray.log" 2>&1; tail -3 "$out/anneal-step-ndarray.log"
+fi
+if has train-accumulate; then
+  step "Anneal training step of 8 accumulated 2 x 2048 micro-batches (32,768 tokens per optimizer step)"
+  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m.conf --rows 2 --sequence-length 2048 \
+    --micro-batches 8 --warmup 2 --steps 4 --out "$out/anneal-step-accumulate.json" > "$out/anneal-step-accumulate.log" 2>&1
+  tail -3 "$out/anneal-step-accumulate.log"
+fi
+if has train-large; then
+  step "Anneal full training step, 8 x 2048 = 16,384-token micro-batch (the fast peer's best size)"
+  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m.conf --rows 8 --sequence-length 2048 \
+    --warmup 2 --steps 6 --out "$out/anneal-step-8x2048.json" > "$out/anneal-step-8x2048.log" 2>&1; tail -3 "$out/anneal-step-8x2048.log"
 fi
 if has profile; then
   step "Anneal full training step under libtorch's profiler (2 steps), summarised"
-  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m-torchscript.conf --rows 2 --sequence-length 2048 \
+  timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m.conf --rows 2 --sequence-length 2048 \
     --steps 3 --profile "$out/trace.json" --out "$out/anneal-step-profiled.json" > "$out/profile.log" 2>&1; tail -3 "$out/profile.log"
   python3 tools/bench/summarize_trace.py "$out/trace.json" > "$out/profile-summary.txt" 2>&1; head -60 "$out/profile-summary.txt"
   gzip -f "$out/trace.json"
@@ -67,12 +78,13 @@ fi
 
 if has real; then
   step "a real SFT run on the GPU, interrupted and resumed"
-  timeout -s INT 200 bash .gpu/run bin/anneal run examples/gpu-small-sft.conf > "$out/real-run.log" 2>&1
+  timeout -s INT 150 bash .gpu/run bin/anneal run examples/gpu-small-sft.conf > "$out/real-run.log" 2>&1
   echo "first part exit $?" >> "$out/real-run.log"
-  timeout -s INT 200 bash .gpu/run bin/anneal run examples/gpu-small-sft.conf --resume >> "$out/real-run.log" 2>&1
+  timeout -s INT 110 bash .gpu/run bin/anneal run examples/gpu-small-sft.conf --resume >> "$out/real-run.log" 2>&1
   echo "resumed part exit $?" >> "$out/real-run.log"
   cp .gpu/app/runs/gpu-small-sft/1-sft/metrics.jsonl "$out/metrics.jsonl" 2>/dev/null
-  bash .gpu/run bin/anneal plot "$out/metrics.jsonl" --out "$out/loss.png" --metrics loss,eval_loss >> "$out/real-run.log" 2>&1
+  # no plot here: the GPU machine's JRE lacks libharfbuzz for fonts; on your machine:
+  #   anneal plot metrics.jsonl --out loss.png --metrics loss,eval_loss
   grep -v "^source " "$out/real-run.log" | tail -15
 fi
 cd "$OUT" && tar czf "bench-$(echo $parts | tr " " "-").tgz" bench && rm -rf bench

@@ -29,10 +29,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * for the call and restored after it, so parameter arrays can be passed as they are.
  *
  * <p>Compiled modules are cached for the life of the JVM, one per class, source, attributes and
- * device, and never deleted: deleting a libtorch module after training through it was seen to
- * corrupt later gradients (zeros, NaN or garbage in other models' gradients, about one run in
- * eight of the hybrid plugin's tests; none in 22 runs with modules kept). A module holds no
- * tensors, so keeping it costs little; {@link #close()} is therefore a no-op.
+ * device: compiling costs tens of milliseconds and a module holds no tensors, so callers share
+ * one and {@link #close()} is a no-op. (Corrupt gradients once blamed on deleting modules came
+ * from DJL's number operands; see {@link io.anneal.api.train.DeviceScalars}.)
  */
 @Experimental(since = "1.0", note = "calls go through DJL's PyTorch engine")
 public final class TorchScriptModule implements AutoCloseable {
