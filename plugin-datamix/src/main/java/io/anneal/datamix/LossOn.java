@@ -1,6 +1,6 @@
 package io.anneal.datamix;
 
-import java.util.Locale;
+import io.anneal.api.config.ConfigView;
 
 /** Which tokens of a chat the loss supervises ({@code loss-on} in the data block). */
 enum LossOn {
@@ -12,15 +12,6 @@ enum LossOn {
     ALL;
 
     String configName() {
-        return name().toLowerCase(Locale.ROOT).replace('_', '-');
-    }
-
-    static LossOn parse(String s) {
-        for (LossOn l : values()) {
-            if (l.configName().equals(s)) {
-                return l;
-            }
-        }
-        return null;
+        return ConfigView.configName(this);
     }
 }

@@ -148,12 +148,9 @@ final class MixTrainingData implements TrainingData {
             if (!"chatml".equals(template)) {
                 throw config.invalid("template", "chatml (the only template so far)");
             }
-            LossOn lossOn = LossOn.parse(config.getString("loss-on"));
-            if (lossOn == null) {
-                throw config.invalid("loss-on", "one of assistant, last-assistant, all");
-            }
-            Leftover leftover = enumValue(config, "leftover", Leftover.class, "one of split, drop, pad");
-            OnError onError = enumValue(config, "on-error", OnError.class, "one of fail, skip");
+            LossOn lossOn = config.getEnum("loss-on", LossOn.class);
+            Leftover leftover = config.getEnum("leftover", Leftover.class);
+            OnError onError = config.getEnum("on-error", OnError.class);
             long budget = config.getTokens("budget").tokens();
             List<ConfigView> list = config.getConfigList("sources");
             if (list.isEmpty()) {
@@ -179,7 +176,7 @@ final class MixTrainingData implements TrainingData {
                 if (!(weight > 0) || Double.isInfinite(weight)) {
                     throw s.invalid("weight", "a sampling weight > 0");
                 }
-                OnError own = s.has("on-error") ? enumValue(s, "on-error", OnError.class, "one of fail, skip") : onError;
+                OnError own = s.has("on-error") ? s.getEnum("on-error", OnError.class) : onError;
                 if (!java.nio.file.Files.exists(path)) {
                     throw s.invalid("path", "an existing JSONL file, Parquet file or folder of shards", path + " (no such file)");
                 }
@@ -196,16 +193,6 @@ final class MixTrainingData implements TrainingData {
             CacheFiles cache = new CacheFiles(config.getBoolean("cache"), cacheDir.isEmpty() ? null : context.resolvePath(config, "cache-dir"));
             return new MixTrainingData(tokenizer, specs, lossOn, config.getBoolean("supervise-eos"), config.getLong("seed"),
                     budget, leftover, cache);
-        }
-
-        private static <E extends Enum<E>> E enumValue(ConfigView config, String key, Class<E> type, String expected) {
-            String v = config.getString(key);
-            for (E e : type.getEnumConstants()) {
-                if (e.name().toLowerCase(Locale.ROOT).equals(v)) {
-                    return e;
-                }
-            }
-            throw config.invalid(key, expected);
         }
     }
 }

@@ -39,16 +39,7 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
     @Override
     public ModelArchitecture create(ConfigView config, ExtensionContext context) {
         MupMultipliers mup = context.build(MupMultipliers.class, config.getConfig("mup"));
-        String layers = config.getString("layers");
-        LayerImplementation implementation = null;
-        for (LayerImplementation l : LayerImplementation.values()) {
-            if (l.configName().equals(layers)) {
-                implementation = l;
-            }
-        }
-        if (implementation == null) {
-            throw config.invalid("layers", "torchscript or ndarray", layers);
-        }
+        LayerImplementation implementation = config.getEnum("layers", LayerImplementation.class);
         return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, context, implementation);
     }
 }

@@ -3,8 +3,11 @@ package io.anneal.api.config;
 import io.anneal.api.Stable;
 import io.anneal.api.units.TokenCount;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
 /**
  * A read-only view of one configuration block, with the plugin's defaults already under it.
@@ -57,4 +60,24 @@ public interface ConfigView {
 
     /** A problem at {@code key} with an explicit description of what was found. */
     ConfigException invalid(String key, String expected, String found);
+
+    /**
+     * The value at {@code key} as a constant of {@code type}, by its {@link #configName}; case and
+     * surrounding spaces do not matter. Any other value is an {@link #invalid} error listing the choices.
+     */
+    default <E extends Enum<E>> E getEnum(String key, Class<E> type) {
+        String value = getString(key).trim().toLowerCase(Locale.ROOT);
+        for (E constant : type.getEnumConstants()) {
+            if (configName(constant).equals(value)) {
+                return constant;
+            }
+        }
+        throw invalid(key, "one of " + Stream.of(type.getEnumConstants()).map(ConfigView::configName)
+                .collect(Collectors.joining(", ")));
+    }
+
+    /** How configuration writes an enum constant: lower case, '-' for '_' ({@code LAST_ASSISTANT} is {@code last-assistant}). */
+    static String configName(Enum<?> constant) {
+        return constant.name().toLowerCase(Locale.ROOT).replace('_', '-');
+    }
 }

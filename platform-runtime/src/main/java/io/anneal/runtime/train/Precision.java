@@ -3,7 +3,6 @@ package io.anneal.runtime.train;
 import ai.djl.ndarray.types.DataType;
 import io.anneal.api.config.ConfigView;
 
-import java.util.Locale;
 
 /**
  * How a stage computes. DJL 0.35.1 cannot cast to bfloat16 (DESIGN.md, "GPU facts"), so mixed
@@ -41,16 +40,13 @@ enum Precision {
     }
 
     String configName() {
-        return name().toLowerCase(Locale.ROOT);
+        return ConfigView.configName(this);
     }
 
     static Precision parse(ConfigView config, String key) {
-        String value = config.getString(key).trim().toLowerCase(Locale.ROOT);
-        for (Precision p : values()) {
-            if (p.configName().equals(value)) {
-                return p;
-            }
+        if (config.getString(key).trim().equalsIgnoreCase("bfloat16")) {
+            throw config.invalid(key, "one of float32, float16, tf32 (bfloat16 is not available through DJL 0.35.1)");
         }
-        throw config.invalid(key, "one of float32, float16, tf32 (bfloat16 is not available through DJL 0.35.1)");
+        return config.getEnum(key, Precision.class);
     }
 }

@@ -146,7 +146,8 @@ class PluginLoaderTest {
         PluginRegistry r = load(dir);
         assertTrue(r.plugins().isEmpty());
         assertEquals("plugin 'future' (" + dir.resolve("future.jar") + "): built for API [2.0,3.0), but this runtime "
-                + "implements API 1.0; use a version of the plugin built for API 1.x", refusals(r));
+                + "implements API " + io.anneal.api.plugin.ApiVersion.current() + "; use a version of the plugin built for API 1.x",
+                refusals(r));
     }
 
     @Test

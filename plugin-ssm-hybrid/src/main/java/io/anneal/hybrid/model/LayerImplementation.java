@@ -1,6 +1,6 @@
 package io.anneal.hybrid.model;
 
-import java.util.Locale;
+import io.anneal.api.config.ConfigView;
 
 /**
  * How {@link FalconH1Model} runs its decoder layers: {@code torchscript} (the default: one libtorch
@@ -13,6 +13,6 @@ public enum LayerImplementation {
     NDARRAY;
 
     public String configName() {
-        return name().toLowerCase(Locale.ROOT);
+        return ConfigView.configName(this);
     }
 }
