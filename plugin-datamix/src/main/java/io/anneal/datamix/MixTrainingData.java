@@ -9,7 +9,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
-import java.util.Locale;
 import java.util.Set;
 import java.util.function.Consumer;
 
@@ -120,7 +119,7 @@ final class MixTrainingData implements TrainingData {
     @Override
     public String describe() {
         return "mix(" + specs.size() + " sources, loss-on=" + lossOn.configName() + ", leftover="
-                + leftover.name().toLowerCase(Locale.ROOT) + ", seed=" + seed + ")";
+                + ConfigView.configName(leftover) + ", seed=" + seed + ")";
     }
 
     /** The factory of {@code type = mix}. */

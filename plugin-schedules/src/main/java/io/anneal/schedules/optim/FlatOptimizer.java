@@ -2,12 +2,12 @@ package io.anneal.schedules.optim;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDScope;
-import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.InputException;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
+import io.anneal.api.train.DeviceScalars;
 import java.io.IOException;
 import java.io.Reader;
 import java.io.Writer;
@@ -22,8 +22,8 @@ import java.util.Properties;
 /**
  * The step every optimizer of this plugin shares: the global gradient norm (skip on inf/NaN),
  * unscaling and clipping to a global L2 norm as PyTorch's {@code clip_grad_norm_} does, the
- * subclass's update of its flat buffers, the weights written back where the model does not share them. Subclasses name their state buffers
- * and scalars; save and load handle them uniformly.
+ * subclass's update of its flat buffers, the weights written back where the model does not share
+ * them. Subclasses name their state buffers and scalars; save and load handle them uniformly.
  */
 abstract class FlatOptimizer implements ParameterOptimizer {
     /** PyTorch's clip_grad_norm_: clip_coef = max_norm / (total_norm + 1e-6), clamped to 1. */
@@ -74,7 +74,7 @@ abstract class FlatOptimizer implements ParameterOptimizer {
      * works on the parameters' own gradients instead.
      */
     protected void update(double gradientMultiplier, double learningRate, long step) {
-        NDArray grads = flat.gatherGradients(1.0);
+        NDArray grads = flat.gatherGradients();
         grads.muli(scalar(gradientMultiplier));
         update(grads, learningRate, step);
     }

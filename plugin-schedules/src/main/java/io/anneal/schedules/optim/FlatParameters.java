@@ -10,7 +10,6 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.optim.GradientLists;
 import io.anneal.api.optim.NamedParameter;
-import io.anneal.api.train.DeviceScalars;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Path;
@@ -196,15 +195,11 @@ final class FlatParameters implements AutoCloseable {
     }
 
     /**
-     * The gradients of all parameters as one float32 buffer (float16 gradients are cast), divided
-     * by {@code divisor}. Call inside an {@link NDScope}: the result is temporary.
+     * The gradients of all parameters as one new float32 buffer (float16 gradients are cast), in
+     * buffer order. Call inside an {@link NDScope}: the result is temporary.
      */
-    NDArray gatherGradients(double divisor) {
-        NDArray flat = GradientLists.flatten(modelArrayList); // registered with the caller's NDScope
-        if (divisor != 1.0) {
-            flat.divi(DeviceScalars.of(flat.getManager(), divisor));
-        }
-        return flat;
+    NDArray gatherGradients() {
+        return GradientLists.flatten(modelArrayList); // registered with the caller's NDScope
     }
 
     /** Writes the master weights into the model's own arrays, in place, cast to each one's type. */
