@@ -2,7 +2,8 @@
 # The GPU benchmarks of issues 4 and 6, Anneal and transformers side by side in one run.
 # On your machine:   mvn -B -q -DskipTests package && tools/gpu/pack.sh   (tools/gpu/pack.sh --peer for 'peer')
 # On the GPU machine (device tool, carry [".gpu"]), from the repository root:
-#                    bash tools/gpu/benchmarks.sh PART...   (fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
+#                    bash tools/gpu/benchmarks.sh PART...   (kernels fused reference peer-all: the table of issue 12;
+#                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
 #                    peer real; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench.tgz.
 set -u
@@ -15,6 +16,39 @@ mkdir -p "$out"
 fixture=$root/plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1/mup-untied
 step() { echo "== $(date +%T) $1"; }
 
+if has kernels; then
+  step "fused operators: build against this torch, then test against the float64 references"
+  bash tools/gpu/build-kernels.sh > "$out/kernels-build.log" 2>&1; tail -2 "$out/kernels-build.log"
+  python3 tools/gpu/test_kernels.py plugin-ssm-hybrid/target/native/anneal_ops.so --out "$out/kernels.json" \
+    > "$out/kernels.log" 2>&1; grep -v "^ok " "$out/kernels.log" | tail -12
+fi
+bench_step() { # label config rows
+  timeout 240 bash .gpu/run bin/anneal bench-train "$2" --rows "$3" --sequence-length 2048 --warmup 2 --steps 6 \
+    --out "$out/anneal-$1-${3}x2048.json" > "$out/anneal-$1-${3}x2048.log" 2>&1
+  grep -E "kernels:|tokens/s|rror" "$out/anneal-$1-${3}x2048.log" | tail -3
+}
+if has fused; then
+  for rows in ${ROWS:-2 8 16 32}; do
+    step "Anneal, fused operators, $rows x 2048"; bench_step fused examples/bench/falcon-h1-291m-fused.conf "$rows"
+  done
+fi
+if has reference; then
+  for rows in ${REFERENCE_ROWS:-2 8}; do
+    step "Anneal, TorchScript reference layers, $rows x 2048"
+    bench_step reference examples/bench/falcon-h1-291m-reference.conf "$rows"
+  done
+fi
+if has peer-all; then
+  step "transformers fast path (mamba_ssm + causal_conv1d kernels), every micro-batch"
+  # the peer's kernels and Anneal's distribution together pass the 64 MiB transfer limit: pack the
+  # peer alone (tools/gpu/pack.sh --peer, or a copy of .gpu/peer in PEER_DIR) for a second call
+  source "${PEER_DIR:-.gpu/peer}/setup.sh"
+  for rows in ${PEER_ROWS:-2 8 16 32}; do
+    timeout 300 python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" --seq 2048 --label transformers-fast \
+      --autocast bfloat16 --weights bfloat16 --out "$out/hf-fast-${rows}x2048.json" >> "$out/hf-fast.log" 2>&1
+    tail -2 "$out/hf-fast.log"
+  done
+fi
 if has fwd; then
   step "Anneal forward+backward, 2 x 2048, float16 (HybridBenchmark)"
   timeout 240 bash .gpu/run java -cp 'lib/*:plugins/ssm-hybrid/*' io.anneal.hybrid.bench.HybridBenchmark \

@@ -5,6 +5,7 @@
 # cut to its linux-x86_64 native library so the working tree stays under the 64 MiB transfer limit.
 #   tools/gpu/pack.sh            the distribution (for: benchmarks.sh fwd train torch roundtrip real)
 #   tools/gpu/pack.sh --peer     only transformers' fast-path kernels (for: benchmarks.sh peer)
+#   tools/gpu/pack.sh --with-peer  both, for one run of the whole table (benchmarks.sh kernels fused reference peer-all)
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -15,6 +16,7 @@ if [ "${1:-}" = --peer ]; then
   PEER=1 ../shared/device/pack.sh "$dist"
   rm -rf .gpu/app .gpu/jre.tar.xz .gpu/torch   # the peer run needs Python only
 else
+  [ "${1:-}" = --with-peer ] && export PEER=1
   ../shared/device/pack.sh "$dist"
   python3 - <<'PY'
 import glob, os, zipfile

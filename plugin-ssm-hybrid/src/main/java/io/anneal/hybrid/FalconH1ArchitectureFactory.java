@@ -8,6 +8,7 @@ import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.LayerImplementation;
 import io.anneal.hybrid.model.FalconH1Config;
+import io.anneal.hybrid.model.FusedKernels;
 import java.util.Map;
 
 /**
@@ -40,6 +41,7 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
     public ModelArchitecture create(ConfigView config, ExtensionContext context) {
         MupMultipliers mup = context.build(MupMultipliers.class, config.getConfig("mup"));
         LayerImplementation implementation = config.getEnum("layers", LayerImplementation.class);
-        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, context, implementation);
+        FusedKernels.Mode kernels = config.getEnum("kernels", FusedKernels.Mode.class);
+        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, context, implementation, kernels);
     }
 }

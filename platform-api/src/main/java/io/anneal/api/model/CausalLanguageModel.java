@@ -1,12 +1,14 @@
 package io.anneal.api.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import io.anneal.api.Stable;
 import io.anneal.api.optim.NamedParameter;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Optional;
 
 /** A decoder-only language model with trainable parameters. */
 @Stable(since = "1.0")
@@ -18,6 +20,20 @@ public interface CausalLanguageModel extends AutoCloseable {
      * {@code manager}, which the caller closes after the backward pass.
      */
     NDArray forward(NDManager manager, ModelInput input, boolean training);
+
+    /**
+     * Each label's log-probability under the model and whether it is the arg-max, as
+     * (log_prob, correct), each [batch, sequence] float32 and 0 where the label is -100, computed
+     * without materialising the logits when the model can (a fused LM head and cross-entropy);
+     * empty when it cannot, and the caller takes the log-softmax of {@link #forward} itself.
+     * Intermediate arrays are attached to {@code manager}. Since API 1.2.
+     *
+     * @param labels [batch, sequence] int64, -100 where unsupervised
+     */
+    default Optional<NDList> labelLogProbabilities(NDManager manager, ModelInput input, NDArray labels,
+            boolean training) {
+        return Optional.empty();
+    }
 
     List<NamedParameter> parameters();
 

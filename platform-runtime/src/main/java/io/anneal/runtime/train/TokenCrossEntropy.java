@@ -28,6 +28,14 @@ final class TokenCrossEntropy {
     }
 
     /**
+     * Sums from a model's own per-label log-probabilities
+     * ({@link io.anneal.api.model.CausalLanguageModel#labelLogProbabilities}), 0 where unsupervised.
+     */
+    static Sums ofLogProbabilities(NDArray logProbabilities, NDArray correct) {
+        return new Sums(logProbabilities.sum().neg(), correct.sum().stopGradient());
+    }
+
+    /**
      * @param logits [batch, sequence, vocab], float32 or float16
      * @param labels [batch, sequence], int64, with -100 where unsupervised
      */

@@ -3,6 +3,7 @@ package io.anneal.runtime.train;
 import ai.djl.Device;
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -21,6 +22,7 @@ import io.anneal.api.train.DeviceScalars;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Optional;
 
 /**
  * One optimizer step over the micro-batches of one batch: forward and backward of each micro-batch
@@ -148,9 +150,12 @@ public final class TrainStep implements AutoCloseable {
         Shape shape = new Shape(batch.rows(), batch.length());
         ModelInput input = new ModelInput(micro.create(batch.inputIds(), shape), micro.create(batch.positionIds(), shape),
                 micro.create(batch.documentIds(), shape));
-        NDArray logits = model.forward(micro, input, training);
         NDArray labels = micro.create(batch.labels(), shape).toType(DataType.INT64, false);
-        return TokenCrossEntropy.of(logits, labels);
+        Optional<NDList> scored = model.labelLogProbabilities(micro, input, labels, training);
+        if (scored.isPresent()) { // a fused LM head and cross-entropy: no logits materialised
+            return TokenCrossEntropy.ofLogProbabilities(scored.get().get(0), scored.get().get(1));
+        }
+        return TokenCrossEntropy.of(model.forward(micro, input, training), labels);
     }
 
     /** A GPU out-of-memory error becomes a message that says which setting to lower. */

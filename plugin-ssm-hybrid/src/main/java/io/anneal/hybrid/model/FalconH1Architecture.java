@@ -1,5 +1,6 @@
 package io.anneal.hybrid.model;
 
+import io.anneal.api.InputException;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.ModelOptions;
@@ -19,13 +20,15 @@ public final class FalconH1Architecture implements ModelArchitecture {
     private final MupMultipliers multipliers;
     private final ExtensionContext context;
     private final LayerImplementation layers;
+    private final FusedKernels.Mode kernels;
 
     public FalconH1Architecture(FalconH1Config config, MupMultipliers multipliers, ExtensionContext context,
-            LayerImplementation layers) {
+            LayerImplementation layers, FusedKernels.Mode kernels) {
         this.config = config;
         this.multipliers = multipliers;
         this.context = context;
         this.layers = layers;
+        this.kernels = kernels;
     }
 
     public FalconH1Config config() {
@@ -34,12 +37,27 @@ public final class FalconH1Architecture implements ModelArchitecture {
 
     @Override
     public FalconH1Model initialize(ModelOptions options) {
-        return FalconH1Checkpoints.initialize(config, multipliers, options).useLayers(layers);
+        return withLayers(FalconH1Checkpoints.initialize(config, multipliers, options), options);
     }
 
     @Override
     public CausalLanguageModel load(Path checkpointDirectory, ModelOptions options) {
-        return loadCheckpoint(checkpointDirectory, options, context).useLayers(layers);
+        return withLayers(loadCheckpoint(checkpointDirectory, options, context), options);
+    }
+
+    /** The configured layers, on the fused operators where {@code kernels} and the machine allow (one line says which). */
+    private FalconH1Model withLayers(FalconH1Model model, ModelOptions options) {
+        boolean fused = false;
+        if (layers == LayerImplementation.TORCHSCRIPT) {
+            FusedKernels.Status status = FusedKernels.select(kernels, options.device(), "model.kernels");
+            System.out.println(status.line());
+            fused = status.fused();
+        } else if (kernels == FusedKernels.Mode.FUSED) {
+            model.close();
+            throw new InputException("model.kernels = fused needs model.layers = torchscript, found "
+                    + layers.configName());
+        }
+        return model.useLayers(layers, fused);
     }
 
     /**

@@ -26,6 +26,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * Falcon-H1 (transformers' {@code FalconH1ForCausalLM}) in DJL NDArray operations. Each decoder layer
@@ -94,7 +95,16 @@ public final class FalconH1Model implements ObservableModel {
 
     /** Selects how the decoder layers run (TorchScript by default; see {@link LayerImplementation}). */
     public FalconH1Model useLayers(LayerImplementation implementation) {
-        if (torchScript != null && implementation == LayerImplementation.TORCHSCRIPT) {
+        return useLayers(implementation, false);
+    }
+
+    /**
+     * Selects how the decoder layers run; {@code fused} (TorchScript only) puts the Mamba-2 mixer and
+     * the LM head on the fused operators, which {@link FusedKernels#select} must have loaded.
+     */
+    public FalconH1Model useLayers(LayerImplementation implementation, boolean fused) {
+        boolean wantFused = fused && implementation == LayerImplementation.TORCHSCRIPT;
+        if (torchScript != null && implementation == LayerImplementation.TORCHSCRIPT && torchScript.fused() == wantFused) {
             return this;
         }
         if (torchScript != null) {
@@ -102,9 +112,14 @@ public final class FalconH1Model implements ObservableModel {
             torchScript = null;
         }
         if (implementation == LayerImplementation.TORCHSCRIPT) {
-            torchScript = new TorchScriptLayers(config, mup, compute, manager, parameters, mupVector);
+            torchScript = new TorchScriptLayers(config, mup, compute, manager, parameters, mupVector, wantFused);
         }
         return this;
+    }
+
+    /** Whether the fused operators run this model's Mamba-2 mixers and LM head. */
+    public boolean fused() {
+        return torchScript != null && torchScript.fused();
     }
 
     public LayerImplementation layers() {
@@ -139,6 +154,34 @@ public final class FalconH1Model implements ObservableModel {
 
     @Override
     public NDArray forward(NDManager passManager, ModelInput input, boolean training,
+            BiConsumer<String, NDArray> activations) {
+        NDArray hidden = finalHidden(passManager, input, training, activations);
+        hidden = rmsNorm(hidden, "model.final_layernorm.weight");
+        NDArray head = weight(config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight");
+        NDArray logits = scale(Linear.linear(hidden, head).singletonOrThrow(), mup.lmHead());
+        record(activations, "logits", logits);
+        return logits;
+    }
+
+    /**
+     * On the fused path: the final norm, the LM head and each label's log-likelihood in one
+     * operator, in token chunks, so that no [tokens, vocab] float32 logits exist.
+     */
+    @Override
+    public Optional<NDList> labelLogProbabilities(NDManager passManager, ModelInput input, NDArray labels,
+            boolean training) {
+        if (!fused()) {
+            return Optional.empty();
+        }
+        NDArray hidden = finalHidden(passManager, input, training, null);
+        NDArray head = array(config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight");
+        NDList out = torchScript.head(hidden, array("model.final_layernorm.weight"), head, labels, training);
+        Shape shape = labels.getShape();
+        return Optional.of(new NDList(out.get(0).reshape(shape), out.get(1).reshape(shape)));
+    }
+
+    /** The residual stream after the last decoder layer (before the final norm). */
+    private NDArray finalHidden(NDManager passManager, ModelInput input, boolean training,
             BiConsumer<String, NDArray> activations) {
         this.scope = passManager;
         NDArray ids = input.inputIds();
@@ -175,11 +218,7 @@ public final class FalconH1Model implements ObservableModel {
             hidden = hidden.add(ff);
             record(activations, "layer." + layer, hidden);
         }
-        hidden = rmsNorm(hidden, "model.final_layernorm.weight");
-        NDArray head = weight(config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight");
-        NDArray logits = scale(Linear.linear(hidden, head).singletonOrThrow(), mup.lmHead());
-        record(activations, "logits", logits);
-        return logits;
+        return hidden;
     }
 
     private static void checkSameShape(String name, NDArray array, NDArray ids) {

@@ -151,6 +151,11 @@ final class SequenceLayout {
      * packed). Built on first use and on the device: T x T grows fast (a host loop at 16K tokens
      * would touch 268M entries per row), and unpacked rows on the TorchScript path never need it.
      */
+    /** The per-token document ids [B, T] of packed rows (the fused operators' seq_idx); null when unpacked. */
+    NDArray documentIds() {
+        return documentIds;
+    }
+
     NDArray attentionAllowed() {
         if (attentionAllowed == null) {
             NDArray index = manager.arange(0, length, 1, DataType.INT64);

@@ -1,6 +1,7 @@
 package io.anneal.hybrid.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
@@ -19,18 +20,28 @@ import java.util.Map;
  * document mask for packed ones). The float32 master weights go in as they are, as the
  * {@code Dict[str, Tensor]} argument {@code w}, and are cast inside, so autograd reaches them
  * without {@link io.anneal.api.train.DifferentiableCasts}.
+ *
+ * <p>The fused variant ({@code FalconH1FusedLayer.torchscript}) runs the Mamba-2 mixer on Anneal's
+ * own libtorch operators ({@link FusedKernels}) in bfloat16, takes per-token document ids instead of
+ * the precomputed masks, and offers {@link #head}: the final norm, the LM head and the label
+ * log-likelihoods without [tokens, vocab] float32 logits.
  */
 final class TorchScriptLayers implements AutoCloseable {
     private static final String SOURCE = "FalconH1Layer.torchscript";
+    private static final String FUSED_SOURCE = "FalconH1FusedLayer.torchscript";
+    /** Tokens per chunk of the fused LM head: [4096, vocab] float32 logits at most at a time. */
+    private static final int HEAD_CHUNK = 4096;
 
     private final TorchScriptModule module;
     /** Per layer: the parameters under "model.layers.i.", by their key relative to the layer. */
     private final List<Map<String, Parameter>> layerWeights = new ArrayList<>();
     private final NDArray mupVector;
+    private final boolean fused;
 
     TorchScriptLayers(FalconH1Config config, MupMultipliers mup, DataType compute, NDManager manager,
-            Map<String, Parameter> parameters, NDArray mupVector) {
+            Map<String, Parameter> parameters, NDArray mupVector, boolean fused) {
         this.mupVector = mupVector;
+        this.fused = fused;
         for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
             String prefix = "model.layers." + layer + ".";
             Map<String, Parameter> weights = new LinkedHashMap<>();
@@ -41,8 +52,15 @@ final class TorchScriptLayers implements AutoCloseable {
             }
             layerWeights.add(weights);
         }
-        module = TorchScriptModule.compile("FalconH1Layer", TorchScriptLayers.class.getResourceAsStream(SOURCE),
-                attributes(config, mup, compute), manager.getDevice());
+        Map<String, Object> attributes = attributes(config, mup, compute);
+        if (fused) {
+            attributes.put("ssd_chunk", config.mambaChunkSize());
+            attributes.put("lm_head", mup.lmHead());
+            attributes.put("head_chunk", HEAD_CHUNK);
+        }
+        module = TorchScriptModule.compile("FalconH1Layer",
+                TorchScriptLayers.class.getResourceAsStream(fused ? FUSED_SOURCE : SOURCE), attributes,
+                manager.getDevice());
     }
 
     /** The configuration as the module attributes the TorchScript class declares, in its order. */
@@ -90,6 +108,13 @@ final class TorchScriptLayers implements AutoCloseable {
         }
         add(inputs, names, layout.cos, null);
         add(inputs, names, layout.sin, null);
+        if (fused) {
+            if (layout.packed) {
+                add(inputs, names, layout.attentionAllowed(), null);
+                add(inputs, names, layout.documentIds(), null);
+            }
+            return module.call(layout.packed ? "packed" : "forward", inputs, names, training).singletonOrThrow();
+        }
         if (layout.packed) {
             add(inputs, names, layout.attentionAllowed(), null);
             add(inputs, names, layout.convMaskStack, null);
@@ -104,6 +129,19 @@ final class TorchScriptLayers implements AutoCloseable {
         add(inputs, names, layout.interStrictLower, null);
         add(inputs, names, layout.interLower, null);
         return module.call(layout.packed ? "packed" : "forward", inputs, names, training).singletonOrThrow();
+    }
+
+    boolean fused() {
+        return fused;
+    }
+
+    /**
+     * The fused head on the float32 residual stream {@code hidden}: (log_prob, correct), each
+     * [batch * sequence] float32, 0 where the label is -100.
+     */
+    NDList head(NDArray hidden, NDArray finalNorm, NDArray headWeight, NDArray labels, boolean training) {
+        return module.call("head", List.of(hidden, finalNorm, headWeight, labels), java.util.Arrays.asList(null, null,
+                null, null), training);
     }
 
     private static void add(List<NDArray> inputs, List<String> names, NDArray array, String name) {

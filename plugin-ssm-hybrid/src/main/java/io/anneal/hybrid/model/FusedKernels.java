@@ -1,0 +1,161 @@
+package io.anneal.hybrid.model;
+
+import ai.djl.Device;
+import ai.djl.engine.Engine;
+import ai.djl.util.cuda.CudaUtils;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.anneal.api.InputException;
+import io.anneal.api.config.ConfigView;
+import java.io.IOException;
+import java.net.URISyntaxException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Anneal's fused GPU operators ({@code src/main/native}: the SSD scan, the causal conv1d, the gated
+ * RMSNorm and the chunked LM head + cross-entropy, registered in libtorch as {@code torch.ops.anneal.*}),
+ * loaded into the process with {@link System#load} once DJL's engine has started, so that the fused
+ * TorchScript layer ({@code FalconH1FusedLayer.torchscript}) can call them.
+ *
+ * <p>Where the library is: {@code $ANNEAL_KERNELS} (a file), else {@code native/anneal_ops.so}
+ * beside this plugin's jar ({@code plugins/ssm-hybrid/native/} in a distribution;
+ * {@code plugin-ssm-hybrid/target/native/} in a build tree). {@code tools/gpu/build-kernels.sh}
+ * builds it, with {@code anneal_ops.json} naming the torch and GPU architecture it was built for;
+ * a library built for another libtorch or GPU is refused with both named, before it is loaded.
+ */
+public final class FusedKernels {
+    /** The {@code kernels} setting of the model block. */
+    public enum Mode {
+        /** Fused operators on a GPU when a matching library is present; otherwise the reference path, said in one line. */
+        AUTO,
+        /** Fused operators or nothing: a missing or mismatched library stops the run (exit 2). */
+        FUSED,
+        /** The TorchScript reference layers, whatever is present. */
+        REFERENCE;
+
+        public String configName() {
+            return ConfigView.configName(this);
+        }
+    }
+
+    /** What was decided: whether the fused path is on, and the one line that says so and why. */
+    public record Status(boolean fused, String line) {
+    }
+
+    static final String LIBRARY = "anneal_ops.so";
+    private static final String ENVIRONMENT = "ANNEAL_KERNELS";
+    private static Path loaded;
+
+    private FusedKernels() {
+    }
+
+    /**
+     * Decides the path for a model on {@code device}, loading the library the first time it is
+     * needed. {@code setting} names the config path in errors (e.g. {@code model.kernels}).
+     */
+    public static synchronized Status select(Mode mode, Device device, String setting) {
+        if (mode == Mode.REFERENCE) {
+            return new Status(false, "kernels: reference (" + setting + " = reference)");
+        }
+        if (!device.isGpu()) {
+            return refuseOr(mode, setting, "the fused operators are CUDA kernels and the model is on the " + device);
+        }
+        Path library = locate();
+        if (loaded != null) {
+            return new Status(true, "kernels: fused (" + loaded + ")");
+        }
+        if (library == null || !Files.isRegularFile(library)) {
+            return refuseOr(mode, setting, "no fused operators at " + (library == null ? "$" + ENVIRONMENT : library)
+                    + "; build them on this GPU machine with tools/gpu/build-kernels.sh");
+        }
+        String mismatch = mismatch(library, device);
+        if (mismatch != null) {
+            return refuseOr(mode, setting, mismatch);
+        }
+        try {
+            System.load(library.toAbsolutePath().toString());
+        } catch (UnsatisfiedLinkError e) {
+            return refuseOr(mode, setting, "libtorch refused " + library + " (" + e.getMessage()
+                    + "); rebuild it with tools/gpu/build-kernels.sh against the libtorch in use, "
+                    + engineVersion());
+        }
+        loaded = library;
+        return new Status(true, "kernels: fused (" + library + ")");
+    }
+
+    private static Status refuseOr(Mode mode, String setting, String why) {
+        if (mode == Mode.FUSED) {
+            throw new InputException(setting + " = fused, but " + why);
+        }
+        return new Status(false, "kernels: reference (" + why + ")");
+    }
+
+    /** The library's build record against the running libtorch and GPU; null when they match. */
+    static String mismatch(Path library, Device device) {
+        Path record = library.resolveSibling("anneal_ops.json");
+        if (!Files.isRegularFile(record)) {
+            return record + " is missing: it names the libtorch and GPU the library was built for; rebuild with "
+                    + "tools/gpu/build-kernels.sh";
+        }
+        JsonNode built;
+        try {
+            built = new ObjectMapper().readTree(record.toFile());
+        } catch (IOException e) {
+            return record + " is not readable JSON (" + e.getMessage() + ")";
+        }
+        String torch = built.path("torch").asText("");
+        String engine = engineVersion();
+        if (!torch.equals(engine) && !torch.startsWith(engine + "+")) {
+            return library + " was built for torch " + torch + " but DJL runs libtorch " + engine;
+        }
+        String arch = built.path("arch").asText("");
+        String capability = CudaUtils.getComputeCapability(device.getDeviceId());
+        if (!arch.equals("sm_" + capability)) {
+            return library + " was built for " + arch + " but GPU " + device.getDeviceId() + " is sm_" + capability;
+        }
+        return null;
+    }
+
+    /**
+     * The version of the libtorch DJL runs: a pip torch's {@code version.py} when DJL is pointed at
+     * one ({@code PYTORCH_LIBRARY_PATH=.../torch/lib}, whose {@code PYTORCH_VERSION} names the JNI
+     * build, not the library), else the engine's own.
+     */
+    static String engineVersion() {
+        String path = System.getenv("PYTORCH_LIBRARY_PATH");
+        if (path != null && !path.isBlank()) {
+            try {
+                // torch/lib/../version.py, found through libtorch.so (often a link into a pip torch)
+                Path versionFile = Path.of(path, "libtorch.so").toRealPath().getParent().resolveSibling("version.py");
+                for (String line : Files.readAllLines(versionFile)) {
+                    Matcher m = VERSION_LINE.matcher(line);
+                    if (m.matches()) {
+                        return m.group(1);
+                    }
+                }
+            } catch (IOException | RuntimeException e) {
+                // not a pip torch: fall back to what the engine says
+            }
+        }
+        return Engine.getEngine("PyTorch").getVersion();
+    }
+
+    private static final Pattern VERSION_LINE = Pattern.compile("__version__\\s*=\\s*['\"]([^'\"]+)['\"].*");
+
+    /** $ANNEAL_KERNELS, else native/anneal_ops.so beside this plugin's jar (or classes folder). */
+    static Path locate() {
+        String configured = System.getenv(ENVIRONMENT);
+        if (configured != null && !configured.isBlank()) {
+            return Path.of(configured);
+        }
+        try {
+            Path code = Path.of(FusedKernels.class.getProtectionDomain().getCodeSource().getLocation().toURI());
+            return code.getParent().resolve("native").resolve(LIBRARY);
+        } catch (URISyntaxException | RuntimeException e) {
+            return null;
+        }
+    }
+}

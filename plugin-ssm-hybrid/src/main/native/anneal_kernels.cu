@@ -1,0 +1,292 @@
+// CUDA kernels of Anneal's fused Falcon-H1 operators. Plain CUDA over raw pointers (no libtorch
+// headers), so this file compiles alone with nvcc; anneal_ops.cpp wraps the launchers below as
+// libtorch operators with autograd.
+//
+// Layouts: activations are row-major [rows, channels] with channels contiguous, the layout of a
+// [batch, time, channels] tensor. Element type T is float, __half or __nv_bfloat16; arithmetic is
+// float32. Weights and weight gradients are float32 (the master weights, no cast needed).
+#include "anneal_kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace anneal {
+namespace {
+
+__device__ __forceinline__ float load(const float* p, int64_t i) { return p[i]; }
+__device__ __forceinline__ float load(const __half* p, int64_t i) { return __half2float(p[i]); }
+__device__ __forceinline__ float load(const __nv_bfloat16* p, int64_t i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void store(float* p, int64_t i, float v) { p[i] = v; }
+__device__ __forceinline__ void store(__half* p, int64_t i, float v) { p[i] = __float2half(v); }
+__device__ __forceinline__ void store(__nv_bfloat16* p, int64_t i, float v) { p[i] = __float2bfloat16(v); }
+
+__device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + __expf(-x)); }
+
+// ---------------------------------------------------------------------------------------------
+// Causal depthwise conv1d + SiLU with document resets (Mamba-2's conv over x, B, C).
+// out[b,t,c] = silu(bias[c] + sum_k w[c,k] * x[b, t-(K-1)+k, c]), a tap counting only when its
+// token exists and lies in t's document (seq[b, t-(K-1)+k] == seq[b, t]); so a packed document
+// never sees the previous one, as transformers' causal_conv1d with seq_idx.
+// ---------------------------------------------------------------------------------------------
+constexpr int kConvTile = 32;     // time steps per thread
+constexpr int kMaxKernel = 8;
+
+template <typename T>
+__global__ void conv_forward_kernel(const T* __restrict__ x, const float* __restrict__ w,
+                                    const float* __restrict__ bias, const int64_t* __restrict__ seq,
+                                    T* __restrict__ out, int time, int channels, int kernel) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= channels) return;
+  int b = blockIdx.z;
+  int t0 = blockIdx.y * kConvTile;
+  float taps[kMaxKernel];
+  for (int k = 0; k < kernel; k++) taps[k] = w[c * kernel + k];
+  float b0 = bias ? bias[c] : 0.f;
+  int64_t row = (int64_t) b * time;
+  for (int t = t0; t < min(t0 + kConvTile, time); t++) {
+    int64_t doc = seq ? seq[row + t] : 0;
+    float acc = b0;
+    for (int k = 0; k < kernel; k++) {
+      int src = t - (kernel - 1) + k;
+      if (src < 0) continue;
+      if (seq && seq[row + src] != doc) continue;
+      acc += taps[k] * load(x, (row + src) * channels + c);
+    }
+    store(out, (row + t) * channels + c, acc * sigmoid(acc));
+  }
+}
+
+// The pre-activation at (b, t, c), recomputed in the backward pass instead of stored.
+template <typename T>
+__device__ __forceinline__ float conv_pre(const T* x, const float* taps, float b0, const int64_t* seq,
+                                          int64_t row, int t, int channels, int c, int kernel) {
+  int64_t doc = seq ? seq[row + t] : 0;
+  float acc = b0;
+  for (int k = 0; k < kernel; k++) {
+    int src = t - (kernel - 1) + k;
+    if (src < 0) continue;
+    if (seq && seq[row + src] != doc) continue;
+    acc += taps[k] * load(x, (row + src) * channels + c);
+  }
+  return acc;
+}
+
+// dx[s] = sum_k w[k] * g[s + (K-1) - k] over the outputs that read s (same document), where
+// g = dout * silu'(pre). Weight and bias gradients are summed per (batch, tile) into partials
+// [B * tiles, C, K] and [B * tiles, C], reduced by the caller.
+template <typename T>
+__global__ void conv_backward_kernel(const T* __restrict__ x, const float* __restrict__ w,
+                                     const float* __restrict__ bias, const int64_t* __restrict__ seq,
+                                     const T* __restrict__ dout, T* __restrict__ dx,
+                                     float* __restrict__ dw_partial, float* __restrict__ db_partial,
+                                     int time, int channels, int kernel) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= channels) return;
+  int b = blockIdx.z;
+  int tile = blockIdx.y;
+  int t0 = tile * kConvTile;
+  int t1 = min(t0 + kConvTile, time);
+  float taps[kMaxKernel];
+  for (int k = 0; k < kernel; k++) taps[k] = w[c * kernel + k];
+  float b0 = bias ? bias[c] : 0.f;
+  int64_t row = (int64_t) b * time;
+  // g at t0 .. t1 + K - 2 (outputs this tile's inputs feed), kept in a small ring.
+  float dw[kMaxKernel];
+  for (int k = 0; k < kernel; k++) dw[k] = 0.f;
+  float db = 0.f;
+  for (int s = t0; s < t1; s++) {
+    int64_t doc = seq ? seq[row + s] : 0;
+    float acc = 0.f;
+    for (int k = 0; k < kernel; k++) {
+      int t = s + (kernel - 1) - k;    // the output that reads input s through tap k
+      if (t >= time) continue;
+      if (seq && seq[row + t] != doc) continue;
+      float pre = conv_pre(x, taps, b0, seq, row, t, channels, c, kernel);
+      float sg = sigmoid(pre);
+      float g = load(dout, (row + t) * channels + c) * sg * (1.f + pre * (1.f - sg));
+      acc += taps[k] * g;
+    }
+    store(dx, (row + s) * channels + c, acc);
+    // this tile's outputs s: their weight and bias gradients
+    float pre = conv_pre(x, taps, b0, seq, row, s, channels, c, kernel);
+    float sg = sigmoid(pre);
+    float g = load(dout, (row + s) * channels + c) * sg * (1.f + pre * (1.f - sg));
+    db += g;
+    for (int k = 0; k < kernel; k++) {
+      int src = s - (kernel - 1) + k;
+      if (src < 0) continue;
+      if (seq && seq[row + src] != doc) continue;
+      dw[k] += g * load(x, (row + src) * channels + c);
+    }
+  }
+  int64_t partial = (int64_t) b * gridDim.y + tile;
+  for (int k = 0; k < kernel; k++) dw_partial[(partial * channels + c) * kernel + k] = dw[k];
+  db_partial[partial * channels + c] = db;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gated RMSNorm of the Mamba-2 output (transformers' FalconH1RMSNormGated / mamba_ssm's
+// RMSNormGated), per group of D/G channels:
+//   gate first (norm_before_gate = false): u = y * silu(z); out = u * rsqrt(mean(u^2) + eps) * w
+//   norm first (norm_before_gate = true):  u = y;           out = u * rsqrt(mean(u^2) + eps) * w * silu(z)
+// One block per (row, group) forward; backward blocks take kNormRows rows of one group so the
+// weight gradient is summed in registers and written once per block.
+// ---------------------------------------------------------------------------------------------
+constexpr int kNormThreads = 256;
+constexpr int kNormRows = 16;
+
+__device__ __forceinline__ float block_sum(float v, float* shared) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  float total = 0.f;
+  for (int i = 0; i < (int) (blockDim.x >> 5); i++) total += shared[i];
+  return total;
+}
+
+template <typename TY, typename TZ>
+__global__ void gated_norm_forward_kernel(const TY* __restrict__ y, const TZ* __restrict__ z,
+                                          const float* __restrict__ w, TZ* __restrict__ out,
+                                          float* __restrict__ rstd, int width, int groups, float eps,
+                                          bool norm_before_gate) {
+  __shared__ float shared[32];
+  int64_t row = blockIdx.x;
+  int group = blockIdx.y;
+  int gw = width / groups;
+  int64_t base = row * width + (int64_t) group * gw;
+  float sum = 0.f;
+  for (int i = threadIdx.x; i < gw; i += blockDim.x) {
+    float u = load(y, base + i);
+    if (!norm_before_gate) {
+      float zz = load(z, base + i);
+      u *= zz * sigmoid(zz);
+    }
+    sum += u * u;
+  }
+  float r = rsqrtf(block_sum(sum, shared) / gw + eps);
+  if (threadIdx.x == 0) rstd[row * groups + group] = r;
+  for (int i = threadIdx.x; i < gw; i += blockDim.x) {
+    float zz = load(z, base + i);
+    float silu = zz * sigmoid(zz);
+    float u = load(y, base + i);
+    float v = norm_before_gate ? u * r * w[group * gw + i] * silu : u * silu * r * w[group * gw + i];
+    store(out, base + i, v);
+  }
+}
+
+template <typename TY, typename TZ>
+__global__ void gated_norm_backward_kernel(const TY* __restrict__ y, const TZ* __restrict__ z,
+                                           const float* __restrict__ w, const float* __restrict__ rstd,
+                                           const TZ* __restrict__ dout, TY* __restrict__ dy,
+                                           TZ* __restrict__ dz, float* __restrict__ dw_partial, int64_t rows,
+                                           int width, int groups, bool norm_before_gate) {
+  __shared__ float shared[32];
+  constexpr int kPerThread = 16;     // group widths up to 16 * 256 = 4096
+  int group = blockIdx.y;
+  int gw = width / groups;
+  float dw[kPerThread];
+  for (int j = 0; j < kPerThread; j++) dw[j] = 0.f;
+  for (int64_t row = (int64_t) blockIdx.x * kNormRows; row < min(rows, (int64_t) (blockIdx.x + 1) * kNormRows); row++) {
+    int64_t base = row * width + (int64_t) group * gw;
+    float r = rstd[row * groups + group];
+    // mean over the group of g * u, with g = dout * w * (norm first ? silu(z) : 1)
+    float dot = 0.f;
+    for (int i = threadIdx.x, j = 0; i < gw; i += blockDim.x, j++) {
+      float zz = load(z, base + i);
+      float silu = zz * sigmoid(zz);
+      float u = norm_before_gate ? load(y, base + i) : load(y, base + i) * silu;
+      float g = load(dout, base + i) * w[group * gw + i] * (norm_before_gate ? silu : 1.f);
+      dot += g * u;
+    }
+    float mean_gu = block_sum(dot, shared) / gw;
+    for (int i = threadIdx.x, j = 0; i < gw; i += blockDim.x, j++) {
+      float zz = load(z, base + i);
+      float sg = sigmoid(zz);
+      float silu = zz * sg;
+      float dsilu = sg * (1.f + zz * (1.f - sg));
+      float yy = load(y, base + i);
+      float u = norm_before_gate ? yy : yy * silu;
+      float go = load(dout, base + i);
+      float wi = w[group * gw + i];
+      float g = go * wi * (norm_before_gate ? silu : 1.f);
+      float du = r * g - u * r * r * r * mean_gu;
+      if (norm_before_gate) {
+        store(dy, base + i, du);
+        store(dz, base + i, go * wi * u * r * dsilu);
+        dw[j] += go * u * r * silu;
+      } else {
+        store(dy, base + i, du * silu);
+        store(dz, base + i, du * yy * dsilu);
+        dw[j] += go * u * r;
+      }
+    }
+  }
+  for (int i = threadIdx.x, j = 0; i < gw; i += blockDim.x, j++) {
+    dw_partial[(int64_t) blockIdx.x * width + group * gw + i] = dw[j];
+  }
+}
+
+inline unsigned blocks(int64_t n, int per) { return (unsigned) ((n + per - 1) / per); }
+
+}  // namespace
+
+template <typename T>
+void conv1d_silu_forward(const T* x, const float* w, const float* bias, const int64_t* seq, T* out, int batch,
+                         int time, int channels, int kernel, cudaStream_t stream) {
+  dim3 grid(blocks(channels, 128), blocks(time, kConvTile), batch);
+  conv_forward_kernel<T><<<grid, 128, 0, stream>>>(x, w, bias, seq, out, time, channels, kernel);
+}
+
+int conv1d_silu_partials(int batch, int time) { return batch * (int) blocks(time, kConvTile); }
+
+template <typename T>
+void conv1d_silu_backward(const T* x, const float* w, const float* bias, const int64_t* seq, const T* dout, T* dx,
+                          float* dw_partial, float* db_partial, int batch, int time, int channels, int kernel,
+                          cudaStream_t stream) {
+  dim3 grid(blocks(channels, 128), blocks(time, kConvTile), batch);
+  conv_backward_kernel<T><<<grid, 128, 0, stream>>>(x, w, bias, seq, dout, dx, dw_partial, db_partial, time,
+                                                    channels, kernel);
+}
+
+template <typename TY, typename TZ>
+void gated_rms_norm_forward(const TY* y, const TZ* z, const float* w, TZ* out, float* rstd, int64_t rows, int width,
+                            int groups, float eps, bool norm_before_gate, cudaStream_t stream) {
+  dim3 grid((unsigned) rows, groups);
+  gated_norm_forward_kernel<TY, TZ><<<grid, kNormThreads, 0, stream>>>(y, z, w, out, rstd, width, groups, eps,
+                                                                      norm_before_gate);
+}
+
+int gated_rms_norm_partials(int64_t rows) { return (int) blocks(rows, kNormRows); }
+
+int gated_rms_norm_max_group_width() { return 16 * kNormThreads; }
+
+template <typename TY, typename TZ>
+void gated_rms_norm_backward(const TY* y, const TZ* z, const float* w, const float* rstd, const TZ* dout, TY* dy,
+                             TZ* dz, float* dw_partial, int64_t rows, int width, int groups, bool norm_before_gate,
+                             cudaStream_t stream) {
+  dim3 grid(blocks(rows, kNormRows), groups);
+  gated_norm_backward_kernel<TY, TZ><<<grid, kNormThreads, 0, stream>>>(y, z, w, rstd, dout, dy, dz, dw_partial,
+                                                                       rows, width, groups, norm_before_gate);
+}
+
+#define ANNEAL_CONV(T)                                                                                              \
+  template void conv1d_silu_forward<T>(const T*, const float*, const float*, const int64_t*, T*, int, int, int, int, \
+                                       cudaStream_t);                                                                \
+  template void conv1d_silu_backward<T>(const T*, const float*, const float*, const int64_t*, const T*, T*, float*,  \
+                                        float*, int, int, int, int, cudaStream_t);
+ANNEAL_CONV(float)
+ANNEAL_CONV(__half)
+ANNEAL_CONV(__nv_bfloat16)
+
+#define ANNEAL_NORM(TY, TZ)                                                                                      \
+  template void gated_rms_norm_forward<TY, TZ>(const TY*, const TZ*, const float*, TZ*, float*, int64_t, int, int, \
+                                               float, bool, cudaStream_t);                                        \
+  template void gated_rms_norm_backward<TY, TZ>(const TY*, const TZ*, const float*, const float*, const TZ*, TY*,  \
+                                                TZ*, float*, int64_t, int, int, bool, cudaStream_t);
+ANNEAL_NORM(float, float)
+ANNEAL_NORM(float, __half)
+ANNEAL_NORM(float, __nv_bfloat16)
+
+}  // namespace anneal

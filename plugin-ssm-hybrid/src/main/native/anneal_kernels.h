@@ -1,0 +1,29 @@
+// Launchers of the CUDA kernels in anneal_kernels.cu (see there for the arithmetic).
+#pragma once
+#include <cstdint>
+#include <cuda_runtime.h>
+
+namespace anneal {
+
+template <typename T>
+void conv1d_silu_forward(const T* x, const float* w, const float* bias, const int64_t* seq, T* out, int batch,
+                         int time, int channels, int kernel, cudaStream_t stream);
+/** Rows of the weight- and bias-gradient partials the backward kernel writes. */
+int conv1d_silu_partials(int batch, int time);
+template <typename T>
+void conv1d_silu_backward(const T* x, const float* w, const float* bias, const int64_t* seq, const T* dout, T* dx,
+                          float* dw_partial, float* db_partial, int batch, int time, int channels, int kernel,
+                          cudaStream_t stream);
+
+template <typename TY, typename TZ>
+void gated_rms_norm_forward(const TY* y, const TZ* z, const float* w, TZ* out, float* rstd, int64_t rows, int width,
+                            int groups, float eps, bool norm_before_gate, cudaStream_t stream);
+/** Rows of the weight-gradient partials the backward kernel writes. */
+int gated_rms_norm_partials(int64_t rows);
+int gated_rms_norm_max_group_width();
+template <typename TY, typename TZ>
+void gated_rms_norm_backward(const TY* y, const TZ* z, const float* w, const float* rstd, const TZ* dout, TY* dy,
+                             TZ* dz, float* dw_partial, int64_t rows, int width, int groups, bool norm_before_gate,
+                             cudaStream_t stream);
+
+}  // namespace anneal

@@ -1,0 +1,415 @@
+// Anneal's fused Falcon-H1 operators, registered inside libtorch as torch.ops.anneal.* with autograd,
+// so the TorchScript layers (FalconH1FusedLayer.torchscript) call them like any aten operator and
+// the JVM never sees their intermediates. Built by tools/gpu/build-kernels.sh against the libtorch
+// DJL loads; loaded by the hybrid plugin with System.load (FusedKernels.java).
+//
+//   causal_conv1d_silu     Mamba-2's causal depthwise conv + SiLU, document resets (CUDA kernels)
+//   gated_rms_norm         the gated RMSNorm of the Mamba-2 output (CUDA kernels)
+//   ssd_scan               the chunked SSD scan of Mamba-2, state carried across chunks and reset at
+//                          document starts; half-precision matmuls with float32 decay arithmetic;
+//                          only its inputs are kept for backward (the pass is recomputed there)
+//   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
+//                          float32 logits are ever materialised; backward recomputes each chunk
+//
+// Nothing here synchronises with the host (no .item(), no data-dependent shapes), so a step that
+// uses them can be captured as a CUDA graph.
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/autograd.h>
+#include <torch/library.h>
+#include <torch/version.h>
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <limits>
+#include <string>
+
+#include "anneal_kernels.h"
+
+// ANNEAL_ARCH is the target GPU architecture as a bare token (-DANNEAL_ARCH=sm_90).
+#define ANNEAL_STRING2(x) #x
+#define ANNEAL_STRING(x) ANNEAL_STRING2(x)
+#ifndef ANNEAL_ARCH
+#define ANNEAL_ARCH unknown
+#endif
+
+using at::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+namespace {
+
+template <typename F>
+void by_type(const Tensor& t, const char* op, F&& f) {
+  switch (t.scalar_type()) {
+    case at::kFloat: f(float{}); break;
+    case at::kHalf: f(__half{}); break;
+    case at::kBFloat16: f(__nv_bfloat16{}); break;
+    default: TORCH_CHECK(false, "anneal::", op, ": expected float32, float16 or bfloat16, found ", t.scalar_type());
+  }
+}
+
+template <typename T>
+T* ptr(const Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
+
+const float* float_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
+const int64_t* long_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<int64_t>() : nullptr; }
+
+void check_cuda(const Tensor& t, const char* op, const char* name) {
+  TORCH_CHECK(t.is_cuda(), "anneal::", op, ": ", name, " must be a CUDA tensor (the reference path serves the CPU)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// causal_conv1d_silu(x [B,T,C], weight [C,K] or [C,1,K], bias [C]?, seq_idx [B,T]?) -> [B,T,C]
+// ---------------------------------------------------------------------------------------------
+struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
+  // bias is a tensor (zeros when the conv has none) and seq_idx an optional: C++ autograd
+  // functions take no undefined tensors as inputs.
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                        bool has_bias, const c10::optional<Tensor>& seq_idx) {
+    check_cuda(x, "causal_conv1d_silu", "x");
+    TORCH_CHECK(x.dim() == 3, "anneal::causal_conv1d_silu: x must be [batch, time, channels], found ", x.sizes());
+    int64_t channels = x.size(2);
+    Tensor xc = x.contiguous();
+    Tensor w = weight.reshape({channels, -1}).to(at::kFloat).contiguous();
+    TORCH_CHECK(w.size(1) <= 8, "anneal::causal_conv1d_silu: kernel width at most 8, found ", w.size(1));
+    Tensor b = has_bias ? bias.to(at::kFloat).contiguous() : Tensor();
+    Tensor s = seq_idx.has_value() ? seq_idx->to(at::kLong).contiguous() : Tensor();
+    if (s.defined()) {
+      TORCH_CHECK(s.sizes() == x.sizes().slice(0, 2), "anneal::causal_conv1d_silu: seq_idx must be [batch, time]");
+    }
+    Tensor out = at::empty_like(xc);
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(xc, "causal_conv1d_silu", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::conv1d_silu_forward<T>(ptr<T>(xc), w.data_ptr<float>(), float_or_null(b), long_or_null(s), ptr<T>(out),
+                                     (int) x.size(0), (int) x.size(1), (int) channels, (int) w.size(1), stream);
+    });
+    ctx->save_for_backward({xc, weight, bias});
+    ctx->saved_data["has_bias"] = has_bias;
+    ctx->saved_data["seq"] = s.defined() ? c10::IValue(s) : c10::IValue();
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor xc = saved[0], weight = saved[1], bias = saved[2];
+    bool has_bias = ctx->saved_data["has_bias"].toBool();
+    Tensor s = ctx->saved_data["seq"].isNone() ? Tensor() : ctx->saved_data["seq"].toTensor();
+    int64_t batch = xc.size(0), time = xc.size(1), channels = xc.size(2);
+    Tensor w = weight.reshape({channels, -1}).to(at::kFloat).contiguous();
+    int64_t kernel = w.size(1);
+    Tensor b = has_bias ? bias.to(at::kFloat).contiguous() : Tensor();
+    Tensor dout = grads[0].defined() ? grads[0].to(xc.scalar_type()).contiguous() : at::zeros_like(xc);
+    Tensor dx = at::empty_like(xc);
+    int partials = anneal::conv1d_silu_partials((int) batch, (int) time);
+    Tensor dw = at::empty({partials, channels, kernel}, xc.options().dtype(at::kFloat));
+    Tensor db = at::empty({partials, channels}, xc.options().dtype(at::kFloat));
+    c10::cuda::CUDAGuard guard(xc.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(xc, "causal_conv1d_silu", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::conv1d_silu_backward<T>(ptr<T>(xc), w.data_ptr<float>(), float_or_null(b), long_or_null(s),
+                                      ptr<T>(dout), ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
+                                      (int) batch, (int) time, (int) channels, (int) kernel, stream);
+    });
+    Tensor dweight = dw.sum(0).reshape(weight.sizes()).to(weight.scalar_type());
+    Tensor dbias = has_bias ? db.sum(0).to(bias.scalar_type()) : Tensor();
+    return {dx, dweight, dbias, Tensor(), Tensor()};
+  }
+};
+
+Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                          const c10::optional<Tensor>& seq_idx) {
+  Tensor b = bias.has_value() ? *bias : at::zeros({x.size(-1)}, x.options().dtype(at::kFloat));
+  return CausalConv1dSilu::apply(x, weight, b, bias.has_value(), seq_idx);
+}
+
+// ---------------------------------------------------------------------------------------------
+// gated_rms_norm(y [..., D], z [..., D], weight [D], groups, eps, norm_before_gate) -> [..., D] in z's type
+// ---------------------------------------------------------------------------------------------
+struct GatedRmsNorm : torch::autograd::Function<GatedRmsNorm> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& y, const Tensor& z, const Tensor& weight, int64_t groups,
+                        double eps, bool norm_before_gate) {
+    check_cuda(y, "gated_rms_norm", "y");
+    TORCH_CHECK(y.sizes() == z.sizes(), "anneal::gated_rms_norm: y and z differ in shape: ", y.sizes(), " ",
+                z.sizes());
+    int64_t width = y.size(-1);
+    TORCH_CHECK(groups > 0 && width % groups == 0, "anneal::gated_rms_norm: ", width, " channels in ", groups,
+                " groups");
+    TORCH_CHECK(width / groups <= anneal::gated_rms_norm_max_group_width(),
+                "anneal::gated_rms_norm: group width at most ", anneal::gated_rms_norm_max_group_width());
+    int64_t rows = y.numel() / width;
+    Tensor yc = y.to(at::kFloat).reshape({rows, width}).contiguous();
+    Tensor zc = z.reshape({rows, width}).contiguous();
+    Tensor w = weight.to(at::kFloat).contiguous();
+    Tensor out = at::empty_like(zc);
+    Tensor rstd = at::empty({rows, groups}, yc.options());
+    c10::cuda::CUDAGuard guard(y.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(zc, "gated_rms_norm", [&](auto tag) {
+      using TZ = decltype(tag);
+      anneal::gated_rms_norm_forward<float, TZ>(yc.data_ptr<float>(), ptr<TZ>(zc), w.data_ptr<float>(), ptr<TZ>(out),
+                                                rstd.data_ptr<float>(), rows, (int) width, (int) groups, (float) eps,
+                                                norm_before_gate, stream);
+    });
+    ctx->save_for_backward({yc, zc, weight, rstd});
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["norm_before_gate"] = norm_before_gate;
+    ctx->saved_data["y_type"] = (int64_t) y.scalar_type();
+    return out.reshape(z.sizes());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor yc = saved[0], zc = saved[1], weight = saved[2], rstd = saved[3];
+    int64_t groups = ctx->saved_data["groups"].toInt();
+    bool norm_before_gate = ctx->saved_data["norm_before_gate"].toBool();
+    auto y_type = (at::ScalarType) ctx->saved_data["y_type"].toInt();
+    int64_t rows = yc.size(0), width = yc.size(1);
+    Tensor w = weight.to(at::kFloat).contiguous();
+    Tensor dout = grads[0].defined() ? grads[0].to(zc.scalar_type()).reshape({rows, width}).contiguous()
+                                     : at::zeros_like(zc);
+    Tensor dy = at::empty_like(yc);
+    Tensor dz = at::empty_like(zc);
+    Tensor dw = at::empty({anneal::gated_rms_norm_partials(rows), width}, yc.options());
+    c10::cuda::CUDAGuard guard(yc.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(zc, "gated_rms_norm", [&](auto tag) {
+      using TZ = decltype(tag);
+      anneal::gated_rms_norm_backward<float, TZ>(yc.data_ptr<float>(), ptr<TZ>(zc), w.data_ptr<float>(),
+                                                 rstd.data_ptr<float>(), ptr<TZ>(dout), dy.data_ptr<float>(),
+                                                 ptr<TZ>(dz), dw.data_ptr<float>(), rows, (int) width, (int) groups,
+                                                 norm_before_gate, stream);
+    });
+    auto shape = grads[0].defined() ? grads[0].sizes().vec() : std::vector<int64_t>{rows, width};
+    return {dy.to(y_type).reshape(shape), dz.reshape(shape), dw.sum(0).to(weight.scalar_type()), Tensor(), Tensor(),
+            Tensor()};
+  }
+};
+
+Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, int64_t groups, double eps,
+                      bool norm_before_gate) {
+  return GatedRmsNorm::apply(y, z, weight, groups, eps, norm_before_gate);
+}
+
+// ---------------------------------------------------------------------------------------------
+// ssd_scan(x [B,T,H,P], dt [B,T,H], A [H], B [B,T,G,N], C [B,T,G,N], seq_idx [B,T]?, chunk) -> y [B,T,H,P] float32
+//
+// The chunked SSD algorithm of Mamba-2 (Dao & Gu 2024, "Transformers are SSMs", section 6 and its
+// "SSD minimal" listing): y_t = C_t . h_t with h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T, in four
+// parts per chunk of Q tokens: the intra-chunk quadratic form, chunk-end states, the inter-chunk
+// state recurrence, and the states' contribution to each token. With seq_idx the state is reset
+// at every document start: a token mixes only with earlier tokens of its document, a chunk-end
+// state holds only the chunk's last document, and a state crosses chunks only within a document.
+// Matmuls run in x's type (bf16 on the fused path, float32 accumulation inside cuBLAS); decay
+// sums and exponentials stay float32 (the Mamba authors keep them float32 too).
+// ---------------------------------------------------------------------------------------------
+Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
+                   const Tensor& seq, int64_t chunk) {
+  const auto mm = x.scalar_type();
+  const auto f32 = at::kFloat;
+  int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = bm.size(2), n = bm.size(3);
+  int64_t r = h / g, q = chunk, c = (t + q - 1) / q, pad = c * q - t;
+  const double neg_inf = -std::numeric_limits<double>::infinity();
+  Tensor dtf = dt.to(f32);
+  Tensor xdt = x.to(f32) * dtf.unsqueeze(-1);
+  Tensor logd = dtf * a.to(f32);
+  Tensor bp = bm, cp = cm, sp = seq;
+  if (pad > 0) {
+    // zero input and zero decay: padded tokens neither feed nor decay the state
+    xdt = at::constant_pad_nd(xdt, {0, 0, 0, 0, 0, pad});
+    logd = at::constant_pad_nd(logd, {0, 0, 0, pad});
+    bp = at::constant_pad_nd(bm, {0, 0, 0, 0, 0, pad});
+    cp = at::constant_pad_nd(cm, {0, 0, 0, 0, 0, pad});
+    if (seq.defined()) sp = at::cat({seq, seq.narrow(1, t - 1, 1).expand({b, pad})}, 1);
+  }
+  Tensor xs = xdt.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});               // [b,c,g,r,q,p] f32
+  Tensor cum = logd.view({b, c, q, h}).permute({0, 1, 3, 2}).cumsum(-1);              // [b,c,h,q]
+  Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
+  Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
+
+  Tensor causal = at::ones({q, q}, x.options().dtype(at::kBool)).tril();
+  Tensor intra = causal;                         // [q,q], or [b,c,1,q,q] with documents
+  Tensor to_end_mask, from_start_mask, inter = at::ones({c, c}, x.options().dtype(at::kBool)).tril();
+  if (sp.defined()) {
+    Tensor sc = sp.view({b, c, q});
+    intra = (sc.unsqueeze(-1) == sc.unsqueeze(-2)).logical_and(causal).unsqueeze(2);
+    Tensor last_doc = sc.select(-1, q - 1);                                           // [b,c]
+    to_end_mask = (sc == last_doc.unsqueeze(-1)).to(f32).unsqueeze(2);                // [b,c,1,q]
+    Tensor previous_last = at::cat({last_doc.narrow(1, 0, 1), last_doc.narrow(1, 0, c - 1)}, 1);
+    from_start_mask = (sc == previous_last.unsqueeze(-1)).to(f32).unsqueeze(2);       // [b,c,1,q]
+    inter = (last_doc.unsqueeze(-1) == last_doc.unsqueeze(-2)).logical_and(inter).unsqueeze(1);  // [b,1,c,c]
+  }
+
+  // 1. intra-chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) x_j dt_j
+  Tensor decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
+  Tensor scores = at::matmul(cc, bc.transpose(-1, -2)).to(f32);                        // [b,c,g,q,q]
+  Tensor mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
+  Tensor y = at::matmul(mixing, xs.to(mm)).to(f32);                                   // [b,c,g,r,q,p]
+
+  // 2. the state at each chunk's end: sum_j exp(cum_last - cum_j) x_j dt_j B_j^T
+  Tensor last = cum.narrow(-1, q - 1, 1);                                             // [b,c,h,1]
+  Tensor to_end = (last - cum).exp();
+  if (to_end_mask.defined()) to_end = to_end * to_end_mask;
+  Tensor weighted = (xs * to_end.view({b, c, g, r, q, 1})).to(mm);
+  Tensor states = at::matmul(weighted.transpose(-1, -2).reshape({b, c, g, r * p, q}), bc).to(f32);  // [b,c,g,r*p,n]
+
+  // 3. across chunks: S_j = sum_{k<=j} exp(cs_j - cs_k) states_k, cs the cumulative chunk decays
+  Tensor cs = last.squeeze(-1).transpose(1, 2).cumsum(-1);                            // [b,h,c]
+  Tensor carry = (cs.unsqueeze(-1) - cs.unsqueeze(-2)).masked_fill(inter.logical_not(), neg_inf).exp();
+  Tensor carried = at::matmul(carry, states.reshape({b, c, h, p * n}).transpose(1, 2));  // [b,h,c,p*n]
+  Tensor entering = at::constant_pad_nd(carried.narrow(2, 0, c - 1), {0, 0, 1, 0});   // chunk 0 starts at zero
+  entering = entering.transpose(1, 2).reshape({b, c, g, r * p, n});
+
+  // 4. the entering state's contribution: C_i . S exp(cum_i)
+  Tensor from_start = cum.exp();
+  if (from_start_mask.defined()) from_start = from_start * from_start_mask;
+  Tensor y_off = at::matmul(cc, entering.to(mm).transpose(-1, -2)).to(f32);           // [b,c,g,q,r*p]
+  y_off = y_off.view({b, c, g, q, r, p}).transpose(3, 4) * from_start.view({b, c, g, r, q, 1});
+  y = (y + y_off).permute({0, 1, 4, 2, 3, 5}).reshape({b, c * q, h, p});
+  return pad > 0 ? y.narrow(1, 0, t) : y;
+}
+
+struct SsdScan : torch::autograd::Function<SsdScan> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm,
+                        const Tensor& cm, const c10::optional<Tensor>& seq_idx, int64_t chunk) {
+    TORCH_CHECK(x.dim() == 4 && dt.dim() == 3 && bm.dim() == 4 && cm.dim() == 4,
+                "anneal::ssd_scan: expected x [B,T,H,P], dt [B,T,H], B and C [B,T,G,N]");
+    TORCH_CHECK(x.size(2) % bm.size(2) == 0, "anneal::ssd_scan: ", x.size(2), " heads in ", bm.size(2), " groups");
+    TORCH_CHECK(chunk > 0, "anneal::ssd_scan: chunk must be positive");
+    Tensor seq = seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor();
+    ctx->save_for_backward({x, dt, a, bm, cm});
+    ctx->saved_data["chunk"] = chunk;
+    ctx->saved_data["seq"] = seq.defined() ? c10::IValue(seq) : c10::IValue();
+    return ssd_forward(x, dt, a, bm, cm, seq, chunk);
+  }
+
+  // Recompute the forward pass with autograd on and differentiate it: the [b,c,h,q,q] decay and
+  // mixing tensors live only inside this call, never across the whole model's backward pass.
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    int64_t chunk = ctx->saved_data["chunk"].toInt();
+    Tensor seq = ctx->saved_data["seq"].isNone() ? Tensor() : ctx->saved_data["seq"].toTensor();
+    variable_list inputs;
+    for (int i = 0; i < 5; i++) inputs.push_back(saved[i].detach().requires_grad_(true));
+    Tensor y;
+    {
+      at::AutoGradMode enable(true);
+      y = ssd_forward(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], seq, chunk);
+    }
+    Tensor gy = grads[0].defined() ? grads[0] : at::zeros_like(y);
+    variable_list d = torch::autograd::grad({y}, inputs, {gy}, false, false, true);
+    return {d[0], d[1], d[2], d[3], d[4], Tensor(), Tensor()};
+  }
+};
+
+Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
+                const c10::optional<Tensor>& seq_idx, int64_t chunk) {
+  return SsdScan::apply(x, dt, a, bm, cm, seq_idx, chunk);
+}
+
+// ---------------------------------------------------------------------------------------------
+// lm_head_cross_entropy(hidden [N,D], weight [V,D], labels [N], scale, chunk) -> (log_prob [N], correct [N])
+//
+// log_prob_i = log softmax(scale * hidden_i W^T)[label_i] (0 where label_i = -100), correct_i = 1
+// where the arg-max logit is the label. Computed over chunks of `chunk` tokens, so at most
+// [chunk, V] float32 logits exist at once; backward recomputes each chunk's logits and uses
+// d log_prob / d logits = onehot - softmax (the chunked loss of Liger-Kernel / Cut Cross-Entropy).
+// ---------------------------------------------------------------------------------------------
+constexpr int64_t kIgnore = -100;   // the Hugging Face label of unsupervised positions
+
+struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& hidden, const Tensor& weight, const Tensor& labels,
+                               double scale, int64_t chunk) {
+    TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1),
+                "anneal::lm_head_cross_entropy: hidden [N,D] and weight [V,D] expected, found ", hidden.sizes(), " ",
+                weight.sizes());
+    TORCH_CHECK(labels.dim() == 1 && labels.size(0) == hidden.size(0),
+                "anneal::lm_head_cross_entropy: labels [N] expected, found ", labels.sizes());
+    int64_t tokens = hidden.size(0);
+    Tensor w = weight.to(hidden.scalar_type());
+    Tensor lab = labels.to(at::kLong);
+    Tensor log_prob = at::empty({tokens}, hidden.options().dtype(at::kFloat));
+    Tensor correct = at::empty({tokens}, hidden.options().dtype(at::kFloat));
+    Tensor lse = at::empty({tokens}, hidden.options().dtype(at::kFloat));
+    for (int64_t start = 0; start < tokens; start += chunk) {
+      int64_t len = std::min(chunk, tokens - start);
+      Tensor logits = at::matmul(hidden.narrow(0, start, len), w.t()).to(at::kFloat).mul_(scale);
+      Tensor l = lab.narrow(0, start, len);
+      Tensor valid = l.ne(kIgnore);
+      Tensor safe = l.clamp_min(0).unsqueeze(1);
+      Tensor chunk_lse = at::logsumexp(logits, {1});
+      Tensor target = logits.gather(1, safe).squeeze(1);
+      log_prob.narrow(0, start, len).copy_((target - chunk_lse) * valid);
+      correct.narrow(0, start, len).copy_(logits.argmax(1).eq(safe.squeeze(1)).logical_and(valid));
+      lse.narrow(0, start, len).copy_(chunk_lse);
+    }
+    ctx->save_for_backward({hidden, weight, lab, lse});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["chunk"] = chunk;
+    ctx->mark_non_differentiable({correct});
+    return {log_prob, correct};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor hidden = saved[0], weight = saved[1], lab = saved[2], lse = saved[3];
+    double scale = ctx->saved_data["scale"].toDouble();
+    int64_t chunk = ctx->saved_data["chunk"].toInt();
+    int64_t tokens = hidden.size(0);
+    Tensor w = weight.to(hidden.scalar_type());
+    Tensor dhidden = at::empty_like(hidden);
+    Tensor dweight = at::zeros(weight.sizes(), weight.options().dtype(at::kFloat));
+    Tensor g = grads[0].defined() ? grads[0].to(at::kFloat) : at::zeros({tokens}, lse.options());
+    for (int64_t start = 0; start < tokens; start += chunk) {
+      int64_t len = std::min(chunk, tokens - start);
+      Tensor h = hidden.narrow(0, start, len);
+      Tensor logits = at::matmul(h, w.t()).to(at::kFloat).mul_(scale);
+      Tensor l = lab.narrow(0, start, len);
+      Tensor factor = (g.narrow(0, start, len) * l.ne(kIgnore)).mul_(scale).unsqueeze(1);
+      // d log_prob / d logits = onehot(label) - softmax, times the incoming gradient and the scale
+      Tensor dlogits = logits.sub_(lse.narrow(0, start, len).unsqueeze(1)).exp_().neg_();
+      dlogits.scatter_add_(1, l.clamp_min(0).unsqueeze(1), at::ones({len, 1}, dlogits.options()));
+      dlogits = dlogits.mul_(factor).to(hidden.scalar_type());
+      dhidden.narrow(0, start, len).copy_(at::matmul(dlogits, w));
+      dweight.add_(at::matmul(dlogits.t(), h).to(at::kFloat));
+    }
+    return {dhidden, dweight.to(weight.scalar_type()), Tensor(), Tensor(), Tensor()};
+  }
+};
+
+std::tuple<Tensor, Tensor> lm_head_cross_entropy(const Tensor& hidden, const Tensor& weight, const Tensor& labels,
+                                                 double scale, int64_t chunk) {
+  TORCH_CHECK(chunk > 0, "anneal::lm_head_cross_entropy: chunk must be positive");
+  auto out = LmHeadCrossEntropy::apply(hidden, weight, labels, scale, chunk);
+  return {out[0], out[1]};
+}
+
+// What the library was built against, for the loader's version check (FusedKernels.java).
+std::string build_info(const Tensor&) {
+  return std::string("torch ") + TORCH_VERSION + "; cuda " + std::to_string(CUDART_VERSION / 1000) + "." +
+         std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH);
+}
+
+}  // namespace
+
+TORCH_LIBRARY(anneal, m) {
+  m.def("causal_conv1d_silu(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx) -> Tensor");
+  m.def("gated_rms_norm(Tensor y, Tensor z, Tensor weight, int groups, float eps, bool norm_before_gate) -> Tensor");
+  m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk) -> Tensor");
+  m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
+  m.def("build_info(Tensor any) -> str", &build_info);
+}
+
+// CompositeImplicitAutograd: the dispatcher calls these for every backend and under autograd; each
+// records its own autograd node (torch::autograd::Function) with the hand-written backward.
+TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
+  m.impl("causal_conv1d_silu", &causal_conv1d_silu);
+  m.impl("gated_rms_norm", &gated_rms_norm);
+  m.impl("ssd_scan", &ssd_scan);
+  m.impl("lm_head_cross_entropy", &lm_head_cross_entropy);
+}

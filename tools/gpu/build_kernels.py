@@ -1,0 +1,36 @@
+"""Builds Anneal's fused operators (plugin-ssm-hybrid/src/main/native) into a plain shared library,
+anneal_ops.so, against the torch of this Python (the libtorch DJL loads on the GPU machine), with
+anneal_ops.json beside it naming the torch, CUDA and GPU architecture it was built for.
+
+    python3 tools/gpu/build_kernels.py [OUT_DIR]     (default plugin-ssm-hybrid/target/native)
+
+The hybrid plugin finds the library in plugins/ssm-hybrid/native/ or at $ANNEAL_KERNELS.
+"""
+import json
+import os
+import sys
+import time
+
+import torch
+from torch.utils.cpp_extension import load
+
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+source = os.path.join(root, "plugin-ssm-hybrid", "src", "main", "native")
+out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "plugin-ssm-hybrid", "target", "native"))
+os.makedirs(out, exist_ok=True)
+major, minor = torch.cuda.get_device_capability()
+arch = f"sm_{major}{minor}"
+os.environ["TORCH_CUDA_ARCH_LIST"] = f"{major}.{minor}"
+started = time.time()
+load(name="anneal_ops",
+     sources=[os.path.join(source, "anneal_ops.cpp"), os.path.join(source, "anneal_kernels.cu")],
+     extra_include_paths=[source],
+     extra_cflags=["-O3", f"-DANNEAL_ARCH={arch}"],
+     extra_cuda_cflags=["-O3", "--use_fast_math"],
+     is_python_module=False, with_cuda=True, build_directory=out, verbose=False)
+library = os.path.join(out, "anneal_ops.so")
+info = {"library": "anneal_ops.so", "torch": torch.__version__, "cuda": torch.version.cuda, "arch": arch}
+with open(os.path.join(out, "anneal_ops.json"), "w") as f:
+    json.dump(info, f, indent=2)
+torch.ops.load_library(library)
+print(f"built {library} in {time.time() - started:.0f} s: {torch.ops.anneal.build_info(torch.zeros(1))}")

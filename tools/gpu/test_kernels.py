@@ -1,0 +1,269 @@
+"""Tests Anneal's fused operators (torch.ops.anneal.*) against independent references written here
+from the formulas, in float64: forward values and every gradient, in float32 (tolerance 1e-5
+relative to the reference's largest magnitude) and in bfloat16/float16 (tolerances below, the
+rounding of 8- and 11-bit mantissas through a few reductions), with packed rows (several documents
+per row) and without. Then times each operator (forward + backward) at the 291M benchmark shapes.
+
+    python3 tools/gpu/test_kernels.py LIBRARY.so [--out results.json]
+
+Exit status 1 when any comparison fails.
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2, torch.float16: 5e-3}
+results = {"cases": [], "timings": []}
+failures = []
+
+
+def relative_error(actual, expected):
+    expected = expected.double()
+    scale = expected.abs().max().item()
+    return (actual.double() - expected).abs().max().item() / max(scale, 1e-30)
+
+
+def compare(name, dtype, pairs):
+    tolerance = TOLERANCE[dtype]
+    worst = {}
+    for label, actual, expected in pairs:
+        worst[label] = relative_error(actual, expected)
+    ok = all(v <= tolerance for v in worst.values())
+    results["cases"].append({"case": name, "dtype": str(dtype), "tolerance": tolerance, "errors": worst, "ok": ok})
+    print(f"{'ok  ' if ok else 'FAIL'} {name:48s} {str(dtype):15s} " + " ".join(f"{k}={v:.1e}" for k, v in worst.items()))
+    if not ok:
+        failures.append(name + " " + str(dtype))
+
+
+def documents(batch, time_steps, lengths, device):
+    """Per-token document ids of packed rows: row i holds documents of the given lengths, in turn."""
+    rows = []
+    for b in range(batch):
+        ids, doc, at = [], 0, 0
+        while at < time_steps:
+            n = lengths[(b + doc) % len(lengths)]
+            ids += [doc] * min(n, time_steps - at)
+            at += n
+            doc += 1
+        rows.append(ids)
+    return torch.tensor(rows, device=device)
+
+
+def leaves(*tensors):
+    return [t.detach().clone().requires_grad_(True) for t in tensors]
+
+
+# ---------------------------------------------------------------- causal conv1d + SiLU
+def conv_reference(x, w, bias, seq):
+    """out[t] = silu(bias + sum_k w[k] x[t-(K-1)+k]), taps outside t's document left out."""
+    k = w.shape[1]
+    out = bias.view(1, 1, -1).expand_as(x).clone()
+    t = x.shape[1]
+    for tap in range(k):
+        shift = k - 1 - tap
+        if shift >= t:
+            continue
+        shifted = torch.cat([torch.zeros_like(x[:, :shift]), x[:, :t - shift]], 1)
+        if seq is not None and shift > 0:
+            same = torch.cat([torch.zeros_like(seq[:, :shift], dtype=torch.bool), seq[:, shift:] == seq[:, :t - shift]], 1)
+            shifted = shifted * same.unsqueeze(-1)
+        out = out + shifted * w[:, tap]
+    return F.silu(out)
+
+
+def test_conv(dtype, packed):
+    torch.manual_seed(1)
+    b, t, c, k = 2, 77, 40, 4
+    x = torch.randn(b, t, c, device="cuda")
+    w = torch.randn(c, 1, k, device="cuda") * 0.5
+    bias = torch.randn(c, device="cuda")
+    seq = documents(b, t, [5, 30, 1, 17], "cuda") if packed else None
+    xr, wr, br = leaves(x.double(), w.double(), bias.double())
+    ref = conv_reference(xr, wr.view(c, k), br, seq)
+    gout = torch.randn_like(ref)
+    ref.backward(gout)
+    xo, wo, bo = leaves(x.to(dtype), w, bias)
+    out = torch.ops.anneal.causal_conv1d_silu(xo, wo, bo, seq)
+    out.backward(gout.to(dtype))
+    compare(f"causal_conv1d_silu{' packed' if packed else ''}", dtype,
+            [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
+
+
+# ---------------------------------------------------------------- gated RMSNorm
+def gated_norm_reference(y, z, w, groups, eps, norm_before_gate):
+    u = y if norm_before_gate else y * F.silu(z)
+    shape = u.shape
+    g = u.reshape(*shape[:-1], groups, shape[-1] // groups)
+    normed = (g * torch.rsqrt(g.pow(2).mean(-1, keepdim=True) + eps)).reshape(shape) * w
+    return normed * F.silu(z) if norm_before_gate else normed
+
+
+def test_gated_norm(dtype, norm_before_gate, groups):
+    torch.manual_seed(2)
+    y = torch.randn(3, 50, 256, device="cuda")
+    z = torch.randn(3, 50, 256, device="cuda")
+    w = 1 + 0.1 * torch.randn(256, device="cuda")
+    yr, zr, wr = leaves(y.double(), z.double(), w.double())
+    ref = gated_norm_reference(yr, zr, wr, groups, 1e-5, norm_before_gate)
+    gout = torch.randn_like(ref)
+    ref.backward(gout)
+    yo, zo, wo = leaves(y, z.to(dtype), w)
+    out = torch.ops.anneal.gated_rms_norm(yo, zo, wo, groups, 1e-5, norm_before_gate)
+    out.backward(gout.to(dtype))
+    compare(f"gated_rms_norm norm_before_gate={norm_before_gate} groups={groups}", dtype,
+            [("out", out, ref), ("dy", yo.grad, yr.grad), ("dz", zo.grad, zr.grad), ("dw", wo.grad, wr.grad)])
+
+
+# ---------------------------------------------------------------- SSD scan
+def ssd_reference(x, dt, a, bm, cm, seq):
+    """The recurrence itself, token by token: h_t = exp(dt_t a) h_{t-1} + dt_t x_t B_t^T, y_t = h_t C_t,
+    h reset to zero at every document start (Mamba-2, Dao & Gu 2024, eq. 1)."""
+    b, t, h, p = x.shape
+    g, n = bm.shape[2], bm.shape[3]
+    r = h // g
+    state = torch.zeros(b, h, p, n, dtype=x.dtype, device=x.device)
+    ys = []
+    for i in range(t):
+        if seq is not None and i > 0:
+            keep = (seq[:, i] == seq[:, i - 1]).to(x.dtype).view(b, 1, 1, 1)
+            state = state * keep
+        decay = torch.exp(dt[:, i] * a).view(b, h, 1, 1)
+        bi = bm[:, i].repeat_interleave(r, 1)                    # [b,h,n]
+        ci = cm[:, i].repeat_interleave(r, 1)
+        state = state * decay + (dt[:, i].unsqueeze(-1) * x[:, i]).unsqueeze(-1) * bi.unsqueeze(2)
+        ys.append(torch.einsum("bhpn,bhn->bhp", state, ci))
+    return torch.stack(ys, 1)
+
+
+def test_ssd(dtype, packed, t=150, chunk=32):
+    torch.manual_seed(3)
+    b, h, p, g, n = 2, 4, 8, 2, 16
+    x = torch.randn(b, t, h, p, device="cuda")
+    dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1)
+    a = -torch.exp(torch.randn(h, device="cuda") * 0.5)
+    bm = torch.randn(b, t, g, n, device="cuda") * 0.3
+    cm = torch.randn(b, t, g, n, device="cuda") * 0.3
+    seq = documents(b, t, [40, 7, 70, 33], "cuda") if packed else None
+    refs = leaves(x.double(), dt.double(), a.double(), bm.double(), cm.double())
+    ref = ssd_reference(*refs, seq)
+    gout = torch.randn_like(ref)
+    ref.backward(gout)
+    ops = leaves(x.to(dtype), dt, a, bm.to(dtype), cm.to(dtype))
+    out = torch.ops.anneal.ssd_scan(*ops, seq, chunk)
+    out.backward(gout.float())
+    names = ["dx", "ddt", "dA", "dB", "dC"]
+    compare(f"ssd_scan T={t} chunk={chunk}{' packed' if packed else ''}", dtype,
+            [("y", out, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs)])
+
+
+# ---------------------------------------------------------------- LM head + cross-entropy
+def test_lm_head(dtype):
+    torch.manual_seed(4)
+    tokens, d, v, scale = 300, 64, 1000, 0.7
+    hidden = torch.randn(tokens, d, device="cuda")
+    weight = torch.randn(v, d, device="cuda") * 0.2
+    labels = torch.randint(0, v, (tokens,), device="cuda")
+    labels[::7] = -100
+    hr, wr = leaves(hidden.double(), weight.double())
+    logits = scale * hr @ wr.t()
+    valid = labels != -100
+    picked = torch.log_softmax(logits, -1).gather(1, labels.clamp_min(0).unsqueeze(1)).squeeze(1) * valid
+    correct_ref = ((logits.argmax(-1) == labels) & valid).double()
+    gout = torch.randn(tokens, device="cuda", dtype=torch.float64)
+    picked.backward(gout)
+    ho, wo = leaves(hidden.to(dtype), weight.to(dtype))
+    log_prob, correct = torch.ops.anneal.lm_head_cross_entropy(ho, wo, labels, scale, 128)
+    log_prob.backward(gout.float())
+    pairs = [("log_prob", log_prob, picked), ("dhidden", ho.grad, hr.grad), ("dweight", wo.grad, wr.grad)]
+    if dtype == torch.float32:
+        pairs.append(("correct", correct, correct_ref))
+    compare("lm_head_cross_entropy chunk=128", dtype, pairs)
+
+
+# ---------------------------------------------------------------- timings at the benchmark shapes
+def timed(name, fn, steps=20):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    torch.cuda.synchronize()
+    ms = (time.perf_counter() - start) / steps * 1e3
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    results["timings"].append({"op": name, "ms_forward_backward": ms, "peak_gib": peak})
+    print(f"time {name:60s} {ms:8.2f} ms  peak {peak:.2f} GiB")
+
+
+def timings(rows):
+    b, t, h, p, g, n, c = rows, 2048, 32, 64, 1, 128, 2304
+    bf = torch.bfloat16
+    x = torch.randn(b, t, h, p, device="cuda", dtype=bf, requires_grad=True)
+    dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1).requires_grad_(True)
+    a = (-torch.rand(h, device="cuda")).requires_grad_(True)
+    bm = torch.randn(b, t, g, n, device="cuda", dtype=bf, requires_grad=True)
+    cm = torch.randn(b, t, g, n, device="cuda", dtype=bf, requires_grad=True)
+    seq = documents(b, t, [700, 900, 448], "cuda")
+
+    def ssd(s):
+        torch.ops.anneal.ssd_scan(x, dt, a, bm, cm, s, 128).sum().backward()
+    timed(f"ssd_scan {b}x{t} H{h} P{p} N{n} bf16", lambda: ssd(None))
+    timed(f"ssd_scan {b}x{t} H{h} P{p} N{n} bf16 packed", lambda: ssd(seq))
+    xc = torch.randn(b, t, c, device="cuda", dtype=bf, requires_grad=True)
+    wc = torch.randn(c, 1, 4, device="cuda", requires_grad=True)
+    bc = torch.randn(c, device="cuda", requires_grad=True)
+    timed(f"causal_conv1d_silu {b}x{t}x{c} bf16 packed",
+          lambda: torch.ops.anneal.causal_conv1d_silu(xc, wc, bc, seq).float().sum().backward())
+    y = torch.randn(b, t, 2048, device="cuda", requires_grad=True)
+    z = torch.randn(b, t, 2048, device="cuda", dtype=bf, requires_grad=True)
+    wn = torch.ones(2048, device="cuda", requires_grad=True)
+    timed(f"gated_rms_norm {b}x{t}x2048 bf16",
+          lambda: torch.ops.anneal.gated_rms_norm(y, z, wn, 1, 1e-5, False).float().sum().backward())
+    hid = torch.randn(b * t, 1024, device="cuda", dtype=bf, requires_grad=True)
+    head = (torch.randn(32768, 1024, device="cuda") * 0.02).to(bf).requires_grad_(True)
+    labels = torch.randint(0, 32768, (b * t,), device="cuda")
+    timed(f"lm_head_cross_entropy {b * t}x1024 -> 32768 bf16 chunk 4096",
+          lambda: torch.ops.anneal.lm_head_cross_entropy(hid, head, labels, 1.0, 4096)[0].sum().backward())
+
+    def unfused_head():
+        logits = (hid @ head.t()).float()
+        torch.log_softmax(logits, -1).gather(1, labels.unsqueeze(1)).sum().backward()
+    timed(f"unfused head: bf16 logits, float32 log_softmax {b * t} tokens", unfused_head)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("library")
+    parser.add_argument("--out")
+    parser.add_argument("--rows", type=int, default=8)
+    args = parser.parse_args()
+    torch.ops.load_library(args.library)
+    results["build_info"] = torch.ops.anneal.build_info(torch.zeros(1))
+    results["device"] = torch.cuda.get_device_name()
+    print(results["build_info"], "on", results["device"])
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        for packed in (False, True):
+            test_conv(dtype, packed)
+            test_ssd(dtype, packed)
+        test_ssd(dtype, True, t=64, chunk=64)
+        for before in (False, True):
+            test_gated_norm(dtype, before, 1)
+        test_gated_norm(dtype, False, 4)
+        test_lm_head(dtype)
+    timings(args.rows)
+    results["failures"] = failures
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=2)
+    print("all operators agree with their references" if not failures else f"{len(failures)} failures: {failures}")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
