@@ -252,6 +252,7 @@ def main():
             test_conv(dtype, packed)
             test_ssd(dtype, packed)
         test_ssd(dtype, True, t=64, chunk=64)
+        test_ssd(dtype, True, t=100, chunk=48)   # a chunk that is no multiple of 32: the composed mixing
         for before in (False, True):
             test_gated_norm(dtype, before, 1)
         test_gated_norm(dtype, False, 4)

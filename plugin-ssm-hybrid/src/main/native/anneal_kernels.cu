@@ -228,6 +228,184 @@ __global__ void gated_norm_backward_kernel(const TY* __restrict__ y, const TZ* _
   }
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// SSD intra-chunk mixing matrix (Mamba-2, Dao & Gu 2024, section 6: the diagonal blocks):
+//   M[b,c,h,i,j] = S[b,c,g(h),i,j] * exp(cum[b,c,h,i] - cum[b,c,h,j])   for j <= i, same document
+//   M = 0 otherwise,
+// with S = C_i . B_j and cum the within-chunk cumulative log decay. One pass writes M in the matmul
+// type instead of the ~6 float32 passes (difference, mask, exp, product, cast) of the composed form.
+// Blocks: one per (b, c, h) forward, one per (b, c, g, row tile) backward; a thread per column j.
+// ---------------------------------------------------------------------------------------------
+constexpr int kMixRows = 16;
+
+__device__ __forceinline__ bool mix_valid(const int64_t* doc, int i, int j) {
+  return j <= i && (doc == nullptr || doc[i] == doc[j]);
+}
+
+template <typename T>
+__global__ void ssd_mixing_forward_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
+                                          const int64_t* __restrict__ seq, T* __restrict__ mixing, int chunks,
+                                          int heads, int groups, int q) {
+  extern __shared__ unsigned char smem[];
+  float* cum_s = reinterpret_cast<float*>(smem);
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q + (q & 1)) : nullptr;
+  int64_t bch = blockIdx.x;                  // ((b * chunks) + c) * heads + h
+  int h = (int) (bch % heads);
+  int64_t bc = bch / heads;
+  int g = h / (heads / groups);
+  int j = threadIdx.x;
+  cum_s[j] = cum[bch * q + j];
+  if (seq) doc_s[j] = seq[bc * q + j];       // seq is [b, c * q]: row b, chunk c starts at bc * q
+  __syncthreads();
+  const float* s = scores + (bc * groups + g) * (int64_t) q * q;
+  T* m = mixing + bch * (int64_t) q * q;
+  float cj = cum_s[j];
+  for (int i = 0; i < q; i++) {
+    float v = mix_valid(doc_s, i, j) ? s[(int64_t) i * q + j] * __expf(cum_s[i] - cj) : 0.f;
+    store(m, (int64_t) i * q + j, v);
+  }
+}
+
+// dS[b,c,g,i,j] = sum_{h in g} dM * L;  with dseg = dM * M = dM * S * L:
+// dcum[h,i] += sum_j dseg[i,j] and dcum[h,j] -= sum_i dseg[i,j] (accumulated with atomics: dcum zeroed).
+template <typename T>
+__global__ void ssd_mixing_backward_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
+                                           const int64_t* __restrict__ seq, const T* __restrict__ dmixing,
+                                           float* __restrict__ dscores, float* __restrict__ dcum, int heads,
+                                           int groups, int q) {
+  extern __shared__ unsigned char smem[];
+  float* cum_s = reinterpret_cast<float*>(smem);
+  float* row_s = cum_s + q;                   // kMixRows row sums of dseg
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(row_s + kMixRows + ((q + kMixRows) & 1)) : nullptr;
+  int64_t bcg = blockIdx.x;                   // (b * chunks + c) * groups + g
+  int g = (int) (bcg % groups);
+  int64_t bc = bcg / groups;
+  int r = heads / groups;
+  int i0 = blockIdx.y * kMixRows;
+  int rows = min(kMixRows, q - i0);
+  int j = threadIdx.x;
+  int lane = j & 31, warp = j >> 5;
+  if (seq) doc_s[j] = seq[bc * q + j];
+  const float* s = scores + bcg * (int64_t) q * q;
+  float sv[kMixRows], ds[kMixRows];
+  __syncthreads();
+  for (int k = 0; k < rows; k++) {
+    sv[k] = s[(int64_t) (i0 + k) * q + j];
+    ds[k] = 0.f;
+  }
+  for (int hh = 0; hh < r; hh++) {
+    int64_t bch = bc * heads + (int64_t) g * r + hh;
+    __syncthreads();                          // the previous head's sums are flushed
+    cum_s[j] = cum[bch * q + j];
+    if (j < kMixRows) row_s[j] = 0.f;
+    __syncthreads();
+    const T* dm = dmixing + bch * (int64_t) q * q;
+    float cj = cum_s[j];
+    float col = 0.f;
+    for (int k = 0; k < rows; k++) {
+      int i = i0 + k;
+      float seg = 0.f;
+      if (mix_valid(doc_s, i, j)) {
+        float l = __expf(cum_s[i] - cj);
+        float d = load(dm, (int64_t) i * q + j);
+        ds[k] += d * l;
+        seg = d * sv[k] * l;
+      }
+      col -= seg;
+      for (int o = 16; o > 0; o >>= 1) seg += __shfl_xor_sync(0xffffffff, seg, o);
+      if (lane == 0) atomicAdd(&row_s[k], seg);
+    }
+    atomicAdd(&dcum[bch * q + j], col);
+    __syncthreads();
+    if (j < rows) atomicAdd(&dcum[bch * q + i0 + j], row_s[j]);
+  }
+  float* out = dscores + bcg * (int64_t) q * q;
+  for (int k = 0; k < rows; k++) out[(int64_t) (i0 + k) * q + j] = ds[k];
+  (void) warp;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cross-entropy rows over half-precision logits [L, V] (times `scale`, the LM-head multiplier):
+// forward gives lse, log p(label) (0 where label = -100) and whether the arg-max (first maximum,
+// as torch.argmax) is the label; backward overwrites the logits with
+// d log p(label) / d logits = scale * g * (onehot(label) - softmax), g the incoming gradient.
+// One block per row; the online softmax of Milakov & Gimelshein (2018) in one read.
+// ---------------------------------------------------------------------------------------------
+constexpr int kRowThreads = 512;
+constexpr int64_t kIgnore = -100;
+
+struct RowState {
+  float max, sum, best;
+  int64_t best_index;
+};
+
+__device__ __forceinline__ RowState combine(RowState a, RowState b) {
+  RowState o;
+  o.max = fmaxf(a.max, b.max);
+  o.sum = (a.max == -INFINITY ? 0.f : a.sum * __expf(a.max - o.max)) +
+          (b.max == -INFINITY ? 0.f : b.sum * __expf(b.max - o.max));
+  bool take_b = b.best > a.best || (b.best == a.best && b.best_index < a.best_index);
+  o.best = take_b ? b.best : a.best;
+  o.best_index = take_b ? b.best_index : a.best_index;
+  return o;
+}
+
+template <typename T>
+__global__ void ce_forward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ labels, float scale,
+                                  int64_t vocab, float* __restrict__ lse, float* __restrict__ log_prob,
+                                  float* __restrict__ correct) {
+  __shared__ RowState partial[kRowThreads / 32];
+  int64_t row = blockIdx.x;
+  const T* l = logits + row * vocab;
+  RowState st{-INFINITY, 0.f, -INFINITY, vocab};
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+    float x = scale * load(l, v);
+    if (x > st.max) {
+      st.sum = (st.max == -INFINITY ? 0.f : st.sum * __expf(st.max - x)) + 1.f;
+      st.max = x;
+    } else {
+      st.sum += __expf(x - st.max);
+    }
+    if (x > st.best) {   // ascending v per thread: the first maximum wins ties
+      st.best = x;
+      st.best_index = v;
+    }
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    RowState other{__shfl_xor_sync(0xffffffff, st.max, o), __shfl_xor_sync(0xffffffff, st.sum, o),
+                   __shfl_xor_sync(0xffffffff, st.best, o), __shfl_xor_sync(0xffffffff, st.best_index, o)};
+    st = combine(st, other);
+  }
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = st;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    RowState total = partial[0];
+    for (int w = 1; w < (int) (blockDim.x >> 5); w++) total = combine(total, partial[w]);
+    float z = total.max + logf(total.sum);
+    int64_t label = labels[row];
+    lse[row] = z;
+    bool valid = label != kIgnore;
+    log_prob[row] = valid ? scale * load(l, label) - z : 0.f;
+    correct[row] = valid && total.best_index == label ? 1.f : 0.f;
+  }
+}
+
+template <typename T>
+__global__ void ce_backward_kernel(T* __restrict__ logits, const int64_t* __restrict__ labels,
+                                   const float* __restrict__ lse, const float* __restrict__ grad, float scale,
+                                   int64_t vocab) {
+  int64_t row = blockIdx.x;
+  T* l = logits + row * vocab;
+  int64_t label = labels[row];
+  float f = label == kIgnore ? 0.f : grad[row] * scale;
+  float z = lse[row];
+  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
+    float p = __expf(scale * load(l, v) - z);
+    store(l, v, f * ((v == label ? 1.f : 0.f) - p));
+  }
+}
+
 inline unsigned blocks(int64_t n, int per) { return (unsigned) ((n + per - 1) / per); }
 
 }  // namespace
@@ -271,11 +449,57 @@ void gated_rms_norm_backward(const TY* y, const TZ* z, const float* w, const flo
                                                                        rows, width, groups, norm_before_gate);
 }
 
+
+template <typename T>
+void ssd_mixing_forward(const float* scores, const float* cum, const int64_t* seq, T* mixing, int batch, int chunks,
+                        int heads, int groups, int q, cudaStream_t stream) {
+  size_t shared = (q + (q & 1)) * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
+  ssd_mixing_forward_kernel<T><<<(unsigned) ((int64_t) batch * chunks * heads), q, shared, stream>>>(
+      scores, cum, seq, mixing, chunks, heads, groups, q);
+}
+
+template <typename T>
+void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* seq, const T* dmixing, float* dscores,
+                         float* dcum, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream) {
+  size_t shared = (q + kMixRows + ((q + kMixRows) & 1)) * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
+  dim3 grid((unsigned) ((int64_t) batch * chunks * groups), blocks(q, kMixRows));
+  ssd_mixing_backward_kernel<T><<<grid, q, shared, stream>>>(scores, cum, seq, dmixing, dscores, dcum, heads,
+                                                                groups, q);
+}
+
+int ssd_mixing_max_chunk() { return 1024; }
+
+template <typename T>
+void cross_entropy_forward(const T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,
+                           float* lse, float* log_prob, float* correct, cudaStream_t stream) {
+  ce_forward_kernel<T><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, scale, vocab, lse, log_prob,
+                                                                    correct);
+}
+
+template <typename T>
+void cross_entropy_backward(T* logits, const int64_t* labels, const float* lse, const float* grad, float scale,
+                            int64_t rows, int64_t vocab, cudaStream_t stream) {
+  ce_backward_kernel<T><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, lse, grad, scale, vocab);
+}
+
 #define ANNEAL_CONV(T)                                                                                              \
   template void conv1d_silu_forward<T>(const T*, const float*, const float*, const int64_t*, T*, int, int, int, int, \
                                        cudaStream_t);                                                                \
   template void conv1d_silu_backward<T>(const T*, const float*, const float*, const int64_t*, const T*, T*, float*,  \
                                         float*, int, int, int, int, cudaStream_t);
+#define ANNEAL_ROWS(T)                                                                                             \
+  template void ssd_mixing_forward<T>(const float*, const float*, const int64_t*, T*, int, int, int, int, int,       \
+                                      cudaStream_t);                                                                \
+  template void ssd_mixing_backward<T>(const float*, const float*, const int64_t*, const T*, float*, float*, int,    \
+                                       int, int, int, int, cudaStream_t);                                          \
+  template void cross_entropy_forward<T>(const T*, const int64_t*, float, int64_t, int64_t, float*, float*, float*,  \
+                                         cudaStream_t);                                                            \
+  template void cross_entropy_backward<T>(T*, const int64_t*, const float*, const float*, float, int64_t, int64_t,   \
+                                          cudaStream_t);
+ANNEAL_ROWS(float)
+ANNEAL_ROWS(__half)
+ANNEAL_ROWS(__nv_bfloat16)
+
 ANNEAL_CONV(float)
 ANNEAL_CONV(__half)
 ANNEAL_CONV(__nv_bfloat16)

@@ -26,4 +26,23 @@ void gated_rms_norm_backward(const TY* y, const TZ* z, const float* w, const flo
                              TZ* dz, float* dw_partial, int64_t rows, int width, int groups, bool norm_before_gate,
                              cudaStream_t stream);
 
+/** The SSD intra-chunk mixing matrix [b, c, h, q, q] from C.B scores [b, c, g, q, q] and cumulative decays [b, c, h, q]. */
+template <typename T>
+void ssd_mixing_forward(const float* scores, const float* cum, const int64_t* seq, T* mixing, int batch, int chunks,
+                        int heads, int groups, int q, cudaStream_t stream);
+/** Its gradients: dscores written, dcum accumulated (zero it first). */
+template <typename T>
+void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* seq, const T* dmixing, float* dscores,
+                         float* dcum, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream);
+int ssd_mixing_max_chunk();
+
+/** Per row of logits [rows, vocab]: logsumexp, log p(label), arg-max == label. */
+template <typename T>
+void cross_entropy_forward(const T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,
+                           float* lse, float* log_prob, float* correct, cudaStream_t stream);
+/** Overwrites the logits with d log p(label) / d logits times grad. */
+template <typename T>
+void cross_entropy_backward(T* logits, const int64_t* labels, const float* lse, const float* grad, float scale,
+                            int64_t rows, int64_t vocab, cudaStream_t stream);
+
 }  // namespace anneal

@@ -208,6 +208,47 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
 // Matmuls run in x's type (bf16 on the fused path, float32 accumulation inside cuBLAS); decay
 // sums and exponentials stay float32 (the Mamba authors keep them float32 too).
 // ---------------------------------------------------------------------------------------------
+// The intra-chunk mixing matrix M = S * exp(cum_i - cum_j) (masked) in one kernel each way; see
+// anneal_kernels.cu. scores [b,c,g,q,q] float32, cum [b,c,h,q] float32 -> [b,c,h,q,q] in `type`.
+struct SsdMixing : torch::autograd::Function<SsdMixing> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& scores, const Tensor& cum, const c10::optional<Tensor>& seq,
+                        int64_t type) {
+    Tensor sc = scores.contiguous(), cc = cum.contiguous();
+    Tensor sq = seq.has_value() ? seq->contiguous() : Tensor();
+    int64_t b = cc.size(0), c = cc.size(1), h = cc.size(2), q = cc.size(3), g = sc.size(2);
+    Tensor mixing = at::empty({b, c, h, q, q}, cc.options().dtype((at::ScalarType) type));
+    c10::cuda::CUDAGuard guard(cc.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(mixing, "ssd_scan", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_mixing_forward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(mixing),
+                                    (int) b, (int) c, (int) h, (int) g, (int) q, stream);
+    });
+    ctx->save_for_backward({sc, cc});
+    ctx->saved_data["seq"] = sq.defined() ? c10::IValue(sq) : c10::IValue();
+    return mixing;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor sc = saved[0], cc = saved[1];
+    Tensor sq = ctx->saved_data["seq"].isNone() ? Tensor() : ctx->saved_data["seq"].toTensor();
+    int64_t b = cc.size(0), c = cc.size(1), h = cc.size(2), q = cc.size(3), g = sc.size(2);
+    Tensor dm = grads[0].contiguous();
+    Tensor dscores = at::empty_like(sc);
+    Tensor dcum = at::zeros_like(cc);
+    c10::cuda::CUDAGuard guard(cc.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(dm, "ssd_scan", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_mixing_backward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(dm),
+                                     dscores.data_ptr<float>(), dcum.data_ptr<float>(), (int) b, (int) c, (int) h,
+                                     (int) g, (int) q, stream);
+    });
+    return {dscores, dcum, Tensor(), Tensor()};
+  }
+};
+
 Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
                    const Tensor& seq, int64_t chunk) {
   const auto mm = x.scalar_type();
@@ -216,7 +257,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   int64_t r = h / g, q = chunk, c = (t + q - 1) / q, pad = c * q - t;
   const double neg_inf = -std::numeric_limits<double>::infinity();
   Tensor dtf = dt.to(f32);
-  Tensor xdt = x.to(f32) * dtf.unsqueeze(-1);
+  // x dt in the matmul type: one pass over the largest input instead of a float32 copy and product
+  Tensor xdt = x.to(mm) * dtf.unsqueeze(-1).to(mm);
   Tensor logd = dtf * a.to(f32);
   Tensor bp = bm, cp = cm, sp = seq;
   if (pad > 0) {
@@ -227,7 +269,7 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
     cp = at::constant_pad_nd(cm, {0, 0, 0, 0, 0, pad});
     if (seq.defined()) sp = at::cat({seq, seq.narrow(1, t - 1, 1).expand({b, pad})}, 1);
   }
-  Tensor xs = xdt.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});               // [b,c,g,r,q,p] f32
+  Tensor xs = xdt.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});               // [b,c,g,r,q,p] mm
   Tensor cum = logd.view({b, c, q, h}).permute({0, 1, 3, 2}).cumsum(-1);              // [b,c,h,q]
   Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
   Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
@@ -246,16 +288,22 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   }
 
   // 1. intra-chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) x_j dt_j
-  Tensor decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
   Tensor scores = at::matmul(cc, bc.transpose(-1, -2)).to(f32);                        // [b,c,g,q,q]
-  Tensor mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
-  Tensor y = at::matmul(mixing, xs.to(mm)).to(f32);                                   // [b,c,g,r,q,p]
+  Tensor mixing;
+  if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
+    c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
+    mixing = SsdMixing::apply(scores, cum, docs, (int64_t) mm).view({b, c, g, r, q, q});
+  } else {  // the composed form (chunks that are not a multiple of 32)
+    Tensor decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
+    mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
+  }
+  Tensor y = at::matmul(mixing, xs);                                                  // [b,c,g,r,q,p] mm
 
   // 2. the state at each chunk's end: sum_j exp(cum_last - cum_j) x_j dt_j B_j^T
   Tensor last = cum.narrow(-1, q - 1, 1);                                             // [b,c,h,1]
   Tensor to_end = (last - cum).exp();
   if (to_end_mask.defined()) to_end = to_end * to_end_mask;
-  Tensor weighted = (xs * to_end.view({b, c, g, r, q, 1})).to(mm);
+  Tensor weighted = xs * to_end.view({b, c, g, r, q, 1}).to(mm);
   Tensor states = at::matmul(weighted.transpose(-1, -2).reshape({b, c, g, r * p, q}), bc).to(f32);  // [b,c,g,r*p,n]
 
   // 3. across chunks: S_j = sum_{k<=j} exp(cs_j - cs_k) states_k, cs the cumulative chunk decays
@@ -268,9 +316,10 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // 4. the entering state's contribution: C_i . S exp(cum_i)
   Tensor from_start = cum.exp();
   if (from_start_mask.defined()) from_start = from_start * from_start_mask;
-  Tensor y_off = at::matmul(cc, entering.to(mm).transpose(-1, -2)).to(f32);           // [b,c,g,q,r*p]
-  y_off = y_off.view({b, c, g, q, r, p}).transpose(3, 4) * from_start.view({b, c, g, r, q, 1});
-  y = (y + y_off).permute({0, 1, 4, 2, 3, 5}).reshape({b, c * q, h, p});
+  Tensor y_off = at::matmul(cc, entering.to(mm).transpose(-1, -2));                   // [b,c,g,q,r*p] mm
+  y_off = y_off.view({b, c, g, q, r, p}).transpose(3, 4) * from_start.view({b, c, g, r, q, 1}).to(mm);
+  // the sum in float32, written once in [b,t,h,p] order
+  y = at::add(y.to(f32), y_off).permute({0, 1, 4, 2, 3, 5}).reshape({b, c * q, h, p});
   return pad > 0 ? y.narrow(1, 0, t) : y;
 }
 
@@ -320,7 +369,6 @@ Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor
 // [chunk, V] float32 logits exist at once; backward recomputes each chunk's logits and uses
 // d log_prob / d logits = onehot - softmax (the chunked loss of Liger-Kernel / Cut Cross-Entropy).
 // ---------------------------------------------------------------------------------------------
-constexpr int64_t kIgnore = -100;   // the Hugging Face label of unsupervised positions
 
 struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
   static variable_list forward(AutogradContext* ctx, const Tensor& hidden, const Tensor& weight, const Tensor& labels,
@@ -332,21 +380,24 @@ struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
                 "anneal::lm_head_cross_entropy: labels [N] expected, found ", labels.sizes());
     int64_t tokens = hidden.size(0);
     Tensor w = weight.to(hidden.scalar_type());
-    Tensor lab = labels.to(at::kLong);
+    check_cuda(hidden, "lm_head_cross_entropy", "hidden");
+    Tensor lab = labels.to(at::kLong).contiguous();
     Tensor log_prob = at::empty({tokens}, hidden.options().dtype(at::kFloat));
     Tensor correct = at::empty({tokens}, hidden.options().dtype(at::kFloat));
     Tensor lse = at::empty({tokens}, hidden.options().dtype(at::kFloat));
+    int64_t vocab = w.size(0);
+    c10::cuda::CUDAGuard guard(hidden.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
     for (int64_t start = 0; start < tokens; start += chunk) {
       int64_t len = std::min(chunk, tokens - start);
-      Tensor logits = at::matmul(hidden.narrow(0, start, len), w.t()).to(at::kFloat).mul_(scale);
-      Tensor l = lab.narrow(0, start, len);
-      Tensor valid = l.ne(kIgnore);
-      Tensor safe = l.clamp_min(0).unsqueeze(1);
-      Tensor chunk_lse = at::logsumexp(logits, {1});
-      Tensor target = logits.gather(1, safe).squeeze(1);
-      log_prob.narrow(0, start, len).copy_((target - chunk_lse) * valid);
-      correct.narrow(0, start, len).copy_(logits.argmax(1).eq(safe.squeeze(1)).logical_and(valid));
-      lse.narrow(0, start, len).copy_(chunk_lse);
+      // the logits of this chunk in the matmul type; one kernel reads them once for all three results
+      Tensor logits = at::matmul(hidden.narrow(0, start, len), w.t()).contiguous();
+      by_type(logits, "lm_head_cross_entropy", [&](auto tag) {
+        using T = decltype(tag);
+        anneal::cross_entropy_forward<T>(ptr<T>(logits), lab.data_ptr<int64_t>() + start, (float) scale, len, vocab,
+                                         lse.data_ptr<float>() + start, log_prob.data_ptr<float>() + start,
+                                         correct.data_ptr<float>() + start, stream);
+      });
     }
     ctx->save_for_backward({hidden, weight, lab, lse});
     ctx->saved_data["scale"] = scale;
@@ -364,17 +415,21 @@ struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
     Tensor w = weight.to(hidden.scalar_type());
     Tensor dhidden = at::empty_like(hidden);
     Tensor dweight = at::zeros(weight.sizes(), weight.options().dtype(at::kFloat));
-    Tensor g = grads[0].defined() ? grads[0].to(at::kFloat) : at::zeros({tokens}, lse.options());
+    Tensor g = grads[0].defined() ? grads[0].to(at::kFloat).contiguous() : at::zeros({tokens}, lse.options());
+    int64_t vocab = w.size(0);
+    c10::cuda::CUDAGuard guard(hidden.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
     for (int64_t start = 0; start < tokens; start += chunk) {
       int64_t len = std::min(chunk, tokens - start);
       Tensor h = hidden.narrow(0, start, len);
-      Tensor logits = at::matmul(h, w.t()).to(at::kFloat).mul_(scale);
-      Tensor l = lab.narrow(0, start, len);
-      Tensor factor = (g.narrow(0, start, len) * l.ne(kIgnore)).mul_(scale).unsqueeze(1);
-      // d log_prob / d logits = onehot(label) - softmax, times the incoming gradient and the scale
-      Tensor dlogits = logits.sub_(lse.narrow(0, start, len).unsqueeze(1)).exp_().neg_();
-      dlogits.scatter_add_(1, l.clamp_min(0).unsqueeze(1), at::ones({len, 1}, dlogits.options()));
-      dlogits = dlogits.mul_(factor).to(hidden.scalar_type());
+      // recomputed logits, overwritten in place by d log_prob / d logits = scale * g * (onehot - softmax)
+      Tensor dlogits = at::matmul(h, w.t()).contiguous();
+      by_type(dlogits, "lm_head_cross_entropy", [&](auto tag) {
+        using T = decltype(tag);
+        anneal::cross_entropy_backward<T>(ptr<T>(dlogits), lab.data_ptr<int64_t>() + start,
+                                          lse.data_ptr<float>() + start, g.data_ptr<float>() + start, (float) scale,
+                                          len, vocab, stream);
+      });
       dhidden.narrow(0, start, len).copy_(at::matmul(dlogits, w));
       dweight.add_(at::matmul(dlogits.t(), h).to(at::kFloat));
     }

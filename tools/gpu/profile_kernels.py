@@ -1,0 +1,43 @@
+"""Profiles one fused operator's forward + backward at the 291M benchmark shapes with torch.profiler
+and prints the CUDA kernels by total time: where each operator spends its time.
+
+    python3 tools/gpu/profile_kernels.py LIBRARY.so [ssd|head|all] [--rows 8]
+"""
+import argparse
+
+import torch
+import torch.nn.functional as F
+from torch.profiler import ProfilerActivity, profile
+
+parser = argparse.ArgumentParser()
+parser.add_argument("library")
+parser.add_argument("which", nargs="?", default="all")
+parser.add_argument("--rows", type=int, default=8)
+args = parser.parse_args()
+torch.ops.load_library(args.library)
+b, t, h, p, g, n = args.rows, 2048, 32, 64, 1, 128
+bf = torch.bfloat16
+x = torch.randn(b, t, h, p, device="cuda", dtype=bf, requires_grad=True)
+dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1).requires_grad_(True)
+a = (-torch.rand(h, device="cuda")).requires_grad_(True)
+bm = torch.randn(b, t, g, n, device="cuda", dtype=bf, requires_grad=True)
+cm = torch.randn(b, t, g, n, device="cuda", dtype=bf, requires_grad=True)
+hid = torch.randn(b * t, 1024, device="cuda", dtype=bf, requires_grad=True)
+head = (torch.randn(32768, 1024, device="cuda") * 0.02).to(bf).requires_grad_(True)
+labels = torch.randint(0, 32768, (b * t,), device="cuda")
+work = {
+    "ssd": lambda: torch.ops.anneal.ssd_scan(x, dt, a, bm, cm, None, 128).sum().backward(),
+    "head": lambda: torch.ops.anneal.lm_head_cross_entropy(hid, head, labels, 1.0, 4096)[0].sum().backward(),
+}
+for name, fn in work.items():
+    if args.which not in ("all", name):
+        continue
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            fn()
+        torch.cuda.synchronize()
+    print(f"== {name}: 5 x forward + backward")
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=90))
