@@ -5,16 +5,22 @@ import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.config.ConfigView;
+import io.anneal.api.schedule.LrSchedule;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /** {@code anneal data plan FILE.conf}: expected epochs per source for each {@code type = mix} block's budget. */
 final class DataCommand implements CliCommand {
+    private static final Pattern STAGE_BLOCK = Pattern.compile("stages\\[([0-9]+)\\]\\.(data|eval-data)");
     static final String USAGE = "usage: anneal data plan FILE.conf\n"
             + "  Prints, for every data block (type = mix) of the pipeline, the expected tokens and epochs of each\n"
-            + "  source for the block's budget: epochs = budget * share / tokens per epoch. Token counts are\n"
+            + "  source for the block's budget: epochs = budget * share / tokens per epoch. The budget is the block's\n"
+            + "  own budget when set, else the stage's (token-budget, or where its schedule stops) for its data and\n"
+            + "  eval-tokens for its eval-data. Token counts are\n"
             + "  computed once per file, with its token cache, and kept next to it (<file>.anneal-index,\n"
             + "  <file>.anneal-tokens) or in the block's cache-dir.";
 
@@ -54,10 +60,35 @@ final class DataCommand implements CliCommand {
             for (String line : report) {
                 context.out().println(line);
             }
-            context.out().print(DataPlan.render(DataPlan.plan(sources, data.budget()), data.budget()));
+            long budget = budget(root, block, data, context);
+            context.out().print(DataPlan.render(DataPlan.plan(sources, budget), budget));
             for (ChatSource s : sources) {
                 s.close();
             }
+        }
+        return 0;
+    }
+
+    /**
+     * The tokens a block is read for: its own {@code budget} when set; else, in a pipeline, the
+     * stage's budget for its {@code data} ({@code token-budget}, or where its schedule stops) and
+     * {@code eval-tokens} for its {@code eval-data} (each evaluation reads the same tokens).
+     */
+    static long budget(ConfigView root, ConfigView block, MixTrainingData data, CommandContext context) {
+        Matcher m = STAGE_BLOCK.matcher(block.path());
+        if (data.budget() > 0 || !m.matches()) {
+            return data.budget();
+        }
+        ConfigView stage = root.getConfigList("stages").get(Integer.parseInt(m.group(1)));
+        if (m.group(2).equals("eval-data")) {
+            return stage.has("eval-tokens") ? stage.getTokens("eval-tokens").tokens() : 0;
+        }
+        if (stage.has("token-budget") && !stage.getString("token-budget").trim().equalsIgnoreCase("schedule")) {
+            return stage.getTokens("token-budget").tokens();
+        }
+        if (stage.has("schedule")) {
+            long stop = context.extensions().build(LrSchedule.class, stage.getConfig("schedule")).stopTokens();
+            return stop == Long.MAX_VALUE ? 0 : stop;
         }
         return 0;
     }

@@ -1,6 +1,8 @@
 package io.anneal.datamix;
 
 import io.anneal.api.InputException;
+import io.anneal.api.config.ConfigException;
+import io.anneal.api.config.ConfigProblem;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.data.TrainingData;
 import io.anneal.api.extension.ExtensionContext;
@@ -155,43 +157,62 @@ final class MixTrainingData implements TrainingData {
             if (list.isEmpty()) {
                 throw config.invalid("sources", "at least one source { name = ..., path = ..., weight = ... }", "an empty list");
             }
+            // Every source and the tokenizer are checked, so that one run of validate lists every missing path.
+            List<ConfigProblem> problems = new ArrayList<>();
             List<SourceSpec> specs = new ArrayList<>();
             Set<String> names = new HashSet<>();
             for (ConfigView s : list) {
-                for (String key : s.keys()) {
-                    if (!SOURCE_KEYS.contains(key)) {
-                        throw s.invalid(key, "only the keys name, path, weight, on-error in a source", "'" + key + "'");
-                    }
+                try {
+                    specs.add(source(s, names, onError, context));
+                } catch (ConfigException e) {
+                    problems.addAll(e.problems());
                 }
-                if (!s.has("path")) {
-                    throw s.invalid("", "a path (a JSONL or Parquet file or a folder of shards)", "no path");
-                }
-                Path path = context.resolvePath(s, "path");
-                String name = s.has("name") ? s.getString("name") : path.getFileName().toString();
-                if (!names.add(name)) {
-                    throw s.invalid("name", "a name no other source has", "'" + name + "' twice");
-                }
-                double weight = s.has("weight") ? s.getDouble("weight") : 1.0;
-                if (!(weight > 0) || Double.isInfinite(weight)) {
-                    throw s.invalid("weight", "a sampling weight > 0");
-                }
-                OnError own = s.has("on-error") ? s.getEnum("on-error", OnError.class) : onError;
-                if (!java.nio.file.Files.exists(path)) {
-                    throw s.invalid("path", "an existing JSONL file, Parquet file or folder of shards", path + " (no such file)");
-                }
-                specs.add(new SourceSpec(name, path, weight, own));
             }
-            Path tokenizerPath = context.resolvePath(config, "tokenizer");
-            HfTokenizer tokenizer;
+            HfTokenizer tokenizer = null;
             try {
+                Path tokenizerPath = context.resolvePath(config, "tokenizer");
+                if (!java.nio.file.Files.exists(tokenizerPath)) {
+                    throw config.invalid("tokenizer", "an existing Hugging Face tokenizer.json", tokenizerPath + " (no such file)");
+                }
                 tokenizer = HfTokenizer.load(tokenizerPath);
+            } catch (ConfigException e) {
+                problems.addAll(e.problems());
             } catch (InputException e) {
-                throw config.invalid("tokenizer", "a Hugging Face tokenizer.json", e.getMessage());
+                problems.addAll(config.invalid("tokenizer", "a Hugging Face tokenizer.json", e.getMessage()).problems());
+            }
+            if (!problems.isEmpty()) {
+                throw new ConfigException(problems);
             }
             String cacheDir = config.getString("cache-dir");
             CacheFiles cache = new CacheFiles(config.getBoolean("cache"), cacheDir.isEmpty() ? null : context.resolvePath(config, "cache-dir"));
             return new MixTrainingData(tokenizer, specs, lossOn, config.getBoolean("supervise-eos"), config.getLong("seed"),
                     budget, leftover, cache);
+        }
+
+        /** One source block: its keys, name, weight and an existing path. */
+        private static SourceSpec source(ConfigView s, Set<String> names, OnError onError, ExtensionContext context) {
+            for (String key : s.keys()) {
+                if (!SOURCE_KEYS.contains(key)) {
+                    throw s.invalid(key, "only the keys name, path, weight, on-error in a source", "'" + key + "'");
+                }
+            }
+            if (!s.has("path")) {
+                throw s.invalid("", "a path (a JSONL or Parquet file or a folder of shards)", "no path");
+            }
+            Path path = context.resolvePath(s, "path");
+            String name = s.has("name") ? s.getString("name") : path.getFileName().toString();
+            if (!names.add(name)) {
+                throw s.invalid("name", "a name no other source has", "'" + name + "' twice");
+            }
+            double weight = s.has("weight") ? s.getDouble("weight") : 1.0;
+            if (!(weight > 0) || Double.isInfinite(weight)) {
+                throw s.invalid("weight", "a sampling weight > 0");
+            }
+            OnError own = s.has("on-error") ? s.getEnum("on-error", OnError.class) : onError;
+            if (!java.nio.file.Files.exists(path)) {
+                throw s.invalid("path", "an existing JSONL file, Parquet file or folder of shards", path + " (no such file)");
+            }
+            return new SourceSpec(name, path, weight, own);
         }
     }
 }

@@ -85,10 +85,11 @@ class DistributionIT {
             double expected = tokens[i] == 0 ? 0 : peak * Math.min(tokens[i] / w, Math.sqrt(w / tokens[i]));
             assertEquals(expected, Double.parseDouble(cells[1]), 1e-15 * peak, lines.get(header + 1 + i));
         }
-        Path metrics = home.resolve("examples/runs/rsqrt-table/1-rsqrt/metrics.jsonl");
+        Path metrics = home.resolve("runs/rsqrt-table/1-rsqrt/metrics.jsonl");
         List<String> rows = Files.readAllLines(metrics);
         assertEquals(tokens.length, rows.size());
         assertEquals("{\"step\":2,\"num_tokens\":50000000,\"learning_rate\":4.0E-4}", rows.get(2));
+        assertTrue(!Files.exists(home.resolve("examples/runs")), "the run goes to the git-ignored runs/ at the root");
     }
 
     @Test
@@ -103,7 +104,7 @@ class DistributionIT {
         assertEquals(2, anneal("--plugins", "no-such-dir", "plugins").exit());
     }
 
-    /** Every pipeline the distribution ships validates (the recipe's only problems are its placeholder data paths). */
+    /** Every pipeline the distribution ships validates (the recipe's only problems are its placeholder paths, all of them). */
     @Test
     void shippedPipelinesValidate() throws Exception {
         for (String file : List.of("examples/tiny-sft.conf", "examples/gpu-small-sft.conf",
@@ -113,10 +114,110 @@ class DistributionIT {
         }
         Result recipe = anneal("validate", "examples/falcon-h1-sft.conf");
         assertEquals(2, recipe.exit(), recipe.out());
+        assertTrue(recipe.out().startsWith("anneal: 9 configuration problems:"), recipe.out());
         List<String> problems = recipe.out().lines().filter(l -> l.matches("\\s+\\d+\\. .*")).toList();
-        assertTrue(!problems.isEmpty(), recipe.out());
+        assertEquals(List.of("stages[0].data.sources[0].path", "stages[0].data.sources[1].path", "stages[0].data.tokenizer",
+                "stages[0].eval-data.sources[0].path", "stages[0].eval-data.tokenizer", "stages[0].init-from",
+                "stages[1].data.sources[0].path", "stages[1].data.sources[1].path", "stages[1].data.tokenizer"),
+                problems.stream().map(l -> l.split(": ")[1]).toList(), recipe.out());
         for (String problem : problems) {
-            assertTrue(problem.contains("(no such file)") && problem.contains("/data/"), problem);
+            assertTrue(problem.contains(" /data/") || problem.contains(" /models/"), problem);
         }
+    }
+
+    /** One refusal line, exit 2, no stack trace and no Java class name. */
+    static void assertRefused(Result r, String message) {
+        assertEquals(2, r.exit(), r.out());
+        assertTrue(r.out().contains(message), r.out());
+        assertTrue(!r.out().contains("\tat ") && !r.out().contains("Exception") && !r.out().contains("Error"), r.out());
+    }
+
+    @Test
+    void validateChecksIntegerKeysAndSizesNamingTheKey() throws Exception {
+        assertRefused(anneal("validate", "examples/tiny-sft.conf", "stages[0].keep-last=2.5"),
+                "anneal: --set stages[0].keep-last=2.5: stages[0].keep-last: expected a whole number that fits in 32 bits, found 2.5");
+        assertRefused(anneal("validate", "examples/tiny-sft.conf", "--set", "model.hidden-size=1e9"),
+                "model.hidden-size: expected a size whose weight matrices fit in one array each, found 1e9, so "
+                        + "model.embed_tokens.weight would hold 640 x 1000000000 elements");
+    }
+
+    @Test
+    void overridesReachListItemsInsideAStageWithSetOrBare() throws Exception {
+        assertEquals(0, anneal("validate", "examples/tiny-sft.conf", "--set", "stages[0].data.sources[1].path=examples/data/facts.jsonl",
+                "stages.0.eval-data.sources.3.weight=0.5").exit());
+        assertRefused(anneal("validate", "examples/tiny-sft.conf", "stages[0].data.sources[1].path=nope.jsonl"),
+                "anneal: --set stages[0].data.sources[1].path=nope.jsonl: stages[0].data.sources[1].path: expected an existing JSONL file");
+        assertRefused(anneal("validate", "examples/tiny-sft.conf", "--set", "stages[99999999999999].keep-last=1"),
+                "anneal: --set stages[99999999999999].keep-last=1: stages has no element at index 99999999999999 (it has 1, indices 0 to 0)");
+        assertRefused(anneal("validate", "examples/tiny-sft.conf", "stages.0.data.sources.9.path=x"),
+                "stages[0].data.sources has no element at index 9 (it has 5, indices 0 to 4)");
+    }
+
+    @Test
+    void nestingTooDeepIsOneLineOfBadInput() throws Exception {
+        for (String text : List.of("a = " + "{ b = ".repeat(20_000) + "1" + " }".repeat(20_000),
+                "a = " + "[".repeat(20_000) + "]".repeat(20_000), "a = []\n" + "a += 1\n".repeat(1_000))) {
+            Files.writeString(home.resolve("deep.conf"), text);
+            Result r = anneal("validate", "deep.conf");
+            assertRefused(r, "deep.conf: expected blocks, lists and += nested at most a few hundred deep, found nesting too deep to read");
+            assertEquals(1, r.out().lines().count(), r.out());
+        }
+    }
+
+    @Test
+    void scheduleCommandsReadScheduleFilesAndEachStageOfAPipeline() throws Exception {
+        Files.writeString(home.resolve("lr.conf"), "schedule { type = wsd }\n");
+        Result bare = anneal("schedule", "values", "lr.conf", "--at", "25M,3.05G");
+        assertEquals(0, bare.exit(), bare.out());
+        assertEquals(List.of("25M 6.40000000000e-05", "3.05G 1.60000000000e-05"), bare.out().lines().toList());
+        Files.writeString(home.resolve("two.conf"), "schedules { wsd { type = wsd }, flat { type = constant, peak-lr = 1e-4 } }\n");
+        Result two = anneal("schedule", "values", "two.conf", "--at", "3.05G");
+        assertEquals(List.of("flat 3.05G 0.000100000000000", "wsd 3.05G 1.60000000000e-05"), two.out().lines().toList(), two.out());
+
+        // The recipe's pipeline, whose data paths do not exist here: its schedules are still read, by stage name.
+        Result recipe = anneal("schedule", "values", "examples/falcon-h1-sft.conf", "--at", "25M,3.05G");
+        assertEquals(0, recipe.exit(), recipe.out());
+        assertEquals(List.of("sft-16k 25M 6.40000000000e-05", "sft-16k 3.05G 1.60000000000e-05",
+                "sft-128k 25M 1.60000000000e-05", "sft-128k 3.05G 1.60000000000e-05"), recipe.out().lines().toList());
+        Result one = anneal("schedule", "bound", "examples/falcon-h1-sft.conf", "--stage", "sft-16k");
+        assertEquals(0, one.exit(), one.out());
+        assertTrue(one.out().contains("sft-16k: 3050 steps"), one.out());
+        assertRefused(anneal("schedule", "values", "examples/falcon-h1-sft.conf", "--at", "1M", "--stage", "dpo"),
+                "--stage dpo: expected one of sft-16k, sft-128k, found no schedule of that name");
+
+        Result plot = anneal("schedule", "plot", "examples/tiny-sft.conf", "--out", "lr.png");
+        assertEquals(0, plot.exit(), plot.out());
+        assertTrue(Files.size(home.resolve("lr.png")) > 0);
+        // A stage's schedule from the dropped-in example plugin.
+        Result rsqrt = anneal("schedule", "values", "examples/rsqrt-schedule-table.conf", "--at", "50M");
+        assertEquals(List.of("50M 0.000300000000000"), rsqrt.out().lines().toList(), rsqrt.out());
+    }
+
+    @Test
+    void dataPlanUsesTheStagesBudget() throws Exception {
+        Result r = anneal("data", "plan", "examples/tiny-sft.conf");
+        assertEquals(0, r.exit(), r.out());
+        // tiny-sft's schedule ends at 20K + 380K + 200K = 600K tokens; its eval-data is read 8192 tokens at a time
+        assertEquals(List.of("budget 600000 tokens", "budget 8192 tokens"),
+                r.out().lines().filter(l -> l.startsWith("budget ")).toList(), r.out());
+        List<String> arithmetic = r.out().lines().filter(l -> l.startsWith("arithmetic ")).toList();
+        double epochs = Double.parseDouble(arithmetic.get(0).trim().split("\\s+")[7]);
+        assertTrue(epochs > 1, arithmetic.get(0));
+    }
+
+    @Test
+    void aDivergedRunSaysWhatHappenedWithoutAClassName() throws Exception {
+        Result r = anneal("run", "examples/tiny-sft.conf", "stages[0].schedule.peak-lr=1e6", "pipeline.run-dir=diverged");
+        assertEquals(1, r.exit(), r.out());
+        assertTrue(r.out().contains("\nanneal: failed: sft: the loss is "), r.out());
+        assertTrue(!r.out().contains("Exception"), r.out());
+    }
+
+    @Test
+    void plotListsTheMetricsTheFileHas() throws Exception {
+        Files.writeString(home.resolve("m.jsonl"), "{\"step\":1,\"num_tokens\":4096,\"loss\":6.5,\"learning_rate\":0.001}\n");
+        assertRefused(anneal("plot", "m.jsonl", "--out", "m.png", "--metrics", "los"),
+                "m.jsonl: expected --metrics from those in the file (learning_rate, loss, step), found los");
+        assertEquals(0, anneal("plot", "m.jsonl", "--out", "m.png", "--metrics", "loss").exit());
     }
 }

@@ -20,6 +20,18 @@ public interface CommandContext {
      */
     ConfigView loadConfig(Path file);
 
+    /**
+     * Reads a HOCON file as written (includes and substitutions resolved) without checking it as a
+     * pipeline, for commands that use some of its blocks only, such as each stage's schedule of a
+     * pipeline whose data is elsewhere. Blocks are checked when built through {@link #extensions()}.
+     * Syntax errors are an {@link io.anneal.api.InputException} naming the file and line.
+     *
+     * @since 1.2
+     */
+    default ConfigView readConfig(Path file) {
+        return loadConfig(file);
+    }
+
     ExtensionContext extensions();
 
     Charts charts();

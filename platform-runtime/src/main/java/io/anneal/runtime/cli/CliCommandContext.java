@@ -49,6 +49,11 @@ final class CliCommandContext implements CommandContext {
     }
 
     @Override
+    public ConfigView readConfig(Path file) {
+        return new HoconConfigView(PipelineLoader.readPlain(workingDirectory.resolve(file)), "");
+    }
+
+    @Override
     public ExtensionContext extensions() {
         return extensions;
     }

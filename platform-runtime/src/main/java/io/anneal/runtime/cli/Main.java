@@ -127,7 +127,7 @@ public final class Main {
             }
             return BAD_INPUT;
         }
-        err.println("anneal: failed: " + e);
+        err.println("anneal: failed: " + describe(e));
         if (stacktrace) {
             e.printStackTrace(err);
         } else if (logDir != null) {
@@ -147,16 +147,31 @@ public final class Main {
         return FAILED;
     }
 
+    /** A failure for the user: its message, never a class name (that is for --stacktrace). */
+    static String describe(Throwable e) {
+        String message = e.getMessage();
+        return message == null || message.isBlank() ? "an internal error with no message" : message;
+    }
+
     private void warnRefusals() {
         if (!registry.refusals().isEmpty()) {
             err.println("anneal: " + registry.refusals().size() + " plugin problem(s); 'anneal plugins' lists them");
         }
     }
 
-    private ValidatedPipeline validate(Path file, List<String> overrides) {
+    /** Validates {@code file} with the {@code --set} overrides, then the bare {@code PATH=VALUE} ones after the file. */
+    private ValidatedPipeline validate(Path file, List<String> overrides, List<String> bare) {
         warnRefusals();
+        for (String b : bare) {
+            if (b.indexOf('=') <= 0) {
+                throw new InputException("'" + b + "' after " + file + ": expected an override PATH=VALUE, such as "
+                        + "stages[0].schedule.peak-lr=1e-4 (one pipeline file per command)");
+            }
+        }
+        List<String> all = new ArrayList<>(overrides);
+        all.addAll(bare);
         return new PipelineValidator(extensions, workingDirectory)
-                .validate(pipelineLoader().load(workingDirectory.resolve(file), overrides));
+                .validate(pipelineLoader().load(workingDirectory.resolve(file), all));
     }
 
     /** Version text of {@code --version}. */
@@ -217,15 +232,18 @@ public final class Main {
     @Command(name = "validate", mixinStandardHelpOptions = true,
             description = "Check a pipeline file and report every problem at once.")
     final class Validate implements Callable<Integer> {
-        @Parameters(paramLabel = "FILE", description = "the pipeline (HOCON)")
+        @Parameters(index = "0", paramLabel = "FILE", description = "the pipeline (HOCON)")
         Path file;
+
+        @Parameters(index = "1..*", paramLabel = "PATH=VALUE", description = "override a value, as --set PATH=VALUE")
+        List<String> bare = new ArrayList<>();
 
         @Option(names = "--set", paramLabel = "PATH=VALUE", description = "override a value (repeatable)")
         List<String> overrides = new ArrayList<>();
 
         @Override
         public Integer call() {
-            ValidatedPipeline p = validate(file, overrides);
+            ValidatedPipeline p = validate(file, overrides, bare);
             out.println(file + ": valid (pipeline '" + p.name() + "', " + p.stages().size() + " stage(s): "
                     + String.join(", ", p.stages().stream().map(ValidatedPipeline.StagePlan::name).toList()) + ")");
             return OK;
@@ -235,8 +253,11 @@ public final class Main {
     @Command(name = "run", mixinStandardHelpOptions = true,
             description = "Validate a pipeline, print it with the origin of every value, and run its stages.")
     final class Run implements Callable<Integer> {
-        @Parameters(paramLabel = "FILE", description = "the pipeline (HOCON)")
+        @Parameters(index = "0", paramLabel = "FILE", description = "the pipeline (HOCON)")
         Path file;
+
+        @Parameters(index = "1..*", paramLabel = "PATH=VALUE", description = "override a value, as --set PATH=VALUE")
+        List<String> bare = new ArrayList<>();
 
         @Option(names = "--set", paramLabel = "PATH=VALUE", description = "override a value (repeatable)")
         List<String> overrides = new ArrayList<>();
@@ -246,7 +267,7 @@ public final class Main {
 
         @Override
         public Integer call() {
-            ValidatedPipeline p = validate(file, overrides);
+            ValidatedPipeline p = validate(file, overrides, bare);
             out.println("pipeline '" + p.name() + "' (" + file + "), resolved:");
             ResolvedPipelinePrinter.lines(p).forEach(l -> out.println("  " + l));
             try {

@@ -76,12 +76,28 @@ public final class HoconConfigView implements ConfigView {
 
     @Override
     public long getLong(String key) {
-        return get(key, "a whole number", config::getLong);
+        return get(key, "a whole number", k -> whole(k, Long.MIN_VALUE, Long.MAX_VALUE));
     }
 
     @Override
     public int getInt(String key) {
-        return get(key, "a whole number that fits in 32 bits", config::getInt);
+        return get(key, "a whole number that fits in 32 bits", k -> (int) whole(k, Integer.MIN_VALUE, Integer.MAX_VALUE));
+    }
+
+    /** The number at {@code key} when it is whole and within [min, max]: 2.5 and 1e999 are refused, not cut. */
+    private long whole(String key, long min, long max) {
+        ConfigValue value = config.getValue(key);
+        if (value.valueType() == ConfigValueType.NUMBER || value.valueType() == ConfigValueType.STRING) {
+            try {
+                long n = new java.math.BigDecimal(String.valueOf(value.unwrapped()).trim()).longValueExact();
+                if (n >= min && n <= max) {
+                    return n;
+                }
+            } catch (NumberFormatException | ArithmeticException e) {
+                // not a whole number in range: reported below
+            }
+        }
+        throw new com.typesafe.config.ConfigException.BadValue(key, "not a whole number in range");
     }
 
     @Override

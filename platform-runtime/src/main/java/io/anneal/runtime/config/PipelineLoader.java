@@ -19,10 +19,11 @@ import java.util.regex.Pattern;
 /**
  * Reads a pipeline file (HOCON, includes resolved relative to it) over the site settings of
  * {@code $ANNEAL_HOME/conf/anneal.conf}, with {@code --set path=value} overrides on top. An
- * override may address a stage by index: {@code --set stages[0].schedule.peak-lr=1e-4}.
+ * override may address list items by index: {@code --set stages[0].data.sources[1].path=x.jsonl}.
  */
 public final class PipelineLoader {
-    private static final Pattern LIST_ELEMENT = Pattern.compile("^([A-Za-z0-9_-]+)\\[(\\d+)\\]\\.(.+)$");
+    /** One step of an override path: {@code .key}, {@code ."quoted.key"} or {@code [index]} (no dot before the first key). */
+    private static final Pattern STEP = Pattern.compile("\\.?(?:\"([^\"]*)\"|([^.\\[\\]\"]+))|\\[([0-9]+)\\]");
 
     private final Path siteConfig;
 
@@ -32,23 +33,38 @@ public final class PipelineLoader {
     }
 
     public LoadedPipeline load(Path file, List<String> overrides) {
-        if (!Files.exists(file)) {
-            throw new InputException(file + ": pipeline file not found");
-        }
-        if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
-            throw new InputException(file + ": pipeline file cannot be read (not a readable file)");
-        }
-        Config config = parse(file);
+        Config config = read(file);
         if (siteConfig != null && Files.isRegularFile(siteConfig)) {
             config = config.withFallback(parse(siteConfig));
         }
         for (String override : overrides) {
             config = applyOverride(config, override);
         }
+        return new LoadedPipeline(file, resolve(config, file));
+    }
+
+    /** A HOCON file as written (includes and substitutions resolved), without site settings or overrides. */
+    public static Config readPlain(Path file) {
+        return resolve(read(file), file);
+    }
+
+    private static Config read(Path file) {
+        if (!Files.exists(file)) {
+            throw new InputException(file + ": pipeline file not found");
+        }
+        if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
+            throw new InputException(file + ": pipeline file cannot be read (not a readable file)");
+        }
+        return parse(file);
+    }
+
+    private static Config resolve(Config config, Path file) {
         try {
-            return new LoadedPipeline(file, config.resolve());
+            return config.resolve();
         } catch (com.typesafe.config.ConfigException e) {
             throw new InputException(e.getMessage(), e);
+        } catch (StackOverflowError e) {
+            throw tooDeep(file, e);
         }
     }
 
@@ -59,10 +75,21 @@ public final class PipelineLoader {
         } catch (com.typesafe.config.ConfigException e) {
             // typesafe's messages start with "file: line:"; that is the message we want
             throw new InputException(e.getMessage(), e);
+        } catch (StackOverflowError e) {
+            throw tooDeep(file, e);
         }
     }
 
-    /** Applies {@code path=value}; the value is HOCON ({@code 1e-5}, {@code 50M}, {@code [1, 2]}, {@code "text"}). */
+    /** The parser recurses per nesting level (and per {@code +=} of one key): deep input exhausts the stack. */
+    private static InputException tooDeep(Path file, StackOverflowError e) {
+        return new InputException(file + ": expected blocks, lists and += nested at most a few hundred deep, "
+                + "found nesting too deep to read", e);
+    }
+
+    /**
+     * Applies {@code path=value}; the value is HOCON ({@code 1e-5}, {@code 50M}, {@code [1, 2]}, {@code "text"}).
+     * The path may index lists, {@code stages[0].data.sources[1].path} or {@code stages.0.data.sources.1.path}.
+     */
     static Config applyOverride(Config config, String override) {
         int eq = override.indexOf('=');
         if (eq <= 0) {
@@ -77,27 +104,64 @@ public final class PipelineLoader {
         } catch (com.typesafe.config.ConfigException e) {
             throw new InputException("--set " + override + ": the value is not valid HOCON: " + e.getMessage(), e);
         }
-        Matcher m = LIST_ELEMENT.matcher(path);
+        List<String> segments = segments(path, override);
         try {
-            if (m.matches()) {
-                String listPath = m.group(1);
-                int index = Integer.parseInt(m.group(2));
-                if (!config.hasPath(listPath) || !(config.getValue(listPath) instanceof ConfigList)) {
-                    throw new InputException("--set " + override + ": " + listPath + " is not a list in the pipeline");
-                }
-                ConfigList list = config.getList(listPath);
-                if (index >= list.size() || !(list.get(index) instanceof ConfigObject)) {
-                    throw new InputException("--set " + override + ": " + listPath + " has no block at index " + index
-                            + " (it has " + list.size() + " elements)");
-                }
-                List<Object> elements = new ArrayList<>(list);
-                Config element = ((ConfigObject) list.get(index)).toConfig().withValue(m.group(3), value);
-                elements.set(index, element.root());
-                return config.withValue(listPath, ConfigValueFactory.fromIterable(elements));
-            }
-            return config.withValue(path, value);
+            return ((ConfigObject) set(config.root(), segments, 0, value, override)).toConfig();
         } catch (com.typesafe.config.ConfigException e) {
             throw new InputException("--set " + override + ": " + e.getMessage(), e);
         }
+    }
+
+    /** Splits {@code a.b[1]."c.d"} into {@code a}, {@code b}, {@code [1]}, {@code c.d}; list indices keep their brackets. */
+    private static List<String> segments(String path, String override) {
+        List<String> out = new ArrayList<>();
+        Matcher m = STEP.matcher(path);
+        for (int at = 0; at < path.length(); at = m.end()) {
+            m.region(at, path.length());
+            boolean ok = m.lookingAt() && (m.group(3) != null ? at > 0 : m.group(0).startsWith(".") == (at > 0));
+            if (!ok) {
+                throw new InputException("--set " + override + ": expected a path such as pipeline.seed or "
+                        + "stages[0].data.sources[1].path, found '" + path + "'");
+            }
+            out.add(m.group(3) != null ? "[" + m.group(3) + "]" : m.group(1) != null ? m.group(1) : m.group(2));
+        }
+        if (out.isEmpty()) {
+            throw new InputException("--set " + override + ": expected path=value, e.g. --set pipeline.seed=7");
+        }
+        return out;
+    }
+
+    /** {@code current} with the value at {@code segments[i..]} replaced; missing blocks are created. */
+    private static ConfigValue set(ConfigValue current, List<String> segments, int i, ConfigValue value, String override) {
+        if (i == segments.size()) {
+            return value;
+        }
+        String segment = segments.get(i);
+        String here = String.join(".", segments.subList(0, i)).replace(".[", "[");
+        boolean indexed = segment.startsWith("[") || (current instanceof ConfigList && segment.matches("[0-9]+"));
+        if (indexed) {
+            String digits = segment.replaceAll("[\\[\\]]", "");
+            if (!(current instanceof ConfigList list)) {
+                throw new InputException("--set " + override + ": " + here + " is not a list"
+                        + (current == null ? " (it is not set)" : ", found " + HoconConfigView.describe(current)));
+            }
+            int index = digits.length() > 9 ? Integer.MAX_VALUE : Integer.parseInt(digits);
+            if (index >= list.size()) {
+                throw new InputException("--set " + override + ": " + here + " has no element at index " + digits
+                        + " (it has " + list.size() + (list.isEmpty() ? "" : ", indices 0 to " + (list.size() - 1)) + ")");
+            }
+            segments.set(i, "[" + digits + "]"); // messages below name it stages[0], as written or not
+            List<ConfigValue> elements = new ArrayList<>(list);
+            elements.set(index, set(list.get(index), segments, i + 1, value, override));
+            return ConfigValueFactory.fromIterable(elements);
+        }
+        if (current == null) {
+            current = ConfigFactory.empty().root();
+        }
+        if (!(current instanceof ConfigObject object)) {
+            throw new InputException("--set " + override + ": " + here + " is not a block, found "
+                    + HoconConfigView.describe(current));
+        }
+        return object.withValue(segment, set(object.get(segment), segments, i + 1, value, override));
     }
 }

@@ -19,6 +19,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * {@code anneal plot METRICS.jsonl --out loss.png [--metrics loss,eval_loss,learning_rate]}: line
@@ -89,6 +91,7 @@ public final class PlotCommand implements CliCommand {
             throw new InputException("anneal plot: no metrics file " + file);
         }
         Map<String, List<double[]>> points = new LinkedHashMap<>();
+        Set<String> available = new TreeSet<>(); // every numeric field of a point, for the message when none is asked for
         for (String m : metrics) {
             points.put(m, new ArrayList<>());
         }
@@ -111,6 +114,11 @@ public final class PlotCommand implements CliCommand {
             if (x == null || !x.isNumber()) {
                 continue; // records without a token count (e.g. a failed-checkpoint note) are not points
             }
+            record.fields().forEachRemaining(f -> {
+                if (f.getValue().isNumber() && !f.getKey().equals(X_FIELD)) {
+                    available.add(f.getKey());
+                }
+            });
             for (String m : metrics) {
                 JsonNode y = record.get(m);
                 if (y != null && y.isNumber() && Double.isFinite(y.asDouble())) {
@@ -135,7 +143,9 @@ public final class PlotCommand implements CliCommand {
             series.put(e.getKey(), new Charts.Series(e.getKey(), xs, ys));
         }
         if (series.isEmpty()) {
-            throw new InputException(file + ": none of the metrics " + metrics + " occurs in a record with " + X_FIELD);
+            throw new InputException(file + ": expected --metrics from those in the file (" + String.join(", ", available)
+                    + "), found " + String.join(", ", metrics) + ", which " + (metrics.size() == 1 ? "occurs" : "occur")
+                    + " in no record with " + X_FIELD);
         }
         return series;
     }

@@ -1,5 +1,7 @@
 package io.anneal.runtime.train;
 
+import io.anneal.api.config.ConfigException;
+import io.anneal.api.config.ConfigProblem;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.data.TrainingData;
 import io.anneal.api.optim.OptimizerFactory;
@@ -11,7 +13,9 @@ import io.anneal.api.units.TokenCount;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -54,40 +58,59 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
 
     @Override
     public Stage create(ConfigView config, ExtensionContext context) {
-        SftSettings settings = SftSettings.parse(config);
-        LrSchedule schedule = context.build(LrSchedule.class, config.getConfig(SCHEDULE));
-        long budget;
-        if (settings.tokenBudget().isPresent()) {
-            budget = settings.tokenBudget().getAsLong();
-        } else {
-            budget = schedule.stopTokens();
-            if (budget == Long.MAX_VALUE) {
-                throw config.invalid("token-budget", "a token count such as 3G: the schedule " + schedule.describe()
-                        + " is open-ended, so it cannot say where training stops", SftSettings.BUDGET_FROM_SCHEDULE);
-            }
-            if (budget <= 0) {
-                throw config.invalid("token-budget", "a positive token budget; the schedule " + schedule.describe()
-                        + " stops at 0 tokens", SftSettings.BUDGET_FROM_SCHEDULE);
-            }
-        }
-        OptimizerFactory optimizer = context.build(OptimizerFactory.class, config.getConfig(OPTIMIZER));
-        TrainingData data = context.build(TrainingData.class, config.getConfig(DATA));
+        // Each part is checked even when another fails, so validate reports every problem at once.
+        List<ConfigProblem> problems = new ArrayList<>();
+        SftSettings settings = collect(problems, () -> SftSettings.parse(config));
+        LrSchedule schedule = collect(problems, () -> context.build(LrSchedule.class, config.getConfig(SCHEDULE)));
+        Long budget = settings == null || schedule == null ? null : collect(problems, () -> budget(config, settings, schedule));
+        OptimizerFactory optimizer = collect(problems, () -> context.build(OptimizerFactory.class, config.getConfig(OPTIMIZER)));
+        TrainingData data = collect(problems, () -> context.build(TrainingData.class, config.getConfig(DATA)));
         Optional<TrainingData> evalData = config.has(EVAL_DATA)
-                ? Optional.of(context.build(TrainingData.class, config.getConfig(EVAL_DATA)))
+                ? Optional.ofNullable(collect(problems, () -> context.build(TrainingData.class, config.getConfig(EVAL_DATA))))
                 : Optional.empty();
-        if (settings.evalEvery() > 0 && evalData.isEmpty()) {
-            throw config.invalid("eval-every", "0 (no evaluation) unless an eval-data block is given",
-                    TokenCount.format(settings.evalEvery()));
+        if (settings != null && settings.evalEvery() > 0 && !config.has(EVAL_DATA)) {
+            problems.addAll(config.invalid("eval-every", "0 (no evaluation) unless an eval-data block is given",
+                    TokenCount.format(settings.evalEvery())).problems());
         }
         Optional<Path> initFrom = Optional.empty();
         if (!config.getString(INIT_FROM).isBlank()) {
             Path folder = context.resolvePath(config, INIT_FROM);
-            if (!Files.isDirectory(folder)) {
-                throw config.invalid(INIT_FROM, "a Hugging Face checkpoint folder (config.json, model.safetensors)",
-                        folder + ", which is not a folder");
+            if (Files.isDirectory(folder)) {
+                initFrom = Optional.of(folder);
+            } else {
+                problems.addAll(config.invalid(INIT_FROM, "a Hugging Face checkpoint folder (config.json, model.safetensors)",
+                        folder + ", which is not a folder").problems());
             }
-            initFrom = Optional.of(folder);
+        }
+        if (!problems.isEmpty()) {
+            throw new ConfigException(problems);
         }
         return new SftStage(settings, schedule, budget, optimizer, data, evalData, initFrom);
+    }
+
+    private static long budget(ConfigView config, SftSettings settings, LrSchedule schedule) {
+        if (settings.tokenBudget().isPresent()) {
+            return settings.tokenBudget().getAsLong();
+        }
+        long budget = schedule.stopTokens();
+        if (budget == Long.MAX_VALUE) {
+            throw config.invalid("token-budget", "a token count such as 3G: the schedule " + schedule.describe()
+                    + " is open-ended, so it cannot say where training stops", SftSettings.BUDGET_FROM_SCHEDULE);
+        }
+        if (budget <= 0) {
+            throw config.invalid("token-budget", "a positive token budget; the schedule " + schedule.describe()
+                    + " stops at 0 tokens", SftSettings.BUDGET_FROM_SCHEDULE);
+        }
+        return budget;
+    }
+
+    /** The value, or null with its problems recorded. */
+    private static <T> T collect(List<ConfigProblem> problems, java.util.function.Supplier<T> part) {
+        try {
+            return part.get();
+        } catch (ConfigException e) {
+            problems.addAll(e.problems());
+            return null;
+        }
     }
 }

@@ -70,4 +70,21 @@ class MainTest {
         assertEquals(2, run("run", "p.conf"));
         assertTrue(err().contains("stages[0].schedule.type: expected a lr-schedule type (known: none are loaded)"), err());
     }
+
+    @Test
+    void bareOverridesAfterTheFileWorkLikeSet() throws Exception {
+        Files.writeString(tmp.resolve("p.conf"), "pipeline.name = t\nstages = []\n");
+        assertEquals(0, run("validate", "p.conf", "pipeline.name=other", "--set", "pipeline.seed=3"));
+        assertTrue(out.toString(StandardCharsets.UTF_8).contains("valid (pipeline 'other', 0 stage(s)"), out.toString(StandardCharsets.UTF_8));
+        assertEquals(2, run("validate", "p.conf", "other.conf"));
+        assertEquals("anneal: 'other.conf' after p.conf: expected an override PATH=VALUE, such as "
+                + "stages[0].schedule.peak-lr=1e-4 (one pipeline file per command)\n", err());
+    }
+
+    @Test
+    void aFailureShowsItsMessageNotAJavaClassName() {
+        assertEquals("sft: loss is NaN; training stopped",
+                Main.describe(new io.anneal.runtime.train.TrainingDivergedException("sft: loss is NaN; training stopped")));
+        assertEquals("an internal error with no message", Main.describe(new NullPointerException()));
+    }
 }

@@ -107,7 +107,12 @@ class PlotCommandTest {
                 .getMessage().contains("--out is missing"));
         assertTrue(assertThrows(InputException.class,
                 () -> new PlotCommand().run(List.of("m.jsonl", "--out", "a.png", "--metrics", "reward"), new Context(dir)))
-                .getMessage().contains("none of the metrics [reward]"));
+                .getMessage().contains("expected --metrics from those in the file (loss), found reward, which occurs in no record"));
+        Files.writeString(dir.resolve("two.jsonl"), "{\"step\":1,\"loss\":1,\"learning_rate\":0.1,\"num_tokens\":5}\n");
+        assertTrue(assertThrows(InputException.class,
+                () -> new PlotCommand().run(List.of("two.jsonl", "--out", "a.png", "--metrics", "los"), new Context(dir)))
+                .getMessage().endsWith("two.jsonl: expected --metrics from those in the file (learning_rate, loss, step), "
+                        + "found los, which occurs in no record with num_tokens"));
         assertTrue(assertThrows(InputException.class,
                 () -> new PlotCommand().run(List.of("nope.jsonl", "--out", "a.png"), new Context(dir)))
                 .getMessage().contains("no metrics file"));

@@ -18,14 +18,17 @@ import java.util.Map;
 
 /**
  * {@code anneal schedule values|plot|bound FILE.conf ...}: inspects the schedules of a file that
- * holds {@code schedule { ... }} or {@code schedules { name1 { ... }, name2 { ... } }}.
+ * holds {@code schedule { ... }}, {@code schedules { name1 { ... }, name2 { ... } }}, or a pipeline's
+ * {@code stages = [ { name = ..., schedule { ... } }, ... ]}.
  */
 public final class ScheduleCommand implements CliCommand {
     static final String USAGE = String.join("\n",
-            "usage: anneal schedule values FILE.conf --at 25M,50M,1.55G",
-            "       anneal schedule plot   FILE.conf --out lr.png [--points 1000]",
-            "       anneal schedule bound  FILE.conf [--batch 1M] [--distance 1] [--lipschitz 1]",
-            "FILE.conf holds schedule { type = ... } or schedules { name { type = ... }, ... }.",
+            "usage: anneal schedule values FILE.conf --at 25M,50M,1.55G [--stage NAME]",
+            "       anneal schedule plot   FILE.conf --out lr.png [--points 1000] [--stage NAME]",
+            "       anneal schedule bound  FILE.conf [--batch 1M] [--distance 1] [--lipschitz 1] [--stage NAME]",
+            "FILE.conf holds schedule { type = ... }, schedules { name { type = ... }, ... }, or is a pipeline whose",
+            "stages hold schedule blocks: each stage's schedule is named by the stage (its name, else its type);",
+            "--stage NAME keeps one of them (default: all).",
             "bound: the convex last-iterate bound (Schaipp et al. 2025, Thm 1) with the schedule sampled every --batch",
             "tokens, the optimal peak LR for its shape, and the first schedule's peak (by name) transferred to the others.");
 
@@ -47,9 +50,9 @@ public final class ScheduleCommand implements CliCommand {
         }
         String sub = args.get(0);
         String[] known = switch (sub) {
-            case "values" -> new String[] {"at"};
-            case "plot" -> new String[] {"out", "points"};
-            case "bound" -> new String[] {"batch", "distance", "lipschitz"};
+            case "values" -> new String[] {"at", "stage"};
+            case "plot" -> new String[] {"out", "points", "stage"};
+            case "bound" -> new String[] {"batch", "distance", "lipschitz", "stage"};
             default -> throw new InputException("unknown subcommand '" + sub + "'; expected values, plot or bound\n" + USAGE);
         };
         CommandArguments a = CommandArguments.parse("anneal schedule " + sub, USAGE, args.subList(1, args.size()), known);
@@ -59,6 +62,14 @@ public final class ScheduleCommand implements CliCommand {
         }
         Path file = context.workingDirectory().resolve(a.onePositional("one FILE.conf"));
         Map<String, LrSchedule> schedules = load(file, context);
+        if (a.has("stage")) {
+            String stage = a.required("stage");
+            if (!schedules.containsKey(stage)) {
+                throw new InputException(file + ": --stage " + stage + ": expected one of " + String.join(", ", schedules.keySet())
+                        + ", found no schedule of that name");
+            }
+            schedules = Map.of(stage, schedules.get(stage));
+        }
         switch (sub) {
             case "values" -> values(schedules, a, context);
             case "plot" -> plot(schedules, a, context);
@@ -67,9 +78,12 @@ public final class ScheduleCommand implements CliCommand {
         return 0;
     }
 
-    /** The schedules of the file, by name ("schedule" for a single block). */
+    /**
+     * The schedules of the file, by name: "schedule" for a single block, the names under
+     * {@code schedules}, and each pipeline stage's by the stage's name (its type when it has none).
+     */
     static Map<String, LrSchedule> load(Path file, CommandContext context) {
-        ConfigView root = context.loadConfig(file);
+        ConfigView root = context.readConfig(file);
         Map<String, LrSchedule> out = new LinkedHashMap<>();
         if (root.has("schedule")) {
             out.put("schedule", context.extensions().build(LrSchedule.class, root.getConfig("schedule")));
@@ -80,8 +94,18 @@ public final class ScheduleCommand implements CliCommand {
                 out.put(name, context.extensions().build(LrSchedule.class, all.getConfig(name)));
             }
         }
+        if (root.has("stages")) {
+            for (ConfigView stage : root.getConfigList("stages")) {
+                if (stage.has("schedule")) {
+                    String name = stage.has("name") ? stage.getString("name") : stage.has("type") ? stage.getString("type") : stage.path();
+                    out.put(out.containsKey(name) ? stage.path() : name,
+                            context.extensions().build(LrSchedule.class, stage.getConfig("schedule")));
+                }
+            }
+        }
         if (out.isEmpty()) {
-            throw new InputException(file + ": expected a block schedule { type = ... } or schedules { name { type = ... } }, found neither");
+            throw new InputException(file + ": expected a block schedule { type = ... }, schedules { name { type = ... } }"
+                    + " or stages = [ { schedule { type = ... } } ], found none of them");
         }
         return out;
     }

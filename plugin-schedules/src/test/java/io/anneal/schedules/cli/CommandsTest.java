@@ -127,4 +127,21 @@ class CommandsTest {
         assertEquals(0, new LrScaleCommand().run(List.of("--help"), context));
         assertTrue(output().contains("usage: anneal lr-scale"));
     }
+
+    @Test
+    void aPipelineGivesEachStagesScheduleByStageName() throws Exception {
+        Files.writeString(dir.resolve("p.conf"), "pipeline.name = p\nstages = [\n"
+                + "  { name = sft-16k, type = sft, schedule { type = wsd } }\n"
+                + "  { type = sft, schedule { type = constant, peak-lr = 16e-6 } }\n"
+                + "  { type = other }\n]\n");
+        assertEquals(0, new ScheduleCommand().run(List.of("values", "p.conf", "--at", "3.05G"), context));
+        assertEquals(List.of("sft-16k 3.05G 1.60000000000e-05", "sft 3.05G 1.60000000000e-05"), output().lines().toList());
+        out.reset();
+        assertEquals(0, new ScheduleCommand().run(List.of("values", "p.conf", "--at", "25M", "--stage", "sft-16k"), context));
+        assertEquals(List.of("25M 6.40000000000e-05"), output().lines().toList());
+        InputException unknown = assertThrows(InputException.class,
+                () -> new ScheduleCommand().run(List.of("values", "p.conf", "--at", "1M", "--stage", "dpo"), context));
+        assertEquals(dir.resolve("p.conf") + ": --stage dpo: expected one of sft-16k, sft, found no schedule of that name",
+                unknown.getMessage());
+    }
 }

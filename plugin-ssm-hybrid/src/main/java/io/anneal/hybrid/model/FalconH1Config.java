@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * The architecture fields of a Falcon-H1 {@code config.json} (transformers' {@code FalconH1Config}),
@@ -103,10 +104,36 @@ public record FalconH1Config(
         if (mambaRmsNorm && mambaNGroups > 0 && mambaDSsm % mambaNGroups != 0) {
             problems.add("mamba_d_ssm (" + mambaDSsm + ") must be a multiple of mamba_n_groups for the gated norm");
         }
+        oversized().ifPresent(o -> problems.add(o[0] + " too large: " + o[1]));
         if (!problems.isEmpty()) {
             throw new InputException(where + ": invalid Falcon-H1 configuration: " + String.join("; ", problems));
         }
         return this;
+    }
+
+    /**
+     * The first weight matrix with more elements than one Java array holds (2^31 - 1), as {key, detail}:
+     * the key is the larger of its two sizes (a config.json name), the detail says which tensor.
+     */
+    Optional<String[]> oversized() {
+        long qDim = (long) numAttentionHeads * headDim;
+        long inProj = (long) mambaDSsm + 2L * mambaNGroups * mambaDState + mambaNHeads;
+        Object[][] matrices = {
+            {"model.embed_tokens.weight", "vocab_size", (long) vocabSize},
+            {"self_attn.q_proj.weight", "num_attention_heads", qDim},
+            {"mamba.in_proj.weight", "mamba_d_ssm", inProj},
+            {"mamba.out_proj.weight", "mamba_d_ssm", (long) mambaDSsm},
+            {"feed_forward.up_proj.weight", "intermediate_size", (long) intermediateSize},
+        };
+        for (Object[] m : matrices) {
+            long rows = (long) m[2];
+            if (rows * hiddenSize > Integer.MAX_VALUE) {
+                String key = rows > hiddenSize ? (String) m[1] : "hidden_size";
+                return Optional.of(new String[] {key, m[0] + " would hold " + rows + " x " + hiddenSize
+                        + " elements, more than one array holds (2147483647)"});
+            }
+        }
+        return Optional.empty();
     }
 
     private static void positive(List<String> problems, String name, int value) {
@@ -134,6 +161,13 @@ public record FalconH1Config(
             }
         }
         FalconH1Config config = fromFields(new Fields(values, "config path " + block.path()));
+        Optional<String[]> oversized = config.oversized();
+        if (oversized.isPresent()) {
+            String key = oversized.get()[0].replace('_', '-');
+            key = block.has(key) ? key : "hidden-size";
+            throw block.invalid(key, "a size whose weight matrices fit in one array each", block.getString(key) + ", so "
+                    + oversized.get()[1]);
+        }
         try {
             return config.validate("config path " + block.path() + " (" + block.origin("") + ")");
         } catch (InputException e) {

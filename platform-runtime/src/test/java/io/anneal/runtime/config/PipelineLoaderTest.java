@@ -1,0 +1,88 @@
+package io.anneal.runtime.config;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.typesafe.config.Config;
+import io.anneal.api.InputException;
+import io.anneal.api.config.ConfigException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Reading pipeline files: overrides that reach into lists, and input too deep for the parser. */
+class PipelineLoaderTest {
+    @TempDir
+    Path tmp;
+
+    private Path pipeline() throws Exception {
+        return Files.writeString(tmp.resolve("p.conf"), "pipeline.name = t\nstages = [ { type = sft, keep-last = 2,\n"
+                + "  data { sources = [ { path = a.jsonl }, { path = b.jsonl } ] } } ]\n");
+    }
+
+    private Config load(String... overrides) throws Exception {
+        return new PipelineLoader(null).load(pipeline(), List.of(overrides)).config();
+    }
+
+    @Test
+    void setReachesListItemsInsideAStageWithBracketsOrDots() throws Exception {
+        Config c = load("stages[0].data.sources[1].path=c.jsonl", "stages.0.data.sources.0.path=d.jsonl",
+                "stages[0].data.sources[1].weight=0.5");
+        List<? extends Config> sources = c.getConfigList("stages").get(0).getConfigList("data.sources");
+        assertEquals("d.jsonl", sources.get(0).getString("path"));
+        assertEquals("c.jsonl", sources.get(1).getString("path"));
+        assertEquals(0.5, sources.get(1).getDouble("weight"));
+        assertEquals(2, c.getConfigList("stages").get(0).getInt("keep-last"), "the rest of the stage stays");
+        assertEquals("--set stages[0].data.sources[1].path=c.jsonl",
+                Origins.of(sources.get(1).getValue("path").origin()).description());
+        assertEquals(7, load("pipeline.seed=7", "new.block.key=1").getInt("pipeline.seed"));
+    }
+
+    @Test
+    void anIndexOutOfRangeIsOneMessageNamingTheKey() {
+        for (String index : List.of("1", "99999999999999")) {
+            InputException e = assertThrows(InputException.class, () -> load("stages[" + index + "].keep-last=1"));
+            assertEquals("--set stages[" + index + "].keep-last=1: stages has no element at index " + index
+                    + " (it has 1, indices 0 to 0)", e.getMessage());
+        }
+        assertEquals("--set stages.0.data.sources.2.path=x: stages[0].data.sources has no element at index 2 (it has 2, indices 0 to 1)",
+                assertThrows(InputException.class, () -> load("stages.0.data.sources.2.path=x")).getMessage());
+        assertEquals("--set pipeline[0].name=x: pipeline is not a list, found {\"name\":\"t\"} (a block)",
+                assertThrows(InputException.class, () -> load("pipeline[0].name=x")).getMessage());
+        assertEquals("--set pipeline.name.x=1: pipeline.name is not a block, found \"t\" (a string)",
+                assertThrows(InputException.class, () -> load("pipeline.name.x=1")).getMessage());
+        assertTrue(assertThrows(InputException.class, () -> load("stages[x].keep-last=1")).getMessage()
+                .startsWith("--set stages[x].keep-last=1: expected a path such as pipeline.seed"));
+    }
+
+    @Test
+    void nestingTooDeepForTheParserIsBadInputNamingTheFile() throws Exception {
+        List<String> deep = List.of("a = " + "{ b = ".repeat(20_000) + "1" + " }".repeat(20_000),
+                "a = " + "[".repeat(20_000) + "]".repeat(20_000),
+                "a = []\n" + "a += 1\n".repeat(1_000));
+        for (String text : deep) {
+            Path file = Files.writeString(tmp.resolve("deep.conf"), text);
+            InputException e = assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of()));
+            assertEquals(file + ": expected blocks, lists and += nested at most a few hundred deep, found nesting too deep to read",
+                    e.getMessage(), text.substring(0, 12));
+        }
+    }
+
+    @Test
+    void integerKeysRefuseFractionsAndValuesOutOfRange() {
+        HoconConfigView v = new HoconConfigView(com.typesafe.config.ConfigFactory.parseString(
+                "keep-last = 2.5\nseed = 1e999\nbig = 3000000000\nok = 1e9\nquoted = \"12\"", 
+                com.typesafe.config.ConfigParseOptions.defaults().setOriginDescription("t.conf")), "stages[0]");
+        assertEquals("t.conf: stages[0].keep-last: expected a whole number that fits in 32 bits, found 2.5 (a number)",
+                assertThrows(ConfigException.class, () -> v.getInt("keep-last")).getMessage());
+        assertThrows(ConfigException.class, () -> v.getLong("keep-last"));
+        assertThrows(ConfigException.class, () -> v.getLong("seed"));
+        assertThrows(ConfigException.class, () -> v.getInt("big"));
+        assertEquals(3_000_000_000L, v.getLong("big"));
+        assertEquals(1_000_000_000, v.getInt("ok"));
+        assertEquals(12, v.getInt("quoted"));
+    }
+}
