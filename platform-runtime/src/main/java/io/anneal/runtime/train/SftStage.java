@@ -17,6 +17,7 @@ import io.anneal.api.train.ProgressReporter;
 import io.anneal.api.train.Stage;
 import io.anneal.api.train.StageContext;
 import io.anneal.api.units.TokenCount;
+import io.anneal.runtime.pipeline.RunFailedException;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -40,6 +41,8 @@ final class SftStage implements Stage {
     static final String MODEL = "model";
     static final String OPTIMIZER = "optimizer";
     static final String DATA_STATE = "data-stream.bin";
+    static final String EVENTS = "events.jsonl";
+    private static final com.fasterxml.jackson.databind.ObjectMapper EVENT_JSON = new com.fasterxml.jackson.databind.ObjectMapper();
 
     private final SftSettings settings;
     private final LrSchedule schedule;
@@ -149,7 +152,7 @@ final class SftStage implements Stage {
                     }
                 }
             }
-            publishFinal(context, model, optimizer, position.step, out);
+            publishFinal(context, store, model, optimizer, position.step, out);
         }
     }
 
@@ -283,15 +286,19 @@ final class SftStage implements Stage {
     }
 
     /**
-     * Writes one checkpoint. A failed write (disk full, I/O error) is reported on the console and
-     * in the metrics, leaves the previous checkpoint as it was, and training goes on.
+     * Writes one checkpoint. A failed write (disk full, I/O error) leaves no partial folder and the
+     * previous checkpoint as it was; by default it stops the run with a message naming the last
+     * checkpoint on disk, with {@code on-checkpoint-failure = continue} it is logged (console and
+     * {@code events.jsonl}) and training goes on. A failed rotation is only a warning: the new
+     * checkpoint is committed.
      */
     private Optional<CheckpointStore.Checkpoint> checkpoint(CheckpointStore store, TrainerState state,
                                                             CausalLanguageModel model, ParameterOptimizer optimizer,
                                                             TokenBatchStream stream, Optional<Long> protectedStep,
                                                             PrintStream out, StageContext context) {
+        CheckpointStore.Checkpoint written;
         try {
-            CheckpointStore.Checkpoint written = store.write(state.step(), dir -> {
+            written = store.write(state.step(), dir -> {
                 // model and optimizer are saved in the same mode (the evaluation weights of a schedule-free
                 // optimizer, which records the mode); resume loads both and switches back to training weights
                 optimizer.useEvaluationWeights();
@@ -304,16 +311,49 @@ final class SftStage implements Stage {
                 Files.write(dir.resolve(DATA_STATE), stream.saveState());
                 state.write(dir);
             });
+        } catch (IOException | RuntimeException e) {
+            String message = "sft: the checkpoint of step " + state.step() + " could not be written to " + store.root()
+                    + " (" + RunFailedException.reason(e) + "); " + lastOnDisk(store);
+            logEvent(context, out, Map.of("event", "checkpoint_failed", "step", state.step(),
+                    "num_tokens", state.tokensSeen(), "reason", RunFailedException.reason(e)));
+            if (settings.onCheckpointFailure() == SftSettings.OnCheckpointFailure.STOP) {
+                throw new RunFailedException(message + ". The run stopped: free space (or fix the error) and run again with "
+                        + "--resume, or set " + settings.pathOf("on-checkpoint-failure") + " = continue to train on "
+                        + "without checkpoints", e);
+            }
+            out.println(message + "; training continues (" + settings.pathOf("on-checkpoint-failure") + " = continue)");
+            return Optional.empty();
+        }
+        try {
             for (Path deleted : store.rotate(protectedStep)) {
                 out.println("sft: rotated out " + deleted);
             }
-            return Optional.of(written);
         } catch (IOException | RuntimeException e) {
-            String message = "sft: checkpoint at step " + state.step() + " FAILED (" + e + "); the previous checkpoint "
-                    + "is intact and training continues";
-            out.println(message);
-            context.metrics().log(state.step(), Map.of("checkpoint_failed", 1, "num_tokens", state.tokensSeen()));
-            return Optional.empty();
+            out.println("sft: warning: rotating out old checkpoints under " + store.root() + " failed ("
+                    + RunFailedException.reason(e) + "); the checkpoint of step " + state.step() + " is committed");
+        }
+        return Optional.of(written);
+    }
+
+    /** What is safe on disk, read from the disk itself: the newest complete checkpoint, or that none exists. */
+    private static String lastOnDisk(CheckpointStore store) {
+        try {
+            return store.latestComplete()
+                    .map(c -> "the last checkpoint on disk is " + c.directory() + " (step " + c.step() + ")")
+                    .orElse("no checkpoint exists on disk, so the work of this run is not saved");
+        } catch (IOException e) {
+            return "the checkpoints under " + store.root() + " cannot be listed (" + RunFailedException.reason(e) + ")";
+        }
+    }
+
+    /** One line of {@code <stage dir>/events.jsonl}: things that happened that are not training steps. */
+    private static void logEvent(StageContext context, PrintStream out, Map<String, Object> event) {
+        Path file = context.stageDirectory().resolve(EVENTS);
+        try {
+            Files.writeString(file, EVENT_JSON.writeValueAsString(event) + "\n", java.nio.charset.StandardCharsets.UTF_8,
+                    java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            out.println("sft: warning: cannot write " + file + " (" + RunFailedException.reason(e) + ")");
         }
     }
 
@@ -321,8 +361,8 @@ final class SftStage implements Stage {
      * Writes the final model next to a temp name and renames it to {@code final}: a failure leaves the
      * last checkpoint (written just before) as the way to get the model, and says so.
      */
-    private void publishFinal(StageContext context, CausalLanguageModel model, ParameterOptimizer optimizer,
-                              long finalStep, PrintStream out) throws IOException {
+    private void publishFinal(StageContext context, CheckpointStore store, CausalLanguageModel model,
+                              ParameterOptimizer optimizer, long finalStep, PrintStream out) {
         Path finalDir = context.stageDirectory().resolve(FINAL_MODEL);
         Path temp = context.stageDirectory().resolve(FINAL_MODEL + ".tmp");
         try {
@@ -337,10 +377,19 @@ final class SftStage implements Stage {
             CheckpointStore.deleteTree(finalDir);
             Files.move(temp, finalDir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             CheckpointStore.syncDirectory(context.stageDirectory());
-        } catch (IOException e) {
-            IOException reported = new IOException("sft: writing the final model to " + finalDir + " failed (" + e
-                    + "); the checkpoint of step " + finalStep + " under " + context.stageDirectory().resolve(CHECKPOINTS)
-                    + " holds the same weights: free space and run again with --resume", e);
+        } catch (IOException | RuntimeException e) {
+            Optional<CheckpointStore.Checkpoint> last = Optional.empty();
+            try {
+                last = store.latestComplete();
+            } catch (IOException listing) {
+                e.addSuppressed(listing);
+            }
+            String safe = last.isPresent() && last.get().step() == finalStep
+                    ? "the checkpoint of step " + finalStep + " under " + store.root()
+                            + " holds the same weights: free space and run again with --resume"
+                    : lastOnDisk(store) + ": free space and run again" + (last.isPresent() ? " with --resume" : "");
+            RunFailedException reported = new RunFailedException("sft: writing the final model to " + finalDir + " failed ("
+                    + RunFailedException.reason(e) + "); " + safe, e);
             try {
                 CheckpointStore.deleteTree(temp);
             } catch (IOException cleanup) {

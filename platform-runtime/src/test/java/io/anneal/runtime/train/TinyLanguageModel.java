@@ -43,6 +43,7 @@ final class TinyLanguageModel implements CausalLanguageModel {
         float poisonFactor = Float.POSITIVE_INFINITY;
         int outOfMemoryForward = -1;
         int failingSaveNumber = -1; // the n-th save (1-based) writes a file and then fails
+        int failingSavesFrom = -1; // every save from the n-th on fails so (a disk that stays full)
         int saves;
     }
 
@@ -143,7 +144,7 @@ final class TinyLanguageModel implements CausalLanguageModel {
             for (float f : e) {
                 out.writeFloat(f);
             }
-            if (hooks.saves == hooks.failingSaveNumber) {
+            if (hooks.saves == hooks.failingSaveNumber || (hooks.failingSavesFrom > 0 && hooks.saves >= hooks.failingSavesFrom)) {
                 throw new IOException("No space left on device");
             }
             for (float f : h) {
