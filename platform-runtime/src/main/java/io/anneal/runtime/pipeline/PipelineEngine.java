@@ -51,7 +51,7 @@ public final class PipelineEngine {
             Files.createDirectories(dir);
             out.println("== stage " + (plan.index() + 1) + "/" + pipeline.stages().size() + ": " + plan.name()
                     + " (" + stage.describe() + ") in " + dir);
-            try (JsonlMetricsSink metrics = new JsonlMetricsSink(dir.resolve("metrics.jsonl"))) {
+            try (JsonlMetricsSink metrics = new JsonlMetricsSink(dir.resolve("metrics.jsonl"), resume, out)) {
                 RunStageContext context = new RunStageContext(dir, previousModel, resume, model, pipeline.seed(), device,
                         metrics, progress, out);
                 stage.run(context);

@@ -119,6 +119,9 @@ final class SftStage implements Stage {
                 tokensSeen = saved.tokensSeen();
                 protectedStep = Optional.of(saved.step());
             }
+            if (context.resume()) {
+                context.metrics().restartAt(stepNumber); // the steps after the checkpoint are trained (and logged) again
+            }
             // The engine prints describe() in the stage's header; the batch rounding is repeated here
             // because it is what a user most needs to see when the batch is not a whole number of rows.
             out.println("sft: model " + architecture.describe() + ", " + String.format(Locale.ROOT, "%,d", model.parameterCount())
