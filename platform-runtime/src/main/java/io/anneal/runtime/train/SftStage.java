@@ -127,7 +127,7 @@ final class SftStage implements Stage {
             out.println("sft: model " + architecture.describe() + ", " + String.format(Locale.ROOT, "%,d", model.parameterCount())
                     + " parameters; data " + data.describe());
             out.println("sft: " + settings.batchDescription());
-            Progress position = new Progress(stepNumber, tokensSeen, resumeFrom);
+            Progress position = new Progress(stepNumber, tokensSeen, newestClean(store, resumeFrom));
             Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
             try (ProgressReporter progress = context.progress("sft", tokenBudget, "tokens")) {
                 progress.update(tokensSeen, "");
@@ -150,16 +150,48 @@ final class SftStage implements Stage {
                         TrainerState state = new TrainerState(position.step, position.tokensSeen, lossScale.scale(),
                                 lossScale.goodStepsInARow(), lossScale.skippedSteps(), lossScale.consecutiveSkips(),
                                 context.seed(), (double) metrics.get("learning_rate"), schedule.describe());
-                        checkpoint(store, state, model, optimizer, stream, protectedStep, out, context)
+                        // keep-last never rotates out the checkpoint the run resumed from, nor the newest
+                        // one from before a run of skipped steps (the one to go back to if they go on)
+                        boolean clean = lossScale.consecutiveSkips() == 0;
+                        List<Long> keep = new ArrayList<>();
+                        protectedStep.ifPresent(keep::add);
+                        position.lastGood.filter(c -> !clean).ifPresent(c -> keep.add(c.step()));
+                        checkpoint(store, state, model, optimizer, stream, keep, out, context)
+                                .filter(written -> clean)
                                 .ifPresent(written -> position.lastGood = Optional.of(written));
                     }
                 }
+            }
+            if (lossScale.consecutiveSkips() > 0) {
+                int skips = lossScale.consecutiveSkips();
+                throw diverged(String.format(Locale.ROOT, "the last %d optimizer step%s skipped for non-finite gradients "
+                        + "(step %d, %,d tokens, loss scale now %.4g), so the final model is not published", skips,
+                        skips == 1 ? " was" : "s were", position.step, position.tokensSeen, lossScale.scale()), position);
             }
             publishFinal(context, store, model, optimizer, position.step, out);
         }
     }
 
-    /** Where the run is: optimizer steps taken (skipped ones included), tokens seen, the last good checkpoint. */
+    /**
+     * The newest complete checkpoint written after a good step (none of the steps before it in a row
+     * skipped): the one a run of skipped steps falls back to, and that rotation keeps.
+     */
+    private static Optional<CheckpointStore.Checkpoint> newestClean(CheckpointStore store,
+                                                                    Optional<CheckpointStore.Checkpoint> resumeFrom) throws IOException {
+        if (resumeFrom.isEmpty()) {
+            return Optional.empty();
+        }
+        List<CheckpointStore.Checkpoint> all = store.complete();
+        for (int i = all.size() - 1; i >= 0; i--) {
+            CheckpointStore.Checkpoint c = all.get(i);
+            if (c.step() <= resumeFrom.get().step() && TrainerState.read(c.directory()).consecutiveSkips() == 0) {
+                return Optional.of(c);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Where the run is: optimizer steps taken (skipped ones included), tokens seen, the newest clean checkpoint. */
     private static final class Progress {
         long step;
         long tokensSeen;
@@ -202,7 +234,8 @@ final class SftStage implements Stage {
         position.tokensSeen += loss.tokens();
         if (lossScale.diverged()) {
             throw diverged(String.format(Locale.ROOT, "%d optimizer steps in a row had non-finite gradients (step %d, %,d tokens, "
-                    + "loss scale now %.4g)", lossScale.consecutiveSkips(), position.step, position.tokensSeen, lossScale.scale()), position);
+                    + "loss scale now %.4g; %s = %d)", lossScale.consecutiveSkips(), position.step, position.tokensSeen, lossScale.scale(),
+                    settings.pathOf("loss-scale.max-consecutive-skips"), settings.lossScale().maxConsecutiveSkips()), position);
         }
         double seconds = (System.nanoTime() - startNanos) / 1e9;
         Map<String, Object> metrics = new LinkedHashMap<>();
@@ -297,7 +330,7 @@ final class SftStage implements Stage {
      */
     private Optional<CheckpointStore.Checkpoint> checkpoint(CheckpointStore store, TrainerState state,
                                                             CausalLanguageModel model, ParameterOptimizer optimizer,
-                                                            TokenBatchStream stream, Optional<Long> protectedStep,
+                                                            TokenBatchStream stream, List<Long> protectedSteps,
                                                             PrintStream out, StageContext context) {
         CheckpointStore.Checkpoint written;
         try {
@@ -328,7 +361,7 @@ final class SftStage implements Stage {
             return Optional.empty();
         }
         try {
-            for (Path deleted : store.rotate(protectedStep)) {
+            for (Path deleted : store.rotate(protectedSteps)) {
                 out.println("sft: rotated out " + deleted);
             }
         } catch (IOException | RuntimeException e) {

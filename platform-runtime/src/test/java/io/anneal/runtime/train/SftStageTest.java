@@ -153,6 +153,43 @@ class SftStageTest {
     }
 
     @Test
+    void aRunWhoseLastStepsWereSkippedPublishesNothingAndKeepsTheCheckpointFromBeforeThem(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        architecture.hooks.poisonFrom = 7; // steps 4, 5 and 6 (2 micro-batches each) have NaN gradients
+        architecture.hooks.poisonFactor = Float.NaN;
+        TestStageContext context = new TestStageContext(dir, architecture, false);
+        io.anneal.runtime.pipeline.RunFailedException e = assertThrows(io.anneal.runtime.pipeline.RunFailedException.class,
+                () -> new SftFixture().set("precision", "float16").stage().run(context));
+        assertEquals(3, e.exitCode(), "non-finite training has its own exit code");
+        assertTrue(e.getMessage().contains("the last 3 optimizer steps were skipped"), e.getMessage());
+        assertTrue(e.getMessage().contains("not published"), e.getMessage());
+        assertTrue(e.getMessage().contains(dir.resolve("checkpoints/step-000002").toString()), e.getMessage());
+        assertEquals(null, context.published);
+        assertFalse(Files.exists(dir.resolve("final")));
+        // keep-last = 2 would have rotated step 2 out after step 6: it is the newest from before the skips
+        assertTrue(listing(dir.resolve("checkpoints")).contains("step-000002"), listing(dir.resolve("checkpoints")).toString());
+        assertEquals(6, context.steps().size());
+    }
+
+    @Test
+    void consecutiveSkipsStopTheRunAtTheConfiguredLimitWithItsOwnExitCode(@TempDir Path dir) throws Exception {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> defaults = (Map<String, Object>) new SftFixture().block.get("loss-scale");
+        assertEquals(20, ((Number) defaults.get("max-consecutive-skips")).intValue(), "the documented default");
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        architecture.hooks.poisonFrom = 3; // from step 2 on
+        architecture.hooks.poisonFactor = Float.NaN;
+        TestStageContext context = new TestStageContext(dir, architecture, false);
+        io.anneal.runtime.pipeline.RunFailedException e = assertThrows(io.anneal.runtime.pipeline.RunFailedException.class,
+                () -> new SftFixture().set("precision", "float16").setLossScale("max-consecutive-skips", 2).stage().run(context));
+        assertEquals(3, e.exitCode());
+        assertTrue(e.getMessage().contains("stages[0].loss-scale.max-consecutive-skips = 2"), e.getMessage());
+        assertTrue(e.getMessage().contains("Last good checkpoint: none"), e.getMessage());
+        assertEquals(3, context.steps().size() + 1, "stopped after step 3, before logging it");
+        assertEquals(null, context.published);
+    }
+
+    @Test
     void outOfMemoryNamesTheMicroBatchSetting(@TempDir Path dir) {
         TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
         architecture.hooks.outOfMemoryForward = 3;

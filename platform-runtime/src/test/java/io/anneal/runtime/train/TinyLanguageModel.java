@@ -40,6 +40,7 @@ final class TinyLanguageModel implements CausalLanguageModel {
     /** Faults to inject, counted in training forwards (1-based). */
     static final class Hooks {
         int poisonForward = -1;
+        int poisonFrom = -1; // every training forward from the n-th on is poisoned (a diverged run)
         float poisonFactor = Float.POSITIVE_INFINITY;
         int outOfMemoryForward = -1;
         int failingSaveNumber = -1; // the n-th save (1-based) writes a file and then fails
@@ -79,7 +80,7 @@ final class TinyLanguageModel implements CausalLanguageModel {
             oneHot = oneHot.toType(DataType.FLOAT16, false); // input, no gradient needed
         }
         NDArray logits = oneHot.matMul(embedding).matMul(head);
-        if (training && trainingForwards == hooks.poisonForward) {
+        if (training && (trainingForwards == hooks.poisonForward || (hooks.poisonFrom > 0 && trainingForwards >= hooks.poisonFrom))) {
             logits = logits.mul(DeviceScalars.of(logits.getManager(), hooks.poisonFactor));
         }
         return logits;
