@@ -350,8 +350,12 @@ final class SftStage implements Stage {
         } catch (IOException | RuntimeException e) {
             String message = "sft: the checkpoint of step " + state.step() + " could not be written to " + store.root()
                     + " (" + RunFailedException.reason(e) + "); " + lastOnDisk(store);
-            logEvent(context, out, Map.of("event", "checkpoint_failed", "step", state.step(),
-                    "num_tokens", state.tokensSeen(), "reason", RunFailedException.reason(e)));
+            Map<String, Object> event = new LinkedHashMap<>();
+            event.put("event", "checkpoint_failed");
+            event.put("step", state.step());
+            event.put("num_tokens", state.tokensSeen());
+            event.put("reason", RunFailedException.reason(e));
+            logEvent(context, out, event);
             if (settings.onCheckpointFailure() == SftSettings.OnCheckpointFailure.STOP) {
                 throw new RunFailedException(message + ". The run stopped: free space (or fix the error) and run again with "
                         + "--resume, or set " + settings.pathOf("on-checkpoint-failure") + " = continue to train on "
