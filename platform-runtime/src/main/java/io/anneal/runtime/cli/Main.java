@@ -11,7 +11,7 @@ import io.anneal.runtime.config.ResolvedPipelinePrinter;
 import io.anneal.runtime.config.ValidatedPipeline;
 import io.anneal.runtime.output.ProgressReporters;
 import io.anneal.runtime.pipeline.PipelineEngine;
-import io.anneal.runtime.pipeline.RunFailedException;
+import io.anneal.runtime.train.RunFailedException;
 import io.anneal.runtime.plugins.LoadedPlugin;
 import io.anneal.runtime.plugins.PluginRefusal;
 import io.anneal.runtime.plugins.PluginRegistry;

@@ -17,7 +17,6 @@ import io.anneal.api.train.ProgressReporter;
 import io.anneal.api.train.Stage;
 import io.anneal.api.train.StageContext;
 import io.anneal.api.units.TokenCount;
-import io.anneal.runtime.pipeline.RunFailedException;
 
 import java.io.IOException;
 import java.io.PrintStream;

@@ -1,7 +1,5 @@
 package io.anneal.runtime.train;
 
-import io.anneal.runtime.pipeline.RunFailedException;
-
 /**
  * The loss or the gradients stopped being finite and training cannot go on, or the run ended on
  * skipped steps: a failed run with its own exit code, {@link #EXIT_CODE}.

@@ -158,7 +158,7 @@ class SftStageTest {
         architecture.hooks.poisonFrom = 7; // steps 4, 5 and 6 (2 micro-batches each) have NaN gradients
         architecture.hooks.poisonFactor = Float.NaN;
         TestStageContext context = new TestStageContext(dir, architecture, false);
-        io.anneal.runtime.pipeline.RunFailedException e = assertThrows(io.anneal.runtime.pipeline.RunFailedException.class,
+        io.anneal.runtime.train.RunFailedException e = assertThrows(io.anneal.runtime.train.RunFailedException.class,
                 () -> new SftFixture().set("precision", "float16").stage().run(context));
         assertEquals(3, e.exitCode(), "non-finite training has its own exit code");
         assertTrue(e.getMessage().contains("the last 3 optimizer steps were skipped"), e.getMessage());
@@ -180,7 +180,7 @@ class SftStageTest {
         architecture.hooks.poisonFrom = 3; // from step 2 on
         architecture.hooks.poisonFactor = Float.NaN;
         TestStageContext context = new TestStageContext(dir, architecture, false);
-        io.anneal.runtime.pipeline.RunFailedException e = assertThrows(io.anneal.runtime.pipeline.RunFailedException.class,
+        io.anneal.runtime.train.RunFailedException e = assertThrows(io.anneal.runtime.train.RunFailedException.class,
                 () -> new SftFixture().set("precision", "float16").setLossScale("max-consecutive-skips", 2).stage().run(context));
         assertEquals(3, e.exitCode());
         assertTrue(e.getMessage().contains("stages[0].loss-scale.max-consecutive-skips = 2"), e.getMessage());
@@ -372,7 +372,7 @@ class SftStageTest {
         TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
         architecture.hooks.failingSaveNumber = 4; // saves: checkpoints of steps 2, 4, 6, then the final model
         TestStageContext context = new TestStageContext(dir, architecture, false);
-        Exception e = assertThrows(io.anneal.runtime.pipeline.RunFailedException.class, () -> new SftFixture().set("keep-last", 5).stage().run(context));
+        Exception e = assertThrows(io.anneal.runtime.train.RunFailedException.class, () -> new SftFixture().set("keep-last", 5).stage().run(context));
         assertTrue(e.getMessage().contains("the checkpoint of step 6 under " + dir.resolve("checkpoints")), e.getMessage());
         assertTrue(e.getMessage().contains("run again with --resume"), e.getMessage());
         assertFalse(Files.exists(dir.resolve("final.tmp")));

@@ -1,4 +1,4 @@
-package io.anneal.runtime.pipeline;
+package io.anneal.runtime.train;
 
 /**
  * A run that failed for a reason its message tells in full: what happened and what is safe on disk
