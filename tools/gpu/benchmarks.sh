@@ -38,6 +38,20 @@ if has reference; then
     bench_step reference examples/bench/falcon-h1-291m-reference.conf "$rows"
   done
 fi
+if has loss; then
+  # 300 steps on the bundled data: fused, reference, and the reference with another seed (its spread)
+  for run in "fused 1" "reference 1" "reference 7"; do
+    set -- $run
+    step "Anneal, 300 steps of the 291M model on the bundled data, kernels $1, seed $2"
+    timeout 200 bash .gpu/run bin/anneal run examples/bench/falcon-h1-291m-loss.conf model.kernels=$1 pipeline.seed=$2 \
+      pipeline.run-dir=../../runs/loss-$1-$2 > "$out/loss-$1-$2.log" 2>&1
+    echo "exit $?"; grep -E "kernels:" "$out/loss-$1-$2.log" | head -1
+    cp "$(ls .gpu/app/runs/loss-$1-$2/*/metrics.jsonl | head -1)" "$out/loss-$1-$2.metrics.jsonl"
+  done
+  python3 tools/bench/compare_losses.py --candidate "$out/loss-fused-1.metrics.jsonl" \
+    --reference "$out/loss-reference-1.metrics.jsonl" --reference-other "$out/loss-reference-7.metrics.jsonl" \
+    --out "$out/loss-comparison.json" | tail -25
+fi
 if has peer-all; then
   step "transformers fast path (mamba_ssm + causal_conv1d kernels), every micro-batch"
   # the peer's kernels and Anneal's distribution together pass the 64 MiB transfer limit: pack the

@@ -119,7 +119,7 @@ class CheckpointTest {
         byte[] bytes = Files.readAllBytes(file);
         bytes[8] = 'x';
         Files.write(file, bytes);
-        assertTrue(loadError(dir).contains("not JSON"));
+        assertTrue(loadError(dir).contains("not valid JSON"));
     }
 
     @Test
@@ -153,6 +153,19 @@ class CheckpointTest {
         Files.write(file, patched.getBytes(StandardCharsets.ISO_8859_1));
         String message = loadError(dir);
         assertTrue(message.contains("model.layers.0.mamba.D") && message.contains("I32"), message);
+    }
+
+    @Test
+    void aFailedSaveLeavesNoTemporaryFolder() throws IOException {
+        Path target = tmp.resolve("final");
+        Files.writeString(target, "a file where the folder should go: the save fails after its temporary folder is written");
+        try (FalconH1Model model = FalconH1Checkpoints.initialize(TinyModels.config(Map.of()), TestMultipliers.ones(),
+                ModelOptions.cpu())) {
+            assertThrows(IOException.class, () -> model.save(target));
+        }
+        try (var left = Files.list(tmp)) {
+            assertEquals(List.of("final"), left.map(p -> p.getFileName().toString()).toList());
+        }
     }
 
     @Test

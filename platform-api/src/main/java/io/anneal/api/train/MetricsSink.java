@@ -12,4 +12,12 @@ import java.util.Map;
 public interface MetricsSink {
 
     void log(long step, Map<String, ?> metrics);
+
+    /**
+     * A resumed stage continues from {@code step}: records of later steps, written before the
+     * interruption and about to be written again, are dropped, so each step is recorded once. A stage
+     * that resumes from nothing calls it with 0. Since API 1.2; the default keeps everything.
+     */
+    default void restartAt(long step) {
+    }
 }

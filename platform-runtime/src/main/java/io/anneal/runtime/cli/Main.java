@@ -11,6 +11,7 @@ import io.anneal.runtime.config.ResolvedPipelinePrinter;
 import io.anneal.runtime.config.ValidatedPipeline;
 import io.anneal.runtime.output.ProgressReporters;
 import io.anneal.runtime.pipeline.PipelineEngine;
+import io.anneal.runtime.train.RunFailedException;
 import io.anneal.runtime.plugins.LoadedPlugin;
 import io.anneal.runtime.plugins.PluginRefusal;
 import io.anneal.runtime.plugins.PluginRegistry;
@@ -34,8 +35,10 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * Entry point of {@code bin/anneal}. Exit codes: 0 success, 1 a failed run, 2 bad input
- * ({@link InputException} anywhere, usage errors, a missing plugins folder).
+ * Entry point of {@code bin/anneal}. Exit codes: 0 success, 1 a failed run (a fault such as a
+ * checkpoint that cannot be written), 2 bad input ({@link InputException} anywhere, usage errors, a
+ * missing plugins folder, a run folder in use by another run), 3 training stopped on non-finite
+ * loss or gradients ({@link RunFailedException#exitCode()} carries 1 or 3).
  */
 public final class Main {
     static final int OK = 0;
@@ -126,6 +129,14 @@ public final class Main {
                 e.printStackTrace(err);
             }
             return BAD_INPUT;
+        }
+        if (e instanceof RunFailedException f) {
+            // its message already says what happened and what is safe on disk
+            err.println("anneal: " + f.getMessage());
+            if (stacktrace) {
+                e.printStackTrace(err);
+            }
+            return f.exitCode();
         }
         err.println("anneal: failed: " + describe(e));
         if (stacktrace) {

@@ -1,39 +1,105 @@
 package io.anneal.runtime.output;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.anneal.api.train.MetricsSink;
 import java.io.BufferedWriter;
 import java.io.IOException;
+import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
  * Metrics as JSON lines: one object per step, {@code step} first, then the values; each line is
- * flushed so a crash loses nothing already logged. Appends, so a resumed run continues the file.
+ * flushed so a crash loses nothing already logged. The file holds one run's steps, each once:
+ * <ul>
+ *   <li>a fresh run (no {@code --resume}) starts the file afresh with its first row; a run that
+ *       is refused before it logs anything leaves the file as it was;</li>
+ *   <li>a resumed run continues it; {@link #restartAt} cuts it back to the checkpoint's step first,
+ *       so the replayed steps are not written twice;</li>
+ *   <li>a torn last line (a crash or a full disk in the middle of a write) is dropped with a warning
+ *       before anything is appended.</li>
+ * </ul>
  */
 public final class JsonlMetricsSink implements MetricsSink, AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     private final Path file;
-    private final BufferedWriter writer;
+    private final boolean resume;
+    private final PrintStream out;
+    private BufferedWriter writer;
 
-    public JsonlMetricsSink(Path file) {
+    public JsonlMetricsSink(Path file, boolean resume, PrintStream out) {
         this.file = file;
-        try {
-            Files.createDirectories(file.toAbsolutePath().getParent());
-            this.writer = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE,
-                    StandardOpenOption.APPEND);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot open metrics file " + file, e);
-        }
+        this.resume = resume;
+        this.out = out;
     }
 
     public Path file() {
         return file;
+    }
+
+    @Override
+    public synchronized void restartAt(long step) {
+        closeWriter();
+        try {
+            List<String> kept = completeLines();
+            int before = kept.size();
+            kept.removeIf(line -> stepOf(line) > step);
+            if (kept.size() < before) {
+                out.println("metrics: dropped " + (before - kept.size()) + " rows after step " + step + " from " + file
+                        + " (the resumed run writes those steps again)");
+            }
+            Path temp = file.resolveSibling(file.getFileName() + ".tmp");
+            Files.write(temp, kept, StandardCharsets.UTF_8);
+            Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            open(true);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot rewrite metrics file " + file, e);
+        }
+    }
+
+    /** The lines of the file that end in a newline; a torn last line is reported and left out. */
+    private List<String> completeLines() throws IOException {
+        if (!Files.exists(file)) {
+            return new ArrayList<>();
+        }
+        String text = Files.readString(file, StandardCharsets.UTF_8);
+        int end = text.lastIndexOf('\n') + 1;
+        if (end < text.length()) {
+            out.println("metrics: warning: dropped a torn last line of " + file + " (" + (text.length() - end)
+                    + " characters without a line end, left by an interrupted write)");
+        }
+        List<String> lines = new ArrayList<>(text.substring(0, end).lines().toList());
+        lines.removeIf(String::isBlank);
+        return lines;
+    }
+
+    private static long stepOf(String line) {
+        try {
+            JsonNode step = JSON.readTree(line).get("step");
+            return step != null && step.canConvertToLong() ? step.asLong() : Long.MAX_VALUE;
+        } catch (IOException e) {
+            return Long.MAX_VALUE; // not a row this sink wrote: dropped with the replayed ones
+        }
+    }
+
+    private void open(boolean append) throws IOException {
+        Files.createDirectories(file.toAbsolutePath().getParent());
+        if (append && Files.exists(file) && !Files.readString(file, StandardCharsets.UTF_8).matches("(?s)|.*\n")) {
+            Path temp = file.resolveSibling(file.getFileName() + ".tmp");
+            Files.write(temp, completeLines(), StandardCharsets.UTF_8);
+            Files.move(temp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        }
+        writer = Files.newBufferedWriter(file, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+                append ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING);
     }
 
     @Override
@@ -46,6 +112,9 @@ public final class JsonlMetricsSink implements MetricsSink, AutoCloseable {
             }
         });
         try {
+            if (writer == null) {
+                open(resume);
+            }
             writer.write(JSON.writeValueAsString(row));
             writer.newLine();
             writer.flush();
@@ -54,12 +123,20 @@ public final class JsonlMetricsSink implements MetricsSink, AutoCloseable {
         }
     }
 
+    private void closeWriter() {
+        if (writer != null) {
+            try {
+                writer.close();
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot close metrics file " + file, e);
+            } finally {
+                writer = null;
+            }
+        }
+    }
+
     @Override
     public synchronized void close() {
-        try {
-            writer.close();
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot close metrics file " + file, e);
-        }
+        closeWriter();
     }
 }

@@ -18,7 +18,7 @@ import java.util.function.Supplier;
 /**
  * Runs the stages of a validated pipeline in order. Stage {@code i} (1-based) named {@code n}
  * works in {@code <run-dir>/<i>-<n>/}, writes {@code metrics.jsonl} there, and starts from the
- * model the previous stage published.
+ * model the previous stage published. One run at a time holds the run folder ({@link RunDirLock}).
  */
 public final class PipelineEngine {
     private final ValidatedPipeline pipeline;
@@ -41,6 +41,12 @@ public final class PipelineEngine {
     }
 
     public void run(boolean resume) throws Exception {
+        try (RunDirLock lock = RunDirLock.acquire(pipeline.runDir())) {
+            runStages(resume);
+        }
+    }
+
+    private void runStages(boolean resume) throws Exception {
         Supplier<Device> device = memoize(() -> DeviceSelector.select(pipeline.device()));
         Supplier<Optional<ModelArchitecture>> model = memoize(
                 () -> pipeline.model().map(m -> extensions.build(ModelArchitecture.class, m)));
@@ -51,7 +57,7 @@ public final class PipelineEngine {
             Files.createDirectories(dir);
             out.println("== stage " + (plan.index() + 1) + "/" + pipeline.stages().size() + ": " + plan.name()
                     + " (" + stage.describe() + ") in " + dir);
-            try (JsonlMetricsSink metrics = new JsonlMetricsSink(dir.resolve("metrics.jsonl"))) {
+            try (JsonlMetricsSink metrics = new JsonlMetricsSink(dir.resolve("metrics.jsonl"), resume, out)) {
                 RunStageContext context = new RunStageContext(dir, previousModel, resume, model, pipeline.seed(), device,
                         metrics, progress, out);
                 stage.run(context);

@@ -130,11 +130,16 @@ final class CheckpointStore {
      * (the checkpoint the run resumed from, kept until the run has committed past it for good).
      */
     List<Path> rotate(Optional<Long> protectedStep) throws IOException {
+        return rotate(protectedStep.map(List::of).orElse(List.of()));
+    }
+
+    /** Deletes committed checkpoints beyond the newest {@code keepLast}, except those of {@code protectedSteps}. */
+    List<Path> rotate(java.util.Collection<Long> protectedSteps) throws IOException {
         List<Checkpoint> all = complete();
         List<Path> deleted = new ArrayList<>();
         for (int i = 0; i < all.size() - keepLast; i++) {
             Checkpoint c = all.get(i);
-            if (protectedStep.isPresent() && protectedStep.get() == c.step()) {
+            if (protectedSteps.contains(c.step())) {
                 continue;
             }
             // remove the marker first: a crash halfway through leaves an incomplete folder, never a damaged "complete" one

@@ -25,10 +25,14 @@ import java.util.OptionalLong;
  * @param checkpointEvery   tokens between checkpoints; 0 writes only the final one
  * @param keepLast          committed checkpoints kept
  * @param logEverySteps     metrics are written every this many steps
+ * @param onCheckpointFailure what a failed checkpoint write does: stop the run (the default) or continue
  */
 record SftSettings(String configPath, int sequenceLength, int microBatchRows, long batchTokens, OptionalLong tokenBudget,
                    double maxGradNorm, Precision precision, LossScaleSettings lossScale, long evalEvery, long evalTokens,
-                   long checkpointEvery, int keepLast, int logEverySteps) {
+                   long checkpointEvery, int keepLast, int logEverySteps, OnCheckpointFailure onCheckpointFailure) {
+
+    /** {@code on-checkpoint-failure}: stop the run (exit 1), or log the failure and train on. */
+    enum OnCheckpointFailure { STOP, CONTINUE }
 
     /** The token budget value that means "stop where the schedule stops". */
     static final String BUDGET_FROM_SCHEDULE = "schedule";
@@ -122,12 +126,18 @@ record SftSettings(String configPath, int sequenceLength, int microBatchRows, lo
         long checkpointEvery = config.getTokens("checkpoint-every").tokens();
         int keepLast = positiveInt(config, "keep-last", problems);
         int logEvery = positiveInt(config, "log-every-steps", problems);
+        OnCheckpointFailure onCheckpointFailure = null;
+        try {
+            onCheckpointFailure = config.getEnum("on-checkpoint-failure", OnCheckpointFailure.class);
+        } catch (ConfigException e) {
+            problems.addAll(e.problems());
+        }
         if (!problems.isEmpty()) {
             throw new ConfigException(problems);
         }
         return new SftSettings(config.path(), sequenceLength, microBatchRows, batchTokens, budget, maxGradNorm, precision,
                 new LossScaleSettings(initial, growthInterval, backoff, growth, maxSkips), evalEvery, evalTokens,
-                checkpointEvery, keepLast, logEvery);
+                checkpointEvery, keepLast, logEvery, onCheckpointFailure);
     }
 
     private static int positiveInt(ConfigView config, String key, List<ConfigProblem> problems) {

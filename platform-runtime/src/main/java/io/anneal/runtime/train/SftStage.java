@@ -40,6 +40,8 @@ final class SftStage implements Stage {
     static final String MODEL = "model";
     static final String OPTIMIZER = "optimizer";
     static final String DATA_STATE = "data-stream.bin";
+    static final String EVENTS = "events.jsonl";
+    private static final com.fasterxml.jackson.databind.ObjectMapper EVENT_JSON = new com.fasterxml.jackson.databind.ObjectMapper();
 
     private final SftSettings settings;
     private final LrSchedule schedule;
@@ -116,12 +118,15 @@ final class SftStage implements Stage {
                 tokensSeen = saved.tokensSeen();
                 protectedStep = Optional.of(saved.step());
             }
+            if (context.resume()) {
+                context.metrics().restartAt(stepNumber); // the steps after the checkpoint are trained (and logged) again
+            }
             // The engine prints describe() in the stage's header; the batch rounding is repeated here
             // because it is what a user most needs to see when the batch is not a whole number of rows.
             out.println("sft: model " + architecture.describe() + ", " + String.format(Locale.ROOT, "%,d", model.parameterCount())
                     + " parameters; data " + data.describe());
             out.println("sft: " + settings.batchDescription());
-            Progress position = new Progress(stepNumber, tokensSeen, resumeFrom);
+            Progress position = new Progress(stepNumber, tokensSeen, newestClean(store, resumeFrom));
             Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
             try (ProgressReporter progress = context.progress("sft", tokenBudget, "tokens")) {
                 progress.update(tokensSeen, "");
@@ -144,16 +149,48 @@ final class SftStage implements Stage {
                         TrainerState state = new TrainerState(position.step, position.tokensSeen, lossScale.scale(),
                                 lossScale.goodStepsInARow(), lossScale.skippedSteps(), lossScale.consecutiveSkips(),
                                 context.seed(), (double) metrics.get("learning_rate"), schedule.describe());
-                        checkpoint(store, state, model, optimizer, stream, protectedStep, out, context)
+                        // keep-last never rotates out the checkpoint the run resumed from, nor the newest
+                        // one from before a run of skipped steps (the one to go back to if they go on)
+                        boolean clean = lossScale.consecutiveSkips() == 0;
+                        List<Long> keep = new ArrayList<>();
+                        protectedStep.ifPresent(keep::add);
+                        position.lastGood.filter(c -> !clean).ifPresent(c -> keep.add(c.step()));
+                        checkpoint(store, state, model, optimizer, stream, keep, out, context)
+                                .filter(written -> clean)
                                 .ifPresent(written -> position.lastGood = Optional.of(written));
                     }
                 }
             }
-            publishFinal(context, model, optimizer, position.step, out);
+            if (lossScale.consecutiveSkips() > 0) {
+                int skips = lossScale.consecutiveSkips();
+                throw diverged(String.format(Locale.ROOT, "the last %d optimizer step%s skipped for non-finite gradients "
+                        + "(step %d, %,d tokens, loss scale now %.4g), so the final model is not published", skips,
+                        skips == 1 ? " was" : "s were", position.step, position.tokensSeen, lossScale.scale()), position);
+            }
+            publishFinal(context, store, model, optimizer, position.step, out);
         }
     }
 
-    /** Where the run is: optimizer steps taken (skipped ones included), tokens seen, the last good checkpoint. */
+    /**
+     * The newest complete checkpoint written after a good step (none of the steps before it in a row
+     * skipped): the one a run of skipped steps falls back to, and that rotation keeps.
+     */
+    private static Optional<CheckpointStore.Checkpoint> newestClean(CheckpointStore store,
+                                                                    Optional<CheckpointStore.Checkpoint> resumeFrom) throws IOException {
+        if (resumeFrom.isEmpty()) {
+            return Optional.empty();
+        }
+        List<CheckpointStore.Checkpoint> all = store.complete();
+        for (int i = all.size() - 1; i >= 0; i--) {
+            CheckpointStore.Checkpoint c = all.get(i);
+            if (c.step() <= resumeFrom.get().step() && TrainerState.read(c.directory()).consecutiveSkips() == 0) {
+                return Optional.of(c);
+            }
+        }
+        return Optional.empty();
+    }
+
+    /** Where the run is: optimizer steps taken (skipped ones included), tokens seen, the newest clean checkpoint. */
     private static final class Progress {
         long step;
         long tokensSeen;
@@ -196,7 +233,8 @@ final class SftStage implements Stage {
         position.tokensSeen += loss.tokens();
         if (lossScale.diverged()) {
             throw diverged(String.format(Locale.ROOT, "%d optimizer steps in a row had non-finite gradients (step %d, %,d tokens, "
-                    + "loss scale now %.4g)", lossScale.consecutiveSkips(), position.step, position.tokensSeen, lossScale.scale()), position);
+                    + "loss scale now %.4g; %s = %d)", lossScale.consecutiveSkips(), position.step, position.tokensSeen, lossScale.scale(),
+                    settings.pathOf("loss-scale.max-consecutive-skips"), settings.lossScale().maxConsecutiveSkips()), position);
         }
         double seconds = (System.nanoTime() - startNanos) / 1e9;
         Map<String, Object> metrics = new LinkedHashMap<>();
@@ -283,15 +321,19 @@ final class SftStage implements Stage {
     }
 
     /**
-     * Writes one checkpoint. A failed write (disk full, I/O error) is reported on the console and
-     * in the metrics, leaves the previous checkpoint as it was, and training goes on.
+     * Writes one checkpoint. A failed write (disk full, I/O error) leaves no partial folder and the
+     * previous checkpoint as it was; by default it stops the run with a message naming the last
+     * checkpoint on disk, with {@code on-checkpoint-failure = continue} it is logged (console and
+     * {@code events.jsonl}) and training goes on. A failed rotation is only a warning: the new
+     * checkpoint is committed.
      */
     private Optional<CheckpointStore.Checkpoint> checkpoint(CheckpointStore store, TrainerState state,
                                                             CausalLanguageModel model, ParameterOptimizer optimizer,
-                                                            TokenBatchStream stream, Optional<Long> protectedStep,
+                                                            TokenBatchStream stream, List<Long> protectedSteps,
                                                             PrintStream out, StageContext context) {
+        CheckpointStore.Checkpoint written;
         try {
-            CheckpointStore.Checkpoint written = store.write(state.step(), dir -> {
+            written = store.write(state.step(), dir -> {
                 // model and optimizer are saved in the same mode (the evaluation weights of a schedule-free
                 // optimizer, which records the mode); resume loads both and switches back to training weights
                 optimizer.useEvaluationWeights();
@@ -304,16 +346,53 @@ final class SftStage implements Stage {
                 Files.write(dir.resolve(DATA_STATE), stream.saveState());
                 state.write(dir);
             });
-            for (Path deleted : store.rotate(protectedStep)) {
+        } catch (IOException | RuntimeException e) {
+            String message = "sft: the checkpoint of step " + state.step() + " could not be written to " + store.root()
+                    + " (" + RunFailedException.reason(e) + "); " + lastOnDisk(store);
+            Map<String, Object> event = new LinkedHashMap<>();
+            event.put("event", "checkpoint_failed");
+            event.put("step", state.step());
+            event.put("num_tokens", state.tokensSeen());
+            event.put("reason", RunFailedException.reason(e));
+            logEvent(context, out, event);
+            if (settings.onCheckpointFailure() == SftSettings.OnCheckpointFailure.STOP) {
+                throw new RunFailedException(message + ". The run stopped: free space (or fix the error) and run again with "
+                        + "--resume, or set " + settings.pathOf("on-checkpoint-failure") + " = continue to train on "
+                        + "without checkpoints", e);
+            }
+            out.println(message + "; training continues (" + settings.pathOf("on-checkpoint-failure") + " = continue)");
+            return Optional.empty();
+        }
+        try {
+            for (Path deleted : store.rotate(protectedSteps)) {
                 out.println("sft: rotated out " + deleted);
             }
-            return Optional.of(written);
         } catch (IOException | RuntimeException e) {
-            String message = "sft: checkpoint at step " + state.step() + " FAILED (" + e + "); the previous checkpoint "
-                    + "is intact and training continues";
-            out.println(message);
-            context.metrics().log(state.step(), Map.of("checkpoint_failed", 1, "num_tokens", state.tokensSeen()));
-            return Optional.empty();
+            out.println("sft: warning: rotating out old checkpoints under " + store.root() + " failed ("
+                    + RunFailedException.reason(e) + "); the checkpoint of step " + state.step() + " is committed");
+        }
+        return Optional.of(written);
+    }
+
+    /** What is safe on disk, read from the disk itself: the newest complete checkpoint, or that none exists. */
+    private static String lastOnDisk(CheckpointStore store) {
+        try {
+            return store.latestComplete()
+                    .map(c -> "the last checkpoint on disk is " + c.directory() + " (step " + c.step() + ")")
+                    .orElse("no checkpoint exists on disk, so the work of this run is not saved");
+        } catch (IOException e) {
+            return "the checkpoints under " + store.root() + " cannot be listed (" + RunFailedException.reason(e) + ")";
+        }
+    }
+
+    /** One line of {@code <stage dir>/events.jsonl}: things that happened that are not training steps. */
+    private static void logEvent(StageContext context, PrintStream out, Map<String, Object> event) {
+        Path file = context.stageDirectory().resolve(EVENTS);
+        try {
+            Files.writeString(file, EVENT_JSON.writeValueAsString(event) + "\n", java.nio.charset.StandardCharsets.UTF_8,
+                    java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            out.println("sft: warning: cannot write " + file + " (" + RunFailedException.reason(e) + ")");
         }
     }
 
@@ -321,8 +400,8 @@ final class SftStage implements Stage {
      * Writes the final model next to a temp name and renames it to {@code final}: a failure leaves the
      * last checkpoint (written just before) as the way to get the model, and says so.
      */
-    private void publishFinal(StageContext context, CausalLanguageModel model, ParameterOptimizer optimizer,
-                              long finalStep, PrintStream out) throws IOException {
+    private void publishFinal(StageContext context, CheckpointStore store, CausalLanguageModel model,
+                              ParameterOptimizer optimizer, long finalStep, PrintStream out) {
         Path finalDir = context.stageDirectory().resolve(FINAL_MODEL);
         Path temp = context.stageDirectory().resolve(FINAL_MODEL + ".tmp");
         try {
@@ -337,10 +416,19 @@ final class SftStage implements Stage {
             CheckpointStore.deleteTree(finalDir);
             Files.move(temp, finalDir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             CheckpointStore.syncDirectory(context.stageDirectory());
-        } catch (IOException e) {
-            IOException reported = new IOException("sft: writing the final model to " + finalDir + " failed (" + e
-                    + "); the checkpoint of step " + finalStep + " under " + context.stageDirectory().resolve(CHECKPOINTS)
-                    + " holds the same weights: free space and run again with --resume", e);
+        } catch (IOException | RuntimeException e) {
+            Optional<CheckpointStore.Checkpoint> last = Optional.empty();
+            try {
+                last = store.latestComplete();
+            } catch (IOException listing) {
+                e.addSuppressed(listing);
+            }
+            String safe = last.isPresent() && last.get().step() == finalStep
+                    ? "the checkpoint of step " + finalStep + " under " + store.root()
+                            + " holds the same weights: free space and run again with --resume"
+                    : lastOnDisk(store) + ": free space and run again" + (last.isPresent() ? " with --resume" : "");
+            RunFailedException reported = new RunFailedException("sft: writing the final model to " + finalDir + " failed ("
+                    + RunFailedException.reason(e) + "); " + safe, e);
             try {
                 CheckpointStore.deleteTree(temp);
             } catch (IOException cleanup) {

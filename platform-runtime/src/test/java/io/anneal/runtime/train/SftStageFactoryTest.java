@@ -32,7 +32,8 @@ class SftStageFactoryTest {
                 com.typesafe.config.ConfigFactory.parseResources("io/anneal/runtime/builtin/reference.conf").getConfig("anneal.stage.sft").root().unwrapped()));
         assertEquals(16384, s.sequenceLength());
         assertEquals(1_000_000, s.batchTokens());
-        assertEquals(new LossScaleSettings(65536, 2000, 0.5, 2.0, 50), s.lossScale());
+        assertEquals(new LossScaleSettings(65536, 2000, 0.5, 2.0, 20), s.lossScale());
+        assertEquals(SftSettings.OnCheckpointFailure.STOP, s.onCheckpointFailure(), "a failed checkpoint stops the run");
         assertTrue(s.tokenBudget().isEmpty(), "the budget defaults to the schedule's stop");
         // 1M / 16384 = 61.04 rows: rounded to 61 micro-batches = 999,424 tokens
         assertEquals(61, s.microBatchesPerStep());

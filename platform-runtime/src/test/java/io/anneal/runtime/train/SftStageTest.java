@@ -153,6 +153,43 @@ class SftStageTest {
     }
 
     @Test
+    void aRunWhoseLastStepsWereSkippedPublishesNothingAndKeepsTheCheckpointFromBeforeThem(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        architecture.hooks.poisonFrom = 7; // steps 4, 5 and 6 (2 micro-batches each) have NaN gradients
+        architecture.hooks.poisonFactor = Float.NaN;
+        TestStageContext context = new TestStageContext(dir, architecture, false);
+        io.anneal.runtime.train.RunFailedException e = assertThrows(io.anneal.runtime.train.RunFailedException.class,
+                () -> new SftFixture().set("precision", "float16").stage().run(context));
+        assertEquals(3, e.exitCode(), "non-finite training has its own exit code");
+        assertTrue(e.getMessage().contains("the last 3 optimizer steps were skipped"), e.getMessage());
+        assertTrue(e.getMessage().contains("not published"), e.getMessage());
+        assertTrue(e.getMessage().contains(dir.resolve("checkpoints/step-000002").toString()), e.getMessage());
+        assertEquals(null, context.published);
+        assertFalse(Files.exists(dir.resolve("final")));
+        // keep-last = 2 would have rotated step 2 out after step 6: it is the newest from before the skips
+        assertTrue(listing(dir.resolve("checkpoints")).contains("step-000002"), listing(dir.resolve("checkpoints")).toString());
+        assertEquals(6, context.steps().size());
+    }
+
+    @Test
+    void consecutiveSkipsStopTheRunAtTheConfiguredLimitWithItsOwnExitCode(@TempDir Path dir) throws Exception {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> defaults = (Map<String, Object>) new SftFixture().block.get("loss-scale");
+        assertEquals(20, ((Number) defaults.get("max-consecutive-skips")).intValue(), "the documented default");
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        architecture.hooks.poisonFrom = 3; // from step 2 on
+        architecture.hooks.poisonFactor = Float.NaN;
+        TestStageContext context = new TestStageContext(dir, architecture, false);
+        io.anneal.runtime.train.RunFailedException e = assertThrows(io.anneal.runtime.train.RunFailedException.class,
+                () -> new SftFixture().set("precision", "float16").setLossScale("max-consecutive-skips", 2).stage().run(context));
+        assertEquals(3, e.exitCode());
+        assertTrue(e.getMessage().contains("stages[0].loss-scale.max-consecutive-skips = 2"), e.getMessage());
+        assertTrue(e.getMessage().contains("Last good checkpoint: none"), e.getMessage());
+        assertEquals(3, context.steps().size() + 1, "stopped after step 3, before logging it");
+        assertEquals(null, context.published);
+    }
+
+    @Test
     void outOfMemoryNamesTheMicroBatchSetting(@TempDir Path dir) {
         TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
         architecture.hooks.outOfMemoryForward = 3;
@@ -162,19 +199,80 @@ class SftStageTest {
         assertTrue(e.getMessage().contains("CUDA out of memory"), e.getMessage());
     }
 
+    private static List<String> listing(Path dir) throws java.io.IOException {
+        if (!Files.isDirectory(dir)) {
+            return List.of();
+        }
+        try (Stream<Path> entries = Files.list(dir)) {
+            return entries.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
     @Test
-    void aFailedCheckpointWriteIsReportedAndThePreviousOneStaysGood(@TempDir Path dir) throws Exception {
+    void aFailedCheckpointWriteStopsTheRunNamingTheLastCheckpointOnDisk(@TempDir Path dir) throws Exception {
         TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
         architecture.hooks.failingSaveNumber = 2; // the model file of the step-4 checkpoint: disk full halfway
-        TestStageContext context = run(new SftFixture().set("keep-last", 5), dir, architecture, false, -1);
-        assertTrue(context.console().contains("checkpoint at step 4 FAILED"), context.console());
+        TestStageContext context = new TestStageContext(dir, architecture, false);
+        Exception e = assertThrows(Exception.class, () -> new SftFixture().set("keep-last", 5).stage().run(context));
+        assertTrue(e.getMessage().contains("the checkpoint of step 4 could not be written"), e.getMessage());
+        assertTrue(e.getMessage().contains("No space left on device"), e.getMessage());
+        assertTrue(e.getMessage().contains("the last checkpoint on disk is " + dir.resolve("checkpoints/step-000002")
+                + " (step 2)"), e.getMessage());
+        assertTrue(e.getMessage().contains("--resume") && e.getMessage().contains("on-checkpoint-failure = continue"),
+                e.getMessage());
+        assertFalse(e.getMessage().contains("Exception"), e.getMessage());
+        assertEquals(4, context.steps().size(), "the run stops at the failed checkpoint");
+        assertEquals(List.of("step-000002"), listing(dir.resolve("checkpoints")), "no partial folder is left");
+        assertEquals(null, context.published);
+        assertFalse(Files.exists(dir.resolve("final")));
+    }
+
+    @Test
+    void whenNoCheckpointCanBeWrittenTheRunStopsAtTheFirstAndSaysNoneExists(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        architecture.hooks.failingSavesFrom = 1;
+        TestStageContext context = new TestStageContext(dir, architecture, false);
+        Exception e = assertThrows(Exception.class, () -> new SftFixture().stage().run(context));
+        assertTrue(e.getMessage().contains("the checkpoint of step 2 could not be written"), e.getMessage());
+        assertTrue(e.getMessage().contains("no checkpoint exists on disk"), e.getMessage());
+        assertFalse(e.getMessage().contains("holds the same weights"), e.getMessage());
+        assertEquals(2, context.steps().size());
+        assertEquals(List.of(), listing(dir.resolve("checkpoints")));
+        assertEquals(List.of("checkpoints"), listing(dir).stream().filter(n -> !n.endsWith(".jsonl")).toList(),
+                "no temporary folder is left");
+    }
+
+    @Test
+    void onCheckpointFailureContinueGoesOnAndLogsAnEventNotAMetricsRow(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        architecture.hooks.failingSaveNumber = 2; // the model file of the step-4 checkpoint: disk full halfway
+        TestStageContext context = run(new SftFixture().set("keep-last", 5).set("on-checkpoint-failure", "continue"),
+                dir, architecture, false, -1);
+        assertTrue(context.console().contains("the checkpoint of step 4 could not be written"), context.console());
         assertTrue(context.console().contains("No space left on device"), context.console());
-        assertTrue(context.metrics.stream().anyMatch(m -> m.containsKey("checkpoint_failed")));
-        try (Stream<Path> entries = Files.list(dir.resolve("checkpoints"))) {
-            assertEquals(List.of("step-000002", "step-000006"), entries.map(p -> p.getFileName().toString()).sorted().toList(),
-                    "no partial folder of step 4 is left");
-        }
+        assertTrue(context.metrics.stream().noneMatch(m -> m.containsKey("checkpoint_failed")),
+                "metrics rows are training steps only: " + context.metrics);
+        List<String> events = Files.readAllLines(dir.resolve("events.jsonl"));
+        assertEquals(1, events.size(), events.toString());
+        assertTrue(events.get(0).contains("\"event\":\"checkpoint_failed\"") && events.get(0).contains("\"step\":4"),
+                events.get(0));
+        assertEquals(List.of("step-000002", "step-000006"), listing(dir.resolve("checkpoints")),
+                "no partial folder of step 4 is left");
         assertEquals(6, context.steps().size(), "training went on");
+        assertEquals(dir.resolve("final"), context.published);
+    }
+
+    @Test
+    void aFailedFinalWriteAfterFailedCheckpointsDoesNotClaimACheckpointHoldsTheWeights(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        architecture.hooks.failingSavesFrom = 1;
+        TestStageContext context = new TestStageContext(dir, architecture, false);
+        Exception e = assertThrows(Exception.class,
+                () -> new SftFixture().set("on-checkpoint-failure", "continue").stage().run(context));
+        assertTrue(e.getMessage().contains("writing the final model to " + dir.resolve("final") + " failed"), e.getMessage());
+        assertTrue(e.getMessage().contains("no checkpoint exists on disk"), e.getMessage());
+        assertFalse(e.getMessage().contains("holds the same weights"), e.getMessage());
+        assertTrue(listing(dir).stream().noneMatch(n -> n.startsWith("final")), "no partial final folder");
     }
 
     @Test
@@ -274,7 +372,7 @@ class SftStageTest {
         TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
         architecture.hooks.failingSaveNumber = 4; // saves: checkpoints of steps 2, 4, 6, then the final model
         TestStageContext context = new TestStageContext(dir, architecture, false);
-        java.io.IOException e = assertThrows(java.io.IOException.class, () -> new SftFixture().set("keep-last", 5).stage().run(context));
+        Exception e = assertThrows(io.anneal.runtime.train.RunFailedException.class, () -> new SftFixture().set("keep-last", 5).stage().run(context));
         assertTrue(e.getMessage().contains("the checkpoint of step 6 under " + dir.resolve("checkpoints")), e.getMessage());
         assertTrue(e.getMessage().contains("run again with --resume"), e.getMessage());
         assertFalse(Files.exists(dir.resolve("final.tmp")));

@@ -40,9 +40,11 @@ final class TinyLanguageModel implements CausalLanguageModel {
     /** Faults to inject, counted in training forwards (1-based). */
     static final class Hooks {
         int poisonForward = -1;
+        int poisonFrom = -1; // every training forward from the n-th on is poisoned (a diverged run)
         float poisonFactor = Float.POSITIVE_INFINITY;
         int outOfMemoryForward = -1;
         int failingSaveNumber = -1; // the n-th save (1-based) writes a file and then fails
+        int failingSavesFrom = -1; // every save from the n-th on fails so (a disk that stays full)
         int saves;
     }
 
@@ -78,7 +80,7 @@ final class TinyLanguageModel implements CausalLanguageModel {
             oneHot = oneHot.toType(DataType.FLOAT16, false); // input, no gradient needed
         }
         NDArray logits = oneHot.matMul(embedding).matMul(head);
-        if (training && trainingForwards == hooks.poisonForward) {
+        if (training && (trainingForwards == hooks.poisonForward || (hooks.poisonFrom > 0 && trainingForwards >= hooks.poisonFrom))) {
             logits = logits.mul(DeviceScalars.of(logits.getManager(), hooks.poisonFactor));
         }
         return logits;
@@ -143,7 +145,7 @@ final class TinyLanguageModel implements CausalLanguageModel {
             for (float f : e) {
                 out.writeFloat(f);
             }
-            if (hooks.saves == hooks.failingSaveNumber) {
+            if (hooks.saves == hooks.failingSaveNumber || (hooks.failingSavesFrom > 0 && hooks.saves >= hooks.failingSavesFrom)) {
                 throw new IOException("No space left on device");
             }
             for (float f : h) {

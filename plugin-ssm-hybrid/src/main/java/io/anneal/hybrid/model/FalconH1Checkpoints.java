@@ -215,14 +215,35 @@ public final class FalconH1Checkpoints {
         Path parent = directory.toAbsolutePath().getParent();
         Files.createDirectories(parent);
         Path tmp = Files.createTempDirectory(parent, directory.getFileName() + ".tmp");
+        try {
+            writeInto(model, tmp, directory);
+        } catch (IOException | RuntimeException e) {
+            // never leave a partial folder behind (a full disk would otherwise keep filling up)
+            try (var left = Files.exists(tmp) ? Files.walk(tmp) : java.util.stream.Stream.<Path>empty()) {
+                for (Path p : (Iterable<Path>) left.sorted(java.util.Comparator.reverseOrder())::iterator) {
+                    Files.deleteIfExists(p);
+                }
+            } catch (IOException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw e;
+        }
+    }
+
+    private static void writeInto(FalconH1Model model, Path tmp, Path directory) throws IOException {
         Map<String, Object> json = new LinkedHashMap<>(model.config().toConfigJson());
         json.putAll(model.multipliers().asConfigJson());
         JSON.writeValue(tmp.resolve("config.json").toFile(), json);
         List<SafetensorsWriter.Tensor> tensors = new ArrayList<>();
         for (Map.Entry<String, Parameter> e : model.parameterMap().entrySet()) {
             NDArray array = e.getValue().getArray();
+            long bytes = array.size() * 4;
+            if (bytes > Integer.MAX_VALUE) {
+                throw new IOException("tensor " + e.getKey() + " " + array.getShape() + " takes " + bytes
+                        + " bytes as float32; tensors of 2 GiB or more cannot be saved");
+            }
             float[] values = array.toType(DataType.FLOAT32, false).toFloatArray();
-            ByteBuffer data = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
+            ByteBuffer data = ByteBuffer.allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
             data.asFloatBuffer().put(values);
             tensors.add(new SafetensorsWriter.Tensor(e.getKey(), array.getShape().getShape(), data));
         }

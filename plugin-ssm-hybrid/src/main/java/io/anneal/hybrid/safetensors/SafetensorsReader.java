@@ -1,5 +1,7 @@
 package io.anneal.hybrid.safetensors;
 
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.anneal.api.InputException;
@@ -7,11 +9,17 @@ import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
+import java.nio.CharBuffer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -32,6 +40,11 @@ public final class SafetensorsReader implements AutoCloseable {
             return n;
         }
     }
+
+    /** The dtypes of the safetensors format that have a fixed element width. */
+    private static final String DTYPES = "F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2";
+    private static final ObjectMapper HEADER_JSON = new ObjectMapper()
+            .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
 
     /** Largest header the format allows (safetensors caps it at 100 MB). */
     private static final long MAX_HEADER_BYTES = 100L << 20;
@@ -69,25 +82,23 @@ public final class SafetensorsReader implements AutoCloseable {
             }
             ByteBuffer header = ByteBuffer.allocate((int) headerLength);
             readFully(channel, header, 8);
-            JsonNode root;
-            try {
-                root = new ObjectMapper().readTree(header.array());
-            } catch (IOException e) {
-                throw new InputException(file + ": malformed safetensors header (not JSON): " + e.getMessage(), e);
-            }
-            if (root == null || !root.isObject()) {
-                throw new InputException(file + ": malformed safetensors header: expected a JSON object");
-            }
+            JsonNode root = parseHeader(file, header.array());
             long dataStart = 8 + headerLength;
             long dataSize = size - dataStart;
             Map<String, Entry> entries = new LinkedHashMap<>();
             for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext();) {
                 Map.Entry<String, JsonNode> field = it.next();
                 if (field.getKey().equals("__metadata__")) {
+                    if (!field.getValue().isObject()) {
+                        throw new InputException(file + ": malformed safetensors header: __metadata__ is "
+                                + field.getValue().getNodeType().name().toLowerCase(java.util.Locale.ROOT)
+                                + ", expected an object of strings");
+                    }
                     continue;
                 }
                 entries.put(field.getKey(), parseEntry(file, field.getKey(), field.getValue(), dataSize));
             }
+            checkContiguous(file, entries.values(), dataSize);
             return new SafetensorsReader(file, channel, dataStart, Collections.unmodifiableMap(entries));
         } catch (IOException e) {
             closeQuietly(channel);
@@ -95,6 +106,60 @@ public final class SafetensorsReader implements AutoCloseable {
         } catch (RuntimeException e) {
             closeQuietly(channel);
             throw e;
+        }
+    }
+
+    /** The header as JSON: valid UTF-8, one JSON object, no key twice. */
+    private static JsonNode parseHeader(Path file, byte[] bytes) {
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        if (StandardCharsets.UTF_8.newDecoder().decode(in, CharBuffer.allocate(bytes.length), true).isError()) {
+            throw new InputException(file + ": malformed safetensors header: not valid UTF-8 at byte " + in.position()
+                    + " of the header, expected a UTF-8 JSON object");
+        }
+        JsonNode root;
+        try {
+            root = HEADER_JSON.readTree(bytes);
+        } catch (JsonProcessingException e) {
+            String what = String.valueOf(e.getOriginalMessage()).replaceAll(" ?\\(start marker at \\[Source: [^\\]]*\\]\\)", "");
+            boolean duplicate = what.startsWith("Duplicate field");
+            throw new InputException(file + ": malformed safetensors header: " + (duplicate
+                    ? what.replace("Duplicate field", "duplicate key") + ", expected each tensor name once"
+                    : "the header is not valid JSON (" + what + (e.getLocation() == null ? "" : " at line "
+                    + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr()) + ")"), e);
+        } catch (IOException e) {
+            throw new InputException(file + ": malformed safetensors header: the header is not valid JSON", e);
+        }
+        if (root == null || !root.isObject()) {
+            throw new InputException(file + ": malformed safetensors header: expected a JSON object");
+        }
+        return root;
+    }
+
+    /**
+     * The format's rule (the reference reader's validate_offsets): sorted by offset, the tensors
+     * cover the data buffer exactly, from byte 0 to its end, with no overlap and no hole.
+     */
+    private static void checkContiguous(Path file, java.util.Collection<Entry> entries, long dataSize) {
+        List<Entry> sorted = new ArrayList<>(entries);
+        sorted.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
+        long expected = 0;
+        Entry previous = null;
+        for (Entry e : sorted) {
+            if (e.begin() != expected) {
+                String problem = e.begin() < expected
+                        ? "overlaps tensor '" + previous.name() + "' (bytes " + previous.begin() + " to " + previous.end() + ")"
+                        : "leaves " + (e.begin() - expected) + " unused bytes before it";
+                throw new InputException(file + ": tensor '" + e.name() + "': data offsets [" + e.begin() + ", " + e.end()
+                        + "] " + problem + "; expected to start at byte " + expected
+                        + " (tensors must cover the data section exactly, without overlap or holes)");
+            }
+            expected = e.end();
+            previous = e;
+        }
+        if (expected != dataSize) {
+            throw new InputException(file + ": malformed safetensors file: " + (dataSize - expected)
+                    + " bytes after the last tensor" + (previous == null ? "" : " ('" + previous.name() + "')")
+                    + "; expected the data to end at byte " + expected + " of the data section");
         }
     }
 
@@ -108,23 +173,31 @@ public final class SafetensorsReader implements AutoCloseable {
             throw new InputException(where + ": malformed header entry, expected {dtype, shape, data_offsets[2]}, found "
                     + node);
         }
+        int width = elementBytes(dtype.asText());
+        if (width < 0) {
+            throw new InputException(where + ": unknown dtype '" + dtype.asText() + "', expected one of " + DTYPES);
+        }
         long[] dims = new long[shape.size()];
         long count = 1;
         for (int i = 0; i < dims.length; i++) {
-            if (!shape.get(i).canConvertToLong() || shape.get(i).asLong() < 0) {
-                throw new InputException(where + ": malformed shape " + shape);
+            if (!shape.get(i).isIntegralNumber() || !shape.get(i).canConvertToLong() || shape.get(i).asLong() < 0) {
+                throw new InputException(where + ": malformed shape " + shape + ", expected non-negative integers");
             }
             dims[i] = shape.get(i).asLong();
-            count *= dims[i];
+            try {
+                count = Math.multiplyExact(count, dims[i]);
+                Math.multiplyExact(count, width);
+            } catch (ArithmeticException overflow) {
+                throw new InputException(where + ": shape " + shape + " has more bytes than a file can hold");
+            }
         }
-        long begin = offsets.get(0).asLong(-1);
-        long end = offsets.get(1).asLong(-1);
+        long begin = offsets.get(0).isIntegralNumber() ? offsets.get(0).asLong(-1) : -1;
+        long end = offsets.get(1).isIntegralNumber() ? offsets.get(1).asLong(-1) : -1;
         if (begin < 0 || end < begin || end > dataSize) {
             throw new InputException(where + ": data offsets [" + begin + ", " + end + "] point outside the data section ("
                     + dataSize + " bytes): the file is truncated or malformed");
         }
-        int width = elementBytes(dtype.asText());
-        if (width > 0 && end - begin != count * width) {
+        if (end - begin != count * width) {
             throw new InputException(where + ": " + (end - begin) + " bytes of data for shape " + shape + " of "
                     + dtype.asText() + ", expected " + count * width);
         }
@@ -158,6 +231,12 @@ public final class SafetensorsReader implements AutoCloseable {
         Entry e = entries.get(name);
         if (e == null) {
             throw new InputException(file + ": tensor '" + name + "' is missing");
+        }
+        long floatBytes = e.elementCount() * 4;
+        if (floatBytes > Integer.MAX_VALUE || e.end() - e.begin() > Integer.MAX_VALUE) {
+            throw new InputException(file + ": tensor '" + name + "' (" + e.dtype() + ", shape " + Arrays.toString(e.shape())
+                    + ") takes " + floatBytes + " bytes as float32; tensors of 2 GiB or more are not supported, "
+                    + "expected a checkpoint sharded into smaller tensors");
         }
         ByteBuffer raw;
         try {
