@@ -6,8 +6,9 @@ and prints the CUDA kernels by total time: where each operator spends its time.
 import argparse
 
 import torch
-import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
+
+from test_kernels import ssd_benchmark_inputs
 
 parser = argparse.ArgumentParser()
 parser.add_argument("library")
@@ -15,13 +16,8 @@ parser.add_argument("which", nargs="?", default="all")
 parser.add_argument("--rows", type=int, default=8)
 args = parser.parse_args()
 torch.ops.load_library(args.library)
-b, t, h, p, g, n = args.rows, 2048, 32, 64, 1, 128
-bf = torch.bfloat16
-x = torch.randn(b, t, h, p, device="cuda", dtype=bf, requires_grad=True)
-dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1).requires_grad_(True)
-a = (-torch.rand(h, device="cuda")).requires_grad_(True)
-bm = torch.randn(b, t, g, n, device="cuda", dtype=bf, requires_grad=True)
-cm = torch.randn(b, t, g, n, device="cuda", dtype=bf, requires_grad=True)
+x, dt, a, bm, cm = ssd_benchmark_inputs(args.rows)
+b, t, bf = args.rows, 2048, torch.bfloat16
 hid = torch.randn(b * t, 1024, device="cuda", dtype=bf, requires_grad=True)
 head = (torch.randn(32768, 1024, device="cuda") * 0.02).to(bf).requires_grad_(True)
 labels = torch.randint(0, 32768, (b * t,), device="cuda")

@@ -201,14 +201,23 @@ def timed(name, fn, steps=20):
     print(f"time {name:60s} {ms:8.2f} ms  peak {peak:.2f} GiB")
 
 
-def timings(rows):
-    b, t, h, p, g, n, c = rows, 2048, 32, 64, 1, 128, 2304
+def ssd_benchmark_inputs(rows):
+    """The SSD scan's inputs at the 291M benchmark shapes (rows x 2048 tokens, 32 heads of 64,
+    one group, state 128), bfloat16 as on the fused path; shared with profile_kernels.py."""
+    b, t, h, p, g, n = rows, 2048, 32, 64, 1, 128
     bf = torch.bfloat16
     x = torch.randn(b, t, h, p, device="cuda", dtype=bf, requires_grad=True)
     dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1).requires_grad_(True)
     a = (-torch.rand(h, device="cuda")).requires_grad_(True)
     bm = torch.randn(b, t, g, n, device="cuda", dtype=bf, requires_grad=True)
     cm = torch.randn(b, t, g, n, device="cuda", dtype=bf, requires_grad=True)
+    return x, dt, a, bm, cm
+
+
+def timings(rows):
+    b, t, h, p, n, c = rows, 2048, 32, 64, 128, 2304
+    bf = torch.bfloat16
+    x, dt, a, bm, cm = ssd_benchmark_inputs(rows)
     seq = documents(b, t, [700, 900, 448], "cuda")
 
     def ssd(s):

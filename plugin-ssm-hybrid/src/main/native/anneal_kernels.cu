@@ -31,6 +31,21 @@ __device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + __expf(-
 constexpr int kConvTile = 32;     // time steps per thread
 constexpr int kMaxKernel = 8;
 
+// The pre-activation at (b, t, c); the backward pass recomputes it instead of storing it.
+template <typename T>
+__device__ __forceinline__ float conv_pre(const T* x, const float* taps, float b0, const int64_t* seq,
+                                          int64_t row, int t, int channels, int c, int kernel) {
+  int64_t doc = seq ? seq[row + t] : 0;
+  float acc = b0;
+  for (int k = 0; k < kernel; k++) {
+    int src = t - (kernel - 1) + k;
+    if (src < 0) continue;
+    if (seq && seq[row + src] != doc) continue;
+    acc += taps[k] * load(x, (row + src) * channels + c);
+  }
+  return acc;
+}
+
 template <typename T>
 __global__ void conv_forward_kernel(const T* __restrict__ x, const float* __restrict__ w,
                                     const float* __restrict__ bias, const int64_t* __restrict__ seq,
@@ -44,31 +59,9 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, const float* __rest
   float b0 = bias ? bias[c] : 0.f;
   int64_t row = (int64_t) b * time;
   for (int t = t0; t < min(t0 + kConvTile, time); t++) {
-    int64_t doc = seq ? seq[row + t] : 0;
-    float acc = b0;
-    for (int k = 0; k < kernel; k++) {
-      int src = t - (kernel - 1) + k;
-      if (src < 0) continue;
-      if (seq && seq[row + src] != doc) continue;
-      acc += taps[k] * load(x, (row + src) * channels + c);
-    }
+    float acc = conv_pre(x, taps, b0, seq, row, t, channels, c, kernel);
     store(out, (row + t) * channels + c, acc * sigmoid(acc));
   }
-}
-
-// The pre-activation at (b, t, c), recomputed in the backward pass instead of stored.
-template <typename T>
-__device__ __forceinline__ float conv_pre(const T* x, const float* taps, float b0, const int64_t* seq,
-                                          int64_t row, int t, int channels, int c, int kernel) {
-  int64_t doc = seq ? seq[row + t] : 0;
-  float acc = b0;
-  for (int k = 0; k < kernel; k++) {
-    int src = t - (kernel - 1) + k;
-    if (src < 0) continue;
-    if (seq && seq[row + src] != doc) continue;
-    acc += taps[k] * load(x, (row + src) * channels + c);
-  }
-  return acc;
 }
 
 // dx[s] = sum_k w[k] * g[s + (K-1) - k] over the outputs that read s (same document), where

@@ -47,6 +47,19 @@ class TokenCrossEntropyTest {
     }
 
     @Test
+    void aModelsOwnLabelLogProbabilitiesGiveTheSameSums() {
+        // the fused LM head hands per-token log p(label) (0 where unsupervised) and arg-max hits;
+        // hand values of the case above: log p = -0.40760596, 0, -0.14293163; hits 1, 0, 1
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray logProbabilities = m.create(new float[] {-0.40760596f, 0f, -0.14293163f}, new Shape(1, 3));
+            NDArray correct = m.create(new float[] {1, 0, 1}, new Shape(1, 3));
+            TokenCrossEntropy.Sums s = TokenCrossEntropy.ofLogProbabilities(logProbabilities, correct);
+            assertEquals(0.55053759, s.negativeLogLikelihood().getFloat(), 1e-6);
+            assertEquals(2.0f, s.correct().getFloat());
+        }
+    }
+
+    @Test
     void float16LogitsAreLiftedToFloat32BeforeTheSoftmax() {
         // 20 classes with logit 8 in float16: a float16 sum of exp(8) * 20 = 59618 would still fit, but the
         // loss must equal the float32 value ln 20 = 2.995732273553991 to float32 accuracy
