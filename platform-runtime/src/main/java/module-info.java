@@ -13,6 +13,7 @@ module io.anneal.runtime {
     requires org.knowm.xchart;
     requires me.tongfei.progressbar;
     requires java.desktop;
+    requires java.management; // MemoryUsage of DJL's CudaUtils, in anneal env
 
     uses io.anneal.api.plugin.Plugin;
 

@@ -220,4 +220,48 @@ class DistributionIT {
                 "m.jsonl: expected --metrics from those in the file (learning_rate, loss, step), found los");
         assertEquals(0, anneal("plot", "m.jsonl", "--out", "m.png", "--metrics", "loss").exit());
     }
+
+    @Test
+    void envNamesLibtorchTheDeviceAndThePlugins() throws Exception {
+        Result r = anneal("env");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("\nlibtorch 2.7.1 (cpu) from "), r.out());
+        assertTrue(r.out().contains("device cpu (auto: "), r.out());
+        assertTrue(r.out().contains("\n  ssm-hybrid 0.1.0-SNAPSHOT "), r.out());
+        assertTrue(r.out().contains("\nPYTORCH_LIBRARY_PATH="), r.out());
+    }
+
+    @Test
+    void torchOptionRefusesAFolderWithoutLibtorchOrWithAnotherVersionAndUsesAMatchingOne() throws Exception {
+        assertRefused(anneal("--torch", tmp.resolve("nothing-here").toString(), "env"),
+                "anneal: --torch " + tmp.resolve("nothing-here") + " holds no libtorch (expected ");
+        // a torch folder made of the bundled CPU libtorch (DJL unpacked it for the test above) and a version.py
+        Path cache = libtorchCache();
+        Path torch = Files.createDirectories(tmp.resolve("torch/lib"));
+        try (var libraries = Files.list(cache)) {
+            for (Path library : libraries.filter(f -> f.getFileName().toString().contains(".so")).toList()) {
+                Files.createSymbolicLink(torch.resolve(library.getFileName()), library);
+            }
+        }
+        Files.writeString(tmp.resolve("torch/version.py"), "__version__ = '2.11.0+cu130'\n");
+        assertRefused(anneal("--torch", tmp.resolve("torch").toString(), "env"),
+                "is torch 2.11.0+cu130, but DJL 0.35.1's JNI is built for torch 2.7.1");
+        Files.writeString(tmp.resolve("torch/version.py"), "__version__ = '2.7.1+cpu'\n");
+        Result r = anneal("env", "--torch=" + tmp.resolve("torch"));
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("\nlibtorch 2.7.1 (cpu) from " + torch), r.out());
+        assertTrue(r.out().contains("\nPYTORCH_LIBRARY_PATH=" + torch + "\n"), r.out());
+    }
+
+    /** Where DJL unpacked the bundled CPU libtorch (DJL_CACHE_DIR, else ~/.djl.ai). */
+    private static Path libtorchCache() throws Exception {
+        assertEquals(0, anneal("env").exit());
+        String configured = System.getenv("DJL_CACHE_DIR");
+        Path root = (configured != null ? Path.of(configured) : Path.of(System.getProperty("user.home"), ".djl.ai"))
+                .resolve("pytorch");
+        try (var folders = Files.list(root)) {
+            return folders.filter(f -> f.getFileName().toString().matches("2\\.7\\.1-.*cpu-linux-x86_64")
+                    && Files.exists(f.resolve("libtorch.so"))).findFirst().orElseThrow();
+        }
+    }
 }

@@ -104,6 +104,7 @@ public final class Main {
         }
         CommandLine cli = new CommandLine(new Root());
         cli.addSubcommand("plugins", new Plugins());
+        cli.addSubcommand("env", new Env());
         cli.addSubcommand("validate", new Validate());
         cli.addSubcommand("run", new Run());
         for (PluginRegistry.RegisteredCommand c : registry.commands()) {
@@ -236,6 +237,16 @@ public final class Main {
                     out.println("  " + r.message());
                 }
             }
+            return OK;
+        }
+    }
+
+    @Command(name = "env", mixinStandardHelpOptions = true,
+            description = "Print what a bug report needs: Anneal, Java, DJL, libtorch, CUDA, GPUs, plugins.")
+    final class Env implements Callable<Integer> {
+        @Override
+        public Integer call() {
+            new EnvironmentReport(env, annealHome).print(out, registry);
             return OK;
         }
     }

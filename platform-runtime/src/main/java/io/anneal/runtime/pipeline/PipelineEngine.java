@@ -1,6 +1,7 @@
 package io.anneal.runtime.pipeline;
 
 import ai.djl.Device;
+import io.anneal.runtime.device.DeviceSelector;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.train.Stage;
@@ -47,7 +48,11 @@ public final class PipelineEngine {
     }
 
     private void runStages(boolean resume) throws Exception {
-        Supplier<Device> device = memoize(() -> DeviceSelector.select(pipeline.device()));
+        Supplier<Device> device = memoize(() -> {
+            DeviceSelector.Choice choice = DeviceSelector.choose(pipeline.device());
+            out.println(choice.line());
+            return choice.device();
+        });
         Supplier<Optional<ModelArchitecture>> model = memoize(
                 () -> pipeline.model().map(m -> extensions.build(ModelArchitecture.class, m)));
         Optional<Path> previousModel = Optional.empty();

@@ -1,18 +1,16 @@
 package io.anneal.hybrid.model;
 
 import ai.djl.Device;
-import ai.djl.engine.Engine;
 import ai.djl.util.cuda.CudaUtils;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.anneal.api.InputException;
 import io.anneal.api.config.ConfigView;
+import io.anneal.api.torchscript.Libtorch;
 import java.io.IOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Anneal's fused GPU operators ({@code src/main/native}: the SSD scan, the causal conv1d, the gated
@@ -119,31 +117,10 @@ public final class FusedKernels {
         return null;
     }
 
-    /**
-     * The version of the libtorch DJL runs: a pip torch's {@code version.py} when DJL is pointed at
-     * one ({@code PYTORCH_LIBRARY_PATH=.../torch/lib}, whose {@code PYTORCH_VERSION} names the JNI
-     * build, not the library), else the engine's own.
-     */
+    /** The version of the libtorch DJL runs (not DJL's JNI version: see {@link Libtorch}). */
     static String engineVersion() {
-        String path = System.getenv("PYTORCH_LIBRARY_PATH");
-        if (path != null && !path.isBlank()) {
-            try {
-                // torch/lib/../version.py, found through libtorch.so (often a link into a pip torch)
-                Path versionFile = Path.of(path, "libtorch.so").toRealPath().getParent().resolveSibling("version.py");
-                for (String line : Files.readAllLines(versionFile)) {
-                    Matcher m = VERSION_LINE.matcher(line);
-                    if (m.matches()) {
-                        return m.group(1);
-                    }
-                }
-            } catch (IOException | RuntimeException e) {
-                // not a pip torch: fall back to what the engine says
-            }
-        }
-        return Engine.getEngine("PyTorch").getVersion();
+        return Libtorch.current().version();
     }
-
-    private static final Pattern VERSION_LINE = Pattern.compile("__version__\\s*=\\s*['\"]([^'\"]+)['\"].*");
 
     /** $ANNEAL_KERNELS, else native/anneal_ops.so beside this plugin's jar (or classes folder). */
     static Path locate() {

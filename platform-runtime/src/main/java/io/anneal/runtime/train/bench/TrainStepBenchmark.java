@@ -20,6 +20,7 @@ import io.anneal.api.model.ModelOptions;
 import io.anneal.api.optim.OptimizerFactory;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepResult;
+import io.anneal.runtime.device.DeviceSelector;
 import io.anneal.runtime.train.TrainStep;
 
 import java.io.BufferedReader;
@@ -82,7 +83,9 @@ public final class TrainStepBenchmark implements CliCommand {
         ConfigView optimizerBlock = root.has("optimizer") ? root.getConfig("optimizer")
                 : root.getConfigList("stages").get(0).getConfig("optimizer");
         OptimizerFactory optimizerFactory = context.extensions().build(OptimizerFactory.class, optimizerBlock);
-        Device device = Engine.getInstance().getGpuCount() > 0 ? Device.gpu() : Device.cpu();
+        DeviceSelector.Choice choice = DeviceSelector.choose("auto");
+        context.out().println(choice.line());
+        Device device = choice.device();
         context.out().println("bench-train: device " + device + ", " + precision + ", micro-batch " + rows + " x "
                 + sequenceLength + " (" + documentsPerRow + " document(s) per row), " + microBatches + " micro-batch(es) per step, " + warmup + " warm-up + " + steps + " timed steps");
 
