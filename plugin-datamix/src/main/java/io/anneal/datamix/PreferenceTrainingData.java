@@ -47,6 +47,9 @@ final class PreferenceTrainingData implements TrainingData {
     private final List<MixTrainingData.SourceSpec> specs;
     private final long seed;
     private final Consumer<String> report;
+    /** The pairs loaded for a sequence length; later opens (the trainer's evaluations) reuse them. Guarded by this. */
+    private List<Pair> loaded;
+    private int loadedLength = -1;
 
     /** One rendered pair: its source, where it came from, and the two documents. */
     record Pair(int source, String where, int[] chosenIds, boolean[] chosenSupervised, int[] rejectedIds,
@@ -80,7 +83,14 @@ final class PreferenceTrainingData implements TrainingData {
 
     @Override
     public TokenBatchStream open(int sequenceLength) {
-        List<Pair> pairs = load(sequenceLength);
+        List<Pair> pairs;
+        synchronized (this) {
+            if (loadedLength != sequenceLength) {
+                loaded = load(sequenceLength);
+                loadedLength = sequenceLength;
+            }
+            pairs = loaded;
+        }
         int pad = tokenizer.hasSpecialToken("<|pad|>") ? tokenizer.specialTokenId("<|pad|>") : tokenizer.specialTokenId("<|endoftext|>");
         return new Stream_(pairs, sequenceLength, pad);
     }
