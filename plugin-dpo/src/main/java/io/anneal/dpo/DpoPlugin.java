@@ -23,6 +23,11 @@ public final class DpoPlugin implements Plugin {
     }
 
     @Override
+    public java.util.List<io.anneal.api.cli.CliCommand> commands() {
+        return java.util.List.of(new DpoCommand());
+    }
+
+    @Override
     public VersionRange apiRange() {
         return VersionRange.parse("[1.0,2.0)");
     }
