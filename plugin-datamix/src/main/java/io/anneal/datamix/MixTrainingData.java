@@ -190,7 +190,7 @@ final class MixTrainingData implements TrainingData {
         }
 
         /** One source block: its keys, name, weight and an existing path. */
-        private static SourceSpec source(ConfigView s, Set<String> names, OnError onError, ExtensionContext context) {
+        static SourceSpec source(ConfigView s, Set<String> names, OnError onError, ExtensionContext context) {
             for (String key : s.keys()) {
                 if (!SOURCE_KEYS.contains(key)) {
                     throw s.invalid(key, "only the keys name, path, weight, on-error in a source", "'" + key + "'");

@@ -125,6 +125,44 @@ class DistributionIT {
         }
     }
 
+    /**
+     * The SFT-then-DPO chain of examples/tiny-dpo.conf on the CPU: the dpo stage (plugin dpo) trains
+     * through the runtime's loop on preference pairs, logs TRL's DPO metrics at every step and on the
+     * held-out pairs, and the reward margin grows.
+     */
+    @Test
+    void tinyDpoChainLogsTrlMetricsAndTheMarginGrows() throws Exception {
+        Process p = new ProcessBuilder(home.resolve("bin/anneal").toString(), "run", "examples/tiny-dpo.conf")
+                .directory(home.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(900, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        assertTrue(out.contains("dpo: dpo_norm(beta 5.0); reference model: a frozen copy of the policy's initial weights"), out);
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<com.fasterxml.jackson.databind.JsonNode> rows = new ArrayList<>();
+        for (String line : Files.readAllLines(home.resolve("runs/tiny-dpo/2-dpo/metrics.jsonl"))) {
+            rows.add(json.readTree(line));
+        }
+        assertTrue(rows.size() >= 20, "steps logged: " + rows.size());
+        for (com.fasterxml.jackson.databind.JsonNode row : rows) {
+            for (String key : List.of("loss", "learning_rate", "grad_norm", "num_tokens", "rewards/chosen", "rewards/rejected",
+                    "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected")) {
+                assertTrue(row.has(key) && Double.isFinite(row.get(key).asDouble()), key + " in " + row);
+            }
+        }
+        assertEquals(0.0, rows.get(0).get("rewards/margins").asDouble(), 1e-6, "the first step's policy is the reference");
+        double early = (rows.get(0).get("rewards/margins").asDouble() + rows.get(1).get("rewards/margins").asDouble()) / 2;
+        int n = rows.size();
+        double late = (rows.get(n - 1).get("rewards/margins").asDouble() + rows.get(n - 2).get("rewards/margins").asDouble()) / 2;
+        assertTrue(late > early + 0.3, "rewards/margins grows: " + early + " -> " + late);
+        assertTrue(rows.get(n - 1).get("rewards/accuracies").asDouble() > 0.5, rows.get(n - 1).toString());
+        List<com.fasterxml.jackson.databind.JsonNode> evals = rows.stream().filter(r -> r.has("eval_rewards/margins")).toList();
+        assertTrue(evals.size() >= 2, "evaluations on the held-out pairs: " + evals.size());
+        assertTrue(evals.get(evals.size() - 1).get("eval_rewards/margins").asDouble() > evals.get(0).get("eval_rewards/margins").asDouble(),
+                "held-out margins grow: " + evals);
+        assertTrue(Files.isRegularFile(home.resolve("runs/tiny-dpo/2-dpo/final/model.safetensors")));
+    }
+
     /** One refusal line, exit 2, no stack trace and no Java class name. */
     static void assertRefused(Result r, String message) {
         assertEquals(2, r.exit(), r.out());

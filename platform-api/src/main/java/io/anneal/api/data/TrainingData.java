@@ -15,6 +15,14 @@ public interface TrainingData {
     /** The vocabulary size of the tokenizer, which the model's must cover. */
     int vocabularySize();
 
+    /**
+     * True when the batches hold preference pairs laid out as {@link PreferenceRows} says (a DPO
+     * data source), false for supervised chat rows. Since API 1.2.
+     */
+    default boolean preferencePairs() {
+        return false;
+    }
+
     default String describe() {
         return getClass().getSimpleName();
     }

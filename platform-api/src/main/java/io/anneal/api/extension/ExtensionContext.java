@@ -22,6 +22,20 @@ public interface ExtensionContext {
      */
     <T> T build(Class<T> point, String type, Map<String, ?> settings, String origin);
 
+    /**
+     * The runtime's training loop as a stage, for a plugin's training stage (DPO): batching,
+     * accumulation, precision and loss scale, clipping, optimizer and schedule, evaluation,
+     * checkpoints, exact resume and metrics, all as the {@code sft} stage does them, with
+     * {@code objective} as the loss. {@code block} is the plugin stage's block: it carries the sft
+     * stage's keys (its {@code reference.conf} repeats them with its own defaults) and the nested
+     * {@code schedule}, {@code optimizer}, {@code data} and optional {@code eval-data} blocks. Since API 1.2.
+     *
+     * @throws UnsupportedOperationException where no trainer is available (a test context)
+     */
+    default io.anneal.api.train.Stage trainingStage(ConfigView block, io.anneal.api.train.Objective objective) {
+        throw new UnsupportedOperationException("this context offers no training loop");
+    }
+
     /** Resolves a path written in configuration against the folder of the file that wrote it. */
     Path resolvePath(ConfigView block, String key);
 }

@@ -18,7 +18,8 @@ public final class BuiltinExtensions {
     /** Extension factories of the core plugin. */
     public static final List<ExtensionFactory<?>> FACTORIES = List.of(
             new ScheduleTableStage.Factory(),
-            new SftStageFactory());
+            new SftStageFactory(),
+            io.anneal.runtime.train.SftObjective.factory());
 
     /** Commands of the core plugin (besides plugins, validate and run, which the CLI owns). */
     public static final List<CliCommand> COMMANDS = List.of(

@@ -66,6 +66,11 @@ public final class ConfiguredExtensions implements ExtensionContext {
     }
 
     @Override
+    public io.anneal.api.train.Stage trainingStage(ConfigView block, io.anneal.api.train.Objective objective) {
+        return io.anneal.runtime.train.SftStageFactory.create(block, this, objective);
+    }
+
+    @Override
     public Path resolvePath(ConfigView block, String key) {
         return resolve(block.getString(key), block.origin(key), workingDirectory);
     }

@@ -13,6 +13,8 @@ import io.anneal.api.optim.OptimizerFactory;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepResult;
 import io.anneal.api.schedule.LrSchedule;
+import io.anneal.api.train.Objective;
+import io.anneal.api.train.ObjectiveSetup;
 import io.anneal.api.train.ProgressReporter;
 import io.anneal.api.train.Stage;
 import io.anneal.api.train.StageContext;
@@ -41,6 +43,7 @@ final class SftStage implements Stage {
     static final String OPTIMIZER = "optimizer";
     static final String DATA_STATE = "data-stream.bin";
     static final String EVENTS = "events.jsonl";
+    static final String OBJECTIVE_STATE = "objective-state.bin";
     private static final com.fasterxml.jackson.databind.ObjectMapper EVENT_JSON = new com.fasterxml.jackson.databind.ObjectMapper();
 
     private final SftSettings settings;
@@ -50,9 +53,17 @@ final class SftStage implements Stage {
     private final TrainingData data;
     private final Optional<TrainingData> evalData;
     private final Optional<Path> initFrom;
+    private final Objective objective;
 
     SftStage(SftSettings settings, LrSchedule schedule, long tokenBudget, OptimizerFactory optimizerFactory,
              TrainingData data, Optional<TrainingData> evalData, Optional<Path> initFrom) {
+        this(settings, schedule, tokenBudget, optimizerFactory, data, evalData, initFrom, new SftObjective());
+    }
+
+    /** A training stage whose loss is {@code objective}'s: the one loop every objective goes through. */
+    SftStage(SftSettings settings, LrSchedule schedule, long tokenBudget, OptimizerFactory optimizerFactory,
+             TrainingData data, Optional<TrainingData> evalData, Optional<Path> initFrom, Objective objective) {
+        this.objective = objective;
         this.settings = settings;
         this.schedule = schedule;
         this.tokenBudget = tokenBudget;
@@ -69,7 +80,8 @@ final class SftStage implements Stage {
 
     @Override
     public String describe() {
-        return "sft(" + TokenCount.format(tokenBudget) + " tokens, " + settings.batchDescription() + ", schedule "
+        return (objective instanceof SftObjective ? "sft(" : "train(objective " + objective.describe() + ", ")
+                + TokenCount.format(tokenBudget) + " tokens, " + settings.batchDescription() + ", schedule "
                 + schedule.describe() + ", optimizer " + optimizerFactory.describe() + ", precision "
                 + settings.precision().configName() + ")";
     }
@@ -100,9 +112,11 @@ final class SftStage implements Stage {
         try (CausalLanguageModel model = openModel(architecture, options, context, resumeFrom, out);
              ParameterOptimizer optimizer = optimizerFactory.bind(model.parameters());
              TokenBatchStream stream = data.open(settings.sequenceLength());
+             Objective lossOf = objective;
              TrainStep step = new TrainStep(model, optimizer, context.device(),
-                     settings.pathOf("micro-batch-rows") + " (now " + settings.microBatchRows() + ")")) {
+                     settings.pathOf("micro-batch-rows") + " (now " + settings.microBatchRows() + ")", lossOf)) {
             checkVocabulary(model);
+            lossOf.open(objectiveSetup(architecture, options, context, out));
             DynamicLossScale lossScale = new DynamicLossScale(settings.lossScale(), settings.precision().scalesLoss());
             long stepNumber = 0;
             long tokensSeen = 0;
@@ -113,6 +127,9 @@ final class SftStage implements Stage {
                 optimizer.load(dir.resolve(OPTIMIZER));
                 optimizer.useTrainingWeights(); // the checkpoint holds the evaluation weights
                 stream.restoreState(Files.readAllBytes(dir.resolve(DATA_STATE)));
+                if (Files.isRegularFile(dir.resolve(OBJECTIVE_STATE))) {
+                    objective.restoreState(Files.readAllBytes(dir.resolve(OBJECTIVE_STATE)));
+                }
                 lossScale.restore(saved.lossScale(), saved.goodStepsInARow(), saved.skippedSteps(), saved.consecutiveSkips());
                 stepNumber = saved.step();
                 tokensSeen = saved.tokensSeen();
@@ -137,7 +154,7 @@ final class SftStage implements Stage {
                     long stepTokens = settings.stepTokens();
                     if (evalData.isPresent() && settings.evalEvery() > 0
                             && (crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.evalEvery()) || last)) {
-                        metrics.put("eval_loss", evaluate(step, optimizer, evalData.get()));
+                        metrics.putAll(evaluate(step, optimizer, evalData.get()));
                     }
                     if (position.step % settings.logEverySteps() == 0 || last) {
                         context.metrics().log(position.step, metrics);
@@ -242,7 +259,9 @@ final class SftStage implements Stage {
         metrics.put("learning_rate", learningRate);
         metrics.put("grad_norm", result.gradNorm());
         metrics.put("num_tokens", position.tokensSeen);
-        metrics.put("mean_token_accuracy", loss.tokenAccuracy());
+        for (String name : objective.metricNames()) {
+            metrics.put(name, loss.metric(name));
+        }
         metrics.put("tokens_per_second", loss.tokens() / Math.max(seconds, 1e-9));
         metrics.put("loss_scale", scale);
         metrics.put("skipped_steps", lossScale.skippedSteps());
@@ -275,6 +294,32 @@ final class SftStage implements Stage {
         return architecture.initialize(options);
     }
 
+    /** The objective's view of the stage: its reference model is the policy's initial weights, whatever the resume point. */
+    private ObjectiveSetup objectiveSetup(ModelArchitecture architecture, ModelOptions options, StageContext context,
+                                          PrintStream out) {
+        return new ObjectiveSetup() {
+            @Override
+            public CausalLanguageModel loadInitialModel() {
+                return openModel(architecture, options, context, Optional.empty(), new PrintStream(java.io.OutputStream.nullOutputStream()));
+            }
+
+            @Override
+            public Path stageDirectory() {
+                return context.stageDirectory();
+            }
+
+            @Override
+            public String configPath() {
+                return settings.pathOf("objective");
+            }
+
+            @Override
+            public PrintStream out() {
+                return out;
+            }
+        };
+    }
+
     private void checkVocabulary(CausalLanguageModel model) {
         if (data.vocabularySize() > model.vocabSize()) {
             throw new InputException(settings.pathOf("data") + ": the tokenizer's vocabulary (" + data.vocabularySize()
@@ -301,20 +346,30 @@ final class SftStage implements Stage {
         return after / every > before / every;
     }
 
-    /** Loss on {@code eval-tokens} of held-out data, the same batches every time (a fresh stream). */
-    private double evaluate(TrainStep step, ParameterOptimizer optimizer, TrainingData held) {
+    /**
+     * Loss ({@code eval_loss}) and the objective's evaluation metrics ({@code eval_<name>}) on
+     * {@code eval-tokens} of held-out data, the same batches every time (a fresh stream).
+     */
+    private Map<String, Object> evaluate(TrainStep step, ParameterOptimizer optimizer, TrainingData held) {
         optimizer.useEvaluationWeights();
         try (TokenBatchStream evalStream = held.open(settings.sequenceLength())) {
             long microTokens = settings.microBatchTokens();
             long count = Math.max(1, (settings.evalTokens() + microTokens - 1) / microTokens);
             double nll = 0;
             long supervised = 0;
+            Map<String, Double> sums = new LinkedHashMap<>();
             for (long i = 0; i < count; i++) {
                 TrainStep.BatchLoss l = step.evaluate(List.of(evalStream.next(settings.microBatchRows())));
                 nll += l.negativeLogLikelihood();
                 supervised += l.supervisedTokens();
+                l.metricSums().forEach((name, sum) -> sums.merge(name, sum, Double::sum));
             }
-            return supervised == 0 ? Double.NaN : nll / supervised;
+            Map<String, Object> metrics = new LinkedHashMap<>();
+            metrics.put("eval_loss", supervised == 0 ? Double.NaN : nll / supervised);
+            for (String name : objective.evaluationMetrics()) {
+                metrics.put("eval_" + name, supervised == 0 ? Double.NaN : sums.getOrDefault(name, 0.0) / supervised);
+            }
+            return metrics;
         } finally {
             optimizer.useTrainingWeights();
         }
@@ -344,6 +399,10 @@ final class SftStage implements Stage {
                     optimizer.useTrainingWeights();
                 }
                 Files.write(dir.resolve(DATA_STATE), stream.saveState());
+                byte[] objectiveState = objective.saveState();
+                if (objectiveState.length > 0) {
+                    Files.write(dir.resolve(OBJECTIVE_STATE), objectiveState);
+                }
                 state.write(dir);
             });
         } catch (IOException | RuntimeException e) {

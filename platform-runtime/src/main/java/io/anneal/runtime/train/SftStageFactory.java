@@ -8,6 +8,7 @@ import io.anneal.api.optim.OptimizerFactory;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.api.schedule.LrSchedule;
+import io.anneal.api.train.Objective;
 import io.anneal.api.train.Stage;
 import io.anneal.api.units.TokenCount;
 
@@ -58,6 +59,14 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
 
     @Override
     public Stage create(ConfigView config, ExtensionContext context) {
+        return create(config, context, new SftObjective());
+    }
+
+    /**
+     * The training loop over the block of any stage that carries the sft stage's keys (a plugin's
+     * dpo stage, through {@link ExtensionContext#trainingStage}), with {@code objective} as its loss.
+     */
+    public static Stage create(ConfigView config, ExtensionContext context, Objective objective) {
         // Each part is checked even when another fails, so validate reports every problem at once.
         List<ConfigProblem> problems = new ArrayList<>();
         SftSettings settings = collect(problems, () -> SftSettings.parse(config));
@@ -68,6 +77,12 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
         Optional<TrainingData> evalData = config.has(EVAL_DATA)
                 ? Optional.ofNullable(collect(problems, () -> context.build(TrainingData.class, config.getConfig(EVAL_DATA))))
                 : Optional.empty();
+        if (data != null && objective.needsPreferencePairs() != data.preferencePairs()) {
+            problems.addAll(config.invalid(DATA, "data that fits the stage's objective " + objective.describe() + ": "
+                    + (objective.needsPreferencePairs() ? "preference pairs" : "supervised chat rows"),
+                    data.describe() + ", which yields " + (data.preferencePairs() ? "preference pairs" : "supervised chat rows")
+                    + " (stage " + config.path() + ")").problems());
+        }
         if (settings != null && settings.evalEvery() > 0 && !config.has(EVAL_DATA)) {
             problems.addAll(config.invalid("eval-every", "0 (no evaluation) unless an eval-data block is given",
                     TokenCount.format(settings.evalEvery())).problems());
@@ -85,7 +100,7 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
         if (!problems.isEmpty()) {
             throw new ConfigException(problems);
         }
-        return new SftStage(settings, schedule, budget, optimizer, data, evalData, initFrom);
+        return new SftStage(settings, schedule, budget, optimizer, data, evalData, initFrom, objective);
     }
 
     private static long budget(ConfigView config, SftSettings settings, LrSchedule schedule) {

@@ -3,7 +3,6 @@ package io.anneal.runtime.train;
 import ai.djl.Device;
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
@@ -11,18 +10,20 @@ import ai.djl.training.GradientCollector;
 import io.anneal.api.InputException;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.model.CausalLanguageModel;
-import io.anneal.api.model.ModelInput;
 import io.anneal.api.optim.GradientLists;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
 import io.anneal.api.train.DeviceScalars;
+import io.anneal.api.train.Objective;
+import io.anneal.api.train.ObjectiveSums;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Optional;
+import java.util.Map;
 
 /**
  * One optimizer step over the micro-batches of one batch: forward and backward of each micro-batch
@@ -30,13 +31,16 @@ import java.util.Optional;
  * ONE {@link GradientCollector} (DJL allows one at a time, and it does not zero gradients), then the
  * optimizer step, then the gradients zeroed here.
  *
- * <p>Loss normalisation by construction (DESIGN.md): the supervised tokens of the whole batch are
- * counted from the drawn {@link PackedBatch}es before any backward pass, and each micro-batch's
- * summed loss is divided by that count, so accumulation equals one big batch exactly.
+ * <p>The loss is the {@link Objective}'s (token cross-entropy for sft, a preference loss for dpo).
+ * Loss normalisation by construction (DESIGN.md): the objective's denominator of the whole batch
+ * (supervised tokens for sft, pairs for dpo) is counted from the drawn {@link PackedBatch}es before
+ * any backward pass, and each micro-batch's summed loss is divided by that count, so accumulation
+ * equals one big batch exactly.
  */
 public final class TrainStep implements AutoCloseable {
     private final CausalLanguageModel model;
     private final ParameterOptimizer optimizer;
+    private final Objective objective;
     private final NDManager manager;
     private final String microBatchSetting;
 
@@ -44,21 +48,39 @@ public final class TrainStep implements AutoCloseable {
      * @param microBatchSetting the micro-batch setting to name in an out-of-memory message, e.g. {@code stages[0].micro-batch-rows (now 8)}
      */
     public TrainStep(CausalLanguageModel model, ParameterOptimizer optimizer, Device device, String microBatchSetting) {
+        this(model, optimizer, device, microBatchSetting, new SftObjective());
+    }
+
+    /** A step whose loss is {@code objective}'s (the caller opens and closes the objective). */
+    public TrainStep(CausalLanguageModel model, ParameterOptimizer optimizer, Device device, String microBatchSetting,
+                     Objective objective) {
         this.model = model;
+        this.objective = objective;
         this.optimizer = optimizer;
         this.manager = NDManager.newBaseManager(device);
         this.microBatchSetting = microBatchSetting;
     }
 
-    /** What the micro-batches of one step summed to (host values, read once per step). */
-    public record BatchLoss(double negativeLogLikelihood, long supervisedTokens, long correctTokens, long tokens) {
-        /** The batch's normalised loss: summed loss over the batch's supervised tokens (TRL's {@code loss}). */
+    /**
+     * What the micro-batches of one step summed to (host values, read once per step).
+     *
+     * @param negativeLogLikelihood the objective's loss sum (the summed token NLL for sft)
+     * @param supervisedTokens      the batch's loss denominator (supervised tokens for sft, pairs for dpo)
+     * @param metricSums            the objective's metric sums, by name, in its order
+     */
+    public record BatchLoss(double negativeLogLikelihood, long supervisedTokens, Map<String, Double> metricSums, long tokens) {
+        /** The batch's normalised loss: summed loss over the batch's denominator (TRL's {@code loss}). */
         public double loss() {
             return supervisedTokens == 0 ? 0.0 : negativeLogLikelihood / supervisedTokens;
         }
 
+        /** A metric's sum over the batch's denominator. */
+        public double metric(String name) {
+            return supervisedTokens == 0 ? 0.0 : metricSums.getOrDefault(name, 0.0) / supervisedTokens;
+        }
+
         public double tokenAccuracy() {
-            return supervisedTokens == 0 ? 0.0 : (double) correctTokens / supervisedTokens;
+            return metric(SftObjective.ACCURACY);
         }
     }
 
@@ -71,29 +93,47 @@ public final class TrainStep implements AutoCloseable {
         return n;
     }
 
+    /** The objective's denominator of a whole batch (supervised tokens for sft). */
+    private long denominator(List<PackedBatch> batches) {
+        long n = 0;
+        for (PackedBatch b : batches) {
+            n += objective.denominator(b);
+        }
+        return n;
+    }
+
     /**
      * Forward and backward of every micro-batch; gradients (times {@code lossScale}) accumulate on
      * the parameters. Nothing is updated.
      */
     public BatchLoss accumulateGradients(List<PackedBatch> batches, double lossScale) {
-        long supervised = supervisedTokens(batches);
+        long supervised = denominator(batches);
         // an all-unsupervised batch has no loss; dividing by 1 keeps the zero gradient finite
         double factor = lossScale / Math.max(1, supervised);
         long tokens = 0;
         try (NDManager stepManager = manager.newSubManager();
              GradientCollector collector = manager.getEngine().newGradientCollector()) {
-            NDArray nllSum = stepManager.zeros(new Shape(), DataType.FLOAT32);
-            NDArray correctSum = stepManager.zeros(new Shape(), DataType.FLOAT32);
+            NDArray lossSum = stepManager.zeros(new Shape(), DataType.FLOAT32);
+            Map<String, NDArray> metricSums = new LinkedHashMap<>();
+            for (String name : objective.metricNames()) {
+                metricSums.put(name, stepManager.zeros(new Shape(), DataType.FLOAT32));
+            }
             for (PackedBatch batch : batches) {
                 tokens += batch.tokens();
                 try (NDManager micro = manager.newSubManager()) {
-                    TokenCrossEntropy.Sums sums = forwardSums(micro, batch, true);
-                    collector.backward(sums.negativeLogLikelihood().mul(DeviceScalars.of(micro, factor)));
-                    nllSum.addi(sums.negativeLogLikelihood().stopGradient());
-                    correctSum.addi(sums.correct());
+                    ObjectiveSums sums = objective.forward(micro, model, batch, true);
+                    collector.backward(sums.loss().mul(DeviceScalars.of(micro, factor)));
+                    lossSum.addi(sums.loss().stopGradient());
+                    for (Map.Entry<String, NDArray> m : metricSums.entrySet()) {
+                        m.getValue().addi(sums.metrics().get(m.getKey()));
+                    }
                 }
             }
-            return new BatchLoss(nllSum.getFloat(), supervised, Math.round(correctSum.getFloat()), tokens);
+            Map<String, Double> metrics = new LinkedHashMap<>();
+            for (Map.Entry<String, NDArray> m : metricSums.entrySet()) {
+                metrics.put(m.getKey(), (double) m.getValue().getFloat());
+            }
+            return new BatchLoss(lossSum.getFloat(), supervised, metrics, tokens);
         } catch (EngineException e) {
             throw outOfMemoryOr(e);
         }
@@ -101,22 +141,27 @@ public final class TrainStep implements AutoCloseable {
 
     /** The loss of the batches without gradients (evaluation). */
     public BatchLoss evaluate(List<PackedBatch> batches) {
-        double nll = 0;
-        long correct = 0;
+        double lossSum = 0;
+        Map<String, Double> metrics = new LinkedHashMap<>();
+        for (String name : objective.metricNames()) {
+            metrics.put(name, 0.0);
+        }
         long tokens = 0;
         try {
             for (PackedBatch batch : batches) {
                 tokens += batch.tokens();
                 try (NDManager micro = manager.newSubManager()) {
-                    TokenCrossEntropy.Sums sums = forwardSums(micro, batch, false);
-                    nll += sums.negativeLogLikelihood().getFloat();
-                    correct += Math.round(sums.correct().getFloat());
+                    ObjectiveSums sums = objective.forward(micro, model, batch, false);
+                    lossSum += sums.loss().getFloat();
+                    for (Map.Entry<String, Double> m : metrics.entrySet()) {
+                        m.setValue(m.getValue() + sums.metrics().get(m.getKey()).getFloat());
+                    }
                 }
             }
         } catch (EngineException e) {
             throw outOfMemoryOr(e);
         }
-        return new BatchLoss(nll, supervisedTokens(batches), correct, tokens);
+        return new BatchLoss(lossSum, denominator(batches), metrics, tokens);
     }
 
     /** The optimizer step on the accumulated gradients, then the gradients zeroed for the next step. */
@@ -143,19 +188,6 @@ public final class TrainStep implements AutoCloseable {
         if (!arrays.isEmpty()) {
             GradientLists.zero(arrays);
         }
-    }
-
-    /** Forward of one micro-batch and its loss sums; every array lives in {@code micro}. */
-    private TokenCrossEntropy.Sums forwardSums(NDManager micro, PackedBatch batch, boolean training) {
-        Shape shape = new Shape(batch.rows(), batch.length());
-        ModelInput input = new ModelInput(micro.create(batch.inputIds(), shape), micro.create(batch.positionIds(), shape),
-                micro.create(batch.documentIds(), shape));
-        NDArray labels = micro.create(batch.labels(), shape).toType(DataType.INT64, false);
-        Optional<NDList> scored = model.labelLogProbabilities(micro, input, labels, training);
-        if (scored.isPresent()) { // a fused LM head and cross-entropy: no logits materialised
-            return TokenCrossEntropy.ofLogProbabilities(scored.get().get(0), scored.get().get(1));
-        }
-        return TokenCrossEntropy.of(model.forward(micro, input, training), labels);
     }
 
     /** A GPU out-of-memory error becomes a message that says which setting to lower. */

@@ -1,0 +1,71 @@
+package io.anneal.api.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.anneal.api.Experimental;
+import io.anneal.api.data.PackedBatch;
+import io.anneal.api.model.CausalLanguageModel;
+import io.anneal.api.model.ModelInput;
+import java.util.Optional;
+
+/**
+ * Each label's log-probability under a model for one packed micro-batch, for objectives: the
+ * model's fused path ({@link CausalLanguageModel#labelLogProbabilities}, no logits materialised) when
+ * it has one, else float32 log-softmax of {@link CausalLanguageModel#forward} gathered at the labels.
+ *
+ * @since API 1.2
+ */
+@Experimental(since = "1.2")
+public final class LabelLogProbabilities {
+    private LabelLogProbabilities() {
+    }
+
+    /**
+     * @param logProbabilities [rows, length] float32, log p(label), 0 where the label is -100
+     * @param correct          [rows, length] float32, 1 where the label is the arg-max, 0 elsewhere (detached)
+     */
+    public record Scored(NDArray logProbabilities, NDArray correct) {
+    }
+
+    /** The batch's arrays on {@code manager}'s device. */
+    public static ModelInput input(NDManager manager, PackedBatch batch) {
+        Shape shape = new Shape(batch.rows(), batch.length());
+        return new ModelInput(manager.create(batch.inputIds(), shape), manager.create(batch.positionIds(), shape),
+                manager.create(batch.documentIds(), shape));
+    }
+
+    /** [rows, length] int64 labels, -100 where unsupervised. */
+    public static NDArray labels(NDManager manager, PackedBatch batch) {
+        return manager.create(batch.labels(), new Shape(batch.rows(), batch.length())).toType(DataType.INT64, false);
+    }
+
+    /** Scores every label of {@code batch}; arrays are attached to {@code manager}. */
+    public static Scored of(NDManager manager, CausalLanguageModel model, PackedBatch batch, boolean training) {
+        ModelInput input = input(manager, batch);
+        NDArray labels = labels(manager, batch);
+        Optional<NDList> fused = model.labelLogProbabilities(manager, input, labels, training);
+        if (fused.isPresent()) {
+            return new Scored(fused.get().get(0), fused.get().get(1).stopGradient());
+        }
+        return fromLogits(model.forward(manager, input, training), labels);
+    }
+
+    /**
+     * From logits [rows, length, vocab] (float32 or float16) and labels [rows, length] int64: float32
+     * log-softmax gathered at each label, masked where the label is -100.
+     */
+    public static Scored fromLogits(NDArray logits, NDArray labels) {
+        // not toType: DJL's cast detaches from the autograd graph (see DifferentiableCasts)
+        NDArray logits32 = DifferentiableCasts.toFloat32(logits);
+        NDArray supervised = labels.neq(PackedBatch.IGNORE);
+        // -100 is no valid index: gather at 0 there and mask the result away
+        NDArray safeLabels = labels.mul(supervised.toType(DataType.INT64, false));
+        NDArray picked = logits32.logSoftmax(-1).gather(safeLabels.expandDims(-1), -1).squeeze(-1);
+        NDArray mask = supervised.toType(DataType.FLOAT32, false);
+        NDArray hits = logits32.argMax(-1).eq(safeLabels).toType(DataType.FLOAT32, false).mul(mask);
+        return new Scored(picked.mul(mask), hits.stopGradient());
+    }
+}

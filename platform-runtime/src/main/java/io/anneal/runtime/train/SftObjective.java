@@ -1,0 +1,93 @@
+package io.anneal.runtime.train;
+
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.anneal.api.data.PackedBatch;
+import io.anneal.api.extension.ExtensionFactory;
+import io.anneal.api.model.CausalLanguageModel;
+import io.anneal.api.model.ModelInput;
+import io.anneal.api.train.Objective;
+import io.anneal.api.train.ObjectiveSums;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * {@code objective { type = sft }}: token cross-entropy summed over the supervised tokens (labels
+ * -100 ignored), divided by the batch's supervised tokens by the trainer; the metric
+ * {@code mean_token_accuracy}. The default objective of a training stage.
+ */
+public final class SftObjective implements Objective {
+    static final String TYPE = "sft";
+    static final String ACCURACY = "mean_token_accuracy";
+
+    /** The factory of the core plugin (no keys besides {@code type}). */
+    public static ExtensionFactory<Objective> factory() {
+        return new ExtensionFactory<>() {
+            @Override
+            public Class<Objective> extensionPoint() {
+                return Objective.class;
+            }
+
+            @Override
+            public String type() {
+                return TYPE;
+            }
+
+            @Override
+            public String description() {
+                return "supervised fine-tuning: token cross-entropy over the supervised tokens of the batch";
+            }
+
+            @Override
+            public String defaultsPath() {
+                return "";
+            }
+
+            @Override
+            public Objective create(io.anneal.api.config.ConfigView config, io.anneal.api.extension.ExtensionContext context) {
+                return new SftObjective();
+            }
+        };
+    }
+
+    @Override
+    public long denominator(PackedBatch batch) {
+        return batch.supervisedTokens();
+    }
+
+    @Override
+    public ObjectiveSums forward(NDManager micro, CausalLanguageModel model, PackedBatch batch, boolean training) {
+        Shape shape = new Shape(batch.rows(), batch.length());
+        ModelInput input = new ModelInput(micro.create(batch.inputIds(), shape), micro.create(batch.positionIds(), shape),
+                micro.create(batch.documentIds(), shape));
+        NDArray labels = micro.create(batch.labels(), shape).toType(DataType.INT64, false);
+        Optional<NDList> scored = model.labelLogProbabilities(micro, input, labels, training);
+        TokenCrossEntropy.Sums sums = scored.isPresent() // a fused LM head and cross-entropy: no logits materialised
+                ? TokenCrossEntropy.ofLogProbabilities(scored.get().get(0), scored.get().get(1))
+                : TokenCrossEntropy.of(model.forward(micro, input, training), labels);
+        Map<String, NDArray> metrics = new LinkedHashMap<>();
+        metrics.put(ACCURACY, sums.correct());
+        return new ObjectiveSums(sums.negativeLogLikelihood(), metrics);
+    }
+
+    @Override
+    public List<String> metricNames() {
+        return List.of(ACCURACY);
+    }
+
+    @Override
+    public List<String> evaluationMetrics() {
+        return List.of(); // eval_loss only, as before objectives existed
+    }
+
+    @Override
+    public String describe() {
+        return TYPE;
+    }
+}

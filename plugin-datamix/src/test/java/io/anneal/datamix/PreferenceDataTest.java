@@ -1,0 +1,102 @@
+package io.anneal.datamix;
+
+import io.anneal.api.InputException;
+import io.anneal.api.data.PackedBatch;
+import io.anneal.api.data.PreferenceRows;
+import io.anneal.api.data.TokenBatchStream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The preferences data: pairs packed as PreferenceRows says, answers only supervised, bad pairs per policy, exact resume. */
+class PreferenceDataTest {
+    @TempDir
+    Path tmp;
+
+    private PreferenceTrainingData data(Path file, OnError onError, List<String> report) {
+        HfTokenizer tokenizer = HfTokenizer.load(TestContext.examples().resolve("tokenizer/tokenizer.json"));
+        return new PreferenceTrainingData(tokenizer, List.of(new MixTrainingData.SourceSpec("prefs", file, 1.0, onError)), 7,
+                report::add);
+    }
+
+    @Test
+    void bothFormsPackIntoPairsWithOnlyTheAnswersSupervised() {
+        for (String name : List.of("preferences-prompt.jsonl", "preferences-messages.jsonl")) {
+            List<String> report = new ArrayList<>();
+            PreferenceTrainingData data = data(TestContext.examples().resolve("data").resolve(name), OnError.FAIL, report);
+            assertTrue(data.preferencePairs());
+            try (TokenBatchStream stream = data.open(256)) {
+                assertTrue(report.get(0).contains(": 150 pairs"), report.toString());
+                PackedBatch batch = stream.next(2);
+                PreferenceRows.Layout layout = PreferenceRows.of(batch);
+                assertTrue(layout.pairs() >= 4, "several pairs per row of 256: " + layout.pairs());
+                // in each document, the supervised labels come after the prompt: the first ones are unsupervised
+                for (int i = 0; i < batch.labels().length; i++) {
+                    if (batch.positionIds()[i] < 5) {
+                        assertEquals(PackedBatch.IGNORE, batch.labels()[i], "prompt tokens are not supervised (" + name + ")");
+                    }
+                }
+                // documents of one pair: chosen (even id) directly followed by its rejected (id + 1)
+                for (int i = 1; i < batch.length(); i++) {
+                    int d0 = batch.documentIds()[i - 1];
+                    int d1 = batch.documentIds()[i];
+                    assertTrue(d1 == d0 || d1 == d0 + 1, "document ids grow by one");
+                }
+            }
+        }
+    }
+
+    @Test
+    void resumeContinuesTheSameStream() {
+        PreferenceTrainingData data = data(TestContext.examples().resolve("data/preferences-prompt.jsonl"), OnError.FAIL, new ArrayList<>());
+        byte[] state;
+        List<int[]> expected = new ArrayList<>();
+        try (TokenBatchStream a = data.open(128)) {
+            for (int i = 0; i < 30; i++) { // past an epoch of 150 pairs
+                a.next(2);
+            }
+            state = a.saveState();
+            for (int i = 0; i < 5; i++) {
+                expected.add(a.next(2).inputIds());
+            }
+        }
+        try (TokenBatchStream b = data.open(128)) {
+            b.restoreState(state);
+            for (int[] ids : expected) {
+                assertArrayEquals(ids, b.next(2).inputIds());
+            }
+        }
+    }
+
+    @Test
+    void badPairsFailNamingFileAndLineOrAreSkippedAndCounted() throws Exception {
+        Path file = tmp.resolve("bad.jsonl");
+        String good = "{\"prompt\": \"What is 1 + 1?\", \"chosen\": \"2\", \"rejected\": \"3\"}";
+        String same = "{\"prompt\": \"What is 1 + 2?\", \"chosen\": \"3\", \"rejected\": \"3\"}";
+        String empty = "{\"prompt\": \"What is 1 + 3?\", \"chosen\": [], \"rejected\": \"5\"}";
+        String tooLong = "{\"prompt\": \"" + "word ".repeat(200) + "\", \"chosen\": \"a\", \"rejected\": \"b\"}";
+        Files.writeString(file, String.join("\n", good, same, empty, tooLong) + "\n");
+        InputException e = assertThrows(InputException.class, () -> data(file, OnError.FAIL, new ArrayList<>()).open(128));
+        assertTrue(e.getMessage().startsWith(file + ":2: expected a chosen answer that differs from the rejected one"), e.getMessage());
+        List<String> report = new ArrayList<>();
+        try (TokenBatchStream s = data(file, OnError.SKIP, report).open(128)) {
+            PackedBatch row = s.next(1);
+            PreferenceRows.Layout layout = PreferenceRows.of(row);
+            assertTrue(layout.pairs() >= 1);
+            for (int k = 1; k < layout.pairs(); k++) { // the one good pair, repeated to fill the row
+                assertEquals(layout.chosenTokens()[0], layout.chosenTokens()[k]);
+                assertEquals(layout.rejectedTokens()[0], layout.rejectedTokens()[k]);
+            }
+        }
+        assertTrue(report.get(0).contains("1 pairs, 3 skipped (first: " + file + ":2"), report.toString());
+    }
+}

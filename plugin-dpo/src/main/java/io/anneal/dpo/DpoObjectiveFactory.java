@@ -1,0 +1,73 @@
+package io.anneal.dpo;
+
+import io.anneal.api.config.ConfigException;
+import io.anneal.api.config.ConfigProblem;
+import io.anneal.api.config.ConfigView;
+import io.anneal.api.extension.ExtensionContext;
+import io.anneal.api.extension.ExtensionFactory;
+import io.anneal.api.train.Objective;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/** {@code objective { type = <loss>, beta = ..., label-smoothing = ..., sft-weight = ... }}, one factory per loss type. */
+final class DpoObjectiveFactory implements ExtensionFactory<Objective> {
+    private final PreferenceLoss.Type type;
+
+    DpoObjectiveFactory(PreferenceLoss.Type type) {
+        this.type = type;
+    }
+
+    static List<ExtensionFactory<?>> all() {
+        List<ExtensionFactory<?>> out = new ArrayList<>();
+        for (PreferenceLoss.Type t : PreferenceLoss.Type.values()) {
+            out.add(new DpoObjectiveFactory(t));
+        }
+        return out;
+    }
+
+    @Override
+    public Class<Objective> extensionPoint() {
+        return Objective.class;
+    }
+
+    @Override
+    public String type() {
+        return type.configName;
+    }
+
+    @Override
+    public String description() {
+        return "preference loss " + type.configName + " over chosen/rejected pairs"
+                + (type.needsReference ? " against a frozen reference model" : " (reference-free)");
+    }
+
+    @Override
+    public Objective create(ConfigView config, ExtensionContext context) {
+        return new DpoObjective(loss(config, type));
+    }
+
+    static PreferenceLoss loss(ConfigView config, PreferenceLoss.Type type) {
+        List<ConfigProblem> problems = new ArrayList<>();
+        double beta = config.getDouble("beta");
+        if (!(beta > 0) || Double.isInfinite(beta)) {
+            problems.addAll(config.invalid("beta", "a finite beta > 0").problems());
+        }
+        double eps = config.has("label-smoothing") ? config.getDouble("label-smoothing") : 0.0;
+        if (!(eps >= 0 && eps < 0.5)) {
+            problems.addAll(config.invalid("label-smoothing", "a probability in [0, 0.5)").problems());
+        }
+        double gamma = config.has("gamma") ? config.getDouble("gamma") : 0.0;
+        if (!Double.isFinite(gamma)) {
+            problems.addAll(config.invalid("gamma", "a finite margin").problems());
+        }
+        double sftWeight = config.getDouble("sft-weight");
+        if (!(sftWeight >= 0) || Double.isInfinite(sftWeight)) {
+            problems.addAll(config.invalid("sft-weight", "a finite weight >= 0 (0: no SFT term)").problems());
+        }
+        if (!problems.isEmpty()) {
+            throw new ConfigException(problems);
+        }
+        return new PreferenceLoss(type, beta, eps, gamma, sftWeight);
+    }
+}
