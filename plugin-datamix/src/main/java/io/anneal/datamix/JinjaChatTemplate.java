@@ -176,7 +176,7 @@ final class JinjaChatTemplate implements ChatTemplate {
         RenderResult result;
         PythonJinja.RAISED.remove();
         try {
-            result = jinjava.renderForResult(source, bindings);
+            result = PythonJinja.withPluginLoader(() -> jinjava.renderForResult(source, bindings));
         } catch (RuntimeException e) {
             throw new RenderException(failure(e.getMessage()));
         }

@@ -44,6 +44,26 @@ final class PythonJinja {
     private PythonJinja() {}
 
     static Jinjava environment() {
+        return withPluginLoader(PythonJinja::build);
+    }
+
+    /**
+     * Runs {@code work} with this plugin's class loader as the thread's context loader: Jinjava's EL
+     * (JUEL) loads its classes by name through it, and in a plugin layer the application's loader
+     * does not see them.
+     */
+    static <T> T withPluginLoader(java.util.function.Supplier<T> work) {
+        Thread thread = Thread.currentThread();
+        ClassLoader previous = thread.getContextClassLoader();
+        thread.setContextClassLoader(PythonJinja.class.getClassLoader());
+        try {
+            return work.get();
+        } finally {
+            thread.setContextClassLoader(previous);
+        }
+    }
+
+    private static Jinjava build() {
         JinjavaConfig config = JinjavaConfig.newBuilder()
                 .withTrimBlocks(true)
                 .withLstripBlocks(true)
