@@ -11,7 +11,7 @@ import java.util.List;
  * supervised; an assistant turn's content and the {@code <|im_end|>} that ends it are (the EOS the
  * model must learn to emit, or it never stops).
  */
-final class ChatMlTemplate {
+final class ChatMlTemplate implements ChatTemplate {
     static final String IM_START = "<|im_start|>";
     static final String IM_END = "<|im_end|>";
 
@@ -24,40 +24,43 @@ final class ChatMlTemplate {
     private final int[] systemHeader;
     private final int[] userHeader;
     private final int[] assistantHeader;
+    private final int[] toolHeader;
+    /** The BOS id that starts every document, or -1 (tokenizer_config.json's add_bos_token, or a template that starts with it). */
+    private final int bos;
     /** Ids of system prompts seen so far (read-only arrays; rendering threads share them). */
     private final java.util.Map<String, int[]> systemPrompts = new java.util.concurrent.ConcurrentHashMap<>();
     /** Bound on the prompts kept: a data set with a distinct system prompt per record gains nothing from more. */
     static final int MAX_CACHED_SYSTEM_PROMPTS = 1024;
 
     ChatMlTemplate(HfTokenizer tokenizer, LossOn lossOn, boolean superviseEos) {
+        this(tokenizer, lossOn, superviseEos, null);
+    }
+
+    /** {@code bosToken}: the token that starts every document (unsupervised), or null for none. */
+    ChatMlTemplate(HfTokenizer tokenizer, LossOn lossOn, boolean superviseEos, String bosToken) {
+        this.bos = bosToken == null ? -1 : tokenizer.specialTokenId(bosToken);
         this.tokenizer = tokenizer;
         this.lossOn = lossOn;
         this.superviseEos = superviseEos;
         this.imStart = tokenizer.specialTokenId(IM_START);
         this.imEnd = tokenizer.specialTokenId(IM_END);
-        int[][] fixed = tokenizer.encode(new String[] {"\n", "system\n", "user\n", "assistant\n"});
+        int[][] fixed = tokenizer.encode(new String[] {"\n", "system\n", "user\n", "assistant\n", "tool\n"});
         this.newline = fixed[0];
         this.systemHeader = fixed[1];
         this.userHeader = fixed[2];
         this.assistantHeader = fixed[3];
+        this.toolHeader = fixed[4];
     }
 
-    LossOn lossOn() {
+    @Override
+    public LossOn lossOn() {
         return lossOn;
     }
 
     /** A description that keys caches: two templates with the same key render the same ids and masks. */
-    String cacheKey() {
-        return "chatml/" + lossOn.configName() + "/eos=" + superviseEos;
-    }
-
-    Document render(ChatRecord record) {
-        return renderAll(List.of(record))[0];
-    }
-
-    /** Renders many records with one tokenizer call for all their contents. */
-    Document[] renderAll(List<ChatRecord> records) {
-        return assembleAll(records, encodeContents(records));
+    @Override
+    public String cacheKey() {
+        return "chatml/" + lossOn.configName() + "/eos=" + superviseEos + (bos < 0 ? "" : "/bos=" + bos);
     }
 
     /**
@@ -66,7 +69,8 @@ final class ChatMlTemplate {
      * text's ids do not depend on its neighbours (each content is encoded alone), so a cached
      * prompt gives exactly the ids a new encoding would. Other turns are rarely repeated and not kept.
      */
-    int[][] encodeContents(List<ChatRecord> records) {
+    @Override
+    public int[][] encodeContents(List<ChatRecord> records) {
         int total = 0;
         for (ChatRecord r : records) {
             total += r.messages().size();
@@ -105,7 +109,8 @@ final class ChatMlTemplate {
     }
 
     /** The documents of the records from their contents' ids ({@link #encodeContents}): headers, markers, masks. */
-    Document[] assembleAll(List<ChatRecord> records, int[][] encoded) {
+    @Override
+    public Document[] assembleAll(List<ChatRecord> records, int[][] encoded) {
         Document[] out = new Document[records.size()];
         int k = 0;
         for (int i = 0; i < out.length; i++) {
@@ -118,7 +123,7 @@ final class ChatMlTemplate {
 
     private Document assemble(List<Message> messages, int[][] encoded, int first) {
         int lastAssistant = -1;
-        int length = 0;
+        int length = bos < 0 ? 0 : 1;
         for (int m = 0; m < messages.size(); m++) {
             if (messages.get(m).isAssistant()) {
                 lastAssistant = m;
@@ -129,7 +134,7 @@ final class ChatMlTemplate {
         boolean[] supervised = new boolean[length];
         int assistantTurns = 0;
         int eosMasked = 0;
-        int p = 0;
+        int p = bos < 0 ? 0 : put(ids, supervised, 0, bos, lossOn == LossOn.ALL);
         for (int m = 0; m < messages.size(); m++) {
             Message msg = messages.get(m);
             boolean answer = msg.isAssistant() && (lossOn == LossOn.ASSISTANT || (lossOn == LossOn.LAST_ASSISTANT && m == lastAssistant));
@@ -155,6 +160,7 @@ final class ChatMlTemplate {
             case Message.SYSTEM -> systemHeader;
             case Message.USER -> userHeader;
             case Message.ASSISTANT -> assistantHeader;
+            case RecordParser.TOOL -> toolHeader;
             default -> throw new IllegalArgumentException("role " + role + " was not rejected by the parser");
         };
     }

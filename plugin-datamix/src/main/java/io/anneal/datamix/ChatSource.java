@@ -42,7 +42,7 @@ final class ChatSource {
     }
 
     /** Indexes (or loads the cached index of) every file of the source; an empty source is an error. */
-    static ChatSource open(String name, double weight, Path path, ChatMlTemplate template, HfTokenizer tokenizer,
+    static ChatSource open(String name, double weight, Path path, ChatTemplate template, HfTokenizer tokenizer,
                            OnError onError, CacheFiles cache) {
         List<Path> shards = shardsOf(path);
         List<SourceFile> files = new ArrayList<>();

@@ -7,8 +7,18 @@ package io.anneal.datamix;
  * @param supervised     supervised[j]: token j is a training target (predicted from tokens before it)
  * @param assistantTurns assistant turns in the example
  * @param eosMasked      assistant turns whose closing {@code <|im_end|>} is not supervised
+ * @param problem        null, or why the template could not render the record (expected ..., found ...)
  */
-record Document(int[] ids, boolean[] supervised, int assistantTurns, int eosMasked) {
+record Document(int[] ids, boolean[] supervised, int assistantTurns, int eosMasked, String problem) {
+
+    Document(int[] ids, boolean[] supervised, int assistantTurns, int eosMasked) {
+        this(ids, supervised, assistantTurns, eosMasked, null);
+    }
+
+    /** A record the template could not render: {@code problem} says what was expected and found. */
+    static Document failed(String problem) {
+        return new Document(new int[0], new boolean[0], 0, 0, problem);
+    }
 
     int length() {
         return ids.length;

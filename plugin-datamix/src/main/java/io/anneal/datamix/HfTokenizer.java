@@ -115,6 +115,22 @@ final class HfTokenizer implements AutoCloseable {
         return row;
     }
 
+    /** Ids of a text and each token's [start, end) in Unicode code points of the text. */
+    record Encoded(int[] ids, int[] starts, int[] ends) {}
+
+    /** One text's ids and character offsets (DJL's char spans; the chat template maps its assistant spans through them). */
+    Encoded encodeWithOffsets(String text) {
+        Encoding e = tokenizer.encode(text, false, false);
+        ai.djl.huggingface.tokenizers.jni.CharSpan[] spans = e.getCharTokenSpans();
+        int[] starts = new int[spans.length];
+        int[] ends = new int[spans.length];
+        for (int j = 0; j < spans.length; j++) {
+            starts[j] = spans[j] == null ? (j > 0 ? ends[j - 1] : 0) : spans[j].getStart();
+            ends[j] = spans[j] == null ? starts[j] : spans[j].getEnd();
+        }
+        return new Encoded(toInts(e.getIds()), starts, ends);
+    }
+
     int[] encode(String text) {
         return encode(new String[] {text})[0];
     }

@@ -42,7 +42,7 @@ final class MixStream implements TokenBatchStream {
     static final int RENDER_THREADS = RenderThreads.COUNT;
 
     private final ChatSource[] sources;
-    private final ChatMlTemplate template;
+    private final ChatTemplate template;
     private final Mixer mixer;
     private final int length;
     private final Leftover leftover;
@@ -79,7 +79,7 @@ final class MixStream implements TokenBatchStream {
     private long supervised;
     private long rows;
 
-    MixStream(ChatSource[] sources, ChatMlTemplate template, long seed, int length, Leftover leftover, int padId, long budget) {
+    MixStream(ChatSource[] sources, ChatTemplate template, long seed, int length, Leftover leftover, int padId, long budget) {
         if (length < 2) {
             throw new IllegalArgumentException("a packed row needs at least 2 tokens, got " + length);
         }
@@ -242,6 +242,9 @@ final class MixStream implements TokenBatchStream {
         long t2 = System.nanoTime();
         Document[] fresh = template.assembleAll(records, encoded);
         for (int k = 0; k < fresh.length; k++) {
+            if (fresh[k].problem() != null) { // it rendered when the source was indexed; a template is deterministic
+                throw new InputException("a record that rendered when its source was indexed no longer does: expected " + fresh[k].problem());
+            }
             rendered[uncached.get(k)] = fresh[k];
         }
         long t3 = System.nanoTime();

@@ -16,7 +16,8 @@ import java.util.function.Consumer;
 
 /**
  * {@code data { type = mix, tokenizer = ..., sources = [{name, path, weight}], budget = 6G, ... }}:
- * weighted sources sampled independently, rendered by the ChatML template, packed into rows.
+ * weighted sources sampled independently, rendered by the chat template ({@code template = chatml}, the
+ * fast path, or {@code auto}, the tokenizer's own Jinja template), packed into rows.
  * Defaults in this plugin's reference.conf under {@code anneal.training-data.mix}.
  */
 final class MixTrainingData implements TrainingData {
@@ -33,6 +34,10 @@ final class MixTrainingData implements TrainingData {
     private final Leftover leftover;
     private final CacheFiles cache;
     private final Consumer<String> loadReport;
+    /** template = auto: the tokenizer's Jinja template; false: ChatML. */
+    private final boolean jinja;
+    /** The tokenizer folder's special tokens and chat template (empty when there is no tokenizer_config.json). */
+    private final TokenizerConfig tokenizerConfig;
     /** The sources, indexed on the first open; later opens (the trainer's evals) reuse them. Guarded by this. */
     private ChatSource[] indexed;
 
@@ -44,6 +49,15 @@ final class MixTrainingData implements TrainingData {
     /** As above, with the load report's lines going to {@code loadReport} (once per instance) instead of stderr. */
     MixTrainingData(HfTokenizer tokenizer, List<SourceSpec> specs, LossOn lossOn, boolean superviseEos, long seed, long budget,
                     Leftover leftover, CacheFiles cache, Consumer<String> loadReport) {
+        this(tokenizer, specs, lossOn, superviseEos, seed, budget, leftover, cache, loadReport, false,
+                new TokenizerConfig(java.util.Map.of(), false, null, null));
+    }
+
+    /** As above, with the template: the tokenizer's Jinja template ({@code jinja}) or ChatML with the config's BOS. */
+    MixTrainingData(HfTokenizer tokenizer, List<SourceSpec> specs, LossOn lossOn, boolean superviseEos, long seed, long budget,
+                    Leftover leftover, CacheFiles cache, Consumer<String> loadReport, boolean jinja, TokenizerConfig tokenizerConfig) {
+        this.jinja = jinja;
+        this.tokenizerConfig = tokenizerConfig;
         this.tokenizer = tokenizer;
         this.specs = List.copyOf(specs);
         this.lossOn = lossOn;
@@ -55,13 +69,15 @@ final class MixTrainingData implements TrainingData {
         this.loadReport = loadReport;
     }
 
-    ChatMlTemplate template() {
-        return new ChatMlTemplate(tokenizer, lossOn, superviseEos);
+    ChatTemplate template() {
+        TokenizerConfig c = tokenizerConfig;
+        return jinja ? new JinjaChatTemplate(c.chatTemplate(), c.templateOrigin(), c.specialTokens(), tokenizer, lossOn, superviseEos)
+                : new ChatMlTemplate(tokenizer, lossOn, superviseEos, c.bosToken());
     }
 
     /** Indexes every source (cached) and checks masks; each source's load report line goes to {@code report}. */
     ChatSource[] openSources(List<String> report) {
-        ChatMlTemplate template = template();
+        ChatTemplate template = template();
         ChatSource[] sources = new ChatSource[specs.size()];
         for (int i = 0; i < sources.length; i++) {
             SourceSpec s = specs.get(i);
@@ -120,7 +136,8 @@ final class MixTrainingData implements TrainingData {
 
     @Override
     public String describe() {
-        return "mix(" + specs.size() + " sources, loss-on=" + lossOn.configName() + ", leftover="
+        return "mix(" + specs.size() + " sources, template=" + (jinja ? "auto (" + tokenizerConfig.templateOrigin() + ")" : "chatml")
+                + ", loss-on=" + lossOn.configName() + ", leftover="
                 + ConfigView.configName(leftover) + ", seed=" + seed + ")";
     }
 
@@ -146,8 +163,9 @@ final class MixTrainingData implements TrainingData {
         @Override
         public MixTrainingData create(ConfigView config, ExtensionContext context) {
             String template = config.getString("template");
-            if (!"chatml".equals(template)) {
-                throw config.invalid("template", "chatml (the only template so far)");
+            if (!"chatml".equals(template) && !"auto".equals(template)) {
+                throw config.invalid("template", "chatml (the ChatML fast path) or auto (the tokenizer's own Jinja chat template)",
+                        "'" + template + "'");
             }
             LossOn lossOn = config.getEnum("loss-on", LossOn.class);
             Leftover leftover = config.getEnum("leftover", Leftover.class);
@@ -169,12 +187,25 @@ final class MixTrainingData implements TrainingData {
                 }
             }
             HfTokenizer tokenizer = null;
+            TokenizerConfig tokenizerConfig = null;
             try {
                 Path tokenizerPath = context.resolvePath(config, "tokenizer");
                 if (!java.nio.file.Files.exists(tokenizerPath)) {
                     throw config.invalid("tokenizer", "an existing Hugging Face tokenizer.json", tokenizerPath + " (no such file)");
                 }
                 tokenizer = HfTokenizer.load(tokenizerPath);
+                tokenizerConfig = TokenizerConfig.read(tokenizerPath);
+                if ("auto".equals(template) && tokenizerConfig.chatTemplate() == null) {
+                    Path dir = tokenizerPath.toAbsolutePath().getParent();
+                    throw config.invalid("template", "with template = auto, a chat template beside the tokenizer: "
+                            + dir.resolve(TokenizerConfig.TEMPLATE_FILE) + ", or \"chat_template\" in "
+                            + dir.resolve(TokenizerConfig.CONFIG), "neither (use template = chatml, or add the model's template)");
+                }
+                String bos = tokenizerConfig.bosToken();
+                if (bos != null && !tokenizer.hasSpecialToken(bos)) {
+                    throw config.invalid("tokenizer", "the BOS token " + bos + " of " + TokenizerConfig.CONFIG
+                            + " to be an added token of " + tokenizerPath, "none");
+                }
             } catch (ConfigException e) {
                 problems.addAll(e.problems());
             } catch (InputException e) {
@@ -186,7 +217,7 @@ final class MixTrainingData implements TrainingData {
             String cacheDir = config.getString("cache-dir");
             CacheFiles cache = new CacheFiles(config.getBoolean("cache"), cacheDir.isEmpty() ? null : context.resolvePath(config, "cache-dir"));
             return new MixTrainingData(tokenizer, specs, lossOn, config.getBoolean("supervise-eos"), config.getLong("seed"),
-                    budget, leftover, cache);
+                    budget, leftover, cache, System.err::println, "auto".equals(template), tokenizerConfig);
         }
 
         /** One source block: its keys, name, weight and an existing path. */

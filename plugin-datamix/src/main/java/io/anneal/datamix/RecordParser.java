@@ -18,7 +18,9 @@ import java.util.Set;
  * Fields other than those named are skipped (Tulu 3 carries {@code id} and {@code source}).
  */
 final class RecordParser {
-    static final Set<String> ROLES = Set.of(Message.SYSTEM, Message.USER, Message.ASSISTANT);
+    /** A tool's answer (TRL's and the Hugging Face templates' role for function results). */
+    static final String TOOL = "tool";
+    static final Set<String> ROLES = Set.of(Message.SYSTEM, Message.USER, Message.ASSISTANT, TOOL);
     private static final JsonFactory JSON = new JsonFactory();
 
     /** A record that cannot be used, with what was expected and found (without the file and line). */
@@ -65,7 +67,7 @@ final class RecordParser {
     /** What is wrong with a role, or null when it is one of the template's. */
     static String roleProblem(String field, int index, String role) {
         return ROLES.contains(role) ? null
-                : "\"" + field + "\"[" + index + "].role to be one of assistant, system, user, found '" + role + "'";
+                : "\"" + field + "\"[" + index + "].role to be one of assistant, system, tool, user, found '" + role + "'";
     }
 
     /**

@@ -80,7 +80,7 @@ final class SourceFile {
     }
 
     /** Loads the cached index and token cache when their keys match, otherwise runs the index pass and writes both. */
-    static SourceFile open(Path path, ChatMlTemplate template, HfTokenizer tokenizer, OnError onError, CacheFiles cache) {
+    static SourceFile open(Path path, ChatTemplate template, HfTokenizer tokenizer, OnError onError, CacheFiles cache) {
         SourceFile f = new SourceFile(path);
         String key;
         try {
@@ -206,7 +206,7 @@ final class SourceFile {
         void accept(long position, int length, long location, ChatRecord record, String problem);
     }
 
-    private void scan(ChatMlTemplate template, OnError onError, TokenCache.Writer tokens) {
+    private void scan(ChatTemplate template, OnError onError, TokenCache.Writer tokens) {
         IndexPass pass = new IndexPass(template, onError, tokens);
         try {
             if (format == Format.PARQUET) {
@@ -268,7 +268,7 @@ final class SourceFile {
      * the token cache and the reported problems do not depend on the threads).
      */
     private final class IndexPass implements RowSink {
-        private final ChatMlTemplate template;
+        private final ChatTemplate template;
         private final OnError onError;
         private final TokenCache.Writer cacheWriter;
         final ExecutorService pool = RenderThreads.newPool();
@@ -276,7 +276,7 @@ final class SourceFile {
         private Batch current = new Batch();
         int n;
 
-        IndexPass(ChatMlTemplate template, OnError onError, TokenCache.Writer tokens) {
+        IndexPass(ChatTemplate template, OnError onError, TokenCache.Writer tokens) {
             this.template = template;
             this.onError = onError;
             this.cacheWriter = tokens;
@@ -297,14 +297,7 @@ final class SourceFile {
         @Override
         public void accept(long position, int length, long location, ChatRecord record, String problem) {
             if (record == null) {
-                String message = whereAt(location) + ": expected " + problem;
-                if (onError == OnError.FAIL) {
-                    throw new InputException(message + " (set on-error = skip on the source to skip and count such records)");
-                }
-                skippedBad++;
-                if (problems.size() < MAX_REPORTED_PROBLEMS) {
-                    problems.add(message);
-                }
+                bad(location, problem);
                 return;
             }
             int k = current.records.size();
@@ -314,6 +307,18 @@ final class SourceFile {
             current.locations[k] = location;
             if (k + 1 == RENDER_BATCH) {
                 submit();
+            }
+        }
+
+        /** A record that cannot be used: fails the load, or is counted and skipped, under on-error. */
+        private void bad(long location, String problem) {
+            String message = whereAt(location) + ": expected " + problem;
+            if (onError == OnError.FAIL) {
+                throw new InputException(message + " (set on-error = skip on the source to skip and count such records)");
+            }
+            skippedBad++;
+            if (problems.size() < MAX_REPORTED_PROBLEMS) {
+                problems.add(message);
             }
         }
 
@@ -347,6 +352,10 @@ final class SourceFile {
             }
             for (int i = 0; i < docs.length; i++) {
                 Document d = docs[i];
+                if (d.problem() != null) { // the chat template could not render it
+                    bad(b.locations[i], d.problem());
+                    continue;
+                }
                 assistantTurns += d.assistantTurns();
                 eosMasked += d.eosMasked();
                 int targets = d.supervisedTargets();

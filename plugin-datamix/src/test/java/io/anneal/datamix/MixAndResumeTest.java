@@ -181,7 +181,7 @@ class MixAndResumeTest {
         Map<String, String> cases = new LinkedHashMap<>();
         cases.put(good + "{\"messages\": [\n", "bad.jsonl:2: expected well-formed JSON");
         cases.put(good + good + "{\"id\": 3}\n", "bad.jsonl:3: expected a field \"messages\"");
-        cases.put("{\"messages\": [{\"role\": \"tool\", \"content\": \"x\"}]}\n", "bad.jsonl:1: expected \"messages\"[0].role to be one of assistant, system, user, found 'tool'");
+        cases.put("{\"messages\": [{\"role\": \"critic\", \"content\": \"x\"}]}\n", "bad.jsonl:1: expected \"messages\"[0].role to be one of assistant, system, tool, user, found 'critic'");
         cases.put("{\"messages\": [{\"role\": \"user\"}]}\n", "bad.jsonl:1: expected \"messages\"[0] to have \"role\" and \"content\", found no \"content\"");
         cases.put("", "expected at least one usable chat record, found none (the source is empty)");
         for (Map.Entry<String, String> c : cases.entrySet()) {

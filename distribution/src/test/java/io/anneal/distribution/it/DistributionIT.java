@@ -244,6 +244,21 @@ class DistributionIT {
     }
 
     @Test
+    void sftWithTheTokenizersOwnChatTemplate() throws Exception {
+        // examples/tokenizer-chat-template: the bundled tokenizer with a BOS and an EOS, and the Falcon-H1
+        // instruct template as chat_template.jinja; template = auto renders every record with it.
+        Result r = anneal("run", "examples/tiny-sft.conf", "pipeline.run-dir=auto-template",
+                "stages[0].data.template=auto", "stages[0].data.tokenizer=examples/tokenizer-chat-template/tokenizer.json",
+                "stages[0].eval-data.template=auto", "stages[0].eval-data.tokenizer=examples/tokenizer-chat-template/tokenizer.json",
+                "stages[0].schedule.warmup=4K", "stages[0].schedule.stable=8K", "stages[0].schedule.decay=4K",
+                "stages[0].eval-every=8K", "stages[0].checkpoint-every=16K");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("template=auto ("), r.out());
+        assertTrue(r.out().contains("chat_template.jinja"), r.out());
+        assertTrue(!r.out().contains("Exception"), r.out());
+    }
+
+    @Test
     void aDivergedRunSaysWhatHappenedWithoutAClassName() throws Exception {
         Result r = anneal("run", "examples/tiny-sft.conf", "stages[0].schedule.peak-lr=1e6", "pipeline.run-dir=diverged");
         assertEquals(3, r.exit(), r.out()); // exit 3: training stopped on non-finite values (README)
