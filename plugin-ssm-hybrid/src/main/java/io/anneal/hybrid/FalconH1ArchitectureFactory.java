@@ -9,6 +9,7 @@ import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.LayerImplementation;
 import io.anneal.hybrid.model.FalconH1Config;
 import io.anneal.hybrid.model.FusedKernels;
+import io.anneal.hybrid.model.SaveFormat;
 import java.util.Map;
 
 /**
@@ -42,6 +43,7 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
         MupMultipliers mup = context.build(MupMultipliers.class, config.getConfig("mup"));
         LayerImplementation implementation = config.getEnum("layers", LayerImplementation.class);
         FusedKernels.Mode kernels = config.getEnum("kernels", FusedKernels.Mode.class);
-        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, context, implementation, kernels);
+        SaveFormat save = SaveFormat.fromHocon(config);
+        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, context, implementation, kernels, save);
     }
 }

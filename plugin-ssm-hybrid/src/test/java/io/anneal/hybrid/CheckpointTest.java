@@ -10,7 +10,13 @@ import io.anneal.api.InputException;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.FalconH1Checkpoints;
+import io.anneal.hybrid.model.FalconH1Config;
 import io.anneal.hybrid.model.FalconH1Model;
+import io.anneal.hybrid.model.SaveFormat;
+import io.anneal.hybrid.safetensors.SafetensorsReader;
+import io.anneal.hybrid.safetensors.SafetensorsWriter;
+import io.anneal.hybrid.safetensors.SafetensorsWriter.Dtype;
+import io.anneal.api.optim.NamedParameter;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -20,6 +26,8 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /** Save and load of Hugging Face folders, and one clear error for each kind of bad input. */
@@ -165,6 +173,119 @@ class CheckpointTest {
         }
         try (var left = Files.list(tmp)) {
             assertEquals(List.of("final"), left.map(p -> p.getFileName().toString()).toList());
+        }
+    }
+
+    private static Map<String, float[]> values(FalconH1Model model) {
+        Map<String, float[]> out = new java.util.LinkedHashMap<>();
+        for (NamedParameter p : model.parameters()) {
+            out.put(p.name(), p.parameter().getArray().toFloatArray());
+        }
+        return out;
+    }
+
+    /** bfloat16 from the float bits, computed here: upper 16 bits, lower half rounded to nearest even. */
+    private static float bfloat16(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        int upper = bits >>> 16;
+        int lower = bits & 0xFFFF;
+        if (lower > 0x8000 || (lower == 0x8000 && (upper & 1) == 1)) {
+            upper++;
+        }
+        return Float.intBitsToFloat(upper << 16);
+    }
+
+    @ParameterizedTest
+    @EnumSource(Dtype.class)
+    void savedInEachDtypeLoadsBackWithItsRounding(Dtype dtype) throws IOException {
+        Path dir = tmp.resolve(dtype.torchName());
+        Map<String, float[]> before;
+        try (FalconH1Model model = FalconH1Checkpoints.initialize(TinyModels.config(Map.of()), TestMultipliers.ones(),
+                ModelOptions.cpu())) {
+            before = values(model);
+            model.saveAs(new SaveFormat(dtype, SaveFormat.DEFAULT.maxShardBytes())).save(dir);
+        }
+        Map<String, Object> json = FalconH1Checkpoints.readConfigJson(dir);
+        assertEquals(dtype.torchName(), json.get("torch_dtype"));
+        assertEquals(Map.of("_from_model_config", true, "bos_token_id", 1, "eos_token_id", 2, "pad_token_id", 0),
+                FalconH1Checkpoints.JSON.readValue(dir.resolve("generation_config.json").toFile(), Map.class));
+        String header = Files.readString(dir.resolve("model.safetensors"), StandardCharsets.ISO_8859_1);
+        assertTrue(header.contains("\"dtype\":\"" + dtype.safetensorsName() + "\""), "dtype in the header");
+        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext())) {
+            Map<String, float[]> after = values(loaded);
+            assertEquals(before.keySet(), after.keySet());
+            for (Map.Entry<String, float[]> e : before.entrySet()) {
+                float[] expected = e.getValue().clone();
+                for (int i = 0; i < expected.length; i++) {
+                    expected[i] = switch (dtype) {
+                        case FLOAT32 -> expected[i];
+                        case BFLOAT16 -> bfloat16(expected[i]);
+                        case FLOAT16 -> SafetensorsReader.halfToFloat(SafetensorsWriter.toFloat16(expected[i]));
+                    };
+                }
+                assertArrayEquals(expected, after.get(e.getKey()), e.getKey());
+            }
+        }
+    }
+
+    @Test
+    void shardedSaveWithATinyLimitLoadsBackAndAMissingShardIsNamed() throws IOException {
+        Path dir = tmp.resolve("shards");
+        float[] before;
+        try (FalconH1Model model = FalconH1Checkpoints.initialize(TinyModels.config(Map.of()), TestMultipliers.ones(),
+                ModelOptions.cpu()); NDManager m = NDManager.newBaseManager()) {
+            before = LogitsCommand.logits(model, m, IDS).toFloatArray();
+            model.saveAs(new SaveFormat(Dtype.FLOAT32, 8192)).save(dir);
+        }
+        List<String> shards;
+        try (var files = Files.list(dir)) {
+            shards = files.map(p -> p.getFileName().toString()).filter(n -> n.matches("model-\\d{5}-of-\\d{5}\\.safetensors"))
+                    .sorted().toList();
+        }
+        assertTrue(shards.size() > 2, "shards " + shards);
+        assertTrue(!Files.exists(dir.resolve("model.safetensors")));
+        Map<?, ?> index = FalconH1Checkpoints.JSON.readValue(dir.resolve("model.safetensors.index.json").toFile(), Map.class);
+        long total = 0;
+        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext());
+                NDManager m = NDManager.newBaseManager()) {
+            assertArrayEquals(before, LogitsCommand.logits(loaded, m, IDS).toFloatArray());
+            total = loaded.parameterCount() * 4;
+        }
+        assertEquals(total, ((Number) ((Map<?, ?>) index.get("metadata")).get("total_size")).longValue());
+        assertEquals(shards.get(0), ((Map<?, ?>) index.get("weight_map")).get("model.embed_tokens.weight"));
+
+        Files.delete(dir.resolve(shards.get(1)));
+        String message = loadError(dir);
+        assertTrue(message.contains("model.safetensors.index.json") && message.contains(shards.get(1))
+                && message.contains("missing"), message);
+
+        // Saving again into the folder replaces every file of the old save: one file, no index, no shards.
+        try (FalconH1Model model = FalconH1Checkpoints.initialize(TinyModels.config(Map.of()), TestMultipliers.ones(),
+                ModelOptions.cpu())) {
+            model.save(dir);
+        }
+        try (var files = Files.list(dir)) {
+            assertEquals(List.of("config.json", "generation_config.json", "model.safetensors"),
+                    files.map(p -> p.getFileName().toString()).sorted().toList());
+        }
+    }
+
+    @Test
+    void aTensorOfSeveralPiecesRoundTrips() throws IOException {
+        // 140000 x 32 embedding and head: more than one piece of SafetensorsWriter.PIECE_ELEMENTS each
+        FalconH1Config config = TinyModels.config(Map.of("vocab_size", 140_000, "num_hidden_layers", 1));
+        assertTrue(140_000L * 32 > SafetensorsWriter.PIECE_ELEMENTS);
+        Path dir = tmp.resolve("pieces");
+        Map<String, float[]> before;
+        try (FalconH1Model model = FalconH1Checkpoints.initialize(config, TestMultipliers.ones(), ModelOptions.cpu())) {
+            before = values(model);
+            model.save(dir);
+        }
+        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext())) {
+            Map<String, float[]> after = values(loaded);
+            for (Map.Entry<String, float[]> e : before.entrySet()) {
+                assertArrayEquals(e.getValue(), after.get(e.getKey()), e.getKey());
+            }
         }
     }
 

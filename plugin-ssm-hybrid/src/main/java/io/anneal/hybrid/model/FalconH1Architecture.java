@@ -21,14 +21,16 @@ public final class FalconH1Architecture implements ModelArchitecture {
     private final ExtensionContext context;
     private final LayerImplementation layers;
     private final FusedKernels.Mode kernels;
+    private final SaveFormat saveFormat;
 
     public FalconH1Architecture(FalconH1Config config, MupMultipliers multipliers, ExtensionContext context,
-            LayerImplementation layers, FusedKernels.Mode kernels) {
+            LayerImplementation layers, FusedKernels.Mode kernels, SaveFormat saveFormat) {
         this.config = config;
         this.multipliers = multipliers;
         this.context = context;
         this.layers = layers;
         this.kernels = kernels;
+        this.saveFormat = saveFormat;
     }
 
     public FalconH1Config config() {
@@ -47,6 +49,7 @@ public final class FalconH1Architecture implements ModelArchitecture {
 
     /** The configured layers, on the fused operators where {@code kernels} and the machine allow (one line says which). */
     private FalconH1Model withLayers(FalconH1Model model, ModelOptions options) {
+        model.saveAs(saveFormat);
         boolean fused = false;
         if (layers == LayerImplementation.TORCHSCRIPT) {
             FusedKernels.Status status = FusedKernels.select(kernels, options.device(), "model.kernels");

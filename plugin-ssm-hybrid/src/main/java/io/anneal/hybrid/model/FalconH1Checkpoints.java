@@ -1,11 +1,13 @@
 package io.anneal.hybrid.model;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDArrays;
+import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
-import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.json.JsonReadFeature;
 import com.fasterxml.jackson.core.json.JsonWriteFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -17,19 +19,15 @@ import io.anneal.api.model.MupMultipliers;
 import io.anneal.hybrid.safetensors.SafetensorsReader;
 import io.anneal.hybrid.safetensors.SafetensorsWriter;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.TreeSet;
-import java.util.function.BiFunction;
 
 /** Random initialisation, Hugging Face checkpoint folders in and out. */
 public final class FalconH1Checkpoints {
@@ -56,7 +54,7 @@ public final class FalconH1Checkpoints {
      * stream seeded by (seed, name), so a model is the same on any device.
      */
     public static FalconH1Model initialize(FalconH1Config config, MupMultipliers mup, ModelOptions options) {
-        return build(config, mup, options, (name, shape) -> initialValues(config, options.seed(), name, shape));
+        return build(config, mup, options, (m, name, shape) -> m.create(initialValues(config, options.seed(), name, shape), shape));
     }
 
     private static float[] initialValues(FalconH1Config config, long seed, String name, Shape shape) {
@@ -85,16 +83,17 @@ public final class FalconH1Checkpoints {
         return v; // biases stay 0
     }
 
-    private static FalconH1Model build(FalconH1Config config, MupMultipliers mup, ModelOptions options,
-            BiFunction<String, Shape, Object> values) {
+    /** Makes one parameter's values on the model's manager. */
+    private interface TensorMaker {
+        NDArray make(NDManager manager, String name, Shape shape);
+    }
+
+    private static FalconH1Model build(FalconH1Config config, MupMultipliers mup, ModelOptions options, TensorMaker values) {
         NDManager manager = NDManager.newBaseManager(options.device());
         try {
             Map<String, Parameter> parameters = new LinkedHashMap<>();
             for (Map.Entry<String, Shape> e : FalconH1Model.tensorShapes(config).entrySet()) {
-                Object data = values.apply(e.getKey(), e.getValue());
-                NDArray array = data instanceof float[] f
-                        ? manager.create(f, e.getValue())
-                        : copyOf(manager.create((ByteBuffer) data, e.getValue(), DataType.FLOAT32));
+                NDArray array = values.make(manager, e.getKey(), e.getValue());
                 array.setName(e.getKey());
                 array.setRequiresGradient(true);
                 Parameter p = Parameter.builder().setName(e.getKey()).setType(Parameter.Type.WEIGHT)
@@ -108,11 +107,23 @@ public final class FalconH1Checkpoints {
         }
     }
 
-    /** A private copy, so that no tensor aliases a memory-mapped file region. */
-    private static NDArray copyOf(NDArray mapped) {
-        NDArray copy = mapped.duplicate();
-        mapped.close();
-        return copy;
+    /**
+     * One tensor of a checkpoint, read in pieces of {@link SafetensorsWriter#PIECE_ELEMENTS}: the heap
+     * holds one piece at a time, and a tensor over 2 GiB is joined on the device from its pieces.
+     */
+    private static NDArray read(NDManager manager, SafetensorsReader reader, String name, Shape shape) {
+        long n = shape.size();
+        if (n <= SafetensorsWriter.PIECE_ELEMENTS) {
+            return manager.create(reader.readFloat32(name, 0, (int) n), shape);
+        }
+        try (NDList pieces = new NDList()) {
+            for (long from = 0; from < n; from += SafetensorsWriter.PIECE_ELEMENTS) {
+                pieces.add(manager.create(reader.readFloat32(name, from, (int) Math.min(SafetensorsWriter.PIECE_ELEMENTS, n - from))));
+            }
+            try (NDArray joined = NDArrays.concat(pieces)) {
+                return joined.reshape(shape);
+            }
+        }
     }
 
     /** Reads {@code config.json} of a checkpoint folder as a map; errors name the file. */
@@ -172,7 +183,7 @@ public final class FalconH1Checkpoints {
                             + new Shape(found) + ", config.json implies " + e.getValue());
                 }
             }
-            return build(config, mup, options, (name, shape) -> byTensor.get(name).readFloat32(name));
+            return build(config, mup, options, (m, name, shape) -> read(m, byTensor.get(name), name, shape));
         } finally {
             readers.forEach(SafetensorsReader::close);
         }
@@ -193,10 +204,15 @@ public final class FalconH1Checkpoints {
                 throw new InputException(index + ": expected an object 'weight_map' of tensor -> shard file");
             }
             Set<Path> files = new java.util.LinkedHashSet<>();
-            for (Object file : map.values()) {
-                Path shard = directory.resolve(String.valueOf(file)).normalize();
-                if (!shard.startsWith(directory.normalize()) || !Files.isRegularFile(shard)) {
-                    throw new InputException(index + ": shard '" + file + "' is missing or outside the folder");
+            for (Map.Entry<?, ?> e : map.entrySet()) {
+                Path shard = directory.resolve(String.valueOf(e.getValue())).normalize();
+                if (!shard.startsWith(directory.normalize())) {
+                    throw new InputException(index + ": shard '" + e.getValue() + "' of tensor '" + e.getKey()
+                            + "' is outside the folder; expected a file name beside the index");
+                }
+                if (!Files.isRegularFile(shard)) {
+                    throw new InputException(index + ": shard '" + e.getValue() + "' (of tensor '" + e.getKey()
+                            + "') is missing; expected " + shard);
                 }
                 files.add(shard);
             }
@@ -207,16 +223,28 @@ public final class FalconH1Checkpoints {
     }
 
     /**
-     * Writes {@code config.json} (architectures, model_type falcon_h1, every field and the muP
-     * multipliers) and {@code model.safetensors} (float32, checkpoint names; a tied model omits
-     * lm_head.weight, as transformers' own save does). Written to a temporary folder and renamed.
+     * Writes the folder in float32 in shards of 5 GB ({@link SaveFormat#DEFAULT}); see
+     * {@link #save(FalconH1Model, Path, SaveFormat)}.
      */
     public static void save(FalconH1Model model, Path directory) throws IOException {
+        save(model, directory, SaveFormat.DEFAULT);
+    }
+
+    /**
+     * Writes a Hugging Face folder: {@code config.json} (architectures, model_type falcon_h1, every
+     * field, the muP multipliers, and the {@code torch_dtype} of the weights),
+     * {@code generation_config.json} (bos, eos and pad ids, as transformers derives it from the config)
+     * and the weights in the chosen dtype (checkpoint names; a tied model omits lm_head.weight, as
+     * transformers' own save does), as {@code model.safetensors} or, past the shard limit, shards and
+     * {@code model.safetensors.index.json}. The weights are streamed tensor by tensor, in pieces.
+     * Written to a temporary folder and renamed.
+     */
+    public static void save(FalconH1Model model, Path directory, SaveFormat format) throws IOException {
         Path parent = directory.toAbsolutePath().getParent();
         Files.createDirectories(parent);
         Path tmp = Files.createTempDirectory(parent, directory.getFileName() + ".tmp");
         try {
-            writeInto(model, tmp, directory);
+            writeInto(model, format, tmp, directory);
         } catch (IOException | RuntimeException e) {
             // never leave a partial folder behind (a full disk would otherwise keep filling up)
             try (var left = Files.exists(tmp) ? Files.walk(tmp) : java.util.stream.Stream.<Path>empty()) {
@@ -230,38 +258,75 @@ public final class FalconH1Checkpoints {
         }
     }
 
-    private static void writeInto(FalconH1Model model, Path tmp, Path directory) throws IOException {
-        Map<String, Object> json = new LinkedHashMap<>(model.config().toConfigJson());
+    /** Files of a model folder that a save replaces (an older save's shards included). */
+    private static boolean ours(String file) {
+        return file.equals("config.json") || file.equals("generation_config.json")
+                || file.equals(SafetensorsWriter.SINGLE_FILE) || file.equals(SafetensorsWriter.INDEX_FILE)
+                || file.matches("model-\\d{5}-of-\\d{5}\\.safetensors");
+    }
+
+    private static void writeInto(FalconH1Model model, SaveFormat format, Path tmp, Path directory) throws IOException {
+        FalconH1Config config = model.config();
+        Map<String, Object> json = new LinkedHashMap<>(config.toConfigJson());
         json.putAll(model.multipliers().asConfigJson());
+        json.put("torch_dtype", format.dtype().torchName());
         JSON.writeValue(tmp.resolve("config.json").toFile(), json);
-        List<SafetensorsWriter.Tensor> tensors = new ArrayList<>();
+        // transformers' GenerationConfig.from_model_config: the special ids of the config (sorted keys)
+        Map<String, Object> generation = new LinkedHashMap<>();
+        generation.put("_from_model_config", true);
+        generation.put("bos_token_id", config.bosTokenId());
+        generation.put("eos_token_id", config.eosTokenId());
+        generation.put("pad_token_id", config.padTokenId());
+        JSON.writeValue(tmp.resolve("generation_config.json").toFile(), generation);
+        List<ParameterSource> tensors = new ArrayList<>();
         for (Map.Entry<String, Parameter> e : model.parameterMap().entrySet()) {
-            NDArray array = e.getValue().getArray();
-            long bytes = array.size() * 4;
-            if (bytes > Integer.MAX_VALUE) {
-                throw new IOException("tensor " + e.getKey() + " " + array.getShape() + " takes " + bytes
-                        + " bytes as float32; tensors of 2 GiB or more cannot be saved");
-            }
-            float[] values = array.toType(DataType.FLOAT32, false).toFloatArray();
-            ByteBuffer data = ByteBuffer.allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
-            data.asFloatBuffer().put(values);
-            tensors.add(new SafetensorsWriter.Tensor(e.getKey(), array.getShape().getShape(), data));
+            tensors.add(new ParameterSource(e.getKey(), e.getValue().getArray()));
         }
-        SafetensorsWriter.write(tmp.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
+        SafetensorsWriter.writeModel(tmp, tensors, format.dtype(), format.maxShardBytes(), Map.of("format", "pt"));
         if (Files.exists(directory)) {
-            Set<String> ours = new HashSet<>(List.of("config.json", "model.safetensors"));
             try (var files = Files.list(directory)) {
                 for (Path f : (Iterable<Path>) files::iterator) {
-                    if (ours.contains(f.getFileName().toString())) {
+                    if (ours(f.getFileName().toString())) {
                         Files.delete(f);
                     }
                 }
             }
-            Files.move(tmp.resolve("config.json"), directory.resolve("config.json"));
-            Files.move(tmp.resolve("model.safetensors"), directory.resolve("model.safetensors"));
+            try (var files = Files.list(tmp)) {
+                for (Path f : (Iterable<Path>) files::iterator) {
+                    Files.move(f, directory.resolve(f.getFileName()));
+                }
+            }
             Files.delete(tmp);
         } else {
             Files.move(tmp, directory);
+        }
+    }
+
+    /** A parameter's float32 values, copied from the device one piece at a time. */
+    private record ParameterSource(String name, NDArray array) implements SafetensorsWriter.Source {
+        @Override
+        public long[] shape() {
+            return array.getShape().getShape();
+        }
+
+        @Override
+        public float[] values(long from, int count) {
+            if (from == 0 && count == array.size()) {
+                return floats(array);
+            }
+            try (NDArray flat = array.reshape(-1);
+                    NDArray piece = flat.get(new NDIndex("{}:{}", from, from + count))) {
+                return floats(piece);
+            }
+        }
+
+        private static float[] floats(NDArray a) {
+            if (a.getDataType() == DataType.FLOAT32) {
+                return a.toFloatArray();
+            }
+            try (NDArray f = a.toType(DataType.FLOAT32, true)) {
+                return f.toFloatArray();
+            }
         }
     }
 }

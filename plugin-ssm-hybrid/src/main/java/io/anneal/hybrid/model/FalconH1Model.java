@@ -54,6 +54,8 @@ public final class FalconH1Model implements ObservableModel {
     private NDManager scope;
     /** The compiled TorchScript layer, or null when the layers run as DJL operations. */
     private TorchScriptLayers torchScript;
+    /** How {@link #save} writes the weights (the model block's save-dtype and save-max-shard-size). */
+    private SaveFormat saveFormat = SaveFormat.DEFAULT;
 
     FalconH1Model(FalconH1Config config, MupMultipliers mup, ModelOptions options, NDManager manager,
             Map<String, Parameter> parameters) {
@@ -438,9 +440,15 @@ public final class FalconH1Model implements ObservableModel {
         return n;
     }
 
+    /** Sets how {@link #save} writes the weights. */
+    public FalconH1Model saveAs(SaveFormat format) {
+        this.saveFormat = format;
+        return this;
+    }
+
     @Override
     public void save(Path directory) throws IOException {
-        FalconH1Checkpoints.save(this, directory);
+        FalconH1Checkpoints.save(this, directory, saveFormat);
     }
 
     /** Names and shapes of every tensor of this configuration, in checkpoint order. */

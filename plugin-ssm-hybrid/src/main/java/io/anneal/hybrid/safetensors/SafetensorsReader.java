@@ -14,18 +14,16 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.Comparator;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
  * Reads a safetensors file (8-byte little-endian header length, a JSON header, raw tensor data;
- * https://github.com/huggingface/safetensors). Every tensor is memory-mapped on its own, so files of
- * any size work and nothing is read until asked. Malformed input is one {@link InputException}
+ * https://github.com/huggingface/safetensors). Tensors are read in pieces when asked, so files and tensors of
+ * any size work and nothing is read before it is needed. Malformed input is one {@link InputException}
  * naming the file (and the tensor), never a JVM crash.
  */
 public final class SafetensorsReader implements AutoCloseable {
@@ -86,8 +84,7 @@ public final class SafetensorsReader implements AutoCloseable {
             long dataStart = 8 + headerLength;
             long dataSize = size - dataStart;
             Map<String, Entry> entries = new LinkedHashMap<>();
-            for (Iterator<Map.Entry<String, JsonNode>> it = root.fields(); it.hasNext();) {
-                Map.Entry<String, JsonNode> field = it.next();
+            for (Map.Entry<String, JsonNode> field : root.properties()) {
                 if (field.getKey().equals("__metadata__")) {
                     if (!field.getValue().isObject()) {
                         throw new InputException(file + ": malformed safetensors header: __metadata__ is "
@@ -224,46 +221,51 @@ public final class SafetensorsReader implements AutoCloseable {
     }
 
     /**
-     * The tensor's values as float32 (little-endian); F32 is returned as mapped, F16 and BF16 are
-     * widened. Any other dtype is an error naming the tensor and the dtype found.
+     * {@code count} values of the tensor as float32, from element {@code from} on: F32 as stored,
+     * F16 and BF16 widened. Read with positional reads of at most that piece (no int-sized map of
+     * the whole tensor), so tensors over 2 GiB are read piece by piece. Any other dtype is an error
+     * naming the tensor and the dtype found.
      */
-    public ByteBuffer readFloat32(String name) {
+    public float[] readFloat32(String name, long from, int count) {
         Entry e = entries.get(name);
         if (e == null) {
             throw new InputException(file + ": tensor '" + name + "' is missing");
         }
-        long floatBytes = e.elementCount() * 4;
-        if (floatBytes > Integer.MAX_VALUE || e.end() - e.begin() > Integer.MAX_VALUE) {
-            throw new InputException(file + ": tensor '" + name + "' (" + e.dtype() + ", shape " + Arrays.toString(e.shape())
-                    + ") takes " + floatBytes + " bytes as float32; tensors of 2 GiB or more are not supported, "
-                    + "expected a checkpoint sharded into smaller tensors");
-        }
-        ByteBuffer raw;
-        try {
-            raw = channel.map(FileChannel.MapMode.READ_ONLY, dataStart + e.begin(), e.end() - e.begin())
-                    .order(ByteOrder.LITTLE_ENDIAN);
-        } catch (IOException ex) {
-            throw new InputException(file + ": tensor '" + name + "': cannot map its data: " + ex.getMessage(), ex);
-        }
-        return switch (e.dtype()) {
-            case "F32" -> raw;
-            case "F16", "BF16" -> widen(raw, e.dtype().equals("BF16"), (int) e.elementCount());
-            default -> throw new InputException(file + ": tensor '" + name + "' has dtype " + e.dtype()
+        int width = elementBytes(e.dtype());
+        if (!e.dtype().equals("F32") && !e.dtype().equals("F16") && !e.dtype().equals("BF16")) {
+            throw new InputException(file + ": tensor '" + name + "' has dtype " + e.dtype()
                     + ", expected F32, F16 or BF16");
-        };
-    }
-
-    private static ByteBuffer widen(ByteBuffer raw, boolean bfloat, int count) {
-        ByteBuffer out = ByteBuffer.allocateDirect(count * 4).order(ByteOrder.LITTLE_ENDIAN);
-        for (int i = 0; i < count; i++) {
-            short bits = raw.getShort(i * 2);
-            out.putFloat(i * 4, bfloat ? Float.intBitsToFloat((bits & 0xffff) << 16) : halfToFloat(bits));
+        }
+        if (from < 0 || count < 0 || from + count > e.elementCount() || count > Integer.MAX_VALUE / 4) {
+            throw new IllegalArgumentException("tensor " + name + ": elements [" + from + ", " + (from + count)
+                    + ") of " + e.elementCount());
+        }
+        ByteBuffer raw = ByteBuffer.allocate(count * width).order(ByteOrder.LITTLE_ENDIAN);
+        try {
+            readFully(channel, raw, dataStart + e.begin() + from * width);
+        } catch (IOException ex) {
+            throw new InputException(file + ": tensor '" + name + "': cannot read its data: " + ex.getMessage(), ex);
+        }
+        raw.flip();
+        float[] out = new float[count];
+        switch (e.dtype()) {
+            case "F32" -> raw.asFloatBuffer().get(out);
+            case "BF16" -> {
+                for (int i = 0; i < count; i++) {
+                    out[i] = Float.intBitsToFloat((raw.getShort(i * 2) & 0xffff) << 16);
+                }
+            }
+            default -> {
+                for (int i = 0; i < count; i++) {
+                    out[i] = halfToFloat(raw.getShort(i * 2));
+                }
+            }
         }
         return out;
     }
 
     /** IEEE 754 binary16 to float (Java 17 has no Float.float16ToFloat). */
-    static float halfToFloat(short half) {
+    public static float halfToFloat(short half) {
         int h = half & 0xffff;
         int sign = (h & 0x8000) << 16;
         int exponent = (h >>> 10) & 0x1f;
