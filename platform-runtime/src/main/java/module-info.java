@@ -11,8 +11,9 @@ module io.anneal.runtime {
     requires info.picocli;
     requires com.fasterxml.jackson.databind;
     requires org.knowm.xchart;
-    requires me.tongfei.progressbar;
     requires java.desktop;
+    // sun.misc.Signal: SIGINT and SIGTERM stop a run between steps (pipeline.StopSignals)
+    requires jdk.unsupported;
 
     uses io.anneal.api.plugin.Plugin;
 
