@@ -91,14 +91,16 @@ public final class PipelineEngine {
      * these properties when it loads libtorch (PtEngine), and inter-op threads cannot change later.
      */
     private void applyThreads() {
+        String waiting = System.getenv().getOrDefault("OMP_WAIT_POLICY", "").isBlank() ? "OpenMP's default waiting (spinning)"
+                : "OMP_WAIT_POLICY=" + System.getenv("OMP_WAIT_POLICY");
+        String available = Runtime.getRuntime().availableProcessors() + " CPUs available to this process";
         if (pipeline.threads() > 0) {
             System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(pipeline.threads()));
             System.setProperty("ai.djl.pytorch.num_interop_threads", Integer.toString(pipeline.threads()));
-            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op; pipeline.threads, "
-                    + Runtime.getRuntime().availableProcessors() + " CPUs available to this process)");
+            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op, pipeline.threads; " + available + "; "
+                    + waiting + ")");
         } else {
-            out.println("threads: libtorch's default (pipeline.threads = 0; "
-                    + Runtime.getRuntime().availableProcessors() + " CPUs available to this process)");
+            out.println("threads: libtorch's default (pipeline.threads = 0; " + available + "; " + waiting + ")");
         }
     }
 

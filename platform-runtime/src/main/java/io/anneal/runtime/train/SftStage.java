@@ -136,11 +136,12 @@ final class SftStage implements Stage {
             long firstStep = stepNumber;
             long firstTokens = tokensSeen;
             EvalLosses evalLosses = new EvalLosses();
-            String stopped = null;
+            // a stop asked while the stage was loading: no step to finish, nothing new to save
+            String stopped = context.stopRequested() ? "sft: stopped before step " + (stepNumber + 1) + "; " + lastOnDisk(store) : null;
             Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
             try (ProgressReporter progress = context.progress("sft", tokenBudget, "tokens")) {
                 progress.update(tokensSeen, "");
-                while (position.tokensSeen < tokenBudget) {
+                while (stopped == null && position.tokensSeen < tokenBudget) {
                     engine.setRandomSeed(TrainerState.stepSeed(context.seed(), position.step));
                     Map<String, Object> metrics = trainOneStep(step, stream, lossScale, position, out);
                     boolean last = position.tokensSeen >= tokenBudget;

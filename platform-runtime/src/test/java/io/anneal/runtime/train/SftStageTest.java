@@ -409,6 +409,16 @@ class SftStageTest {
     }
 
     @Test
+    void aStopRequestBeforeTheFirstStepTrainsNothingAndSaysWhatIsOnDisk(@TempDir Path dir) throws Exception {
+        TestStageContext stopped = new TestStageContext(dir, new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4), false);
+        stopped.stopDuringStep = 0; // asked while the stage was still loading
+        new SftFixture().stage().run(stopped);
+        assertTrue(stopped.steps().isEmpty());
+        assertTrue(stopped.console().contains("sft: stopped before step 1; no checkpoint exists on disk"), stopped.console());
+        assertEquals(null, stopped.published);
+    }
+
+    @Test
     void aStopRequestDuringACheckpointStepWritesThatCheckpointOnce(@TempDir Path dir) throws Exception {
         TestStageContext stopped = new TestStageContext(dir, new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4), false);
         stopped.stopDuringStep = 4;

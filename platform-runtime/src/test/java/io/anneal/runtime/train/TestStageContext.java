@@ -62,7 +62,8 @@ final class TestStageContext implements StageContext {
 
     @Override
     public boolean stopRequested() {
-        return stopDuringStep >= 0 && steps().stream().anyMatch(m -> ((Number) m.get("step")).longValue() >= stopDuringStep);
+        return stopDuringStep == 0 || stopDuringStep > 0
+                && steps().stream().anyMatch(m -> ((Number) m.get("step")).longValue() >= stopDuringStep);
     }
 
     @Override
