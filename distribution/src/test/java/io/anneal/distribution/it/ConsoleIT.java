@@ -131,7 +131,7 @@ class ConsoleIT {
     /**
      * 20 signals at random moments over a chain of runs in one run folder, each a --resume of the
      * one before: SIGINT and SIGTERM alternate, every fourth run gets a second signal 0.3 s after the
-     * first. Each exits 130 or 143, no JVM crash file appears, a stopped run names its checkpoint
+     * first; every third signal falls anywhere from the start, the others while training runs. Each exits 130 or 143, no JVM crash file appears, a stopped run names its checkpoint
      * and the next run resumes from it.
      */
     @Test
@@ -141,35 +141,44 @@ class ConsoleIT {
         Path runDir = tmp.resolve("signals");
         Files.createDirectories(runDir);
         Pattern stopped = Pattern.compile("sft: stopped after step (\\d+) \\([0-9,]+ tokens\\); checkpoint (\\S+)");
-        String expectResume = null;
+        Path checkpoints = runDir.resolve("1-sft/checkpoints");
         int graceful = 0;
         long start = System.nanoTime();
         for (int i = 0; i < 20; i++) {
             String signal = i % 2 == 0 ? "INT" : "TERM";
             int code = i % 2 == 0 ? 130 : 143;
-            long delay = 1500 + random.nextInt(3500);
+            // every third signal at any moment from the start (start-up included), the others while
+            // training runs (after the stage printed its batch line), however slow the machine is
+            boolean fromStart = i % 3 == 0;
+            long delay = fromStart ? 500 + random.nextInt(4500) : random.nextInt(2500);
+            Path log = tmp.resolve("run-" + i + ".log");
+            Path newest = newestComplete(checkpoints);
             Process p = ReliabilityIT.command("", runDir, "--resume", "--set", "stages[0].token-budget=\"600K\"")
-                    .redirectOutput(tmp.resolve("run-" + i + ".log").toFile()).start();
+                    .redirectOutput(log.toFile()).start();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (!fromStart && !Files.readString(log).contains("sft: batch:") && p.isAlive() && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
             boolean exited = p.waitFor(delay, TimeUnit.MILLISECONDS);
-            String context = "run " + i + " (seed " + seed + ", SIG" + signal + " after " + delay + " ms)";
-            assertFalse(exited, context + " ended before its signal: " + Files.readString(tmp.resolve("run-" + i + ".log")));
+            String context = "run " + i + " (seed " + seed + ", SIG" + signal + " " + delay + " ms after "
+                    + (fromStart ? "the start" : "training began") + ")";
+            assertFalse(exited, context + " ended before its signal: " + Files.readString(log));
             kill(signal, p.pid());
             if (i % 4 == 3) {
                 Thread.sleep(300);
                 kill(signal, p.pid());
             }
             assertTrue(p.waitFor(60, TimeUnit.SECONDS), context + " did not exit");
-            String out = Files.readString(tmp.resolve("run-" + i + ".log"));
+            String out = Files.readString(log);
             assertEquals(code, p.exitValue(), context + ": " + out);
             assertFalse(out.contains("SIGSEGV") || out.contains("fatal error"), context + ": " + out);
-            if (expectResume != null && out.contains("sft: resuming from")) {
-                assertTrue(out.contains("sft: resuming from " + expectResume), context + ": " + out);
+            if (newest != null && out.contains("sft: resuming from")) {
+                assertTrue(out.contains("sft: resuming from " + newest), context + ": " + out);
             }
             Matcher m = stopped.matcher(out);
             if (m.find()) {
                 graceful++;
-                expectResume = m.group(2);
-                assertTrue(Files.exists(Path.of(expectResume, "COMPLETE")), context + ": " + out);
+                assertEquals(Path.of(m.group(2)), newestComplete(checkpoints), context + ": " + out);
                 assertTrue(out.contains("anneal: stopped by SIG" + signal), context + ": " + out);
                 assertTrue(out.contains("resume with: anneal run " + ReliabilityIT.EXAMPLE), context + ": " + out);
             }
@@ -179,23 +188,38 @@ class ConsoleIT {
             assertEquals(List.of(), crashes);
         }
         assertTrue(graceful >= 5, graceful + " of 20 runs stopped after a step (seed " + seed + ")");
-        // the last checkpoint resumes and trains on
+        // the newest checkpoint resumes and trains on to the next one
+        Path newest = newestComplete(checkpoints);
         Process p = ReliabilityIT.command("", runDir, "--resume", "--set", "stages[0].token-budget=\"600K\"")
                 .redirectOutput(tmp.resolve("last.log").toFile()).start();
         try {
-            Path metrics = runDir.resolve("1-sft/metrics.jsonl");
-            long resumedStep = Long.parseLong(expectResume.replaceAll(".*step-0*(\\d+)$", "$1"));
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-            while (System.nanoTime() < deadline && Files.readAllLines(metrics).size() <= resumedStep) {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+            while (System.nanoTime() < deadline && newest.equals(newestComplete(checkpoints)) && p.isAlive()) {
                 Thread.sleep(200);
             }
-            assertTrue(Files.readAllLines(metrics).size() > resumedStep, Files.readString(tmp.resolve("last.log")));
-            assertTrue(Files.readString(tmp.resolve("last.log")).contains("sft: resuming from " + expectResume));
+            String last = Files.readString(tmp.resolve("last.log"));
+            assertTrue(last.contains("sft: resuming from " + newest), last);
+            assertTrue(step(newestComplete(checkpoints)) > step(newest), last);
         } finally {
             kill("INT", p.pid());
             p.waitFor(60, TimeUnit.SECONDS);
         }
         System.out.println("signals: 20 runs in " + (System.nanoTime() - start) / 1_000_000_000 + " s, " + graceful + " stopped after a step");
+    }
+
+    /** The newest checkpoint folder with its COMPLETE marker, or null. */
+    static Path newestComplete(Path checkpoints) throws Exception {
+        if (!Files.isDirectory(checkpoints)) {
+            return null;
+        }
+        try (Stream<Path> s = Files.list(checkpoints)) {
+            return s.filter(d -> d.getFileName().toString().matches("step-\\d+") && Files.exists(d.resolve("COMPLETE")))
+                    .max(java.util.Comparator.comparingLong(ConsoleIT::step)).orElse(null);
+        }
+    }
+
+    static long step(Path checkpoint) {
+        return Long.parseLong(checkpoint.getFileName().toString().substring("step-".length()));
     }
 
     static void kill(String signal, long pid) throws Exception {
