@@ -11,9 +11,10 @@ module io.anneal.runtime {
     requires info.picocli;
     requires com.fasterxml.jackson.databind;
     requires org.knowm.xchart;
-    requires me.tongfei.progressbar;
     requires java.desktop;
     requires java.management; // MemoryUsage of DJL's CudaUtils, in anneal env
+    // sun.misc.Signal: SIGINT and SIGTERM stop a run between steps (pipeline.StopSignals)
+    requires jdk.unsupported;
 
     uses io.anneal.api.plugin.Plugin;
 

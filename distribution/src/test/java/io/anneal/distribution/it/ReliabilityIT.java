@@ -111,7 +111,7 @@ class ReliabilityIT {
         assertTrue(r.out().contains("run again with --resume"), r.out());
         assertFalse(r.out().contains("Exception") || r.out().contains("\tat "), r.out());
         assertEquals(List.of(), names(runDir.resolve("1-sft/checkpoints")), "no partial checkpoint folder");
-        assertEquals(List.of("1-sft", "anneal.lock"), names(runDir));
+        assertEquals(List.of("1-sft", "anneal.lock", "run.log"), names(runDir));
         assertEquals(List.of("checkpoints", "events.jsonl", "metrics.jsonl"), names(runDir.resolve("1-sft")),
                 "no final model and no temporary folder");
 

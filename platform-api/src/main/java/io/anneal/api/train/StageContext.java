@@ -24,6 +24,24 @@ public interface StageContext {
     boolean resume();
 
     /**
+     * The checkpoint folder named by {@code --resume PATH} when it is one of this stage's: continue
+     * from it rather than from the newest. Empty otherwise. Since API 1.2; the default is empty.
+     */
+    default Optional<Path> resumeCheckpoint() {
+        return Optional.empty();
+    }
+
+    /**
+     * True once the user asked the run to stop (the first SIGINT or SIGTERM). A stage checks it
+     * between steps, never inside one: it then saves what a {@code --resume} needs and returns
+     * without publishing a model; the engine ends the run with exit code 130 or 143. Since API
+     * 1.2; the default never stops.
+     */
+    default boolean stopRequested() {
+        return false;
+    }
+
+    /**
      * The pipeline's model architecture, built from its top-level {@code model} block.
      *
      * @throws io.anneal.api.InputException when the pipeline has no {@code model} block

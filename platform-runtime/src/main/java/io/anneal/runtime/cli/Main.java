@@ -10,6 +10,8 @@ import io.anneal.runtime.config.PipelineValidator;
 import io.anneal.runtime.config.ResolvedPipelinePrinter;
 import io.anneal.runtime.config.ValidatedPipeline;
 import io.anneal.runtime.output.ProgressReporters;
+import io.anneal.runtime.output.RunConsole;
+import io.anneal.runtime.pipeline.StopSignals;
 import io.anneal.runtime.pipeline.PipelineEngine;
 import io.anneal.runtime.train.RunFailedException;
 import io.anneal.runtime.plugins.LoadedPlugin;
@@ -27,6 +29,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -45,8 +48,8 @@ public final class Main {
     static final int FAILED = 1;
     static final int BAD_INPUT = 2;
 
-    private final PrintStream out;
-    private final PrintStream err;
+    private PrintStream out;
+    private PrintStream err;
     private final Map<String, String> env;
     private final Path workingDirectory;
     private final String annealHome;
@@ -63,6 +66,7 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        StopSignals.install(System.err);
         Main main = new Main(System.out, System.err, System.getenv(), Path.of("").toAbsolutePath(),
                 System.getProperty("anneal.home"));
         System.exit(main.run(args));
@@ -107,6 +111,7 @@ public final class Main {
         cli.addSubcommand("env", new Env());
         cli.addSubcommand("validate", new Validate());
         cli.addSubcommand("run", new Run());
+        cli.addSubcommand("config", new ConfigCommand());
         for (PluginRegistry.RegisteredCommand c : registry.commands()) {
             CommandSpec spec = CommandSpec.create().name(c.command().name());
             spec.usageMessage().description(c.command().summary() + " (plugin " + c.plugin().id() + ")");
@@ -272,8 +277,29 @@ public final class Main {
         }
     }
 
+    @Command(name = "config", mixinStandardHelpOptions = true,
+            description = "Print the resolved pipeline, every value with where it came from; runs nothing.")
+    final class ConfigCommand implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "FILE", description = "the pipeline (HOCON)")
+        Path file;
+
+        @Parameters(index = "1..*", paramLabel = "PATH=VALUE", description = "override a value, as --set PATH=VALUE")
+        List<String> bare = new ArrayList<>();
+
+        @Option(names = "--set", paramLabel = "PATH=VALUE", description = "override a value (repeatable)")
+        List<String> overrides = new ArrayList<>();
+
+        @Override
+        public Integer call() {
+            ResolvedPipelinePrinter.lines(validate(file, overrides, bare)).forEach(out::println);
+            return OK;
+        }
+    }
+
     @Command(name = "run", mixinStandardHelpOptions = true,
-            description = "Validate a pipeline, print it with the origin of every value, and run its stages.")
+            description = "Validate a pipeline, print it with the origin of every value, and run its stages. "
+                    + "The first SIGINT or SIGTERM stops after the current step with a checkpoint (exit 130 or 143); "
+                    + "a second one stops at once. The console is also appended to <run-dir>/run.log.")
     final class Run implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "FILE", description = "the pipeline (HOCON)")
         Path file;
@@ -284,24 +310,76 @@ public final class Main {
         @Option(names = "--set", paramLabel = "PATH=VALUE", description = "override a value (repeatable)")
         List<String> overrides = new ArrayList<>();
 
-        @Option(names = "--resume", description = "continue from the newest complete checkpoint")
-        boolean resume;
+        @Option(names = "--resume", arity = "0..1", fallbackValue = "", paramLabel = "CHECKPOINT",
+                description = "continue from the newest complete checkpoint, or from the checkpoint folder given")
+        String resume;
+
+        @Option(names = "--quiet", description = "only the essentials: no resolved pipeline (anneal config prints it)")
+        boolean quiet;
 
         @Override
         public Integer call() {
-            ValidatedPipeline p = validate(file, overrides, bare);
-            out.println("pipeline '" + p.name() + "' (" + file + "), resolved:");
-            ResolvedPipelinePrinter.lines(p).forEach(l -> out.println("  " + l));
+            PrintStream terminalOut = out;
+            PrintStream terminalErr = err;
+            RunConsole console = new RunConsole(terminalOut, terminalErr);
+            out = console;
+            err = console.errors();
             try {
-                RunModule.injector(registry, extensions, p, out, ProgressReporters.forConsole(out))
-                        .getInstance(PipelineEngine.class).run(resume);
+                return runLogged(console);
+            } catch (InputException e) {
+                return fail(e, null);
+            } finally {
+                console.close();
+                out = terminalOut;
+                err = terminalErr;
+            }
+        }
+
+        private int runLogged(RunConsole console) {
+            if (resume != null && !resume.isEmpty() && resume.matches("[A-Za-z0-9_.\\[\\]\"-]+=.*")
+                    && !Files.exists(workingDirectory.resolve(resume))) {
+                bare.add(0, resume); // "--resume stages.0.x=1": an override after a bare --resume
+                resume = "";
+            }
+            Optional<Path> checkpoint = resume == null || resume.isEmpty() ? Optional.empty()
+                    : Optional.of(workingDirectory.resolve(resume).normalize());
+            ValidatedPipeline p = validate(file, overrides, bare);
+            console.logTo(p.runDir().resolve("run.log"));
+            out.println("pipeline '" + p.name() + "' (" + file + "), run folder " + p.runDir() + ", started "
+                    + java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
+                    + (quiet ? "" : "; resolved:"));
+            if (!quiet) {
+                ResolvedPipelinePrinter.lines(p).forEach(l -> out.println("  " + l));
+            }
+            try {
+                RunModule.injector(registry, extensions, p, out, ProgressReporters.forConsole(out, env))
+                        .getInstance(PipelineEngine.class).run(resume != null, checkpoint);
             } catch (InputException e) {
                 throw e;
+            } catch (RunFailedException e) {
+                if (StopSignals.requested().isPresent()) {
+                    err.println("anneal: " + e.getMessage() + "; resume with: " + resumeCommand());
+                    return e.exitCode();
+                }
+                return fail(e, p.runDir());
             } catch (Exception | LinkageError e) {
                 return fail(e, p.runDir());
             }
             out.println("pipeline '" + p.name() + "' done; results in " + p.runDir());
             return OK;
         }
+
+        /** This command line again, with --resume (the newest checkpoint: the one the stop just wrote). */
+        private String resumeCommand() {
+            StringBuilder c = new StringBuilder("anneal run ").append(shellWord(file.toString()));
+            overrides.forEach(o -> c.append(" --set ").append(shellWord(o)));
+            bare.forEach(b -> c.append(' ').append(shellWord(b)));
+            return c.append(" --resume").toString();
+        }
+    }
+
+    /** A word as a POSIX shell reads it back: as is when safe, else in single quotes. */
+    static String shellWord(String word) {
+        return word.matches("[A-Za-z0-9_./:=,@%+\\[\\]-]+") ? word : "'" + word.replace("'", "'\\''") + "'";
     }
 }

@@ -77,6 +77,12 @@ public final class PipelineValidator {
         long seed = attempt(problems, "pipeline.seed", () -> pv.getLong("seed"), 0L);
         Path runDir = attempt(problems, "pipeline.run-dir", () -> ConfiguredExtensions.resolve(pv.getString("run-dir"), pv.origin("run-dir"),
                 workingDirectory), workingDirectory);
+        int threads = attempt(problems, "pipeline.threads", () -> threads(pv), 0);
+        if (threads < 0) {
+            problems.add(new ConfigProblem(pv.origin("threads"), "pipeline.threads", "auto (the CPUs this process may use), "
+                    + "a whole number of threads from 1 to 4096, or 0 (libtorch's own default)", "'" + pv.getString("threads") + "'"));
+            threads = 0;
+        }
         Config resolved = ConfigFactory.empty().withValue("pipeline", pipeline.root());
 
         // model { type = ... }
@@ -138,7 +144,7 @@ public final class PipelineValidator {
         if (!problems.isEmpty()) {
             throw new ConfigException(new ArrayList<>(problems));
         }
-        return new ValidatedPipeline(loaded.file(), name, runDir, device, seed, model, stages, resolved);
+        return new ValidatedPipeline(loaded.file(), name, runDir, device, seed, threads, model, stages, resolved);
     }
 
     /**
@@ -181,6 +187,27 @@ public final class PipelineValidator {
 
     private interface Getter<T> {
         T get();
+    }
+
+    /**
+     * {@code pipeline.threads}: {@code auto} is the CPUs this process may use
+     * ({@code Runtime.availableProcessors()}, which follows the cgroup quota and the affinity mask);
+     * 0 leaves libtorch its own default (every core of the machine, contention or not).
+     */
+    private static int threads(HoconConfigView pv) {
+        String text = pv.getString("threads").trim();
+        if (text.equals("auto")) {
+            return Runtime.getRuntime().availableProcessors();
+        }
+        try {
+            int n = Integer.parseInt(text);
+            if (n >= 0 && n <= 4096) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // the message below
+        }
+        return -1;
     }
 
     /** Reads a value, or records its problem; a value already reported by the shape check is not read again. */

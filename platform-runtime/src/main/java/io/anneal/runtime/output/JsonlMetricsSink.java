@@ -12,14 +12,17 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.time.Clock;
+import java.time.temporal.ChronoUnit;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 /**
- * Metrics as JSON lines: one object per step, {@code step} first, then the values; each line is
- * flushed so a crash loses nothing already logged. The file holds one run's steps, each once:
+ * Metrics as JSON lines: one object per step, {@code step} first, then {@code time} (when the row
+ * was written: ISO-8601 in UTC with milliseconds, {@code 2026-12-02T03:04:05.678Z}), then the
+ * values; each line is flushed so a crash loses nothing already logged. The file holds one run's steps, each once:
  * <ul>
  *   <li>a fresh run (no {@code --resume}) starts the file afresh with its first row; a run that
  *       is refused before it logs anything leaves the file as it was;</li>
@@ -34,12 +37,18 @@ public final class JsonlMetricsSink implements MetricsSink, AutoCloseable {
     private final Path file;
     private final boolean resume;
     private final PrintStream out;
+    private final Clock clock;
     private BufferedWriter writer;
 
     public JsonlMetricsSink(Path file, boolean resume, PrintStream out) {
+        this(file, resume, out, Clock.systemUTC());
+    }
+
+    public JsonlMetricsSink(Path file, boolean resume, PrintStream out, Clock clock) {
         this.file = file;
         this.resume = resume;
         this.out = out;
+        this.clock = clock;
     }
 
     public Path file() {
@@ -106,8 +115,9 @@ public final class JsonlMetricsSink implements MetricsSink, AutoCloseable {
     public synchronized void log(long step, Map<String, ?> metrics) {
         Map<String, Object> row = new LinkedHashMap<>();
         row.put("step", step);
+        row.put("time", clock.instant().truncatedTo(ChronoUnit.MILLIS).toString());
         metrics.forEach((k, v) -> {
-            if (!"step".equals(k)) {
+            if (!"step".equals(k) && !"time".equals(k)) {
                 row.put(k, v);
             }
         });

@@ -20,6 +20,23 @@ public final class XChartCharts implements Charts {
     @Override
     public void linePlot(Path png, String title, String xLabel, Axis xAxis, String yLabel, Axis yAxis, List<Series> series)
             throws IOException {
+        try {
+            draw(png, title, xLabel, xAxis, yLabel, yAxis, series);
+        } catch (Error e) {
+            // AWT's font manager on a JRE without fonts (UnsatisfiedLinkError, InternalError, AWTError)
+            throw drawingFailed(png, e);
+        }
+    }
+
+    /** A chart that Java's graphics cannot draw: the file and the likely cure, without a class name. */
+    static IOException drawingFailed(Path png, Throwable e) {
+        String reason = e.getMessage() == null || e.getMessage().isBlank() ? "no message" : e.getMessage();
+        return new IOException("cannot draw " + png + ": the Java runtime could not render the chart (" + reason + "); a JRE "
+                + "without fonts needs a font package, such as fontconfig and fonts-dejavu-core on Debian or Ubuntu", e);
+    }
+
+    private void draw(Path png, String title, String xLabel, Axis xAxis, String yLabel, Axis yAxis, List<Series> series)
+            throws IOException {
         XYChart chart = new XYChartBuilder().width(WIDTH).height(HEIGHT).title(title).xAxisTitle(xLabel).yAxisTitle(yLabel).build();
         chart.getStyler().setMarkerSize(0);
         chart.getStyler().setXAxisLogarithmic(xAxis == Axis.LOG);

@@ -5,7 +5,9 @@ import io.anneal.runtime.device.DeviceSelector;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.train.Stage;
+import io.anneal.api.InputException;
 import io.anneal.runtime.config.ValidatedPipeline;
+import io.anneal.runtime.train.RunFailedException;
 import io.anneal.runtime.output.JsonlMetricsSink;
 import io.anneal.runtime.output.ProgressReporters;
 import com.google.inject.Inject;
@@ -13,6 +15,8 @@ import com.google.inject.name.Named;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Optional;
 import java.util.function.Supplier;
 
@@ -42,12 +46,66 @@ public final class PipelineEngine {
     }
 
     public void run(boolean resume) throws Exception {
+        run(resume, Optional.empty());
+    }
+
+    /**
+     * Runs the stages; with {@code checkpoint} (from {@code --resume PATH}) the stage whose
+     * checkpoint it is resumes from it. A stop request (the first SIGINT or SIGTERM) ends the run
+     * after the stage that saw it saved its state: a {@link RunFailedException} with exit code 130
+     * or 143.
+     */
+    public void run(boolean resume, Optional<Path> checkpoint) throws Exception {
+        Optional<Integer> checkpointStage = checkpoint.isPresent() ? Optional.of(stageOf(checkpoint.get())) : Optional.empty();
+        applyThreads();
         try (RunDirLock lock = RunDirLock.acquire(pipeline.runDir())) {
-            runStages(resume);
+            StopSignals.arm(out);
+            try {
+                runStages(resume || checkpoint.isPresent(), checkpoint, checkpointStage);
+            } finally {
+                StopSignals.disarm();
+            }
         }
     }
 
-    private void runStages(boolean resume) throws Exception {
+    /** The index of the stage whose checkpoint folder holds {@code checkpoint}, or bad input. */
+    private int stageOf(Path checkpoint) throws java.io.IOException {
+        if (!Files.isDirectory(checkpoint)) {
+            throw new InputException("--resume " + checkpoint + ": no such folder; expected a checkpoint folder such as "
+                    + stageDirectory(pipeline.runDir(), 0, pipeline.stages().get(0).name()).resolve("checkpoints/step-000100"));
+        }
+        Path parent = checkpoint.toRealPath().getParent();
+        List<String> expected = new ArrayList<>();
+        for (ValidatedPipeline.StagePlan plan : pipeline.stages()) {
+            Path root = stageDirectory(pipeline.runDir(), plan.index(), plan.name()).resolve("checkpoints");
+            if (Files.isDirectory(root) && root.toRealPath().equals(parent)) {
+                return plan.index();
+            }
+            expected.add(root.resolve("step-NNNNNN").toString());
+        }
+        throw new InputException("--resume " + checkpoint + ": expected a checkpoint folder of this pipeline, "
+                + String.join(" or ", expected));
+    }
+
+    /**
+     * libtorch's thread pools ({@code pipeline.threads}), set before the engine starts: DJL reads
+     * these properties when it loads libtorch (PtEngine), and inter-op threads cannot change later.
+     */
+    private void applyThreads() {
+        String waiting = System.getenv().getOrDefault("OMP_WAIT_POLICY", "").isBlank() ? "OpenMP's default waiting (spinning)"
+                : "OMP_WAIT_POLICY=" + System.getenv("OMP_WAIT_POLICY");
+        String available = Runtime.getRuntime().availableProcessors() + " CPUs available to this process";
+        if (pipeline.threads() > 0) {
+            System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(pipeline.threads()));
+            System.setProperty("ai.djl.pytorch.num_interop_threads", Integer.toString(pipeline.threads()));
+            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op, pipeline.threads; " + available + "; "
+                    + waiting + ")");
+        } else {
+            out.println("threads: libtorch's default (pipeline.threads = 0; " + available + "; " + waiting + ")");
+        }
+    }
+
+    private void runStages(boolean resume, Optional<Path> checkpoint, Optional<Integer> checkpointStage) throws Exception {
         Supplier<Device> device = memoize(() -> {
             DeviceSelector.Choice choice = DeviceSelector.choose(pipeline.device());
             out.println(choice.line());
@@ -63,12 +121,18 @@ public final class PipelineEngine {
             out.println("== stage " + (plan.index() + 1) + "/" + pipeline.stages().size() + ": " + plan.name()
                     + " (" + stage.describe() + ") in " + dir);
             try (JsonlMetricsSink metrics = new JsonlMetricsSink(dir.resolve("metrics.jsonl"), resume, out)) {
-                RunStageContext context = new RunStageContext(dir, previousModel, resume, model, pipeline.seed(), device,
+                Optional<Path> named = checkpointStage.filter(i -> i == plan.index()).flatMap(i -> checkpoint);
+                RunStageContext context = new RunStageContext(dir, previousModel, resume, named, model, pipeline.seed(), device,
                         metrics, progress, out);
                 stage.run(context);
                 if (context.published().isPresent()) {
                     previousModel = context.published();
                 }
+            }
+            Optional<String> signal = StopSignals.requested();
+            if (signal.isPresent()) {
+                throw new RunFailedException("stopped by " + signal.get() + " in stage " + (plan.index() + 1) + " (" + plan.name()
+                        + ")", StopSignals.exitCode(signal.get()), null);
             }
         }
     }

@@ -17,6 +17,7 @@ final class RunStageContext implements StageContext {
     private final Path stageDirectory;
     private final Optional<Path> inputModel;
     private final boolean resume;
+    private final Optional<Path> resumeCheckpoint;
     private final Supplier<Optional<ModelArchitecture>> model;
     private final long seed;
     private final Supplier<Device> device;
@@ -25,12 +26,13 @@ final class RunStageContext implements StageContext {
     private final PrintStream out;
     private Path published;
 
-    RunStageContext(Path stageDirectory, Optional<Path> inputModel, boolean resume,
+    RunStageContext(Path stageDirectory, Optional<Path> inputModel, boolean resume, Optional<Path> resumeCheckpoint,
                     Supplier<Optional<ModelArchitecture>> model, long seed, Supplier<Device> device,
                     MetricsSink metrics, ProgressReporters progress, PrintStream out) {
         this.stageDirectory = stageDirectory;
         this.inputModel = inputModel;
         this.resume = resume;
+        this.resumeCheckpoint = resumeCheckpoint;
         this.model = model;
         this.seed = seed;
         this.device = device;
@@ -61,6 +63,16 @@ final class RunStageContext implements StageContext {
     @Override
     public boolean resume() {
         return resume;
+    }
+
+    @Override
+    public Optional<Path> resumeCheckpoint() {
+        return resumeCheckpoint;
+    }
+
+    @Override
+    public boolean stopRequested() {
+        return StopSignals.requested().isPresent();
     }
 
     @Override

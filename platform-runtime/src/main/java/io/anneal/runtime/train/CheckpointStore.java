@@ -151,6 +151,28 @@ final class CheckpointStore {
     }
 
     /** Deletes temp folders and uncommitted step folders left by a crash; returns what it deleted. */
+    /**
+     * Moves the committed checkpoints after {@code step} out of the way of a run resumed from it,
+     * renamed {@code superseded-step-NNNNNN-<UTC time>} (never deleted: they are another line of
+     * training the user may still want). Returns each old path with its new one.
+     */
+    java.util.Map<Path, Path> setAsideAfter(long step) throws IOException {
+        java.util.Map<Path, Path> moved = new java.util.LinkedHashMap<>();
+        String stamp = java.time.format.DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'")
+                .format(java.time.ZonedDateTime.now(java.time.ZoneOffset.UTC));
+        for (Checkpoint c : complete()) {
+            if (c.step() > step) {
+                Path target = root.resolve("superseded-" + c.directory().getFileName() + "-" + stamp);
+                moveAtomically(c.directory(), target);
+                moved.put(c.directory(), target);
+            }
+        }
+        if (!moved.isEmpty()) {
+            syncDirectory(root);
+        }
+        return moved;
+    }
+
     List<Path> removeIncomplete() throws IOException {
         List<Path> deleted = new ArrayList<>();
         if (!Files.isDirectory(root)) {

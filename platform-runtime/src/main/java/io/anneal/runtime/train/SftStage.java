@@ -90,11 +90,17 @@ final class SftStage implements Stage {
     public void run(StageContext context) throws Exception {
         PrintStream out = context.out();
         checkPrecisionEnvironment(out);
+        long startNanos = System.nanoTime();
         CheckpointStore store = new CheckpointStore(context.stageDirectory().resolve(CHECKPOINTS), settings.keepLast());
+        Optional<CheckpointStore.Checkpoint> named = namedCheckpoint(context);
         for (Path stale : store.removeIncomplete()) {
             out.println("sft: removed an incomplete checkpoint left by an interrupted write: " + stale);
         }
-        Optional<CheckpointStore.Checkpoint> latest = store.latestComplete();
+        if (named.isPresent()) {
+            store.setAsideAfter(named.get().step()).forEach((from, to) -> out.println("sft: set aside " + from
+                    + " (newer than the checkpoint resumed from) as " + to));
+        }
+        Optional<CheckpointStore.Checkpoint> latest = named.isPresent() ? named : store.latestComplete();
         if (!context.resume() && latest.isPresent()) {
             // Starting over would fail to write every checkpoint (a complete one is never overwritten)
             // and mix two runs' metrics: say what to do instead (as transformers' overwrite_output_dir did).
@@ -144,24 +150,36 @@ final class SftStage implements Stage {
                     + " parameters; data " + data.describe());
             out.println("sft: " + settings.batchDescription());
             Progress position = new Progress(stepNumber, tokensSeen, newestClean(store, resumeFrom));
+            long firstStep = stepNumber;
+            long firstTokens = tokensSeen;
+            EvalLosses evalLosses = new EvalLosses();
+            // a stop asked while the stage was loading: no step to finish, nothing new to save
+            String stopped = context.stopRequested() ? "sft: stopped before step " + (stepNumber + 1) + "; " + lastOnDisk(store) : null;
             Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
             try (ProgressReporter progress = context.progress("sft", tokenBudget, "tokens")) {
                 progress.update(tokensSeen, "");
-                while (position.tokensSeen < tokenBudget) {
+                while (stopped == null && position.tokensSeen < tokenBudget) {
                     engine.setRandomSeed(TrainerState.stepSeed(context.seed(), position.step));
                     Map<String, Object> metrics = trainOneStep(step, stream, lossScale, position, out);
                     boolean last = position.tokensSeen >= tokenBudget;
                     long stepTokens = settings.stepTokens();
                     if (evalData.isPresent() && settings.evalEvery() > 0
                             && (crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.evalEvery()) || last)) {
-                        metrics.putAll(evaluate(step, optimizer, evalData.get()));
+                        Map<String, Object> evaluated = evaluate(step, optimizer, evalData.get());
+                        metrics.putAll(evaluated);
+                        double evalLoss = (Double) evaluated.get("eval_loss");
+                        evalLosses.add(position.step, evalLoss);
+                        out.println(String.format(Locale.ROOT, "sft: step %d (%,d tokens): eval_loss %.4f%s",
+                                position.step, position.tokensSeen, evalLoss, evalLosses.count > 1
+                                        ? String.format(Locale.ROOT, " (best %.4f at step %d)", evalLosses.best, evalLosses.bestStep) : ""));
                     }
                     if (position.step % settings.logEverySteps() == 0 || last) {
                         context.metrics().log(position.step, metrics);
                     }
-                    progress.update(position.tokensSeen, String.format(Locale.ROOT, "step %d loss %.4f lr %.3g", position.step,
-                            (double) metrics.get("loss"), (double) metrics.get("learning_rate")));
-                    if (last || (settings.checkpointEvery() > 0
+                    progress.update(position.tokensSeen, status(metrics, evalLosses, position.step));
+                    boolean stop = !last && context.stopRequested();
+                    Optional<CheckpointStore.Checkpoint> written = Optional.empty();
+                    if (last || stop || (settings.checkpointEvery() > 0
                             && crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.checkpointEvery()))) {
                         TrainerState state = new TrainerState(position.step, position.tokensSeen, lossScale.scale(),
                                 lossScale.goodStepsInARow(), lossScale.skippedSteps(), lossScale.consecutiveSkips(),
@@ -172,11 +190,22 @@ final class SftStage implements Stage {
                         List<Long> keep = new ArrayList<>();
                         protectedStep.ifPresent(keep::add);
                         position.lastGood.filter(c -> !clean).ifPresent(c -> keep.add(c.step()));
-                        checkpoint(store, state, model, optimizer, stream, keep, out, context)
-                                .filter(written -> clean)
-                                .ifPresent(written -> position.lastGood = Optional.of(written));
+                        written = checkpoint(store, state, model, optimizer, stream, keep, out, context);
+                        written.filter(c -> clean).ifPresent(c -> position.lastGood = Optional.of(c));
+                    }
+                    if (stop) {
+                        // between steps: no native call is running, the checkpoint is committed; the
+                        // engine ends the run with the signal's exit code
+                        stopped = String.format(Locale.ROOT, "sft: stopped after step %d (%,d tokens); checkpoint %s",
+                                position.step, position.tokensSeen, written.map(c -> c.directory().toString())
+                                        .orElse("not written (see above); " + lastOnDisk(store)));
+                        break;
                     }
                 }
+            }
+            if (stopped != null) {
+                out.println(stopped);
+                return;
             }
             if (lossScale.consecutiveSkips() > 0) {
                 int skips = lossScale.consecutiveSkips();
@@ -185,7 +214,74 @@ final class SftStage implements Stage {
                         skips == 1 ? " was" : "s were", position.step, position.tokensSeen, lossScale.scale()), position);
             }
             publishFinal(context, store, model, optimizer, position.step, out);
+            summary(out, context, store, position, position.step - firstStep, position.tokensSeen - firstTokens,
+                    (System.nanoTime() - startNanos) / 1e9, evalLosses);
         }
+    }
+
+    /** The progress line's status, most important first: the reporter drops fields from the end to fit the terminal. */
+    private static String status(Map<String, Object> metrics, EvalLosses eval, long step) {
+        StringBuilder s = new StringBuilder(String.format(Locale.ROOT, "loss %.4f", (double) metrics.get("loss")));
+        if (eval.count > 0) {
+            s.append(String.format(Locale.ROOT, "  eval %.4f", eval.last));
+        }
+        s.append(String.format(Locale.ROOT, "  step %d  lr %.2e  grad_norm %.3g", step, (double) metrics.get("learning_rate"),
+                (double) metrics.get("grad_norm")));
+        return s.toString();
+    }
+
+    /** The eval losses of this run: the last and the best, with its step. */
+    private static final class EvalLosses {
+        int count;
+        double last = Double.NaN;
+        double best = Double.NaN;
+        long bestStep;
+
+        void add(long step, double loss) {
+            count++;
+            last = loss;
+            if (Double.isNaN(best) || loss < best) {
+                best = loss;
+                bestStep = step;
+            }
+        }
+    }
+
+    /** The end of the stage on the console: what was done and where everything is. */
+    private static void summary(PrintStream out, StageContext context, CheckpointStore store, Progress position, long steps,
+                                long tokens, double seconds, EvalLosses eval) {
+        out.println(String.format(Locale.ROOT, "sft: done: %d steps, %,d tokens in %s (%,.0f tokens/s); step %d, %,d tokens in all",
+                steps, tokens, formatSeconds(seconds), tokens / Math.max(seconds, 1e-9), position.step, position.tokensSeen));
+        if (eval.count > 0) {
+            out.println(String.format(Locale.ROOT, "sft: eval_loss final %.4f, best %.4f (step %d)", eval.last, eval.best, eval.bestStep));
+        }
+        out.println("sft: metrics: " + context.stageDirectory().resolve("metrics.jsonl"));
+        out.println("sft: checkpoints: " + store.root());
+        out.println("sft: final model: " + context.stageDirectory().resolve(FINAL_MODEL));
+    }
+
+    static String formatSeconds(double seconds) {
+        long s = Math.round(seconds);
+        return s >= 3600 ? String.format(Locale.ROOT, "%dh%02dm", s / 3600, (s % 3600) / 60)
+                : s >= 60 ? String.format(Locale.ROOT, "%dm%02ds", s / 60, s % 60) : s + "s";
+    }
+
+    /**
+     * The checkpoint named by {@code --resume PATH}, checked before anything else touches the folder:
+     * a committed checkpoint of this stage, or bad input.
+     */
+    private static Optional<CheckpointStore.Checkpoint> namedCheckpoint(StageContext context) {
+        Optional<Path> named = context.resumeCheckpoint();
+        if (named.isEmpty()) {
+            return Optional.empty();
+        }
+        Path dir = named.get();
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("step-(\\d{6,})").matcher(dir.getFileName().toString());
+        if (!m.matches() || !Files.isRegularFile(dir.resolve(CheckpointStore.COMPLETE_MARKER))) {
+            throw new InputException("--resume " + dir + ": expected a complete checkpoint folder (step-NNNNNN with a COMPLETE file"
+                    + (m.matches() ? "; this one has none: its write was interrupted, so it cannot be loaded" : "") + ")");
+        }
+        return Optional.of(new CheckpointStore.Checkpoint(Long.parseLong(m.group(1)), dir));
     }
 
     /**

@@ -1,6 +1,7 @@
 package io.anneal.runtime.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -86,5 +87,23 @@ class MainTest {
         assertEquals("sft: loss is NaN; training stopped",
                 Main.describe(new io.anneal.runtime.train.TrainingDivergedException("sft: loss is NaN; training stopped")));
         assertEquals("an internal error with no message", Main.describe(new NullPointerException()));
+    }
+
+    @Test
+    void configPrintsTheResolvedPipelineWithOriginsAndRunsNothing() throws Exception {
+        Files.writeString(tmp.resolve("p.conf"), "pipeline { name = t, run-dir = out }\nstages = []\n");
+        assertEquals(0, run("config", "p.conf", "pipeline.seed=3"));
+        String printed = out.toString(StandardCharsets.UTF_8);
+        assertTrue(printed.contains("pipeline.name = \"t\"  # " + tmp.resolve("p.conf") + ":1"), printed);
+        assertTrue(printed.contains("pipeline.seed = 3  # --set pipeline.seed=3"), printed);
+        assertTrue(printed.contains("pipeline.threads = \"auto\"  # default of plugin core"), printed);
+        assertFalse(Files.exists(tmp.resolve("out")), "nothing ran");
+    }
+
+    @Test
+    void aResumeCommandIsThisCommandLineAgainInShellWords() {
+        assertEquals("stages[0].x=1", Main.shellWord("stages[0].x=1"));
+        assertEquals("'pipeline.run-dir=\"/tmp/a b\"'", Main.shellWord("pipeline.run-dir=\"/tmp/a b\""));
+        assertEquals("'it'\\''s'", Main.shellWord("it's"));
     }
 }

@@ -151,6 +151,18 @@ class PipelineValidatorTest {
     }
 
     @Test
+    void threadsDefaultToTheCpusThisProcessMayUseAndRefuseAnythingButAutoOrACount() throws Exception {
+        String stages = "\nstages = [ { type = schedule-table, schedule { type = linear } } ]";
+        assertEquals(Runtime.getRuntime().availableProcessors(), validate("pipeline.name = t" + stages, List.of()).threads());
+        assertEquals(3, validate("pipeline { name = t, threads = 3 }" + stages, List.of()).threads());
+        assertEquals(0, validate("pipeline { name = t }" + stages, List.of("pipeline.threads=0")).threads());
+        assertEquals(List.of(tmp.resolve("p.conf") + ":1: pipeline.threads: expected auto (the CPUs this process may use), a whole "
+                + "number of threads from 1 to 4096, or 0 (libtorch's own default), found 'many'"),
+                problems("pipeline { name = t, threads = many }" + stages));
+        assertEquals(1, problems("pipeline { name = t, threads = -2 }" + stages).size());
+    }
+
+    @Test
     void didYouMeanUsesTranspositionsAndALengthThreshold() {
         // OSA distance: "wds" -> "wsd" is one transposition; "abc" is 3 edits from "wsd".
         assertEquals(1, DidYouMean.distance("wds", "wsd"));

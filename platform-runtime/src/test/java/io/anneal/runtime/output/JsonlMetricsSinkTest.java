@@ -26,6 +26,11 @@ class JsonlMetricsSinkTest {
         return f;
     }
 
+    /** The rows without their wall-clock time. */
+    private static List<String> rows(Path f) throws Exception {
+        return Files.readAllLines(f).stream().map(l -> l.replaceFirst(",\"time\":\"[^\"]*\"", "")).toList();
+    }
+
     private static final String ROWS = "{\"step\":1,\"loss\":3.0}\n{\"step\":2,\"loss\":2.5}\n{\"step\":3,\"loss\":2.0}\n";
 
     @Test
@@ -35,7 +40,7 @@ class JsonlMetricsSinkTest {
             sink.restartAt(1);
             sink.log(2, Map.of("loss", 2.4));
         }
-        assertEquals(List.of("{\"step\":1,\"loss\":3.0}", "{\"step\":2,\"loss\":2.4}"), Files.readAllLines(f));
+        assertEquals(List.of("{\"step\":1,\"loss\":3.0}", "{\"step\":2,\"loss\":2.4}"), rows(f));
         assertTrue(console.toString(StandardCharsets.UTF_8).contains("2 rows after step 1"), console.toString());
     }
 
@@ -46,7 +51,7 @@ class JsonlMetricsSinkTest {
             sink.log(4, Map.of("loss", 1.9));
         }
         assertEquals(List.of("{\"step\":1,\"loss\":3.0}", "{\"step\":2,\"loss\":2.5}", "{\"step\":3,\"loss\":2.0}",
-                "{\"step\":4,\"loss\":1.9}"), Files.readAllLines(f));
+                "{\"step\":4,\"loss\":1.9}"), rows(f));
         String warning = console.toString(StandardCharsets.UTF_8);
         assertTrue(warning.contains("warning") && warning.contains("torn last line") && warning.contains(f.toString()), warning);
     }
@@ -67,7 +72,7 @@ class JsonlMetricsSinkTest {
         try (JsonlMetricsSink sink = new JsonlMetricsSink(f, false, out)) {
             sink.log(1, Map.of("loss", 9.0));
         }
-        assertEquals(List.of("{\"step\":1,\"loss\":9.0}"), Files.readAllLines(f));
+        assertEquals(List.of("{\"step\":1,\"loss\":9.0}"), rows(f));
     }
 
     @Test
@@ -76,5 +81,15 @@ class JsonlMetricsSinkTest {
         Path f = metrics(ROWS);
         new JsonlMetricsSink(f, false, out).close();
         assertEquals(ROWS, Files.readString(f));
+    }
+
+    @Test
+    void everyRowCarriesItsWallClockTimeInUtc() throws Exception {
+        Path f = dir.resolve("metrics.jsonl");
+        java.time.Clock clock = java.time.Clock.fixed(java.time.Instant.parse("2026-12-02T03:04:05.678Z"), java.time.ZoneOffset.UTC);
+        try (JsonlMetricsSink sink = new JsonlMetricsSink(f, false, out, clock)) {
+            sink.log(1, Map.of("loss", 3.0));
+        }
+        assertEquals(List.of("{\"step\":1,\"time\":\"2026-12-02T03:04:05.678Z\",\"loss\":3.0}"), Files.readAllLines(f));
     }
 }

@@ -36,4 +36,13 @@ class XChartChartsTest {
         assertEquals('N', bytes[2]);
         assertEquals('G', bytes[3]);
     }
+
+    @Test
+    void aJreWithoutFontsIsOneMessageNamingTheFileWithoutAClassName() {
+        java.io.IOException e = XChartCharts.drawingFailed(Path.of("loss.png"),
+                new UnsatisfiedLinkError("libfontmanager.so: libfreetype.so.6: cannot open shared object file"));
+        assertTrue(e.getMessage().startsWith("cannot draw loss.png: the Java runtime could not render the chart (libfontmanager.so"),
+                e.getMessage());
+        assertTrue(e.getMessage().contains("font package") && !e.getMessage().contains("Error"), e.getMessage());
+    }
 }

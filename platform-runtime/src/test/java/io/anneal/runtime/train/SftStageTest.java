@@ -384,4 +384,96 @@ class SftStageTest {
         assertEquals(0, resumed.steps().size());
         assertEquals(dir.resolve("final"), resumed.published);
     }
+
+    @Test
+    void aStopRequestFinishesTheStepWritesACheckpointAndAResumeEndsBitExact(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture a = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        TestStageContext straight = run(new SftFixture(), dir.resolve("straight"), a, false, -1);
+
+        // the stop arrives during step 3 (no checkpoint is due there: they fall at 2, 4, 6)
+        TinyLanguageModel.Architecture b = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        TestStageContext stopped = new TestStageContext(dir.resolve("stopped"), b, false);
+        stopped.stopDuringStep = 3;
+        new SftFixture().stage().run(stopped);
+        assertEquals(3, stopped.steps().size(), "the step that was running finishes, no further one starts");
+        assertTrue(Files.exists(dir.resolve("stopped/checkpoints/step-000003/COMPLETE")));
+        assertEquals(null, stopped.published, "a stopped stage publishes no model");
+        assertFalse(Files.exists(dir.resolve("stopped/final")));
+        assertTrue(stopped.console().contains("sft: stopped after step 3 (36 tokens); checkpoint "
+                + dir.resolve("stopped/checkpoints/step-000003")), stopped.console());
+
+        TestStageContext resumed = run(new SftFixture(), dir.resolve("stopped"), b, true, -1);
+        assertTrue(resumed.console().contains("resuming from " + dir.resolve("stopped/checkpoints/step-000003")));
+        assertArrayEquals(finalWeights(straight, a)[0], finalWeights(resumed, b)[0]);
+        assertArrayEquals(finalWeights(straight, a)[1], finalWeights(resumed, b)[1]);
+    }
+
+    @Test
+    void aStopRequestBeforeTheFirstStepTrainsNothingAndSaysWhatIsOnDisk(@TempDir Path dir) throws Exception {
+        TestStageContext stopped = new TestStageContext(dir, new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4), false);
+        stopped.stopDuringStep = 0; // asked while the stage was still loading
+        new SftFixture().stage().run(stopped);
+        assertTrue(stopped.steps().isEmpty());
+        assertTrue(stopped.console().contains("sft: stopped before step 1; no checkpoint exists on disk"), stopped.console());
+        assertEquals(null, stopped.published);
+    }
+
+    @Test
+    void aStopRequestDuringACheckpointStepWritesThatCheckpointOnce(@TempDir Path dir) throws Exception {
+        TestStageContext stopped = new TestStageContext(dir, new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4), false);
+        stopped.stopDuringStep = 4;
+        new SftFixture().stage().run(stopped);
+        assertEquals(4, stopped.steps().size());
+        assertTrue(Files.exists(dir.resolve("checkpoints/step-000004/COMPLETE")));
+        assertFalse(stopped.console().contains("could not be written"), stopped.console());
+    }
+
+    @Test
+    void resumeFromANamedCheckpointContinuesFromItAndSetsNewerOnesAside(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture a = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        TestStageContext first = run(new SftFixture().set("keep-last", 3), dir, a, false, -1);
+        Path four = dir.resolve("checkpoints/step-000004");
+        assertTrue(Files.exists(four.resolve("COMPLETE")));
+        TestStageContext again = new TestStageContext(dir, a, true);
+        again.resumeCheckpoint = four;
+        new SftFixture().set("keep-last", 3).stage().run(again);
+        assertTrue(again.console().contains("resuming from " + four), again.console());
+        assertEquals(List.of(5.0, 6.0), column(again.steps(), "step"));
+        assertEquals(column(first.steps(), "loss").subList(4, 6), column(again.steps(), "loss"));
+        assertTrue(again.console().contains("set aside " + dir.resolve("checkpoints/step-000006")), again.console());
+        assertTrue(Files.exists(dir.resolve("checkpoints/step-000006/COMPLETE")), "rewritten by the resumed run");
+    }
+
+    @Test
+    void aNamedCheckpointThatIsNotCompleteIsRefusedAsBadInput(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture a = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        run(new SftFixture(), dir, a, false, -1);
+        Path four = dir.resolve("checkpoints/step-000004");
+        Files.delete(four.resolve("COMPLETE"));
+        TestStageContext again = new TestStageContext(dir, a, true);
+        again.resumeCheckpoint = four;
+        InputException e = assertThrows(InputException.class, () -> new SftFixture().stage().run(again));
+        assertTrue(e.getMessage().contains("--resume " + four + ": expected a complete checkpoint folder"), e.getMessage());
+        assertTrue(again.steps().isEmpty());
+        again.resumeCheckpoint = dir.resolve("checkpoints");
+        e = assertThrows(InputException.class, () -> new SftFixture().stage().run(again));
+        assertTrue(e.getMessage().contains("expected a complete checkpoint folder (step-NNNNNN with a COMPLETE file)"), e.getMessage());
+    }
+
+    @Test
+    void theConsoleShowsEvalLossWhenComputedAndEndsWithASummary(@TempDir Path dir) throws Exception {
+        SftFixture fixture = new SftFixture().set("eval-every", 36).set("eval-tokens", 18);
+        fixture.block.put("eval-data", new java.util.LinkedHashMap<>(Map.of("type", "list")));
+        TestStageContext context = run(fixture, dir, new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4), false, -1);
+        String console = context.console();
+        double at3 = ((Number) context.steps().get(2).get("eval_loss")).doubleValue();
+        double at6 = ((Number) context.steps().get(5).get("eval_loss")).doubleValue();
+        assertTrue(console.contains(String.format(java.util.Locale.ROOT, "sft: step 3 (36 tokens): eval_loss %.4f", at3)), console);
+        assertTrue(console.contains("sft: done: 6 steps, 72 tokens in "), console);
+        assertTrue(console.contains(String.format(java.util.Locale.ROOT, "eval_loss final %.4f, best %.4f (step %d)", at6,
+                Math.min(at3, at6), at3 < at6 ? 3 : 6)), console);
+        assertTrue(console.contains("metrics: " + dir.resolve("metrics.jsonl")), console);
+        assertTrue(console.contains("checkpoints: " + dir.resolve("checkpoints")), console);
+        assertTrue(console.contains("final model: " + dir.resolve("final")), console);
+    }
 }

@@ -26,6 +26,9 @@ final class TestStageContext implements StageContext {
     final PrintStream out = new PrintStream(console, true, StandardCharsets.UTF_8);
     Path published;
     long crashAtStep = -1;
+    /** A stop request (as from SIGINT) arrives while this step runs; -1: never. */
+    long stopDuringStep = -1;
+    Path resumeCheckpoint;
 
     TestStageContext(Path stageDirectory, ModelArchitecture architecture, boolean resume) {
         this.stageDirectory = stageDirectory;
@@ -55,6 +58,17 @@ final class TestStageContext implements StageContext {
     @Override
     public void publishModel(Path directory) {
         published = directory;
+    }
+
+    @Override
+    public boolean stopRequested() {
+        return stopDuringStep == 0 || stopDuringStep > 0
+                && steps().stream().anyMatch(m -> ((Number) m.get("step")).longValue() >= stopDuringStep);
+    }
+
+    @Override
+    public Optional<Path> resumeCheckpoint() {
+        return Optional.ofNullable(resumeCheckpoint);
     }
 
     @Override

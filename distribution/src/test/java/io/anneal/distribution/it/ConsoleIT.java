@@ -1,0 +1,228 @@
+package io.anneal.distribution.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The console, run records and signals of {@code bin/anneal run} on the shortened tiny example
+ * ({@link ReliabilityIT#command}: steps of 1,024 tokens, a checkpoint every 2 steps).
+ */
+class ConsoleIT {
+    @BeforeAll
+    static void distribution() {
+        ReliabilityIT.distribution();
+    }
+
+    @TempDir
+    Path tmp;
+
+    static ReliabilityIT.Result run(Path runDir, String... extra) throws Exception {
+        ProcessBuilder b = ReliabilityIT.command("", runDir, extra);
+        b.environment().put("COLUMNS", "80");
+        b.environment().remove("OMP_WAIT_POLICY"); // bin/anneal chooses it
+        Process p = b.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(180, TimeUnit.SECONDS));
+        return new ReliabilityIT.Result(p.exitValue(), out);
+    }
+
+    static ReliabilityIT.Result anneal(Path dir, String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of(ReliabilityIT.HOME.resolve("bin/anneal").toString()));
+        command.addAll(List.of(args));
+        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
+        return new ReliabilityIT.Result(p.exitValue(), out);
+    }
+
+    @Test
+    void theConsoleFitsEightyColumnsShowsEvalLossEndsWithASummaryAndIsKeptInRunLog() throws Exception {
+        Path runDir = tmp.resolve("console");
+        ReliabilityIT.Result r = run(runDir, "--set", "stages[0].eval-every=\"2048\"", "--set", "stages[0].eval-tokens=\"1024\"");
+        assertEquals(0, r.exit(), ReliabilityIT.lastLines(r.out()));
+        String out = r.out();
+        assertTrue(out.contains("threads: " + Runtime.getRuntime().availableProcessors() + " (libtorch intra-op and inter-op, "
+                + "pipeline.threads; " + Runtime.getRuntime().availableProcessors() + " CPUs available to this process; "
+                + "OMP_WAIT_POLICY=PASSIVE)"), out);
+        assertEquals(1, out.lines().filter(l -> l.startsWith("threads: ")).count(), "threads printed once: " + out);
+        List<String> progress = out.lines().filter(l -> l.startsWith("sft ") && l.contains("%")).toList();
+        assertFalse(progress.isEmpty(), out);
+        for (String l : progress) {
+            assertTrue(l.length() <= 80 && l.contains(" loss "), l.length() + ": " + l);
+        }
+        assertTrue(out.contains("sft: step 2 (2,048 tokens): eval_loss "), out);
+        Path stage = runDir.resolve("1-sft");
+        assertTrue(out.contains("sft: done: 6 steps, 6,144 tokens in "), out);
+        assertTrue(out.contains("eval_loss final "), out);
+        assertTrue(out.contains("metrics: " + stage.resolve("metrics.jsonl")), out);
+        assertTrue(out.contains("final model: " + stage.resolve("final")), out);
+        String log = Files.readString(runDir.resolve("run.log"));
+        assertTrue(log.contains("sft: done: 6 steps") && log.contains("stages[0].keep-last = 2"), log);
+        for (String row : Files.readAllLines(stage.resolve("metrics.jsonl"))) {
+            assertTrue(row.matches("\\{\"step\":\\d+,\"time\":\"20\\d\\d-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z\",.*"), row);
+        }
+        assertFalse(out.contains("Exception"), out);
+    }
+
+    @Test
+    void quietLeavesTheEssentialsAndConfigPrintsTheResolvedPipelineWithoutRunning() throws Exception {
+        Path runDir = tmp.resolve("quiet");
+        ReliabilityIT.Result q = run(runDir, "--quiet");
+        assertEquals(0, q.exit(), ReliabilityIT.lastLines(q.out()));
+        assertFalse(q.out().contains("resolved:") || q.out().contains("# default of plugin"), q.out());
+        assertTrue(q.out().contains("sft: done: 6 steps"), q.out());
+
+        Path notRun = tmp.resolve("config-only");
+        ReliabilityIT.Result c = anneal(tmp, "config", ReliabilityIT.EXAMPLE, "--set", "pipeline.run-dir=\"" + notRun + "\"",
+                "stages[0].keep-last=5");
+        assertEquals(0, c.exit(), c.out());
+        assertTrue(c.out().contains("stages[0].keep-last = 5  # --set"), c.out());
+        assertTrue(c.out().contains("model.hidden-size = 128  # " + ReliabilityIT.EXAMPLE + ":"), c.out());
+        assertTrue(c.out().contains("# default of plugin"), c.out());
+        assertFalse(Files.exists(notRun), "config runs nothing");
+
+        ReliabilityIT.Result bad = anneal(tmp, "config", ReliabilityIT.EXAMPLE, "stages[0].keep-last=2.5");
+        assertEquals(2, bad.exit(), bad.out());
+        assertTrue(bad.out().contains("stages[0].keep-last"), bad.out());
+        assertFalse(bad.out().contains("Exception"), bad.out());
+    }
+
+    @Test
+    void resumeFromANamedCheckpointAndRefusalsOfOnesThatAreNot() throws Exception {
+        Path runDir = tmp.resolve("named");
+        assertEquals(0, run(runDir).exit());
+        Path four = runDir.resolve("1-sft/checkpoints/step-000004");
+        ReliabilityIT.Result r = run(runDir, "--resume", four.toString());
+        assertEquals(0, r.exit(), ReliabilityIT.lastLines(r.out()));
+        assertTrue(r.out().contains("resuming from " + four), r.out());
+        List<Long> steps = Files.readAllLines(runDir.resolve("1-sft/metrics.jsonl")).stream()
+                .map(l -> Long.parseLong(l.replaceAll("^\\{\"step\":(\\d+),.*", "$1"))).toList();
+        assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L), steps);
+
+        Path missing = runDir.resolve("1-sft/checkpoints/step-000099");
+        ReliabilityIT.Result m = run(runDir, "--resume", missing.toString());
+        assertEquals(2, m.exit(), m.out());
+        assertTrue(m.out().contains("anneal: --resume " + missing + ": no such folder"), ReliabilityIT.lastLines(m.out()));
+        ReliabilityIT.Result notOne = run(runDir, "--resume", runDir.resolve("1-sft").toString());
+        assertEquals(2, notOne.exit(), notOne.out());
+        assertTrue(notOne.out().contains("expected a checkpoint folder of this pipeline"), ReliabilityIT.lastLines(notOne.out()));
+        Files.delete(four.resolve("COMPLETE"));
+        ReliabilityIT.Result torn = run(runDir, "--resume", four.toString());
+        assertEquals(2, torn.exit(), torn.out());
+        assertTrue(torn.out().contains("expected a complete checkpoint folder"), ReliabilityIT.lastLines(torn.out()));
+        assertFalse(m.out().contains("Exception") || notOne.out().contains("Exception") || torn.out().contains("Exception"));
+    }
+
+    /**
+     * 20 signals at random moments over a chain of runs in one run folder, each a --resume of the
+     * one before: SIGINT and SIGTERM alternate, every fourth run gets a second signal 0.3 s after the
+     * first; every third signal falls anywhere from the start, the others while training runs. Each exits 130 or 143, no JVM crash file appears, a stopped run names its checkpoint
+     * and the next run resumes from it.
+     */
+    @Test
+    void twentySignalsAtRandomMomentsNeverCrashAndEveryStopIsResumable() throws Exception {
+        long seed = System.nanoTime();
+        Random random = new Random(seed);
+        Path runDir = tmp.resolve("signals");
+        Files.createDirectories(runDir);
+        Pattern stopped = Pattern.compile("sft: stopped after step (\\d+) \\([0-9,]+ tokens\\); checkpoint (\\S+)");
+        Path checkpoints = runDir.resolve("1-sft/checkpoints");
+        int graceful = 0;
+        long start = System.nanoTime();
+        for (int i = 0; i < 20; i++) {
+            String signal = i % 2 == 0 ? "INT" : "TERM";
+            int code = i % 2 == 0 ? 130 : 143;
+            // every third signal at any moment from the start (start-up included), the others while
+            // training runs (after the stage printed its batch line), however slow the machine is
+            boolean fromStart = i % 3 == 0;
+            long delay = fromStart ? 500 + random.nextInt(4500) : random.nextInt(2500);
+            Path log = tmp.resolve("run-" + i + ".log");
+            Path newest = newestComplete(checkpoints);
+            Process p = ReliabilityIT.command("", runDir, "--resume", "--set", "stages[0].token-budget=\"600K\"")
+                    .redirectOutput(log.toFile()).start();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (!fromStart && !Files.readString(log).contains("sft: batch:") && p.isAlive() && System.nanoTime() < deadline) {
+                Thread.sleep(50);
+            }
+            boolean exited = p.waitFor(delay, TimeUnit.MILLISECONDS);
+            String context = "run " + i + " (seed " + seed + ", SIG" + signal + " " + delay + " ms after "
+                    + (fromStart ? "the start" : "training began") + ")";
+            assertFalse(exited, context + " ended before its signal: " + Files.readString(log));
+            kill(signal, p.pid());
+            if (i % 4 == 3) {
+                Thread.sleep(300);
+                kill(signal, p.pid());
+            }
+            assertTrue(p.waitFor(60, TimeUnit.SECONDS), context + " did not exit");
+            String out = Files.readString(log);
+            assertEquals(code, p.exitValue(), context + ": " + out);
+            assertFalse(out.contains("SIGSEGV") || out.contains("fatal error"), context + ": " + out);
+            if (newest != null && out.contains("sft: resuming from")) {
+                assertTrue(out.contains("sft: resuming from " + newest), context + ": " + out);
+            }
+            Matcher m = stopped.matcher(out);
+            if (m.find()) {
+                graceful++;
+                assertEquals(Path.of(m.group(2)), newestComplete(checkpoints), context + ": " + out);
+                assertTrue(out.contains("anneal: stopped by SIG" + signal), context + ": " + out);
+                assertTrue(out.contains("resume with: anneal run " + ReliabilityIT.EXAMPLE), context + ": " + out);
+            }
+        }
+        try (Stream<Path> files = Files.walk(tmp)) {
+            List<Path> crashes = files.filter(f -> f.getFileName().toString().startsWith("hs_err")).toList();
+            assertEquals(List.of(), crashes);
+        }
+        assertTrue(graceful >= 5, graceful + " of 20 runs stopped after a step (seed " + seed + ")");
+        // the newest checkpoint resumes and trains on to the next one
+        Path newest = newestComplete(checkpoints);
+        Process p = ReliabilityIT.command("", runDir, "--resume", "--set", "stages[0].token-budget=\"600K\"")
+                .redirectOutput(tmp.resolve("last.log").toFile()).start();
+        try {
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
+            while (System.nanoTime() < deadline && newest.equals(newestComplete(checkpoints)) && p.isAlive()) {
+                Thread.sleep(200);
+            }
+            String last = Files.readString(tmp.resolve("last.log"));
+            assertTrue(last.contains("sft: resuming from " + newest), last);
+            assertTrue(step(newestComplete(checkpoints)) > step(newest), last);
+        } finally {
+            kill("INT", p.pid());
+            p.waitFor(60, TimeUnit.SECONDS);
+        }
+        System.out.println("signals: 20 runs in " + (System.nanoTime() - start) / 1_000_000_000 + " s, " + graceful + " stopped after a step");
+    }
+
+    /** The newest checkpoint folder with its COMPLETE marker, or null. */
+    static Path newestComplete(Path checkpoints) throws Exception {
+        if (!Files.isDirectory(checkpoints)) {
+            return null;
+        }
+        try (Stream<Path> s = Files.list(checkpoints)) {
+            return s.filter(d -> d.getFileName().toString().matches("step-\\d+") && Files.exists(d.resolve("COMPLETE")))
+                    .max(java.util.Comparator.comparingLong(ConsoleIT::step)).orElse(null);
+        }
+    }
+
+    static long step(Path checkpoint) {
+        return Long.parseLong(checkpoint.getFileName().toString().substring("step-".length()));
+    }
+
+    static void kill(String signal, long pid) throws Exception {
+        new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start().waitFor();
+    }
+}
