@@ -11,6 +11,7 @@ import io.anneal.api.config.ConfigView;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.ModelOptions;
+import io.anneal.api.torchscript.DeviceChoice;
 import io.anneal.api.model.ObservableModel;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -70,6 +71,8 @@ public final class MupCommand implements CliCommand {
             throw new InputException(conf + ": no 'model' block to build at several widths");
         }
         ConfigView model = root.getConfig("model");
+        // the check is small and runs on the CPU; say so, and on which libtorch
+        context.out().println(DeviceChoice.choose("cpu", "coord-check").line());
         CoordinateCheck check = new CoordinateCheck(a.positiveInt("steps", 5), a.positiveInt("batch", 2),
                 a.positiveInt("seq", 32), a.positiveNumber("lr", 0.01), 0);
 

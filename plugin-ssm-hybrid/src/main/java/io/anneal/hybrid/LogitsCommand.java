@@ -1,7 +1,6 @@
 package io.anneal.hybrid;
 
 import ai.djl.Device;
-import ai.djl.engine.Engine;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
@@ -12,6 +11,7 @@ import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.ModelOptions;
+import io.anneal.api.torchscript.DeviceChoice;
 import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.FalconH1Checkpoints;
 import io.anneal.hybrid.model.FalconH1Model;
@@ -25,12 +25,12 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * {@code anneal logits --checkpoint DIR --input FILE.json --output FILE.f32 [--device cpu|gpu]}:
+ * {@code anneal logits --checkpoint DIR --input FILE.json --output FILE.f32 [--device cpu|gpu|auto]}:
  * float32 logits of a Falcon-H1 checkpoint for {@code {"input_ids": [[...], ...]}}, written as raw
  * little-endian float32 in [batch, sequence, vocab] order.
  */
 public final class LogitsCommand implements CliCommand {
-    static final String USAGE = "usage: anneal logits --checkpoint DIR --input FILE.json --output FILE.f32 [--device cpu|gpu]"
+    static final String USAGE = "usage: anneal logits --checkpoint DIR --input FILE.json --output FILE.f32 [--device cpu|gpu|auto]"
             + " [--save DIR]";
 
     @Override
@@ -52,7 +52,7 @@ public final class LogitsCommand implements CliCommand {
             context.out().println("  --checkpoint DIR  Hugging Face Falcon-H1 folder (config.json, model.safetensors)");
             context.out().println("  --input FILE      JSON {\"input_ids\": [[...], ...]}, rows of equal length");
             context.out().println("  --output FILE     raw little-endian float32 logits [batch, seq, vocab]");
-            context.out().println("  --device          cpu (default) or gpu");
+            context.out().println("  --device          cpu (default), gpu, or auto (the GPU when libtorch sees one)");
             context.out().println("  --save DIR        also write the loaded model as Anneal saves checkpoints (to check that");
             context.out().println("                    transformers loads Anneal's folders: tools/fixtures/check_anneal_checkpoint.py)");
             return 0;
@@ -62,7 +62,9 @@ public final class LogitsCommand implements CliCommand {
         Path checkpoint = wd.resolve(a.required("checkpoint"));
         Path input = wd.resolve(a.required("input"));
         Path output = wd.resolve(a.required("output"));
-        Device device = device(a.choice("device", "cpu", "cpu", "gpu"));
+        DeviceChoice choice = DeviceChoice.choose(a.choice("device", "cpu", "cpu", "gpu", "auto"), "--device");
+        context.out().println(choice.line());
+        Device device = choice.device();
         long[][] ids = readInputIds(input);
         try (FalconH1Model model = FalconH1Architecture.loadCheckpoint(checkpoint,
                 new ModelOptions(device, DataType.FLOAT32, 0), context.extensions());
@@ -148,18 +150,5 @@ public final class LogitsCommand implements CliCommand {
         try (OutputStream out = Files.newOutputStream(file)) {
             out.write(bytes.array());
         }
-    }
-
-    private static Device device(String name) {
-        return switch (name) {
-            case "cpu" -> Device.cpu();
-            case "gpu" -> {
-                if (Engine.getInstance().getGpuCount() == 0) {
-                    throw new InputException("--device gpu: no GPU is visible to the PyTorch engine");
-                }
-                yield Device.gpu();
-            }
-            default -> throw new IllegalArgumentException(name); // CommandArguments.choice allows cpu and gpu only
-        };
     }
 }

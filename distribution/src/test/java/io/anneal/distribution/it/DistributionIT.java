@@ -308,6 +308,30 @@ class DistributionIT {
         assertTrue(r.out().contains("\nPYTORCH_LIBRARY_PATH=" + torch + "\n"), r.out());
     }
 
+    @Test
+    void logitsScoresAShippedCheckpointAndSaysOnWhichLibtorch() throws Exception {
+        // the transformers fixture of the hybrid plugin's tests: its logits were made by transformers
+        Path fixture = Path.of("..", "plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1/mup-untied")
+                .toAbsolutePath().normalize();
+        Result r = anneal("logits", "--checkpoint", fixture.toString(), "--input", fixture.resolve("input.json").toString(),
+                "--output", "logits.f32", "--device", "auto");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("torch: DJL 0.35.1 PyTorch engine, libtorch 2.7.1 (cpu)"), r.out());
+        assertTrue(r.out().contains("; device cpu (auto: "), r.out());
+        assertEquals(Files.size(fixture.resolve("logits.f32")), Files.size(home.resolve("logits.f32")));
+        assertRefused(anneal("logits", "--checkpoint", fixture.toString(), "--input", fixture.resolve("input.json").toString(),
+                "--output", "x.f32", "--device", "tpu"), "--device");
+    }
+
+    @Test
+    void coordCheckPlotsTheShippedExample() throws Exception {
+        Result r = anneal("mup", "coord-check", "examples/falcon-h1-coord-check.conf", "--out", "coord.png",
+                "--widths", "32,64", "--steps", "2");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("torch: DJL 0.35.1 PyTorch engine, libtorch 2.7.1 (cpu)"), r.out());
+        assertTrue(Files.size(home.resolve("coord.png")) > 1000, r.out());
+    }
+
     /** Where DJL unpacked the bundled CPU libtorch (DJL_CACHE_DIR, else ~/.djl.ai). */
     private static Path libtorchCache() throws Exception {
         assertEquals(0, anneal("env").exit());

@@ -4,8 +4,8 @@ import ai.djl.Device;
 import ai.djl.engine.Engine;
 import ai.djl.util.cuda.CudaUtils;
 import io.anneal.api.plugin.ApiVersion;
+import io.anneal.api.torchscript.DeviceChoice;
 import io.anneal.api.torchscript.Libtorch;
-import io.anneal.runtime.device.DeviceSelector;
 import io.anneal.runtime.plugins.LoadedPlugin;
 import io.anneal.runtime.plugins.PluginRegistry;
 import java.io.IOException;
@@ -51,7 +51,7 @@ final class EnvironmentReport {
         for (int i = 0; i < gpus; i++) {
             out.println("  " + gpu(i));
         }
-        out.println(DeviceSelector.choose("auto").line());
+        out.println(DeviceChoice.choose("auto", "pipeline.device").line());
         for (String name : VARIABLES) {
             out.println(name + "=" + env.getOrDefault(name, ""));
         }

@@ -1,7 +1,7 @@
 package io.anneal.runtime.pipeline;
 
 import ai.djl.Device;
-import io.anneal.runtime.device.DeviceSelector;
+import io.anneal.api.torchscript.DeviceChoice;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.train.Stage;
@@ -107,7 +107,7 @@ public final class PipelineEngine {
 
     private void runStages(boolean resume, Optional<Path> checkpoint, Optional<Integer> checkpointStage) throws Exception {
         Supplier<Device> device = memoize(() -> {
-            DeviceSelector.Choice choice = DeviceSelector.choose(pipeline.device());
+            DeviceChoice choice = DeviceChoice.choose(pipeline.device(), "pipeline.device");
             out.println(choice.line());
             return choice.device();
         });

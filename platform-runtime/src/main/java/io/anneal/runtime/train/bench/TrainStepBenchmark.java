@@ -20,7 +20,7 @@ import io.anneal.api.model.ModelOptions;
 import io.anneal.api.optim.OptimizerFactory;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepResult;
-import io.anneal.runtime.device.DeviceSelector;
+import io.anneal.api.torchscript.DeviceChoice;
 import io.anneal.runtime.train.TrainStep;
 
 import java.io.BufferedReader;
@@ -83,7 +83,7 @@ public final class TrainStepBenchmark implements CliCommand {
         ConfigView optimizerBlock = root.has("optimizer") ? root.getConfig("optimizer")
                 : root.getConfigList("stages").get(0).getConfig("optimizer");
         OptimizerFactory optimizerFactory = context.extensions().build(OptimizerFactory.class, optimizerBlock);
-        DeviceSelector.Choice choice = DeviceSelector.choose("auto");
+        DeviceChoice choice = DeviceChoice.choose("auto", "the device");
         context.out().println(choice.line());
         Device device = choice.device();
         context.out().println("bench-train: device " + device + ", " + precision + ", micro-batch " + rows + " x "

@@ -1,4 +1,4 @@
-package io.anneal.runtime.device;
+package io.anneal.runtime.pipeline;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import io.anneal.api.InputException;
+import io.anneal.api.torchscript.DeviceChoice;
 import io.anneal.api.torchscript.Libtorch;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -13,13 +14,13 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** The device choice and its one line, on machines described by hand, and what a libtorch folder says of itself. */
-class DeviceSelectorTest {
+class DeviceChoiceTest {
     private static final Libtorch CPU = new Libtorch("2.7.1", "cpu", Path.of("/opt/libtorch"));
     private static final Libtorch CUDA = new Libtorch("2.7.1+cu128", "cu128", Path.of("/opt/torch/lib"));
 
     @Test
     void autoTakesTheGpuLibtorchSees() {
-        DeviceSelector.Choice c = DeviceSelector.decide("auto", CUDA, 2, true);
+        DeviceChoice c = DeviceChoice.decide("auto", "pipeline.device", CUDA, 2, true);
         assertEquals(Device.gpu(), c.device());
         assertTrue(c.line().contains("libtorch 2.7.1 (cu128) from /opt/torch/lib; device gpu(0) (auto: 2 GPUs seen by libtorch)"),
                 c.line());
@@ -27,20 +28,20 @@ class DeviceSelectorTest {
 
     @Test
     void aGpuMachineWithTheCpuLibtorchIsToldHowToFixIt() {
-        DeviceSelector.Choice c = DeviceSelector.decide("auto", CPU, 0, true);
+        DeviceChoice c = DeviceChoice.decide("auto", "pipeline.device", CPU, 0, true);
         assertEquals(Device.cpu(), c.device());
         assertTrue(c.line().contains("has an NVIDIA driver but this libtorch is the CPU build"), c.line());
         assertTrue(c.line().contains("bin/anneal --torch DIR"), c.line());
-        assertTrue(DeviceSelector.decide("auto", CPU, 0, false).line().endsWith("(auto: no NVIDIA driver on this machine)"));
+        assertTrue(DeviceChoice.decide("auto", "pipeline.device", CPU, 0, false).line().endsWith("(auto: no NVIDIA driver on this machine)"));
     }
 
     @Test
     void gpuWithoutOneIsBadInputSayingWhy() {
-        InputException e = assertThrows(InputException.class, () -> DeviceSelector.decide("gpu", CPU, 0, true));
+        InputException e = assertThrows(InputException.class, () -> DeviceChoice.decide("gpu", "pipeline.device", CPU, 0, true));
         assertTrue(e.getMessage().startsWith("pipeline.device = gpu, but libtorch 2.7.1 (cpu)"), e.getMessage());
         assertTrue(e.getMessage().contains("--torch"), e.getMessage());
-        assertEquals("torch: ", DeviceSelector.decide("cpu", CUDA, 1, true).line().substring(0, 7));
-        assertEquals(Device.cpu(), DeviceSelector.decide("cpu", CUDA, 1, true).device());
+        assertEquals("torch: ", DeviceChoice.decide("cpu", "pipeline.device", CUDA, 1, true).line().substring(0, 7));
+        assertEquals(Device.cpu(), DeviceChoice.decide("cpu", "pipeline.device", CUDA, 1, true).device());
     }
 
     @Test
