@@ -33,6 +33,7 @@ import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -176,8 +177,10 @@ public final class Main {
         }
     }
 
-    /** Validates {@code file} with the {@code --set} overrides, then the bare {@code PATH=VALUE} ones after the file. */
-    private ValidatedPipeline validate(Path file, List<String> overrides, List<String> bare) {
+    /** Validates the pipeline file with the {@code --set} overrides, then the bare {@code PATH=VALUE} ones after the file. */
+    private ValidatedPipeline validate(PipelineArguments pipeline) {
+        Path file = pipeline.file;
+        List<String> bare = pipeline.bare;
         warnRefusals();
         for (String b : bare) {
             if (b.indexOf('=') <= 0) {
@@ -185,7 +188,7 @@ public final class Main {
                         + "stages[0].schedule.peak-lr=1e-4 (one pipeline file per command)");
             }
         }
-        List<String> all = new ArrayList<>(overrides);
+        List<String> all = new ArrayList<>(pipeline.overrides);
         all.addAll(bare);
         return new PipelineValidator(extensions, workingDirectory)
                 .validate(pipelineLoader().load(workingDirectory.resolve(file), all));
@@ -256,9 +259,8 @@ public final class Main {
         }
     }
 
-    @Command(name = "validate", mixinStandardHelpOptions = true,
-            description = "Check a pipeline file and report every problem at once.")
-    final class Validate implements Callable<Integer> {
+    /** The pipeline file and its overrides, as validate, config and run take them. */
+    static final class PipelineArguments {
         @Parameters(index = "0", paramLabel = "FILE", description = "the pipeline (HOCON)")
         Path file;
 
@@ -267,11 +269,18 @@ public final class Main {
 
         @Option(names = "--set", paramLabel = "PATH=VALUE", description = "override a value (repeatable)")
         List<String> overrides = new ArrayList<>();
+    }
+
+    @Command(name = "validate", mixinStandardHelpOptions = true,
+            description = "Check a pipeline file and report every problem at once.")
+    final class Validate implements Callable<Integer> {
+        @Mixin
+        PipelineArguments pipeline;
 
         @Override
         public Integer call() {
-            ValidatedPipeline p = validate(file, overrides, bare);
-            out.println(file + ": valid (pipeline '" + p.name() + "', " + p.stages().size() + " stage(s): "
+            ValidatedPipeline p = validate(pipeline);
+            out.println(pipeline.file + ": valid (pipeline '" + p.name() + "', " + p.stages().size() + " stage(s): "
                     + String.join(", ", p.stages().stream().map(ValidatedPipeline.StagePlan::name).toList()) + ")");
             return OK;
         }
@@ -280,18 +289,12 @@ public final class Main {
     @Command(name = "config", mixinStandardHelpOptions = true,
             description = "Print the resolved pipeline, every value with where it came from; runs nothing.")
     final class ConfigCommand implements Callable<Integer> {
-        @Parameters(index = "0", paramLabel = "FILE", description = "the pipeline (HOCON)")
-        Path file;
-
-        @Parameters(index = "1..*", paramLabel = "PATH=VALUE", description = "override a value, as --set PATH=VALUE")
-        List<String> bare = new ArrayList<>();
-
-        @Option(names = "--set", paramLabel = "PATH=VALUE", description = "override a value (repeatable)")
-        List<String> overrides = new ArrayList<>();
+        @Mixin
+        PipelineArguments pipeline;
 
         @Override
         public Integer call() {
-            ResolvedPipelinePrinter.lines(validate(file, overrides, bare)).forEach(out::println);
+            ResolvedPipelinePrinter.lines(validate(pipeline)).forEach(out::println);
             return OK;
         }
     }
@@ -301,14 +304,8 @@ public final class Main {
                     + "The first SIGINT or SIGTERM stops after the current step with a checkpoint (exit 130 or 143); "
                     + "a second one stops at once. The console is also appended to <run-dir>/run.log.")
     final class Run implements Callable<Integer> {
-        @Parameters(index = "0", paramLabel = "FILE", description = "the pipeline (HOCON)")
-        Path file;
-
-        @Parameters(index = "1..*", paramLabel = "PATH=VALUE", description = "override a value, as --set PATH=VALUE")
-        List<String> bare = new ArrayList<>();
-
-        @Option(names = "--set", paramLabel = "PATH=VALUE", description = "override a value (repeatable)")
-        List<String> overrides = new ArrayList<>();
+        @Mixin
+        PipelineArguments pipeline;
 
         @Option(names = "--resume", arity = "0..1", fallbackValue = "", paramLabel = "CHECKPOINT",
                 description = "continue from the newest complete checkpoint, or from the checkpoint folder given")
@@ -338,14 +335,14 @@ public final class Main {
         private int runLogged(RunConsole console) {
             if (resume != null && !resume.isEmpty() && resume.matches("[A-Za-z0-9_.\\[\\]\"-]+=.*")
                     && !Files.exists(workingDirectory.resolve(resume))) {
-                bare.add(0, resume); // "--resume stages.0.x=1": an override after a bare --resume
+                pipeline.bare.add(0, resume); // "--resume stages.0.x=1": an override after a bare --resume
                 resume = "";
             }
             Optional<Path> checkpoint = resume == null || resume.isEmpty() ? Optional.empty()
                     : Optional.of(workingDirectory.resolve(resume).normalize());
-            ValidatedPipeline p = validate(file, overrides, bare);
+            ValidatedPipeline p = validate(pipeline);
             console.logTo(p.runDir().resolve("run.log"));
-            out.println("pipeline '" + p.name() + "' (" + file + "), run folder " + p.runDir() + ", started "
+            out.println("pipeline '" + p.name() + "' (" + pipeline.file + "), run folder " + p.runDir() + ", started "
                     + java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.SECONDS)
                     + (quiet ? "" : "; resolved:"));
             if (!quiet) {
@@ -371,9 +368,9 @@ public final class Main {
 
         /** This command line again, with --resume (the newest checkpoint: the one the stop just wrote). */
         private String resumeCommand() {
-            StringBuilder c = new StringBuilder("anneal run ").append(shellWord(file.toString()));
-            overrides.forEach(o -> c.append(" --set ").append(shellWord(o)));
-            bare.forEach(b -> c.append(' ').append(shellWord(b)));
+            StringBuilder c = new StringBuilder("anneal run ").append(shellWord(pipeline.file.toString()));
+            pipeline.overrides.forEach(o -> c.append(" --set ").append(shellWord(o)));
+            pipeline.bare.forEach(b -> c.append(' ').append(shellWord(b)));
             return c.append(" --resume").toString();
         }
     }
