@@ -131,6 +131,11 @@ final class HfTokenizer implements AutoCloseable {
         return new Encoded(toInts(e.getIds()), starts, ends);
     }
 
+    /** The text of {@code ids}, special tokens included (tests compare renders as text). */
+    String decode(int[] ids) {
+        return tokenizer.decode(java.util.Arrays.stream(ids).asLongStream().toArray(), false);
+    }
+
     int[] encode(String text) {
         return encode(new String[] {text})[0];
     }

@@ -122,6 +122,12 @@ final class MixTrainingData implements TrainingData {
         return tokenizer.vocabularySize();
     }
 
+    /** The tokenizer's files, with the chat template training renders: the tokenizer's own, or ChatML with its BOS. */
+    @Override
+    public java.util.Map<String, byte[]> modelFolderFiles() {
+        return ModelFolderFiles.of(tokenizer, jinja ? tokenizerConfig.chatTemplate() : ModelFolderFiles.chatMl(tokenizerConfig.bosToken() != null));
+    }
+
     long budget() {
         return budget;
     }

@@ -76,6 +76,12 @@ final class PreferenceTrainingData implements TrainingData {
         return tokenizer.vocabularySize();
     }
 
+    /** The tokenizer's files, with the ChatML template (no BOS) that {@link #load} renders. */
+    @Override
+    public java.util.Map<String, byte[]> modelFolderFiles() {
+        return ModelFolderFiles.of(tokenizer, ModelFolderFiles.chatMl(false));
+    }
+
     @Override
     public String describe() {
         return "preferences(" + specs.size() + " source" + (specs.size() == 1 ? "" : "s") + ")";

@@ -258,6 +258,16 @@ class DistributionIT {
         assertTrue(r.out().contains("template=auto ("), r.out());
         assertTrue(r.out().contains("chat_template.jinja"), r.out());
         assertTrue(!r.out().contains("Exception"), r.out());
+        // final/ is a folder transformers' AutoTokenizer loads: the tokenizer, and the template training rendered
+        Path finalDir;
+        try (Stream<Path> found = Files.walk(home)) {
+            finalDir = found.filter(f -> f.endsWith("final") && f.toString().contains("auto-template")).findFirst().orElseThrow();
+        }
+        String template = Files.readString(home.resolve("examples/tokenizer-chat-template/chat_template.jinja"));
+        assertTrue(Files.isRegularFile(finalDir.resolve("tokenizer.json")), finalDir.toString());
+        assertEquals(template, new com.fasterxml.jackson.databind.ObjectMapper().readTree(finalDir.resolve("tokenizer_config.json").toFile())
+                .get("chat_template").asText());
+        assertEquals(template, Files.readString(finalDir.resolve("chat_template.jinja")));
     }
 
     @Test

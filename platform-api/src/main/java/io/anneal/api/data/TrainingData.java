@@ -1,6 +1,7 @@
 package io.anneal.api.data;
 
 import io.anneal.api.Stable;
+import java.util.Map;
 
 /**
  * The extension point for a stage's data ({@code data { type = mix, sources = [...], ... }}): a
@@ -21,6 +22,15 @@ public interface TrainingData {
      */
     default boolean preferencePairs() {
         return false;
+    }
+
+    /**
+     * The files a model folder needs to be used with this data, by file name (for a Hugging Face
+     * folder: tokenizer.json, tokenizer_config.json with the chat template training rendered, ...).
+     * A training stage writes them into every model folder it saves. Since API 1.2.
+     */
+    default Map<String, byte[]> modelFolderFiles() {
+        return Map.of();
     }
 
     default String describe() {

@@ -490,6 +490,7 @@ final class SftStage implements Stage {
                 optimizer.useEvaluationWeights();
                 try {
                     model.save(dir.resolve(MODEL));
+                    writeDataFiles(dir.resolve(MODEL));
                     optimizer.save(Files.createDirectories(dir.resolve(OPTIMIZER)));
                 } finally {
                     optimizer.useTrainingWeights();
@@ -529,6 +530,16 @@ final class SftStage implements Stage {
         return Optional.of(written);
     }
 
+    /**
+     * The data's files (tokenizer, chat template) beside the saved weights, so that the folder loads with
+     * transformers' AutoTokenizer; written before the folder is synced and committed.
+     */
+    private void writeDataFiles(Path modelDir) throws IOException {
+        for (Map.Entry<String, byte[]> file : data.modelFolderFiles().entrySet()) {
+            Files.write(modelDir.resolve(file.getKey()), file.getValue());
+        }
+    }
+
     /** What is safe on disk, read from the disk itself: the newest complete checkpoint, or that none exists. */
     private static String lastOnDisk(CheckpointStore store) {
         try {
@@ -564,6 +575,7 @@ final class SftStage implements Stage {
             optimizer.useEvaluationWeights();
             try {
                 model.save(temp);
+                writeDataFiles(temp);
             } finally {
                 optimizer.useTrainingWeights();
             }

@@ -48,6 +48,13 @@ final class ListTrainingData implements TrainingData {
         return new Stream();
     }
 
+    /** Stand-ins for a tokenizer's files, which the stage writes into every model folder. */
+    @Override
+    public java.util.Map<String, byte[]> modelFolderFiles() {
+        return java.util.Map.of("tokenizer.json", "{\"model\": {}}".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                "tokenizer_config.json", "{\"chat_template\": \"{{ messages }}\"}".getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    }
+
     @Override
     public int vocabularySize() {
         return vocab;

@@ -309,6 +309,21 @@ class SftStageTest {
     }
 
     @Test
+    void finalAndEveryCheckpointModelFolderCarryTheDatasTokenizerFiles(@TempDir Path dir) throws Exception {
+        run(new SftFixture(), dir, new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4), false, -1);
+        List<Path> folders = new ArrayList<>(List.of(dir.resolve("final")));
+        try (Stream<Path> entries = Files.list(dir.resolve("checkpoints"))) {
+            entries.map(p -> p.resolve(SftStage.MODEL)).forEach(folders::add);
+        }
+        assertEquals(3, folders.size(), "final and the 2 checkpoints kept: " + folders);
+        for (Path folder : folders) {
+            assertEquals("{\"model\": {}}", Files.readString(folder.resolve("tokenizer.json")), folder.toString());
+            assertTrue(Files.readString(folder.resolve("tokenizer_config.json")).contains("\"chat_template\""), folder.toString());
+            assertTrue(Files.isRegularFile(folder.getParent().resolve(CheckpointStore.COMPLETE_MARKER)) || folder.endsWith("final"));
+        }
+    }
+
+    @Test
     void initFromStartsFromACheckpointFolder(@TempDir Path dir) throws Exception {
         TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
         TestStageContext first = run(new SftFixture(), dir.resolve("a"), architecture, false, -1);
