@@ -101,6 +101,25 @@ class ReliabilityIT {
     }
 
     @Test
+    void aFlippedByteInTheNewestCheckpointIsFoundAndTheRunResumesFromTheOlderOne() throws Exception {
+        Path runDir = tmp.resolve("damaged");
+        Result first = run("", runDir);
+        assertEquals(0, first.exit(), lastLines(first.out()));
+        Path checkpoints = runDir.resolve("1-sft/checkpoints");
+        assertEquals(List.of("step-000004", "step-000006"), names(checkpoints));
+        Path moments = checkpoints.resolve("step-000006/optimizer/exp_avg.npy");
+        byte[] bytes = Files.readAllBytes(moments);
+        bytes[bytes.length - 1] ^= 0x01;
+        Files.write(moments, bytes);
+        Result resumed = run("", runDir, "--resume");
+        assertEquals(0, resumed.exit(), lastLines(resumed.out()));
+        assertTrue(resumed.out().contains("checkpoint step-000006 is damaged (" + moments + " does not match its SHA-256"),
+                resumed.out());
+        assertTrue(resumed.out().contains("resuming from " + checkpoints.resolve("step-000004")), resumed.out());
+        assertTrue(names(checkpoints).contains("damaged-step-000006"), names(checkpoints).toString());
+    }
+
+    @Test
     void aCheckpointThatCannotBeWrittenStopsTheRunWithExitOneAndSaysNoneExists() throws Exception {
         // a file-size limit of 1,000 KiB: the model file of a checkpoint (3 MB) cannot be written
         Path runDir = tmp.resolve("full");

@@ -30,6 +30,8 @@ import java.util.regex.Pattern;
  */
 final class CheckpointStore {
     static final String COMPLETE_MARKER = "COMPLETE";
+    /** SHA-256 of every file of the checkpoint, in sha256sum's format, written before the rename. */
+    static final String MANIFEST = "MANIFEST.sha256";
     private static final Pattern COMMITTED = Pattern.compile("step-(\\d{6,})");
     private static final String TEMP_INFIX = ".tmp-";
     private static final SecureRandom RANDOM = new SecureRandom();
@@ -98,6 +100,7 @@ final class CheckpointStore {
         try {
             Files.createDirectory(temp);
             writer.writeInto(temp);
+            writeManifest(temp);
             syncTree(temp);
             if (Files.exists(target)) {
                 // a folder of this step without COMPLETE: an earlier attempt that died after its rename
@@ -150,7 +153,6 @@ final class CheckpointStore {
         return deleted;
     }
 
-    /** Deletes temp folders and uncommitted step folders left by a crash; returns what it deleted. */
     /**
      * Moves the committed checkpoints after {@code step} out of the way of a run resumed from it,
      * renamed {@code superseded-step-NNNNNN-<UTC time>} (never deleted: they are another line of
@@ -173,6 +175,82 @@ final class CheckpointStore {
         return moved;
     }
 
+    /**
+     * The newest committed checkpoint whose files match its manifest. Each newer one that does not is
+     * renamed {@code damaged-step-NNNNNN} (kept for inspection, never loaded) and {@code onDamaged}
+     * hears which file is wrong. A checkpoint from before manifests existed counts as intact.
+     */
+    Optional<Checkpoint> latestIntact(java.util.function.BiConsumer<Checkpoint, String> onDamaged) throws IOException {
+        List<Checkpoint> all = complete();
+        for (int i = all.size() - 1; i >= 0; i--) {
+            Checkpoint c = all.get(i);
+            Optional<String> problem = verify(c);
+            if (problem.isEmpty()) {
+                return Optional.of(c);
+            }
+            onDamaged.accept(c, problem.get());
+            moveAtomically(c.directory(), root.resolve("damaged-" + c.directory().getFileName()));
+            syncDirectory(root);
+        }
+        return Optional.empty();
+    }
+
+    /** What is wrong with a committed checkpoint's files against its manifest; empty when nothing is. */
+    static Optional<String> verify(Checkpoint checkpoint) throws IOException {
+        Path manifest = checkpoint.directory().resolve(MANIFEST);
+        if (!Files.exists(manifest)) {
+            return Optional.empty();
+        }
+        for (String line : Files.readAllLines(manifest, java.nio.charset.StandardCharsets.UTF_8)) {
+            int split = line.indexOf("  ");
+            if (line.isBlank()) {
+                continue;
+            }
+            if (split != 64) {
+                return Optional.of(manifest + ": a line that is not 'SHA-256  path': '" + line + "'");
+            }
+            Path file = checkpoint.directory().resolve(line.substring(split + 2));
+            if (!Files.isRegularFile(file)) {
+                return Optional.of(file + " is missing (listed in " + MANIFEST + ")");
+            }
+            String actual = sha256(file);
+            if (!actual.equals(line.substring(0, 64))) {
+                return Optional.of(file + " does not match its SHA-256 in " + MANIFEST + " (expected "
+                        + line.substring(0, 64) + ", found " + actual + ")");
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static void writeManifest(Path directory) throws IOException {
+        List<Path> files = new ArrayList<>();
+        try (var walk = Files.walk(directory)) {
+            walk.filter(Files::isRegularFile).forEach(files::add);
+        }
+        files.sort(Comparator.comparing(f -> directory.relativize(f).toString()));
+        StringBuilder manifest = new StringBuilder();
+        for (Path f : files) {
+            manifest.append(sha256(f)).append("  ").append(directory.relativize(f).toString().replace('\\', '/')).append('\n');
+        }
+        Files.writeString(directory.resolve(MANIFEST), manifest, java.nio.charset.StandardCharsets.UTF_8);
+    }
+
+    private static String sha256(Path file) throws IOException {
+        try {
+            java.security.MessageDigest digest = java.security.MessageDigest.getInstance("SHA-256");
+            try (var in = Files.newInputStream(file)) {
+                byte[] buffer = new byte[1 << 20];
+                for (int n; (n = in.read(buffer)) > 0; ) {
+                    digest.update(buffer, 0, n);
+                }
+            }
+            return HexFormat.of().formatHex(digest.digest());
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is part of every Java runtime", e);
+        }
+    }
+
+    /** Deletes temp folders and uncommitted step folders left by a crash; returns what it deleted. */
     List<Path> removeIncomplete() throws IOException {
         List<Path> deleted = new ArrayList<>();
         if (!Files.isDirectory(root)) {

@@ -100,7 +100,16 @@ final class SftStage implements Stage {
             store.setAsideAfter(named.get().step()).forEach((from, to) -> out.println("sft: set aside " + from
                     + " (newer than the checkpoint resumed from) as " + to));
         }
-        Optional<CheckpointStore.Checkpoint> latest = named.isPresent() ? named : store.latestComplete();
+        if (named.isPresent()) {
+            Optional<String> damaged = CheckpointStore.verify(named.get());
+            if (damaged.isPresent()) {
+                throw new InputException("--resume " + named.get().directory() + ": the checkpoint is damaged: " + damaged.get());
+            }
+        }
+        // the newest checkpoint whose files match their SHA-256 manifest; damaged newer ones are set aside, named
+        Optional<CheckpointStore.Checkpoint> latest = named.isPresent() ? named : store.latestIntact((c, why) ->
+                out.println("sft: checkpoint " + c.directory().getFileName() + " is damaged (" + why
+                        + "); set aside as damaged-" + c.directory().getFileName() + ", falling back to an older one"));
         if (!context.resume() && latest.isPresent()) {
             // Starting over would fail to write every checkpoint (a complete one is never overwritten)
             // and mix two runs' metrics: say what to do instead (as transformers' overwrite_output_dir did).

@@ -101,4 +101,50 @@ class CheckpointStoreTest {
         assertEquals("two", Files.readString(root.resolve("step-000002/model/weights.bin")));
         assertEquals(List.of("step-000002"), entries(root));
     }
+
+    @Test
+    void aManifestListsTheSha256OfEveryFile(@TempDir Path root) throws IOException {
+        CheckpointStore store = new CheckpointStore(root, 3);
+        store.write(1, files("abc"));
+        // FIPS 180-2's test vector: SHA-256("abc")
+        assertEquals(List.of("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  model/weights.bin",
+                        hexSha256("{\"step\": \"abc\"}") + "  trainer-state.json"),
+                Files.readAllLines(root.resolve("step-000001/" + CheckpointStore.MANIFEST)));
+        assertEquals(Optional.empty(), CheckpointStore.verify(store.latestComplete().orElseThrow()));
+    }
+
+    @Test
+    void aDamagedNewestCheckpointIsSetAsideNamedAndTheOlderOneResumes(@TempDir Path root) throws IOException {
+        CheckpointStore store = new CheckpointStore(root, 3);
+        store.write(2, files("two"));
+        store.write(4, files("four"));
+        Files.writeString(root.resolve("step-000004/model/weights.bin"), "fouR"); // one flipped byte
+        List<String> heard = new java.util.ArrayList<>();
+        Optional<CheckpointStore.Checkpoint> intact = store.latestIntact((c, why) -> heard.add(c.step() + ": " + why));
+        assertEquals(2, intact.orElseThrow().step());
+        assertEquals(1, heard.size());
+        assertTrue(heard.get(0).startsWith("4: " + root.resolve("step-000004/model/weights.bin") + " does not match its SHA-256"),
+                heard.get(0));
+        assertEquals(List.of("damaged-step-000004", "step-000002"), entries(root));
+    }
+
+    @Test
+    void aMissingFileIsNamedAndACheckpointFromBeforeManifestsCountsAsIntact(@TempDir Path root) throws IOException {
+        CheckpointStore store = new CheckpointStore(root, 3);
+        CheckpointStore.Checkpoint c = store.write(3, files("three"));
+        Files.delete(root.resolve("step-000003/trainer-state.json"));
+        assertEquals(Optional.of(root.resolve("step-000003/trainer-state.json") + " is missing (listed in MANIFEST.sha256)"),
+                CheckpointStore.verify(c));
+        Files.delete(root.resolve("step-000003/" + CheckpointStore.MANIFEST));
+        assertEquals(Optional.empty(), CheckpointStore.verify(c));
+    }
+
+    private static String hexSha256(String text) {
+        try {
+            return java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+                    .digest(text.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+        } catch (java.security.NoSuchAlgorithmException e) {
+            throw new AssertionError(e);
+        }
+    }
 }
