@@ -120,6 +120,20 @@ class ReliabilityIT {
     }
 
     @Test
+    void aResumeWithAChangedPipelineIsRefusedNamingTheKeyUnlessTheChangeIsAccepted() throws Exception {
+        Path runDir = tmp.resolve("changed");
+        assertEquals(0, run("", runDir).exit());
+        Result refused = run("", runDir, "--resume", "--set", "stages[0].schedule.peak-lr=5e-4", "--set", "model.hidden-size=64");
+        assertEquals(2, refused.exit(), lastLines(refused.out()));
+        assertTrue(refused.out().contains("--resume: the pipeline differs from the one this run started with"), refused.out());
+        assertTrue(refused.out().contains("model.hidden-size: 128 -> 64"), refused.out());
+        assertTrue(refused.out().contains("stages.0.schedule.peak-lr: 0.003 -> 5.0E-4"), refused.out());
+        Result accepted = run("", runDir, "--resume", "--set", "stages[0].schedule.peak-lr=5e-4",
+                "--allow-change", "stages[0].schedule.peak-lr");
+        assertEquals(0, accepted.exit(), lastLines(accepted.out()));
+    }
+
+    @Test
     void aCheckpointThatCannotBeWrittenStopsTheRunWithExitOneAndSaysNoneExists() throws Exception {
         // a file-size limit of 1,000 KiB: the model file of a checkpoint (3 MB) cannot be written
         Path runDir = tmp.resolve("full");
@@ -130,7 +144,7 @@ class ReliabilityIT {
         assertTrue(r.out().contains("run again with --resume"), r.out());
         assertFalse(r.out().contains("Exception") || r.out().contains("\tat "), r.out());
         assertEquals(List.of(), names(runDir.resolve("1-sft/checkpoints")), "no partial checkpoint folder");
-        assertEquals(List.of("1-sft", "anneal.lock", "run.log"), names(runDir));
+        assertEquals(List.of("1-sft", "anneal.lock", "pipeline.json", "run.log"), names(runDir));
         assertEquals(List.of("checkpoints", "events.jsonl", "metrics.jsonl"), names(runDir.resolve("1-sft")),
                 "no final model and no temporary folder");
 

@@ -311,6 +311,10 @@ public final class Main {
                 description = "continue from the newest complete checkpoint, or from the checkpoint folder given")
         String resume;
 
+        @Option(names = "--allow-change", paramLabel = "KEY", description = "accept a value (or block) changed "
+                + "since the run started when resuming, e.g. stages[0].schedule.peak-lr (repeatable)")
+        List<String> allowedChanges = new ArrayList<>();
+
         @Option(names = "--quiet", description = "only the essentials: no resolved pipeline (anneal config prints it)")
         boolean quiet;
 
@@ -350,7 +354,7 @@ public final class Main {
             }
             try {
                 RunModule.injector(registry, extensions, p, out, ProgressReporters.forConsole(out, env))
-                        .getInstance(PipelineEngine.class).run(resume != null, checkpoint);
+                        .getInstance(PipelineEngine.class).run(resume != null, checkpoint, allowedChanges);
             } catch (InputException e) {
                 throw e;
             } catch (RunFailedException e) {

@@ -46,19 +46,21 @@ public final class PipelineEngine {
     }
 
     public void run(boolean resume) throws Exception {
-        run(resume, Optional.empty());
+        run(resume, Optional.empty(), List.of());
     }
 
     /**
-     * Runs the stages; with {@code checkpoint} (from {@code --resume PATH}) the stage whose
+     * Runs the stages (a resume refuses a pipeline changed since the run started, except in
+     * {@code allowedChanges}: {@link RunConfigRecord}); with {@code checkpoint} (from {@code --resume PATH}) the stage whose
      * checkpoint it is resumes from it. A stop request (the first SIGINT or SIGTERM) ends the run
      * after the stage that saw it saved its state: a {@link RunFailedException} with exit code 130
      * or 143.
      */
-    public void run(boolean resume, Optional<Path> checkpoint) throws Exception {
+    public void run(boolean resume, Optional<Path> checkpoint, List<String> allowedChanges) throws Exception {
         Optional<Integer> checkpointStage = checkpoint.isPresent() ? Optional.of(stageOf(checkpoint.get())) : Optional.empty();
         applyThreads();
         try (RunDirLock lock = RunDirLock.acquire(pipeline.runDir())) {
+            RunConfigRecord.check(pipeline.runDir(), pipeline.resolved(), resume || checkpoint.isPresent(), allowedChanges);
             StopSignals.arm(out);
             try {
                 runStages(resume || checkpoint.isPresent(), checkpoint, checkpointStage);
