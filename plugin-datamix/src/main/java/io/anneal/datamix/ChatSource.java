@@ -101,6 +101,14 @@ final class ChatSource {
         return n;
     }
 
+    long skippedBad() {
+        long n = 0;
+        for (SourceFile f : files) {
+            n += f.skippedBad;
+        }
+        return n;
+    }
+
     long skipped() {
         long n = 0;
         for (SourceFile f : files) {

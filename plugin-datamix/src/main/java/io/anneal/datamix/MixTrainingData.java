@@ -22,7 +22,17 @@ import java.util.function.Consumer;
  */
 final class MixTrainingData implements TrainingData {
     /** One configured source, before it is indexed. */
-    record SourceSpec(String name, Path path, double weight, OnError onError) {
+    /**
+     * @param maxSkippedFraction under {@code on-error = skip}, the share of bad records above which
+     *                           the source is refused instead of trained on (a broken file, not a few bad lines)
+     */
+    record SourceSpec(String name, Path path, double weight, OnError onError, double maxSkippedFraction) {
+        /** The default share: 5% bad records still train, more stop the load (reference.conf). */
+        static final double DEFAULT_MAX_SKIPPED = 0.05;
+
+        SourceSpec(String name, Path path, double weight, OnError onError) {
+            this(name, path, weight, onError, DEFAULT_MAX_SKIPPED);
+        }
     }
 
     private final HfTokenizer tokenizer;
@@ -82,6 +92,15 @@ final class MixTrainingData implements TrainingData {
         for (int i = 0; i < sources.length; i++) {
             SourceSpec s = specs.get(i);
             sources[i] = ChatSource.open(s.name(), s.weight(), s.path(), template, tokenizer, s.onError(), cache);
+            long bad = sources[i].skippedBad();
+            long seen = bad + sources[i].records();
+            if (bad > s.maxSkippedFraction() * seen) {
+                throw new InputException(String.format(java.util.Locale.ROOT,
+                        "%s: source '%s': %d of %d records are bad (%.1f%%), more than max-skipped-fraction %s allows "
+                                + "under on-error = skip; first: %s. Fix the data, or raise the data block's max-skipped-fraction",
+                        s.path(), s.name(), bad, seen, 100.0 * bad / seen, s.maxSkippedFraction(),
+                        sources[i].problems().isEmpty() ? "(none recorded)" : sources[i].problems().get(0)));
+            }
             report.add(sources[i].loadReport());
             for (String problem : sources[i].problems()) {
                 report.add("    " + problem);
@@ -176,6 +195,10 @@ final class MixTrainingData implements TrainingData {
             LossOn lossOn = config.getEnum("loss-on", LossOn.class);
             Leftover leftover = config.getEnum("leftover", Leftover.class);
             OnError onError = config.getEnum("on-error", OnError.class);
+            double maxSkipped = config.getDouble("max-skipped-fraction");
+            if (!(maxSkipped >= 0 && maxSkipped <= 1)) {
+                throw config.invalid("max-skipped-fraction", "a share of records between 0 and 1", String.valueOf(maxSkipped));
+            }
             long budget = config.getTokens("budget").tokens();
             List<ConfigView> list = config.getConfigList("sources");
             if (list.isEmpty()) {
@@ -187,7 +210,7 @@ final class MixTrainingData implements TrainingData {
             Set<String> names = new HashSet<>();
             for (ConfigView s : list) {
                 try {
-                    specs.add(source(s, names, onError, context));
+                    specs.add(source(s, names, onError, maxSkipped, context));
                 } catch (ConfigException e) {
                     problems.addAll(e.problems());
                 }
@@ -227,7 +250,8 @@ final class MixTrainingData implements TrainingData {
         }
 
         /** One source block: its keys, name, weight and an existing path. */
-        static SourceSpec source(ConfigView s, Set<String> names, OnError onError, ExtensionContext context) {
+        static SourceSpec source(ConfigView s, Set<String> names, OnError onError, double maxSkipped,
+                ExtensionContext context) {
             for (String key : s.keys()) {
                 if (!SOURCE_KEYS.contains(key)) {
                     throw s.invalid(key, "only the keys name, path, weight, on-error in a source", "'" + key + "'");
@@ -249,7 +273,7 @@ final class MixTrainingData implements TrainingData {
             if (!java.nio.file.Files.exists(path)) {
                 throw s.invalid("path", "an existing JSONL file, Parquet file or folder of shards", path + " (no such file)");
             }
-            return new SourceSpec(name, path, weight, own);
+            return new SourceSpec(name, path, weight, own, maxSkipped);
         }
     }
 }

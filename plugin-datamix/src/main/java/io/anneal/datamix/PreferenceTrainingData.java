@@ -374,7 +374,7 @@ final class PreferenceTrainingData implements TrainingData {
             java.util.Set<String> names = new java.util.HashSet<>();
             for (ConfigView s : list) {
                 try {
-                    specs.add(MixTrainingData.Factory.source(s, names, onError, context));
+                    specs.add(MixTrainingData.Factory.source(s, names, onError, MixTrainingData.SourceSpec.DEFAULT_MAX_SKIPPED, context));
                 } catch (ConfigException e) {
                     problems.addAll(e.problems());
                 }

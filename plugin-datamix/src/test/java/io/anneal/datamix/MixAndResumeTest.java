@@ -171,6 +171,7 @@ class MixAndResumeTest {
         o.put("tokenizer", TestContext.tinyTokenizer().toString());
         o.put("on-error", onError);
         o.put("cache", false);
+        o.put("max-skipped-fraction", 0.5); // the skip tests below have 1 bad record of 3 or 4
         o.put("sources", List.of(Map.of("name", "bad", "path", f.toString(), "weight", 1.0)));
         return new MixTrainingData.Factory().create(MixConfig.mix(o), new TestContext(dir));
     }
@@ -233,7 +234,7 @@ class MixAndResumeTest {
         Files.writeString(f, good + "not json\n" + good);
         List<String> printed = new ArrayList<>();
         MixTrainingData data = new MixTrainingData(HfTokenizer.load(TestContext.tinyTokenizer()),
-                List.of(new MixTrainingData.SourceSpec("src", f, 1.0, OnError.SKIP)), LossOn.ASSISTANT, false, 7, 0,
+                List.of(new MixTrainingData.SourceSpec("src", f, 1.0, OnError.SKIP, 0.5)), LossOn.ASSISTANT, false, 7, 0,
                 Leftover.SPLIT, CacheFiles.OFF, printed::add);
         PackedBatch first;
         try (MixStream a = data.open(16)) {
@@ -249,5 +250,23 @@ class MixAndResumeTest {
         assertTrue(printed.get(0).contains("skipped 1 bad records"), printed.get(0));
         assertTrue(printed.get(0).contains("WARNING the template masks the <|im_end|> of 2 of 2 assistant turns"), printed.get(0));
         assertTrue(printed.get(1).contains("src.jsonl:2: expected well-formed JSON"), printed.get(1));
+    }
+
+    @Test
+    void aSourceWithMoreBadRecordsThanTheThresholdIsRefusedUnderSkip(@TempDir Path dir) throws IOException {
+        // 1 bad of 3 records is 33.3%: over the default 5%, under 50%
+        String good = TemplateAndPackingTest.HI_OK_JSON + "\n";
+        Path f = dir.resolve("src.jsonl");
+        Files.writeString(f, good + "not json\n" + good);
+        HfTokenizer tokenizer = HfTokenizer.load(TestContext.tinyTokenizer());
+        MixTrainingData strict = new MixTrainingData(tokenizer, List.of(new MixTrainingData.SourceSpec("src", f, 1.0, OnError.SKIP)),
+                LossOn.ASSISTANT, true, 7, 0, Leftover.SPLIT, CacheFiles.OFF, line -> { });
+        InputException e = assertThrows(InputException.class, () -> strict.open(16).close());
+        assertTrue(e.getMessage().startsWith(f + ": source 'src': 1 of 3 records are bad (33.3%), more than "
+                + "max-skipped-fraction 0.05 allows under on-error = skip; first: " + f + ":2: expected well-formed JSON"),
+                e.getMessage());
+        MixTrainingData lenient = new MixTrainingData(tokenizer, List.of(new MixTrainingData.SourceSpec("src", f, 1.0, OnError.SKIP, 0.5)),
+                LossOn.ASSISTANT, true, 7, 0, Leftover.SPLIT, CacheFiles.OFF, line -> { });
+        lenient.open(16).close();
     }
 }
