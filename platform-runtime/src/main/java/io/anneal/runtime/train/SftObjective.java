@@ -1,21 +1,17 @@
 package io.anneal.runtime.train;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.NDList;
 import ai.djl.ndarray.NDManager;
-import ai.djl.ndarray.types.DataType;
-import ai.djl.ndarray.types.Shape;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.api.model.CausalLanguageModel;
-import io.anneal.api.model.ModelInput;
+import io.anneal.api.train.LabelLogProbabilities;
 import io.anneal.api.train.Objective;
 import io.anneal.api.train.ObjectiveSums;
 
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 
 /**
  * {@code objective { type = sft }}: token cross-entropy summed over the supervised tokens (labels
@@ -63,14 +59,8 @@ public final class SftObjective implements Objective {
 
     @Override
     public ObjectiveSums forward(NDManager micro, CausalLanguageModel model, PackedBatch batch, boolean training) {
-        Shape shape = new Shape(batch.rows(), batch.length());
-        ModelInput input = new ModelInput(micro.create(batch.inputIds(), shape), micro.create(batch.positionIds(), shape),
-                micro.create(batch.documentIds(), shape));
-        NDArray labels = micro.create(batch.labels(), shape).toType(DataType.INT64, false);
-        Optional<NDList> scored = model.labelLogProbabilities(micro, input, labels, training);
-        TokenCrossEntropy.Sums sums = scored.isPresent() // a fused LM head and cross-entropy: no logits materialised
-                ? TokenCrossEntropy.ofLogProbabilities(scored.get().get(0), scored.get().get(1))
-                : TokenCrossEntropy.of(model.forward(micro, input, training), labels);
+        // the model's fused LM head and cross-entropy when it has one (no logits materialised), else log-softmax
+        TokenCrossEntropy.Sums sums = TokenCrossEntropy.of(LabelLogProbabilities.of(micro, model, batch, training));
         Map<String, NDArray> metrics = new LinkedHashMap<>();
         metrics.put(ACCURACY, sums.correct());
         return new ObjectiveSums(sums.negativeLogLikelihood(), metrics);

@@ -1,14 +1,12 @@
 package io.anneal.runtime.train;
 
 import ai.djl.ndarray.NDArray;
-import ai.djl.ndarray.types.DataType;
-import io.anneal.api.data.PackedBatch;
-import io.anneal.api.train.DifferentiableCasts;
+import io.anneal.api.train.LabelLogProbabilities;
 
 /**
  * Token-level cross-entropy over logits, in float32 whatever the compute type: log_softmax over
  * the vocabulary, then the log-probability of each label gathered. Positions labelled
- * {@link PackedBatch#IGNORE} (-100, the Hugging Face convention) contribute nothing.
+ * {@link io.anneal.api.data.PackedBatch#IGNORE} (-100, the Hugging Face convention) contribute nothing.
  *
  * <p>It returns the SUM over supervised positions, not a mean: the caller divides by the
  * supervised tokens of the whole optimizer batch, so that accumulating micro-batches gives the
@@ -40,16 +38,11 @@ final class TokenCrossEntropy {
      * @param labels [batch, sequence], int64, with -100 where unsupervised
      */
     static Sums of(NDArray logits, NDArray labels) {
-        // not toType: DJL's cast detaches from the autograd graph (see DifferentiableCasts)
-        NDArray logits32 = DifferentiableCasts.toFloat32(logits);
-        NDArray supervised = labels.neq(PackedBatch.IGNORE);
-        // -100 is no valid index: gather at 0 there and mask the result away
-        NDArray safeLabels = labels.mul(supervised.toType(DataType.INT64, false));
-        NDArray logProbabilities = logits32.logSoftmax(-1);
-        NDArray picked = logProbabilities.gather(safeLabels.expandDims(-1), -1).squeeze(-1);
-        NDArray mask = supervised.toType(DataType.FLOAT32, false);
-        NDArray nll = picked.mul(mask).sum().neg();
-        NDArray hits = logits32.argMax(-1).eq(safeLabels).toType(DataType.FLOAT32, false).mul(mask).sum();
-        return new Sums(nll, hits.stopGradient());
+        return of(LabelLogProbabilities.fromLogits(logits, labels));
+    }
+
+    /** The sums of per-label scores, from the logits or from a model's fused head alike. */
+    static Sums of(LabelLogProbabilities.Scored scored) {
+        return ofLogProbabilities(scored.logProbabilities(), scored.correct());
     }
 }
