@@ -206,22 +206,11 @@ final class MixTrainingData implements TrainingData {
             }
             // Every source and the tokenizer are checked, so that one run of validate lists every missing path.
             List<ConfigProblem> problems = new ArrayList<>();
-            List<SourceSpec> specs = new ArrayList<>();
-            Set<String> names = new HashSet<>();
-            for (ConfigView s : list) {
-                try {
-                    specs.add(source(s, names, onError, maxSkipped, context));
-                } catch (ConfigException e) {
-                    problems.addAll(e.problems());
-                }
-            }
+            List<SourceSpec> specs = sources(list, onError, maxSkipped, context, problems);
             HfTokenizer tokenizer = null;
             TokenizerConfig tokenizerConfig = null;
             try {
-                Path tokenizerPath = context.resolvePath(config, "tokenizer");
-                if (!java.nio.file.Files.exists(tokenizerPath)) {
-                    throw config.invalid("tokenizer", "an existing Hugging Face tokenizer.json", tokenizerPath + " (no such file)");
-                }
+                Path tokenizerPath = existingTokenizer(config, context);
                 tokenizer = HfTokenizer.load(tokenizerPath);
                 tokenizerConfig = TokenizerConfig.read(tokenizerPath);
                 if ("auto".equals(template) && tokenizerConfig.chatTemplate() == null) {
@@ -250,6 +239,30 @@ final class MixTrainingData implements TrainingData {
         }
 
         /** One source block: its keys, name, weight and an existing path. */
+        /** Every source of {@code list}; a bad one adds its problems and is left out, so that all are reported at once. */
+        static List<SourceSpec> sources(List<ConfigView> list, OnError onError, double maxSkipped, ExtensionContext context,
+                List<ConfigProblem> problems) {
+            List<SourceSpec> specs = new ArrayList<>();
+            Set<String> names = new HashSet<>();
+            for (ConfigView s : list) {
+                try {
+                    specs.add(source(s, names, onError, maxSkipped, context));
+                } catch (ConfigException e) {
+                    problems.addAll(e.problems());
+                }
+            }
+            return specs;
+        }
+
+        /** The data block's {@code tokenizer} path, which must exist. */
+        static Path existingTokenizer(ConfigView config, ExtensionContext context) {
+            Path tokenizerPath = context.resolvePath(config, "tokenizer");
+            if (!java.nio.file.Files.exists(tokenizerPath)) {
+                throw config.invalid("tokenizer", "an existing Hugging Face tokenizer.json", tokenizerPath + " (no such file)");
+            }
+            return tokenizerPath;
+        }
+
         static SourceSpec source(ConfigView s, Set<String> names, OnError onError, double maxSkipped,
                 ExtensionContext context) {
             for (String key : s.keys()) {

@@ -370,22 +370,11 @@ final class PreferenceTrainingData implements TrainingData {
                 throw config.invalid("sources", "at least one source { name = ..., path = ... }", "an empty list");
             }
             List<ConfigProblem> problems = new ArrayList<>();
-            List<MixTrainingData.SourceSpec> specs = new ArrayList<>();
-            java.util.Set<String> names = new java.util.HashSet<>();
-            for (ConfigView s : list) {
-                try {
-                    specs.add(MixTrainingData.Factory.source(s, names, onError, MixTrainingData.SourceSpec.DEFAULT_MAX_SKIPPED, context));
-                } catch (ConfigException e) {
-                    problems.addAll(e.problems());
-                }
-            }
+            List<MixTrainingData.SourceSpec> specs = MixTrainingData.Factory.sources(list, onError,
+                    MixTrainingData.SourceSpec.DEFAULT_MAX_SKIPPED, context, problems);
             HfTokenizer tokenizer = null;
             try {
-                Path tokenizerPath = context.resolvePath(config, "tokenizer");
-                if (!Files.exists(tokenizerPath)) {
-                    throw config.invalid("tokenizer", "an existing Hugging Face tokenizer.json", tokenizerPath + " (no such file)");
-                }
-                tokenizer = HfTokenizer.load(tokenizerPath);
+                tokenizer = HfTokenizer.load(MixTrainingData.Factory.existingTokenizer(config, context));
             } catch (ConfigException e) {
                 problems.addAll(e.problems());
             } catch (InputException e) {
