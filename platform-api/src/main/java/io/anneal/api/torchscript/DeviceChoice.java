@@ -21,7 +21,8 @@ public record DeviceChoice(Device device, String line) {
     /** What a CPU-only libtorch on a GPU machine should do instead (README, GPU). */
     private static final String GPU_FIX = "run bin/anneal --torch DIR with DIR a CUDA torch 2.7.1 "
             + "(pip install torch==2.7.1 --index-url https://download.pytorch.org/whl/cu128; README, GPU)";
-    private static final Path NVIDIA_DRIVER = Path.of("/proc/driver/nvidia/version");
+    /** Present where an NVIDIA driver is loaded (Linux); its first line names the driver version. */
+    public static final Path NVIDIA_DRIVER = Path.of("/proc/driver/nvidia/version");
 
     /**
      * Chooses the device for {@code setting} (auto, cpu or gpu), starting DJL's PyTorch engine;

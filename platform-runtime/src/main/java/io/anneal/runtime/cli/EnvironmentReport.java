@@ -11,7 +11,6 @@ import io.anneal.runtime.plugins.PluginRegistry;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
@@ -24,7 +23,6 @@ final class EnvironmentReport {
     private static final List<String> VARIABLES = List.of("PYTORCH_LIBRARY_PATH", "PYTORCH_VERSION", "PYTORCH_FLAVOR",
             "DJL_CACHE_DIR", "ENGINE_CACHE_DIR", "ANNEAL_KERNELS", "ANNEAL_TORCH", "CUDA_VISIBLE_DEVICES",
             "OMP_NUM_THREADS");
-    private static final Path NVIDIA_DRIVER = Path.of("/proc/driver/nvidia/version");
 
     private final Map<String, String> env;
     private final String annealHome;
@@ -66,7 +64,7 @@ final class EnvironmentReport {
 
     private static String driver() {
         try {
-            return Files.exists(NVIDIA_DRIVER) ? Files.readAllLines(NVIDIA_DRIVER).get(0).trim() : "none";
+            return Files.exists(DeviceChoice.NVIDIA_DRIVER) ? Files.readAllLines(DeviceChoice.NVIDIA_DRIVER).get(0).trim() : "none";
         } catch (IOException | RuntimeException e) {
             return "present, unreadable (" + e.getMessage() + ")";
         }
