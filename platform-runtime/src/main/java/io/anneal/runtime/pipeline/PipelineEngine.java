@@ -45,10 +45,6 @@ public final class PipelineEngine {
         return runDir.resolve((index + 1) + "-" + name);
     }
 
-    public void run(boolean resume) throws Exception {
-        run(resume, Optional.empty(), List.of());
-    }
-
     /**
      * Runs the stages (a resume refuses a pipeline changed since the run started, except in
      * {@code allowedChanges}: {@link RunConfigRecord}); with {@code checkpoint} (from {@code --resume PATH}) the stage whose
