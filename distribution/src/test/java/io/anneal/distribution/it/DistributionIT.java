@@ -353,6 +353,22 @@ class DistributionIT {
         assertTrue(Files.size(home.resolve("coord.png")) > 1000, r.out());
     }
 
+    @Test
+    void dpoLossOfOnePairIsTheHandValue() throws Exception {
+        // chosen log-ratio (-1-1) - (-2-1) = 1, rejected -3 - (-2) = -1; sigmoid DPO with beta 0.1:
+        // -log sigmoid(0.1 * (1 - (-1))) = log(1 + e^-0.2) = 0.5981388693815918
+        Files.writeString(home.resolve("pairs.json"), "{\"pairs\": [{\"policy_chosen\": [-1, -1], \"policy_rejected\": [-3], "
+                + "\"reference_chosen\": [-2, -1], \"reference_rejected\": [-2]}]}");
+        Result r = anneal("dpo", "loss", "--input", "pairs.json", "--type", "dpo", "--beta", "0.1");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("\"loss\":0.598138869381591"), r.out());
+        assertTrue(r.out().contains("\"rewards/chosen\":0.1,\"rewards/rejected\":-0.1,\"rewards/accuracies\":1.0,"
+                + "\"rewards/margins\":0.2"), r.out());
+        Files.writeString(home.resolve("uneven.json"), "{\"pairs\": [{\"policy_chosen\": [-1, -1], \"policy_rejected\": [-3], "
+                + "\"reference_chosen\": [-2], \"reference_rejected\": [-2]}]}");
+        assertEquals(2, anneal("dpo", "loss", "--input", "uneven.json").exit());
+    }
+
     /** Where DJL unpacked the bundled CPU libtorch (DJL_CACHE_DIR, else ~/.djl.ai). */
     private static Path libtorchCache() throws Exception {
         assertEquals(0, anneal("env").exit());
