@@ -11,10 +11,16 @@
 //   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
 //                          float32 logits are ever materialised; backward recomputes each chunk
 //
+//   graph_*                capture the calling thread's GPU work (a whole training step: forward,
+//                          autograd backward, optimizer) as CUDA graphs and replay them
+//
 // Nothing here synchronises with the host (no .item(), no data-dependent shapes), so a step that
 // uses them can be captured as a CUDA graph.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -24,7 +30,9 @@
 #include <cuda_fp16.h>
 
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "anneal_kernels.h"
 
@@ -450,6 +458,65 @@ std::string build_info(const Tensor&) {
          std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// CUDA graphs of whole training steps (issue 12, "no host in the loop"), driven from the JVM
+// through GraphControl.torchscript. A graph must be captured on a stream other than the default
+// one, and c10's current stream is per thread: graph_side_stream moves the calling thread (DJL
+// runs every call on the calling Java thread; the autograd engine follows the forward's stream)
+// onto one side stream for good, so warm-up, capture and replay all run there. Each graph keeps
+// its own memory pool: its intermediates live at fixed addresses between replays.
+// Every operator takes a tensor (the anchor): one without a tensor argument did not take effect
+// when called from TorchScript (../shared/device/spikes/libtorch-ops-cuda-graph).
+// ---------------------------------------------------------------------------------------------
+std::vector<std::unique_ptr<at::cuda::CUDAGraph>> step_graphs;
+c10::optional<c10::cuda::CUDAStream> side_stream;
+
+int64_t graph_side_stream(const Tensor& anchor) {
+  TORCH_CHECK(anchor.is_cuda(), "anneal::graph_side_stream: expected a CUDA tensor, found ", anchor.device());
+  if (!side_stream.has_value()) {
+    side_stream = c10::cuda::getStreamFromPool(false, anchor.device().index());
+  }
+  auto current = c10::cuda::getCurrentCUDAStream(anchor.device().index());
+  if (current != *side_stream) {
+    at::cuda::CUDAEvent ready;  // the side stream starts after what the thread queued so far
+    ready.record(current);
+    ready.block(*side_stream);
+    c10::cuda::setCurrentCUDAStream(*side_stream);
+  }
+  return (int64_t) side_stream->id();
+}
+
+int64_t graph_begin(const Tensor& anchor) {
+  graph_side_stream(anchor);
+  // the eager steps' cached blocks back to the driver: the graph's own pool holds its memory from now on
+  c10::cuda::CUDACachingAllocator::emptyCache();
+  step_graphs.push_back(std::make_unique<at::cuda::CUDAGraph>());
+  // thread-local: another JVM thread's CUDA calls (a checkpoint writer, a GC-driven free) must not
+  // invalidate the capture
+  step_graphs.back()->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+  return (int64_t) step_graphs.size() - 1;
+}
+
+int64_t graph_end(const Tensor& anchor) {
+  TORCH_CHECK(!step_graphs.empty(), "anneal::graph_end: no capture was begun");
+  step_graphs.back()->capture_end();
+  return (int64_t) step_graphs.size() - 1;
+}
+
+int64_t graph_replay(const Tensor& anchor, int64_t id) {
+  TORCH_CHECK(id >= 0 && id < (int64_t) step_graphs.size() && step_graphs[id], "anneal::graph_replay: no graph ", id);
+  step_graphs[id]->replay();
+  return id;
+}
+
+// Frees a graph and its memory pool (its static tensors must be dropped by the caller first).
+int64_t graph_release(const Tensor& anchor, int64_t id) {
+  TORCH_CHECK(id >= 0 && id < (int64_t) step_graphs.size(), "anneal::graph_release: no graph ", id);
+  step_graphs[id].reset();
+  return id;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(anneal, m) {
@@ -458,6 +525,11 @@ TORCH_LIBRARY(anneal, m) {
   m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk) -> Tensor");
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
   m.def("build_info(Tensor any) -> str", &build_info);
+  m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
+  m.def("graph_begin(Tensor anchor) -> int", &graph_begin);
+  m.def("graph_end(Tensor anchor) -> int", &graph_end);
+  m.def("graph_replay(Tensor anchor, int id) -> int", &graph_replay);
+  m.def("graph_release(Tensor anchor, int id) -> int", &graph_release);
 }
 
 // CompositeImplicitAutograd: the dispatcher calls these for every backend and under autograd; each

@@ -35,6 +35,16 @@ public interface CausalLanguageModel extends AutoCloseable {
         return Optional.empty();
     }
 
+    /**
+     * CUDA graphs of training steps, when this model's {@link #forward} and
+     * {@link #labelLogProbabilities} can be captured: once it has been returned, they enqueue GPU
+     * work only (no host reads, no copies from Java arrays), and the caller may capture and replay
+     * them. Empty by default and on a CPU. Since API 1.2.
+     */
+    default Optional<StepGraphs> stepGraphs() {
+        return Optional.empty();
+    }
+
     List<NamedParameter> parameters();
 
     int vocabSize();

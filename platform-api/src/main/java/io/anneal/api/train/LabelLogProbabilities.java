@@ -30,11 +30,29 @@ public final class LabelLogProbabilities {
     public record Scored(NDArray logProbabilities, NDArray correct) {
     }
 
-    /** The batch's arrays on {@code manager}'s device. */
+    /**
+     * The batch's arrays on {@code manager}'s device. Document ids are left out when every row holds
+     * one document: there are no boundaries to respect, and the model need not read them back to
+     * find that out (a capturable pass reads nothing back).
+     */
     public static ModelInput input(NDManager manager, PackedBatch batch) {
         Shape shape = new Shape(batch.rows(), batch.length());
         return new ModelInput(manager.create(batch.inputIds(), shape), manager.create(batch.positionIds(), shape),
-                manager.create(batch.documentIds(), shape));
+                oneDocumentPerRow(batch) ? null : manager.create(batch.documentIds(), shape));
+    }
+
+    /** True when no row of {@code batch} holds a document boundary. */
+    public static boolean oneDocumentPerRow(PackedBatch batch) {
+        int[] documents = batch.documentIds();
+        for (int r = 0; r < batch.rows(); r++) {
+            int first = r * batch.length();
+            for (int t = first + 1; t < first + batch.length(); t++) {
+                if (documents[t] != documents[first]) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     /** [rows, length] int64 labels, -100 where unsupervised. */
@@ -44,8 +62,15 @@ public final class LabelLogProbabilities {
 
     /** Scores every label of {@code batch}; arrays are attached to {@code manager}. */
     public static Scored of(NDManager manager, CausalLanguageModel model, PackedBatch batch, boolean training) {
-        ModelInput input = input(manager, batch);
-        NDArray labels = labels(manager, batch);
+        return of(manager, model, input(manager, batch), labels(manager, batch), training);
+    }
+
+    /**
+     * Scores every label of a batch already on the device ({@link #input}, {@link #labels}; a
+     * captured step's static arrays); arrays are attached to {@code manager}.
+     */
+    public static Scored of(NDManager manager, CausalLanguageModel model, ModelInput input, NDArray labels,
+            boolean training) {
         Optional<NDList> fused = model.labelLogProbabilities(manager, input, labels, training);
         if (fused.isPresent()) {
             return new Scored(fused.get().get(0), fused.get().get(1).stopGradient());

@@ -5,6 +5,7 @@ import ai.djl.ndarray.NDManager;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.api.model.CausalLanguageModel;
+import io.anneal.api.model.ModelInput;
 import io.anneal.api.train.LabelLogProbabilities;
 import io.anneal.api.train.Objective;
 import io.anneal.api.train.ObjectiveSums;
@@ -59,8 +60,14 @@ public final class SftObjective implements Objective {
 
     @Override
     public ObjectiveSums forward(NDManager micro, CausalLanguageModel model, PackedBatch batch, boolean training) {
+        return forward(micro, model, LabelLogProbabilities.input(micro, batch), LabelLogProbabilities.labels(micro, batch),
+                training);
+    }
+
+    /** The same sums from a batch already on the device (a captured step's static arrays). */
+    ObjectiveSums forward(NDManager micro, CausalLanguageModel model, ModelInput input, NDArray labels, boolean training) {
         // the model's fused LM head and cross-entropy when it has one (no logits materialised), else log-softmax
-        TokenCrossEntropy.Sums sums = TokenCrossEntropy.of(LabelLogProbabilities.of(micro, model, batch, training));
+        TokenCrossEntropy.Sums sums = TokenCrossEntropy.of(LabelLogProbabilities.of(micro, model, input, labels, training));
         Map<String, NDArray> metrics = new LinkedHashMap<>();
         metrics.put(ACCURACY, sums.correct());
         return new ObjectiveSums(sums.negativeLogLikelihood(), metrics);

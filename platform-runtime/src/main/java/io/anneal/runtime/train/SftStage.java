@@ -129,8 +129,12 @@ final class SftStage implements Stage {
              TokenBatchStream stream = data.open(settings.sequenceLength());
              Objective lossOf = objective;
              TrainStep step = new TrainStep(model, optimizer, context.device(),
-                     settings.pathOf("micro-batch-rows") + " (now " + settings.microBatchRows() + ")", lossOf)) {
+                     settings.pathOf("micro-batch-rows") + " (now " + settings.microBatchRows() + ")", lossOf,
+                     settings.cudaGraphs())) {
             checkVocabulary(model);
+            if (context.device().isGpu()) {
+                out.println("sft: " + step.graphsLine());
+            }
             lossOf.open(objectiveSetup(architecture, options, context, out));
             DynamicLossScale lossScale = new DynamicLossScale(settings.lossScale(), settings.precision().scalesLoss());
             long stepNumber = 0;
@@ -339,16 +343,18 @@ final class SftStage implements Stage {
         }
         double learningRate = schedule.lrAt(position.tokensSeen);
         double scale = lossScale.scale();
-        TrainStep.BatchLoss loss = step.accumulateGradients(batches, scale);
+        Optional<TrainStep.Outcome> replayed = step.replayStep(batches, learningRate, scale, settings.maxGradNorm());
+        TrainStep.BatchLoss loss = replayed.isPresent() ? replayed.get().loss() : step.accumulateGradients(batches, scale);
         if (!Double.isFinite(loss.negativeLogLikelihood()) && !settings.precision().scalesLoss()) {
-            // without a loss scale there is no overflow to back off from: the run has diverged
+            // without a loss scale there is no overflow to back off from: the run has diverged (a
+            // replayed step has left the weights untouched already: its gradients were not finite)
             step.zeroGradients();
             throw diverged(String.format(Locale.ROOT, "the loss is %s at step %d after %,d tokens (%s precision, learning rate %.4g)",
                     loss.negativeLogLikelihood(), position.step + 1, position.tokensSeen, settings.precision().configName(),
                     learningRate), position);
         }
-        StepResult result = loss.supervisedTokens() == 0
-                ? skipEmptyBatch(step, out, position.step)
+        StepResult result = replayed.isPresent() ? replayed.get().result()
+                : loss.supervisedTokens() == 0 ? skipEmptyBatch(step, out, position.step)
                 : step.applyGradients(learningRate, scale, settings.maxGradNorm());
         lossScale.update(result.skipped());
         position.step++;
