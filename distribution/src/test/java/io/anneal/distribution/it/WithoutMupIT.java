@@ -72,7 +72,7 @@ class WithoutMupIT {
         assertTrue(plugins.out().lines().anyMatch(l -> l.startsWith("ssm-hybrid ")), plugins.out());
         // the tiny chain, shortened: SFT publishes final/, DPO loads it as its start and its reference
         Result run = anneal("run", "--quiet", "examples/tiny-dpo.conf", "stages[0].token-budget=8192",
-                "stages[1].token-budget=4096", "stages[1].eval-every=0");
+                "stages[1].token-budget=4096", "stages[1].eval-every=0", "stages[1].objective.reference=on-the-fly");
         assertEquals(0, run.exit(), run.out());
         assertTrue(run.out().contains("reference model: a frozen copy of the policy's initial weights"), run.out());
         assertTrue(Files.isRegularFile(home.resolve("runs/tiny-dpo/2-dpo/final/model.safetensors")), run.out());
