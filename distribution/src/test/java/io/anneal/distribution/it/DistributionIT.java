@@ -239,6 +239,58 @@ class DistributionIT {
         return stage.withoutPath("init-from").withoutPath("data.tokenizer").withoutPath("eval-data.tokenizer").root().unwrapped();
     }
 
+    /**
+     * Issue 13, bad input: an objective that does not fit its data is refused by validate naming the
+     * stage; a bad preference pair fails the run naming file and line, or is skipped and counted.
+     */
+    @Test
+    void objectivesRefuseDataThatDoesNotFitAndBadPairsAreNamedOrSkipped() throws Exception {
+        Result dpoOnChat = anneal("validate", "examples/tiny-dpo.conf", "--set", "stages[1].data={type = mix, "
+                + "tokenizer = \"examples/tokenizer/tokenizer.json\", sources = [{name = a, path = \"examples/data/arithmetic.jsonl\"}]}");
+        assertEquals(2, dpoOnChat.exit(), dpoOnChat.out());
+        assertTrue(dpoOnChat.out().contains("stages[1].data: expected data that fits the stage's objective dpo_norm(beta 5.0), "
+                + "cached reference: preference pairs, found mix("), dpoOnChat.out());
+        assertTrue(dpoOnChat.out().contains("which yields supervised chat rows (stage stages[1], 'dpo')"), dpoOnChat.out());
+        Result sftOnPairs = anneal("validate", "examples/tiny-dpo.conf", "--set", "stages[0].data={type = preferences, "
+                + "tokenizer = \"examples/tokenizer/tokenizer.json\", sources = [{name = p, path = \"examples/data/preferences-prompt.jsonl\"}]}");
+        assertEquals(2, sftOnPairs.exit(), sftOnPairs.out());
+        assertTrue(sftOnPairs.out().contains("stages[0].data: expected data that fits the stage's objective sft: supervised chat rows, "
+                + "found preferences(1 source), which yields preference pairs (stage stages[0], 'sft')"), sftOnPairs.out());
+
+        Path bad = home.resolve("bad-pairs.jsonl");
+        List<String> lines = new ArrayList<>(Files.readAllLines(home.resolve("examples/data/preferences-prompt.jsonl")));
+        int good = lines.size();
+        lines.add("{\"prompt\": \"What is 2 + 2?\", \"chosen\": \"4\", \"rejected\": \"4\"}");
+        lines.add("{\"prompt\": \"What is 2 + 3?\", \"chosen\": \"\", \"rejected\": \"6\"}");
+        lines.add("{\"prompt\": \"" + "two plus two ".repeat(200) + "\", \"chosen\": \"4\", \"rejected\": \"5\"}");
+        Files.write(bad, lines);
+        // a DPO stage alone, from the tiny model's random initialisation, on the bundled pairs and the bad ones
+        Files.writeString(home.resolve("dpo-only.conf"), """
+                include "examples/tiny-sft.conf"
+                pipeline { name = dpo-only, run-dir = "runs/dpo-only" }
+                stages = [ {
+                  type = dpo
+                  sequence-length = 256
+                  micro-batch-rows = 4
+                  batch-tokens = "1024"
+                  token-budget = "2048"
+                  checkpoint-every = "0"
+                  schedule { type = constant, peak-lr = 1e-4 }
+                  optimizer { type = adamw }
+                  data { type = preferences, tokenizer = "examples/tokenizer/tokenizer.json",
+                         sources = [ { name = bad, path = "bad-pairs.jsonl" } ] }
+                } ]
+                """);
+        Result failed = anneal("run", "--quiet", "dpo-only.conf");
+        assertEquals(2, failed.exit(), failed.out());
+        assertTrue(failed.out().contains(bad + ":" + (good + 1) + ": expected a chosen answer that differs from the rejected one, "
+                + "found two identical answers (set on-error = skip to skip and count such records)"), failed.out());
+        Result skipped = anneal("run", "--quiet", "dpo-only.conf", "stages[0].data.on-error=skip");
+        assertEquals(0, skipped.exit(), skipped.out());
+        assertTrue(skipped.out().contains("preference source bad (" + bad + "): " + good + " pairs, 3 skipped (first: " + bad + ":"
+                + (good + 1) + ": "), skipped.out());
+    }
+
     /** One refusal line, exit 2, no stack trace and no Java class name. */
     static void assertRefused(Result r, String message) {
         assertEquals(2, r.exit(), r.out());

@@ -81,7 +81,8 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
             problems.addAll(config.invalid(DATA, "data that fits the stage's objective " + objective.describe() + ": "
                     + (objective.needsPreferencePairs() ? "preference pairs" : "supervised chat rows"),
                     data.describe() + ", which yields " + (data.preferencePairs() ? "preference pairs" : "supervised chat rows")
-                    + " (stage " + config.path() + ")").problems());
+                    + " (stage " + config.path() + ", '" + (config.has("name") ? config.getString("name") : config.getString("type"))
+                    + "')").problems());
         }
         if (settings != null && settings.evalEvery() > 0 && !config.has(EVAL_DATA)) {
             problems.addAll(config.invalid("eval-every", "0 (no evaluation) unless an eval-data block is given",
