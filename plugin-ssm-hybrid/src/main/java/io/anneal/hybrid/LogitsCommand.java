@@ -67,7 +67,7 @@ public final class LogitsCommand implements CliCommand {
         Device device = choice.device();
         long[][] ids = readInputIds(input);
         try (FalconH1Model model = FalconH1Architecture.loadCheckpoint(checkpoint,
-                new ModelOptions(device, DataType.FLOAT32, 0), context.extensions());
+                new ModelOptions(device, DataType.FLOAT32, 0));
                 NDManager manager = NDManager.newBaseManager(device)) {
             checkVocabulary(ids, model.vocabSize(), input);
             NDArray logits = logits(model, manager, ids);

@@ -26,8 +26,15 @@ public final class LabelLogProbabilities {
     /**
      * @param logProbabilities [rows, length] float32, log p(label), 0 where the label is -100
      * @param correct          [rows, length] float32, 1 where the label is the arg-max, 0 elsewhere (detached)
+     * @param meanLogits       [rows, length] float32, each position's logits averaged over the
+     *                         vocabulary (detached; TRL's {@code logits/chosen} is their mean over the
+     *                         response tokens), or null where the model's fused path does not
+     *                         materialise logits
      */
-    public record Scored(NDArray logProbabilities, NDArray correct) {
+    public record Scored(NDArray logProbabilities, NDArray correct, NDArray meanLogits) {
+        public Scored(NDArray logProbabilities, NDArray correct) {
+            this(logProbabilities, correct, null);
+        }
     }
 
     /**
@@ -91,6 +98,6 @@ public final class LabelLogProbabilities {
         NDArray picked = logits32.logSoftmax(-1).gather(safeLabels.expandDims(-1), -1).squeeze(-1);
         NDArray mask = supervised.toType(DataType.FLOAT32, false);
         NDArray hits = logits32.argMax(-1).eq(safeLabels).toType(DataType.FLOAT32, false).mul(mask);
-        return new Scored(picked.mul(mask), hits.stopGradient());
+        return new Scored(picked.mul(mask), hits.stopGradient(), logits32.stopGradient().mean(new int[] {-1}));
     }
 }

@@ -10,7 +10,9 @@ import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.runtime.plugins.PluginRegistry;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -22,6 +24,8 @@ public final class ConfiguredExtensions implements ExtensionContext {
     private final PluginRegistry registry;
     private final BlockValidator validator;
     private final Path workingDirectory;
+    /** The path of every block built so far, in order: validation skips nested blocks a factory built itself. */
+    private final List<String> builtPaths = new ArrayList<>();
 
     public ConfiguredExtensions(PluginRegistry registry, Path workingDirectory) {
         this.registry = registry;
@@ -37,8 +41,21 @@ public final class ConfiguredExtensions implements ExtensionContext {
         return validator;
     }
 
+    /** How many blocks were built (or attempted) so far. */
+    public synchronized int buildCount() {
+        return builtPaths.size();
+    }
+
+    /** The paths of the blocks built (or attempted) after the first {@code count} builds. */
+    public synchronized List<String> builtPathsSince(int count) {
+        return List.copyOf(builtPaths.subList(count, builtPaths.size()));
+    }
+
     @Override
     public <T> T build(Class<T> point, ConfigView block) {
+        synchronized (this) {
+            builtPaths.add(block.path());
+        }
         Config config = block instanceof HoconConfigView h ? h.config()
                 : ConfigFactory.parseMap(block.unwrapped(), block.origin("").description());
         BlockValidator.Checked checked = validator.check(point, config.root(), block.path());

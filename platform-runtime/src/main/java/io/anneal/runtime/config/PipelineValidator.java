@@ -86,14 +86,14 @@ public final class PipelineValidator {
         Config resolved = ConfigFactory.empty().withValue("pipeline", pipeline.root());
 
         // model { type = ... }
-        Optional<HoconConfigView> model = Optional.empty();
+        Optional<ValidatedPipeline.ModelPlan> model = Optional.empty();
         if (root.hasPath("model")) {
             BlockValidator.Checked checked = extensions.validator().check(ModelArchitecture.class, root.getValue("model"), "model");
             problems.addAll(checked.problems());
             if (checked.ok()) {
                 HoconConfigView view = new HoconConfigView(checked.effective(), "model");
-                createAll(ModelArchitecture.class, view, checked, problems);
-                model = Optional.of(view);
+                Optional<Object> architecture = createAll(ModelArchitecture.class, view, checked, problems);
+                model = architecture.map(a -> new ValidatedPipeline.ModelPlan(view, (ModelArchitecture) a));
                 resolved = resolved.withValue("model", checked.effective().root());
             }
         }
@@ -127,16 +127,17 @@ public final class PipelineValidator {
                             "'" + stageName + "' again (set name = ... to tell the stages apart)"));
                 }
                 Optional<Object> stage = createAll(Stage.class, view, checked, problems);
+                boolean modelBlockFailed = root.hasPath("model") && model.isEmpty();
                 if (stage.isPresent()) {
                     Stage s = (Stage) stage.get();
-                    if (s.needsInputModel() && !modelSoFar) {
+                    if (s.needsInputModel() && !modelSoFar && !modelBlockFailed) {
                         problems.add(new ConfigProblem(view.origin(""), path, "a model to start from: a top-level "
                                 + "model { type = ... } block or an earlier stage that produces a model",
                                 "stage '" + stageName + "' (" + type + ") needs an input model and none comes before it"));
                     }
                     modelSoFar |= s.producesModel();
+                    stages.add(new ValidatedPipeline.StagePlan(i, stageName, type, view, s));
                 }
-                stages.add(new ValidatedPipeline.StagePlan(i, stageName, type, view));
                 resolvedStages.add(checked.effective().root());
             }
             resolved = resolved.withValue("stages", ConfigValueFactory.fromIterable(resolvedStages));
@@ -148,12 +149,15 @@ public final class PipelineValidator {
     }
 
     /**
-     * The validation pass: runs the factory of the block and of each nested block, collecting
-     * their problems. Returns what the block's factory built, when it built.
+     * The validation pass: runs the factory of the block, then of each nested block its factory did
+     * not build itself (a factory that builds its nested blocks lazily, or failed before it reached
+     * them), collecting their problems. Returns what the block's factory built, when it built: the
+     * run reuses it, so no factory runs twice per command.
      */
     private Optional<Object> createAll(Class<?> point, HoconConfigView view, BlockValidator.Checked checked,
                                        Set<ConfigProblem> problems) {
         Optional<Object> built = Optional.empty();
+        int buildsBefore = extensions.buildCount();
         try {
             built = Optional.of(extensions.build(point, view));
         } catch (ConfigException e) {
@@ -165,9 +169,10 @@ public final class PipelineValidator {
             problems.add(new ConfigProblem(view.origin(""), view.path(), "a block that plugin "
                     + checked.extension().plugin().id() + " can build", "its factory failed: " + e));
         }
+        Set<String> builtByFactory = new HashSet<>(extensions.builtPathsSince(buildsBefore));
         for (Map.Entry<String, Class<?>> nested : checked.extension().factory().nestedExtensions().entrySet()) {
             String key = BlockValidator.quote(nested.getKey());
-            if (view.config().hasPath(key)) {
+            if (view.config().hasPath(key) && !builtByFactory.contains(HoconConfigView.join(view.path(), key))) {
                 BlockValidator.Checked inner = extensions.validator().check(nested.getValue(),
                         view.config().getValue(key), HoconConfigView.join(view.path(), key));
                 if (inner.ok()) {

@@ -3,7 +3,6 @@ package io.anneal.runtime.pipeline;
 import ai.djl.Device;
 import io.anneal.api.torchscript.DeviceChoice;
 import io.anneal.api.model.ModelArchitecture;
-import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.train.Stage;
 import io.anneal.api.InputException;
 import io.anneal.runtime.config.ValidatedPipeline;
@@ -27,15 +26,13 @@ import java.util.function.Supplier;
  */
 public final class PipelineEngine {
     private final ValidatedPipeline pipeline;
-    private final ExtensionContext extensions;
     private final ProgressReporters progress;
     private final PrintStream out;
 
     @Inject
-    public PipelineEngine(ValidatedPipeline pipeline, ExtensionContext extensions, ProgressReporters progress,
+    public PipelineEngine(ValidatedPipeline pipeline, ProgressReporters progress,
                           @Named("console") PrintStream out) {
         this.pipeline = pipeline;
-        this.extensions = extensions;
         this.progress = progress;
         this.out = out;
     }
@@ -109,11 +106,10 @@ public final class PipelineEngine {
             out.println(choice.line());
             return choice.device();
         });
-        Supplier<Optional<ModelArchitecture>> model = memoize(
-                () -> pipeline.model().map(m -> extensions.build(ModelArchitecture.class, m)));
+        Supplier<Optional<ModelArchitecture>> model = () -> pipeline.model().map(ValidatedPipeline.ModelPlan::architecture);
         Optional<Path> previousModel = Optional.empty();
         for (ValidatedPipeline.StagePlan plan : pipeline.stages()) {
-            Stage stage = extensions.build(Stage.class, plan.block());
+            Stage stage = plan.stage(); // built once, by validation
             Path dir = stageDirectory(pipeline.runDir(), plan.index(), plan.name());
             Files.createDirectories(dir);
             out.println("== stage " + (plan.index() + 1) + "/" + pipeline.stages().size() + ": " + plan.name()

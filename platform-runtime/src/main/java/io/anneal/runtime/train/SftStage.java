@@ -428,7 +428,33 @@ final class SftStage implements Stage {
             public PrintStream out() {
                 return out;
             }
+
+            @Override
+            public Optional<TokenBatchStream> openTrainingData() {
+                return Optional.of(data.open(settings.sequenceLength()));
+            }
+
+            @Override
+            public Optional<TokenBatchStream> openEvaluationData() {
+                return evalData.map(d -> d.open(settings.sequenceLength()));
+            }
+
+            @Override
+            public int microBatchRows() {
+                return settings.microBatchRows();
+            }
+
+            @Override
+            public long evaluationMicroBatches() {
+                return evalData.isPresent() && settings.evalEvery() > 0 ? evaluationMicroBatchCount() : 0;
+            }
         };
+    }
+
+    /** Micro-batches of each evaluation: {@code eval-tokens} rounded up to whole micro-batches. */
+    private long evaluationMicroBatchCount() {
+        long microTokens = settings.microBatchTokens();
+        return Math.max(1, (settings.evalTokens() + microTokens - 1) / microTokens);
     }
 
     private void checkVocabulary(CausalLanguageModel model) {
@@ -464,8 +490,7 @@ final class SftStage implements Stage {
     private Map<String, Object> evaluate(TrainStep step, ParameterOptimizer optimizer, TrainingData held) {
         optimizer.useEvaluationWeights();
         try (TokenBatchStream evalStream = held.open(settings.sequenceLength())) {
-            long microTokens = settings.microBatchTokens();
-            long count = Math.max(1, (settings.evalTokens() + microTokens - 1) / microTokens);
+            long count = evaluationMicroBatchCount();
             double nll = 0;
             long supervised = 0;
             Map<String, Double> sums = new LinkedHashMap<>();

@@ -39,11 +39,6 @@ public final class FalconH1Checkpoints {
             .enable(SerializationFeature.INDENT_OUTPUT)
             .build();
 
-    /** Names of the muP fields of config.json, in {@link MupMultipliers#asConfigJson()} form. */
-    public static final List<String> MUP_FIELDS = List.of("embedding_multiplier", "lm_head_multiplier",
-            "attention_in_multiplier", "attention_out_multiplier", "key_multiplier", "ssm_in_multiplier",
-            "ssm_out_multiplier", "ssm_multipliers", "mlp_multipliers");
-
     private FalconH1Checkpoints() {
     }
 
