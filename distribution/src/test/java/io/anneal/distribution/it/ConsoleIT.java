@@ -129,6 +129,48 @@ class ConsoleIT {
     }
 
     /**
+     * {@code pipeline.metrics = [jsonl, tensorboard]} through bin/anneal: event files TensorBoard's
+     * rules read as the same steps and values as metrics.jsonl, each step once after a --resume from
+     * an earlier checkpoint (a second file whose SessionLog START drops the replayed steps); an unknown
+     * sink type is bad input naming the key and the known types.
+     */
+    @Test
+    void tensorBoardEventsHoldWhatMetricsJsonlHoldsAcrossAResume() throws Exception {
+        Path runDir = tmp.resolve("tb");
+        String sinks = "pipeline.metrics=[jsonl, tensorboard]";
+        assertEquals(0, run(runDir, sinks).exit());
+        Path stage = runDir.resolve("1-sft");
+        Path four = stage.resolve("checkpoints/step-000004");
+        ReliabilityIT.Result resumed = run(runDir, "--resume", four.toString(), sinks);
+        assertEquals(0, resumed.exit(), ReliabilityIT.lastLines(resumed.out()));
+        List<Path> files;
+        try (Stream<Path> s = Files.list(stage.resolve("tensorboard"))) {
+            files = s.sorted().toList();
+        }
+        assertEquals(2, files.size(), files.toString());
+        assertEquals("brain.Event:2", TfEvents.events(files.get(0)).get(0).fileVersion());
+        TfEvents.Event start = TfEvents.events(files.get(1)).get(1);
+        assertTrue(start.start() && start.step() == 5, start.toString());
+        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = TfEvents.scalars(stage.resolve("tensorboard"));
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<String> rows = Files.readAllLines(stage.resolve("metrics.jsonl"));
+        assertEquals(6, rows.size());
+        for (String row : rows) {
+            com.fasterxml.jackson.databind.JsonNode node = json.readTree(row);
+            long step = node.get("step").asLong();
+            for (String metric : List.of("loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy")) {
+                assertEquals((float) node.get(metric).asDouble(), scalars.get(metric).get(step), metric + " at step " + step);
+            }
+        }
+        assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L), List.copyOf(scalars.get("loss").keySet()));
+
+        ReliabilityIT.Result bad = run(tmp.resolve("tb-bad"), "pipeline.metrics=[jsonl, tensorbord]");
+        assertEquals(2, bad.exit(), bad.out());
+        assertTrue(bad.out().contains("pipeline.metrics[1].type") && bad.out().contains("did you mean 'tensorboard'"),
+                ReliabilityIT.lastLines(bad.out()));
+    }
+
+    /**
      * 20 signals at random moments over a chain of runs in one run folder, each a --resume of the
      * one before: SIGINT and SIGTERM alternate, every fourth run gets a second signal 0.3 s after the
      * first; every third signal falls anywhere from the start, the others while training runs. Each exits 130 or 143, no JVM crash file appears, a stopped run names its checkpoint

@@ -36,6 +36,7 @@ public final class PipelineValidator {
     private static final Pattern STAGE_NAME = Pattern.compile("[A-Za-z0-9._-]+");
     /** Defaults of the {@code pipeline} block live in the core plugin's reference.conf. */
     static final String PIPELINE_DEFAULTS = "anneal.pipeline";
+    private static final String METRICS = "metrics";
 
     private final ConfiguredExtensions extensions;
     private final Path workingDirectory;
@@ -59,9 +60,15 @@ public final class PipelineValidator {
         // pipeline { ... }
         List<ConfigProblem> list = new ArrayList<>();
         Config pipelineDefaults = coreDefaults(PIPELINE_DEFAULTS);
-        Config pipeline = root.hasPath("pipeline")
-                ? extensions.validator().checkPlain(root.getValue("pipeline"), pipelineDefaults, "pipeline", "the pipeline block", list)
-                : pipelineDefaults;
+        // pipeline.metrics holds extension blocks (or type names), checked as such below, not against the default list
+        Config pipeline = root.hasPath("pipeline") && root.getValue("pipeline") instanceof com.typesafe.config.ConfigObject block
+                ? extensions.validator().checkPlain(block.withoutKey(METRICS), pipelineDefaults.withoutPath(METRICS), "pipeline",
+                        "the pipeline block", list).withFallback(pipelineDefaults.withOnlyPath(METRICS))
+                : root.hasPath("pipeline") ? extensions.validator().checkPlain(root.getValue("pipeline"), pipelineDefaults, "pipeline",
+                        "the pipeline block", list) : pipelineDefaults;
+        if (root.hasPath("pipeline." + METRICS)) {
+            pipeline = pipeline.withValue(METRICS, root.getValue("pipeline." + METRICS));
+        }
         problems.addAll(list);
         HoconConfigView pv = new HoconConfigView(pipeline, "pipeline");
         String name = attempt(problems, "pipeline.name", () -> pv.getString("name"), "");
@@ -83,6 +90,7 @@ public final class PipelineValidator {
                     + "a whole number of threads from 1 to 4096, or 0 (libtorch's own default)", "'" + pv.getString("threads") + "'"));
             threads = 0;
         }
+        List<HoconConfigView> metrics = metricsSinks(pipeline.getValue(METRICS), problems);
         Config resolved = ConfigFactory.empty().withValue("pipeline", pipeline.root());
 
         // model { type = ... }
@@ -144,7 +152,7 @@ public final class PipelineValidator {
         if (!problems.isEmpty()) {
             throw new ConfigException(new ArrayList<>(problems));
         }
-        return new ValidatedPipeline(loaded.file(), name, runDir, device, seed, threads, model, stages, resolved);
+        return new ValidatedPipeline(loaded.file(), name, runDir, device, seed, threads, metrics, model, stages, resolved);
     }
 
     /**
@@ -177,6 +185,54 @@ public final class PipelineValidator {
             }
         }
         return built;
+    }
+
+    /**
+     * {@code pipeline.metrics}: a list of metrics-sink type names ({@code jsonl}, {@code tensorboard})
+     * or blocks ({@code { type = tensorboard, folder = tb }}), each checked and built like any
+     * extension block; {@code jsonl} is added when the list lacks it (metrics.jsonl is always written).
+     */
+    private List<HoconConfigView> metricsSinks(ConfigValue value, Set<ConfigProblem> problems) {
+        String path = "pipeline." + METRICS;
+        List<HoconConfigView> sinks = new ArrayList<>();
+        if (!(value instanceof ConfigList list)) {
+            problems.add(new ConfigProblem(Origins.of(value.origin()), path, "a list of metrics-sink types such as "
+                    + "[jsonl, tensorboard]", HoconConfigView.describe(value)));
+            return sinks;
+        }
+        boolean jsonl = false;
+        Set<String> seen = new HashSet<>();
+        for (int i = 0; i < list.size(); i++) {
+            ConfigValue item = list.get(i);
+            if (item.valueType() == com.typesafe.config.ConfigValueType.STRING) {
+                // a bare type name is the block { type = NAME }, keeping the item's file and line
+                item = ConfigFactory.empty().withValue("type", item).root().withOrigin(item.origin());
+            }
+            String itemPath = path + "[" + i + "]";
+            BlockValidator.Checked checked = extensions.validator().check(io.anneal.api.train.MetricsSink.class, item, itemPath);
+            problems.addAll(checked.problems());
+            if (!checked.ok()) {
+                continue;
+            }
+            HoconConfigView view = new HoconConfigView(checked.effective(), itemPath);
+            String type = checked.extension().type();
+            if (!seen.add(type)) {
+                problems.add(new ConfigProblem(Origins.of(item.origin()), itemPath, "each metrics-sink type once",
+                        "'" + type + "' again"));
+                continue;
+            }
+            jsonl |= type.equals(io.anneal.runtime.output.JsonlMetricsSink.TYPE);
+            createAll(io.anneal.api.train.MetricsSink.class, view, checked, problems);
+            sinks.add(view);
+        }
+        if (!jsonl) {
+            BlockValidator.Checked checked = extensions.validator().check(io.anneal.api.train.MetricsSink.class,
+                    ConfigFactory.parseString("type = " + io.anneal.runtime.output.JsonlMetricsSink.TYPE).root(), path);
+            if (checked.ok()) {
+                sinks.add(0, new HoconConfigView(checked.effective(), path + " (always: jsonl)"));
+            }
+        }
+        return sinks;
     }
 
     private Config coreDefaults(String path) {

@@ -8,7 +8,6 @@ import io.anneal.api.train.Stage;
 import io.anneal.api.InputException;
 import io.anneal.runtime.config.ValidatedPipeline;
 import io.anneal.runtime.train.RunFailedException;
-import io.anneal.runtime.output.JsonlMetricsSink;
 import io.anneal.runtime.output.ProgressReporters;
 import com.google.inject.Inject;
 import com.google.inject.name.Named;
@@ -22,7 +21,7 @@ import java.util.function.Supplier;
 
 /**
  * Runs the stages of a validated pipeline in order. Stage {@code i} (1-based) named {@code n}
- * works in {@code <run-dir>/<i>-<n>/}, writes {@code metrics.jsonl} there, and starts from the
+ * works in {@code <run-dir>/<i>-<n>/}, writes {@code metrics.jsonl} (and the other {@code pipeline.metrics} sinks') there, and starts from the
  * model the previous stage published. One run at a time holds the run folder ({@link RunDirLock}).
  */
 public final class PipelineEngine {
@@ -118,7 +117,7 @@ public final class PipelineEngine {
             Files.createDirectories(dir);
             out.println("== stage " + (plan.index() + 1) + "/" + pipeline.stages().size() + ": " + plan.name()
                     + " (" + stage.describe() + ") in " + dir);
-            try (JsonlMetricsSink metrics = new JsonlMetricsSink(dir.resolve("metrics.jsonl"), resume, out)) {
+            try (MetricsSinks metrics = MetricsSinks.open(pipeline.metrics(), extensions, dir, resume, out)) {
                 Optional<Path> named = checkpointStage.filter(i -> i == plan.index()).flatMap(i -> checkpoint);
                 RunStageContext context = new RunStageContext(dir, previousModel, resume, named, model, pipeline.seed(), device,
                         metrics, progress, out);
