@@ -288,6 +288,17 @@ final class MixStream implements TokenBatchStream {
     }
 
     @Override
+    public java.util.OptionalDouble epoch() {
+        long taken = 0;
+        long pass = 0;
+        for (int s = 0; s < sources.length; s++) {
+            taken += tokensTaken[s];
+            pass += sources[s].epochTokens(); // DataPlan's tokens/epoch of source s
+        }
+        return pass == 0 ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of((double) taken / pass);
+    }
+
+    @Override
     public List<SourceProgress> progress() {
         List<SourceProgress> out = new ArrayList<>(sources.length);
         for (int s = 0; s < sources.length; s++) {

@@ -287,6 +287,17 @@ final class PreferenceTrainingData implements TrainingData {
         }
 
         @Override
+        public java.util.OptionalDouble epoch() {
+            long taken = 0;
+            long pass = 0;
+            for (int s = 0; s < specs.size(); s++) {
+                taken += pairsTaken[s];
+                pass += pairsPerSource[s]; // one pass: every pair of every source once
+            }
+            return pass == 0 ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of((double) taken / pass);
+        }
+
+        @Override
         public List<SourceProgress> progress() {
             List<SourceProgress> out = new ArrayList<>();
             for (int s = 0; s < specs.size(); s++) {

@@ -110,6 +110,11 @@ class MixAndResumeTest {
                 assertEquals(plan.get(i).epochs(), p.get(i).epochs(), 0.1 * plan.get(i).epochs(), plan.get(i).source());
                 assertTrue(p.get(i).epochs() > 1, "each source restarted at least once: " + p.get(i));
             }
+            // TRL's epoch over the mix: tokens taken over one pass of every source (the plan's tokens/epoch, summed)
+            long taken = p.stream().mapToLong(SourceProgress::tokens).sum();
+            long pass = plan.stream().mapToLong(DataPlan.Line::epochTokens).sum();
+            assertEquals((double) taken / pass, s.epoch().orElseThrow(), 1e-12);
+            assertEquals((double) budget / pass, s.epoch().orElseThrow(), 0.05 * budget / pass, "about budget / pass");
         }
     }
 

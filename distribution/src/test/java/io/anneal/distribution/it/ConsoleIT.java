@@ -75,6 +75,7 @@ class ConsoleIT {
         assertTrue(log.contains("sft: done: 6 steps") && log.contains("stages[0].keep-last = 2"), log);
         for (String row : Files.readAllLines(stage.resolve("metrics.jsonl"))) {
             assertTrue(row.matches("\\{\"step\":\\d+,\"time\":\"20\\d\\d-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z\",.*"), row);
+            assertTrue(row.contains("\"entropy\":") && row.contains("\"epoch\":"), "TRL's entropy and epoch in every row: " + row);
         }
         assertFalse(out.contains("Exception"), out);
     }

@@ -26,8 +26,11 @@ public final class LabelLogProbabilities {
     /**
      * @param logProbabilities [rows, length] float32, log p(label), 0 where the label is -100
      * @param correct          [rows, length] float32, 1 where the label is the arg-max, 0 elsewhere (detached)
+     * @param entropy          [rows, length] float32, the entropy of the predicted distribution at every
+     *                         position (detached), in nats; empty when the model's fused head computed no
+     *                         logits (TRL leaves {@code entropy} out then too: "liger doesn't return logits")
      */
-    public record Scored(NDArray logProbabilities, NDArray correct) {
+    public record Scored(NDArray logProbabilities, NDArray correct, Optional<NDArray> entropy) {
     }
 
     /** The batch's arrays on {@code manager}'s device. */
@@ -48,7 +51,7 @@ public final class LabelLogProbabilities {
         NDArray labels = labels(manager, batch);
         Optional<NDList> fused = model.labelLogProbabilities(manager, input, labels, training);
         if (fused.isPresent()) {
-            return new Scored(fused.get().get(0), fused.get().get(1).stopGradient());
+            return new Scored(fused.get().get(0), fused.get().get(1).stopGradient(), Optional.empty());
         }
         return fromLogits(model.forward(manager, input, training), labels);
     }
@@ -63,9 +66,28 @@ public final class LabelLogProbabilities {
         NDArray supervised = labels.neq(PackedBatch.IGNORE);
         // -100 is no valid index: gather at 0 there and mask the result away
         NDArray safeLabels = labels.mul(supervised.toType(DataType.INT64, false));
-        NDArray picked = logits32.logSoftmax(-1).gather(safeLabels.expandDims(-1), -1).squeeze(-1);
+        NDArray logSoftmax = logits32.logSoftmax(-1);
+        NDArray picked = logSoftmax.gather(safeLabels.expandDims(-1), -1).squeeze(-1);
         NDArray mask = supervised.toType(DataType.FLOAT32, false);
         NDArray hits = logits32.argMax(-1).eq(safeLabels).toType(DataType.FLOAT32, false).mul(mask);
-        return new Scored(picked.mul(mask), hits.stopGradient());
+        return new Scored(picked.mul(mask), hits.stopGradient(), Optional.of(entropy(logSoftmax)));
+    }
+
+    /**
+     * H = -sum_v p_v log p_v per position from log-probabilities [rows, length, vocab] (TRL's
+     * entropy_from_logits, which computes the same from logits), detached. One row at a time, so the
+     * only full-vocabulary temporary is one row's p * log p ([length, vocab], freed at once) beside
+     * the log-softmax the loss already holds.
+     */
+    public static NDArray entropy(NDArray logProbabilities) {
+        NDArray detached = logProbabilities.stopGradient();
+        long rows = detached.getShape().get(0);
+        NDList perRow = new NDList();
+        for (long r = 0; r < rows; r++) {
+            try (NDArray row = detached.get(r); NDArray pLogP = row.exp().muli(row)) {
+                perRow.add(pLogP.sum(new int[] {-1}).neg());
+            }
+        }
+        return ai.djl.ndarray.NDArrays.stack(perRow);
     }
 }

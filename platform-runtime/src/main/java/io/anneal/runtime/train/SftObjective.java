@@ -21,6 +21,10 @@ import java.util.Map;
 public final class SftObjective implements Objective {
     static final String TYPE = "sft";
     static final String ACCURACY = "mean_token_accuracy";
+    /** TRL's SFTTrainer metric: the mean entropy (nats) of the predicted next-token distribution. */
+    static final String ENTROPY = "entropy";
+    /** The positions the entropy sum covers (not logged: the denominator of {@link #ENTROPY}). */
+    static final String ENTROPY_POSITIONS = "entropy/positions";
 
     /** The factory of the core plugin (no keys besides {@code type}). */
     public static ExtensionFactory<Objective> factory() {
@@ -60,15 +64,22 @@ public final class SftObjective implements Objective {
     @Override
     public ObjectiveSums forward(NDManager micro, CausalLanguageModel model, PackedBatch batch, boolean training) {
         // the model's fused LM head and cross-entropy when it has one (no logits materialised), else log-softmax
-        TokenCrossEntropy.Sums sums = TokenCrossEntropy.of(LabelLogProbabilities.of(micro, model, batch, training));
+        LabelLogProbabilities.Scored scored = LabelLogProbabilities.of(micro, model, batch, training);
+        TokenCrossEntropy.Sums sums = TokenCrossEntropy.of(scored);
         Map<String, NDArray> metrics = new LinkedHashMap<>();
         metrics.put(ACCURACY, sums.correct());
+        // TRL's entropy is the mean over every position of the rows (attention_mask, or all positions when
+        // packed without padding), not over the supervised ones: the sum and the positions it covers go to
+        // the trainer, which logs their ratio (SftStage); with a fused head (no logits) both are 0 and
+        // entropy is left out of the row
+        metrics.put(ENTROPY, scored.entropy().map(NDArray::sum).orElseGet(() -> micro.zeros(new ai.djl.ndarray.types.Shape())));
+        metrics.put(ENTROPY_POSITIONS, micro.create(scored.entropy().isPresent() ? (float) batch.tokens() : 0f));
         return new ObjectiveSums(sums.negativeLogLikelihood(), metrics);
     }
 
     @Override
     public List<String> metricNames() {
-        return List.of(ACCURACY);
+        return List.of(ACCURACY, ENTROPY, ENTROPY_POSITIONS);
     }
 
     @Override
