@@ -372,6 +372,7 @@ final class PreferenceTrainingData implements TrainingData {
 
         @Override
         public TrainingData create(ConfigView config, ExtensionContext context) {
+            RenderThreads.usePipelineThreads(context.threads());
             if (!"chatml".equals(config.getString("template"))) {
                 throw config.invalid("template", "chatml (the only template so far)");
             }

@@ -57,7 +57,7 @@ class ConsoleIT {
         assertEquals(0, r.exit(), ReliabilityIT.lastLines(r.out()));
         String out = r.out();
         assertTrue(out.contains("threads: " + Runtime.getRuntime().availableProcessors() + " (libtorch intra-op and inter-op, "
-                + "pipeline.threads; " + Runtime.getRuntime().availableProcessors() + " CPUs available to this process; "
+                + "data rendering; pipeline.threads; " + Runtime.getRuntime().availableProcessors() + " CPUs available to this process; "
                 + "OMP_WAIT_POLICY=PASSIVE)"), out);
         assertEquals(1, out.lines().filter(l -> l.startsWith("threads: ")).count(), "threads printed once: " + out);
         List<String> progress = out.lines().filter(l -> l.startsWith("sft ") && l.contains("%")).toList();

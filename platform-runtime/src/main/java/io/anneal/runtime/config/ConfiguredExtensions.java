@@ -22,11 +22,22 @@ public final class ConfiguredExtensions implements ExtensionContext {
     private final PluginRegistry registry;
     private final BlockValidator validator;
     private final Path workingDirectory;
+    private volatile int threads;
 
     public ConfiguredExtensions(PluginRegistry registry, Path workingDirectory) {
         this.registry = registry;
         this.validator = new BlockValidator(registry);
         this.workingDirectory = workingDirectory;
+    }
+
+    /** {@code pipeline.threads} as validated, offered to factories as {@link #threads()} (set before any stage is built). */
+    public void useThreads(int pipelineThreads) {
+        this.threads = pipelineThreads;
+    }
+
+    @Override
+    public int threads() {
+        return threads;
     }
 
     public PluginRegistry registry() {

@@ -90,6 +90,7 @@ public final class PipelineValidator {
                     + "a whole number of threads from 1 to 4096, or 0 (libtorch's own default)", "'" + pv.getString("threads") + "'"));
             threads = 0;
         }
+        extensions.useThreads(threads); // data rendering threads of the blocks built below follow pipeline.threads
         List<HoconConfigView> metrics = metricsSinks(pipeline.getValue(METRICS), problems);
         Config resolved = ConfigFactory.empty().withValue("pipeline", pipeline.root());
 

@@ -95,7 +95,7 @@ public final class PipelineEngine {
         if (pipeline.threads() > 0) {
             System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(pipeline.threads()));
             System.setProperty("ai.djl.pytorch.num_interop_threads", Integer.toString(pipeline.threads()));
-            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op, pipeline.threads; " + available + "; "
+            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op, data rendering; pipeline.threads; " + available + "; "
                     + waiting + ")");
         } else {
             out.println("threads: libtorch's default (pipeline.threads = 0; " + available + "; " + waiting + ")");
