@@ -12,6 +12,7 @@ import io.anneal.api.config.Origin;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.extension.ExtensionPoints;
 import io.anneal.api.train.Stage;
+import io.anneal.api.data.TrainingData;
 import io.anneal.runtime.plugins.LoadedPlugin;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -37,6 +38,9 @@ public final class PipelineValidator {
     /** Defaults of the {@code pipeline} block live in the core plugin's reference.conf. */
     static final String PIPELINE_DEFAULTS = "anneal.pipeline";
     private static final String METRICS = "metrics";
+    /** The conventional key of a model block's vocabulary (Hugging Face's vocab_size) and of a data block's tokenizer file. */
+    private static final String VOCAB_SIZE = "vocab-size";
+    private static final String TOKENIZER = "tokenizer";
 
     private final ConfiguredExtensions extensions;
     private final Path workingDirectory;
@@ -96,12 +100,14 @@ public final class PipelineValidator {
 
         // model { type = ... }
         Optional<HoconConfigView> model = Optional.empty();
+        Optional<ModelArchitecture> architecture = Optional.empty();
+        List<BuiltData> data = new ArrayList<>();
         if (root.hasPath("model")) {
             BlockValidator.Checked checked = extensions.validator().check(ModelArchitecture.class, root.getValue("model"), "model");
             problems.addAll(checked.problems());
             if (checked.ok()) {
                 HoconConfigView view = new HoconConfigView(checked.effective(), "model");
-                createAll(ModelArchitecture.class, view, checked, problems);
+                architecture = createAll(ModelArchitecture.class, view, checked, problems, data).map(ModelArchitecture.class::cast);
                 model = Optional.of(view);
                 resolved = resolved.withValue("model", checked.effective().root());
             }
@@ -135,7 +141,7 @@ public final class PipelineValidator {
                     problems.add(new ConfigProblem(view.origin("name"), path + ".name", "a name no other stage has",
                             "'" + stageName + "' again (set name = ... to tell the stages apart)"));
                 }
-                Optional<Object> stage = createAll(Stage.class, view, checked, problems);
+                Optional<Object> stage = createAll(Stage.class, view, checked, problems, data);
                 if (stage.isPresent()) {
                     Stage s = (Stage) stage.get();
                     if (s.needsInputModel() && !modelSoFar) {
@@ -150,6 +156,9 @@ public final class PipelineValidator {
             }
             resolved = resolved.withValue("stages", ConfigValueFactory.fromIterable(resolvedStages));
         }
+        if (model.isPresent() && architecture.isPresent()) {
+            checkVocabulary(model.get(), architecture.get(), data, problems);
+        }
         if (!problems.isEmpty()) {
             throw new ConfigException(new ArrayList<>(problems));
         }
@@ -161,7 +170,7 @@ public final class PipelineValidator {
      * their problems. Returns what the block's factory built, when it built.
      */
     private Optional<Object> createAll(Class<?> point, HoconConfigView view, BlockValidator.Checked checked,
-                                       Set<ConfigProblem> problems) {
+                                       Set<ConfigProblem> problems, List<BuiltData> data) {
         Optional<Object> built = Optional.empty();
         try {
             built = Optional.of(extensions.build(point, view));
@@ -180,8 +189,11 @@ public final class PipelineValidator {
                 BlockValidator.Checked inner = extensions.validator().check(nested.getValue(),
                         view.config().getValue(key), HoconConfigView.join(view.path(), key));
                 if (inner.ok()) {
-                    createAll(nested.getValue(), new HoconConfigView(inner.effective(), HoconConfigView.join(view.path(), key)),
-                            inner, problems);
+                    HoconConfigView innerView = new HoconConfigView(inner.effective(), HoconConfigView.join(view.path(), key));
+                    Optional<Object> nestedBuilt = createAll(nested.getValue(), innerView, inner, problems, data);
+                    if (nestedBuilt.isPresent() && nestedBuilt.get() instanceof TrainingData trainingData) {
+                        data.add(new BuiltData(innerView, trainingData));
+                    }
                 }
             }
         }
@@ -223,7 +235,7 @@ public final class PipelineValidator {
                 continue;
             }
             jsonl |= type.equals(io.anneal.runtime.output.JsonlMetricsSink.TYPE);
-            createAll(io.anneal.api.train.MetricsSink.class, view, checked, problems);
+            createAll(io.anneal.api.train.MetricsSink.class, view, checked, problems, new ArrayList<>());
             sinks.add(view);
         }
         if (!jsonl) {
@@ -234,6 +246,35 @@ public final class PipelineValidator {
             }
         }
         return sinks;
+    }
+
+    /** A data block built in the validation pass, for the checks across blocks. */
+    private record BuiltData(HoconConfigView block, TrainingData data) {
+    }
+
+    /**
+     * The model's vocabulary must cover every stage's tokenizer (its tokens and added tokens): a
+     * token id past the embedding would index out of range on the first batch. Reported at the
+     * model's vocabulary key, naming the data block and its tokenizer file.
+     */
+    private static void checkVocabulary(HoconConfigView model, ModelArchitecture architecture, List<BuiltData> data,
+                                        Set<ConfigProblem> problems) {
+        java.util.OptionalInt vocabulary = architecture.vocabularySize();
+        if (vocabulary.isEmpty()) {
+            return;
+        }
+        String key = model.has(VOCAB_SIZE) ? VOCAB_SIZE : "";
+        for (BuiltData d : data) {
+            int tokenizer = d.data().vocabularySize();
+            if (tokenizer > vocabulary.getAsInt()) {
+                String file = d.block().has(TOKENIZER) ? HoconConfigView.join(d.block().path(), TOKENIZER) + " = "
+                        + d.block().getString(TOKENIZER) + " (" + d.block().origin(TOKENIZER) + ")" : d.block().path();
+                problems.add(new ConfigProblem(model.origin(key), HoconConfigView.join("model", key),
+                        "a vocabulary of at least " + tokenizer + " tokens, the size of the tokenizer of " + file
+                                + " with its added tokens (or that stage's data with the model's own tokenizer)",
+                        vocabulary.getAsInt() + " tokens, smaller than the tokenizer's " + tokenizer));
+            }
+        }
     }
 
     private Config coreDefaults(String path) {
