@@ -71,6 +71,7 @@ class ConsoleIT {
         assertTrue(out.contains("eval_loss final "), out);
         assertTrue(out.contains("metrics: " + stage.resolve("metrics.jsonl")), out);
         assertTrue(out.contains("final model: " + stage.resolve("final")), out);
+        assertTrue(out.contains("chart: " + stage.resolve("loss.png")) && Files.size(stage.resolve("loss.png")) > 0, out);
         String log = Files.readString(runDir.resolve("run.log"));
         assertTrue(log.contains("sft: done: 6 steps") && log.contains("stages[0].keep-last = 2"), log);
         for (String row : Files.readAllLines(stage.resolve("metrics.jsonl"))) {
@@ -127,6 +128,29 @@ class ConsoleIT {
         assertEquals(2, torn.exit(), torn.out());
         assertTrue(torn.out().contains("expected a complete checkpoint folder"), ReliabilityIT.lastLines(torn.out()));
         assertFalse(m.out().contains("Exception") || notOne.out().contains("Exception") || torn.out().contains("Exception"));
+    }
+
+    /**
+     * A chart that cannot be drawn (a JRE without fonts; simulated through ANNEAL_JAVA_OPTS, as AWT
+     * fails: "Probable fatal error: No fonts found") is one warning line: the run exits 0 with its
+     * checkpoints, metrics and final model.
+     */
+    @Test
+    void aPlotFailureIsAWarningNeverAFailedRun() throws Exception {
+        Path runDir = tmp.resolve("no-fonts");
+        ProcessBuilder b = ReliabilityIT.command("", runDir);
+        b.environment().put("ANNEAL_JAVA_OPTS", "-Danneal.plot.simulate-failure=true");
+        Process p = b.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(180, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), ReliabilityIT.lastLines(out));
+        Path stage = runDir.resolve("1-sft");
+        assertTrue(out.contains("warning: could not draw " + stage.resolve("loss.png") + " (Error: Probable fatal error: No fonts found."),
+                out);
+        assertTrue(out.contains("the run is not affected"), out);
+        assertTrue(Files.isDirectory(stage.resolve("final")) && Files.readAllLines(stage.resolve("metrics.jsonl")).size() == 6, out);
+        assertFalse(Files.exists(stage.resolve("loss.png")));
+        assertFalse(out.contains("\tat "), out);
     }
 
     /**

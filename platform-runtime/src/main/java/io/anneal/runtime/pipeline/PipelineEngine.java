@@ -9,6 +9,8 @@ import io.anneal.api.InputException;
 import io.anneal.runtime.config.ValidatedPipeline;
 import io.anneal.runtime.train.RunFailedException;
 import io.anneal.runtime.output.ProgressReporters;
+import io.anneal.runtime.output.StageChart;
+import io.anneal.api.cli.Charts;
 import com.google.inject.Inject;
 import com.google.inject.name.Named;
 import java.io.PrintStream;
@@ -29,10 +31,12 @@ public final class PipelineEngine {
     private final ExtensionContext extensions;
     private final ProgressReporters progress;
     private final PrintStream out;
+    private final Charts charts;
 
     @Inject
     public PipelineEngine(ValidatedPipeline pipeline, ExtensionContext extensions, ProgressReporters progress,
-                          @Named("console") PrintStream out) {
+                          @Named("console") PrintStream out, Charts charts) {
+        this.charts = charts;
         this.pipeline = pipeline;
         this.extensions = extensions;
         this.progress = progress;
@@ -127,6 +131,9 @@ public final class PipelineEngine {
                 }
             }
             Optional<String> signal = StopSignals.requested();
+            if (signal.isEmpty()) {
+                StageChart.draw(dir, charts, out); // a failure to draw is a warning, never a failed run
+            }
             if (signal.isPresent()) {
                 throw new RunFailedException("stopped by " + signal.get() + " in stage " + (plan.index() + 1) + " (" + plan.name()
                         + ")", StopSignals.exitCode(signal.get()), null);
