@@ -25,14 +25,20 @@ public final class StageChart {
     private StageChart() {
     }
 
+    private static boolean hasLoss(Path metrics) throws java.io.IOException {
+        try (java.util.stream.Stream<String> lines = Files.lines(metrics)) {
+            return lines.anyMatch(l -> l.contains("\"loss\":") || l.contains("\"eval_loss\":"));
+        }
+    }
+
     /** Draws the chart of the stage in {@code stageDirectory} when it wrote metrics; returns the file drawn, if any. */
     public static java.util.Optional<Path> draw(Path stageDirectory, Charts charts, PrintStream out) {
         Path metrics = stageDirectory.resolve(JsonlMetricsSink.FILE_NAME);
         Path png = stageDirectory.resolve(FILE);
-        if (!Files.isRegularFile(metrics)) {
-            return java.util.Optional.empty();
-        }
         try {
+            if (!Files.isRegularFile(metrics) || !hasLoss(metrics)) {
+                return java.util.Optional.empty(); // a stage that trains nothing (a schedule table) has no loss to draw
+            }
             if (Boolean.getBoolean(SIMULATE_FAILURE)) {
                 throw new Error("Probable fatal error: No fonts found. (simulated: -D" + SIMULATE_FAILURE + "=true)");
             }

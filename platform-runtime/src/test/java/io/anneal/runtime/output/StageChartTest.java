@@ -63,7 +63,9 @@ class StageChartTest {
     }
 
     @Test
-    void aStageWithoutMetricsDrawsNothing() {
+    void aStageWithoutMetricsOrWithoutALossDrawsNothingAndSaysNothing() throws Exception {
+        assertEquals(Optional.empty(), StageChart.draw(stage, new XChartCharts(), out));
+        Files.writeString(stage.resolve("metrics.jsonl"), "{\"step\":0,\"learning_rate\":1.5e-4}\n"); // a schedule table
         assertEquals(Optional.empty(), StageChart.draw(stage, new XChartCharts(), out));
         assertEquals("", console.toString());
     }
