@@ -27,8 +27,9 @@ public final class LabelLogProbabilities {
      * @param logProbabilities [rows, length] float32, log p(label), 0 where the label is -100
      * @param correct          [rows, length] float32, 1 where the label is the arg-max, 0 elsewhere (detached)
      * @param entropy          [rows, length] float32, the entropy of the predicted distribution at every
-     *                         position (detached), in nats; empty when the model's fused head computed no
-     *                         logits (TRL leaves {@code entropy} out then too: "liger doesn't return logits")
+     *                         position (detached), in nats, when asked for; empty otherwise, and when the
+     *                         model's fused head computed no logits (TRL leaves {@code entropy} out then
+     *                         too: "liger doesn't return logits")
      */
     public record Scored(NDArray logProbabilities, NDArray correct, Optional<NDArray> entropy) {
     }
@@ -45,15 +46,23 @@ public final class LabelLogProbabilities {
         return manager.create(batch.labels(), new Shape(batch.rows(), batch.length())).toType(DataType.INT64, false);
     }
 
-    /** Scores every label of {@code batch}; arrays are attached to {@code manager}. */
+    /** Scores every label of {@code batch}; arrays are attached to {@code manager}. No entropy. */
     public static Scored of(NDManager manager, CausalLanguageModel model, PackedBatch batch, boolean training) {
+        return of(manager, model, batch, training, false);
+    }
+
+    /**
+     * Scores every label of {@code batch}, and with {@code withEntropy} each position's entropy where
+     * the model computes logits (it costs one row's [length, vocab] temporary at a time).
+     */
+    public static Scored of(NDManager manager, CausalLanguageModel model, PackedBatch batch, boolean training, boolean withEntropy) {
         ModelInput input = input(manager, batch);
         NDArray labels = labels(manager, batch);
         Optional<NDList> fused = model.labelLogProbabilities(manager, input, labels, training);
         if (fused.isPresent()) {
             return new Scored(fused.get().get(0), fused.get().get(1).stopGradient(), Optional.empty());
         }
-        return fromLogits(model.forward(manager, input, training), labels);
+        return fromLogits(model.forward(manager, input, training), labels, withEntropy);
     }
 
     /**
@@ -61,6 +70,11 @@ public final class LabelLogProbabilities {
      * log-softmax gathered at each label, masked where the label is -100.
      */
     public static Scored fromLogits(NDArray logits, NDArray labels) {
+        return fromLogits(logits, labels, false);
+    }
+
+    /** As {@link #fromLogits(NDArray, NDArray)}, with each position's entropy when {@code withEntropy}. */
+    public static Scored fromLogits(NDArray logits, NDArray labels, boolean withEntropy) {
         // not toType: DJL's cast detaches from the autograd graph (see DifferentiableCasts)
         NDArray logits32 = DifferentiableCasts.toFloat32(logits);
         NDArray supervised = labels.neq(PackedBatch.IGNORE);
@@ -70,7 +84,7 @@ public final class LabelLogProbabilities {
         NDArray picked = logSoftmax.gather(safeLabels.expandDims(-1), -1).squeeze(-1);
         NDArray mask = supervised.toType(DataType.FLOAT32, false);
         NDArray hits = logits32.argMax(-1).eq(safeLabels).toType(DataType.FLOAT32, false).mul(mask);
-        return new Scored(picked.mul(mask), hits.stopGradient(), Optional.of(entropy(logSoftmax)));
+        return new Scored(picked.mul(mask), hits.stopGradient(), withEntropy ? Optional.of(entropy(logSoftmax)) : Optional.empty());
     }
 
     /**

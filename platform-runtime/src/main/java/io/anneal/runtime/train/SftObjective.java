@@ -64,7 +64,8 @@ public final class SftObjective implements Objective {
     @Override
     public ObjectiveSums forward(NDManager micro, CausalLanguageModel model, PackedBatch batch, boolean training) {
         // the model's fused LM head and cross-entropy when it has one (no logits materialised), else log-softmax
-        LabelLogProbabilities.Scored scored = LabelLogProbabilities.of(micro, model, batch, training);
+        // entropy on training forwards only: evaluation logs eval_loss alone (evaluationMetrics), so it would be computed for nothing
+        LabelLogProbabilities.Scored scored = LabelLogProbabilities.of(micro, model, batch, training, training);
         TokenCrossEntropy.Sums sums = TokenCrossEntropy.of(scored);
         Map<String, NDArray> metrics = new LinkedHashMap<>();
         metrics.put(ACCURACY, sums.correct());

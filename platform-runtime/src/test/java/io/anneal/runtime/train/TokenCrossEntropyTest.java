@@ -120,7 +120,7 @@ class TokenCrossEntropyTest {
             // one row of 3 tokens, only position 1 supervised
             io.anneal.api.data.PackedBatch batch = new io.anneal.api.data.PackedBatch(1, 3, new int[] {0, 1, 2},
                     new int[] {-100, 2, -100}, new int[] {0, 1, 2}, new int[] {0, 0, 0});
-            io.anneal.api.train.ObjectiveSums sums = new SftObjective().forward(m, model, batch, false);
+            io.anneal.api.train.ObjectiveSums sums = new SftObjective().forward(m, model, batch, true);
             double positions = sums.metrics().get(SftObjective.ENTROPY_POSITIONS).getFloat();
             assertEquals(3.0, positions);
             // (ln 4 + 1.2798542258336676 + ln 4) / 3 = 1.3508143160244829; over the supervised position alone it would be 1.2798542
