@@ -300,6 +300,17 @@ final class PreferenceTrainingData implements TrainingData {
         }
 
         @Override
+        public java.util.OptionalDouble epoch() {
+            long taken = 0;
+            long pass = 0;
+            for (int s = 0; s < specs.size(); s++) {
+                taken += pairsTaken[s];
+                pass += pairsPerSource[s]; // one pass: every pair of every source once
+            }
+            return pass == 0 ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of((double) taken / pass);
+        }
+
+        @Override
         public List<SourceProgress> progress() {
             List<SourceProgress> out = new ArrayList<>();
             for (int s = 0; s < specs.size(); s++) {
@@ -374,6 +385,7 @@ final class PreferenceTrainingData implements TrainingData {
 
         @Override
         public TrainingData create(ConfigView config, ExtensionContext context) {
+            RenderThreads.usePipelineThreads(context.threads());
             if (!"chatml".equals(config.getString("template"))) {
                 throw config.invalid("template", "chatml (the only template so far)");
             }

@@ -307,6 +307,34 @@ class DistributionIT {
                         + "model.embed_tokens.weight would hold 640 x 1000000000 elements");
     }
 
+    /**
+     * The model's vocab-size must cover each stage's tokenizer, added tokens included (the bundled
+     * tokenizer: ids 0..629, so 630; with one added token at id 700: 701), checked by validate before anything runs.
+     */
+    @Test
+    void validateChecksTheModelsVocabularyAgainstEachTokenizerWithItsAddedTokens() throws Exception {
+        Result small = anneal("validate", "examples/tiny-sft.conf", "model.vocab-size=600");
+        assertRefused(small, "--set model.vocab-size=600: model.vocab-size: expected a vocabulary of at least 630 tokens, the size of "
+                + "the tokenizer of stages[0].data.tokenizer = tokenizer/tokenizer.json (" + home.resolve("examples/tiny-sft.conf") + ":");
+        assertTrue(small.out().contains("found 600 tokens, smaller than the tokenizer's 630"), small.out());
+        assertTrue(small.out().contains("stages[0].eval-data.tokenizer = tokenizer/tokenizer.json"), "every stage's data: " + small.out());
+
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode tokenizer = (com.fasterxml.jackson.databind.node.ObjectNode)
+                json.readTree(home.resolve("examples/tokenizer/tokenizer.json").toFile());
+        com.fasterxml.jackson.databind.node.ObjectNode added = ((com.fasterxml.jackson.databind.node.ArrayNode) tokenizer.get("added_tokens"))
+                .addObject();
+        added.put("id", 700).put("content", "<|tool_call|>").put("single_word", false).put("lstrip", false).put("rstrip", false)
+                .put("normalized", false).put("special", true);
+        Path extended = home.resolve("tokenizer-700.json");
+        json.writeValue(extended.toFile(), tokenizer);
+        Result withAdded = anneal("validate", "examples/tiny-sft.conf", "stages[0].data.tokenizer=" + extended);
+        // the key with the file and line that set it, and the tokenizer's key with where it was set
+        assertRefused(withAdded, home.resolve("examples/tiny-sft.conf") + ":21: model.vocab-size: expected a vocabulary of at least "
+                + "701 tokens, the size of the tokenizer of stages[0].data.tokenizer = " + extended + " (--set");
+        assertTrue(withAdded.out().contains("found 640 tokens, smaller than the tokenizer's 701"), withAdded.out());
+    }
+
     @Test
     void overridesReachListItemsInsideAStageWithSetOrBare() throws Exception {
         assertEquals(0, anneal("validate", "examples/tiny-sft.conf", "--set", "stages[0].data.sources[1].path=examples/data/facts.jsonl",

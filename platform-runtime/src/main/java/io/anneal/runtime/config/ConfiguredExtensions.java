@@ -26,11 +26,24 @@ public final class ConfiguredExtensions implements ExtensionContext {
     private final Path workingDirectory;
     /** The path of every block built so far, in order: validation skips nested blocks a factory built itself. */
     private final List<String> builtPaths = new ArrayList<>();
+    /** Every block built so far with what its factory made, in order: the checks across blocks read them. */
+    private final List<BuiltBlock> builtBlocks = new ArrayList<>();
+    private volatile int threads;
 
     public ConfiguredExtensions(PluginRegistry registry, Path workingDirectory) {
         this.registry = registry;
         this.validator = new BlockValidator(registry);
         this.workingDirectory = workingDirectory;
+    }
+
+    /** {@code pipeline.threads} as validated, offered to factories as {@link #threads()} (set before any stage is built). */
+    public void useThreads(int pipelineThreads) {
+        this.threads = pipelineThreads;
+    }
+
+    @Override
+    public int threads() {
+        return threads;
     }
 
     public PluginRegistry registry() {
@@ -42,6 +55,15 @@ public final class ConfiguredExtensions implements ExtensionContext {
     }
 
     /** How many blocks were built (or attempted) so far. */
+    /** A block built through {@link #build}: its checked view and what its factory made. */
+    public record BuiltBlock(HoconConfigView view, Object built) {
+    }
+
+    /** Every block built so far, in order. */
+    public synchronized List<BuiltBlock> builtBlocks() {
+        return List.copyOf(builtBlocks);
+    }
+
     public synchronized int buildCount() {
         return builtPaths.size();
     }
@@ -70,6 +92,9 @@ public final class ConfiguredExtensions implements ExtensionContext {
                     "a type whose factory builds a " + point.getSimpleName(),
                     "plugin " + checked.extension().plugin().id() + " built "
                             + (built == null ? "null" : built.getClass().getName())));
+        }
+        synchronized (this) {
+            builtBlocks.add(new BuiltBlock(view, built));
         }
         return point.cast(built);
     }

@@ -12,6 +12,7 @@ import io.anneal.api.config.Origin;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.extension.ExtensionPoints;
 import io.anneal.api.train.Stage;
+import io.anneal.api.data.TrainingData;
 import io.anneal.runtime.plugins.LoadedPlugin;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -36,6 +37,10 @@ public final class PipelineValidator {
     private static final Pattern STAGE_NAME = Pattern.compile("[A-Za-z0-9._-]+");
     /** Defaults of the {@code pipeline} block live in the core plugin's reference.conf. */
     static final String PIPELINE_DEFAULTS = "anneal.pipeline";
+    private static final String METRICS = "metrics";
+    /** The conventional key of a model block's vocabulary (Hugging Face's vocab_size) and of a data block's tokenizer file. */
+    private static final String VOCAB_SIZE = "vocab-size";
+    private static final String TOKENIZER = "tokenizer";
 
     private final ConfiguredExtensions extensions;
     private final Path workingDirectory;
@@ -59,9 +64,15 @@ public final class PipelineValidator {
         // pipeline { ... }
         List<ConfigProblem> list = new ArrayList<>();
         Config pipelineDefaults = coreDefaults(PIPELINE_DEFAULTS);
-        Config pipeline = root.hasPath("pipeline")
-                ? extensions.validator().checkPlain(root.getValue("pipeline"), pipelineDefaults, "pipeline", "the pipeline block", list)
-                : pipelineDefaults;
+        // pipeline.metrics holds extension blocks (or type names), checked as such below, not against the default list
+        Config pipeline = root.hasPath("pipeline") && root.getValue("pipeline") instanceof com.typesafe.config.ConfigObject block
+                ? extensions.validator().checkPlain(block.withoutKey(METRICS), pipelineDefaults.withoutPath(METRICS), "pipeline",
+                        "the pipeline block", list).withFallback(pipelineDefaults.withOnlyPath(METRICS))
+                : root.hasPath("pipeline") ? extensions.validator().checkPlain(root.getValue("pipeline"), pipelineDefaults, "pipeline",
+                        "the pipeline block", list) : pipelineDefaults;
+        if (root.hasPath("pipeline." + METRICS)) {
+            pipeline = pipeline.withValue(METRICS, root.getValue("pipeline." + METRICS));
+        }
         problems.addAll(list);
         HoconConfigView pv = new HoconConfigView(pipeline, "pipeline");
         String name = attempt(problems, "pipeline.name", () -> pv.getString("name"), "");
@@ -83,6 +94,9 @@ public final class PipelineValidator {
                     + "a whole number of threads from 1 to 4096, or 0 (libtorch's own default)", "'" + pv.getString("threads") + "'"));
             threads = 0;
         }
+        extensions.useThreads(threads); // data rendering threads of the blocks built below follow pipeline.threads
+        List<HoconConfigView> metrics = metricsSinks(pipeline.getValue(METRICS), problems);
+        int blocksBefore = extensions.builtBlocks().size();
         Config resolved = ConfigFactory.empty().withValue("pipeline", pipeline.root());
 
         // model { type = ... }
@@ -142,10 +156,20 @@ public final class PipelineValidator {
             }
             resolved = resolved.withValue("stages", ConfigValueFactory.fromIterable(resolvedStages));
         }
+        if (model.isPresent()) {
+            // every data block built so far, by the validation pass or by a stage's factory itself
+            List<BuiltData> data = new ArrayList<>();
+            for (ConfiguredExtensions.BuiltBlock b : extensions.builtBlocks().subList(blocksBefore, extensions.builtBlocks().size())) {
+                if (b.built() instanceof TrainingData trainingData) {
+                    data.add(new BuiltData(b.view(), trainingData));
+                }
+            }
+            checkVocabulary(model.get().block(), model.get().architecture(), data, problems);
+        }
         if (!problems.isEmpty()) {
             throw new ConfigException(new ArrayList<>(problems));
         }
-        return new ValidatedPipeline(loaded.file(), name, runDir, device, seed, threads, model, stages, resolved);
+        return new ValidatedPipeline(loaded.file(), name, runDir, device, seed, threads, metrics, model, stages, resolved);
     }
 
     /**
@@ -182,6 +206,127 @@ public final class PipelineValidator {
             }
         }
         return built;
+    }
+
+    private Config coreDefaults(String path) {
+        Optional<LoadedPlugin> core = extensions.registry().plugin("core");
+        return core.filter(p -> p.defaults().hasPath(path)).map(p -> p.defaults().getConfig(path))
+                .orElseThrow(() -> new IllegalStateException("the core plugin's reference.conf lacks " + path));
+    }
+
+    private interface Getter<T> {
+        T get();
+    }
+
+    /**
+     * {@code pipeline.threads}: {@code auto} is the CPUs this process may use
+     * ({@code Runtime.availableProcessors()}, which follows the cgroup quota and the affinity mask);
+     * 0 leaves libtorch its own default (every core of the machine, contention or not).
+     */
+    private static int threads(HoconConfigView pv) {
+        String text = pv.getString("threads").trim();
+        if (text.equals("auto")) {
+            return Runtime.getRuntime().availableProcessors();
+        }
+        try {
+            int n = Integer.parseInt(text);
+            if (n >= 0 && n <= 4096) {
+                return n;
+            }
+        } catch (NumberFormatException e) {
+            // the message below
+        }
+        return -1;
+    }
+
+    /** Reads a value, or records its problem; a value already reported by the shape check is not read again. */
+    private static <T> T attempt(Set<ConfigProblem> problems, String path, Getter<T> getter, T fallback) {
+        if (problems.stream().anyMatch(p -> p.path().equals(path))) {
+            return fallback;
+        }
+        try {
+            return getter.get();
+        } catch (ConfigException e) {
+            problems.addAll(e.problems());
+            return fallback;
+        }
+    }
+
+    /**
+     * {@code pipeline.metrics}: a list of metrics-sink type names ({@code jsonl}, {@code tensorboard})
+     * or blocks ({@code { type = tensorboard, folder = tb }}), each checked and built like any
+     * extension block; {@code jsonl} is added when the list lacks it (metrics.jsonl is always written).
+     */
+    private List<HoconConfigView> metricsSinks(ConfigValue value, Set<ConfigProblem> problems) {
+        String path = "pipeline." + METRICS;
+        List<HoconConfigView> sinks = new ArrayList<>();
+        if (!(value instanceof ConfigList list)) {
+            problems.add(new ConfigProblem(Origins.of(value.origin()), path, "a list of metrics-sink types such as "
+                    + "[jsonl, tensorboard]", HoconConfigView.describe(value)));
+            return sinks;
+        }
+        boolean jsonl = false;
+        Set<String> seen = new HashSet<>();
+        for (int i = 0; i < list.size(); i++) {
+            ConfigValue item = list.get(i);
+            if (item.valueType() == com.typesafe.config.ConfigValueType.STRING) {
+                // a bare type name is the block { type = NAME }, keeping the item's file and line
+                item = ConfigFactory.empty().withValue("type", item).root().withOrigin(item.origin());
+            }
+            String itemPath = path + "[" + i + "]";
+            BlockValidator.Checked checked = extensions.validator().check(io.anneal.api.train.MetricsSink.class, item, itemPath);
+            problems.addAll(checked.problems());
+            if (!checked.ok()) {
+                continue;
+            }
+            HoconConfigView view = new HoconConfigView(checked.effective(), itemPath);
+            String type = checked.extension().type();
+            if (!seen.add(type)) {
+                problems.add(new ConfigProblem(Origins.of(item.origin()), itemPath, "each metrics-sink type once",
+                        "'" + type + "' again"));
+                continue;
+            }
+            jsonl |= type.equals(io.anneal.runtime.output.JsonlMetricsSink.TYPE);
+            createAll(io.anneal.api.train.MetricsSink.class, view, checked, problems);
+            sinks.add(view);
+        }
+        if (!jsonl) {
+            BlockValidator.Checked checked = extensions.validator().check(io.anneal.api.train.MetricsSink.class,
+                    ConfigFactory.parseString("type = " + io.anneal.runtime.output.JsonlMetricsSink.TYPE).root(), path);
+            if (checked.ok()) {
+                sinks.add(0, new HoconConfigView(checked.effective(), path + " (always: jsonl)"));
+            }
+        }
+        return sinks;
+    }
+
+    /** A data block built in the validation pass, for the checks across blocks. */
+    private record BuiltData(HoconConfigView block, TrainingData data) {
+    }
+
+    /**
+     * The model's vocabulary must cover every stage's tokenizer (its tokens and added tokens): a
+     * token id past the embedding would index out of range on the first batch. Reported at the
+     * model's vocabulary key, naming the data block and its tokenizer file.
+     */
+    private static void checkVocabulary(HoconConfigView model, ModelArchitecture architecture, List<BuiltData> data,
+                                        Set<ConfigProblem> problems) {
+        java.util.OptionalInt vocabulary = architecture.vocabularySize();
+        if (vocabulary.isEmpty()) {
+            return;
+        }
+        String key = model.has(VOCAB_SIZE) ? VOCAB_SIZE : "";
+        for (BuiltData d : data) {
+            int tokenizer = d.data().vocabularySize();
+            if (tokenizer > vocabulary.getAsInt()) {
+                String file = d.block().has(TOKENIZER) ? HoconConfigView.join(d.block().path(), TOKENIZER) + " = "
+                        + d.block().getString(TOKENIZER) + " (" + d.block().origin(TOKENIZER) + ")" : d.block().path();
+                problems.add(new ConfigProblem(model.origin(key), HoconConfigView.join("model", key),
+                        "a vocabulary of at least " + tokenizer + " tokens, the size of the tokenizer of " + file
+                                + " with its added tokens (or that stage's data with the model's own tokenizer)",
+                        vocabulary.getAsInt() + " tokens, smaller than the tokenizer's " + tokenizer));
+            }
+        }
     }
 
     private Config coreDefaults(String path) {

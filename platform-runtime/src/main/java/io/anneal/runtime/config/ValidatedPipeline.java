@@ -16,11 +16,13 @@ import java.util.Optional;
  * @param device   {@code auto}, {@code cpu} or {@code gpu}
  * @param seed     {@code pipeline.seed}
  * @param threads  {@code pipeline.threads} as a number: libtorch's intra-op and inter-op threads (0: its own default)
+ * @param metrics  the {@code pipeline.metrics} sinks as blocks ({@code jsonl} is always among them)
  * @param model    the top-level {@code model} block, if any, with the architecture validation built from it
  * @param stages   the stages in order, each with the stage validation built from its block
  * @param resolved the whole effective pipeline (for printing with origins)
  */
 public record ValidatedPipeline(Path file, String name, Path runDir, String device, long seed, int threads,
+                                List<HoconConfigView> metrics,
                                 Optional<ModelPlan> model, List<StagePlan> stages, Config resolved) {
 
     /**

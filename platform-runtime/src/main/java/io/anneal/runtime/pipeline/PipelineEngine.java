@@ -7,8 +7,9 @@ import io.anneal.api.train.Stage;
 import io.anneal.api.InputException;
 import io.anneal.runtime.config.ValidatedPipeline;
 import io.anneal.runtime.train.RunFailedException;
-import io.anneal.runtime.output.JsonlMetricsSink;
 import io.anneal.runtime.output.ProgressReporters;
+import io.anneal.runtime.output.StageChart;
+import io.anneal.api.cli.Charts;
 import com.google.inject.Inject;
 import com.google.inject.name.Named;
 import java.io.PrintStream;
@@ -21,17 +22,22 @@ import java.util.function.Supplier;
 
 /**
  * Runs the stages of a validated pipeline in order. Stage {@code i} (1-based) named {@code n}
- * works in {@code <run-dir>/<i>-<n>/}, writes {@code metrics.jsonl} there, and starts from the
+ * works in {@code <run-dir>/<i>-<n>/}, writes {@code metrics.jsonl} (and the other {@code pipeline.metrics} sinks') there, and starts from the
  * model the previous stage published. One run at a time holds the run folder ({@link RunDirLock}).
  */
 public final class PipelineEngine {
     private final ValidatedPipeline pipeline;
     private final ProgressReporters progress;
     private final PrintStream out;
+    private final Charts charts;
+    /** Builds the metrics sinks of each stage (pipeline.metrics). */
+    private final ExtensionContext extensions;
 
     @Inject
-    public PipelineEngine(ValidatedPipeline pipeline, ProgressReporters progress,
-                          @Named("console") PrintStream out) {
+    public PipelineEngine(ValidatedPipeline pipeline, ExtensionContext extensions, ProgressReporters progress,
+                          @Named("console") PrintStream out, Charts charts) {
+        this.charts = charts;
+        this.extensions = extensions;
         this.pipeline = pipeline;
         this.progress = progress;
         this.out = out;
@@ -93,7 +99,7 @@ public final class PipelineEngine {
         if (pipeline.threads() > 0) {
             System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(pipeline.threads()));
             System.setProperty("ai.djl.pytorch.num_interop_threads", Integer.toString(pipeline.threads()));
-            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op, pipeline.threads; " + available + "; "
+            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op, data rendering; pipeline.threads; " + available + "; "
                     + waiting + ")");
         } else {
             out.println("threads: libtorch's default (pipeline.threads = 0; " + available + "; " + waiting + ")");
@@ -114,7 +120,7 @@ public final class PipelineEngine {
             Files.createDirectories(dir);
             out.println("== stage " + (plan.index() + 1) + "/" + pipeline.stages().size() + ": " + plan.name()
                     + " (" + stage.describe() + ") in " + dir);
-            try (JsonlMetricsSink metrics = new JsonlMetricsSink(dir.resolve("metrics.jsonl"), resume, out)) {
+            try (MetricsSinks metrics = MetricsSinks.open(pipeline.metrics(), extensions, dir, resume, out)) {
                 Optional<Path> named = checkpointStage.filter(i -> i == plan.index()).flatMap(i -> checkpoint);
                 RunStageContext context = new RunStageContext(dir, previousModel, resume, named, model, pipeline.seed(), device,
                         metrics, progress, out);
@@ -124,6 +130,9 @@ public final class PipelineEngine {
                 }
             }
             Optional<String> signal = StopSignals.requested();
+            if (signal.isEmpty()) {
+                StageChart.draw(dir, charts, out); // a failure to draw is a warning, never a failed run
+            }
             if (signal.isPresent()) {
                 throw new RunFailedException("stopped by " + signal.get() + " in stage " + (plan.index() + 1) + " (" + plan.name()
                         + ")", StopSignals.exitCode(signal.get()), null);

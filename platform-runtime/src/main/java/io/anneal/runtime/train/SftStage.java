@@ -54,6 +54,7 @@ final class SftStage implements Stage {
     private final Optional<TrainingData> evalData;
     private final Optional<Path> initFrom;
     private final Objective objective;
+    private boolean entropyAbsenceReported;
 
     SftStage(SftSettings settings, LrSchedule schedule, long tokenBudget, OptimizerFactory optimizerFactory,
              TrainingData data, Optional<TrainingData> evalData, Optional<Path> initFrom) {
@@ -371,8 +372,22 @@ final class SftStage implements Stage {
         metrics.put("grad_norm", result.gradNorm());
         metrics.put("num_tokens", position.tokensSeen);
         for (String name : objective.metricNames()) {
-            metrics.put(name, loss.metric(name));
+            if (name.equals(SftObjective.ENTROPY)) {
+                // TRL's entropy: a mean over the positions it was computed on, not over the supervised tokens
+                double positions = loss.metricSums().getOrDefault(SftObjective.ENTROPY_POSITIONS, 0.0);
+                if (positions > 0) {
+                    metrics.put(name, loss.metricSums().get(name) / positions);
+                } else if (!entropyAbsenceReported) {
+                    entropyAbsenceReported = true;
+                    out.println("sft: entropy is not logged: the model's fused LM head computes no logits (as TRL leaves it "
+                            + "out under its fused Liger loss)");
+                }
+            } else if (!name.equals(SftObjective.ENTROPY_POSITIONS)) {
+                metrics.put(name, loss.metric(name));
+            }
         }
+        // TRL's epoch: passes over the data so far, in the unit of the data plan (tokens of every source once)
+        stream.epoch().ifPresent(epoch -> metrics.put("epoch", epoch));
         metrics.put("tokens_per_second", loss.tokens() / Math.max(seconds, 1e-9));
         metrics.put("loss_scale", scale);
         metrics.put("skipped_steps", lossScale.skippedSteps());

@@ -70,6 +70,11 @@ public final class FalconH1Architecture implements ModelArchitecture {
     }
 
     @Override
+    public java.util.OptionalInt vocabularySize() {
+        return java.util.OptionalInt.of(config.vocabSize()); // model.vocab-size
+    }
+
+    @Override
     public String describe() {
         return "falcon-h1 (hidden " + config.hiddenSize() + ", " + config.numHiddenLayers() + " layers, vocab "
                 + config.vocabSize() + ")";
