@@ -328,48 +328,4 @@ public final class PipelineValidator {
             }
         }
     }
-
-    private Config coreDefaults(String path) {
-        Optional<LoadedPlugin> core = extensions.registry().plugin("core");
-        return core.filter(p -> p.defaults().hasPath(path)).map(p -> p.defaults().getConfig(path))
-                .orElseThrow(() -> new IllegalStateException("the core plugin's reference.conf lacks " + path));
-    }
-
-    private interface Getter<T> {
-        T get();
-    }
-
-    /**
-     * {@code pipeline.threads}: {@code auto} is the CPUs this process may use
-     * ({@code Runtime.availableProcessors()}, which follows the cgroup quota and the affinity mask);
-     * 0 leaves libtorch its own default (every core of the machine, contention or not).
-     */
-    private static int threads(HoconConfigView pv) {
-        String text = pv.getString("threads").trim();
-        if (text.equals("auto")) {
-            return Runtime.getRuntime().availableProcessors();
-        }
-        try {
-            int n = Integer.parseInt(text);
-            if (n >= 0 && n <= 4096) {
-                return n;
-            }
-        } catch (NumberFormatException e) {
-            // the message below
-        }
-        return -1;
-    }
-
-    /** Reads a value, or records its problem; a value already reported by the shape check is not read again. */
-    private static <T> T attempt(Set<ConfigProblem> problems, String path, Getter<T> getter, T fallback) {
-        if (problems.stream().anyMatch(p -> p.path().equals(path))) {
-            return fallback;
-        }
-        try {
-            return getter.get();
-        } catch (ConfigException e) {
-            problems.addAll(e.problems());
-            return fallback;
-        }
-    }
 }
