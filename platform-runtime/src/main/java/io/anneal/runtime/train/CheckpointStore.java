@@ -176,23 +176,43 @@ final class CheckpointStore {
     }
 
     /**
-     * The newest committed checkpoint whose files match its manifest. Each newer one that does not is
-     * renamed {@code damaged-step-NNNNNN} (kept for inspection, never loaded) and {@code onDamaged}
-     * hears which file is wrong. A checkpoint from before manifests existed counts as intact.
+     * The newest committed checkpoint whose files match its manifest and pass {@code contentCheck} (what
+     * the stage needs to find in it). Each newer one that does not is renamed {@code damaged-step-NNNNNN}
+     * (kept for inspection, never loaded) and {@code onDamaged} hears what is wrong. A checkpoint from
+     * before manifests existed is checked by {@code contentCheck} alone.
      */
-    Optional<Checkpoint> latestIntact(java.util.function.BiConsumer<Checkpoint, String> onDamaged) throws IOException {
+    Optional<Checkpoint> latestIntact(java.util.function.Function<Checkpoint, Optional<String>> contentCheck,
+                                      java.util.function.BiConsumer<Checkpoint, String> onDamaged) throws IOException {
         List<Checkpoint> all = complete();
         for (int i = all.size() - 1; i >= 0; i--) {
             Checkpoint c = all.get(i);
             Optional<String> problem = verify(c);
             if (problem.isEmpty()) {
+                problem = contentCheck.apply(c);
+            }
+            if (problem.isEmpty()) {
                 return Optional.of(c);
             }
             onDamaged.accept(c, problem.get());
-            moveAtomically(c.directory(), root.resolve("damaged-" + c.directory().getFileName()));
-            syncDirectory(root);
+            setAsideDamaged(c);
         }
         return Optional.empty();
+    }
+
+    /** Renames a committed checkpoint found unusable to {@code damaged-step-NNNNNN}: never loaded again, never deleted. */
+    Path setAsideDamaged(Checkpoint checkpoint) throws IOException {
+        Path target = root.resolve(damagedName(checkpoint));
+        if (Files.exists(target)) {
+            // an earlier damaged copy of the same step: keep both
+            target = root.resolve(damagedName(checkpoint) + "-" + HexFormat.of().formatHex(randomBytes()));
+        }
+        moveAtomically(checkpoint.directory(), target);
+        syncDirectory(root);
+        return target;
+    }
+
+    static String damagedName(Checkpoint checkpoint) {
+        return "damaged-" + checkpoint.directory().getFileName();
     }
 
     /** What is wrong with a committed checkpoint's files against its manifest; empty when nothing is. */
