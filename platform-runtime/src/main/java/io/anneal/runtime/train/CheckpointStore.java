@@ -99,9 +99,12 @@ final class CheckpointStore {
         boolean renamed = false;
         try {
             Files.createDirectory(temp);
+            FaultPoints.reached("checkpoint.temp-created", step);
             writer.writeInto(temp);
             writeManifest(temp);
+            FaultPoints.reached("checkpoint.manifest-written", step);
             syncTree(temp);
+            FaultPoints.reached("checkpoint.fsynced", step);
             if (Files.exists(target)) {
                 // a folder of this step without COMPLETE: an earlier attempt that died after its rename
                 if (Files.isRegularFile(target.resolve(COMPLETE_MARKER))) {
@@ -112,12 +115,14 @@ final class CheckpointStore {
             moveAtomically(temp, target);
             renamed = true;
             syncDirectory(root);
+            FaultPoints.reached("checkpoint.renamed", step);
             Path marker = target.resolve(COMPLETE_MARKER);
             try (FileChannel channel = FileChannel.open(marker, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
                 channel.write(java.nio.ByteBuffer.wrap(("step " + step + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8)));
                 channel.force(true);
             }
             syncDirectory(target);
+            FaultPoints.reached("checkpoint.complete", step);
             return new Checkpoint(step, target);
         } catch (IOException | RuntimeException e) {
             deleteQuietly(temp, e);
@@ -147,6 +152,7 @@ final class CheckpointStore {
             }
             // remove the marker first: a crash halfway through leaves an incomplete folder, never a damaged "complete" one
             Files.deleteIfExists(c.directory().resolve(COMPLETE_MARKER));
+            FaultPoints.reached("checkpoint.rotation", c.step());
             deleteTree(c.directory());
             deleted.add(c.directory());
         }

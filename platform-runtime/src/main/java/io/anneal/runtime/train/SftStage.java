@@ -574,7 +574,9 @@ final class SftStage implements Stage {
                 try {
                     model.save(dir.resolve(MODEL));
                     writeDataFiles(dir.resolve(MODEL));
+                    FaultPoints.reached("checkpoint.model-written", state.step());
                     optimizer.save(Files.createDirectories(dir.resolve(OPTIMIZER)));
+                    FaultPoints.reached("checkpoint.optimizer-written", state.step());
                 } finally {
                     optimizer.useTrainingWeights();
                 }
@@ -583,7 +585,9 @@ final class SftStage implements Stage {
                 if (objectiveState.length > 0) {
                     Files.write(dir.resolve(OBJECTIVE_STATE), objectiveState);
                 }
+                FaultPoints.reached("checkpoint.data-stream-written", state.step());
                 state.write(dir);
+                FaultPoints.reached("checkpoint.trainer-state-written", state.step());
             });
         } catch (IOException | RuntimeException e) {
             String message = "sft: the checkpoint of step " + state.step() + " could not be written to " + store.root()
@@ -663,6 +667,7 @@ final class SftStage implements Stage {
                 optimizer.useTrainingWeights();
             }
             CheckpointStore.syncTree(temp);
+            FaultPoints.reached("final.written", finalStep);
             CheckpointStore.deleteTree(finalDir);
             Files.move(temp, finalDir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             CheckpointStore.syncDirectory(context.stageDirectory());
