@@ -23,7 +23,7 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * <pre>
  *   static final ParserContract CONTRACT = new ParserContract("safetensors header", 2_000, 64L << 20, 64);
- *   CONTRACT.check(bytes.length, () -> SafetensorsReader.open(file), describe(bytes));
+ *   CONTRACT.check(bytes.length, () -> SafetensorsReader.open(file), () -> describe(bytes));
  * </pre>
  */
 public final class ParserContract {
@@ -71,7 +71,7 @@ public final class ParserContract {
      * Parses one input under the contract. Returns true when the parser accepted it, false when it
      * refused it as bad input; throws an {@link AssertionError} naming {@code input} otherwise.
      */
-    public boolean check(long inputBytes, Callable<?> parse, String input) {
+    public boolean check(long inputBytes, Callable<?> parse, java.util.function.Supplier<String> input) {
         executions.incrementAndGet();
         Future<long[]> result = worker.submit(() -> {
             com.sun.management.ThreadMXBean threads = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
@@ -96,17 +96,17 @@ public final class ParserContract {
             result.cancel(true);
             worker.shutdownNow();
             worker = newWorker();
-            throw new AssertionError(target + ": no answer within " + timeLimitMillis + " ms (a hang) for input " + input);
+            throw new AssertionError(target + ": no answer within " + timeLimitMillis + " ms (a hang) for input " + input.get());
         } catch (ExecutionException e) {
             throw new AssertionError(target + ": " + e.getCause() + " is neither success nor a refusal as bad input, for input "
-                    + input, e.getCause());
+                    + input.get(), e.getCause());
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new AssertionError(target + ": interrupted", e);
         }
         if (outcome[1] > allocationCap(inputBytes)) {
             throw new AssertionError(target + ": allocated " + outcome[1] + " bytes for " + inputBytes + " bytes of input, over the cap of "
-                    + allocationCap(inputBytes) + ", for input " + input);
+                    + allocationCap(inputBytes) + ", for input " + input.get());
         }
         if (outcome[0] == 0) {
             refused.incrementAndGet();

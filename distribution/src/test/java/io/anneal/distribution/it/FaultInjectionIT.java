@@ -206,8 +206,14 @@ class FaultInjectionIT {
                 List<String> before = committedCheckpoints(runDir);
                 Launched run = first ? launch(runDir, null) : launch(runDir, null, "--resume");
                 first = false;
-                // JVM and libtorch start in about 3 s, 6 steps take about 5 s on 2 busy cores: kill anywhere in that
-                long delayMillis = 500 + random.nextInt(9_000);
+                // every fourth kill anywhere from the start (JVM start, loading, the resume's clean-up), the others
+                // while training runs (after the stage's batch line: 6 steps take 3-8 s on 2 busy cores), so
+                // that kills reach the steps and checkpoint writes however slow the machine is
+                boolean fromStart = done % 4 == 0;
+                long delayMillis = fromStart ? 500 + random.nextInt(4_000) : random.nextInt(6_000);
+                if (!fromStart) {
+                    run.training.await(120, TimeUnit.SECONDS);
+                }
                 if (run.process.waitFor(delayMillis, TimeUnit.MILLISECONDS) || done >= kills) {
                     int exit = run.finish();
                     assertEquals(0, exit, run.out.toString());
@@ -216,7 +222,8 @@ class FaultInjectionIT {
                 run.kill();
                 done++;
                 List<String> after = committedCheckpoints(runDir);
-                log.append("kill ").append(done).append(" after ").append(delayMillis).append(" ms: committed ")
+                log.append("kill ").append(done).append(" ").append(delayMillis).append(" ms after ")
+                        .append(fromStart ? "the start" : "training began").append(": committed ")
                         .append(before).append(" -> ").append(after).append('\n');
                 // committed work is never lost: every checkpoint there before the kill is still there, or rotated
                 // out by a newer one

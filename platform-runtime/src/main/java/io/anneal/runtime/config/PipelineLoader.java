@@ -89,7 +89,8 @@ public final class PipelineLoader {
      * A lexical look at the file before typesafe-config parses it: the parser recurses per level of
      * nesting (lightbend/config#777, #779) and handles a path expression of n keys in time and memory
      * quadratic in n (#778; found by PipelineLoaderFuzzTest: 18,000 keys allocated 134 MB), so nesting
-     * deeper than {@value #MAX_NESTING} or a path of more than {@value #MAX_PATH_KEYS} keys is refused
+     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_NESTING} {@code +=}, or a path of more than
+     * {@value #MAX_PATH_KEYS} keys is refused
      * first, naming the line. Quoted strings and comments are skipped.
      */
     private static void checkShape(Path file) {
@@ -103,6 +104,7 @@ public final class PipelineLoader {
         int depth = 0;
         int line = 1;
         int keys = 0;
+        int appends = 0;
         boolean inKey = false;
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
@@ -123,6 +125,12 @@ public final class PipelineLoader {
                 int end = text.indexOf('\n', i);
                 i = (end < 0 ? text.length() : end) - 1;
                 continue;
+            }
+            if (c == '+' && text.startsWith("+=", i) && ++appends > MAX_NESTING) {
+                // each += of a key nests one more concatenation that resolve() recurses through (lightbend/config#729;
+                // found by PipelineLoaderFuzzTest: 1,000 of them took over 5 s before the stack ran out)
+                throw new InputException(file + ":" + line + ": expected blocks, lists and += nested at most a few hundred deep ("
+                        + MAX_NESTING + " += in a file), found nesting too deep to read");
             }
             if (c == '{' || c == '[') {
                 if (++depth > MAX_NESTING) {

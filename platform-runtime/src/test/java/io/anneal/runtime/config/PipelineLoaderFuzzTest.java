@@ -73,7 +73,7 @@ class PipelineLoaderFuzzTest {
         byte[] input = MUTATOR.mutate(SEEDS.get(seedIndex % SEEDS.size()), randomSeed, mutations);
         Path file = DIR.resolve("pipeline.conf");
         Files.write(file, input);
-        CONTRACT.check(input.length, () -> new PipelineLoader(null).load(file, List.of()), "seed " + seedIndex % SEEDS.size()
+        CONTRACT.check(input.length, () -> new PipelineLoader(null).load(file, List.of()), () -> "seed " + seedIndex % SEEDS.size()
                 + ", random seed " + randomSeed + ", " + mutations + " mutations: " + ParserContract.describe(input));
     }
 
