@@ -2,6 +2,8 @@
 module io.anneal.testkit {
     requires transitive io.anneal.api;
     requires transitive typesafe.config;
+    // the allocation a parse causes (ParserContract): com.sun.management.ThreadMXBean
+    requires jdk.management;
 
     exports io.anneal.testkit;
 }

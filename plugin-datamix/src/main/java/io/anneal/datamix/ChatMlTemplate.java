@@ -60,7 +60,8 @@ final class ChatMlTemplate implements ChatTemplate {
     /** A description that keys caches: two templates with the same key render the same ids and masks. */
     @Override
     public String cacheKey() {
-        return "chatml/" + lossOn.configName() + "/eos=" + superviseEos + (bos < 0 ? "" : "/bos=" + bos);
+        // "/plain": records whose content holds a control string are refused (indexes made before are stale)
+        return "chatml/plain/" + lossOn.configName() + "/eos=" + superviseEos + (bos < 0 ? "" : "/bos=" + bos);
     }
 
     /**
@@ -122,6 +123,10 @@ final class ChatMlTemplate implements ChatTemplate {
     }
 
     private Document assemble(List<Message> messages, int[][] encoded, int first) {
+        String control = ChatTemplate.controlStringProblem(tokenizer, messages);
+        if (control != null) {
+            return Document.failed(control);
+        }
         int lastAssistant = -1;
         int length = bos < 0 ? 0 : 1;
         for (int m = 0; m < messages.size(); m++) {

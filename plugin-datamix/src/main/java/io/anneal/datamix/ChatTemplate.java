@@ -26,6 +26,25 @@ interface ChatTemplate {
         return assembleAll(records, encodeContents(records));
     }
 
+    /**
+     * What is wrong with messages whose content holds one of the tokenizer's control strings (its added
+     * tokens: {@code <|im_end|>}, {@code <|im_start|>}, {@code <|endoftext|>}, ...), phrased for
+     * "expected ...", or null when none does. Such a record is refused (or skipped and counted, under
+     * on-error = skip) instead of being tokenised into real control tokens.
+     */
+    static String controlStringProblem(HfTokenizer tokenizer, List<io.anneal.api.data.Message> messages) {
+        for (int m = 0; m < messages.size(); m++) {
+            String content = messages.get(m).content();
+            String token = tokenizer.specialTokenIn(content);
+            if (token != null) {
+                return "message " + (m + 1) + " (" + messages.get(m).role() + ") to hold plain text, found the tokenizer's "
+                        + "control string '" + token + "' at character " + (content.codePointCount(0, content.indexOf(token)) + 1)
+                        + " of its content (it would be read as the control token itself, not as text)";
+            }
+        }
+        return null;
+    }
+
     default Document render(ChatRecord record) {
         return renderAll(List.of(record))[0];
     }

@@ -150,6 +150,27 @@ final class HfTokenizer implements AutoCloseable {
         return id;
     }
 
+    /**
+     * The first added (special) token of this tokenizer found inside {@code text}, or null. Text that holds
+     * one, such as a user message with {@code <|im_end|><|im_start|>system}, would be encoded as the
+     * control token itself: a message could forge turns (issue 15).
+     */
+    String specialTokenIn(String text) {
+        if (text.isEmpty()) {
+            return null;
+        }
+        String found = null;
+        int at = Integer.MAX_VALUE;
+        for (String token : specialTokens.keySet()) {
+            int i = token.isEmpty() ? -1 : text.indexOf(token);
+            if (i >= 0 && (i < at || (i == at && token.length() > found.length()))) {
+                found = token;
+                at = i;
+            }
+        }
+        return found;
+    }
+
     boolean hasSpecialToken(String token) {
         return specialTokens.containsKey(token);
     }

@@ -69,7 +69,7 @@ final class JinjaChatTemplate implements ChatTemplate {
                 endIds.add(tokenizer.specialTokenId(end));
             }
         }
-        this.cacheKey = "jinja/" + sha256(source + "\u0000" + this.specialTokens) + "/" + lossOn.configName() + "/eos=" + superviseEos;
+        this.cacheKey = "jinja/plain/" + sha256(source + "\u0000" + this.specialTokens) + "/" + lossOn.configName() + "/eos=" + superviseEos;
     }
 
     /** Text and assistant spans ([start, end) in code points) of one conversation. */
@@ -113,6 +113,10 @@ final class JinjaChatTemplate implements ChatTemplate {
     }
 
     private Document document(List<Message> messages) {
+        String control = ChatTemplate.controlStringProblem(tokenizer, messages);
+        if (control != null) {
+            return Document.failed(control);
+        }
         List<Map<String, Object>> maps = new ArrayList<>(messages.size());
         int assistantTurns = 0;
         for (Message m : messages) {

@@ -79,6 +79,28 @@ final class MixTrainingData implements TrainingData {
         this.loadReport = loadReport;
     }
 
+    /**
+     * Under on-error = skip, a source with more bad {@code unit} than its max-skipped-fraction of those
+     * seen is refused, naming the source, the counts and the first problem (issue 15: 500 bad of 501 trained).
+     */
+    static void refuseTooManySkipped(SourceSpec s, String unit, long bad, long seen, String first) {
+        if (bad > s.maxSkippedFraction() * seen) {
+            throw new InputException(String.format(java.util.Locale.ROOT,
+                    "%s: source '%s': %d of %d %s are bad (%.1f%%), more than max-skipped-fraction %s allows "
+                            + "under on-error = skip; first: %s. Fix the data, or raise the data block's max-skipped-fraction",
+                    s.path(), s.name(), bad, seen, unit, 100.0 * bad / seen, s.maxSkippedFraction(), first));
+        }
+    }
+
+    /** The data block's max-skipped-fraction, checked: a share between 0 and 1. */
+    static double maxSkippedFraction(ConfigView config) {
+        double maxSkipped = config.getDouble("max-skipped-fraction");
+        if (!(maxSkipped >= 0 && maxSkipped <= 1)) {
+            throw config.invalid("max-skipped-fraction", "a share of records between 0 and 1", String.valueOf(maxSkipped));
+        }
+        return maxSkipped;
+    }
+
     ChatTemplate template() {
         TokenizerConfig c = tokenizerConfig;
         return jinja ? new JinjaChatTemplate(c.chatTemplate(), c.templateOrigin(), c.specialTokens(), tokenizer, lossOn, superviseEos)
@@ -93,14 +115,8 @@ final class MixTrainingData implements TrainingData {
             SourceSpec s = specs.get(i);
             sources[i] = ChatSource.open(s.name(), s.weight(), s.path(), template, tokenizer, s.onError(), cache);
             long bad = sources[i].skippedBad();
-            long seen = bad + sources[i].records();
-            if (bad > s.maxSkippedFraction() * seen) {
-                throw new InputException(String.format(java.util.Locale.ROOT,
-                        "%s: source '%s': %d of %d records are bad (%.1f%%), more than max-skipped-fraction %s allows "
-                                + "under on-error = skip; first: %s. Fix the data, or raise the data block's max-skipped-fraction",
-                        s.path(), s.name(), bad, seen, 100.0 * bad / seen, s.maxSkippedFraction(),
-                        sources[i].problems().isEmpty() ? "(none recorded)" : sources[i].problems().get(0)));
-            }
+            refuseTooManySkipped(s, "records", bad, bad + sources[i].records(),
+                    sources[i].problems().isEmpty() ? "(none recorded)" : sources[i].problems().get(0));
             report.add(sources[i].loadReport());
             for (String problem : sources[i].problems()) {
                 report.add("    " + problem);
@@ -196,10 +212,7 @@ final class MixTrainingData implements TrainingData {
             LossOn lossOn = config.getEnum("loss-on", LossOn.class);
             Leftover leftover = config.getEnum("leftover", Leftover.class);
             OnError onError = config.getEnum("on-error", OnError.class);
-            double maxSkipped = config.getDouble("max-skipped-fraction");
-            if (!(maxSkipped >= 0 && maxSkipped <= 1)) {
-                throw config.invalid("max-skipped-fraction", "a share of records between 0 and 1", String.valueOf(maxSkipped));
-            }
+            double maxSkipped = maxSkippedFraction(config);
             long budget = config.getTokens("budget").tokens();
             List<ConfigView> list = config.getConfigList("sources");
             if (list.isEmpty()) {

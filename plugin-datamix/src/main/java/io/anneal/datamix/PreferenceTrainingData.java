@@ -157,6 +157,7 @@ final class PreferenceTrainingData implements TrainingData {
             }
             final int source = s;
             long count = pairs.stream().filter(p -> p.source() == source).count();
+            MixTrainingData.refuseTooManySkipped(spec, "pairs", skipped, skipped + count, firstSkip);
             report.accept("preference source " + spec.name() + " (" + spec.path() + "): " + count + " pairs"
                     + (skipped > 0 ? ", " + skipped + " skipped (first: " + firstSkip + ")" : ""));
             if (count == 0) {
@@ -197,6 +198,11 @@ final class PreferenceTrainingData implements TrainingData {
             records.add(new ChatRecord(record.prompt()));
         }
         Document[] docs = template.renderAll(records);
+        for (Document d : docs) {
+            if (d.problem() != null) {
+                throw new RecordParser.BadRecordException(d.problem());
+            }
+        }
         int promptLength = hasPrompt ? docs[2].length() : 0;
         boolean[] chosenSup = answerOnly(docs[0], promptLength);
         boolean[] rejectedSup = answerOnly(docs[1], promptLength);
@@ -396,7 +402,7 @@ final class PreferenceTrainingData implements TrainingData {
             }
             List<ConfigProblem> problems = new ArrayList<>();
             List<MixTrainingData.SourceSpec> specs = MixTrainingData.Factory.sources(list, onError,
-                    MixTrainingData.SourceSpec.DEFAULT_MAX_SKIPPED, context, problems);
+                    MixTrainingData.maxSkippedFraction(config), context, problems);
             HfTokenizer tokenizer = null;
             try {
                 tokenizer = HfTokenizer.load(MixTrainingData.Factory.existingTokenizer(config, context));

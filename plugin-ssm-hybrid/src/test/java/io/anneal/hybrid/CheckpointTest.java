@@ -293,4 +293,15 @@ class CheckpointTest {
     void notACheckpoint() {
         assertTrue(loadError(tmp).contains("config.json is missing"));
     }
+
+    @Test
+    void configJsonHasTheSameBytesInEveryJvm() throws Exception {
+        // a checkpoint must be byte-identical between a run and its resume (issue 15): no map whose
+        // iteration order is salted per JVM (Map.of) may reach config.json
+        Map<String, Object> json = TinyModels.config(Map.of()).toConfigJson();
+        assertTrue(json instanceof java.util.LinkedHashMap, json.getClass().toString());
+        Object rope = json.get("rope_parameters");
+        assertTrue(rope instanceof java.util.LinkedHashMap, "rope_parameters is " + rope.getClass());
+        assertEquals(java.util.List.of("rope_type", "rope_theta"), java.util.List.copyOf(((Map<?, ?>) rope).keySet()));
+    }
 }

@@ -69,6 +69,7 @@ public final class PipelineLoader {
     }
 
     private static Config parse(Path file) {
+        checkShape(file);
         try {
             return ConfigFactory.parseFile(file.toFile(),
                     ConfigParseOptions.defaults().setAllowMissing(false).setSyntax(ConfigSyntax.CONF));
@@ -77,6 +78,82 @@ public final class PipelineLoader {
             throw new InputException(e.getMessage(), e);
         } catch (StackOverflowError e) {
             throw tooDeep(file, e);
+        }
+    }
+
+    /** Deepest nesting of blocks and lists, and most keys in one path expression, that a pipeline file may hold. */
+    static final int MAX_NESTING = 256;
+    static final int MAX_PATH_KEYS = 256;
+
+    /**
+     * A lexical look at the file before typesafe-config parses it: the parser recurses per level of
+     * nesting (lightbend/config#777, #779) and handles a path expression of n keys in time and memory
+     * quadratic in n (#778; found by PipelineLoaderFuzzTest: 18,000 keys allocated 134 MB), so nesting
+     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_NESTING} {@code +=}, or a path of more than
+     * {@value #MAX_PATH_KEYS} keys is refused
+     * first, naming the line. Quoted strings and comments are skipped.
+     */
+    private static void checkShape(Path file) {
+        String text;
+        try {
+            // lenient decoding: bytes that are not UTF-8 become U+FFFD here, and typesafe-config reads them the same way
+            text = new String(Files.readAllBytes(file), java.nio.charset.StandardCharsets.UTF_8);
+        } catch (java.io.IOException e) {
+            throw new InputException(file + ": pipeline file cannot be read (" + e.getMessage() + ")", e);
+        }
+        int depth = 0;
+        int line = 1;
+        int keys = 0;
+        int appends = 0;
+        boolean inKey = false;
+        for (int i = 0; i < text.length(); i++) {
+            char c = text.charAt(i);
+            if (c == '"') {
+                boolean triple = text.startsWith("\"\"\"", i);
+                int end = triple ? text.indexOf("\"\"\"", i + 3) : i + 1;
+                while (!triple && end < text.length() && text.charAt(end) != '"' && text.charAt(end) != '\n') {
+                    end += text.charAt(end) == '\\' ? 2 : 1;
+                }
+                end = end < 0 ? text.length() : Math.min(text.length(), end + (triple ? 2 : 0));
+                for (int j = i; j < end; j++) {
+                    line += text.charAt(j) == '\n' ? 1 : 0;
+                }
+                i = end;
+                continue; // a quoted key still counts as one key of a path: inKey stays as it is
+            }
+            if (c == '#' || (c == '/' && text.startsWith("//", i))) {
+                int end = text.indexOf('\n', i);
+                i = (end < 0 ? text.length() : end) - 1;
+                continue;
+            }
+            if (c == '+' && text.startsWith("+=", i) && ++appends > MAX_NESTING) {
+                // each += of a key nests one more concatenation that resolve() recurses through (lightbend/config#729;
+                // found by PipelineLoaderFuzzTest: 1,000 of them took over 5 s before the stack ran out)
+                throw new InputException(file + ":" + line + ": expected blocks, lists and += nested at most a few hundred deep ("
+                        + MAX_NESTING + " += in a file), found nesting too deep to read");
+            }
+            if (c == '{' || c == '[') {
+                if (++depth > MAX_NESTING) {
+                    throw new InputException(file + ":" + line + ": expected blocks, lists and += nested at most a few hundred deep ("
+                            + MAX_NESTING + "), found nesting too deep to read");
+                }
+            } else if (c == '}' || c == ']') {
+                depth = Math.max(0, depth - 1);
+            }
+            if (c == '.' && inKey) {
+                if (++keys > MAX_PATH_KEYS) {
+                    throw new InputException(file + ":" + line + ": expected a key path of at most " + MAX_PATH_KEYS
+                            + " keys (a.b.c has 3), found a longer one");
+                }
+            } else if (Character.isWhitespace(c) || "{}[]=:,+$()".indexOf(c) >= 0) {
+                inKey = false;
+                keys = 0;
+            } else {
+                inKey = true;
+            }
+            if (c == '\n') {
+                line++;
+            }
         }
     }
 

@@ -56,8 +56,14 @@ public final class PluginLoader {
     private final Map<String, Module> hostModules = new HashMap<>();
     private final Map<String, Module> hostPackages = new HashMap<>();
 
+    /** The longest a plugin's initialisation (constructor, id, version, extensions, commands, defaults) may take. */
+    static final long DEFAULT_INIT_TIMEOUT_MILLIS = 30_000;
+    private long initTimeoutMillis = DEFAULT_INIT_TIMEOUT_MILLIS;
+
     public PluginLoader(PluginRegistry registry) {
         this.registry = registry;
+        ExitGuard.nameTheExit();
+        reportDyingThreadsInOneLine();
         Set<ModuleLayer> layers = new LinkedHashSet<>();
         collectLayers(apiLayer, layers);
         for (ModuleLayer l : layers) {
@@ -66,6 +72,30 @@ public final class PluginLoader {
                 m.getPackages().forEach(p -> hostPackages.putIfAbsent(p, m));
             }
         }
+    }
+
+    /** A shorter initialisation limit, for tests of plugins that hang. */
+    PluginLoader withInitTimeout(long millis) {
+        this.initTimeoutMillis = millis;
+        return this;
+    }
+
+    /**
+     * A thread that ends with an exception nobody catches (a plugin's background thread, say) is reported
+     * in one line naming the thread, the exception and the frame and module it came from, instead of the
+     * JVM's default stack trace; the run goes on. Set once, unless the application set its own handler.
+     */
+    private static void reportDyingThreadsInOneLine() {
+        if (Thread.getDefaultUncaughtExceptionHandler() != null) {
+            return;
+        }
+        Thread.setDefaultUncaughtExceptionHandler((thread, e) -> {
+            StackTraceElement[] stack = e.getStackTrace();
+            String where = stack.length == 0 ? "" : " at " + stack[0].getClassName() + "." + stack[0].getMethodName() + "("
+                    + stack[0].getFileName() + ":" + stack[0].getLineNumber() + ")"
+                    + (stack[0].getModuleName() == null ? "" : ", module " + stack[0].getModuleName());
+            System.err.println("anneal: warning: thread \"" + thread.getName() + "\" ended with " + rootMessage(e) + where);
+        });
     }
 
     /** Registers a plugin that lives in the runtime itself (the {@code core} plugin). */
@@ -175,7 +205,42 @@ public final class PluginLoader {
         }
     }
 
+    /**
+     * Initialises one plugin on a thread of its own, under an {@link ExitGuard}, for at most
+     * {@link #initTimeoutMillis}: a plugin that ends the process, hangs or throws anything is refused
+     * in one line, and the rest load. A plugin still running after the limit is left behind (a daemon
+     * thread) and refused, naming where it is stuck; nothing it does later reaches the registry.
+     */
     private void initialise(Path source, ServiceLoader.Provider<Plugin> provider, ClassLoader loader) {
+        String label = provider.type().getName();
+        java.util.concurrent.FutureTask<Runnable> task = new java.util.concurrent.FutureTask<>(
+                () -> initialiseOutcome(source, provider, loader));
+        Thread thread = new Thread(task, "plugin-init " + source.getFileName());
+        thread.setDaemon(true);
+        thread.setContextClassLoader(loader);
+        Runnable outcome;
+        try (ExitGuard guard = ExitGuard.open("plugin " + label + " (" + source + ")")) {
+            thread.start();
+            outcome = task.get(initTimeoutMillis, java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (java.util.concurrent.TimeoutException e) {
+            StackTraceElement[] stack = thread.getStackTrace();
+            String where = java.util.Arrays.stream(stack).filter(f -> f.getClassName().startsWith(label.substring(0, Math.max(0,
+                    label.lastIndexOf('.')))) || f.getClassName().equals(label)).findFirst()
+                    .map(StackTraceElement::toString).orElse(stack.length > 0 ? stack[0].toString() : "an unknown place");
+            outcome = () -> registry.refuse(new PluginRefusal(null, source, label + " did not finish initialising within "
+                    + initTimeoutMillis / 1000.0 + " s (stuck at " + where + "); it is not loaded"));
+        } catch (java.util.concurrent.ExecutionException e) {
+            rethrowFatal(e.getCause());
+            outcome = () -> registry.refuse(new PluginRefusal(null, source, label + " failed to initialise: " + rootMessage(e.getCause())));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            outcome = () -> registry.refuse(new PluginRefusal(null, source, label + " was not initialised: interrupted"));
+        }
+        outcome.run();
+    }
+
+    /** What initialising the plugin leads to (registered or refused), applied by the loader's thread. */
+    private Runnable initialiseOutcome(Path source, ServiceLoader.Provider<Plugin> provider, ClassLoader loader) {
         String label = provider.type().getName();
         Plugin plugin;
         VersionRange range;
@@ -184,27 +249,23 @@ public final class PluginLoader {
             range = Objects.requireNonNull(plugin.apiRange(), "apiRange() returned null");
         } catch (Throwable e) { // a plugin's own code: any failure is a refusal, never a crash
             rethrowFatal(e);
-            registry.refuse(new PluginRefusal(null, source, label + " failed to initialise: " + rootMessage(e)));
-            return;
+            return () -> registry.refuse(new PluginRefusal(null, source, label + " failed to initialise: " + rootMessage(e)));
         }
         ApiVersion current = ApiVersion.current();
         if (!range.contains(current)) {
             String id = quietly(plugin::id);
-            registry.refuse(new PluginRefusal(id, source, "built for API " + range + ", but this runtime implements API "
+            return () -> registry.refuse(new PluginRefusal(id, source, "built for API " + range + ", but this runtime implements API "
                     + current + "; use a version of the plugin built for API " + current.major() + ".x"));
-            return;
         }
         String id;
         try {
             id = Objects.requireNonNull(plugin.id(), "id() returned null");
         } catch (Throwable e) {
             rethrowFatal(e);
-            registry.refuse(new PluginRefusal(null, source, label + " failed to initialise: " + rootMessage(e)));
-            return;
+            return () -> registry.refuse(new PluginRefusal(null, source, label + " failed to initialise: " + rootMessage(e)));
         }
         if (!PLUGIN_ID.matcher(id).matches()) {
-            registry.refuse(new PluginRefusal(id, source, "its id must be lower-case letters, digits and dashes"));
-            return;
+            return () -> registry.refuse(new PluginRefusal(id, source, "its id must be lower-case letters, digits and dashes"));
         }
         try {
             String version = Objects.requireNonNull(plugin.version(), "version() returned null");
@@ -217,10 +278,12 @@ public final class PluginLoader {
             commands.forEach(c -> Objects.requireNonNull(c.name(), () -> c.getClass().getName() + ".name() returned null"));
             // resolved on its own: a plugin may use substitutions inside its reference.conf
             Config defaults = ConfigFactory.parseResources(loader, "reference.conf", defaultsOptions(id)).resolve();
-            registry.register(new LoadedPlugin(plugin, id, version, range, source, defaults), factories, commands);
+            LoadedPlugin loaded = new LoadedPlugin(plugin, id, version, range, source, defaults);
+            return () -> registry.register(loaded, factories, commands);
         } catch (Throwable e) {
             rethrowFatal(e);
-            registry.refuse(new PluginRefusal(id, source, "failed to initialise: " + rootMessage(e)));
+            String refusedId = id;
+            return () -> registry.refuse(new PluginRefusal(refusedId, source, "failed to initialise: " + rootMessage(e)));
         }
     }
 
@@ -355,8 +418,12 @@ public final class PluginLoader {
         }
     }
 
+    /**
+     * Errors the process cannot go on after. A StackOverflowError is not one of them: the plugin's stack is
+     * unwound when it reaches here (a constructor recursing without end is a refused plugin, not a crash).
+     */
     private static void rethrowFatal(Throwable e) {
-        if (e instanceof VirtualMachineError) {
+        if (e instanceof VirtualMachineError && !(e instanceof StackOverflowError)) {
             throw (VirtualMachineError) e;
         }
     }

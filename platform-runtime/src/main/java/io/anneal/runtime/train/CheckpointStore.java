@@ -99,9 +99,12 @@ final class CheckpointStore {
         boolean renamed = false;
         try {
             Files.createDirectory(temp);
+            FaultPoints.reached("checkpoint.temp-created", step);
             writer.writeInto(temp);
             writeManifest(temp);
+            FaultPoints.reached("checkpoint.manifest-written", step);
             syncTree(temp);
+            FaultPoints.reached("checkpoint.fsynced", step);
             if (Files.exists(target)) {
                 // a folder of this step without COMPLETE: an earlier attempt that died after its rename
                 if (Files.isRegularFile(target.resolve(COMPLETE_MARKER))) {
@@ -112,12 +115,14 @@ final class CheckpointStore {
             moveAtomically(temp, target);
             renamed = true;
             syncDirectory(root);
+            FaultPoints.reached("checkpoint.renamed", step);
             Path marker = target.resolve(COMPLETE_MARKER);
             try (FileChannel channel = FileChannel.open(marker, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
                 channel.write(java.nio.ByteBuffer.wrap(("step " + step + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8)));
                 channel.force(true);
             }
             syncDirectory(target);
+            FaultPoints.reached("checkpoint.complete", step);
             return new Checkpoint(step, target);
         } catch (IOException | RuntimeException e) {
             deleteQuietly(temp, e);
@@ -147,6 +152,7 @@ final class CheckpointStore {
             }
             // remove the marker first: a crash halfway through leaves an incomplete folder, never a damaged "complete" one
             Files.deleteIfExists(c.directory().resolve(COMPLETE_MARKER));
+            FaultPoints.reached("checkpoint.rotation", c.step());
             deleteTree(c.directory());
             deleted.add(c.directory());
         }
@@ -176,23 +182,43 @@ final class CheckpointStore {
     }
 
     /**
-     * The newest committed checkpoint whose files match its manifest. Each newer one that does not is
-     * renamed {@code damaged-step-NNNNNN} (kept for inspection, never loaded) and {@code onDamaged}
-     * hears which file is wrong. A checkpoint from before manifests existed counts as intact.
+     * The newest committed checkpoint whose files match its manifest and pass {@code contentCheck} (what
+     * the stage needs to find in it). Each newer one that does not is renamed {@code damaged-step-NNNNNN}
+     * (kept for inspection, never loaded) and {@code onDamaged} hears what is wrong. A checkpoint from
+     * before manifests existed is checked by {@code contentCheck} alone.
      */
-    Optional<Checkpoint> latestIntact(java.util.function.BiConsumer<Checkpoint, String> onDamaged) throws IOException {
+    Optional<Checkpoint> latestIntact(java.util.function.Function<Checkpoint, Optional<String>> contentCheck,
+                                      java.util.function.BiConsumer<Checkpoint, String> onDamaged) throws IOException {
         List<Checkpoint> all = complete();
         for (int i = all.size() - 1; i >= 0; i--) {
             Checkpoint c = all.get(i);
             Optional<String> problem = verify(c);
             if (problem.isEmpty()) {
+                problem = contentCheck.apply(c);
+            }
+            if (problem.isEmpty()) {
                 return Optional.of(c);
             }
             onDamaged.accept(c, problem.get());
-            moveAtomically(c.directory(), root.resolve("damaged-" + c.directory().getFileName()));
-            syncDirectory(root);
+            setAsideDamaged(c);
         }
         return Optional.empty();
+    }
+
+    /** Renames a committed checkpoint found unusable to {@code damaged-step-NNNNNN}: never loaded again, never deleted. */
+    Path setAsideDamaged(Checkpoint checkpoint) throws IOException {
+        Path target = root.resolve(damagedName(checkpoint));
+        if (Files.exists(target)) {
+            // an earlier damaged copy of the same step: keep both
+            target = root.resolve(damagedName(checkpoint) + "-" + HexFormat.of().formatHex(randomBytes()));
+        }
+        moveAtomically(checkpoint.directory(), target);
+        syncDirectory(root);
+        return target;
+    }
+
+    static String damagedName(Checkpoint checkpoint) {
+        return "damaged-" + checkpoint.directory().getFileName();
     }
 
     /** What is wrong with a committed checkpoint's files against its manifest; empty when nothing is. */

@@ -102,15 +102,17 @@ final class SftStage implements Stage {
                     + " (newer than the checkpoint resumed from) as " + to));
         }
         if (named.isPresent()) {
-            Optional<String> damaged = CheckpointStore.verify(named.get());
+            Optional<String> damaged = CheckpointStore.verify(named.get()).or(() -> missingContent(named.get()));
             if (damaged.isPresent()) {
                 throw new InputException("--resume " + named.get().directory() + ": the checkpoint is damaged: " + damaged.get());
             }
         }
-        // the newest checkpoint whose files match their SHA-256 manifest; damaged newer ones are set aside, named
-        Optional<CheckpointStore.Checkpoint> latest = named.isPresent() ? named : store.latestIntact((c, why) ->
+        // the newest checkpoint whose files match their SHA-256 manifest and hold what a resume reads;
+        // damaged newer ones are set aside, named
+        java.util.function.BiConsumer<CheckpointStore.Checkpoint, String> damaged = (c, why) ->
                 out.println("sft: checkpoint " + c.directory().getFileName() + " is damaged (" + why
-                        + "); set aside as damaged-" + c.directory().getFileName() + ", falling back to an older one"));
+                        + "); set aside as " + CheckpointStore.damagedName(c) + ", falling back to an older one");
+        Optional<CheckpointStore.Checkpoint> latest = named.isPresent() ? named : store.latestIntact(SftStage::missingContent, damaged);
         if (!context.resume() && latest.isPresent()) {
             // Starting over would fail to write every checkpoint (a complete one is never overwritten)
             // and mix two runs' metrics: say what to do instead (as transformers' overwrite_output_dir did).
@@ -119,13 +121,30 @@ final class SftStage implements Stage {
                     + "); continue it with --resume, or remove that folder (or set pipeline.run-dir) to start afresh");
         }
         Optional<CheckpointStore.Checkpoint> resumeFrom = context.resume() ? latest : Optional.empty();
+        ModelArchitecture architecture = context.modelArchitecture();
+        ModelOptions options = new ModelOptions(context.device(), settings.precision().computeType(), context.seed());
+        CausalLanguageModel opened = openModel(architecture, options, context, resumeFrom, out);
+        // weights that are not finite are never resumed from: such a checkpoint is set aside like a damaged one
+        for (Optional<String> nonFinite = NonFiniteWeights.find(opened.parameters()); nonFinite.isPresent();
+             nonFinite = NonFiniteWeights.find(opened.parameters())) {
+            opened.close();
+            String where = resumeFrom.map(c -> "--resume: checkpoint " + c.directory())
+                    .or(() -> initFrom.map(p -> settings.pathOf(SftStageFactory.INIT_FROM) + " = " + p))
+                    .or(() -> context.inputModel().map(p -> "the previous stage's model " + p))
+                    .orElse("the initialised model");
+            if (resumeFrom.isEmpty() || named.isPresent()) {
+                throw new InputException(where + ": the weights are not finite (" + nonFinite.get() + "); expected a model to train from");
+            }
+            damaged.accept(resumeFrom.get(), "non-finite weights: " + nonFinite.get());
+            store.setAsideDamaged(resumeFrom.get());
+            resumeFrom = store.latestIntact(SftStage::missingContent, damaged);
+            opened = openModel(architecture, options, context, resumeFrom, out);
+        }
         if (context.resume()) {
             out.println(resumeFrom.map(c -> "sft: resuming from " + c.directory())
                     .orElse("sft: --resume: no complete checkpoint under " + store.root() + ", starting from the beginning"));
         }
-        ModelArchitecture architecture = context.modelArchitecture();
-        ModelOptions options = new ModelOptions(context.device(), settings.precision().computeType(), context.seed());
-        try (CausalLanguageModel model = openModel(architecture, options, context, resumeFrom, out);
+        try (CausalLanguageModel model = opened;
              ParameterOptimizer optimizer = optimizerFactory.bind(model.parameters());
              TokenBatchStream stream = data.open(settings.sequenceLength());
              Objective lossOf = objective;
@@ -144,11 +163,12 @@ final class SftStage implements Stage {
             if (resumeFrom.isPresent()) {
                 Path dir = resumeFrom.get().directory();
                 TrainerState saved = TrainerState.read(dir);
-                optimizer.load(dir.resolve(OPTIMIZER));
+                readCheckpointFile(dir.resolve(OPTIMIZER), () -> optimizer.load(dir.resolve(OPTIMIZER)));
                 optimizer.useTrainingWeights(); // the checkpoint holds the evaluation weights
-                stream.restoreState(Files.readAllBytes(dir.resolve(DATA_STATE)));
+                readCheckpointFile(dir.resolve(DATA_STATE), () -> stream.restoreState(Files.readAllBytes(dir.resolve(DATA_STATE))));
                 if (Files.isRegularFile(dir.resolve(OBJECTIVE_STATE))) {
-                    objective.restoreState(Files.readAllBytes(dir.resolve(OBJECTIVE_STATE)));
+                    readCheckpointFile(dir.resolve(OBJECTIVE_STATE),
+                            () -> objective.restoreState(Files.readAllBytes(dir.resolve(OBJECTIVE_STATE))));
                 }
                 lossScale.restore(saved.lossScale(), saved.goodStepsInARow(), saved.skippedSteps(), saved.consecutiveSkips());
                 stepNumber = saved.step();
@@ -195,6 +215,18 @@ final class SftStage implements Stage {
                     Optional<CheckpointStore.Checkpoint> written = Optional.empty();
                     if (last || stop || (settings.checkpointEvery() > 0
                             && crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.checkpointEvery()))) {
+                        Optional<String> nonFinite = NonFiniteWeights.find(model.parameters());
+                        if (nonFinite.isPresent()) {
+                            // never a checkpoint (nor a "last good" one, nor a final model) of weights that are not finite
+                            Map<String, Object> event = new LinkedHashMap<>();
+                            event.put("event", "checkpoint_refused");
+                            event.put("step", position.step);
+                            event.put("num_tokens", position.tokensSeen);
+                            event.put("reason", "non-finite weights: " + nonFinite.get());
+                            logEvent(context, out, event);
+                            throw diverged(String.format(Locale.ROOT, "the weights after step %d (%,d tokens) are not finite (%s), "
+                                    + "so no checkpoint of them is written", position.step, position.tokensSeen, nonFinite.get()), position);
+                        }
                         TrainerState state = new TrainerState(position.step, position.tokensSeen, lossScale.scale(),
                                 lossScale.goodStepsInARow(), lossScale.skippedSteps(), lossScale.consecutiveSkips(),
                                 context.seed(), (double) metrics.get("learning_rate"), schedule.describe());
@@ -298,6 +330,47 @@ final class SftStage implements Stage {
         return Optional.of(new CheckpointStore.Checkpoint(Long.parseLong(m.group(1)), dir));
     }
 
+    /** What a checkpoint must hold for a resume, checked before anything is loaded; empty when it holds it all. */
+    static Optional<String> missingContent(CheckpointStore.Checkpoint checkpoint) {
+        Path dir = checkpoint.directory();
+        for (String file : List.of(TrainerState.FILE, DATA_STATE)) {
+            if (!Files.isRegularFile(dir.resolve(file))) {
+                return Optional.of(dir.resolve(file) + " is missing");
+            }
+        }
+        for (String folder : List.of(MODEL, OPTIMIZER)) {
+            if (!Files.isDirectory(dir.resolve(folder))) {
+                return Optional.of(dir.resolve(folder) + " is missing");
+            }
+        }
+        try {
+            long step = TrainerState.read(dir).step();
+            if (step != checkpoint.step()) {
+                return Optional.of(dir.resolve(TrainerState.FILE) + ": expected step " + checkpoint.step() + ", found " + step);
+            }
+        } catch (InputException | IOException e) {
+            return Optional.of(RunFailedException.reason(e));
+        }
+        return Optional.empty();
+    }
+
+    /** Reading one part of the checkpoint resumed from: a file it cannot read is named, as bad input. */
+    private static void readCheckpointFile(Path file, CheckpointRead read) {
+        try {
+            read.run();
+        } catch (InputException e) {
+            throw e;
+        } catch (IOException | RuntimeException e) {
+            throw new InputException(file + ": cannot be read back from the checkpoint (" + RunFailedException.reason(e)
+                    + "); resume from an older checkpoint with --resume CHECKPOINT");
+        }
+    }
+
+    @FunctionalInterface
+    private interface CheckpointRead {
+        void run() throws IOException;
+    }
+
     /**
      * The newest complete checkpoint written after a good step (none of the steps before it in a row
      * skipped): the one a run of skipped steps falls back to, and that rotation keeps.
@@ -310,7 +383,8 @@ final class SftStage implements Stage {
         List<CheckpointStore.Checkpoint> all = store.complete();
         for (int i = all.size() - 1; i >= 0; i--) {
             CheckpointStore.Checkpoint c = all.get(i);
-            if (c.step() <= resumeFrom.get().step() && TrainerState.read(c.directory()).consecutiveSkips() == 0) {
+            if (c.step() <= resumeFrom.get().step() && missingContent(c).isEmpty()
+                    && TrainerState.read(c.directory()).consecutiveSkips() == 0) {
                 return Optional.of(c);
             }
         }
@@ -546,7 +620,9 @@ final class SftStage implements Stage {
                 try {
                     model.save(dir.resolve(MODEL));
                     writeDataFiles(dir.resolve(MODEL));
+                    FaultPoints.reached("checkpoint.model-written", state.step());
                     optimizer.save(Files.createDirectories(dir.resolve(OPTIMIZER)));
+                    FaultPoints.reached("checkpoint.optimizer-written", state.step());
                 } finally {
                     optimizer.useTrainingWeights();
                 }
@@ -555,7 +631,9 @@ final class SftStage implements Stage {
                 if (objectiveState.length > 0) {
                     Files.write(dir.resolve(OBJECTIVE_STATE), objectiveState);
                 }
+                FaultPoints.reached("checkpoint.data-stream-written", state.step());
                 state.write(dir);
+                FaultPoints.reached("checkpoint.trainer-state-written", state.step());
             });
         } catch (IOException | RuntimeException e) {
             String message = "sft: the checkpoint of step " + state.step() + " could not be written to " + store.root()
@@ -635,6 +713,7 @@ final class SftStage implements Stage {
                 optimizer.useTrainingWeights();
             }
             CheckpointStore.syncTree(temp);
+            FaultPoints.reached("final.written", finalStep);
             CheckpointStore.deleteTree(finalDir);
             Files.move(temp, finalDir, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
             CheckpointStore.syncDirectory(context.stageDirectory());

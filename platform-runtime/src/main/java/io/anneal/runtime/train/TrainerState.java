@@ -54,10 +54,20 @@ record TrainerState(long step, long tokensSeen, double lossScale, long goodSteps
 
     static TrainerState read(Path directory) throws IOException {
         Path file = directory.resolve(FILE);
-        JsonNode root = JSON.readTree(file.toFile());
-        if (root == null || root.path("format").asInt(-1) != FORMAT) {
+        if (!Files.isRegularFile(file)) {
+            throw new InputException(file + " is missing: a checkpoint holds its trainer state there");
+        }
+        JsonNode root;
+        try {
+            root = JSON.readTree(file.toFile());
+        } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+            throw new InputException(file + ": expected the trainer state as JSON, found text that is not JSON ("
+                    + e.getOriginalMessage() + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr()
+                    + ", column " + e.getLocation().getColumnNr()) + ")");
+        }
+        if (root == null || root.isMissingNode() || root.path("format").asInt(-1) != FORMAT) {
             throw new InputException(file + ": expected a trainer state of format " + FORMAT
-                    + ", found " + (root == null ? "an empty file" : "format " + root.path("format")));
+                    + ", found " + (root == null || root.isMissingNode() ? "an empty file" : "format " + root.path("format")));
         }
         JsonNode scale = root.path("loss_scale");
         return new TrainerState(

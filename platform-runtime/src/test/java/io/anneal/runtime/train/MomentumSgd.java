@@ -44,8 +44,19 @@ final class MomentumSgd implements ParameterOptimizer {
         }
     }
 
+    /** A fault to inject: the update of this step (1-based) leaves a NaN in the first weight, as an overflowing update would. */
+    int nanWeightsAtStep = -1;
+
     static OptimizerFactory factory(double momentum) {
-        return parameters -> new MomentumSgd(parameters, momentum);
+        return factory(momentum, -1);
+    }
+
+    static OptimizerFactory factory(double momentum, int nanWeightsAtStep) {
+        return parameters -> {
+            MomentumSgd sgd = new MomentumSgd(parameters, momentum);
+            sgd.nanWeightsAtStep = nanWeightsAtStep;
+            return sgd;
+        };
     }
 
     @Override
@@ -79,6 +90,9 @@ final class MomentumSgd implements ParameterOptimizer {
             for (int i = 0; i < w.length; i++) {
                 buf[i] = (float) (momentum * buf[i] + g[i] * coefficient);
                 w[i] = (float) (w[i] - request.learningRate() * parameters.get(k).lrFactor() * buf[i]);
+            }
+            if (k == 0 && steps + 1 == nanWeightsAtStep) {
+                w[0] = Float.NaN;
             }
             weights.set(w);
         }

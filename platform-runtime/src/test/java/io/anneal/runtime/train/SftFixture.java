@@ -21,6 +21,8 @@ final class SftFixture {
     final Map<String, Object> block;
     final ListTrainingData data = new ListTrainingData(VOCAB, LENGTH, 9, 5);
     final ListTrainingData evalData = new ListTrainingData(VOCAB, LENGTH, 3, 99);
+    /** The optimizer step (1-based) whose update leaves a NaN weight; -1 for none. */
+    int nanWeightsAtStep = -1;
 
     SftFixture() {
         block = new LinkedHashMap<>(ConfigFactory.parseResources("io/anneal/runtime/builtin/reference.conf").getConfig("anneal.stage.sft").root().unwrapped());
@@ -57,7 +59,7 @@ final class SftFixture {
         return new TestExtensionContext()
                 .with(LrSchedule.class, c -> new LinearDecaySchedule(c.getDouble("peak-lr"),
                         c.has("horizon") ? c.getLong("horizon") : Long.MAX_VALUE))
-                .with(OptimizerFactory.class, c -> MomentumSgd.factory(c.getDouble("momentum")))
+                .with(OptimizerFactory.class, c -> MomentumSgd.factory(c.getDouble("momentum"), nanWeightsAtStep))
                 .with(TrainingData.class, c -> (TrainingData) (c.path().endsWith("eval-data") ? evalData : data));
     }
 

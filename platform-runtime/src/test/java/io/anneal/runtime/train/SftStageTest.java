@@ -500,4 +500,106 @@ class SftStageTest {
         assertTrue(console.contains("checkpoints: " + dir.resolve("checkpoints")), console);
         assertTrue(console.contains("final model: " + dir.resolve("final")), console);
     }
+
+    /** Rewrites one file of a checkpoint and its line in MANIFEST.sha256, as a checkpoint written that way would hold. */
+    private static void replaceInCheckpoint(Path checkpoint, String file, byte[] content) throws Exception {
+        Files.write(checkpoint.resolve(file), content);
+        Path manifest = checkpoint.resolve(CheckpointStore.MANIFEST);
+        String sha = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256").digest(content));
+        List<String> lines = new ArrayList<>();
+        for (String line : Files.readAllLines(manifest)) {
+            lines.add(line.endsWith("  " + file) ? sha + "  " + file : line);
+        }
+        Files.write(manifest, lines);
+    }
+
+    /** The tiny model's weights file with its first embedding value replaced by NaN. */
+    private static byte[] withNanFirstWeight(Path weightsFile) throws Exception {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(Files.readAllBytes(weightsFile));
+        b.putFloat(8, Float.NaN); // after the two ints vocab and width
+        return b.array();
+    }
+
+    @Test
+    void weightsThatAreNoLongerFiniteAreNeverCheckpointedNorNamedAsTheLastGoodCheckpoint(@TempDir Path dir) throws Exception {
+        // the update of step 4 leaves a NaN weight: the checkpoint of step 4 is due right after it
+        SftFixture fixture = new SftFixture();
+        fixture.nanWeightsAtStep = 4;
+        TestStageContext context = new TestStageContext(dir, new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4), false);
+        RunFailedException e = assertThrows(RunFailedException.class, () -> fixture.stage().run(context));
+        assertEquals(3, e.exitCode(), "non-finite training has its own exit code");
+        assertTrue(e.getMessage().contains("the weights after step 4 (48 tokens) are not finite "
+                + "(model.embed_tokens.weight holds 1 NaN or infinite value of 44), so no checkpoint of them is written"), e.getMessage());
+        assertTrue(e.getMessage().contains("Last good checkpoint: " + dir.resolve("checkpoints/step-000002")), e.getMessage());
+        assertEquals(List.of("step-000002"), listing(dir.resolve("checkpoints")));
+        assertEquals(null, context.published);
+    }
+
+    @Test
+    void aCheckpointWithNonFiniteWeightsIsSetAsideAndTheResumeFallsBackToTheOlderOneEndingBitExact(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture a = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        TestStageContext straight = run(new SftFixture(), dir.resolve("straight"), a, false, -1);
+        TinyLanguageModel.Architecture b = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        Path resumed = dir.resolve("resumed");
+        run(new SftFixture(), resumed, b, false, -1);
+        Path six = resumed.resolve("checkpoints/step-000006");
+        // a NaN in the newest checkpoint's weights, its manifest consistent: only a look at the values finds it
+        replaceInCheckpoint(six, "model/" + TinyLanguageModel.WEIGHTS, withNanFirstWeight(six.resolve("model/" + TinyLanguageModel.WEIGHTS)));
+        TestStageContext again = run(new SftFixture(), resumed, b, true, -1);
+        assertTrue(again.console().contains("sft: checkpoint step-000006 is damaged (non-finite weights: model.embed_tokens.weight "
+                + "holds 1 NaN or infinite value of 44); set aside as damaged-step-000006"), again.console());
+        assertTrue(again.console().contains("resuming from " + resumed.resolve("checkpoints/step-000004")), again.console());
+        assertEquals(List.of(5.0, 6.0), column(again.steps(), "step"));
+        assertTrue(listing(resumed.resolve("checkpoints")).contains("damaged-step-000006"));
+        float[][] expected = finalWeights(straight, a);
+        float[][] actual = finalWeights(again, b);
+        assertArrayEquals(expected[0], actual[0]);
+        assertArrayEquals(expected[1], actual[1]);
+
+        // named on the command line, the same checkpoint is bad input
+        Path named = resumed.resolve("checkpoints/step-000006");
+        replaceInCheckpoint(named, "model/" + TinyLanguageModel.WEIGHTS, withNanFirstWeight(named.resolve("model/" + TinyLanguageModel.WEIGHTS)));
+        TestStageContext byName = new TestStageContext(resumed, b, true);
+        byName.resumeCheckpoint = named;
+        InputException e = assertThrows(InputException.class, () -> new SftFixture().set("token-budget", "96").stage().run(byName));
+        assertTrue(e.getMessage().contains("--resume: checkpoint " + named + ": the weights are not finite"), e.getMessage());
+    }
+
+    @Test
+    void aMissingDataStreamOrAGarbageTrainerStateIsNamedAndTheResumeFallsBackToTheOlderCheckpoint(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture a = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        TestStageContext straight = run(new SftFixture().set("keep-last", 3), dir.resolve("straight"), a, false, -1);
+        Path run = dir.resolve("run");
+        TinyLanguageModel.Architecture b = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        run(new SftFixture().set("keep-last", 3), run, b, false, -1);
+        Path checkpoints = run.resolve("checkpoints");
+        // step 6: trainer-state.json overwritten with garbage, the manifest rewritten to match (only a parse finds it)
+        replaceInCheckpoint(checkpoints.resolve("step-000006"), TrainerState.FILE, "{\"format\": 1, \"step\": ".getBytes());
+        // step 4: data-stream.bin missing, in a checkpoint from before manifests (none to list it)
+        Files.delete(checkpoints.resolve("step-000004/" + SftStage.DATA_STATE));
+        Files.delete(checkpoints.resolve("step-000004/" + CheckpointStore.MANIFEST));
+        TestStageContext again = run(new SftFixture().set("keep-last", 3), run, b, true, -1);
+        String console = again.console();
+        assertTrue(console.contains("sft: checkpoint step-000006 is damaged (" + checkpoints.resolve("step-000006/" + TrainerState.FILE)
+                + ": expected the trainer state as JSON, found text that is not JSON ("), console);
+        assertTrue(console.contains("sft: checkpoint step-000004 is damaged (" + checkpoints.resolve("step-000004/" + SftStage.DATA_STATE)
+                + " is missing); set aside as damaged-step-000004"), console);
+        assertTrue(console.contains("resuming from " + checkpoints.resolve("step-000002")), console);
+        assertEquals(List.of(3.0, 4.0, 5.0, 6.0), column(again.steps(), "step"));
+        float[][] expected = finalWeights(straight, a);
+        float[][] actual = finalWeights(again, b);
+        assertArrayEquals(expected[0], actual[0]);
+        assertArrayEquals(expected[1], actual[1]);
+
+        // a named checkpoint with a garbage trainer state: exit 2 naming the file, before anything trains
+        Path two = checkpoints.resolve("step-000002");
+        Files.writeString(two.resolve(TrainerState.FILE), "not json");
+        Files.delete(two.resolve(CheckpointStore.MANIFEST));
+        TestStageContext byName = new TestStageContext(run, b, true);
+        byName.resumeCheckpoint = two;
+        InputException e = assertThrows(InputException.class, () -> new SftFixture().stage().run(byName));
+        assertTrue(e.getMessage().contains("--resume " + two + ": the checkpoint is damaged: " + two.resolve(TrainerState.FILE)
+                + ": expected the trainer state as JSON"), e.getMessage());
+        assertTrue(byName.steps().isEmpty());
+    }
 }

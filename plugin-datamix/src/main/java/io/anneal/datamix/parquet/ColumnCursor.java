@@ -105,6 +105,11 @@ public final class ColumnCursor {
                 PositionedInput in = new PositionedInput(file, position, end);
                 header = Util.readPageHeader(in);
                 position = in.position();
+                if (header.getCompressed_page_size() < 0 || header.getCompressed_page_size() > end - position) {
+                    throw corrupt("a page of " + header.getCompressed_page_size() + " bytes at byte " + position
+                            + " runs past its column chunk (" + (end - position) + " bytes left)");
+                }
+                checkUncompressedSize(header.getUncompressed_page_size(), header.getCompressed_page_size());
                 page = new byte[header.getCompressed_page_size()];
                 ParquetFile.readFully(file.channel, position, page, 0, page.length);
                 position += page.length;
@@ -114,10 +119,42 @@ public final class ColumnCursor {
                 }
                 throw corrupt("cannot read a page header at byte " + position + ": " + e.getMessage());
             }
+            try {
+                if (decodePage(header, page)) {
+                    return true;
+                }
+            } catch (InputException e) {
+                throw e;
+            } catch (RuntimeException e) {
+                // found by DataParsersFuzzTest: damaged levels and values ended as IllegalStateException or
+                // IndexOutOfBoundsException from the decoders; a damaged file is bad input naming the column
+                throw corrupt("a page does not decode (" + e.getMessage() + ")");
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The most a page may decompress to: DEFLATE's largest ratio (1032:1, zlib's technical notes) of its
+     * compressed bytes, plus 1 MiB; a header claiming more is damage, refused before anything is allocated.
+     */
+    private void checkUncompressedSize(int uncompressed, int compressed) {
+        long most = 1032L * compressed + (1 << 20);
+        if (uncompressed < 0 || uncompressed > most) {
+            throw corrupt("a page of " + compressed + " compressed bytes claims " + uncompressed + " uncompressed bytes "
+                    + "(expected at most " + most + ")");
+        }
+    }
+
+    /** Decodes one page; true when it was a data page with entries. */
+    private boolean decodePage(PageHeader header, byte[] page) {
             switch (header.getType()) {
                 case DICTIONARY_PAGE -> {
                     byte[] plain = decompress(page, 0, page.length, header.getUncompressed_page_size());
                     int n = header.getDictionary_page_header().getNum_values();
+                    if (n < 0 || n > plain.length / 4) {
+                        throw corrupt("a dictionary page of " + plain.length + " bytes claims " + n + " values (each takes 4 bytes or more)");
+                    }
                     dictionary = new String[n];
                     plain(plain, 0, plain.length, dictionary, n);
                 }
@@ -171,8 +208,7 @@ public final class ColumnCursor {
                     // index and other pages carry nothing this reader needs
                 }
             }
-        }
-        return false;
+            return false;
     }
 
     /** Data pages read so far (pages stream one at a time; a test checks a chunk of several). */
@@ -180,7 +216,14 @@ public final class ColumnCursor {
         return dataPages;
     }
 
+    /** The most entries one data page may hold: parquet-mr writes at most 20,000 rows a page, Arrow about 1 MB of values. */
+    static final int MAX_PAGE_ENTRIES = 1 << 22;
+
     private void allocate(int n) {
+        if (n < 0 || n > MAX_PAGE_ENTRIES || n > entriesLeft) {
+            throw corrupt("a data page claims " + n + " entries; expected at most " + Math.min(MAX_PAGE_ENTRIES, entriesLeft)
+                    + " (the column chunk's entries left, and " + MAX_PAGE_ENTRIES + " a page)");
+        }
         dataPages++;
         if (repetition.length < n) {
             repetition = new int[n];

@@ -231,7 +231,12 @@ public record FalconH1Config(
         m.put("hidden_act", "silu");
         m.put("rms_norm_eps", rmsNormEps);
         m.put("rope_theta", ropeTheta);
-        m.put("rope_parameters", Map.of("rope_type", "default", "rope_theta", ropeTheta));
+        // ordered: Map.of iterates in an order salted per JVM, which made config.json (and so a checkpoint's
+        // bytes) differ between a run and its resume (found by the fault-injection suite)
+        Map<String, Object> rope = new LinkedHashMap<>();
+        rope.put("rope_type", "default");
+        rope.put("rope_theta", ropeTheta);
+        m.put("rope_parameters", rope);
         m.put("max_position_embeddings", maxPositionEmbeddings);
         m.put("mamba_d_ssm", mambaDSsm);
         m.put("mamba_n_heads", mambaNHeads);

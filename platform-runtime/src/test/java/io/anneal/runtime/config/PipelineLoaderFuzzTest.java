@@ -1,0 +1,84 @@
+package io.anneal.runtime.config;
+
+import io.anneal.testkit.InputMutator;
+import io.anneal.testkit.ParserContract;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import net.jqwik.api.ForAll;
+import net.jqwik.api.Property;
+import net.jqwik.api.constraints.IntRange;
+import net.jqwik.api.lifecycle.AfterContainer;
+
+/**
+ * Fuzzing of the HOCON loading path (issue 15): the bytes of a pipeline file go through the real
+ * {@link PipelineLoader} (parse, includes, resolution), and the contract of {@link ParserContract}
+ * holds: success or InputException (exit 2), never another throwable, 5 s at most, 64 MiB plus 1 KiB
+ * per input byte at most. Inputs are the seed corpus below, mutated (bit flips, HOCON tokens, deleted
+ * and repeated spans, truncation). Tries: jqwik.tries.default (junit-platform.properties: 300 in the
+ * normal build; the fuzz-long profile: 1,000,000; docs/fuzzing.md records the executions of a run).
+ */
+class PipelineLoaderFuzzTest {
+    static final ParserContract CONTRACT = new ParserContract("HOCON pipeline (PipelineLoader)", 5_000, 64L << 20, 1024);
+    static final Path DIR = tempDirectory();
+    static final InputMutator MUTATOR = new InputMutator(64 * 1024, List.of("{", "}", "[", "]", "=", ":", "+=", ",", "\n",
+            "${a}", "${?a}", "${a.b}", "a.b.c", "\"", "\"\"\"", "include \"other.conf\"", "include file(\"missing.conf\")",
+            "include required(\"missing.conf\")", "#", "//", "1e999", "-9223372036854775809", "50M", "1.5G", "null", "true",
+            "stages", "model", "type", "= ${stages}", "\\u0000", "\u0000", "\ud800"));
+    static final List<byte[]> SEEDS = seeds();
+
+    static List<byte[]> seeds() {
+        List<byte[]> seeds = new ArrayList<>();
+        try (var files = Files.list(Path.of("../examples"))) {
+            for (Path f : files.filter(f -> f.toString().endsWith(".conf")).sorted().toList()) {
+                seeds.add(Files.readAllBytes(f));
+            }
+        } catch (IOException e) {
+            throw new IllegalStateException("the examples are the seed corpus", e);
+        }
+        // lightbend/config#777: 20,000 nested objects "{1:{1:{1:..." (parseString) overflow the parser's stack
+        seeds.add(("{1:".repeat(20_000)).getBytes(StandardCharsets.US_ASCII));
+        // lightbend/config#779: the same with nested lists "[[[[..." (a StackOverflowError, not a ConfigException)
+        seeds.add("[".repeat(20_000).getBytes(StandardCharsets.US_ASCII));
+        // lightbend/config#778 (filed with the two above): a path expression "a.a.a.a..." 10,000 keys long
+        seeds.add(("a" + ".a".repeat(10_000) + " = 1").getBytes(StandardCharsets.US_ASCII));
+        // lightbend/config#729: 1,000 "a += i" lines; resolve() recurses per concatenation and overflows
+        StringBuilder appends = new StringBuilder();
+        for (int i = 1; i <= 1000; i++) {
+            appends.append("a += ").append(i).append('\n');
+        }
+        seeds.add(appends.toString().getBytes(StandardCharsets.US_ASCII));
+        // resolution: a cycle, a self-reference with concatenation, an optional that is missing, a missing include
+        seeds.add("a = ${b}\nb = ${a}\n".getBytes(StandardCharsets.US_ASCII));
+        seeds.add("a = [1]\na = ${a} [2]\nb = ${a} ${a}\n".getBytes(StandardCharsets.US_ASCII));
+        seeds.add("x = ${?missing}\ninclude \"missing.conf\"\n".getBytes(StandardCharsets.US_ASCII));
+        seeds.add("pipeline { seed = 1e999, run-dir = \"\"\"\n".getBytes(StandardCharsets.US_ASCII));
+        return seeds;
+    }
+
+    private static Path tempDirectory() {
+        try {
+            return Files.createTempDirectory("hocon-fuzz");
+        } catch (IOException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Property
+    void everyPipelineFileLoadsOrIsRefusedAsBadInput(@ForAll @IntRange(min = 0, max = 1000) int seedIndex, @ForAll long randomSeed,
+                                                     @ForAll @IntRange(min = 0, max = 24) int mutations) throws IOException {
+        byte[] input = MUTATOR.mutate(SEEDS.get(seedIndex % SEEDS.size()), randomSeed, mutations);
+        Path file = DIR.resolve("pipeline.conf");
+        Files.write(file, input);
+        CONTRACT.check(input.length, () -> new PipelineLoader(null).load(file, List.of()), () -> "seed " + seedIndex % SEEDS.size()
+                + ", random seed " + randomSeed + ", " + mutations + " mutations: " + ParserContract.describe(input));
+    }
+
+    @AfterContainer
+    static void report() {
+        System.out.println("fuzzing report: " + CONTRACT.report());
+    }
+}
