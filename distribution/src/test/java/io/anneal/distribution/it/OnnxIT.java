@@ -1,0 +1,191 @@
+package io.anneal.distribution.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * End to end, the onnx plugin: a copy of the assembled distribution into which the plugin's own
+ * archive tree (plugins/onnx/) is unpacked, as a user installs it, driven through bin/anneal.
+ */
+class OnnxIT {
+    static final Path FIXTURES = Path.of("..", "plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1")
+            .toAbsolutePath().normalize();
+    static final List<String> CASES = List.of("untied-defaults", "long-chunk32", "groups2-tied-mup",
+            "rmsnorm-gate-groups2", "mup-untied", "rmsnorm-before-gate-biases");
+
+    @TempDir
+    static Path tmp;
+    static Path home;
+
+    @BeforeAll
+    static void installWithThePlugin() throws IOException {
+        home = tmp.resolve("anneal");
+        copyTree(Path.of(System.getProperty("anneal.dist")), home);
+        copyTree(Path.of(System.getProperty("anneal.onnx.plugin")), home.resolve("plugins/onnx"));
+    }
+
+    static void copyTree(Path from, Path to) throws IOException {
+        try (Stream<Path> files = Files.walk(from)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                Path target = to.resolve(from.relativize(f).toString());
+                if (Files.isDirectory(f)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(f, target, StandardCopyOption.COPY_ATTRIBUTES);
+                }
+            }
+        }
+    }
+
+    record Result(int exit, String out) {
+    }
+
+    static Result anneal(String... args) throws Exception {
+        return annealWithInput(null, args);
+    }
+
+    static Result annealWithInput(String stdin, String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of(home.resolve("bin/anneal").toString()));
+        command.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(command).directory(home.toFile()).redirectErrorStream(true);
+        if (stdin == null) {
+            pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        }
+        Process p = pb.start();
+        if (stdin != null) {
+            p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));
+            p.getOutputStream().close();
+        }
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS));
+        return new Result(p.exitValue(), out);
+    }
+
+    static float[] floats(Path file) throws IOException {
+        FloatBuffer b = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        float[] out = new float[b.remaining()];
+        b.get(out);
+        return out;
+    }
+
+    /** max |a - b| / max |b|. */
+    static double relative(float[] a, float[] b) {
+        assertEquals(b.length, a.length);
+        double worst = 0;
+        double scale = 0;
+        for (int i = 0; i < a.length; i++) {
+            worst = Math.max(worst, Math.abs(a[i] - b[i]));
+            scale = Math.max(scale, Math.abs(b[i]));
+        }
+        return worst / scale;
+    }
+
+    @Test
+    void thePluginLoadsFromItsOwnFolderAndTheDefaultDistributionHasNoOnnxRuntime() throws Exception {
+        Result r = anneal("plugins");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("onnx 0.1.0-SNAPSHOT  API [1.2,2.0)  " + home.resolve("plugins/onnx")), r.out());
+        assertTrue(r.out().contains("  inference-engine: onnx"), r.out());
+        Path dist = Path.of(System.getProperty("anneal.dist"));
+        assertFalse(Files.exists(dist.resolve("plugins/onnx")), "the default distribution stays without ONNX Runtime");
+        try (Stream<Path> lib = Files.list(dist.resolve("lib"))) {
+            assertTrue(lib.noneMatch(f -> f.getFileName().toString().contains("onnxruntime")));
+        }
+        assertTrue(Files.isRegularFile(Path.of(System.getProperty("anneal.onnx.plugin")).resolve("onnxruntime-1.29.0.jar")));
+    }
+
+    @Test
+    void exportedGraphsScoreEveryFixtureAsTransformersAndTheDjlEngineDo() throws Exception {
+        for (String c : CASES) {
+            Path fixture = FIXTURES.resolve(c);
+            Path out = home.resolve("onnx-" + c);
+            Result export = anneal("export", "onnx", "--checkpoint", fixture.toString(), "--out", out.toString());
+            assertEquals(0, export.exit(), export.out());
+            assertTrue(export.out().contains("prefill.onnx, decode.onnx (opset 17)"), export.out());
+            for (String f : List.of("prefill.onnx", "decode.onnx", "weights.onnx.data", "anneal-onnx.json")) {
+                assertTrue(Files.isRegularFile(out.resolve(f)), f);
+            }
+            Result onnx = anneal("logits", "--engine", "onnx", "--checkpoint", out.toString(), "--input",
+                    fixture.resolve("input.json").toString(), "--output", c + "-onnx.f32");
+            assertEquals(0, onnx.exit(), onnx.out());
+            assertTrue(onnx.out().contains("onnx: ONNX Runtime 1.29.0, CPU execution provider"), onnx.out());
+            Result djl = anneal("logits", "--checkpoint", fixture.toString(), "--input",
+                    fixture.resolve("input.json").toString(), "--output", c + "-djl.f32");
+            assertEquals(0, djl.exit(), djl.out());
+            float[] fromOnnx = floats(home.resolve(c + "-onnx.f32"));
+            double vsDjl = relative(fromOnnx, floats(home.resolve(c + "-djl.f32")));
+            double vsTransformers = relative(fromOnnx, floats(fixture.resolve("logits.f32")));
+            assertTrue(vsDjl <= 1e-4, c + ": ONNX Runtime vs DJL, relative " + vsDjl);
+            assertTrue(vsTransformers <= 1e-4, c + ": ONNX Runtime vs transformers, relative " + vsTransformers);
+        }
+    }
+
+    @Test
+    void logitsWithTheOnnxEngineExportsACheckpointFolderOnTheFly() throws Exception {
+        Path fixture = FIXTURES.resolve("groups2-tied-mup");
+        Result r = anneal("logits", "--engine", "onnx", "--checkpoint", fixture.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "direct.f32");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("onnx: exported " + fixture + " for this run"), r.out());
+        assertTrue(relative(floats(home.resolve("direct.f32")), floats(fixture.resolve("logits.f32"))) <= 1e-4);
+    }
+
+    @Test
+    void badInputIsOneLineAndExitTwo() throws Exception {
+        Path fixture = FIXTURES.resolve("mup-untied");
+        assertRefusedHere(anneal("export", "onnx", "--checkpoint", "no-such-folder", "--out", "x"),
+                home.resolve("no-such-folder") + ": checkpoint folder not found");
+        assertRefusedHere(anneal("logits", "--engine", "tensorrt", "--checkpoint", fixture.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "x.f32"), "--engine: expected one of djl, onnx, found 'tensorrt'");
+        assertRefusedHere(anneal("export", "tflite", "--checkpoint", fixture.toString(), "--out", "x"),
+                "anneal export: unknown format 'tflite'; expected onnx");
+        // another architecture
+        Path llama = home.resolve("llama");
+        copyTree(fixture, llama);
+        Files.writeString(llama.resolve("config.json"),
+                Files.readString(llama.resolve("config.json")).replace("\"falcon_h1\"", "\"llama\""));
+        assertRefusedHere(anneal("export", "onnx", "--checkpoint", llama.toString(), "--out", "x"),
+                llama.resolve("config.json") + ": model_type is 'llama', expected 'falcon_h1'");
+        // a config.json that asks for a layer the weights do not have
+        Path deeper = home.resolve("deeper");
+        copyTree(fixture, deeper);
+        Files.writeString(deeper.resolve("config.json"), Files.readString(deeper.resolve("config.json"))
+                .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"));
+        assertRefusedHere(anneal("export", "onnx", "--checkpoint", deeper.toString(), "--out", "x"),
+                "tensor 'model.layers.2.");
+        // an exported folder whose graph is not ONNX, and one whose decode graph takes the wrong inputs
+        Path out = home.resolve("broken");
+        assertEquals(0, anneal("export", "onnx", "--checkpoint", fixture.toString(), "--out", out.toString()).exit());
+        Files.copy(out.resolve("prefill.onnx"), out.resolve("decode.onnx"), StandardCopyOption.REPLACE_EXISTING);
+        assertRefusedHere(anneal("logits", "--engine", "onnx", "--checkpoint", out.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "x.f32"),
+                out.resolve("decode.onnx") + ": the graph has no input 'past.0.key'");
+        Files.writeString(out.resolve("prefill.onnx"), "not a model\n");
+        assertRefusedHere(anneal("logits", "--engine", "onnx", "--checkpoint", out.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "x.f32"),
+                out.resolve("prefill.onnx") + ": not a model ONNX Runtime can load");
+    }
+
+    static void assertRefusedHere(Result r, String message) {
+        assertEquals(2, r.exit(), r.out());
+        assertTrue(r.out().contains(message), r.out());
+        assertTrue(!r.out().contains("\tat ") && !r.out().contains("Exception"), r.out());
+    }
+}
