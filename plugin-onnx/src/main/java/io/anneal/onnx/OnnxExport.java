@@ -47,7 +47,7 @@ final class OnnxExport {
 
     static ExportedFolder write(CausalLanguageModel model, Path checkpoint, Path out, PrintStream log) throws IOException {
         Map<String, Object> config = model.configJson();
-        FalconH1Spec spec = FalconH1Spec.of(config, checkpoint.resolve("config.json").toString());
+        FalconH1Spec.of(config, checkpoint.resolve("config.json").toString()); // another architecture: refused before any work
         Map<String, NDArray> arrays = new LinkedHashMap<>();
         for (NamedParameter p : model.parameters()) {
             arrays.put(p.name(), p.parameter().getArray());
@@ -68,6 +68,13 @@ final class OnnxExport {
                 return a == null ? null : a.getShape().getShape();
             }
         };
+        return writeFolder(config, tensors, checkpoint, out, log);
+    }
+
+    /** The folder for a model given as config.json fields and tensors; {@code checkpoint}'s tokenizer files are copied. */
+    static ExportedFolder writeFolder(Map<String, Object> config, FalconH1Graphs.Tensors tensors, Path checkpoint, Path out,
+            PrintStream log) throws IOException {
+        FalconH1Spec spec = FalconH1Spec.of(config, checkpoint.resolve("config.json").toString());
         Files.createDirectories(out);
         Path tmp = Files.createTempDirectory(out, ".export");
         try {

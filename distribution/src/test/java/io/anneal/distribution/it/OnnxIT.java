@@ -183,6 +183,94 @@ class OnnxIT {
                 out.resolve("prefill.onnx") + ": not a model ONNX Runtime can load");
     }
 
+    /** A tiny Falcon-H1 with its tokenizer files, trained for 10 steps by the shipped SFT example (made once). */
+    static Path trained;
+
+    static synchronized Path trainedModel() throws Exception {
+        if (trained == null) {
+            Result r = anneal("run", "examples/tiny-sft.conf", "--quiet", "--set", "pipeline.run-dir=onnx-sft",
+                    "--set", "stages[0].token-budget=\"40960\"");
+            assertEquals(0, r.exit(), r.out());
+            trained = home.resolve("onnx-sft/1-sft/final");
+            assertTrue(Files.isRegularFile(trained.resolve("tokenizer.json")), "the model folder carries its tokenizer");
+        }
+        return trained;
+    }
+
+    static com.fasterxml.jackson.databind.JsonNode json(Path file) throws IOException {
+        return new com.fasterxml.jackson.databind.ObjectMapper().readTree(file.toFile());
+    }
+
+    static long[] ids(com.fasterxml.jackson.databind.JsonNode array) {
+        long[] out = new long[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asLong();
+        }
+        return out;
+    }
+
+    @Test
+    void generateCarriesTheCachesAndGivesTheTokensOfRecomputingThePrefixGreedilyOver64Tokens() throws Exception {
+        Path model = trainedModel();
+        Result cached = anneal("generate", "--checkpoint", model.toString(), "--prompt", "What is 2 + 3?",
+                "--max-new-tokens", "64", "--json", "cached.json");
+        assertEquals(0, cached.exit(), cached.out());
+        assertTrue(cached.out().contains("onnx: ONNX Runtime 1.29.0, CPU execution provider"), cached.out());
+        assertTrue(cached.out().matches("(?s).*generated \\d+ tokens \\(stopped at (end of turn|max-new-tokens)\\); prefill"
+                + " \\d+ tokens at [0-9.]+ tokens/s, decode [0-9.]+ tokens/s\n.*"), cached.out());
+        Result recomputed = anneal("generate", "--checkpoint", model.toString(), "--prompt", "What is 2 + 3?",
+                "--max-new-tokens", "64", "--json", "recomputed.json", "--recompute");
+        assertEquals(0, recomputed.exit(), recomputed.out());
+        com.fasterxml.jackson.databind.JsonNode a = json(home.resolve("cached.json"));
+        com.fasterxml.jackson.databind.JsonNode b = json(home.resolve("recomputed.json"));
+        assertTrue(a.get("cached").asBoolean() && !b.get("cached").asBoolean());
+        assertEquals(64, a.get("ids").size(), "greedy over 64 tokens (the 10-step model does not end its turn yet)");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(ids(b.get("ids")), ids(a.get("ids")));
+        // the prompt is the chat template's rendering with the generation prompt: BOS, <|im_start|>user ... <|im_start|>assistant\n
+        long[] prompt = ids(a.get("prompt_ids"));
+        assertEquals(1, prompt[0], "the template's BOS first");
+        assertTrue(cached.out().contains(a.get("text").asText()), "the answer is printed");
+    }
+
+    @Test
+    void samplingWithASeedRepeatsAndAnExportedFolderGeneratesAsTheCheckpointDoes() throws Exception {
+        Path model = trainedModel();
+        Path exported = home.resolve("onnx-trained");
+        assertEquals(0, anneal("export", "onnx", "--checkpoint", model.toString(), "--out", exported.toString()).exit());
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
+            assertTrue(Files.isRegularFile(exported.resolve(f)), "the export carries " + f);
+        }
+        String[] sampling = {"--prompt", "Name a colour.", "--max-new-tokens", "24", "--temperature", "0.8", "--top-p", "0.9",
+            "--seed", "3"};
+        List<String> first = new ArrayList<>(List.of("generate", "--checkpoint", model.toString(), "--json", "s1.json"));
+        first.addAll(List.of(sampling));
+        List<String> second = new ArrayList<>(List.of("generate", "--checkpoint", exported.toString(), "--json", "s2.json"));
+        second.addAll(List.of(sampling));
+        Result r1 = anneal(first.toArray(String[]::new));
+        Result r2 = anneal(second.toArray(String[]::new));
+        assertEquals(0, r1.exit(), r1.out());
+        assertEquals(0, r2.exit(), r2.out());
+        assertFalse(r2.out().contains("exported"), "an exported folder is used as it is: " + r2.out());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(ids(json(home.resolve("s1.json")).get("ids")),
+                ids(json(home.resolve("s2.json")).get("ids")));
+    }
+
+    @Test
+    void generationRefusesAPromptPastTheContextAndAFolderWithoutATokenizer() throws Exception {
+        Path model = trainedModel();
+        Path shortContext = home.resolve("short-context");
+        copyTree(model, shortContext);
+        Files.writeString(shortContext.resolve("config.json"), Files.readString(shortContext.resolve("config.json"))
+                .replaceAll("\"max_position_embeddings\" : \\d+", "\"max_position_embeddings\" : 8"));
+        assertRefusedHere(anneal("generate", "--checkpoint", shortContext.toString(), "--prompt", "What is 2 + 3?"),
+                "the prompt is 16 tokens, the model's context (max_position_embeddings of config.json) is 8");
+        Path fixture = FIXTURES.resolve("mup-untied");
+        assertRefusedHere(anneal("generate", "--checkpoint", fixture.toString(), "--prompt", "hi"),
+                fixture + ": no tokenizer.json");
+        assertRefusedHere(anneal("generate", "--checkpoint", model.toString(), "--prompt", "hi", "--top-p", "1.5"),
+                "--top-p: expected a number in [0 (exclusive), 1.0], found '1.5'");
+    }
+
     static void assertRefusedHere(Result r, String message) {
         assertEquals(2, r.exit(), r.out());
         assertTrue(r.out().contains(message), r.out());
