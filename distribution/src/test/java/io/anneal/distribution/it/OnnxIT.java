@@ -256,6 +256,21 @@ class OnnxIT {
     }
 
     @Test
+    void chatAnswersEachLineOfStandardInputUntilExit() throws Exception {
+        Path model = trainedModel();
+        Result r = annealWithInput("Hello!\n\n/reset\nWhat is 2 + 3?\n/exit\nnot read\n", "chat", "--checkpoint",
+                model.toString(), "--max-new-tokens", "8");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("chat: /reset forgets the conversation, /exit or Ctrl-D ends it"), r.out());
+        assertTrue(r.out().contains("(conversation forgotten)"), r.out());
+        assertEquals(5, r.out().split("> ", -1).length - 1, "a prompt for each of the 5 lines read up to /exit: " + r.out());
+        assertTrue(r.out().contains("(stopped at max-new-tokens)") || r.out().lines().count() > 4, r.out());
+        // end of input ends the chat as /exit does
+        Result eof = annealWithInput("Hi\n", "chat", "--checkpoint", model.toString(), "--max-new-tokens", "4");
+        assertEquals(0, eof.exit(), eof.out());
+    }
+
+    @Test
     void generationRefusesAPromptPastTheContextAndAFolderWithoutATokenizer() throws Exception {
         Path model = trainedModel();
         Path shortContext = home.resolve("short-context");
