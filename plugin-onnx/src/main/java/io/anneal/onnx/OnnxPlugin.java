@@ -30,6 +30,6 @@ public final class OnnxPlugin implements Plugin {
 
     @Override
     public List<CliCommand> commands() {
-        return List.of(new ExportCommand(), new GenerateCommand(), new ChatCommand());
+        return List.of(new ExportCommand(), new GenerateCommand(), new ChatCommand(), new BenchCommand());
     }
 }

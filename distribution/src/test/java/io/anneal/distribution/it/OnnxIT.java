@@ -271,6 +271,21 @@ class OnnxIT {
     }
 
     @Test
+    void benchOnnxPrintsPrefillAndDecodeRatesAndWritesThemAsJson() throws Exception {
+        Path model = trainedModel();
+        Result r = anneal("bench-onnx", "--checkpoint", model.toString(), "--out", "bench/onnx.json", "--prompt-tokens", "64",
+                "--new-tokens", "16", "--repeats", "2");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().matches("(?s).*prefill: [0-9.]+ tokens/s \\(64-token prompt, batch 1\\).*"), r.out());
+        assertTrue(r.out().matches("(?s).*decode:  [0-9.]+ tokens/s \\(16 tokens, batch 1, caches carried\\).*"), r.out());
+        com.fasterxml.jackson.databind.JsonNode j = json(home.resolve("bench/onnx.json"));
+        assertTrue(j.get("prefill_tokens_per_second").asDouble() > 0);
+        assertTrue(j.get("decode_tokens_per_second").asDouble() > 0);
+        assertEquals(2, j.get("decode_runs").size());
+        assertEquals("cpu", j.get("provider").asText());
+    }
+
+    @Test
     void generationRefusesAPromptPastTheContextAndAFolderWithoutATokenizer() throws Exception {
         Path model = trainedModel();
         Path shortContext = home.resolve("short-context");
