@@ -301,6 +301,29 @@ class OnnxIT {
                 "--top-p: expected a number in [0 (exclusive), 1.0], found '1.5'");
     }
 
+    @Test
+    void ctrlCEndsAGenerationWithExit130() throws Exception {
+        Path model = trainedModel(); // the 10-step model does not end its turn: the generation runs until stopped
+        ProcessBuilder pb = new ProcessBuilder(home.resolve("bin/anneal").toString(), "generate", "--checkpoint",
+                model.toString(), "--prompt", "Tell me", "--max-new-tokens", "100000", "--recompute")
+                .directory(home.toFile()).redirectErrorStream(true);
+        pb.redirectOutput(home.resolve("sigint.log").toFile());
+        Process p = pb.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (!Files.readString(home.resolve("sigint.log")).contains("CPU execution provider\n ")
+                && System.nanoTime() < deadline) {
+            Thread.sleep(200); // until the answer has started
+        }
+        new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).inheritIO().start().waitFor();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "SIGINT ends the generation");
+        assertEquals(130, p.exitValue(), Files.readString(home.resolve("sigint.log")));
+        String log = Files.readString(home.resolve("sigint.log"));
+        assertFalse(log.contains("Exception") || log.contains("hs_err"), log);
+        try (Stream<Path> crash = Files.list(home)) {
+            assertTrue(crash.noneMatch(f -> f.getFileName().toString().startsWith("hs_err")), "no JVM crash file");
+        }
+    }
+
     static void assertRefusedHere(Result r, String message) {
         assertEquals(2, r.exit(), r.out());
         assertTrue(r.out().contains(message), r.out());
