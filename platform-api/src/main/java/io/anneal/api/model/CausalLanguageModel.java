@@ -45,6 +45,16 @@ public interface CausalLanguageModel extends AutoCloseable {
         return Optional.empty();
     }
 
+    /**
+     * The model's architecture and muP multipliers as Hugging Face {@code config.json} fields
+     * ({@code model_type}, sizes, {@code embedding_multiplier}, ...), every default resolved, as
+     * {@link #save} writes them; empty where the model cannot describe itself. Exporters read
+     * shapes and multipliers here instead of parsing a checkpoint a second time. Since API 1.2.
+     */
+    default java.util.Map<String, Object> configJson() {
+        return java.util.Map.of();
+    }
+
     List<NamedParameter> parameters();
 
     int vocabSize();

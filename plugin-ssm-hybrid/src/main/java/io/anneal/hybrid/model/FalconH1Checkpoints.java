@@ -262,8 +262,7 @@ public final class FalconH1Checkpoints {
 
     private static void writeInto(FalconH1Model model, SaveFormat format, Path tmp, Path directory) throws IOException {
         FalconH1Config config = model.config();
-        Map<String, Object> json = new LinkedHashMap<>(config.toConfigJson());
-        json.putAll(model.multipliers().asConfigJson());
+        Map<String, Object> json = new LinkedHashMap<>(model.configJson());
         json.put("torch_dtype", format.dtype().torchName());
         JSON.writeValue(tmp.resolve("config.json").toFile(), json);
         // transformers' GenerationConfig.from_model_config: the special ids of the config (sorted keys)

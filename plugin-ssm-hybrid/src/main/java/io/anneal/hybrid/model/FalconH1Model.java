@@ -450,6 +450,14 @@ public final class FalconH1Model implements ObservableModel {
         return bias == null ? out : out.add(bias);
     }
 
+    /** config.json fields: the architecture and the multipliers (as {@link FalconH1Checkpoints#save} writes them). */
+    @Override
+    public Map<String, Object> configJson() {
+        Map<String, Object> json = new java.util.LinkedHashMap<>(config.toConfigJson());
+        json.putAll(mup.asConfigJson());
+        return json;
+    }
+
     @Override
     public List<NamedParameter> parameters() {
         List<NamedParameter> list = new ArrayList<>();
