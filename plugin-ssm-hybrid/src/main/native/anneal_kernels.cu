@@ -475,6 +475,59 @@ void cross_entropy_backward(T* logits, const int64_t* labels, const float* lse, 
   ce_backward_kernel<T><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, lse, grad, scale, vocab);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Row scaling of the SSD scan: out[i, j] = x[i, j] * s[i] for rows i of `width` elements (x dt, the
+// decay to a chunk's end applied to x, the decay from its start applied to the entering state's
+// term), and its gradients dx[i, j] = g[i, j] s[i], ds[i] = sum_j g[i, j] x[i, j]. ATen runs such a
+// broadcast unvectorised at a third of the memory bandwidth and reduces ds in a second pass; here one
+// warp owns a row (consecutive lanes, consecutive elements), products in float32.
+// ---------------------------------------------------------------------------------------------
+constexpr int kScaleRowsPerBlock = 8;
+
+template <typename TX, typename TO>
+__global__ void row_scale_forward_kernel(const TX* __restrict__ x, const float* __restrict__ s, TO* __restrict__ out,
+                                         int64_t rows, int width) {
+  int64_t row = (int64_t) blockIdx.x * kScaleRowsPerBlock + threadIdx.y;
+  if (row >= rows) return;
+  float scale = s[row];
+  int64_t base = row * width;
+  for (int j = threadIdx.x; j < width; j += 32) store(out, base + j, load(x, base + j) * scale);
+}
+
+template <typename TX, typename TO>
+__global__ void row_scale_backward_kernel(const TX* __restrict__ x, const float* __restrict__ s,
+                                          const TO* __restrict__ grad, TX* __restrict__ dx, float* __restrict__ ds,
+                                          int64_t rows, int width) {
+  int64_t row = (int64_t) blockIdx.x * kScaleRowsPerBlock + threadIdx.y;
+  if (row >= rows) return;
+  float scale = s[row], acc = 0.f;
+  int64_t base = row * width;
+  for (int j = threadIdx.x; j < width; j += 32) {
+    float g = load(grad, base + j);
+    acc += g * load(x, base + j);
+    store(dx, base + j, g * scale);
+  }
+  for (int offset = 16; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
+  if (threadIdx.x == 0) ds[row] = acc;
+}
+
+template <typename TX, typename TO>
+void row_scale_forward(const TX* x, const float* s, TO* out, int64_t rows, int width, cudaStream_t stream) {
+  if (rows == 0) return;
+  dim3 block(32, kScaleRowsPerBlock);
+  unsigned grid = (unsigned) ((rows + kScaleRowsPerBlock - 1) / kScaleRowsPerBlock);
+  row_scale_forward_kernel<TX, TO><<<grid, block, 0, stream>>>(x, s, out, rows, width);
+}
+
+template <typename TX, typename TO>
+void row_scale_backward(const TX* x, const float* s, const TO* grad, TX* dx, float* ds, int64_t rows, int width,
+                        cudaStream_t stream) {
+  if (rows == 0) return;
+  dim3 block(32, kScaleRowsPerBlock);
+  unsigned grid = (unsigned) ((rows + kScaleRowsPerBlock - 1) / kScaleRowsPerBlock);
+  row_scale_backward_kernel<TX, TO><<<grid, block, 0, stream>>>(x, s, grad, dx, ds, rows, width);
+}
+
 #define ANNEAL_CONV(T)                                                                                              \
   template void conv1d_silu_forward<T>(const T*, const float*, const float*, const int64_t*, T*, int, int, int, int, \
                                        cudaStream_t);                                                                \
@@ -502,6 +555,16 @@ ANNEAL_CONV(__nv_bfloat16)
                                                float, bool, cudaStream_t);                                        \
   template void gated_rms_norm_backward<TY, TZ>(const TY*, const TZ*, const float*, const float*, const TZ*, TY*,  \
                                                 TZ*, float*, int64_t, int, int, bool, cudaStream_t);
+#define ANNEAL_SCALE(TX, TO)                                                                               \
+  template void row_scale_forward<TX, TO>(const TX*, const float*, TO*, int64_t, int, cudaStream_t);          \
+  template void row_scale_backward<TX, TO>(const TX*, const float*, const TO*, TX*, float*, int64_t, int,     \
+                                           cudaStream_t);
+ANNEAL_SCALE(float, float)
+ANNEAL_SCALE(__half, __half)
+ANNEAL_SCALE(__nv_bfloat16, __nv_bfloat16)
+ANNEAL_SCALE(__half, float)
+ANNEAL_SCALE(__nv_bfloat16, float)
+
 ANNEAL_NORM(float, float)
 ANNEAL_NORM(float, __half)
 ANNEAL_NORM(float, __nv_bfloat16)

@@ -36,6 +36,14 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
                          float* dcum, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream);
 int ssd_mixing_max_chunk();
 
+/** out[i, j] = x[i, j] * s[i] over rows of `width` elements (float32 products). */
+template <typename TX, typename TO>
+void row_scale_forward(const TX* x, const float* s, TO* out, int64_t rows, int width, cudaStream_t stream);
+/** Its gradients: dx[i, j] = grad[i, j] * s[i], ds[i] = sum_j grad[i, j] * x[i, j]. */
+template <typename TX, typename TO>
+void row_scale_backward(const TX* x, const float* s, const TO* grad, TX* dx, float* ds, int64_t rows, int width,
+                        cudaStream_t stream);
+
 /** Per row of logits [rows, vocab]: logsumexp, log p(label), arg-max == label. */
 template <typename T>
 void cross_entropy_forward(const T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,

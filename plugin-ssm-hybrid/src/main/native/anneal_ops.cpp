@@ -257,6 +257,69 @@ struct SsdMixing : torch::autograd::Function<SsdMixing> {
   }
 };
 
+// ---------------------------------------------------------------------------------------------
+// Row scaling inside the SSD scan: x [..., W] times s [...] (float32) broadcast along the last
+// dimension, written in `type`, with its gradients, on the CUDA kernels of anneal_kernels.cu (one
+// pass each way; ATen's broadcast ran unvectorised and reduced ds in a second pass).
+// ---------------------------------------------------------------------------------------------
+template <typename F>
+void by_scale_types(const Tensor& x, const Tensor& out, F&& f) {
+  if (out.scalar_type() == x.scalar_type()) {
+    by_type(x, "row_scale", [&](auto tag) { f(tag, tag); });
+    return;
+  }
+  TORCH_CHECK(out.scalar_type() == at::kFloat, "anneal::row_scale: a ", x.scalar_type(), " input scales into its own type "
+              "or float32, not ", out.scalar_type());
+  switch (x.scalar_type()) {
+    case at::kHalf: f(__half{}, float{}); break;
+    case at::kBFloat16: f(__nv_bfloat16{}, float{}); break;
+    default: TORCH_CHECK(false, "anneal::row_scale: expected float16 or bfloat16 into float32, found ", x.scalar_type());
+  }
+}
+
+struct RowScale : torch::autograd::Function<RowScale> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& s, int64_t type) {
+    Tensor xc = x.contiguous(), sc = s.contiguous();
+    int64_t width = xc.size(-1), rows = width == 0 ? 0 : xc.numel() / width;
+    TORCH_CHECK(sc.scalar_type() == at::kFloat && sc.numel() == rows, "anneal::row_scale: expected ", rows,
+                " float32 row scales, found ", sc.numel(), " ", sc.scalar_type());
+    Tensor out = at::empty(xc.sizes(), xc.options().dtype((at::ScalarType) type));
+    c10::cuda::CUDAGuard guard(xc.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_scale_types(xc, out, [&](auto tx, auto to) {
+      using TX = decltype(tx);
+      using TO = decltype(to);
+      anneal::row_scale_forward<TX, TO>(ptr<TX>(xc), sc.data_ptr<float>(), ptr<TO>(out), rows, (int) width, stream);
+    });
+    ctx->save_for_backward({xc, sc});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor xc = saved[0], sc = saved[1];
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
+    Tensor g = grads[0].contiguous();
+    int64_t width = xc.size(-1), rows = width == 0 ? 0 : xc.numel() / width;
+    Tensor dx = at::empty_like(xc), ds = at::empty_like(sc);
+    c10::cuda::CUDAGuard guard(xc.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_scale_types(xc, g, [&](auto tx, auto to) {
+      using TX = decltype(tx);
+      using TO = decltype(to);
+      anneal::row_scale_backward<TX, TO>(ptr<TX>(xc), sc.data_ptr<float>(), ptr<TO>(g), ptr<TX>(dx),
+                                         ds.data_ptr<float>(), rows, (int) width, stream);
+    });
+    return {dx, ds, Tensor()};
+  }
+};
+
+// x [..., W] * s[..., None] in `type`: the kernels on a GPU, ATen elsewhere.
+Tensor scale_rows(const Tensor& x, const Tensor& s, at::ScalarType type) {
+  if (!x.is_cuda()) return (x * s.unsqueeze(-1)).to(type);
+  return RowScale::apply(x, s, (int64_t) type);
+}
+
 Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
                    const Tensor& seq, int64_t chunk) {
   const auto mm = x.scalar_type();
@@ -266,7 +329,7 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   const double neg_inf = -std::numeric_limits<double>::infinity();
   Tensor dtf = dt.to(f32);
   // x dt in the matmul type: one pass over the largest input instead of a float32 copy and product
-  Tensor xdt = x.to(mm) * dtf.unsqueeze(-1).to(mm);
+  Tensor xdt = scale_rows(x.to(mm), dtf, mm);
   Tensor logd = dtf * a.to(f32);
   Tensor bp = bm, cp = cm, sp = seq;
   if (pad > 0) {
@@ -320,7 +383,7 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor last = cum.narrow(-1, q - 1, 1);                                             // [b,c,h,1]
   Tensor to_end = (last - cum).exp();
   if (to_end_mask.defined()) to_end = to_end * to_end_mask;
-  Tensor weighted = xtok * to_end.transpose(-1, -2).unsqueeze(-1).to(mm);             // [b,c,q,h,p] mm
+  Tensor weighted = scale_rows(xtok, to_end.transpose(-1, -2), mm);                   // [b,c,q,h,p] mm
   Tensor weighted_g = weighted.view({b, c, q, g, r * p}).permute({0, 1, 3, 4, 2});    // [b,c,g,r*p,q]
   Tensor states = at::matmul(weighted_g, bc).to(f32);                                 // [b,c,g,r*p,n]
 
@@ -336,9 +399,9 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   if (from_start_mask.defined()) from_start = from_start * from_start_mask;
   Tensor y_off = at::matmul(cc, entering.to(mm).transpose(-1, -2));                   // [b,c,g,q,r*p] mm
   Tensor y_off_tok = y_off.permute({0, 1, 3, 2, 4}).reshape({b, c, q, h, p});         // a view with one group
-  // the sum in float32 (bf16 times the float32 decay promotes), in [b,t,h,p] order; the heads'
-  // layout of the intra-chunk part is read through a view, not copied
-  Tensor y = y_off_tok * from_start.transpose(-1, -2).unsqueeze(-1);                  // [b,c,q,h,p] f32
+  // the sum in float32, in [b,t,h,p] order; the heads' layout of the intra-chunk part is read
+  // through a view, not copied
+  Tensor y = scale_rows(y_off_tok, from_start.transpose(-1, -2), f32);                // [b,c,q,h,p] f32
   y = (y.view({b, c, q, g, r, p}) + y_diag.permute({0, 1, 4, 2, 3, 5})).reshape({b, c * q, h, p});
   return pad > 0 ? y.narrow(1, 0, t) : y;
 }
