@@ -83,7 +83,14 @@ final class ExitGuard implements AutoCloseable {
     @Override
     public void close() {
         if (installed) {
-            System.setSecurityManager(previous);
+            // the same JDK 17 warning again on the way out: it would reach every command's console
+            PrintStream err = System.err;
+            try {
+                System.setErr(new PrintStream(OutputStream.nullOutputStream()));
+                System.setSecurityManager(previous);
+            } finally {
+                System.setErr(err);
+            }
         }
         initialising = null;
     }

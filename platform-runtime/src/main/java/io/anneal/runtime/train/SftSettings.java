@@ -137,9 +137,9 @@ record SftSettings(String configPath, int sequenceLength, int microBatchRows, lo
         } catch (ConfigException e) {
             problems.addAll(e.problems());
         }
-        CudaGraphs cudaGraphs = CudaGraphs.AUTO;
+        CudaGraphs cudaGraphs = CudaGraphs.AUTO; // stages built on these settings without the key (dpo) keep auto
         try {
-            cudaGraphs = config.getEnum("cuda-graphs", CudaGraphs.class);
+            cudaGraphs = config.has("cuda-graphs") ? config.getEnum("cuda-graphs", CudaGraphs.class) : CudaGraphs.AUTO;
         } catch (ConfigException e) {
             problems.addAll(e.problems());
         }
