@@ -89,8 +89,8 @@ public final class PipelineLoader {
      * A lexical look at the file before typesafe-config parses it: the parser recurses per level of
      * nesting (lightbend/config#777, #779) and handles a path expression of n keys in time and memory
      * quadratic in n (#778; found by PipelineLoaderFuzzTest: 18,000 keys allocated 134 MB), so nesting
-     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_NESTING} {@code +=}, or a path of more than
-     * {@value #MAX_PATH_KEYS} keys is refused
+     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_NESTING} {@code +=}, a path of more than
+     * {@value #MAX_PATH_KEYS} keys, or a value of more than {@value #MAX_CONCATENATED} words is refused
      * first, naming the line. Quoted strings and comments are skipped.
      */
     private static void checkShape(Path file) {
@@ -106,13 +106,22 @@ public final class PipelineLoader {
         int keys = 0;
         int appends = 0;
         boolean inKey = false;
+        int words = 0;
+        boolean inWord = false;
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
             if (c == '"') {
+                if (!inWord && ++words > MAX_CONCATENATED) {
+                    throw tooManyWords(file, line);
+                }
+                inWord = true;
                 boolean triple = text.startsWith("\"\"\"", i);
                 int end = triple ? text.indexOf("\"\"\"", i + 3) : i + 1;
                 while (!triple && end < text.length() && text.charAt(end) != '"' && text.charAt(end) != '\n') {
                     end += text.charAt(end) == '\\' ? 2 : 1;
+                }
+                if (!triple && end < text.length() && text.charAt(end) == '\n') {
+                    end--; // an unterminated string: the newline is read as one
                 }
                 end = end < 0 ? text.length() : Math.min(text.length(), end + (triple ? 2 : 0));
                 for (int j = i; j < end; j++) {
@@ -120,6 +129,18 @@ public final class PipelineLoader {
                 }
                 i = end;
                 continue; // a quoted key still counts as one key of a path: inKey stays as it is
+            }
+            boolean delimiter = "{}[]=:,".indexOf(c) >= 0 || c == '\n';
+            if (delimiter) {
+                words = 0;
+                inWord = false;
+            } else if (Character.isWhitespace(c)) {
+                inWord = false;
+            } else if (!inWord) {
+                inWord = true;
+                if (++words > MAX_CONCATENATED) {
+                    throw tooManyWords(file, line);
+                }
             }
             if (c == '#' || (c == '/' && text.startsWith("//", i))) {
                 int end = text.indexOf('\n', i);
@@ -155,6 +176,15 @@ public final class PipelineLoader {
                 line++;
             }
         }
+    }
+
+    /** The most words (unquoted or quoted) one value may join: typesafe-config's concatenation is quadratic in them. */
+    static final int MAX_CONCATENATED = 256;
+
+    private static InputException tooManyWords(Path file, int line) {
+        // found by PipelineLoaderFuzzTest: a value of 4,000 words ("name = rsqr rsqr ...", 20 KB) allocated 326 MB
+        return new InputException(file + ":" + line + ": expected a value of at most " + MAX_CONCATENATED
+                + " words on one line (HOCON joins them into one string), found more; quote the text or use a list");
     }
 
     /** The parser recurses per nesting level (and per {@code +=} of one key): deep input exhausts the stack. */

@@ -81,6 +81,14 @@ class PipelineLoaderTest {
         // quoted dots and comments are not keys
         Path quoted = Files.writeString(tmp.resolve("quoted.conf"), "x = \"" + ".a".repeat(1_000) + "\"\n# " + "a.".repeat(1000) + "\ny = 2");
         assertEquals(2, new PipelineLoader(null).load(quoted, List.of()).config().getInt("y"));
+        // a value of 4,000 words: typesafe-config joins them quadratically (326 MB for 20 KB before this check)
+        Path words = Files.writeString(tmp.resolve("words.conf"), "a = 1\nb = 2\nname = " + "rsqr ".repeat(4_000) + "\n");
+        assertEquals(words + ":3: expected a value of at most 256 words on one line (HOCON joins them into one string), "
+                + "found more; quote the text or use a list",
+                assertThrows(InputException.class, () -> new PipelineLoader(null).load(words, List.of())).getMessage());
+        // 200 words still join, and a list of 1,000 items is no concatenation
+        Path fine = Files.writeString(tmp.resolve("fine.conf"), "name = " + "w ".repeat(200) + "\nlist = [" + "1, ".repeat(1000) + "1]");
+        assertEquals(1001, new PipelineLoader(null).load(fine, List.of()).config().getList("list").size());
     }
 
     @Test
