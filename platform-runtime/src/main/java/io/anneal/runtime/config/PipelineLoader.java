@@ -76,6 +76,9 @@ public final class PipelineLoader {
         } catch (com.typesafe.config.ConfigException e) {
             // typesafe's messages start with "file: line:"; that is the message we want
             throw new InputException(e.getMessage(), e);
+        } catch (java.nio.file.InvalidPathException e) {
+            // found by PipelineLoaderFuzzTest: typesafe-config lets this escape for include "a\u0000b"
+            throw new InputException(file + ": an include names a path that cannot exist (" + e.getMessage() + ")", e);
         } catch (StackOverflowError e) {
             throw tooDeep(file, e);
         }

@@ -81,6 +81,10 @@ class PipelineLoaderTest {
         // quoted dots and comments are not keys
         Path quoted = Files.writeString(tmp.resolve("quoted.conf"), "x = \"" + ".a".repeat(1_000) + "\"\n# " + "a.".repeat(1000) + "\ny = 2");
         assertEquals(2, new PipelineLoader(null).load(quoted, List.of()).config().getInt("y"));
+        // an include of a path with a NUL character: typesafe-config's InvalidPathException escaped as exit 1
+        Path nul = Files.writeString(tmp.resolve("nul.conf"), "x = 1\ninclude \"missin\\u0000g.conf\"\n");
+        assertTrue(assertThrows(InputException.class, () -> new PipelineLoader(null).load(nul, List.of())).getMessage()
+                .startsWith(nul + ": an include names a path that cannot exist ("));
         // a value of 4,000 words: typesafe-config joins them quadratically (326 MB for 20 KB before this check)
         Path words = Files.writeString(tmp.resolve("words.conf"), "a = 1\nb = 2\nname = " + "rsqr ".repeat(4_000) + "\n");
         assertEquals(words + ":3: expected a value of at most 256 words on one line (HOCON joins them into one string), "
