@@ -22,14 +22,21 @@ if has kernels; then
   python3 tools/gpu/test_kernels.py plugin-ssm-hybrid/target/native/anneal_ops.so --out "$out/kernels.json" \
     > "$out/kernels.log" 2>&1; grep -v "^ok " "$out/kernels.log" | tail -12
 fi
-bench_step() { # label config rows
-  timeout 240 bash .gpu/run bin/anneal bench-train "$2" --rows "$3" --sequence-length 2048 --warmup 2 --steps 6 \
-    --out "$out/anneal-$1-${3}x2048.json" > "$out/anneal-$1-${3}x2048.log" 2>&1
-  grep -E "kernels:|tokens/s|rror" "$out/anneal-$1-${3}x2048.log" | tail -3
+bench_step() { # label config rows [extra options]; 3 warm-up steps: 2 eager, then the CUDA graphs' capture
+  timeout 240 bash .gpu/run bin/anneal bench-train "$2" --rows "$3" --sequence-length 2048 --warmup 3 --steps 8 \
+    "${@:4}" --out "$out/anneal-$1-${3}x2048.json" > "$out/anneal-$1-${3}x2048.log" 2>&1
+  grep -E "kernels:|graphs:|tokens/s|rror" "$out/anneal-$1-${3}x2048.log" | tail -4
 }
 if has fused; then
   for rows in ${ROWS:-2 8 16 32}; do
-    step "Anneal, fused operators, $rows x 2048"; bench_step fused examples/bench/falcon-h1-291m-fused.conf "$rows"
+    step "Anneal, fused operators, each step replayed as CUDA graphs, $rows x 2048"
+    bench_step fused examples/bench/falcon-h1-291m-fused.conf "$rows"
+  done
+fi
+if has fused-eager; then
+  for rows in ${EAGER_ROWS:-2 8}; do
+    step "Anneal, fused operators, launched eagerly (no CUDA graphs), $rows x 2048"
+    bench_step fused-eager examples/bench/falcon-h1-291m-fused.conf "$rows" --cuda-graphs off
   done
 fi
 if has reference; then
@@ -51,7 +58,7 @@ if has loss; then
   done
   wait
   for run in fused-1 reference-1 reference-7; do
-    grep -E "kernels:|results in" "$out/loss-$run.log" | head -2
+    grep -E "kernels:|graphs:|results in" "$out/loss-$run.log" | head -3
     cp .gpu/app/runs/loss-$run/*/metrics.jsonl "$out/loss-$run.metrics.jsonl"
   done
   python3 tools/bench/compare_losses.py --candidate "$out/loss-fused-1.metrics.jsonl" \

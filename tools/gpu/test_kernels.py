@@ -140,9 +140,9 @@ def ssd_reference(x, dt, a, bm, cm, seq):
     return torch.stack(ys, 1)
 
 
-def test_ssd(dtype, packed, t=150, chunk=32):
+def test_ssd(dtype, packed, t=150, chunk=32, g=2):
     torch.manual_seed(3)
-    b, h, p, g, n = 2, 4, 8, 2, 16
+    b, h, p, n = 2, 4, 8, 16
     x = torch.randn(b, t, h, p, device="cuda")
     dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1)
     a = -torch.exp(torch.randn(h, device="cuda") * 0.5)
@@ -157,7 +157,7 @@ def test_ssd(dtype, packed, t=150, chunk=32):
     out = torch.ops.anneal.ssd_scan(*ops, seq, chunk)
     out.backward(gout.float())
     names = ["dx", "ddt", "dA", "dB", "dC"]
-    compare(f"ssd_scan T={t} chunk={chunk}{' packed' if packed else ''}", dtype,
+    compare(f"ssd_scan T={t} chunk={chunk} groups={g}{' packed' if packed else ''}", dtype,
             [("y", out, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs)])
 
 
@@ -260,6 +260,7 @@ def main():
         for packed in (False, True):
             test_conv(dtype, packed)
             test_ssd(dtype, packed)
+            test_ssd(dtype, packed, g=1)   # one group: the state GEMMs read the token layout without a copy
         test_ssd(dtype, True, t=64, chunk=64)
         test_ssd(dtype, True, t=100, chunk=48)   # a chunk that is no multiple of 32: the composed mixing
         for before in (False, True):

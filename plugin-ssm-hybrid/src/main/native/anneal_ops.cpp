@@ -11,10 +11,16 @@
 //   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
 //                          float32 logits are ever materialised; backward recomputes each chunk
 //
+//   graph_*                capture the calling thread's GPU work (a whole training step: forward,
+//                          autograd backward, optimizer) as CUDA graphs and replay them
+//
 // Nothing here synchronises with the host (no .item(), no data-dependent shapes), so a step that
 // uses them can be captured as a CUDA graph.
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -24,7 +30,9 @@
 #include <cuda_fp16.h>
 
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "anneal_kernels.h"
 
@@ -269,17 +277,20 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
     cp = at::constant_pad_nd(cm, {0, 0, 0, 0, 0, pad});
     if (seq.defined()) sp = at::cat({seq, seq.narrow(1, t - 1, 1).expand({b, pad})}, 1);
   }
-  Tensor xs = xdt.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});               // [b,c,g,r,q,p] mm
+  // Two layouts: the heads' [b,c,g,r,q,p] for the intra-chunk product (one copy of x), and the
+  // tokens' own [b,c,q,h,p] for everything element-wise, so that those kernels run over contiguous
+  // memory with the per-token decays broadcast along p (over [b,c,g,r,q,p] views they ran at a
+  // third of the bandwidth, half the scan's time). With one group the state GEMMs read the token
+  // layout directly (a transposed operand, no copy).
+  Tensor xtok = xdt.view({b, c, q, h, p});                                             // [b,c,q,h,p] mm
+  Tensor xs = xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});               // [b,c,g,r,q,p] mm
   Tensor cum = logd.view({b, c, q, h}).permute({0, 1, 3, 2}).cumsum(-1);              // [b,c,h,q]
   Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
   Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
 
-  Tensor causal = at::ones({q, q}, x.options().dtype(at::kBool)).tril();
-  Tensor intra = causal;                         // [q,q], or [b,c,1,q,q] with documents
   Tensor to_end_mask, from_start_mask, inter = at::ones({c, c}, x.options().dtype(at::kBool)).tril();
   if (sp.defined()) {
     Tensor sc = sp.view({b, c, q});
-    intra = (sc.unsqueeze(-1) == sc.unsqueeze(-2)).logical_and(causal).unsqueeze(2);
     Tensor last_doc = sc.select(-1, q - 1);                                           // [b,c]
     to_end_mask = (sc == last_doc.unsqueeze(-1)).to(f32).unsqueeze(2);                // [b,c,1,q]
     Tensor previous_last = at::cat({last_doc.narrow(1, 0, 1), last_doc.narrow(1, 0, c - 1)}, 1);
@@ -294,17 +305,24 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
     c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
     mixing = SsdMixing::apply(scores, cum, docs, (int64_t) mm).view({b, c, g, r, q, q});
   } else {  // the composed form (chunks that are not a multiple of 32)
+    Tensor intra = at::ones({q, q}, x.options().dtype(at::kBool)).tril();  // [q,q], or [b,c,1,q,q] with documents
+    if (sp.defined()) {
+      Tensor sc = sp.view({b, c, q});
+      intra = (sc.unsqueeze(-1) == sc.unsqueeze(-2)).logical_and(intra).unsqueeze(2);
+    }
     Tensor decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
     mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
   }
-  Tensor y = at::matmul(mixing, xs);                                                  // [b,c,g,r,q,p] mm
+  Tensor y_diag = at::matmul(mixing, xs);                                             // [b,c,g,r,q,p] mm
 
-  // 2. the state at each chunk's end: sum_j exp(cum_last - cum_j) x_j dt_j B_j^T
+  // 2. the state at each chunk's end: sum_j exp(cum_last - cum_j) x_j dt_j B_j^T, the decay applied
+  // in the token layout ([b,c,q,h,1] against [b,c,q,h,p])
   Tensor last = cum.narrow(-1, q - 1, 1);                                             // [b,c,h,1]
   Tensor to_end = (last - cum).exp();
   if (to_end_mask.defined()) to_end = to_end * to_end_mask;
-  Tensor weighted = xs * to_end.view({b, c, g, r, q, 1}).to(mm);
-  Tensor states = at::matmul(weighted.transpose(-1, -2).reshape({b, c, g, r * p, q}), bc).to(f32);  // [b,c,g,r*p,n]
+  Tensor weighted = xtok * to_end.transpose(-1, -2).unsqueeze(-1).to(mm);             // [b,c,q,h,p] mm
+  Tensor weighted_g = weighted.view({b, c, q, g, r * p}).permute({0, 1, 3, 4, 2});    // [b,c,g,r*p,q]
+  Tensor states = at::matmul(weighted_g, bc).to(f32);                                 // [b,c,g,r*p,n]
 
   // 3. across chunks: S_j = sum_{k<=j} exp(cs_j - cs_k) states_k, cs the cumulative chunk decays
   Tensor cs = last.squeeze(-1).transpose(1, 2).cumsum(-1);                            // [b,h,c]
@@ -313,13 +331,15 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor entering = at::constant_pad_nd(carried.narrow(2, 0, c - 1), {0, 0, 1, 0});   // chunk 0 starts at zero
   entering = entering.transpose(1, 2).reshape({b, c, g, r * p, n});
 
-  // 4. the entering state's contribution: C_i . S exp(cum_i)
+  // 4. the entering state's contribution: C_i . S exp(cum_i), computed straight into the token layout
   Tensor from_start = cum.exp();
   if (from_start_mask.defined()) from_start = from_start * from_start_mask;
   Tensor y_off = at::matmul(cc, entering.to(mm).transpose(-1, -2));                   // [b,c,g,q,r*p] mm
-  y_off = y_off.view({b, c, g, q, r, p}).transpose(3, 4) * from_start.view({b, c, g, r, q, 1}).to(mm);
-  // the sum in float32, written once in [b,t,h,p] order
-  y = at::add(y.to(f32), y_off).permute({0, 1, 4, 2, 3, 5}).reshape({b, c * q, h, p});
+  Tensor y_off_tok = y_off.permute({0, 1, 3, 2, 4}).reshape({b, c, q, h, p});         // a view with one group
+  // the sum in float32 (bf16 times the float32 decay promotes), in [b,t,h,p] order; the heads'
+  // layout of the intra-chunk part is read through a view, not copied
+  Tensor y = y_off_tok * from_start.transpose(-1, -2).unsqueeze(-1);                  // [b,c,q,h,p] f32
+  y = (y.view({b, c, q, g, r, p}) + y_diag.permute({0, 1, 4, 2, 3, 5})).reshape({b, c * q, h, p});
   return pad > 0 ? y.narrow(1, 0, t) : y;
 }
 
@@ -450,6 +470,65 @@ std::string build_info(const Tensor&) {
          std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH);
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// CUDA graphs of whole training steps (issue 12, "no host in the loop"), driven from the JVM
+// through GraphControl.torchscript. A graph must be captured on a stream other than the default
+// one, and c10's current stream is per thread: graph_side_stream moves the calling thread (DJL
+// runs every call on the calling Java thread; the autograd engine follows the forward's stream)
+// onto one side stream for good, so warm-up, capture and replay all run there. Each graph keeps
+// its own memory pool: its intermediates live at fixed addresses between replays.
+// Every operator takes a tensor (the anchor): one without a tensor argument did not take effect
+// when called from TorchScript (../shared/device/spikes/libtorch-ops-cuda-graph).
+// ---------------------------------------------------------------------------------------------
+std::vector<std::unique_ptr<at::cuda::CUDAGraph>> step_graphs;
+c10::optional<c10::cuda::CUDAStream> side_stream;
+
+int64_t graph_side_stream(const Tensor& anchor) {
+  TORCH_CHECK(anchor.is_cuda(), "anneal::graph_side_stream: expected a CUDA tensor, found ", anchor.device());
+  if (!side_stream.has_value()) {
+    side_stream = c10::cuda::getStreamFromPool(false, anchor.device().index());
+  }
+  auto current = c10::cuda::getCurrentCUDAStream(anchor.device().index());
+  if (current != *side_stream) {
+    at::cuda::CUDAEvent ready;  // the side stream starts after what the thread queued so far
+    ready.record(current);
+    ready.block(*side_stream);
+    c10::cuda::setCurrentCUDAStream(*side_stream);
+  }
+  return (int64_t) side_stream->id();
+}
+
+int64_t graph_begin(const Tensor& anchor) {
+  graph_side_stream(anchor);
+  // the eager steps' cached blocks back to the driver: the graph's own pool holds its memory from now on
+  c10::cuda::CUDACachingAllocator::emptyCache();
+  step_graphs.push_back(std::make_unique<at::cuda::CUDAGraph>());
+  // thread-local: another JVM thread's CUDA calls (a checkpoint writer, a GC-driven free) must not
+  // invalidate the capture
+  step_graphs.back()->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+  return (int64_t) step_graphs.size() - 1;
+}
+
+int64_t graph_end(const Tensor& anchor) {
+  TORCH_CHECK(!step_graphs.empty(), "anneal::graph_end: no capture was begun");
+  step_graphs.back()->capture_end();
+  return (int64_t) step_graphs.size() - 1;
+}
+
+int64_t graph_replay(const Tensor& anchor, int64_t id) {
+  TORCH_CHECK(id >= 0 && id < (int64_t) step_graphs.size() && step_graphs[id], "anneal::graph_replay: no graph ", id);
+  step_graphs[id]->replay();
+  return id;
+}
+
+// Frees a graph and its memory pool (its static tensors must be dropped by the caller first).
+int64_t graph_release(const Tensor& anchor, int64_t id) {
+  TORCH_CHECK(id >= 0 && id < (int64_t) step_graphs.size(), "anneal::graph_release: no graph ", id);
+  step_graphs[id].reset();
+  return id;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(anneal, m) {
@@ -458,6 +537,11 @@ TORCH_LIBRARY(anneal, m) {
   m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk) -> Tensor");
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
   m.def("build_info(Tensor any) -> str", &build_info);
+  m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
+  m.def("graph_begin(Tensor anchor) -> int", &graph_begin);
+  m.def("graph_end(Tensor anchor) -> int", &graph_end);
+  m.def("graph_replay(Tensor anchor, int id) -> int", &graph_replay);
+  m.def("graph_release(Tensor anchor, int id) -> int", &graph_release);
 }
 
 // CompositeImplicitAutograd: the dispatcher calls these for every backend and under autograd; each

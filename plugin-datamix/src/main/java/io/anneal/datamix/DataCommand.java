@@ -5,6 +5,9 @@ import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.config.ConfigView;
+import io.anneal.api.data.SourceProgress;
+import io.anneal.api.data.TokenBatchStream;
+import io.anneal.api.data.TrainingData;
 import io.anneal.api.schedule.LrSchedule;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -20,7 +23,8 @@ final class DataCommand implements CliCommand {
             + "  Prints, for every data block (type = mix) of the pipeline, the expected tokens and epochs of each\n"
             + "  source for the block's budget: epochs = budget * share / tokens per epoch. The budget is the block's\n"
             + "  own budget when set, else the stage's (token-budget, or where its schedule stops) for its data and\n"
-            + "  eval-tokens for its eval-data. Token counts are\n"
+            + "  eval-tokens for its eval-data. For a preference block (type = preferences) it packs one epoch of\n"
+            + "  pairs into rows of the stage's sequence length and prints the epoch's tokens (epoch-tokens). Token counts are\n"
             + "  computed once per file, with its token cache, and kept next to it (<file>.anneal-index,\n"
             + "  <file>.anneal-tokens) or in the block's cache-dir.";
 
@@ -48,8 +52,13 @@ final class DataCommand implements CliCommand {
         ConfigView root = context.loadConfig(file);
         List<ConfigView> blocks = new ArrayList<>();
         findMixBlocks(root, blocks);
-        if (blocks.isEmpty()) {
-            throw new InputException(file + ": expected at least one data block with type = mix, found none");
+        List<ConfigView> preferenceBlocks = new ArrayList<>();
+        findBlocks(root, "preferences", preferenceBlocks);
+        if (blocks.isEmpty() && preferenceBlocks.isEmpty()) {
+            throw new InputException(file + ": expected at least one data block with type = mix or preferences, found none");
+        }
+        for (ConfigView block : preferenceBlocks) {
+            planPreferences(root, block, context);
         }
         MixTrainingData.Factory factory = new MixTrainingData.Factory();
         for (ConfigView block : blocks) {
@@ -93,20 +102,53 @@ final class DataCommand implements CliCommand {
         return 0;
     }
 
+    /**
+     * A preference block of a stage: one epoch of its pairs packed into rows of the stage's
+     * sequence length, as training packs them, so a schedule in epochs (Falcon-H1 DPO: linear to
+     * zero over 2 epochs, stopped at about 1; seed 000) gets its {@code epoch-tokens}.
+     */
+    private static void planPreferences(ConfigView root, ConfigView block, CommandContext context) {
+        Matcher m = STAGE_BLOCK.matcher(block.path());
+        if (!m.matches()) {
+            return;
+        }
+        ConfigView stage = root.getConfigList("stages").get(Integer.parseInt(m.group(1)));
+        int length = (int) stage.getLong("sequence-length");
+        TrainingData data = new PreferenceTrainingData.Factory().create(block, context.extensions());
+        context.out().println("== " + block.path() + " (" + block.origin("").description() + ")");
+        try (TokenBatchStream stream = data.open(length)) {
+            long rows = 0;
+            do {
+                stream.next(1);
+                rows++;
+            } while (!stream.progress().stream().allMatch(p -> p.epochs() >= 1.0));
+            for (SourceProgress p : stream.progress()) {
+                context.out().println(String.format(java.util.Locale.ROOT, "%s: %d tokens in one epoch", p.source(), p.tokens()));
+            }
+            context.out().println("one epoch packs into " + rows + " rows of " + length + " tokens: epoch-tokens = "
+                    + rows * length + " (for a schedule in epochs: total-epochs, stop-at-epochs)");
+        }
+    }
+
     /** Every block (in maps and lists of maps, depth first, in key order) whose type is mix. */
     static void findMixBlocks(ConfigView view, List<ConfigView> out) {
+        findBlocks(view, "mix", out);
+    }
+
+    /** Every block (in maps and lists of maps, depth first, in key order) with sources whose type is {@code type}. */
+    static void findBlocks(ConfigView view, String type, List<ConfigView> out) {
         Map<String, Object> values = view.unwrapped();
-        if ("mix".equals(values.get("type")) && values.containsKey("sources")) {
+        if (type.equals(values.get("type")) && values.containsKey("sources")) {
             out.add(view);
             return;
         }
         for (String key : new java.util.TreeSet<>(view.keys())) {
             Object v = values.get(key);
             if (v instanceof Map<?, ?>) {
-                findMixBlocks(view.getConfig(key), out);
+                findBlocks(view.getConfig(key), type, out);
             } else if (v instanceof List<?> list && !list.isEmpty() && list.get(0) instanceof Map<?, ?>) {
                 for (ConfigView element : view.getConfigList(key)) {
-                    findMixBlocks(element, out);
+                    findBlocks(element, type, out);
                 }
             }
         }

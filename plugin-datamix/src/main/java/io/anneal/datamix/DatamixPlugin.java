@@ -25,7 +25,7 @@ public final class DatamixPlugin implements Plugin {
 
     @Override
     public List<ExtensionFactory<?>> extensions() {
-        return List.of(new MixTrainingData.Factory(), new PreferenceTrainingData.Factory());
+        return List.of(new MixTrainingData.Factory(), new PreferenceTrainingData.Factory(), HfChatTokenizer.factory());
     }
 
     @Override

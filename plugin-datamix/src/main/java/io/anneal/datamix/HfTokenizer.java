@@ -136,6 +136,11 @@ final class HfTokenizer implements AutoCloseable {
         return tokenizer.decode(java.util.Arrays.stream(ids).asLongStream().toArray(), false);
     }
 
+    /** The text of {@code ids}, special tokens left out (what generation prints). */
+    String decodeWithoutSpecialTokens(long[] ids) {
+        return tokenizer.decode(ids, true);
+    }
+
     int[] encode(String text) {
         return encode(new String[] {text})[0];
     }

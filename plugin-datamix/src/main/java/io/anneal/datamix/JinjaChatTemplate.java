@@ -72,6 +72,11 @@ final class JinjaChatTemplate implements ChatTemplate {
         this.cacheKey = "jinja/plain/" + sha256(source + "\u0000" + this.specialTokens) + "/" + lossOn.configName() + "/eos=" + superviseEos;
     }
 
+    /** The ids that end an assistant turn: the EOS and {@code <|im_end|>}, those the tokenizer defines. */
+    Set<Integer> endIds() {
+        return Set.copyOf(endIds);
+    }
+
     /** Text and assistant spans ([start, end) in code points) of one conversation. */
     record Rendered(String text, List<int[]> spans) {}
 

@@ -39,7 +39,6 @@ final class MixStream implements TokenBatchStream {
     private static final int STATE_VERSION = 1;
     static final int CHUNK = 512;
     /** Chunks prepared at once ahead of the packer, each on a rendering thread. */
-    static final int RENDER_THREADS = RenderThreads.COUNT;
 
     private final ChatSource[] sources;
     private final ChatTemplate template;
@@ -57,6 +56,8 @@ final class MixStream implements TokenBatchStream {
 
     /** Renders chunks ahead of the packer; created with the first chunk. */
     private ExecutorService renderer;
+    /** Chunks rendered ahead: one per rendering thread (pipeline.threads). */
+    private final int renderThreads = RenderThreads.count();
     /** Chunks drawn and being rendered, in stream order. */
     private final java.util.ArrayDeque<Future<Chunk>> ahead = new java.util.ArrayDeque<>();
     /** Nanoseconds spent per stage: read+parse, tokenise, template, pack (the first three on the rendering thread). */
@@ -185,7 +186,7 @@ final class MixStream implements TokenBatchStream {
 
     private Document currentDocument() {
         if (cursor == docs.length) {
-            while (ahead.size() < RENDER_THREADS) {
+            while (ahead.size() < renderThreads) {
                 ahead.add(drawChunk(CHUNK));
             }
             long waited = System.nanoTime();
@@ -285,6 +286,17 @@ final class MixStream implements TokenBatchStream {
     /** Nanoseconds per stage so far: read+parse, tokenise, template, pack. */
     long[] stageNanos() {
         return stageNanos.clone();
+    }
+
+    @Override
+    public java.util.OptionalDouble epoch() {
+        long taken = 0;
+        long pass = 0;
+        for (int s = 0; s < sources.length; s++) {
+            taken += tokensTaken[s];
+            pass += sources[s].epochTokens(); // DataPlan's tokens/epoch of source s
+        }
+        return pass == 0 ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of((double) taken / pass);
     }
 
     @Override

@@ -203,6 +203,7 @@ final class MixTrainingData implements TrainingData {
 
         @Override
         public MixTrainingData create(ConfigView config, ExtensionContext context) {
+            RenderThreads.usePipelineThreads(context.threads());
             String template = config.getString("template");
             if (!"chatml".equals(template) && !"auto".equals(template)) {
                 throw config.invalid("template", "chatml (the ChatML fast path) or auto (the tokenizer's own Jinja chat template)",

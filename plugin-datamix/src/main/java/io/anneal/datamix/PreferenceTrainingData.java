@@ -52,7 +52,7 @@ final class PreferenceTrainingData implements TrainingData {
     private int loadedLength = -1;
 
     /** One rendered pair: its source, where it came from, and the two documents. */
-    record Pair(int source, String where, int[] chosenIds, boolean[] chosenSupervised, int[] rejectedIds,
+    record Pair(int source, String where, int promptLength, int[] chosenIds, boolean[] chosenSupervised, int[] rejectedIds,
                 boolean[] rejectedSupervised) {
         int length() {
             return chosenIds.length + rejectedIds.length;
@@ -126,10 +126,18 @@ final class PreferenceTrainingData implements TrainingData {
                     try {
                         byte[] bytes = line.getBytes(StandardCharsets.UTF_8);
                         PreferenceRecord record = parser.parsePreference(bytes, 0, bytes.length);
+                        if (blank(record.chosen()) || blank(record.rejected())) {
+                            throw new RecordParser.BadRecordException("non-empty \"chosen\" and \"rejected\" answers, found an empty "
+                                    + (blank(record.chosen()) ? "chosen" : "rejected") + " answer");
+                        }
                         if (record.chosen().equals(record.rejected())) {
                             throw new RecordParser.BadRecordException("a chosen answer that differs from the rejected one, found two identical answers");
                         }
                         Pair pair = render(template, s, where, record);
+                        if (pair.promptLength() >= sequenceLength) {
+                            throw new RecordParser.BadRecordException("a prompt shorter than the sequence length (" + sequenceLength
+                                    + " tokens), found a prompt of " + pair.promptLength() + " tokens");
+                        }
                         if (pair.length() > sequenceLength) {
                             throw new RecordParser.BadRecordException("a pair that fits in one row of " + sequenceLength
                                     + " tokens (prompt+chosen and prompt+rejected together), found " + pair.length() + " tokens");
@@ -157,6 +165,11 @@ final class PreferenceTrainingData implements TrainingData {
             }
         }
         return pairs;
+    }
+
+    /** An answer with no text: no turn, or only turns whose content is blank ("" or spaces). */
+    private static boolean blank(List<Message> answer) {
+        return answer.stream().allMatch(m -> m.content() == null || m.content().isBlank());
     }
 
     private static List<Path> files(Path path) {
@@ -196,7 +209,7 @@ final class PreferenceTrainingData implements TrainingData {
         if (count(chosenSup) == 0 || count(rejectedSup) == 0) {
             throw new RecordParser.BadRecordException("assistant answers with at least one supervised token, found none");
         }
-        return new Pair(source, where, docs[0].ids(), chosenSup, docs[1].ids(), rejectedSup);
+        return new Pair(source, where, promptLength, docs[0].ids(), chosenSup, docs[1].ids(), rejectedSup);
     }
 
     private static boolean[] answerOnly(Document d, int promptLength) {
@@ -293,6 +306,17 @@ final class PreferenceTrainingData implements TrainingData {
         }
 
         @Override
+        public java.util.OptionalDouble epoch() {
+            long taken = 0;
+            long pass = 0;
+            for (int s = 0; s < specs.size(); s++) {
+                taken += pairsTaken[s];
+                pass += pairsPerSource[s]; // one pass: every pair of every source once
+            }
+            return pass == 0 ? java.util.OptionalDouble.empty() : java.util.OptionalDouble.of((double) taken / pass);
+        }
+
+        @Override
         public List<SourceProgress> progress() {
             List<SourceProgress> out = new ArrayList<>();
             for (int s = 0; s < specs.size(); s++) {
@@ -367,6 +391,7 @@ final class PreferenceTrainingData implements TrainingData {
 
         @Override
         public TrainingData create(ConfigView config, ExtensionContext context) {
+            RenderThreads.usePipelineThreads(context.threads());
             if (!"chatml".equals(config.getString("template"))) {
                 throw config.invalid("template", "chatml (the only template so far)");
             }

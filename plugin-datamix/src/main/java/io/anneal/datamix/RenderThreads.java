@@ -14,16 +14,32 @@ import java.util.concurrent.TimeUnit;
  * results are always consumed in submission order, so the output never depends on the threads.
  */
 final class RenderThreads {
-    /** min(4, cores) by default; -Danneal.datamix.render-threads=N overrides it (the benchmark's A/B runs). */
-    static final int COUNT = Integer.getInteger("anneal.datamix.render-threads",
-            Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors())));
+    /** -Danneal.datamix.render-threads=N overrides every other choice (the benchmark's A/B runs). */
+    private static final Integer OVERRIDE = Integer.getInteger("anneal.datamix.render-threads");
+    /** min(4, cores) when the pipeline leaves threads to each library ({@code pipeline.threads = 0}). */
+    private static final int DEFAULT = Math.max(1, Math.min(4, Runtime.getRuntime().availableProcessors()));
+    private static volatile int pipelineThreads;
+
+    /**
+     * The rendering threads: {@code pipeline.threads} (by default the CPUs this process may use) when
+     * the pipeline sets it, so rendering and libtorch share one budget of threads; else {@link #DEFAULT}.
+     */
+    static int count() {
+        return OVERRIDE != null ? Math.max(1, OVERRIDE) : pipelineThreads > 0 ? pipelineThreads : DEFAULT;
+    }
+
+    /** Follows {@code pipeline.threads} ({@link io.anneal.api.extension.ExtensionContext#threads()}; 0: the default). */
+    static void usePipelineThreads(int threads) {
+        pipelineThreads = Math.max(0, threads);
+    }
 
     private RenderThreads() {
     }
 
-    /** A pool of {@link #COUNT} daemon threads that end when idle (an unclosed stream leaves no threads). */
+    /** A pool of {@link #count()} daemon threads that end when idle (an unclosed stream leaves no threads). */
     static ExecutorService newPool() {
-        ThreadPoolExecutor pool = new ThreadPoolExecutor(COUNT, COUNT, 10, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), r -> {
+        int count = count();
+        ThreadPoolExecutor pool = new ThreadPoolExecutor(count, count, 10, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), r -> {
             Thread t = new Thread(r, "datamix-render");
             t.setDaemon(true); // an unclosed stream must not keep the JVM alive
             return t;

@@ -272,6 +272,7 @@ final class SourceFile {
         private final OnError onError;
         private final TokenCache.Writer cacheWriter;
         final ExecutorService pool = RenderThreads.newPool();
+        private final int renderThreads = RenderThreads.count();
         private final ArrayDeque<Batch> inFlight = new ArrayDeque<>();
         private Batch current = new Batch();
         int n;
@@ -327,7 +328,7 @@ final class SourceFile {
             current = new Batch();
             b.rendered = pool.submit(() -> template.renderAll(b.records));
             inFlight.add(b);
-            while (inFlight.size() > RenderThreads.COUNT) {
+            while (inFlight.size() > renderThreads) {
                 consume(inFlight.poll());
             }
         }

@@ -59,7 +59,7 @@ public final class ThroughputBenchmark {
                             + "\"first_pass\": {\"what\": \"read+parse+tokenise+template+write index and token cache\", \"files\": %d, "
                             + "\"records\": %d, \"tokens\": %d, \"seconds\": %.3f, \"tokens_per_second\": %.0f, \"input_bytes\": %d, "
                             + "\"cache_bytes\": %d}, \"stream\": %s}%n",
-                    Runtime.getRuntime().availableProcessors(), RenderThreads.COUNT, first.files, first.records, first.tokens,
+                    Runtime.getRuntime().availableProcessors(), RenderThreads.count(), first.files, first.records, first.tokens,
                     first.seconds, first.tokens / first.seconds, first.inputBytes, first.cacheBytes, stream);
             System.out.print(json);
             Files.writeString(out, json);

@@ -93,6 +93,36 @@ class MixAndResumeTest {
         }
     }
 
+    /**
+     * pipeline.threads (ExtensionContext.threads) sizes the rendering threads of a stream without a
+     * token cache; the batches do not depend on it. 0 leaves the default, min(4, CPUs).
+     */
+    @Test
+    void renderingThreadsFollowPipelineThreads() {
+        Map<String, Object> o = new LinkedHashMap<>();
+        o.put("tokenizer", "tokenizer/tokenizer.json");
+        o.put("cache", false);
+        o.put("sources", List.of(Map.of("name", "dialog", "path", "data/dialog.jsonl", "weight", 1.0)));
+        try {
+            List<int[]> byThreads = new ArrayList<>();
+            for (int threads : new int[] {1, 3}) {
+                MixTrainingData data = new MixTrainingData.Factory().create(MixConfig.mix(o), new TestContext(TestContext.examples(), threads));
+                assertEquals(threads, RenderThreads.count());
+                try (MixStream s = data.open(256)) {
+                    byThreads.add(s.next(8).inputIds());
+                    long rendering = Thread.getAllStackTraces().keySet().stream()
+                            .filter(t -> t.isAlive() && t.getName().equals("datamix-render")).count();
+                    assertTrue(rendering >= threads, rendering + " rendering threads alive for pipeline.threads = " + threads);
+                }
+            }
+            assertArrayEquals(byThreads.get(0), byThreads.get(1), "the same batch with 1 and 3 rendering threads");
+            new MixTrainingData.Factory().create(MixConfig.mix(o), new TestContext(TestContext.examples(), 0));
+            assertEquals(Math.min(4, Runtime.getRuntime().availableProcessors()), RenderThreads.count());
+        } finally {
+            RenderThreads.usePipelineThreads(0);
+        }
+    }
+
     @Test
     void realisedEpochsFollowThePlan() {
         MixTrainingData data = bundled(5, "split", true);
@@ -110,6 +140,11 @@ class MixAndResumeTest {
                 assertEquals(plan.get(i).epochs(), p.get(i).epochs(), 0.1 * plan.get(i).epochs(), plan.get(i).source());
                 assertTrue(p.get(i).epochs() > 1, "each source restarted at least once: " + p.get(i));
             }
+            // TRL's epoch over the mix: tokens taken over one pass of every source (the plan's tokens/epoch, summed)
+            long taken = p.stream().mapToLong(SourceProgress::tokens).sum();
+            long pass = plan.stream().mapToLong(DataPlan.Line::epochTokens).sum();
+            assertEquals((double) taken / pass, s.epoch().orElseThrow(), 1e-12);
+            assertEquals((double) budget / pass, s.epoch().orElseThrow(), 0.05 * budget / pass, "about budget / pass");
         }
     }
 

@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -132,5 +133,32 @@ class PreferenceDataTest {
             }
         }
         assertTrue(report.get(0).contains("1 pairs, 3 skipped (first: " + file + ":2"), report.toString());
+    }
+
+    /** Issue 13, bad input: each kind of bad pair alone, under on-error = fail, names its file and line. */
+    @Test
+    void eachBadPairIsNamedWithItsFileLineAndWhatWasExpected() throws Exception {
+        String good = "{\"prompt\": \"What is 1 + 1?\", \"chosen\": \"2\", \"rejected\": \"3\"}";
+        Map<String, String> bad = new java.util.LinkedHashMap<>();
+        bad.put("{\"prompt\": \"What is 1 + 2?\", \"chosen\": \"3\", \"rejected\": \"3\"}",
+                "expected a chosen answer that differs from the rejected one, found two identical answers");
+        bad.put("{\"prompt\": \"What is 1 + 3?\", \"chosen\": \"4\", \"rejected\": []}",
+                "expected non-empty \"chosen\" and \"rejected\" answers, found an empty one");
+        bad.put("{\"prompt\": \"What is 1 + 4?\", \"chosen\": \" \", \"rejected\": \"6\"}",
+                "expected non-empty \"chosen\" and \"rejected\" answers, found an empty chosen answer");
+        bad.put("{\"prompt\": \"" + "word ".repeat(200) + "\", \"chosen\": \"a\", \"rejected\": \"b\"}",
+                "expected a prompt shorter than the sequence length (128 tokens), found a prompt of ");
+        bad.put("{\"prompt\": \"Say it.\", \"chosen\": \"" + "word ".repeat(150) + "\", \"rejected\": \"b\"}",
+                "expected a pair that fits in one row of 128 tokens (prompt+chosen and prompt+rejected together), found ");
+        int n = 0;
+        for (Map.Entry<String, String> e : bad.entrySet()) {
+            Path file = tmp.resolve("bad-" + n++ + ".jsonl");
+            Files.writeString(file, good + "\n" + good + "\n" + e.getKey() + "\n");
+            InputException failure = assertThrows(InputException.class, () -> data(file, OnError.FAIL, new ArrayList<>()).open(128), e.getValue());
+            assertTrue(failure.getMessage().startsWith(file + ":3: " + e.getValue()), failure.getMessage());
+            List<String> report = new ArrayList<>();
+            data(file, OnError.SKIP, report).open(128).close();
+            assertTrue(report.get(0).contains(": 2 pairs, 1 skipped (first: " + file + ":3: "), report.toString());
+        }
     }
 }

@@ -189,6 +189,8 @@ class TemplateAndPackingTest {
             // three documents were taken (the one that waited for the next row counted once)
             assertEquals(60, s.progress().get(0).tokens());
             assertEquals(60.0 / 100, s.progress().get(0).epochs(), 1e-12); // epoch = 5 records x 20 tokens
+            // TRL's epoch over the whole data: 60 tokens of one pass of 100 (the plan's tokens/epoch)
+            assertEquals(0.6, s.epoch().orElseThrow(), 1e-12);
         }
     }
 

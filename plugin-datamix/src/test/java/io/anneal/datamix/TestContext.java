@@ -8,9 +8,21 @@ import java.util.Map;
 /** A test ExtensionContext: resolves paths against one folder, builds nothing else. */
 final class TestContext implements ExtensionContext {
     private final Path base;
+    private final int threads;
 
     TestContext(Path base) {
+        this(base, 0);
+    }
+
+    /** With {@code pipeline.threads} = {@code threads}. */
+    TestContext(Path base, int threads) {
         this.base = base;
+        this.threads = threads;
+    }
+
+    @Override
+    public int threads() {
+        return threads;
     }
 
     @Override

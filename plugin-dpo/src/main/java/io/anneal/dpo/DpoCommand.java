@@ -80,7 +80,7 @@ final class DpoCommand implements CliCommand {
         }
         PreferenceLoss loss = new PreferenceLoss(type, beta, eps, gamma, sftWeight);
         double lossSum = 0;
-        double[] metrics = new double[DpoObjective.METRICS.size()];
+        double[] metrics = new double[DpoObjective.PAIR_METRICS.size()];
         for (int p = 0; p < pairs.size(); p++) {
             JsonNode pair = pairs.get(p);
             double[] pc = logps(file, pair, p, "policy_chosen");
@@ -107,7 +107,7 @@ final class DpoCommand implements CliCommand {
         out.put("pairs", pairs.size());
         out.put("loss", lossSum / pairs.size());
         for (int m = 0; m < metrics.length; m++) {
-            out.put(DpoObjective.METRICS.get(m), metrics[m] / pairs.size());
+            out.put(DpoObjective.PAIR_METRICS.get(m), metrics[m] / pairs.size());
         }
         context.out().println(json.writeValueAsString(out));
         return 0;

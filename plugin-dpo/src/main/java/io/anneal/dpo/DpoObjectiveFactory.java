@@ -44,7 +44,14 @@ final class DpoObjectiveFactory implements ExtensionFactory<Objective> {
 
     @Override
     public Objective create(ConfigView config, ExtensionContext context) {
-        return new DpoObjective(loss(config, type));
+        DpoObjective.ReferenceMode mode = DpoObjective.ReferenceMode.ON_THE_FLY;
+        if (type.needsReference) {
+            String value = config.getString("reference").trim();
+            mode = java.util.Arrays.stream(DpoObjective.ReferenceMode.values()).filter(m -> m.configName.equals(value))
+                    .findFirst().orElseThrow(() -> config.invalid("reference", "on-the-fly (a frozen copy of the reference "
+                            + "model runs beside the policy) or cached (its log-probs computed once per pair, kept on disk)"));
+        }
+        return new DpoObjective(loss(config, type), mode);
     }
 
     static PreferenceLoss loss(ConfigView config, PreferenceLoss.Type type) {

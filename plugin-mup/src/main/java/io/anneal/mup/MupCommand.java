@@ -137,6 +137,15 @@ public final class MupCommand implements CliCommand {
         Map<String, Object> mupBlock = new LinkedHashMap<>();
         if (settings.get("mup") instanceof Map<?, ?> existing) {
             existing.forEach((k, v) -> mupBlock.put(String.valueOf(k), v));
+        } else {
+            // multipliers written in the model block itself (config.json's fields) move into this
+            // plugin's falcon-h1 mup block, which scales them with width
+            mupBlock.put("type", "falcon-h1");
+            for (String key : List.copyOf(settings.keySet())) {
+                if (key.endsWith("-multiplier") || key.endsWith("-multipliers")) {
+                    mupBlock.put(key, settings.remove(key));
+                }
+            }
         }
         mupBlock.put("base-width", baseWidth);
         mupBlock.put("width", width);

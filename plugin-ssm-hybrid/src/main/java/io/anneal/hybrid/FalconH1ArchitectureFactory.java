@@ -5,6 +5,7 @@ import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.MupMultipliers;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
+import io.anneal.hybrid.model.ConfigJsonMultipliers;
 import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.LayerImplementation;
 import io.anneal.hybrid.model.FalconH1Config;
@@ -13,9 +14,11 @@ import io.anneal.hybrid.model.SaveFormat;
 import java.util.Map;
 
 /**
- * {@code model { type = falcon-h1, hidden-size = ..., mup { type = falcon-h1, ... } }}: the keys are
- * the Falcon-H1 config.json fields with dashes; the muP multipliers come from the nested
- * {@code mup} block, built through the API.
+ * {@code model { type = falcon-h1, hidden-size = ..., embedding-multiplier = ... }}: the keys are the
+ * Falcon-H1 config.json fields with dashes, the muP multipliers among them, read by this plugin.
+ * An optional {@code mup { type = falcon-h1, base-width = ..., width = ... }} block instead builds
+ * the multipliers through the {@link MupMultipliers} extension point (plugin mup: width scaling);
+ * the multipliers then live in that block.
  */
 public final class FalconH1ArchitectureFactory implements ExtensionFactory<ModelArchitecture> {
     @Override
@@ -33,17 +36,42 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
         return "Falcon-H1 hybrid (attention + Mamba2 in parallel), Hugging Face checkpoints in and out";
     }
 
+    static final String MUP = "mup";
+
     @Override
     public Map<String, Class<?>> nestedExtensions() {
-        return Map.of("mup", MupMultipliers.class);
+        return Map.of(MUP, MupMultipliers.class);
+    }
+
+    /** The mup block's falcon-h1 type is plugin mup's: validation names it when it is not loaded. */
+    @Override
+    public Map<String, String> nestedExtensionPlugins() {
+        return Map.of(MUP, "mup");
     }
 
     @Override
     public ModelArchitecture create(ConfigView config, ExtensionContext context) {
-        MupMultipliers mup = context.build(MupMultipliers.class, config.getConfig("mup"));
+        MupMultipliers mup = config.has(MUP) ? mupBlock(config, context) : ConfigJsonMultipliers.fromHocon(config);
         LayerImplementation implementation = config.getEnum("layers", LayerImplementation.class);
         FusedKernels.Mode kernels = config.getEnum("kernels", FusedKernels.Mode.class);
         SaveFormat save = SaveFormat.fromHocon(config);
-        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, context, implementation, kernels, save);
+        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, implementation, kernels, save);
+    }
+
+    /**
+     * The multipliers of the {@code mup} block. Multipliers set in the model block too would be
+     * ignored, so that is an error naming both places.
+     */
+    private static MupMultipliers mupBlock(ConfigView config, ExtensionContext context) {
+        ConfigJsonMultipliers modelLevel = ConfigJsonMultipliers.fromHocon(config);
+        Map<String, Object> defaults = ConfigJsonMultipliers.fromConfigJson(Map.of(), "defaults").asConfigJson();
+        for (Map.Entry<String, Object> field : modelLevel.asConfigJson().entrySet()) {
+            if (!field.getValue().equals(defaults.get(field.getKey()))) {
+                String key = field.getKey().replace('_', '-');
+                throw config.invalid(key, "the multipliers in one place: with a mup block, set them there (" + MUP + "."
+                        + key + ")");
+            }
+        }
+        return context.build(MupMultipliers.class, config.getConfig(MUP));
     }
 }

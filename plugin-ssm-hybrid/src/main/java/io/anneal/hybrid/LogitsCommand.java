@@ -9,6 +9,8 @@ import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
+import io.anneal.api.config.ConfigException;
+import io.anneal.api.model.InferenceEngine;
 import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.torchscript.DeviceChoice;
@@ -31,7 +33,7 @@ import java.util.Map;
  */
 public final class LogitsCommand implements CliCommand {
     static final String USAGE = "usage: anneal logits --checkpoint DIR --input FILE.json --output FILE.f32 [--device cpu|gpu|auto]"
-            + " [--save DIR]";
+            + " [--save DIR] [--engine djl|onnx]";
 
     @Override
     public String name() {
@@ -46,7 +48,7 @@ public final class LogitsCommand implements CliCommand {
     @Override
     public int run(List<String> args, CommandContext context) throws IOException {
         CommandArguments a = CommandArguments.parse("anneal logits", USAGE, args, "checkpoint", "input", "output",
-                "device", "save");
+                "device", "save", "engine");
         if (a.help()) {
             context.out().println(USAGE);
             context.out().println("  --checkpoint DIR  Hugging Face Falcon-H1 folder (config.json, model.safetensors)");
@@ -55,6 +57,8 @@ public final class LogitsCommand implements CliCommand {
             context.out().println("  --device          cpu (default), gpu, or auto (the GPU when libtorch sees one)");
             context.out().println("  --save DIR        also write the loaded model as Anneal saves checkpoints (to check that");
             context.out().println("                    transformers loads Anneal's folders: tools/fixtures/check_anneal_checkpoint.py)");
+            context.out().println("  --engine          djl (default: DJL's PyTorch engine) or onnx (ONNX Runtime, from the onnx");
+            context.out().println("                    plugin; DIR may also be a folder written by anneal export onnx)");
             return 0;
         }
         a.noPositionals();
@@ -62,12 +66,20 @@ public final class LogitsCommand implements CliCommand {
         Path checkpoint = wd.resolve(a.required("checkpoint"));
         Path input = wd.resolve(a.required("input"));
         Path output = wd.resolve(a.required("output"));
+        String engine = a.choice("engine", "djl", "djl", "onnx");
+        if (engine.equals("onnx")) {
+            if (a.has("save") || a.has("device")) {
+                throw new InputException("anneal logits: --save and --device belong to --engine djl; the onnx engine runs on"
+                        + " ONNX Runtime's CPU provider unless its plugin is configured otherwise\n" + USAGE);
+            }
+            return logitsThroughEngine(context, checkpoint, input, output);
+        }
         DeviceChoice choice = DeviceChoice.choose(a.choice("device", "cpu", "cpu", "gpu", "auto"), "--device");
         context.out().println(choice.line());
         Device device = choice.device();
         long[][] ids = readInputIds(input);
         try (FalconH1Model model = FalconH1Architecture.loadCheckpoint(checkpoint,
-                new ModelOptions(device, DataType.FLOAT32, 0), context.extensions());
+                new ModelOptions(device, DataType.FLOAT32, 0));
                 NDManager manager = NDManager.newBaseManager(device)) {
             checkVocabulary(ids, model.vocabSize(), input);
             NDArray logits = logits(model, manager, ids);
@@ -78,6 +90,30 @@ public final class LogitsCommand implements CliCommand {
                 model.save(copy);
                 context.out().println("wrote " + copy + " (config.json, model.safetensors)");
             }
+        }
+        return 0;
+    }
+
+    /**
+     * {@code --engine onnx}: the {@code onnx} {@link InferenceEngine} of whichever plugin offers it,
+     * built by type name (this plugin never names the onnx plugin's classes).
+     */
+    private static int logitsThroughEngine(CommandContext context, Path checkpoint, Path input, Path output)
+            throws IOException {
+        InferenceEngine engine;
+        try {
+            engine = context.extensions().build(InferenceEngine.class, "onnx", Map.of(), "--engine onnx");
+        } catch (ConfigException e) {
+            throw new InputException("--engine onnx: no plugin offers the onnx inference engine (" + e.getMessage().strip()
+                    + "); unpack anneal-plugin-onnx-<version>.tar.gz into the Anneal folder (README, ONNX)", e);
+        }
+        long[][] ids = readInputIds(input);
+        try (InferenceEngine.ScoringModel model = engine.open(checkpoint, context.out())) {
+            checkVocabulary(ids, model.vocabSize(), input);
+            float[] logits = model.logits(ids);
+            writeFloat32(output, logits);
+            context.out().println("wrote " + output + ": float32 (" + ids.length + ", " + ids[0].length + ", "
+                    + model.vocabSize() + ") [onnx]");
         }
         return 0;
     }
@@ -142,7 +178,11 @@ public final class LogitsCommand implements CliCommand {
 
     /** Raw little-endian float32, in the array's row-major order. */
     public static void writeFloat32(Path file, NDArray array) throws IOException {
-        float[] values = array.toType(DataType.FLOAT32, false).toFloatArray();
+        writeFloat32(file, array.toType(DataType.FLOAT32, false).toFloatArray());
+    }
+
+    /** Raw little-endian float32. */
+    public static void writeFloat32(Path file, float[] values) throws IOException {
         ByteBuffer bytes = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
         bytes.asFloatBuffer().put(values);
         Path parent = file.toAbsolutePath().getParent();

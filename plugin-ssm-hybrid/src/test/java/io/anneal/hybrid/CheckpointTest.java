@@ -55,7 +55,7 @@ class CheckpointTest {
         assertEquals(0.25, json.get("lm_head_multiplier"));
         assertEquals(Double.POSITIVE_INFINITY, ((List<?>) json.get("time_step_limit")).get(1));
         assertTrue(Files.readString(dir.resolve("config.json")).contains("Infinity"), "Python's json reads bare Infinity");
-        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext());
+        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu());
                 NDManager m = NDManager.newBaseManager()) {
             assertArrayEquals(before, LogitsCommand.logits(loaded, m, IDS).toFloatArray());
             assertEquals(mup.lmHead(), loaded.multipliers().lmHead());
@@ -77,7 +77,7 @@ class CheckpointTest {
         Files.move(dir.resolve("model.safetensors"), dir.resolve("model-00001-of-00001.safetensors"));
         Files.writeString(dir.resolve("model.safetensors.index.json"),
                 "{\"metadata\": {}, \"weight_map\": {\"model.embed_tokens.weight\": \"model-00001-of-00001.safetensors\"}}");
-        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext());
+        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu());
                 NDManager m = NDManager.newBaseManager()) {
             assertArrayEquals(before, LogitsCommand.logits(loaded, m, IDS).toFloatArray());
         }
@@ -94,7 +94,7 @@ class CheckpointTest {
 
     private static String loadError(Path dir) {
         InputException e = assertThrows(InputException.class,
-                () -> FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext()).close());
+                () -> FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu()).close());
         return e.getMessage();
     }
 
@@ -211,7 +211,7 @@ class CheckpointTest {
                 FalconH1Checkpoints.JSON.readValue(dir.resolve("generation_config.json").toFile(), Map.class));
         String header = Files.readString(dir.resolve("model.safetensors"), StandardCharsets.ISO_8859_1);
         assertTrue(header.contains("\"dtype\":\"" + dtype.safetensorsName() + "\""), "dtype in the header");
-        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext())) {
+        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu())) {
             Map<String, float[]> after = values(loaded);
             assertEquals(before.keySet(), after.keySet());
             for (Map.Entry<String, float[]> e : before.entrySet()) {
@@ -246,7 +246,7 @@ class CheckpointTest {
         assertTrue(!Files.exists(dir.resolve("model.safetensors")));
         Map<?, ?> index = FalconH1Checkpoints.JSON.readValue(dir.resolve("model.safetensors.index.json").toFile(), Map.class);
         long total = 0;
-        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext());
+        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu());
                 NDManager m = NDManager.newBaseManager()) {
             assertArrayEquals(before, LogitsCommand.logits(loaded, m, IDS).toFloatArray());
             total = loaded.parameterCount() * 4;
@@ -281,7 +281,7 @@ class CheckpointTest {
             before = values(model);
             model.save(dir);
         }
-        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext())) {
+        try (FalconH1Model loaded = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu())) {
             Map<String, float[]> after = values(loaded);
             for (Map.Entry<String, float[]> e : before.entrySet()) {
                 assertArrayEquals(e.getValue(), after.get(e.getKey()), e.getKey());

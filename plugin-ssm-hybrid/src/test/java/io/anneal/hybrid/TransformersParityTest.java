@@ -49,7 +49,7 @@ class TransformersParityTest {
         Path dir = fixtures().resolve(name);
         long[][] ids = LogitsCommand.readInputIds(dir.resolve("input.json"));
         float[] expected = readFloat32(dir.resolve("logits.f32"));
-        try (FalconH1Model model = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu(), new TestContext());
+        try (FalconH1Model model = FalconH1Architecture.loadCheckpoint(dir, ModelOptions.cpu());
                 NDManager manager = NDManager.newBaseManager()) {
             model.useLayers(layers);
             NDArray logits = LogitsCommand.logits(model, manager, ids);

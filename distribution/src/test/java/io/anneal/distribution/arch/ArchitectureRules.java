@@ -26,7 +26,8 @@ final class ArchitectureRules {
     static final String RUNTIME = "io.anneal.runtime..";
     /** The bundled plugins' root packages (DESIGN.md, "Modules"). */
     static final List<String> PLUGINS = List.of(
-            "io.anneal.schedules..", "io.anneal.mup..", "io.anneal.hybrid..", "io.anneal.dpo..", "io.anneal.datamix..");
+            "io.anneal.schedules..", "io.anneal.mup..", "io.anneal.hybrid..", "io.anneal.dpo..", "io.anneal.datamix..",
+            "io.anneal.onnx..");
 
     private ArchitectureRules() {
     }

@@ -25,7 +25,7 @@ class ArchitectureTest {
     void importedEnoughToMeanSomething() {
         // JUnit 5's lesson: a rule over an empty import passes vacuously.
         for (String pkg : List.of("io.anneal.api", "io.anneal.runtime", "io.anneal.schedules", "io.anneal.mup",
-                "io.anneal.hybrid", "io.anneal.dpo", "io.anneal.datamix")) {
+                "io.anneal.hybrid", "io.anneal.dpo", "io.anneal.datamix", "io.anneal.onnx")) {
             long n = production.stream().filter(c -> c.getPackageName().startsWith(pkg)).count();
             assertTrue(n >= 1, "no classes imported from " + pkg + ": the test class path lacks that module");
         }

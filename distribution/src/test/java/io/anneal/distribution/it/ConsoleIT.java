@@ -57,7 +57,7 @@ class ConsoleIT {
         assertEquals(0, r.exit(), ReliabilityIT.lastLines(r.out()));
         String out = r.out();
         assertTrue(out.contains("threads: " + Runtime.getRuntime().availableProcessors() + " (libtorch intra-op and inter-op, "
-                + "pipeline.threads; " + Runtime.getRuntime().availableProcessors() + " CPUs available to this process; "
+                + "data rendering; pipeline.threads; " + Runtime.getRuntime().availableProcessors() + " CPUs available to this process; "
                 + "OMP_WAIT_POLICY=PASSIVE)"), out);
         assertEquals(1, out.lines().filter(l -> l.startsWith("threads: ")).count(), "threads printed once: " + out);
         List<String> progress = out.lines().filter(l -> l.startsWith("sft ") && l.contains("%")).toList();
@@ -71,10 +71,12 @@ class ConsoleIT {
         assertTrue(out.contains("eval_loss final "), out);
         assertTrue(out.contains("metrics: " + stage.resolve("metrics.jsonl")), out);
         assertTrue(out.contains("final model: " + stage.resolve("final")), out);
+        assertTrue(out.contains("chart: " + stage.resolve("loss.png")) && Files.size(stage.resolve("loss.png")) > 0, out);
         String log = Files.readString(runDir.resolve("run.log"));
         assertTrue(log.contains("sft: done: 6 steps") && log.contains("stages[0].keep-last = 2"), log);
         for (String row : Files.readAllLines(stage.resolve("metrics.jsonl"))) {
             assertTrue(row.matches("\\{\"step\":\\d+,\"time\":\"20\\d\\d-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z\",.*"), row);
+            assertTrue(row.contains("\"entropy\":") && row.contains("\"epoch\":"), "TRL's entropy and epoch in every row: " + row);
         }
         assertFalse(out.contains("Exception"), out);
     }
@@ -126,6 +128,71 @@ class ConsoleIT {
         assertEquals(2, torn.exit(), torn.out());
         assertTrue(torn.out().contains("expected a complete checkpoint folder"), ReliabilityIT.lastLines(torn.out()));
         assertFalse(m.out().contains("Exception") || notOne.out().contains("Exception") || torn.out().contains("Exception"));
+    }
+
+    /**
+     * A chart that cannot be drawn (a JRE without fonts; simulated through ANNEAL_JAVA_OPTS, as AWT
+     * fails: "Probable fatal error: No fonts found") is one warning line: the run exits 0 with its
+     * checkpoints, metrics and final model.
+     */
+    @Test
+    void aPlotFailureIsAWarningNeverAFailedRun() throws Exception {
+        Path runDir = tmp.resolve("no-fonts");
+        ProcessBuilder b = ReliabilityIT.command("", runDir);
+        b.environment().put("ANNEAL_JAVA_OPTS", "-Danneal.plot.simulate-failure=true");
+        Process p = b.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(180, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), ReliabilityIT.lastLines(out));
+        Path stage = runDir.resolve("1-sft");
+        assertTrue(out.contains("warning: could not draw " + stage.resolve("loss.png") + " (Error: Probable fatal error: No fonts found."),
+                out);
+        assertTrue(out.contains("the run is not affected"), out);
+        assertTrue(Files.isDirectory(stage.resolve("final")) && Files.readAllLines(stage.resolve("metrics.jsonl")).size() == 6, out);
+        assertFalse(Files.exists(stage.resolve("loss.png")));
+        assertFalse(out.contains("\tat "), out);
+    }
+
+    /**
+     * {@code pipeline.metrics = [jsonl, tensorboard]} through bin/anneal: event files TensorBoard's
+     * rules read as the same steps and values as metrics.jsonl, each step once after a --resume from
+     * an earlier checkpoint (a second file whose SessionLog START drops the replayed steps); an unknown
+     * sink type is bad input naming the key and the known types.
+     */
+    @Test
+    void tensorBoardEventsHoldWhatMetricsJsonlHoldsAcrossAResume() throws Exception {
+        Path runDir = tmp.resolve("tb");
+        String sinks = "pipeline.metrics=[jsonl, tensorboard]";
+        assertEquals(0, run(runDir, sinks).exit());
+        Path stage = runDir.resolve("1-sft");
+        Path four = stage.resolve("checkpoints/step-000004");
+        ReliabilityIT.Result resumed = run(runDir, "--resume", four.toString(), sinks);
+        assertEquals(0, resumed.exit(), ReliabilityIT.lastLines(resumed.out()));
+        List<Path> files;
+        try (Stream<Path> s = Files.list(stage.resolve("tensorboard"))) {
+            files = s.sorted().toList();
+        }
+        assertEquals(2, files.size(), files.toString());
+        assertEquals("brain.Event:2", TfEvents.events(files.get(0)).get(0).fileVersion());
+        TfEvents.Event start = TfEvents.events(files.get(1)).get(1);
+        assertTrue(start.start() && start.step() == 5, start.toString());
+        java.util.Map<String, java.util.TreeMap<Long, Float>> scalars = TfEvents.scalars(stage.resolve("tensorboard"));
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<String> rows = Files.readAllLines(stage.resolve("metrics.jsonl"));
+        assertEquals(6, rows.size());
+        for (String row : rows) {
+            com.fasterxml.jackson.databind.JsonNode node = json.readTree(row);
+            long step = node.get("step").asLong();
+            for (String metric : List.of("loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy")) {
+                assertEquals((float) node.get(metric).asDouble(), scalars.get(metric).get(step), metric + " at step " + step);
+            }
+        }
+        assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L), List.copyOf(scalars.get("loss").keySet()));
+
+        ReliabilityIT.Result bad = run(tmp.resolve("tb-bad"), "pipeline.metrics=[jsonl, tensorbord]");
+        assertEquals(2, bad.exit(), bad.out());
+        assertTrue(bad.out().contains("pipeline.metrics[1].type") && bad.out().contains("did you mean 'tensorboard'"),
+                ReliabilityIT.lastLines(bad.out()));
     }
 
     /**

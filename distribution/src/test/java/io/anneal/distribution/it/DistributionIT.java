@@ -128,27 +128,40 @@ class DistributionIT {
     }
 
     /**
-     * The SFT-then-DPO chain of examples/tiny-dpo.conf on the CPU: the dpo stage (plugin dpo) trains
-     * through the runtime's loop on preference pairs, logs TRL's DPO metrics at every step and on the
-     * held-out pairs, and the reward margin grows.
+     * The SFT-then-DPO chain of examples/tiny-dpo.conf on the CPU (the tiny falcon-h1-recipe.conf):
+     * the dpo stage (plugin dpo) starts from the SFT stage's final model, which is its reference too,
+     * its log-probs computed once per pair and cached; it trains through the runtime's loop on
+     * preference pairs, logs TRL's DPO metrics at every step and on the held-out pairs, and the
+     * reward margin grows.
      */
     @Test
     void tinyDpoChainLogsTrlMetricsAndTheMarginGrows() throws Exception {
+        long start = System.nanoTime();
         Process p = new ProcessBuilder(home.resolve("bin/anneal").toString(), "run", "examples/tiny-dpo.conf")
                 .directory(home.toFile()).redirectErrorStream(true).start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(p.waitFor(900, TimeUnit.SECONDS));
         assertEquals(0, p.exitValue(), out);
-        assertTrue(out.contains("dpo: dpo_norm(beta 5.0); reference model: a frozen copy of the policy's initial weights"), out);
+        System.out.printf("tiny SFT-then-DPO chain: %.0f s%n", (System.nanoTime() - start) / 1e9);
+        assertTrue(out.contains("sft: starting from the previous stage's model " + home.resolve("runs/tiny-dpo/1-sft/final")), out);
+        java.util.regex.Matcher cached = java.util.regex.Pattern.compile("dpo: dpo_norm\\(beta 5.0\\); reference log-probs of "
+                + "([0-9]+) pairs in " + java.util.regex.Pattern.quote(home.resolve("runs/tiny-dpo/2-dpo/reference-logps") + "/")
+                + "[0-9a-f]{16}\\.bin \\(\\1 computed now, 0 read from the cache, [0-9.]+ s\\); the reference model is not kept "
+                + "in memory while training").matcher(out);
+        assertTrue(cached.find(), out);
+        assertTrue(Integer.parseInt(cached.group(1)) > 150, "the 150 training pairs and the held-out ones: " + cached.group(1));
         com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
         List<com.fasterxml.jackson.databind.JsonNode> rows = new ArrayList<>();
         for (String line : Files.readAllLines(home.resolve("runs/tiny-dpo/2-dpo/metrics.jsonl"))) {
             rows.add(json.readTree(line));
         }
         assertTrue(rows.size() >= 20, "steps logged: " + rows.size());
+        List<String> objectiveMetrics = List.of("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+                "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected");
         for (com.fasterxml.jackson.databind.JsonNode row : rows) {
-            for (String key : List.of("loss", "learning_rate", "grad_norm", "num_tokens", "rewards/chosen", "rewards/rejected",
-                    "rewards/accuracies", "rewards/margins", "logps/chosen", "logps/rejected")) {
+            List<String> keys = new ArrayList<>(List.of("loss", "learning_rate", "grad_norm", "num_tokens"));
+            keys.addAll(objectiveMetrics);
+            for (String key : keys) {
                 assertTrue(row.has(key) && Double.isFinite(row.get(key).asDouble()), key + " in " + row);
             }
         }
@@ -160,9 +173,122 @@ class DistributionIT {
         assertTrue(rows.get(n - 1).get("rewards/accuracies").asDouble() > 0.5, rows.get(n - 1).toString());
         List<com.fasterxml.jackson.databind.JsonNode> evals = rows.stream().filter(r -> r.has("eval_rewards/margins")).toList();
         assertTrue(evals.size() >= 2, "evaluations on the held-out pairs: " + evals.size());
+        for (com.fasterxml.jackson.databind.JsonNode eval : evals) {
+            assertTrue(eval.has("eval_loss"), eval.toString());
+            for (String name : objectiveMetrics) {
+                assertTrue(eval.has("eval_" + name) && Double.isFinite(eval.get("eval_" + name).asDouble()), name + " in " + eval);
+            }
+        }
         assertTrue(evals.get(evals.size() - 1).get("eval_rewards/margins").asDouble() > evals.get(0).get("eval_rewards/margins").asDouble(),
                 "held-out margins grow: " + evals);
         assertTrue(Files.isRegularFile(home.resolve("runs/tiny-dpo/2-dpo/final/model.safetensors")));
+    }
+
+    /**
+     * The full-size DPO stage and the recipe: they validate but for the placeholder paths (each
+     * named), and the recipe's DPO stage is falcon-h1-dpo.conf's but for init-from (none: the SFT
+     * stage's final model).
+     */
+    @Test
+    void falconH1DpoAndRecipeCarryTheSeedsDpoStage() throws Exception {
+        Result dpo = anneal("validate", "examples/falcon-h1-dpo.conf");
+        assertEquals(2, dpo.exit(), dpo.out());
+        List<String> problems = dpo.out().lines().filter(l -> l.matches("\\s+\\d+\\. .*")).toList();
+        assertEquals(List.of("stages[0].data.sources[0].path", "stages[0].data.sources[1].path", "stages[0].data.tokenizer",
+                "stages[0].eval-data.sources[0].path", "stages[0].eval-data.tokenizer", "stages[0].init-from"),
+                problems.stream().map(l -> l.split(": ")[1]).toList(), dpo.out());
+        Result recipe = anneal("validate", "examples/falcon-h1-recipe.conf");
+        assertEquals(2, recipe.exit(), recipe.out());
+        problems = recipe.out().lines().filter(l -> l.matches("\\s+\\d+\\. .*")).toList();
+        assertEquals(14, problems.size(), recipe.out());
+        for (String problem : problems) {
+            assertTrue(problem.contains(" /data/") || problem.contains(" /models/"), problem);
+        }
+        // the DPO stage of both files as written (includes resolved), but for the model's folder
+        com.typesafe.config.Config dpoStage = stage("examples/falcon-h1-dpo.conf", 0);
+        com.typesafe.config.Config recipeStage = stage("examples/falcon-h1-recipe.conf", 2);
+        assertEquals("/models/Falcon-H1-1.5B-SFT", dpoStage.getString("init-from"));
+        assertTrue(!recipeStage.hasPath("init-from"), "the recipe's DPO stage starts from the SFT stage's final model");
+        assertEquals(withoutModelFolder(dpoStage), withoutModelFolder(recipeStage));
+        // seed 000's DPO table
+        assertEquals("dpo_norm", recipeStage.getString("objective.type"));
+        assertEquals(5.0, recipeStage.getDouble("objective.beta"));
+        assertEquals("cached", recipeStage.getString("objective.reference"));
+        assertEquals("linear", recipeStage.getString("schedule.type"));
+        assertEquals(5e-6, recipeStage.getDouble("schedule.peak-lr"));
+        assertEquals(2.0, recipeStage.getDouble("schedule.total-epochs"));
+        assertEquals(0.1, recipeStage.getDouble("schedule.warmup-ratio"));
+        assertEquals(1.0, recipeStage.getDouble("schedule.stop-at-epochs"));
+        assertEquals(0.9, recipeStage.getDouble("optimizer.beta1"));
+        assertEquals(0.999, recipeStage.getDouble("optimizer.beta2"));
+        assertEquals(0.0, recipeStage.getDouble("optimizer.weight-decay"));
+        assertEquals(256 * 4096, recipeStage.getLong("batch-tokens"), "256 rows of 4096, each with a pair or more");
+        assertEquals(List.of("sft-16k", "sft-128k", "dpo"), com.typesafe.config.ConfigFactory.parseFile(
+                home.resolve("examples/falcon-h1-recipe.conf").toFile()).resolve().getConfigList("stages").stream()
+                .map(c -> c.getString("name")).toList());
+    }
+
+    /** Stage {@code index} of a shipped pipeline file, as written (includes and substitutions resolved). */
+    private static com.typesafe.config.Config stage(String file, int index) {
+        return com.typesafe.config.ConfigFactory.parseFile(home.resolve(file).toFile()).resolve()
+                .getConfigList("stages").get(index);
+    }
+
+    /** The stage without init-from and the tokenizer paths (the SFT model's folder, or the base model's in the chain). */
+    private static Object withoutModelFolder(com.typesafe.config.Config stage) {
+        return stage.withoutPath("init-from").withoutPath("data.tokenizer").withoutPath("eval-data.tokenizer").root().unwrapped();
+    }
+
+    /**
+     * Issue 13, bad input: an objective that does not fit its data is refused by validate naming the
+     * stage; a bad preference pair fails the run naming file and line, or is skipped and counted.
+     */
+    @Test
+    void objectivesRefuseDataThatDoesNotFitAndBadPairsAreNamedOrSkipped() throws Exception {
+        Result dpoOnChat = anneal("validate", "examples/tiny-dpo.conf", "--set", "stages[1].data={type = mix, "
+                + "tokenizer = \"examples/tokenizer/tokenizer.json\", sources = [{name = a, path = \"examples/data/arithmetic.jsonl\"}]}");
+        assertEquals(2, dpoOnChat.exit(), dpoOnChat.out());
+        assertTrue(dpoOnChat.out().contains("stages[1].data: expected data that fits the stage's objective dpo_norm(beta 5.0), "
+                + "cached reference: preference pairs, found mix("), dpoOnChat.out());
+        assertTrue(dpoOnChat.out().contains("which yields supervised chat rows (stage stages[1], 'dpo')"), dpoOnChat.out());
+        Result sftOnPairs = anneal("validate", "examples/tiny-dpo.conf", "--set", "stages[0].data={type = preferences, "
+                + "tokenizer = \"examples/tokenizer/tokenizer.json\", sources = [{name = p, path = \"examples/data/preferences-prompt.jsonl\"}]}");
+        assertEquals(2, sftOnPairs.exit(), sftOnPairs.out());
+        assertTrue(sftOnPairs.out().contains("stages[0].data: expected data that fits the stage's objective sft: supervised chat rows, "
+                + "found preferences(1 source), which yields preference pairs (stage stages[0], 'sft')"), sftOnPairs.out());
+
+        Path bad = home.resolve("bad-pairs.jsonl");
+        List<String> lines = new ArrayList<>(Files.readAllLines(home.resolve("examples/data/preferences-prompt.jsonl")));
+        int good = lines.size();
+        lines.add("{\"prompt\": \"What is 2 + 2?\", \"chosen\": \"4\", \"rejected\": \"4\"}");
+        lines.add("{\"prompt\": \"What is 2 + 3?\", \"chosen\": \"\", \"rejected\": \"6\"}");
+        lines.add("{\"prompt\": \"" + "two plus two ".repeat(200) + "\", \"chosen\": \"4\", \"rejected\": \"5\"}");
+        Files.write(bad, lines);
+        // a DPO stage alone, from the tiny model's random initialisation, on the bundled pairs and the bad ones
+        Files.writeString(home.resolve("dpo-only.conf"), """
+                include "examples/tiny-sft.conf"
+                pipeline { name = dpo-only, run-dir = "runs/dpo-only" }
+                stages = [ {
+                  type = dpo
+                  sequence-length = 256
+                  micro-batch-rows = 4
+                  batch-tokens = "1024"
+                  token-budget = "2048"
+                  checkpoint-every = "0"
+                  schedule { type = constant, peak-lr = 1e-4 }
+                  optimizer { type = adamw }
+                  data { type = preferences, tokenizer = "examples/tokenizer/tokenizer.json",
+                         sources = [ { name = bad, path = "bad-pairs.jsonl" } ] }
+                } ]
+                """);
+        Result failed = anneal("run", "--quiet", "dpo-only.conf");
+        assertEquals(2, failed.exit(), failed.out());
+        assertTrue(failed.out().contains(bad + ":" + (good + 1) + ": expected a chosen answer that differs from the rejected one, "
+                + "found two identical answers (set on-error = skip to skip and count such records)"), failed.out());
+        Result skipped = anneal("run", "--quiet", "dpo-only.conf", "stages[0].data.on-error=skip");
+        assertEquals(0, skipped.exit(), skipped.out());
+        assertTrue(skipped.out().contains("preference source bad (" + bad + "): " + good + " pairs, 3 skipped (first: " + bad + ":"
+                + (good + 1) + ": "), skipped.out());
     }
 
     /** One refusal line, exit 2, no stack trace and no Java class name. */
@@ -179,6 +305,34 @@ class DistributionIT {
         assertRefused(anneal("validate", "examples/tiny-sft.conf", "--set", "model.hidden-size=1e9"),
                 "model.hidden-size: expected a size whose weight matrices fit in one array each, found 1e9, so "
                         + "model.embed_tokens.weight would hold 640 x 1000000000 elements");
+    }
+
+    /**
+     * The model's vocab-size must cover each stage's tokenizer, added tokens included (the bundled
+     * tokenizer: ids 0..629, so 630; with one added token at id 700: 701), checked by validate before anything runs.
+     */
+    @Test
+    void validateChecksTheModelsVocabularyAgainstEachTokenizerWithItsAddedTokens() throws Exception {
+        Result small = anneal("validate", "examples/tiny-sft.conf", "model.vocab-size=600");
+        assertRefused(small, "--set model.vocab-size=600: model.vocab-size: expected a vocabulary of at least 630 tokens, the size of "
+                + "the tokenizer of stages[0].data.tokenizer = tokenizer/tokenizer.json (" + home.resolve("examples/tiny-sft.conf") + ":");
+        assertTrue(small.out().contains("found 600 tokens, smaller than the tokenizer's 630"), small.out());
+        assertTrue(small.out().contains("stages[0].eval-data.tokenizer = tokenizer/tokenizer.json"), "every stage's data: " + small.out());
+
+        com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode tokenizer = (com.fasterxml.jackson.databind.node.ObjectNode)
+                json.readTree(home.resolve("examples/tokenizer/tokenizer.json").toFile());
+        com.fasterxml.jackson.databind.node.ObjectNode added = ((com.fasterxml.jackson.databind.node.ArrayNode) tokenizer.get("added_tokens"))
+                .addObject();
+        added.put("id", 700).put("content", "<|tool_call|>").put("single_word", false).put("lstrip", false).put("rstrip", false)
+                .put("normalized", false).put("special", true);
+        Path extended = home.resolve("tokenizer-700.json");
+        json.writeValue(extended.toFile(), tokenizer);
+        Result withAdded = anneal("validate", "examples/tiny-sft.conf", "stages[0].data.tokenizer=" + extended);
+        // the key with the file and line that set it, and the tokenizer's key with where it was set
+        assertRefused(withAdded, home.resolve("examples/tiny-sft.conf") + ":21: model.vocab-size: expected a vocabulary of at least "
+                + "701 tokens, the size of the tokenizer of stages[0].data.tokenizer = " + extended + " (--set");
+        assertTrue(withAdded.out().contains("found 640 tokens, smaller than the tokenizer's 701"), withAdded.out());
     }
 
     @Test

@@ -36,6 +36,15 @@ public interface ExtensionContext {
         throw new UnsupportedOperationException("this context offers no training loop");
     }
 
+    /**
+     * {@code pipeline.threads}: the CPU threads the pipeline may use, for work a plugin spreads over
+     * threads of its own (rendering and tokenising data); 0 when the pipeline leaves it to each
+     * library's default. Since API 1.2.
+     */
+    default int threads() {
+        return 0;
+    }
+
     /** Resolves a path written in configuration against the folder of the file that wrote it. */
     Path resolvePath(ConfigView block, String key);
 }

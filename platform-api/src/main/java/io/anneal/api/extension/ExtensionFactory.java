@@ -50,6 +50,15 @@ public interface ExtensionFactory<T> {
     }
 
     /**
+     * For keys of {@link #nestedExtensions()} whose types come from another plugin, that plugin's id
+     * (a hybrid model's {@code mup} block: {@code mup}). When that plugin is not loaded, validation
+     * names it beside the unknown type, instead of only listing the types that are loaded. Since API 1.2.
+     */
+    default java.util.Map<String, String> nestedExtensionPlugins() {
+        return java.util.Map.of();
+    }
+
+    /**
      * Builds the extension. {@code config} is the user's block over the defaults. Throw the
      * exception of {@link ConfigView#invalid} for a bad value; it names the file, line and path.
      */

@@ -35,6 +35,26 @@ public interface CausalLanguageModel extends AutoCloseable {
         return Optional.empty();
     }
 
+    /**
+     * CUDA graphs of training steps, when this model's {@link #forward} and
+     * {@link #labelLogProbabilities} can be captured: once it has been returned, they enqueue GPU
+     * work only (no host reads, no copies from Java arrays), and the caller may capture and replay
+     * them. Empty by default and on a CPU. Since API 1.2.
+     */
+    default Optional<StepGraphs> stepGraphs() {
+        return Optional.empty();
+    }
+
+    /**
+     * The model's architecture and muP multipliers as Hugging Face {@code config.json} fields
+     * ({@code model_type}, sizes, {@code embedding_multiplier}, ...), every default resolved, as
+     * {@link #save} writes them; empty where the model cannot describe itself. Exporters read
+     * shapes and multipliers here instead of parsing a checkpoint a second time. Since API 1.2.
+     */
+    default java.util.Map<String, Object> configJson() {
+        return java.util.Map.of();
+    }
+
     List<NamedParameter> parameters();
 
     int vocabSize();

@@ -3,6 +3,7 @@ package io.anneal.api.optim;
 import io.anneal.api.Stable;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Optional;
 
 /**
  * An optimizer bound to a model's parameters. It reads the gradients accumulated on the
@@ -12,6 +13,15 @@ import java.nio.file.Path;
 public interface ParameterOptimizer extends AutoCloseable {
 
     StepResult step(StepRequest request);
+
+    /**
+     * The same step run wholly on the device ({@link DeviceStep}), when this optimizer offers one
+     * for its parameters; a new object on each call, which the caller closes. Empty by default.
+     * Since API 1.2.
+     */
+    default Optional<DeviceStep> deviceStep() {
+        return Optional.empty();
+    }
 
     /** Steps taken (skipped steps excluded). */
     long steps();

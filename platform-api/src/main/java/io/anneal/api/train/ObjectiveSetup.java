@@ -28,4 +28,28 @@ public interface ObjectiveSetup {
 
     /** Human-readable output (the console). */
     PrintStream out();
+
+    /**
+     * A fresh stream of the stage's training data from its start, the batches the trainer will
+     * read in the same order (for an objective that computes per-pair values once, such as DPO's
+     * reference log-probs). The caller closes it; empty where the trainer offers none.
+     */
+    default java.util.Optional<io.anneal.api.data.TokenBatchStream> openTrainingData() {
+        return java.util.Optional.empty();
+    }
+
+    /** A fresh stream of the stage's held-out data ({@code eval-data}) from its start, when it has one. */
+    default java.util.Optional<io.anneal.api.data.TokenBatchStream> openEvaluationData() {
+        return java.util.Optional.empty();
+    }
+
+    /** Rows of each micro-batch {@link Objective#forward} sees. */
+    default int microBatchRows() {
+        return 1;
+    }
+
+    /** Micro-batches each evaluation scores, from the start of the held-out stream (0: no evaluation). */
+    default long evaluationMicroBatches() {
+        return 0;
+    }
 }

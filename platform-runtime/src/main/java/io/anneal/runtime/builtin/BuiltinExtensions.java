@@ -19,7 +19,9 @@ public final class BuiltinExtensions {
     public static final List<ExtensionFactory<?>> FACTORIES = List.of(
             new ScheduleTableStage.Factory(),
             new SftStageFactory(),
-            io.anneal.runtime.train.SftObjective.factory());
+            io.anneal.runtime.train.SftObjective.factory(),
+            io.anneal.runtime.output.JsonlMetricsSink.factory(),
+            io.anneal.runtime.output.TensorBoardMetricsSink.factory());
 
     /** Commands of the core plugin (besides plugins, validate and run, which the CLI owns). */
     public static final List<CliCommand> COMMANDS = List.of(

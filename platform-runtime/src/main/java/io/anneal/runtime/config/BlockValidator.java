@@ -49,6 +49,11 @@ public final class BlockValidator {
      * {@code name}, which the pipeline engine owns.
      */
     public Checked check(Class<?> point, ConfigValue value, String path) {
+        return check(point, value, path, Optional.empty());
+    }
+
+    /** With {@code providedBy}: the plugin whose types the block usually names, said when it is not loaded. */
+    private Checked check(Class<?> point, ConfigValue value, String path, Optional<String> providedBy) {
         Set<String> extraKeys = point == io.anneal.api.train.Stage.class ? Set.of("name") : Set.of();
         List<ConfigProblem> problems = new ArrayList<>();
         String pointKey = ExtensionPoints.key(point);
@@ -71,7 +76,7 @@ public final class BlockValidator {
         if (typeValue.valueType() != ConfigValueType.STRING || extension.isEmpty()) {
             problems.add(new ConfigProblem(Origins.of(typeValue.origin()), HoconConfigView.join(path, "type"),
                     "a " + pointKey + " type (known: " + knownList + ")",
-                    "unknown type '" + type + "'" + DidYouMean.hint(type, known)));
+                    "unknown type '" + type + "'" + DidYouMean.hint(type, known) + missingPlugin(providedBy)));
             return new Checked(null, block, problems);
         }
         RegisteredExtension ext = extension.get();
@@ -97,13 +102,22 @@ public final class BlockValidator {
                 continue; // the factory decides whether a missing nested block is an error
             }
             Checked inner = check(n.getValue(), effective.getValue(quote(n.getKey())),
-                    HoconConfigView.join(path, quote(n.getKey())));
+                    HoconConfigView.join(path, quote(n.getKey())),
+                    Optional.ofNullable(ext.factory().nestedExtensionPlugins().get(n.getKey())));
             problems.addAll(inner.problems());
             if (inner.extension() != null) {
                 effective = effective.withValue(quote(n.getKey()), inner.effective().root());
             }
         }
         return new Checked(ext, effective, problems);
+    }
+
+    /** ", which plugin X provides: it is not loaded (...)" when X is not loaded; empty otherwise. */
+    private String missingPlugin(Optional<String> providedBy) {
+        return providedBy.filter(id -> registry.plugin(id).isEmpty())
+                .map(id -> "; plugin '" + id + "' provides it and is not loaded (the distribution keeps it in plugins/" + id
+                        + "; 'anneal plugins' lists what is loaded)")
+                .orElse("");
     }
 
     /**

@@ -10,7 +10,9 @@ import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.runtime.plugins.PluginRegistry;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -22,11 +24,26 @@ public final class ConfiguredExtensions implements ExtensionContext {
     private final PluginRegistry registry;
     private final BlockValidator validator;
     private final Path workingDirectory;
+    /** The path of every block built so far, in order: validation skips nested blocks a factory built itself. */
+    private final List<String> builtPaths = new ArrayList<>();
+    /** Every block built so far with what its factory made, in order: the checks across blocks read them. */
+    private final List<BuiltBlock> builtBlocks = new ArrayList<>();
+    private volatile int threads;
 
     public ConfiguredExtensions(PluginRegistry registry, Path workingDirectory) {
         this.registry = registry;
         this.validator = new BlockValidator(registry);
         this.workingDirectory = workingDirectory;
+    }
+
+    /** {@code pipeline.threads} as validated, offered to factories as {@link #threads()} (set before any stage is built). */
+    public void useThreads(int pipelineThreads) {
+        this.threads = pipelineThreads;
+    }
+
+    @Override
+    public int threads() {
+        return threads;
     }
 
     public PluginRegistry registry() {
@@ -37,8 +54,30 @@ public final class ConfiguredExtensions implements ExtensionContext {
         return validator;
     }
 
+    /** How many blocks were built (or attempted) so far. */
+    /** A block built through {@link #build}: its checked view and what its factory made. */
+    public record BuiltBlock(HoconConfigView view, Object built) {
+    }
+
+    /** Every block built so far, in order. */
+    public synchronized List<BuiltBlock> builtBlocks() {
+        return List.copyOf(builtBlocks);
+    }
+
+    public synchronized int buildCount() {
+        return builtPaths.size();
+    }
+
+    /** The paths of the blocks built (or attempted) after the first {@code count} builds. */
+    public synchronized List<String> builtPathsSince(int count) {
+        return List.copyOf(builtPaths.subList(count, builtPaths.size()));
+    }
+
     @Override
     public <T> T build(Class<T> point, ConfigView block) {
+        synchronized (this) {
+            builtPaths.add(block.path());
+        }
         Config config = block instanceof HoconConfigView h ? h.config()
                 : ConfigFactory.parseMap(block.unwrapped(), block.origin("").description());
         BlockValidator.Checked checked = validator.check(point, config.root(), block.path());
@@ -53,6 +92,9 @@ public final class ConfiguredExtensions implements ExtensionContext {
                     "a type whose factory builds a " + point.getSimpleName(),
                     "plugin " + checked.extension().plugin().id() + " built "
                             + (built == null ? "null" : built.getClass().getName())));
+        }
+        synchronized (this) {
+            builtBlocks.add(new BuiltBlock(view, built));
         }
         return point.cast(built);
     }

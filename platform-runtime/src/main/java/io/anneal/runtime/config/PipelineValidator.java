@@ -12,6 +12,7 @@ import io.anneal.api.config.Origin;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.extension.ExtensionPoints;
 import io.anneal.api.train.Stage;
+import io.anneal.api.data.TrainingData;
 import io.anneal.runtime.plugins.LoadedPlugin;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -36,6 +37,10 @@ public final class PipelineValidator {
     private static final Pattern STAGE_NAME = Pattern.compile("[A-Za-z0-9._-]+");
     /** Defaults of the {@code pipeline} block live in the core plugin's reference.conf. */
     static final String PIPELINE_DEFAULTS = "anneal.pipeline";
+    private static final String METRICS = "metrics";
+    /** The conventional key of a model block's vocabulary (Hugging Face's vocab_size) and of a data block's tokenizer file. */
+    private static final String VOCAB_SIZE = "vocab-size";
+    private static final String TOKENIZER = "tokenizer";
 
     private final ConfiguredExtensions extensions;
     private final Path workingDirectory;
@@ -59,9 +64,15 @@ public final class PipelineValidator {
         // pipeline { ... }
         List<ConfigProblem> list = new ArrayList<>();
         Config pipelineDefaults = coreDefaults(PIPELINE_DEFAULTS);
-        Config pipeline = root.hasPath("pipeline")
-                ? extensions.validator().checkPlain(root.getValue("pipeline"), pipelineDefaults, "pipeline", "the pipeline block", list)
-                : pipelineDefaults;
+        // pipeline.metrics holds extension blocks (or type names), checked as such below, not against the default list
+        Config pipeline = root.hasPath("pipeline") && root.getValue("pipeline") instanceof com.typesafe.config.ConfigObject block
+                ? extensions.validator().checkPlain(block.withoutKey(METRICS), pipelineDefaults.withoutPath(METRICS), "pipeline",
+                        "the pipeline block", list).withFallback(pipelineDefaults.withOnlyPath(METRICS))
+                : root.hasPath("pipeline") ? extensions.validator().checkPlain(root.getValue("pipeline"), pipelineDefaults, "pipeline",
+                        "the pipeline block", list) : pipelineDefaults;
+        if (root.hasPath("pipeline." + METRICS)) {
+            pipeline = pipeline.withValue(METRICS, root.getValue("pipeline." + METRICS));
+        }
         problems.addAll(list);
         HoconConfigView pv = new HoconConfigView(pipeline, "pipeline");
         String name = attempt(problems, "pipeline.name", () -> pv.getString("name"), "");
@@ -83,17 +94,20 @@ public final class PipelineValidator {
                     + "a whole number of threads from 1 to 4096, or 0 (libtorch's own default)", "'" + pv.getString("threads") + "'"));
             threads = 0;
         }
+        extensions.useThreads(threads); // data rendering threads of the blocks built below follow pipeline.threads
+        List<HoconConfigView> metrics = metricsSinks(pipeline.getValue(METRICS), problems);
+        int blocksBefore = extensions.builtBlocks().size();
         Config resolved = ConfigFactory.empty().withValue("pipeline", pipeline.root());
 
         // model { type = ... }
-        Optional<HoconConfigView> model = Optional.empty();
+        Optional<ValidatedPipeline.ModelPlan> model = Optional.empty();
         if (root.hasPath("model")) {
             BlockValidator.Checked checked = extensions.validator().check(ModelArchitecture.class, root.getValue("model"), "model");
             problems.addAll(checked.problems());
             if (checked.ok()) {
                 HoconConfigView view = new HoconConfigView(checked.effective(), "model");
-                createAll(ModelArchitecture.class, view, checked, problems);
-                model = Optional.of(view);
+                Optional<Object> architecture = createAll(ModelArchitecture.class, view, checked, problems);
+                model = architecture.map(a -> new ValidatedPipeline.ModelPlan(view, (ModelArchitecture) a));
                 resolved = resolved.withValue("model", checked.effective().root());
             }
         }
@@ -127,33 +141,47 @@ public final class PipelineValidator {
                             "'" + stageName + "' again (set name = ... to tell the stages apart)"));
                 }
                 Optional<Object> stage = createAll(Stage.class, view, checked, problems);
+                boolean modelBlockFailed = root.hasPath("model") && model.isEmpty();
                 if (stage.isPresent()) {
                     Stage s = (Stage) stage.get();
-                    if (s.needsInputModel() && !modelSoFar) {
+                    if (s.needsInputModel() && !modelSoFar && !modelBlockFailed) {
                         problems.add(new ConfigProblem(view.origin(""), path, "a model to start from: a top-level "
                                 + "model { type = ... } block or an earlier stage that produces a model",
                                 "stage '" + stageName + "' (" + type + ") needs an input model and none comes before it"));
                     }
                     modelSoFar |= s.producesModel();
+                    stages.add(new ValidatedPipeline.StagePlan(i, stageName, type, view, s));
                 }
-                stages.add(new ValidatedPipeline.StagePlan(i, stageName, type, view));
                 resolvedStages.add(checked.effective().root());
             }
             resolved = resolved.withValue("stages", ConfigValueFactory.fromIterable(resolvedStages));
         }
+        if (model.isPresent()) {
+            // every data block built so far, by the validation pass or by a stage's factory itself
+            List<BuiltData> data = new ArrayList<>();
+            for (ConfiguredExtensions.BuiltBlock b : extensions.builtBlocks().subList(blocksBefore, extensions.builtBlocks().size())) {
+                if (b.built() instanceof TrainingData trainingData) {
+                    data.add(new BuiltData(b.view(), trainingData));
+                }
+            }
+            checkVocabulary(model.get().block(), model.get().architecture(), data, problems);
+        }
         if (!problems.isEmpty()) {
             throw new ConfigException(new ArrayList<>(problems));
         }
-        return new ValidatedPipeline(loaded.file(), name, runDir, device, seed, threads, model, stages, resolved);
+        return new ValidatedPipeline(loaded.file(), name, runDir, device, seed, threads, metrics, model, stages, resolved);
     }
 
     /**
-     * The validation pass: runs the factory of the block and of each nested block, collecting
-     * their problems. Returns what the block's factory built, when it built.
+     * The validation pass: runs the factory of the block, then of each nested block its factory did
+     * not build itself (a factory that builds its nested blocks lazily, or failed before it reached
+     * them), collecting their problems. Returns what the block's factory built, when it built: the
+     * run reuses it, so no factory runs twice per command.
      */
     private Optional<Object> createAll(Class<?> point, HoconConfigView view, BlockValidator.Checked checked,
                                        Set<ConfigProblem> problems) {
         Optional<Object> built = Optional.empty();
+        int buildsBefore = extensions.buildCount();
         try {
             built = Optional.of(extensions.build(point, view));
         } catch (ConfigException e) {
@@ -165,9 +193,10 @@ public final class PipelineValidator {
             problems.add(new ConfigProblem(view.origin(""), view.path(), "a block that plugin "
                     + checked.extension().plugin().id() + " can build", "its factory failed: " + e));
         }
+        Set<String> builtByFactory = new HashSet<>(extensions.builtPathsSince(buildsBefore));
         for (Map.Entry<String, Class<?>> nested : checked.extension().factory().nestedExtensions().entrySet()) {
             String key = BlockValidator.quote(nested.getKey());
-            if (view.config().hasPath(key)) {
+            if (view.config().hasPath(key) && !builtByFactory.contains(HoconConfigView.join(view.path(), key))) {
                 BlockValidator.Checked inner = extensions.validator().check(nested.getValue(),
                         view.config().getValue(key), HoconConfigView.join(view.path(), key));
                 if (inner.ok()) {
@@ -220,6 +249,83 @@ public final class PipelineValidator {
         } catch (ConfigException e) {
             problems.addAll(e.problems());
             return fallback;
+        }
+    }
+
+    /**
+     * {@code pipeline.metrics}: a list of metrics-sink type names ({@code jsonl}, {@code tensorboard})
+     * or blocks ({@code { type = tensorboard, folder = tb }}), each checked and built like any
+     * extension block; {@code jsonl} is added when the list lacks it (metrics.jsonl is always written).
+     */
+    private List<HoconConfigView> metricsSinks(ConfigValue value, Set<ConfigProblem> problems) {
+        String path = "pipeline." + METRICS;
+        List<HoconConfigView> sinks = new ArrayList<>();
+        if (!(value instanceof ConfigList list)) {
+            problems.add(new ConfigProblem(Origins.of(value.origin()), path, "a list of metrics-sink types such as "
+                    + "[jsonl, tensorboard]", HoconConfigView.describe(value)));
+            return sinks;
+        }
+        boolean jsonl = false;
+        Set<String> seen = new HashSet<>();
+        for (int i = 0; i < list.size(); i++) {
+            ConfigValue item = list.get(i);
+            if (item.valueType() == com.typesafe.config.ConfigValueType.STRING) {
+                // a bare type name is the block { type = NAME }, keeping the item's file and line
+                item = ConfigFactory.empty().withValue("type", item).root().withOrigin(item.origin());
+            }
+            String itemPath = path + "[" + i + "]";
+            BlockValidator.Checked checked = extensions.validator().check(io.anneal.api.train.MetricsSink.class, item, itemPath);
+            problems.addAll(checked.problems());
+            if (!checked.ok()) {
+                continue;
+            }
+            HoconConfigView view = new HoconConfigView(checked.effective(), itemPath);
+            String type = checked.extension().type();
+            if (!seen.add(type)) {
+                problems.add(new ConfigProblem(Origins.of(item.origin()), itemPath, "each metrics-sink type once",
+                        "'" + type + "' again"));
+                continue;
+            }
+            jsonl |= type.equals(io.anneal.runtime.output.JsonlMetricsSink.TYPE);
+            createAll(io.anneal.api.train.MetricsSink.class, view, checked, problems);
+            sinks.add(view);
+        }
+        if (!jsonl) {
+            BlockValidator.Checked checked = extensions.validator().check(io.anneal.api.train.MetricsSink.class,
+                    ConfigFactory.parseString("type = " + io.anneal.runtime.output.JsonlMetricsSink.TYPE).root(), path);
+            if (checked.ok()) {
+                sinks.add(0, new HoconConfigView(checked.effective(), path + " (always: jsonl)"));
+            }
+        }
+        return sinks;
+    }
+
+    /** A data block built in the validation pass, for the checks across blocks. */
+    private record BuiltData(HoconConfigView block, TrainingData data) {
+    }
+
+    /**
+     * The model's vocabulary must cover every stage's tokenizer (its tokens and added tokens): a
+     * token id past the embedding would index out of range on the first batch. Reported at the
+     * model's vocabulary key, naming the data block and its tokenizer file.
+     */
+    private static void checkVocabulary(HoconConfigView model, ModelArchitecture architecture, List<BuiltData> data,
+                                        Set<ConfigProblem> problems) {
+        java.util.OptionalInt vocabulary = architecture.vocabularySize();
+        if (vocabulary.isEmpty()) {
+            return;
+        }
+        String key = model.has(VOCAB_SIZE) ? VOCAB_SIZE : "";
+        for (BuiltData d : data) {
+            int tokenizer = d.data().vocabularySize();
+            if (tokenizer > vocabulary.getAsInt()) {
+                String file = d.block().has(TOKENIZER) ? HoconConfigView.join(d.block().path(), TOKENIZER) + " = "
+                        + d.block().getString(TOKENIZER) + " (" + d.block().origin(TOKENIZER) + ")" : d.block().path();
+                problems.add(new ConfigProblem(model.origin(key), HoconConfigView.join("model", key),
+                        "a vocabulary of at least " + tokenizer + " tokens, the size of the tokenizer of " + file
+                                + " with its added tokens (or that stage's data with the model's own tokenizer)",
+                        vocabulary.getAsInt() + " tokens, smaller than the tokenizer's " + tokenizer));
+            }
         }
     }
 }

@@ -32,13 +32,52 @@ import java.util.Map;
  *       before anything is appended.</li>
  * </ul>
  */
-public final class JsonlMetricsSink implements MetricsSink, AutoCloseable {
+public final class JsonlMetricsSink implements MetricsSink {
+    /** The file's name in each stage's folder. */
+    public static final String FILE_NAME = "metrics.jsonl";
+    /** {@code pipeline.metrics = [jsonl]}: the type name (always written, listed or not). */
+    public static final String TYPE = "jsonl";
     private static final ObjectMapper JSON = new ObjectMapper();
-    private final Path file;
-    private final boolean resume;
-    private final PrintStream out;
+    private Path file;
+    private boolean resume;
+    private PrintStream out;
     private final Clock clock;
     private BufferedWriter writer;
+
+    /** A sink that {@link #open} points at {@code <stage dir>/metrics.jsonl}. */
+    public JsonlMetricsSink() {
+        this.clock = Clock.systemUTC();
+    }
+
+    /** The factory of {@code pipeline.metrics} type {@code jsonl} (no keys besides {@code type}). */
+    public static io.anneal.api.extension.ExtensionFactory<MetricsSink> factory() {
+        return new io.anneal.api.extension.ExtensionFactory<>() {
+            @Override
+            public Class<MetricsSink> extensionPoint() {
+                return MetricsSink.class;
+            }
+
+            @Override
+            public String type() {
+                return TYPE;
+            }
+
+            @Override
+            public String description() {
+                return "metrics.jsonl in each stage's folder: one JSON object per step (always written)";
+            }
+
+            @Override
+            public String defaultsPath() {
+                return "";
+            }
+
+            @Override
+            public MetricsSink create(io.anneal.api.config.ConfigView config, io.anneal.api.extension.ExtensionContext context) {
+                return new JsonlMetricsSink();
+            }
+        };
+    }
 
     public JsonlMetricsSink(Path file, boolean resume, PrintStream out) {
         this(file, resume, out, Clock.systemUTC());
@@ -53,6 +92,14 @@ public final class JsonlMetricsSink implements MetricsSink, AutoCloseable {
 
     public Path file() {
         return file;
+    }
+
+    @Override
+    public synchronized void open(Path stageDirectory, boolean resume, PrintStream console) {
+        closeWriter();
+        this.file = stageDirectory.resolve(FILE_NAME);
+        this.resume = resume;
+        this.out = console;
     }
 
     @Override

@@ -2,14 +2,15 @@ package io.anneal.runtime.pipeline;
 
 import ai.djl.Device;
 import io.anneal.api.torchscript.DeviceChoice;
-import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.extension.ExtensionContext;
+import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.train.Stage;
 import io.anneal.api.InputException;
 import io.anneal.runtime.config.ValidatedPipeline;
 import io.anneal.runtime.train.RunFailedException;
-import io.anneal.runtime.output.JsonlMetricsSink;
 import io.anneal.runtime.output.ProgressReporters;
+import io.anneal.runtime.output.StageChart;
+import io.anneal.api.cli.Charts;
 import com.google.inject.Inject;
 import com.google.inject.name.Named;
 import java.io.PrintStream;
@@ -22,20 +23,23 @@ import java.util.function.Supplier;
 
 /**
  * Runs the stages of a validated pipeline in order. Stage {@code i} (1-based) named {@code n}
- * works in {@code <run-dir>/<i>-<n>/}, writes {@code metrics.jsonl} there, and starts from the
+ * works in {@code <run-dir>/<i>-<n>/}, writes {@code metrics.jsonl} (and the other {@code pipeline.metrics} sinks') there, and starts from the
  * model the previous stage published. One run at a time holds the run folder ({@link RunDirLock}).
  */
 public final class PipelineEngine {
     private final ValidatedPipeline pipeline;
-    private final ExtensionContext extensions;
     private final ProgressReporters progress;
     private final PrintStream out;
+    private final Charts charts;
+    /** Builds the metrics sinks of each stage (pipeline.metrics). */
+    private final ExtensionContext extensions;
 
     @Inject
     public PipelineEngine(ValidatedPipeline pipeline, ExtensionContext extensions, ProgressReporters progress,
-                          @Named("console") PrintStream out) {
-        this.pipeline = pipeline;
+                          @Named("console") PrintStream out, Charts charts) {
+        this.charts = charts;
         this.extensions = extensions;
+        this.pipeline = pipeline;
         this.progress = progress;
         this.out = out;
     }
@@ -96,7 +100,7 @@ public final class PipelineEngine {
         if (pipeline.threads() > 0) {
             System.setProperty("ai.djl.pytorch.num_threads", Integer.toString(pipeline.threads()));
             System.setProperty("ai.djl.pytorch.num_interop_threads", Integer.toString(pipeline.threads()));
-            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op, pipeline.threads; " + available + "; "
+            out.println("threads: " + pipeline.threads() + " (libtorch intra-op and inter-op, data rendering; pipeline.threads; " + available + "; "
                     + waiting + ")");
         } else {
             out.println("threads: libtorch's default (pipeline.threads = 0; " + available + "; " + waiting + ")");
@@ -109,16 +113,15 @@ public final class PipelineEngine {
             out.println(choice.line());
             return choice.device();
         });
-        Supplier<Optional<ModelArchitecture>> model = memoize(
-                () -> pipeline.model().map(m -> extensions.build(ModelArchitecture.class, m)));
+        Supplier<Optional<ModelArchitecture>> model = () -> pipeline.model().map(ValidatedPipeline.ModelPlan::architecture);
         Optional<Path> previousModel = Optional.empty();
         for (ValidatedPipeline.StagePlan plan : pipeline.stages()) {
-            Stage stage = extensions.build(Stage.class, plan.block());
+            Stage stage = plan.stage(); // built once, by validation
             Path dir = stageDirectory(pipeline.runDir(), plan.index(), plan.name());
             Files.createDirectories(dir);
             out.println("== stage " + (plan.index() + 1) + "/" + pipeline.stages().size() + ": " + plan.name()
                     + " (" + stage.describe() + ") in " + dir);
-            try (JsonlMetricsSink metrics = new JsonlMetricsSink(dir.resolve("metrics.jsonl"), resume, out)) {
+            try (MetricsSinks metrics = MetricsSinks.open(pipeline.metrics(), extensions, dir, resume, out)) {
                 Optional<Path> named = checkpointStage.filter(i -> i == plan.index()).flatMap(i -> checkpoint);
                 RunStageContext context = new RunStageContext(dir, previousModel, resume, named, model, pipeline.seed(), device,
                         metrics, progress, out);
@@ -128,6 +131,9 @@ public final class PipelineEngine {
                 }
             }
             Optional<String> signal = StopSignals.requested();
+            if (signal.isEmpty()) {
+                StageChart.draw(dir, charts, out); // a failure to draw is a warning, never a failed run
+            }
             if (signal.isPresent()) {
                 throw new RunFailedException("stopped by " + signal.get() + " in stage " + (plan.index() + 1) + " (" + plan.name()
                         + ")", StopSignals.exitCode(signal.get()), null);

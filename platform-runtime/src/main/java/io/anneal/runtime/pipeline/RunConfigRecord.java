@@ -30,9 +30,12 @@ import java.util.TreeSet;
  */
 public final class RunConfigRecord {
     static final String FILE = "pipeline.json";
-    /** Keys that choose where and how the same arithmetic runs: free to change across a resume. */
+    /**
+     * Keys that choose where and how the same arithmetic runs (and where its metrics go): free to
+     * change across a resume, with everything under them.
+     */
     static final Set<String> ENVIRONMENT = Set.of("pipeline.threads", "pipeline.device", "pipeline.run-dir",
-            "model.kernels", "model.layers");
+            "model.kernels", "model.layers", "pipeline.metrics");
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private RunConfigRecord() {
@@ -115,7 +118,7 @@ public final class RunConfigRecord {
         for (String key : keys) {
             String a = before.get(key);
             String b = now.get(key);
-            if (java.util.Objects.equals(a, b) || ENVIRONMENT.contains(key) || isAllowed(key, allowed)) {
+            if (java.util.Objects.equals(a, b) || ENVIRONMENT.contains(key) || ENVIRONMENT.stream().anyMatch(e -> key.startsWith(e + ".")) || isAllowed(key, allowed)) {
                 continue;
             }
             out.add(key + ": " + (a == null ? "(absent)" : a) + " -> " + (b == null ? "(absent)" : b));

@@ -83,7 +83,7 @@ public final class PlotCommand implements CliCommand {
      *
      * @throws InputException naming the file and line of a malformed record, or a metric found nowhere
      */
-    static Map<String, Charts.Series> read(Path file, List<String> metrics) throws IOException {
+    public static Map<String, Charts.Series> read(Path file, List<String> metrics) throws IOException {
         List<String> lines;
         try {
             lines = Files.readAllLines(file);

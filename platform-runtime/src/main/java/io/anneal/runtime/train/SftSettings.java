@@ -26,13 +26,18 @@ import java.util.OptionalLong;
  * @param keepLast          committed checkpoints kept
  * @param logEverySteps     metrics are written every this many steps
  * @param onCheckpointFailure what a failed checkpoint write does: stop the run (the default) or continue
+ * @param cudaGraphs        whether steps may replay as CUDA graphs ({@code cuda-graphs = auto}) or never ({@code off})
  */
 record SftSettings(String configPath, int sequenceLength, int microBatchRows, long batchTokens, OptionalLong tokenBudget,
                    double maxGradNorm, Precision precision, LossScaleSettings lossScale, long evalEvery, long evalTokens,
-                   long checkpointEvery, int keepLast, int logEverySteps, OnCheckpointFailure onCheckpointFailure) {
+                   long checkpointEvery, int keepLast, int logEverySteps, OnCheckpointFailure onCheckpointFailure,
+                   boolean cudaGraphs) {
 
     /** {@code on-checkpoint-failure}: stop the run (exit 1), or log the failure and train on. */
     enum OnCheckpointFailure { STOP, CONTINUE }
+
+    /** {@code cuda-graphs}: replay steps as CUDA graphs where the model and optimizer allow it, or never. */
+    enum CudaGraphs { AUTO, OFF }
 
     /** The token budget value that means "stop where the schedule stops". */
     static final String BUDGET_FROM_SCHEDULE = "schedule";
@@ -132,12 +137,18 @@ record SftSettings(String configPath, int sequenceLength, int microBatchRows, lo
         } catch (ConfigException e) {
             problems.addAll(e.problems());
         }
+        CudaGraphs cudaGraphs = CudaGraphs.AUTO;
+        try {
+            cudaGraphs = config.getEnum("cuda-graphs", CudaGraphs.class);
+        } catch (ConfigException e) {
+            problems.addAll(e.problems());
+        }
         if (!problems.isEmpty()) {
             throw new ConfigException(problems);
         }
         return new SftSettings(config.path(), sequenceLength, microBatchRows, batchTokens, budget, maxGradNorm, precision,
                 new LossScaleSettings(initial, growthInterval, backoff, growth, maxSkips), evalEvery, evalTokens,
-                checkpointEvery, keepLast, logEvery, onCheckpointFailure);
+                checkpointEvery, keepLast, logEvery, onCheckpointFailure, cudaGraphs == CudaGraphs.AUTO);
     }
 
     private static int positiveInt(ConfigView config, String key, List<ConfigProblem> problems) {

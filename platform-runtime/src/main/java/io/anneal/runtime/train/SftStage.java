@@ -54,6 +54,7 @@ final class SftStage implements Stage {
     private final Optional<TrainingData> evalData;
     private final Optional<Path> initFrom;
     private final Objective objective;
+    private boolean entropyAbsenceReported;
 
     SftStage(SftSettings settings, LrSchedule schedule, long tokenBudget, OptimizerFactory optimizerFactory,
              TrainingData data, Optional<TrainingData> evalData, Optional<Path> initFrom) {
@@ -148,8 +149,12 @@ final class SftStage implements Stage {
              TokenBatchStream stream = data.open(settings.sequenceLength());
              Objective lossOf = objective;
              TrainStep step = new TrainStep(model, optimizer, context.device(),
-                     settings.pathOf("micro-batch-rows") + " (now " + settings.microBatchRows() + ")", lossOf)) {
+                     settings.pathOf("micro-batch-rows") + " (now " + settings.microBatchRows() + ")", lossOf,
+                     settings.cudaGraphs())) {
             checkVocabulary(model);
+            if (context.device().isGpu()) {
+                out.println("sft: " + step.graphsLine());
+            }
             lossOf.open(objectiveSetup(architecture, options, context, out));
             DynamicLossScale lossScale = new DynamicLossScale(settings.lossScale(), settings.precision().scalesLoss());
             long stepNumber = 0;
@@ -413,16 +418,18 @@ final class SftStage implements Stage {
         }
         double learningRate = schedule.lrAt(position.tokensSeen);
         double scale = lossScale.scale();
-        TrainStep.BatchLoss loss = step.accumulateGradients(batches, scale);
+        Optional<TrainStep.Outcome> replayed = step.replayStep(batches, learningRate, scale, settings.maxGradNorm());
+        TrainStep.BatchLoss loss = replayed.isPresent() ? replayed.get().loss() : step.accumulateGradients(batches, scale);
         if (!Double.isFinite(loss.negativeLogLikelihood()) && !settings.precision().scalesLoss()) {
-            // without a loss scale there is no overflow to back off from: the run has diverged
+            // without a loss scale there is no overflow to back off from: the run has diverged (a
+            // replayed step has left the weights untouched already: its gradients were not finite)
             step.zeroGradients();
             throw diverged(String.format(Locale.ROOT, "the loss is %s at step %d after %,d tokens (%s precision, learning rate %.4g)",
                     loss.negativeLogLikelihood(), position.step + 1, position.tokensSeen, settings.precision().configName(),
                     learningRate), position);
         }
-        StepResult result = loss.supervisedTokens() == 0
-                ? skipEmptyBatch(step, out, position.step)
+        StepResult result = replayed.isPresent() ? replayed.get().result()
+                : loss.supervisedTokens() == 0 ? skipEmptyBatch(step, out, position.step)
                 : step.applyGradients(learningRate, scale, settings.maxGradNorm());
         lossScale.update(result.skipped());
         position.step++;
@@ -439,8 +446,22 @@ final class SftStage implements Stage {
         metrics.put("grad_norm", result.gradNorm());
         metrics.put("num_tokens", position.tokensSeen);
         for (String name : objective.metricNames()) {
-            metrics.put(name, loss.metric(name));
+            if (name.equals(SftObjective.ENTROPY)) {
+                // TRL's entropy: a mean over the positions it was computed on, not over the supervised tokens
+                double positions = loss.metricSums().getOrDefault(SftObjective.ENTROPY_POSITIONS, 0.0);
+                if (positions > 0) {
+                    metrics.put(name, loss.metricSums().get(name) / positions);
+                } else if (!entropyAbsenceReported) {
+                    entropyAbsenceReported = true;
+                    out.println("sft: entropy is not logged: the model's fused LM head computes no logits (as TRL leaves it "
+                            + "out under its fused Liger loss)");
+                }
+            } else if (!name.equals(SftObjective.ENTROPY_POSITIONS)) {
+                metrics.put(name, loss.metric(name));
+            }
         }
+        // TRL's epoch: passes over the data so far, in the unit of the data plan (tokens of every source once)
+        stream.epoch().ifPresent(epoch -> metrics.put("epoch", epoch));
         metrics.put("tokens_per_second", loss.tokens() / Math.max(seconds, 1e-9));
         metrics.put("loss_scale", scale);
         metrics.put("skipped_steps", lossScale.skippedSteps());
@@ -496,7 +517,33 @@ final class SftStage implements Stage {
             public PrintStream out() {
                 return out;
             }
+
+            @Override
+            public Optional<TokenBatchStream> openTrainingData() {
+                return Optional.of(data.open(settings.sequenceLength()));
+            }
+
+            @Override
+            public Optional<TokenBatchStream> openEvaluationData() {
+                return evalData.map(d -> d.open(settings.sequenceLength()));
+            }
+
+            @Override
+            public int microBatchRows() {
+                return settings.microBatchRows();
+            }
+
+            @Override
+            public long evaluationMicroBatches() {
+                return evalData.isPresent() && settings.evalEvery() > 0 ? evaluationMicroBatchCount() : 0;
+            }
         };
+    }
+
+    /** Micro-batches of each evaluation: {@code eval-tokens} rounded up to whole micro-batches. */
+    private long evaluationMicroBatchCount() {
+        long microTokens = settings.microBatchTokens();
+        return Math.max(1, (settings.evalTokens() + microTokens - 1) / microTokens);
     }
 
     private void checkVocabulary(CausalLanguageModel model) {
@@ -532,8 +579,7 @@ final class SftStage implements Stage {
     private Map<String, Object> evaluate(TrainStep step, ParameterOptimizer optimizer, TrainingData held) {
         optimizer.useEvaluationWeights();
         try (TokenBatchStream evalStream = held.open(settings.sequenceLength())) {
-            long microTokens = settings.microBatchTokens();
-            long count = Math.max(1, (settings.evalTokens() + microTokens - 1) / microTokens);
+            long count = evaluationMicroBatchCount();
             double nll = 0;
             long supervised = 0;
             Map<String, Double> sums = new LinkedHashMap<>();

@@ -81,7 +81,7 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
             problems.addAll(config.invalid(DATA, "data that fits the stage's objective " + objective.describe() + ": "
                     + (objective.needsPreferencePairs() ? "preference pairs" : "supervised chat rows"),
                     data.describe() + ", which yields " + (data.preferencePairs() ? "preference pairs" : "supervised chat rows")
-                    + " (stage " + config.path() + ")").problems());
+                    + " (stage " + config.path() + stageName(config) + ")").problems());
         }
         if (settings != null && settings.evalEvery() > 0 && !config.has(EVAL_DATA)) {
             problems.addAll(config.invalid("eval-every", "0 (no evaluation) unless an eval-data block is given",
@@ -101,6 +101,11 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
             throw new ConfigException(problems);
         }
         return new SftStage(settings, schedule, budget, optimizer, data, evalData, initFrom, objective);
+    }
+
+    /** ", 'NAME'": the stage's name, else its type, as the stage folder is named; empty when neither is set. */
+    private static String stageName(ConfigView config) {
+        return config.has("name") ? ", '" + config.getString("name") + "'" : config.has("type") ? ", '" + config.getString("type") + "'" : "";
     }
 
     private static long budget(ConfigView config, SftSettings settings, LrSchedule schedule) {

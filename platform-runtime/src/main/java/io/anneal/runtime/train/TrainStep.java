@@ -10,6 +10,8 @@ import ai.djl.training.GradientCollector;
 import io.anneal.api.InputException;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.model.CausalLanguageModel;
+import io.anneal.api.model.StepGraphs;
+import io.anneal.api.optim.DeviceStep;
 import io.anneal.api.optim.GradientLists;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
@@ -24,6 +26,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * One optimizer step over the micro-batches of one batch: forward and backward of each micro-batch
@@ -43,6 +46,10 @@ public final class TrainStep implements AutoCloseable {
     private final Objective objective;
     private final NDManager manager;
     private final String microBatchSetting;
+    /** The step as CUDA graphs, or null when it runs eagerly (see {@link #graphsLine()}). */
+    private final GraphedStep graphed;
+    private final String graphsLine;
+    private int warmUpStepsLeft = GraphedStep.WARM_UP_STEPS;
 
     /**
      * @param microBatchSetting the micro-batch setting to name in an out-of-memory message, e.g. {@code stages[0].micro-batch-rows (now 8)}
@@ -54,11 +61,83 @@ public final class TrainStep implements AutoCloseable {
     /** A step whose loss is {@code objective}'s (the caller opens and closes the objective). */
     public TrainStep(CausalLanguageModel model, ParameterOptimizer optimizer, Device device, String microBatchSetting,
                      Objective objective) {
+        this(model, optimizer, device, microBatchSetting, objective, false);
+    }
+
+    /**
+     * A step whose loss is {@code objective}'s; with {@code cudaGraphs}, steps replay as CUDA graphs
+     * ({@link GraphedStep}) where the model, the optimizer and the objective allow it.
+     */
+    public TrainStep(CausalLanguageModel model, ParameterOptimizer optimizer, Device device, String microBatchSetting,
+                     Objective objective, boolean cudaGraphs) {
         this.model = model;
         this.objective = objective;
         this.optimizer = optimizer;
         this.manager = NDManager.newBaseManager(device);
         this.microBatchSetting = microBatchSetting;
+        String unavailable = cudaGraphs ? whyNoGraphs(model, optimizer, objective, device) : "cuda-graphs = off";
+        if (unavailable == null) {
+            StepGraphs graphs = model.stepGraphs().orElseThrow();
+            graphs.useCaptureStream();
+            this.graphed = new GraphedStep(model, (SftObjective) objective, graphs, optimizer, manager);
+            this.graphsLine = "cuda graphs: on (each step replays as CUDA graphs after " + GraphedStep.WARM_UP_STEPS
+                    + " warm-up steps; one read back per step)";
+        } else {
+            this.graphed = null;
+            this.graphsLine = "cuda graphs: off (" + unavailable + ")";
+        }
+    }
+
+    /** Why steps cannot replay as CUDA graphs, or null when they can. */
+    private static String whyNoGraphs(CausalLanguageModel model, ParameterOptimizer optimizer, Objective objective,
+                                      Device device) {
+        if (!device.isGpu()) {
+            return "the device is " + device + ", not a GPU";
+        }
+        if (!(objective instanceof SftObjective)) {
+            return "the " + objective.describe() + " objective runs eagerly";
+        }
+        if (model.stepGraphs().isEmpty()) {
+            return "the model cannot be captured: Falcon-H1 on the fused operators can (model.kernels)";
+        }
+        Optional<DeviceStep> deviceStep = optimizer.deviceStep();
+        if (deviceStep.isEmpty()) {
+            return "the optimizer has no device-side step: adamw with float32 parameters has";
+        }
+        deviceStep.get().close();
+        return null;
+    }
+
+    /** One line for the log: whether steps replay as CUDA graphs, and why not. */
+    public String graphsLine() {
+        return graphsLine;
+    }
+
+    /** The whole step's loss and the optimizer's result. */
+    public record Outcome(BatchLoss loss, StepResult result) {
+    }
+
+    /**
+     * Forward, backward and the optimizer step of one batch replayed as CUDA graphs, when they are
+     * on and warmed up; empty otherwise (the caller then runs {@link #accumulateGradients} and
+     * {@link #applyGradients}, which count as a warm-up step). The device skips the update on
+     * non-finite gradients itself; the caller still checks the loss.
+     */
+    public Optional<Outcome> replayStep(List<PackedBatch> batches, double learningRate, double lossScale,
+                                        double maxGradNorm) {
+        long denominator = denominator(batches);
+        if (graphed == null || denominator == 0) {
+            return Optional.empty();
+        }
+        if (warmUpStepsLeft > 0) {
+            warmUpStepsLeft--;
+            return Optional.empty();
+        }
+        try {
+            return Optional.of(graphed.step(batches, denominator, learningRate, lossScale, maxGradNorm));
+        } catch (EngineException e) {
+            throw outOfMemoryOr(e);
+        }
     }
 
     /**
@@ -208,6 +287,9 @@ public final class TrainStep implements AutoCloseable {
 
     @Override
     public void close() {
+        if (graphed != null) {
+            graphed.close();
+        }
         manager.close();
     }
 }

@@ -170,4 +170,30 @@ class PipelineValidatorTest {
         assertTrue(DidYouMean.suggest("abc", List.of("wsd")).isEmpty());
         assertEquals("peak-lr", DidYouMean.suggest("peek-lr", List.of("warmup", "peak-lr")).orElseThrow());
     }
+
+    @Test
+    void metricsSinksAreExtensionBlocksOrTypeNamesAndJsonlIsAlwaysAmongThem() throws Exception {
+        String stages = "\nstages = [ { type = schedule-table, schedule { type = linear } } ]";
+        ValidatedPipeline plain = validate("pipeline { name = t }" + stages, List.of());
+        assertEquals(List.of("jsonl"), plain.metrics().stream().map(m -> m.getString("type")).toList());
+        ValidatedPipeline tb = validate("pipeline { name = t, metrics = [tensorboard] }" + stages, List.of());
+        assertEquals(List.of("jsonl", "tensorboard"), tb.metrics().stream().map(m -> m.getString("type")).toList(),
+                "jsonl is added when the list lacks it");
+        assertEquals("tensorboard", tb.metrics().get(1).getString("folder"), "the type's default from reference.conf");
+        ValidatedPipeline block = validate("pipeline { name = t, metrics = [jsonl, { type = tensorboard, folder = tb }] }" + stages,
+                List.of());
+        assertEquals("tb", block.metrics().get(1).getString("folder"));
+
+        String f = tmp.resolve("p.conf").toString();
+        List<String> p = problems("pipeline {\n name = t\n metrics = [tensorbord, { type = tensorboard, folder = \"../up\" }, tensorboard, jsonl, jsonl]\n}"
+                + stages);
+        assertTrue(p.stream().anyMatch(s -> s.startsWith(f + ":3: pipeline.metrics[0].type: expected a metrics-sink type (known: ")
+                && s.contains("did you mean 'tensorboard'")), String.join("\n", p));
+        assertTrue(p.stream().anyMatch(s -> s.contains("pipeline.metrics[1].folder: expected a folder name inside the stage's folder")),
+                String.join("\n", p));
+        assertTrue(p.stream().anyMatch(s -> s.contains("pipeline.metrics[4]: expected each metrics-sink type once, found 'jsonl' again")),
+                String.join("\n", p));
+        assertTrue(problems("pipeline { name = t, metrics = jsonl }" + stages).stream()
+                .anyMatch(s -> s.contains("pipeline.metrics: expected a list of metrics-sink types such as [jsonl, tensorboard]")));
+    }
 }

@@ -94,6 +94,11 @@ final class ListTrainingData implements TrainingData {
         }
 
         @Override
+        public java.util.OptionalDouble epoch() {
+            return java.util.OptionalDouble.of((double) cursor / rowIds.size()); // one source: rows taken over its rows
+        }
+
+        @Override
         public List<SourceProgress> progress() {
             return List.of(new SourceProgress("chat", cursor * length, (double) cursor / rowIds.size()));
         }

@@ -77,6 +77,16 @@ class SftStageFactoryTest {
                 e.getMessage());
     }
 
+    /** cuda-graphs: auto (the default) lets a GPU step replay as CUDA graphs, off never; anything else names the key. */
+    @Test
+    void cudaGraphsIsAutoOrOff() {
+        SftSettings defaults = SftSettings.parse(MapConfigView.of("stages[0]",
+                com.typesafe.config.ConfigFactory.parseResources("io/anneal/runtime/builtin/reference.conf").getConfig("anneal.stage.sft").root().unwrapped()));
+        assertTrue(defaults.cudaGraphs());
+        ConfigException e = assertThrows(ConfigException.class, new SftFixture().set("cuda-graphs", "always")::stage);
+        assertTrue(e.getMessage().contains("stages[0].cuda-graphs: expected one of auto, off"), e.getMessage());
+    }
+
     @Test
     void lossScaleFactorsMustMakeSense() {
         SftFixture fixture = new SftFixture().setLossScale("backoff", 1.5).setLossScale("growth", 1.0);

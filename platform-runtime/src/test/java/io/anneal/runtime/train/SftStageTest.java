@@ -51,8 +51,17 @@ class SftStageTest {
         assertEquals(30, steps.size(), "360 tokens / 12 tokens per step");
         Map<String, Object> first = steps.get(0);
         for (String key : List.of("loss", "learning_rate", "grad_norm", "num_tokens", "mean_token_accuracy",
-                "tokens_per_second", "loss_scale", "skipped_steps", "epoch/chat")) {
+                "tokens_per_second", "loss_scale", "skipped_steps", "epoch/chat", "epoch", "entropy")) {
             assertTrue(first.containsKey(key), "metric " + key);
+        }
+        assertFalse(first.containsKey("entropy/positions"), "the entropy's denominator is not a metric");
+        // TRL's epoch, the whole data's: 2 rows per step of one 9-row source, so 2 * step / 9 at every step
+        for (int i = 0; i < steps.size(); i++) {
+            assertEquals(2.0 * (i + 1) / 9, column(steps, "epoch").get(i), 1e-12, "epoch at step " + (i + 1));
+        }
+        // an entropy in nats lies in (0, ln V]: ln 11 = 2.3978952727983707
+        for (double h : column(steps, "entropy")) {
+            assertTrue(h > 0 && h <= 2.3978952727983707 + 1e-6, "entropy " + h);
         }
         // the LR is the schedule's at the tokens seen BEFORE the step: 0.5 * (1 - 0.9 * 12 / 72) at step 2
         assertEquals(0.5, column(steps, "learning_rate").get(0), 0);

@@ -88,4 +88,43 @@ class TokenCrossEntropyTest {
             assertEquals(0.75f, g[1], 1e-3);
         }
     }
+
+    @Test
+    void entropyOfEachPositionFromTheDefinition() {
+        // hand values: uniform over 4 classes, H = ln 4 = 1.3862943611198906; p = (1, 2, 3, 4) / 10
+        // (logits ln 1 .. ln 4), H = -(0.1 ln 0.1 + 0.2 ln 0.2 + 0.3 ln 0.3 + 0.4 ln 0.4) = 1.2798542258336676
+        try (NDManager m = NDManager.newBaseManager()) {
+            float[] logits = {0, 0, 0, 0, 0, (float) Math.log(2), (float) Math.log(3), (float) Math.log(4)};
+            NDArray h = io.anneal.api.train.LabelLogProbabilities.entropy(m.create(logits, new Shape(2, 1, 4)).logSoftmax(-1));
+            assertEquals(new Shape(2, 1), h.getShape());
+            assertEquals(1.3862943611198906, h.getFloat(0, 0), 1e-6);
+            assertEquals(1.2798542258336676, h.getFloat(1, 0), 1e-6);
+        }
+    }
+
+    /**
+     * TRL's SFTTrainer logs entropy as the mean over every position the rows hold (its attention_mask,
+     * or all positions when packed: trl/trainer/sft_trainer.py compute_loss), not over the supervised
+     * ones: a model whose logits are the rows of its head (identity embedding) gives the hand value.
+     */
+    @Test
+    void theLoggedEntropyIsTheMeanOverEveryPositionAsTrlLogsIt() {
+        float[] identity = {1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1};
+        float ln2 = (float) Math.log(2);
+        float ln3 = (float) Math.log(3);
+        float ln4 = (float) Math.log(4);
+        // the logits after token 0 and 2: uniform (H = ln 4); after token 1: ln 1 .. ln 4 (H = 1.2798542258336676)
+        float[] head = {0, 0, 0, 0, 0, ln2, ln3, ln4, 0, 0, 0, 0, 5, 0, 0, 0};
+        try (TinyLanguageModel model = new TinyLanguageModel(4, 4, identity, head, new TinyLanguageModel.Hooks(), DataType.FLOAT32);
+             NDManager m = NDManager.newBaseManager()) {
+            // one row of 3 tokens, only position 1 supervised
+            io.anneal.api.data.PackedBatch batch = new io.anneal.api.data.PackedBatch(1, 3, new int[] {0, 1, 2},
+                    new int[] {-100, 2, -100}, new int[] {0, 1, 2}, new int[] {0, 0, 0});
+            io.anneal.api.train.ObjectiveSums sums = new SftObjective().forward(m, model, batch, true);
+            double positions = sums.metrics().get(SftObjective.ENTROPY_POSITIONS).getFloat();
+            assertEquals(3.0, positions);
+            // (ln 4 + 1.2798542258336676 + ln 4) / 3 = 1.3508143160244829; over the supervised position alone it would be 1.2798542
+            assertEquals(1.3508143160244829, sums.metrics().get(SftObjective.ENTROPY).getFloat() / positions, 1e-6);
+        }
+    }
 }

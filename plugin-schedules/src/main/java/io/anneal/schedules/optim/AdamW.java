@@ -1,12 +1,17 @@
 package io.anneal.schedules.optim;
 
 import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.anneal.api.optim.DeviceStep;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.torchscript.TorchScriptModule;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * AdamW with PyTorch's {@code torch.optim.AdamW} semantics (Loshchilov and Hutter 2019,
@@ -50,13 +55,7 @@ final class AdamW extends FlatOptimizer {
             super.update(gradientMultiplier, learningRate, step);
             return;
         }
-        if (fusedGroups == null) {
-            fusedStep = TorchScriptModule.compile("AdamWStep", AdamW.class.getResourceAsStream("AdamWStep.torchscript"),
-                    Map.of("training", false, "beta1", settings.beta1(), "beta2", settings.beta2(), "eps", settings.eps(),
-                            "weight_decay", settings.weightDecay()),
-                    flat.weights.getDevice());
-            fusedGroups = fusedGroups();
-        }
+        compileFusedStep();
         NDArray stepCount = scalar(step);
         NDArray gradScale = scalar(1 / gradientMultiplier);
         for (FusedGroup group : fusedGroups) {
@@ -64,11 +63,97 @@ final class AdamW extends FlatOptimizer {
             inputs.add(stepCount);
             inputs.add(scalar(learningRate * group.lrFactor()));
             inputs.add(gradScale);
-            List<String> names = new ArrayList<>(group.names());
-            names.add(null);
-            names.add(null);
-            names.add(null);
-            fusedStep.call("forward", inputs, names, false).close();
+            fusedStep.call("forward", inputs, unnamedAfter(group.names(), 3), false).close();
+        }
+    }
+
+    private void compileFusedStep() {
+        if (fusedGroups == null) {
+            fusedStep = TorchScriptModule.compile("AdamWStep", AdamW.class.getResourceAsStream("AdamWStep.torchscript"),
+                    Map.of("training", false, "beta1", settings.beta1(), "beta2", settings.beta2(), "eps", settings.eps(),
+                            "weight_decay", settings.weightDecay()),
+                    flat.weights.getDevice());
+            fusedGroups = fusedGroups();
+        }
+    }
+
+    private static List<String> unnamedAfter(List<String> names, int plainTensors) {
+        List<String> all = new ArrayList<>(names);
+        for (int i = 0; i < plainTensors; i++) {
+            all.add(null);
+        }
+        return all;
+    }
+
+    /**
+     * When the model's arrays are views of the flat weights: the fused step with the norm, the
+     * finite check, clipping and the step count on the device ({@code check} and {@code update} of
+     * AdamWStep.torchscript), for CUDA-graph capture (it runs on a CPU too, where it is tested).
+     */
+    @Override
+    public Optional<DeviceStep> deviceStep() {
+        if (!flat.sharesWeights()) {
+            return Optional.empty();
+        }
+        compileFusedStep();
+        return Optional.of(new OnDevice());
+    }
+
+    /** The device step's buffers: made once, at fixed addresses, so that a captured graph can replay it. */
+    private final class OnDevice implements DeviceStep {
+        private final NDManager manager = flat.weights.getManager().newSubManager();
+        private final NDArray inputs = manager.zeros(new Shape(3), DataType.FLOAT32);
+        private final NDArray outcome = manager.zeros(new Shape(2), DataType.FLOAT32);
+        /** [grad_scale, found_inf], written by check, read by the fused kernel. */
+        private final NDArray control = manager.zeros(new Shape(2), DataType.FLOAT32);
+        /** The step count on the device, from the host's count at creation. */
+        private final NDArray stepCount = manager.full(new Shape(), steps(), DataType.FLOAT32);
+        private final List<NDArray> groupFactors = new ArrayList<>();
+
+        OnDevice() {
+            for (FusedGroup group : fusedGroups) {
+                groupFactors.add(manager.full(new Shape(), (float) group.lrFactor(), DataType.FLOAT32));
+            }
+        }
+
+        @Override
+        public NDArray inputs() {
+            return inputs;
+        }
+
+        @Override
+        public NDArray outcome() {
+            return outcome;
+        }
+
+        @Override
+        public void enqueue() {
+            List<NDArray> params = flat.modelArrays();
+            List<NDArray> checkInputs = new ArrayList<>(params);
+            checkInputs.addAll(List.of(inputs, stepCount, outcome, control));
+            List<String> checkNames = new ArrayList<>();
+            for (int i = 0; i < params.size(); i++) {
+                checkNames.add("params[]");
+            }
+            fusedStep.call("check", checkInputs, unnamedAfter(checkNames, 4), false).close();
+            for (int g = 0; g < fusedGroups.size(); g++) {
+                FusedGroup group = fusedGroups.get(g);
+                List<NDArray> updateInputs = new ArrayList<>(group.inputs());
+                updateInputs.addAll(List.of(stepCount, inputs, control, groupFactors.get(g)));
+                fusedStep.call("update", updateInputs, unnamedAfter(group.names(), 4), false).close();
+            }
+        }
+
+        @Override
+        public void completed(boolean skipped) {
+            if (!skipped) {
+                countStep();
+            }
+        }
+
+        @Override
+        public void close() {
+            manager.close();
         }
     }
 

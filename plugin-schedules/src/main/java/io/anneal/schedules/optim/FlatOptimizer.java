@@ -79,6 +79,11 @@ abstract class FlatOptimizer implements ParameterOptimizer {
         update(grads, learningRate, step);
     }
 
+    /** Counts a step taken on the device ({@link io.anneal.api.optim.DeviceStep#completed}). */
+    protected final void countStep() {
+        steps++;
+    }
+
     /** A hook for optimizers that must be in a mode to step (schedule-free: training weights). */
     protected void beforeStep() {
     }

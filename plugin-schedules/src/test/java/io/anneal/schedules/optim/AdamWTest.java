@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.InputException;
 import io.anneal.api.config.ConfigException;
+import io.anneal.api.optim.DeviceStep;
 import io.anneal.api.optim.OptimizerFactory;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
@@ -197,6 +198,71 @@ class AdamWTest {
             fresh.setGradients(new float[] {0.5f, -0.25f});
             freshOpt.step(new StepRequest(0.1, 1, 1.0));
             assertArrayEquals(fresh.values(0), model.values(0));
+            assertEquals(1, opt.steps());
+        }
+    }
+
+    /**
+     * The device-side step (what a CUDA graph captures) is the same AdamW as {@link ParameterOptimizer#step}:
+     * over 3 steps with a loss-scale divisor of 1024, clipping to 1.0 (active at steps 1 and 3) and a
+     * muP group at lrFactor 0.5, the reference loop fed with the unscaled, clipped gradients gives the
+     * weights; the norm and the skip flag come back through {@code outcome()}.
+     */
+    @Test
+    void deviceStepFollowsTheReferenceLoopWithDivisorClippingAndGroups() {
+        float[] a0 = {0.5f, -0.5f};
+        float[] b0 = {1.5f};
+        ReferenceAdamW ref = new ReferenceAdamW(toDouble(new float[] {0.5f, -0.5f, 1.5f}), 0.9, 0.95, 1e-8, 0.01);
+        try (TinyModel model = new TinyModel().add("a", 1.0, new Shape(2), a0).add("b", 0.5, new Shape(1), b0);
+             ParameterOptimizer opt = adamw("weight-decay = 0.01").bind(model.parameters);
+             DeviceStep device = opt.deviceStep().orElseThrow()) {
+            double[][] grads = {{3, 4, 0}, {0.3, 0.4, 0.1}, {-6, 8, 2}};
+            for (int step = 0; step < grads.length; step++) {
+                double[] g = grads[step];
+                model.setGradients(new float[] {(float) (g[0] * 1024), (float) (g[1] * 1024)}, new float[] {(float) (g[2] * 1024)});
+                device.inputs().set(new float[] {0.1f, 1024f, 1.0f});
+                device.enqueue();
+                float[] outcome = device.outcome().toFloatArray();
+                device.completed(outcome[DeviceStep.SKIPPED] != 0f);
+                double norm = Math.sqrt(g[0] * g[0] + g[1] * g[1] + g[2] * g[2]);
+                assertEquals(norm, outcome[DeviceStep.GRAD_NORM], 1e-5 * norm, "grad_norm at step " + (step + 1));
+                assertEquals(0f, outcome[DeviceStep.SKIPPED]);
+                double coef = Math.min(1, 1.0 / (norm + 1e-6));
+                ref.step(new double[] {g[0] * coef, g[1] * coef, g[2] * coef}, 0.1, new double[] {1, 1, 0.5});
+                assertArrayEquals(new float[] {(float) ref.p[0], (float) ref.p[1]}, model.values(0), 2e-6f, "a after step " + (step + 1));
+                assertEquals(ref.p[2], model.values(1)[0], 2e-6, "b after step " + (step + 1));
+            }
+            assertEquals(3, opt.steps());
+        }
+    }
+
+    /**
+     * A non-finite gradient: the device step reports it, leaves weights and moments as they were and
+     * does not count the step, so the next good step is a first step (bias correction t = 1).
+     */
+    @Test
+    void deviceStepSkipsNonFiniteGradientsOnTheDevice() {
+        float[] p0 = {1.0f, 2.0f};
+        try (TinyModel model = new TinyModel().add("w", p0);
+             TinyModel fresh = new TinyModel().add("w", p0);
+             ParameterOptimizer opt = adamw("").bind(model.parameters);
+             ParameterOptimizer freshOpt = adamw("").bind(fresh.parameters);
+             DeviceStep device = opt.deviceStep().orElseThrow()) {
+            device.inputs().set(new float[] {0.1f, 1f, 1.0f});
+            model.setGradients(new float[] {Float.NaN, 1f});
+            device.enqueue();
+            float[] outcome = device.outcome().toFloatArray();
+            assertTrue(Float.isNaN(outcome[DeviceStep.GRAD_NORM]));
+            assertEquals(1f, outcome[DeviceStep.SKIPPED]);
+            device.completed(true);
+            assertArrayEquals(p0, model.values(0));
+            assertEquals(0, opt.steps());
+            model.setGradients(new float[] {0.5f, -0.25f});
+            device.enqueue();
+            device.completed(device.outcome().toFloatArray()[DeviceStep.SKIPPED] != 0f);
+            fresh.setGradients(new float[] {0.5f, -0.25f});
+            freshOpt.step(new StepRequest(0.1, 1, 1.0));
+            assertArrayEquals(fresh.values(0), model.values(0), 1e-7f);
             assertEquals(1, opt.steps());
         }
     }

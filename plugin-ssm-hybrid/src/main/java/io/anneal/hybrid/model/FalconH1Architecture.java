@@ -5,10 +5,7 @@ import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.model.MupMultipliers;
-import io.anneal.api.extension.ExtensionContext;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -18,16 +15,14 @@ import java.util.Map;
 public final class FalconH1Architecture implements ModelArchitecture {
     private final FalconH1Config config;
     private final MupMultipliers multipliers;
-    private final ExtensionContext context;
     private final LayerImplementation layers;
     private final FusedKernels.Mode kernels;
     private final SaveFormat saveFormat;
 
-    public FalconH1Architecture(FalconH1Config config, MupMultipliers multipliers, ExtensionContext context,
+    public FalconH1Architecture(FalconH1Config config, MupMultipliers multipliers,
             LayerImplementation layers, FusedKernels.Mode kernels, SaveFormat saveFormat) {
         this.config = config;
         this.multipliers = multipliers;
-        this.context = context;
         this.layers = layers;
         this.kernels = kernels;
         this.saveFormat = saveFormat;
@@ -44,7 +39,7 @@ public final class FalconH1Architecture implements ModelArchitecture {
 
     @Override
     public CausalLanguageModel load(Path checkpointDirectory, ModelOptions options) {
-        return withLayers(loadCheckpoint(checkpointDirectory, options, context), options);
+        return withLayers(loadCheckpoint(checkpointDirectory, options), options);
     }
 
     /** The configured layers, on the fused operators where {@code kernels} and the machine allow (one line says which). */
@@ -64,31 +59,19 @@ public final class FalconH1Architecture implements ModelArchitecture {
     }
 
     /**
-     * Loads a checkpoint folder: shape from its config.json, multipliers built through the API as a
-     * {@code falcon-h1} {@link MupMultipliers} from the config.json values (the hybrid plugin never
-     * names plugin-mup's classes).
+     * Loads a checkpoint folder: shape and muP multipliers from its config.json, both read here
+     * ({@link ConfigJsonMultipliers}), so loading a Falcon-H1 checkpoint needs no other plugin.
      */
-    public static FalconH1Model loadCheckpoint(Path directory, ModelOptions options, ExtensionContext context) {
+    public static FalconH1Model loadCheckpoint(Path directory, ModelOptions options) {
         Map<String, Object> json = FalconH1Checkpoints.readConfigJson(directory);
         String origin = directory.resolve("config.json").toString();
         FalconH1Config config = FalconH1Config.fromConfigJson(json, origin);
-        MupMultipliers mup = context.build(MupMultipliers.class, "falcon-h1", mupSettings(json), origin);
-        return FalconH1Checkpoints.load(directory, config, mup, options);
+        return FalconH1Checkpoints.load(directory, config, ConfigJsonMultipliers.fromConfigJson(json, origin), options);
     }
 
-    /** The muP fields of a config.json as settings of the mup block ({@code _} becomes {@code -}). */
-    public static Map<String, Object> mupSettings(Map<String, Object> json) {
-        Map<String, Object> settings = new LinkedHashMap<>();
-        for (String field : FalconH1Checkpoints.MUP_FIELDS) {
-            Object value = json.get(field);
-            if (value instanceof Number n) {
-                settings.put(field.replace('_', '-'), n.doubleValue());
-            } else if (value instanceof List<?> list) {
-                settings.put(field.replace('_', '-'), list.stream()
-                        .map(v -> v instanceof Number n ? (Object) n.doubleValue() : v).toList());
-            }
-        }
-        return settings;
+    @Override
+    public java.util.OptionalInt vocabularySize() {
+        return java.util.OptionalInt.of(config.vocabSize()); // model.vocab-size
     }
 
     @Override

@@ -39,11 +39,6 @@ public final class FalconH1Checkpoints {
             .enable(SerializationFeature.INDENT_OUTPUT)
             .build();
 
-    /** Names of the muP fields of config.json, in {@link MupMultipliers#asConfigJson()} form. */
-    public static final List<String> MUP_FIELDS = List.of("embedding_multiplier", "lm_head_multiplier",
-            "attention_in_multiplier", "attention_out_multiplier", "key_multiplier", "ssm_in_multiplier",
-            "ssm_out_multiplier", "ssm_multipliers", "mlp_multipliers");
-
     private FalconH1Checkpoints() {
     }
 
@@ -267,8 +262,7 @@ public final class FalconH1Checkpoints {
 
     private static void writeInto(FalconH1Model model, SaveFormat format, Path tmp, Path directory) throws IOException {
         FalconH1Config config = model.config();
-        Map<String, Object> json = new LinkedHashMap<>(config.toConfigJson());
-        json.putAll(model.multipliers().asConfigJson());
+        Map<String, Object> json = new LinkedHashMap<>(model.configJson());
         json.put("torch_dtype", format.dtype().torchName());
         JSON.writeValue(tmp.resolve("config.json").toFile(), json);
         // transformers' GenerationConfig.from_model_config: the special ids of the config (sorted keys)

@@ -17,6 +17,7 @@ import java.util.function.BiConsumer;
 import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.model.MupMultipliers;
+import io.anneal.api.model.StepGraphs;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.train.DifferentiableCasts;
@@ -52,6 +53,10 @@ public final class FalconH1Model implements ObservableModel {
     private final DeviceScalars scalars;
     /** The caller's per-pass manager: arrays derived from parameters are attached to it, never to the model's. */
     private NDManager scope;
+    /** RoPE's inverse frequencies [1, 1, headDim/2] for the fused path, made on first use. */
+    private NDArray inverseFrequencies;
+    /** The CUDA graphs of the fused path, made on first use. */
+    private CudaStepGraphs stepGraphs;
     /** The compiled TorchScript layer, or null when the layers run as DJL operations. */
     private TorchScriptLayers torchScript;
     /** How {@link #save} writes the weights (the model block's save-dtype and save-max-shard-size). */
@@ -124,6 +129,31 @@ public final class FalconH1Model implements ObservableModel {
         return torchScript != null && torchScript.fused();
     }
 
+    /** RoPE's inverse frequencies on the model's device, made once (a capturable pass copies nothing from Java). */
+    private NDArray inverseFrequencies() {
+        if (inverseFrequencies == null) {
+            inverseFrequencies = SequenceLayout.inverseFrequencies(manager, config.headDim(), config.ropeTheta());
+        }
+        return inverseFrequencies;
+    }
+
+    /**
+     * On the fused path on a GPU: the passes enqueue device work only (the layout is built on the
+     * device, the layers and the head are TorchScript and Anneal's operators), so a step can be
+     * captured as a CUDA graph; the graphs are driven by the operators' library.
+     */
+    @Override
+    public Optional<StepGraphs> stepGraphs() {
+        if (!fused() || !manager.getDevice().isGpu()) {
+            return Optional.empty();
+        }
+        inverseFrequencies();
+        if (stepGraphs == null) {
+            stepGraphs = new CudaStepGraphs(manager);
+        }
+        return Optional.of(stepGraphs);
+    }
+
     public LayerImplementation layers() {
         return torchScript == null ? LayerImplementation.NDARRAY : LayerImplementation.TORCHSCRIPT;
     }
@@ -194,8 +224,11 @@ public final class FalconH1Model implements ObservableModel {
         int length = (int) ids.getShape().get(1);
         checkSameShape("positionIds", input.positionIds(), ids);
         checkSameShape("documentIds", input.documentIds(), ids);
-        SequenceLayout layout = new SequenceLayout(passManager, input.positionIds(), input.documentIds(), batch, length,
-                config.mambaChunkSize(), config.headDim(), config.ropeTheta(), config.mambaDConv());
+        SequenceLayout layout = fused()
+                ? SequenceLayout.onDevice(passManager, input.positionIds(), input.documentIds(), batch, length,
+                        config.mambaChunkSize(), inverseFrequencies())
+                : new SequenceLayout(passManager, input.positionIds(), input.documentIds(), batch, length,
+                        config.mambaChunkSize(), config.headDim(), config.ropeTheta(), config.mambaDConv());
 
         NDArray tokens = ids.toType(DataType.INT64, false);
         // The lookup reads the float32 master table: the residual stream stays float32 (as under
@@ -415,6 +448,14 @@ public final class FalconH1Model implements ObservableModel {
             out = out.add(shifted.mul(taps.get(":, " + (k - 1 - s))));
         }
         return bias == null ? out : out.add(bias);
+    }
+
+    /** config.json fields: the architecture and the multipliers (as {@link FalconH1Checkpoints#save} writes them). */
+    @Override
+    public Map<String, Object> configJson() {
+        Map<String, Object> json = new java.util.LinkedHashMap<>(config.toConfigJson());
+        json.putAll(mup.asConfigJson());
+        return json;
     }
 
     @Override

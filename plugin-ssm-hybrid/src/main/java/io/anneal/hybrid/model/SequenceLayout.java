@@ -48,33 +48,68 @@ final class SequenceLayout {
 
     SequenceLayout(NDManager manager, NDArray positionIds, NDArray documentIds, int batch, int length, int chunk,
             int headDim, double ropeTheta, int convKernel) {
+        this(manager, positionIds, documentIds, batch, length, chunk, convKernel,
+                inverseFrequencies(manager, headDim, ropeTheta), true);
+    }
+
+    /**
+     * The layout of the fused path, built on the device alone (nothing read back, nothing copied
+     * from Java arrays, so a CUDA graph can capture it): packed exactly when document ids are given
+     * (the trainer leaves them out for rows of one document each, {@code LabelLogProbabilities.input}),
+     * the RoPE angles from {@code inverseFrequencies} made once per model, and none of the host-built
+     * masks of the reference layers, which the fused operators replace by the document ids.
+     */
+    static SequenceLayout onDevice(NDManager manager, NDArray positionIds, NDArray documentIds, int batch, int length,
+            int chunk, NDArray inverseFrequencies) {
+        return new SequenceLayout(manager, positionIds, documentIds, batch, length, chunk, 0, inverseFrequencies, false);
+    }
+
+    /** RoPE (Su et al. 2021; transformers' default rope): inv_freq_i = theta^(-2i/d), [1, 1, d/2] float32. */
+    static NDArray inverseFrequencies(NDManager manager, int headDim, double ropeTheta) {
+        float[] invFreq = new float[headDim / 2];
+        for (int i = 0; i < invFreq.length; i++) {
+            invFreq[i] = (float) (1.0 / Math.pow(ropeTheta, (2.0 * i) / headDim));
+        }
+        return manager.create(invFreq).reshape(1, 1, invFreq.length);
+    }
+
+    private SequenceLayout(NDManager manager, NDArray positionIds, NDArray documentIds, int batch, int length, int chunk,
+            int convKernel, NDArray inverseFrequencies, boolean hostMasks) {
         this.batch = batch;
         this.length = length;
         this.chunk = chunk;
         this.chunks = (length + chunk - 1) / chunk;
         this.padded = chunks * chunk;
-        long[] docs = documentIds == null ? null : documentIds.toType(DataType.INT64, false).toLongArray();
+        long[] docs = documentIds == null || !hostMasks ? null : documentIds.toType(DataType.INT64, false).toLongArray();
         if (docs != null) {
             checkContiguous(docs, batch, length);
         }
         // Rows of one document each need no document masks: plain causal attention (the flash
         // kernel on the TorchScript path), one conv1d call, an unmasked scan.
-        this.packed = docs != null && !oneDocumentPerRow(docs, batch, length);
+        this.packed = hostMasks ? docs != null && !oneDocumentPerRow(docs, batch, length) : documentIds != null;
         this.manager = manager;
         this.documentIds = packed ? documentIds : null;
 
-        // RoPE (Su et al. 2021; transformers' default rope): inv_freq = theta^(-2i/d), angles = pos * inv_freq.
-        float[] invFreq = new float[headDim / 2];
-        for (int i = 0; i < invFreq.length; i++) {
-            invFreq[i] = (float) (1.0 / Math.pow(ropeTheta, (2.0 * i) / headDim));
-        }
+        // angles = position * inv_freq
         NDArray positions = positionIds == null
                 ? manager.arange(0f, (float) length).reshape(1, length)
                 : positionIds.toType(DataType.FLOAT32, false);
-        NDArray freqs = positions.expandDims(-1).mul(manager.create(invFreq).reshape(1, 1, invFreq.length));
+        NDArray freqs = positions.expandDims(-1).mul(inverseFrequencies);
         NDArray emb = freqs.concat(freqs, -1).expandDims(1);
         cos = emb.cos();
         sin = emb.sin();
+        if (!hostMasks) {
+            convMasks = null;
+            convMaskStack = null;
+            strictLower = null;
+            interStrictLower = null;
+            interLower = null;
+            intraMask = null;
+            toChunkEndMask = null;
+            fromChunkStartMask = null;
+            interChunkMask = null;
+            return;
+        }
 
         if (packed) {
             int plane = batch * length;

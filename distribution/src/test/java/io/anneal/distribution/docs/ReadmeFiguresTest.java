@@ -1,0 +1,180 @@
+package io.anneal.distribution.docs;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The README's figures against the files they come from: the GPU table and its ratios against
+ * {@code docs/benchmarks/2026-12-02-h200-graphs/*.json} and {@code docs/benchmarks/2026-12-02-h200-fused/*.json}, the main job's losses against
+ * {@code docs/runs/tiny-sft-cpu/metrics.jsonl}, the contention table against
+ * {@code docs/benchmarks/2026-12-02-cpu-tiny-sft/runs.jsonl} (the table is generated from it: the
+ * failure message holds the table to paste), and the data figures against {@code plugin-datamix/README.md}'s
+ * throughput table. A figure with no file behind it is marked {@code *} with its source named.
+ */
+class ReadmeFiguresTest {
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
+    private static final Path FUSED = ROOT.resolve("docs/benchmarks/2026-12-02-h200-fused");
+    private static final Path GRAPHS = ROOT.resolve("docs/benchmarks/2026-12-02-h200-graphs");
+    static final Path CONTENTION = ROOT.resolve("docs/benchmarks/2026-12-02-cpu-tiny-sft/runs.jsonl");
+
+    private static String readme() throws Exception {
+        return Files.readString(ROOT.resolve("README.md"));
+    }
+
+    /** The cells of the table row whose first cell starts with {@code label}. */
+    private static List<String> row(String readme, String label) {
+        for (String line : readme.lines().toList()) {
+            if (line.startsWith("| " + label)) {
+                List<String> cells = new ArrayList<>();
+                for (String c : line.substring(1, line.length() - 1).split("\\|", -1)) {
+                    cells.add(c.trim());
+                }
+                return cells;
+            }
+        }
+        throw new AssertionError("README has no table row starting with '| " + label + "'");
+    }
+
+    /** "79,687 (18.8%), 23.4 GiB": tokens/s, share of the fp16 matmul rate, peak memory. */
+    private static String cell(double tokensPerSecond, double fraction, double gib) {
+        return String.format(Locale.ROOT, "%,d (%.1f%%), %.1f GiB", Math.round(tokensPerSecond), 100 * fraction, gib);
+    }
+
+    private static JsonNode json(Path file) throws Exception {
+        return JSON.readTree(file.toFile());
+    }
+
+
+    private static String annealCell(Path folder, String name) throws Exception {
+        JsonNode r = json(folder.resolve(name));
+        return cell(r.get("tokens_per_second").asDouble(), r.get("fraction_of_matmul").asDouble(), r.get("peak_memory_mib").asDouble() / 1024);
+    }
+
+    private static double tokensPerSecond(Path folder, String name) throws Exception {
+        return json(folder.resolve(name)).get("tokens_per_second").asDouble();
+    }
+
+    /**
+     * The table of issue 12: the CUDA-graph row and the peer's from the graphs session, the eager
+     * row's 8 x 2048 from it too and its other cells (and the reference layers) from the first
+     * session's files; the ratios in the text and the status from the same files.
+     */
+    @Test
+    void theGpuTableAndItsRatiosAreTheBenchmarkFiles() throws Exception {
+        String readme = readme();
+        List<String> graphs = row(readme, "Anneal, fused operators, CUDA graphs");
+        List<String> eager = row(readme, "Anneal, fused operators, eager");
+        List<String> reference = row(readme, "Anneal, reference layers");
+        List<String> peer = row(readme, "transformers fast path");
+        int[] rows = {2, 8, 16, 32};
+        for (int i = 0; i < rows.length; i++) {
+            String file = "anneal-fused-" + rows[i] + "x2048.json";
+            assertEquals(annealCell(GRAPHS, file), graphs.get(i + 1), "graphs " + rows[i] + " x 2048");
+            assertEquals(rows[i] == 8 ? annealCell(GRAPHS, "anneal-fused-eager-8x2048.json") : annealCell(FUSED, file),
+                    eager.get(i + 1), "eager " + rows[i] + " x 2048");
+            JsonNode hf = json(GRAPHS.resolve("hf-fast-" + rows[i] + "x2048.json")).get("step");
+            assertEquals(cell(hf.get("tokens_per_second").asDouble(), hf.get("fraction_of_fp16_matmul").asDouble(),
+                    hf.get("peak_memory_gib").asDouble()), peer.get(i + 1), "peer " + rows[i] + " x 2048");
+        }
+        assertEquals(annealCell(FUSED, "anneal-reference-2x2048.json"), reference.get(1));
+        assertEquals(annealCell(FUSED, "anneal-reference-8x2048.json"), reference.get(2));
+        assertEquals("", reference.get(3) + reference.get(4));
+
+        double peer8 = json(GRAPHS.resolve("hf-fast-8x2048.json")).get("step").get("tokens_per_second").asDouble();
+        double peer2 = json(GRAPHS.resolve("hf-fast-2x2048.json")).get("step").get("tokens_per_second").asDouble();
+        double peerBest = json(GRAPHS.resolve("hf-fast-32x2048.json")).get("step").get("tokens_per_second").asDouble();
+        double graphs2 = tokensPerSecond(GRAPHS, "anneal-fused-2x2048.json");
+        String text = readme.replaceAll("\\s+", " ");
+        String small = String.format(Locale.ROOT, "(%.2fx the eager step, %.2fx the peer)",
+                graphs2 / tokensPerSecond(FUSED, "anneal-fused-2x2048.json"), graphs2 / peer2);
+        assertTrue(text.contains(small), "expected the README to say: " + small);
+        String large = String.format(Locale.ROOT, "Anneal is %.2fx the peer at 8 x 2048 and %.2fx its best",
+                tokensPerSecond(GRAPHS, "anneal-fused-8x2048.json") / peer8,
+                tokensPerSecond(GRAPHS, "anneal-fused-32x2048.json") / peerBest);
+        assertTrue(text.contains(large), "expected the README to say: " + large);
+        String status = String.format(Locale.ROOT, "(%.2fx it at 8 x 2048, %.2fx its best micro-batch",
+                tokensPerSecond(GRAPHS, "anneal-fused-8x2048.json") / peer8,
+                tokensPerSecond(GRAPHS, "anneal-fused-32x2048.json") / peerBest);
+        assertTrue(text.contains(status), "expected the status to say: " + status);
+    }
+
+    @Test
+    void theMainJobsLossesAreItsRecordedRun() throws Exception {
+        List<JsonNode> rows = new ArrayList<>();
+        for (String line : Files.readAllLines(ROOT.resolve("docs/runs/tiny-sft-cpu/metrics.jsonl"))) {
+            rows.add(JSON.readTree(line));
+        }
+        List<Double> eval = rows.stream().filter(r -> r.has("eval_loss")).map(r -> r.get("eval_loss").asDouble()).toList();
+        String expected = String.format(Locale.ROOT, "loss %.1f -> %.2f, eval loss %.1f -> %.2f (`docs/runs/tiny-sft-cpu/`)",
+                rows.get(0).get("loss").asDouble(), rows.get(rows.size() - 1).get("loss").asDouble(), eval.get(0),
+                eval.get(eval.size() - 1));
+        assertTrue(readme().contains(expected), "expected the README to say: " + expected);
+    }
+
+    /** The table of the contention benchmark, generated from its runs. */
+    static String contentionTable() throws Exception {
+        List<JsonNode> runs = new ArrayList<>();
+        for (String line : Files.readAllLines(CONTENTION)) {
+            if (!line.isBlank()) {
+                runs.add(JSON.readTree(line));
+            }
+        }
+        StringBuilder t = new StringBuilder("| tiny-sft, whole run | wall time (load average of the other builds at its start) | final loss |\n"
+                + "| --- | --- | --- |\n");
+        for (String condition : List.of("alone", "busy")) {
+            List<String> times = new ArrayList<>();
+            List<String> losses = new ArrayList<>();
+            String label = condition;
+            for (JsonNode r : runs) {
+                if (r.get("condition").asText().equals(condition)) {
+                    times.add(String.format(Locale.ROOT, "%.0f s (%.1f)", r.get("wall_seconds").asDouble(),
+                            r.get("load_average_1m_at_start").asDouble()));
+                    losses.add(String.format(Locale.ROOT, "%.4f", r.get("final_loss").asDouble()));
+                    label = condition.equals("alone") ? "alone" : "beside " + r.get("busy_processes").asInt() + " busy processes";
+                }
+            }
+            t.append("| ").append(label).append(" | ").append(String.join(", ", times)).append(" | ")
+                    .append(String.join(", ", losses)).append(" |\n");
+        }
+        return t.toString();
+    }
+
+    @Test
+    void theContentionTableIsGeneratedFromItsRuns() throws Exception {
+        String table = contentionTable();
+        assertTrue(readme().contains(table), "README's contention table is out of date; paste:\n" + table);
+    }
+
+    @Test
+    void theDataFiguresAreTheDatamixThroughputTable() throws Exception {
+        double[] firstPass = {Double.MAX_VALUE, 0};
+        double[] stream = {Double.MAX_VALUE, 0};
+        Pattern row = Pattern.compile("^\\|[^|]*\\|[^|]*\\| ([0-9,]+) tokens/s \\([^)]*\\) \\| ([0-9,]+) tokens/s \\([^)]*\\) \\|$");
+        for (String line : Files.readAllLines(ROOT.resolve("plugin-datamix/README.md"))) {
+            Matcher m = row.matcher(line);
+            if (m.matches()) {
+                double a = Double.parseDouble(m.group(1).replace(",", ""));
+                double b = Double.parseDouble(m.group(2).replace(",", ""));
+                firstPass[0] = Math.min(firstPass[0], a);
+                firstPass[1] = Math.max(firstPass[1], a);
+                stream[0] = Math.min(stream[0], b);
+                stream[1] = Math.max(stream[1], b);
+            }
+        }
+        String expected = String.format(Locale.ROOT, "at %.0f-%.0fM tokens/s on 2 shared cores (the first pass, which tokenises, %.2f-%.2fM;",
+                stream[0] / 1e6, stream[1] / 1e6, firstPass[0] / 1e6, firstPass[1] / 1e6);
+        assertTrue(readme().replaceAll("\\s+", " ").contains(expected), "expected the status to say: " + expected);
+    }
+}

@@ -1,0 +1,332 @@
+package io.anneal.distribution.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * End to end, the onnx plugin: a copy of the assembled distribution into which the plugin's own
+ * archive tree (plugins/onnx/) is unpacked, as a user installs it, driven through bin/anneal.
+ */
+class OnnxIT {
+    static final Path FIXTURES = Path.of("..", "plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1")
+            .toAbsolutePath().normalize();
+    static final List<String> CASES = List.of("untied-defaults", "long-chunk32", "groups2-tied-mup",
+            "rmsnorm-gate-groups2", "mup-untied", "rmsnorm-before-gate-biases");
+
+    @TempDir
+    static Path tmp;
+    static Path home;
+
+    @BeforeAll
+    static void installWithThePlugin() throws IOException {
+        home = tmp.resolve("anneal");
+        copyTree(Path.of(System.getProperty("anneal.dist")), home);
+        copyTree(Path.of(System.getProperty("anneal.onnx.plugin")), home.resolve("plugins/onnx"));
+    }
+
+    static void copyTree(Path from, Path to) throws IOException {
+        try (Stream<Path> files = Files.walk(from)) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                Path target = to.resolve(from.relativize(f).toString());
+                if (Files.isDirectory(f)) {
+                    Files.createDirectories(target);
+                } else {
+                    Files.copy(f, target, StandardCopyOption.COPY_ATTRIBUTES);
+                }
+            }
+        }
+    }
+
+    record Result(int exit, String out) {
+    }
+
+    static Result anneal(String... args) throws Exception {
+        return annealWithInput(null, args);
+    }
+
+    static Result annealWithInput(String stdin, String... args) throws Exception {
+        List<String> command = new ArrayList<>(List.of(home.resolve("bin/anneal").toString()));
+        command.addAll(List.of(args));
+        ProcessBuilder pb = new ProcessBuilder(command).directory(home.toFile()).redirectErrorStream(true);
+        if (stdin == null) {
+            pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+        }
+        Process p = pb.start();
+        if (stdin != null) {
+            p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));
+            p.getOutputStream().close();
+        }
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS));
+        return new Result(p.exitValue(), out);
+    }
+
+    static float[] floats(Path file) throws IOException {
+        FloatBuffer b = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+        float[] out = new float[b.remaining()];
+        b.get(out);
+        return out;
+    }
+
+    /** max |a - b| / max |b|. */
+    static double relative(float[] a, float[] b) {
+        assertEquals(b.length, a.length);
+        double worst = 0;
+        double scale = 0;
+        for (int i = 0; i < a.length; i++) {
+            worst = Math.max(worst, Math.abs(a[i] - b[i]));
+            scale = Math.max(scale, Math.abs(b[i]));
+        }
+        return worst / scale;
+    }
+
+    @Test
+    void thePluginLoadsFromItsOwnFolderAndTheDefaultDistributionHasNoOnnxRuntime() throws Exception {
+        Result r = anneal("plugins");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("onnx 0.1.0-SNAPSHOT  API [1.2,2.0)  " + home.resolve("plugins/onnx")), r.out());
+        assertTrue(r.out().contains("  inference-engine: onnx"), r.out());
+        Path dist = Path.of(System.getProperty("anneal.dist"));
+        assertFalse(Files.exists(dist.resolve("plugins/onnx")), "the default distribution stays without ONNX Runtime");
+        try (Stream<Path> lib = Files.list(dist.resolve("lib"))) {
+            assertTrue(lib.noneMatch(f -> f.getFileName().toString().contains("onnxruntime")));
+        }
+        assertTrue(Files.isRegularFile(Path.of(System.getProperty("anneal.onnx.plugin")).resolve("onnxruntime-1.29.0.jar")));
+    }
+
+    @Test
+    void exportedGraphsScoreEveryFixtureAsTransformersAndTheDjlEngineDo() throws Exception {
+        for (String c : CASES) {
+            Path fixture = FIXTURES.resolve(c);
+            Path out = home.resolve("onnx-" + c);
+            Result export = anneal("export", "onnx", "--checkpoint", fixture.toString(), "--out", out.toString());
+            assertEquals(0, export.exit(), export.out());
+            assertTrue(export.out().contains("prefill.onnx, decode.onnx (opset 17)"), export.out());
+            for (String f : List.of("prefill.onnx", "decode.onnx", "weights.onnx.data", "anneal-onnx.json")) {
+                assertTrue(Files.isRegularFile(out.resolve(f)), f);
+            }
+            Result onnx = anneal("logits", "--engine", "onnx", "--checkpoint", out.toString(), "--input",
+                    fixture.resolve("input.json").toString(), "--output", c + "-onnx.f32");
+            assertEquals(0, onnx.exit(), onnx.out());
+            assertTrue(onnx.out().contains("onnx: ONNX Runtime 1.29.0, CPU execution provider"), onnx.out());
+            Result djl = anneal("logits", "--checkpoint", fixture.toString(), "--input",
+                    fixture.resolve("input.json").toString(), "--output", c + "-djl.f32");
+            assertEquals(0, djl.exit(), djl.out());
+            float[] fromOnnx = floats(home.resolve(c + "-onnx.f32"));
+            double vsDjl = relative(fromOnnx, floats(home.resolve(c + "-djl.f32")));
+            double vsTransformers = relative(fromOnnx, floats(fixture.resolve("logits.f32")));
+            assertTrue(vsDjl <= 1e-4, c + ": ONNX Runtime vs DJL, relative " + vsDjl);
+            assertTrue(vsTransformers <= 1e-4, c + ": ONNX Runtime vs transformers, relative " + vsTransformers);
+        }
+    }
+
+    @Test
+    void logitsWithTheOnnxEngineExportsACheckpointFolderOnTheFly() throws Exception {
+        Path fixture = FIXTURES.resolve("groups2-tied-mup");
+        Result r = anneal("logits", "--engine", "onnx", "--checkpoint", fixture.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "direct.f32");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("onnx: exported " + fixture + " for this run"), r.out());
+        assertTrue(relative(floats(home.resolve("direct.f32")), floats(fixture.resolve("logits.f32"))) <= 1e-4);
+    }
+
+    @Test
+    void badInputIsOneLineAndExitTwo() throws Exception {
+        Path fixture = FIXTURES.resolve("mup-untied");
+        assertRefusedHere(anneal("export", "onnx", "--checkpoint", "no-such-folder", "--out", "x"),
+                home.resolve("no-such-folder") + ": checkpoint folder not found");
+        assertRefusedHere(anneal("logits", "--engine", "tensorrt", "--checkpoint", fixture.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "x.f32"), "--engine: expected one of djl, onnx, found 'tensorrt'");
+        assertRefusedHere(anneal("export", "tflite", "--checkpoint", fixture.toString(), "--out", "x"),
+                "anneal export: unknown format 'tflite'; expected onnx");
+        // another architecture
+        Path llama = home.resolve("llama");
+        copyTree(fixture, llama);
+        Files.writeString(llama.resolve("config.json"),
+                Files.readString(llama.resolve("config.json")).replace("\"falcon_h1\"", "\"llama\""));
+        assertRefusedHere(anneal("export", "onnx", "--checkpoint", llama.toString(), "--out", "x"),
+                llama.resolve("config.json") + ": model_type is 'llama', expected 'falcon_h1'");
+        // a config.json that asks for a layer the weights do not have
+        Path deeper = home.resolve("deeper");
+        copyTree(fixture, deeper);
+        Files.writeString(deeper.resolve("config.json"), Files.readString(deeper.resolve("config.json"))
+                .replace("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"));
+        assertRefusedHere(anneal("export", "onnx", "--checkpoint", deeper.toString(), "--out", "x"),
+                "tensor 'model.layers.2.");
+        // an exported folder whose graph is not ONNX, and one whose decode graph takes the wrong inputs
+        Path out = home.resolve("broken");
+        assertEquals(0, anneal("export", "onnx", "--checkpoint", fixture.toString(), "--out", out.toString()).exit());
+        Files.copy(out.resolve("prefill.onnx"), out.resolve("decode.onnx"), StandardCopyOption.REPLACE_EXISTING);
+        assertRefusedHere(anneal("logits", "--engine", "onnx", "--checkpoint", out.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "x.f32"),
+                out.resolve("decode.onnx") + ": the graph has no input 'past.0.key'");
+        Files.writeString(out.resolve("prefill.onnx"), "not a model\n");
+        assertRefusedHere(anneal("logits", "--engine", "onnx", "--checkpoint", out.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "x.f32"),
+                out.resolve("prefill.onnx") + ": not a model ONNX Runtime can load");
+    }
+
+    /** A tiny Falcon-H1 with its tokenizer files, trained for 10 steps by the shipped SFT example (made once). */
+    static Path trained;
+
+    static synchronized Path trainedModel() throws Exception {
+        if (trained == null) {
+            Result r = anneal("run", "examples/tiny-sft.conf", "--quiet", "--set", "pipeline.run-dir=onnx-sft",
+                    "--set", "stages[0].token-budget=\"40960\"");
+            assertEquals(0, r.exit(), r.out());
+            trained = home.resolve("onnx-sft/1-sft/final");
+            assertTrue(Files.isRegularFile(trained.resolve("tokenizer.json")), "the model folder carries its tokenizer");
+        }
+        return trained;
+    }
+
+    static com.fasterxml.jackson.databind.JsonNode json(Path file) throws IOException {
+        return new com.fasterxml.jackson.databind.ObjectMapper().readTree(file.toFile());
+    }
+
+    static long[] ids(com.fasterxml.jackson.databind.JsonNode array) {
+        long[] out = new long[array.size()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = array.get(i).asLong();
+        }
+        return out;
+    }
+
+    @Test
+    void generateCarriesTheCachesAndGivesTheTokensOfRecomputingThePrefixGreedilyOver64Tokens() throws Exception {
+        Path model = trainedModel();
+        Result cached = anneal("generate", "--checkpoint", model.toString(), "--prompt", "What is 2 + 3?",
+                "--max-new-tokens", "64", "--json", "cached.json");
+        assertEquals(0, cached.exit(), cached.out());
+        assertTrue(cached.out().contains("onnx: ONNX Runtime 1.29.0, CPU execution provider"), cached.out());
+        assertTrue(cached.out().matches("(?s).*generated \\d+ tokens \\(stopped at (end of turn|max-new-tokens)\\); prefill"
+                + " \\d+ tokens at [0-9.]+ tokens/s, decode [0-9.]+ tokens/s\n.*"), cached.out());
+        Result recomputed = anneal("generate", "--checkpoint", model.toString(), "--prompt", "What is 2 + 3?",
+                "--max-new-tokens", "64", "--json", "recomputed.json", "--recompute");
+        assertEquals(0, recomputed.exit(), recomputed.out());
+        com.fasterxml.jackson.databind.JsonNode a = json(home.resolve("cached.json"));
+        com.fasterxml.jackson.databind.JsonNode b = json(home.resolve("recomputed.json"));
+        assertTrue(a.get("cached").asBoolean() && !b.get("cached").asBoolean());
+        assertEquals(64, a.get("ids").size(), "greedy over 64 tokens (the 10-step model does not end its turn yet)");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(ids(b.get("ids")), ids(a.get("ids")));
+        // the prompt is the chat template's rendering with the generation prompt: BOS, <|im_start|>user ... <|im_start|>assistant\n
+        long[] prompt = ids(a.get("prompt_ids"));
+        assertEquals(1, prompt[0], "the template's BOS first");
+        assertTrue(cached.out().contains(a.get("text").asText()), "the answer is printed");
+    }
+
+    @Test
+    void samplingWithASeedRepeatsAndAnExportedFolderGeneratesAsTheCheckpointDoes() throws Exception {
+        Path model = trainedModel();
+        Path exported = home.resolve("onnx-trained");
+        assertEquals(0, anneal("export", "onnx", "--checkpoint", model.toString(), "--out", exported.toString()).exit());
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json")) {
+            assertTrue(Files.isRegularFile(exported.resolve(f)), "the export carries " + f);
+        }
+        String[] sampling = {"--prompt", "Name a colour.", "--max-new-tokens", "24", "--temperature", "0.8", "--top-p", "0.9",
+            "--seed", "3"};
+        List<String> first = new ArrayList<>(List.of("generate", "--checkpoint", model.toString(), "--json", "s1.json"));
+        first.addAll(List.of(sampling));
+        List<String> second = new ArrayList<>(List.of("generate", "--checkpoint", exported.toString(), "--json", "s2.json"));
+        second.addAll(List.of(sampling));
+        Result r1 = anneal(first.toArray(String[]::new));
+        Result r2 = anneal(second.toArray(String[]::new));
+        assertEquals(0, r1.exit(), r1.out());
+        assertEquals(0, r2.exit(), r2.out());
+        assertFalse(r2.out().contains("exported"), "an exported folder is used as it is: " + r2.out());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(ids(json(home.resolve("s1.json")).get("ids")),
+                ids(json(home.resolve("s2.json")).get("ids")));
+    }
+
+    @Test
+    void chatAnswersEachLineOfStandardInputUntilExit() throws Exception {
+        Path model = trainedModel();
+        Result r = annealWithInput("Hello!\n\n/reset\nWhat is 2 + 3?\n/exit\nnot read\n", "chat", "--checkpoint",
+                model.toString(), "--max-new-tokens", "8");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().contains("chat: /reset forgets the conversation, /exit or Ctrl-D ends it"), r.out());
+        assertTrue(r.out().contains("(conversation forgotten)"), r.out());
+        assertEquals(5, r.out().split("> ", -1).length - 1, "a prompt for each of the 5 lines read up to /exit: " + r.out());
+        assertTrue(r.out().contains("(stopped at max-new-tokens)") || r.out().lines().count() > 4, r.out());
+        // end of input ends the chat as /exit does
+        Result eof = annealWithInput("Hi\n", "chat", "--checkpoint", model.toString(), "--max-new-tokens", "4");
+        assertEquals(0, eof.exit(), eof.out());
+    }
+
+    @Test
+    void benchOnnxPrintsPrefillAndDecodeRatesAndWritesThemAsJson() throws Exception {
+        Path model = trainedModel();
+        Result r = anneal("bench-onnx", "--checkpoint", model.toString(), "--out", "bench/onnx.json", "--prompt-tokens", "64",
+                "--new-tokens", "16", "--repeats", "2");
+        assertEquals(0, r.exit(), r.out());
+        assertTrue(r.out().matches("(?s).*prefill: [0-9.]+ tokens/s \\(64-token prompt, batch 1\\).*"), r.out());
+        assertTrue(r.out().matches("(?s).*decode:  [0-9.]+ tokens/s \\(16 tokens, batch 1, caches carried\\).*"), r.out());
+        com.fasterxml.jackson.databind.JsonNode j = json(home.resolve("bench/onnx.json"));
+        assertTrue(j.get("prefill_tokens_per_second").asDouble() > 0);
+        assertTrue(j.get("decode_tokens_per_second").asDouble() > 0);
+        assertEquals(2, j.get("decode_runs").size());
+        assertEquals("cpu", j.get("provider").asText());
+    }
+
+    @Test
+    void generationRefusesAPromptPastTheContextAndAFolderWithoutATokenizer() throws Exception {
+        Path model = trainedModel();
+        Path shortContext = home.resolve("short-context");
+        copyTree(model, shortContext);
+        Files.writeString(shortContext.resolve("config.json"), Files.readString(shortContext.resolve("config.json"))
+                .replaceAll("\"max_position_embeddings\" : \\d+", "\"max_position_embeddings\" : 8"));
+        assertRefusedHere(anneal("generate", "--checkpoint", shortContext.toString(), "--prompt", "What is 2 + 3?"),
+                "the prompt is 16 tokens, the model's context (max_position_embeddings of config.json) is 8");
+        Path fixture = FIXTURES.resolve("mup-untied");
+        assertRefusedHere(anneal("generate", "--checkpoint", fixture.toString(), "--prompt", "hi"),
+                fixture + ": no tokenizer.json");
+        assertRefusedHere(anneal("generate", "--checkpoint", model.toString(), "--prompt", "hi", "--top-p", "1.5"),
+                "--top-p: expected a number in [0 (exclusive), 1.0], found '1.5'");
+    }
+
+    @Test
+    void ctrlCEndsAGenerationWithExit130() throws Exception {
+        Path model = trainedModel(); // the 10-step model does not end its turn: the generation runs until stopped
+        ProcessBuilder pb = new ProcessBuilder(home.resolve("bin/anneal").toString(), "generate", "--checkpoint",
+                model.toString(), "--prompt", "Tell me", "--max-new-tokens", "100000", "--recompute")
+                .directory(home.toFile()).redirectErrorStream(true);
+        pb.redirectOutput(home.resolve("sigint.log").toFile());
+        Process p = pb.start();
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
+        while (!Files.readString(home.resolve("sigint.log")).contains("CPU execution provider\n ")
+                && System.nanoTime() < deadline) {
+            Thread.sleep(200); // until the answer has started
+        }
+        new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).inheritIO().start().waitFor();
+        assertTrue(p.waitFor(60, TimeUnit.SECONDS), "SIGINT ends the generation");
+        assertEquals(130, p.exitValue(), Files.readString(home.resolve("sigint.log")));
+        String log = Files.readString(home.resolve("sigint.log"));
+        assertFalse(log.contains("Exception") || log.contains("hs_err"), log);
+        try (Stream<Path> crash = Files.list(home)) {
+            assertTrue(crash.noneMatch(f -> f.getFileName().toString().startsWith("hs_err")), "no JVM crash file");
+        }
+    }
+
+    static void assertRefusedHere(Result r, String message) {
+        assertEquals(2, r.exit(), r.out());
+        assertTrue(r.out().contains(message), r.out());
+        assertTrue(!r.out().contains("\tat ") && !r.out().contains("Exception"), r.out());
+    }
+}

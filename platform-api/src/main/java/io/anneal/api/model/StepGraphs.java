@@ -1,0 +1,44 @@
+package io.anneal.api.model;
+
+import ai.djl.ndarray.NDArray;
+import io.anneal.api.Experimental;
+
+/**
+ * CUDA graphs of whole training steps, offered by a model whose forward pass can be captured
+ * ({@link CausalLanguageModel#stepGraphs()}): the trainer records one step's GPU work (forward,
+ * autograd backward, optimizer) once and replays it, so the host no longer launches each of the
+ * step's thousands of kernels (issue 12, "no host in the loop").
+ *
+ * <p>The rules of capture (CUDA's, and PyTorch's {@code torch.cuda.graph}): between
+ * {@link #beginCapture()} and {@link #endCapture()} nothing may copy between the host and the
+ * device or read a value back, and no number may come from Java except as a constant; a replay
+ * reads its inputs from the same device arrays the capture read, so new inputs are written into
+ * them with {@link #copy} first.
+ *
+ * @since API 1.2
+ */
+@Experimental(since = "1.2", note = "the shape of a host-free training step through DJL")
+public interface StepGraphs {
+
+    /**
+     * Moves the calling thread's GPU work onto the stream graphs are captured on (a graph cannot
+     * be captured on the default stream); call it before the warm-up steps, so that warm-up,
+     * capture and replays share one stream.
+     */
+    void useCaptureStream();
+
+    /** Starts recording the calling thread's GPU work into a new graph; returns its id. */
+    int beginCapture();
+
+    /** Ends the recording begun last. */
+    void endCapture();
+
+    /** Enqueues graph {@code graph} once, asynchronously. */
+    void replay(int graph);
+
+    /** Frees graph {@code graph} and its memory pool (drop the arrays the capture made first). */
+    void release(int graph);
+
+    /** Writes {@code source} into {@code destination} in place, on the device (same shape and type). */
+    void copy(NDArray destination, NDArray source);
+}

@@ -1,0 +1,79 @@
+package io.anneal.hybrid.model;
+
+import ai.djl.Device;
+import ai.djl.ndarray.NDArray;
+import ai.djl.ndarray.NDList;
+import ai.djl.ndarray.NDManager;
+import ai.djl.ndarray.types.DataType;
+import ai.djl.ndarray.types.Shape;
+import io.anneal.api.model.StepGraphs;
+import io.anneal.api.torchscript.TorchScriptModule;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * {@link StepGraphs} through the graph operators of Anneal's library ({@code graph_*} in
+ * anneal_ops.cpp, loaded by {@link FusedKernels}), called from the JVM through
+ * GraphControl.torchscript. The returned tensors are CPU tensors made after the operator ran:
+ * reading them does not wait for the GPU.
+ */
+final class CudaStepGraphs implements StepGraphs {
+    private final TorchScriptModule control;
+    /** A tensor on the model's device: it tells each operator which device it works on. */
+    private final NDArray anchor;
+    private final NDManager hostManager;
+
+    CudaStepGraphs(NDManager modelManager) {
+        Device device = modelManager.getDevice();
+        this.control = TorchScriptModule.compile("GraphControl",
+                CudaStepGraphs.class.getResourceAsStream("GraphControl.torchscript"), Map.of("training", false), device);
+        this.anchor = modelManager.zeros(new Shape(1), DataType.FLOAT32);
+        this.hostManager = modelManager.newSubManager(Device.cpu());
+    }
+
+    @Override
+    public void useCaptureStream() {
+        call("side_stream", anchor);
+    }
+
+    @Override
+    public int beginCapture() {
+        return call("begin", anchor);
+    }
+
+    @Override
+    public void endCapture() {
+        call("end", anchor);
+    }
+
+    @Override
+    public void replay(int graph) {
+        try (NDArray id = hostManager.create(new long[] {graph})) {
+            call("replay", anchor, id);
+        }
+    }
+
+    @Override
+    public void release(int graph) {
+        try (NDArray id = hostManager.create(new long[] {graph})) {
+            call("release", anchor, id);
+        }
+    }
+
+    @Override
+    public void copy(NDArray destination, NDArray source) {
+        if (!destination.getShape().equals(source.getShape()) || destination.getDataType() != source.getDataType()) {
+            throw new IllegalArgumentException("copy into a graph's array: expected " + destination.getShape() + " "
+                    + destination.getDataType() + ", found " + source.getShape() + " " + source.getDataType());
+        }
+        call("copy", destination, source);
+    }
+
+    private int call(String method, NDArray... inputs) {
+        List<NDArray> list = Arrays.asList(inputs);
+        try (NDList result = control.call(method, list, Arrays.asList(new String[inputs.length]), false)) {
+            return (int) result.singletonOrThrow().toLongArray()[0];
+        }
+    }
+}
