@@ -87,12 +87,14 @@ public final class PipelineLoader {
     /** Deepest nesting of blocks and lists, and most keys in one path expression, that a pipeline file may hold. */
     static final int MAX_NESTING = 256;
     static final int MAX_PATH_KEYS = 256;
+    /** Most {@code +=} in one file: resolving n of them costs memory quadratic in n (200 took 71 MB). */
+    static final int MAX_APPENDS = 64;
 
     /**
      * A lexical look at the file before typesafe-config parses it: the parser recurses per level of
      * nesting (lightbend/config#777, #779) and handles a path expression of n keys in time and memory
      * quadratic in n (#778; found by PipelineLoaderFuzzTest: 18,000 keys allocated 134 MB), so nesting
-     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_NESTING} {@code +=}, a path of more than
+     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_APPENDS} {@code +=}, a path of more than
      * {@value #MAX_PATH_KEYS} keys, or a value of more than {@value #MAX_CONCATENATED} words is refused
      * first, naming the line. Quoted strings and comments are skipped.
      */
@@ -150,11 +152,11 @@ public final class PipelineLoader {
                 i = (end < 0 ? text.length() : end) - 1;
                 continue;
             }
-            if (c == '+' && text.startsWith("+=", i) && ++appends > MAX_NESTING) {
+            if (c == '+' && text.startsWith("+=", i) && ++appends > MAX_APPENDS) {
                 // each += of a key nests one more concatenation that resolve() recurses through (lightbend/config#729;
-                // found by PipelineLoaderFuzzTest: 1,000 of them took over 5 s before the stack ran out)
-                throw new InputException(file + ":" + line + ": expected blocks, lists and += nested at most a few hundred deep ("
-                        + MAX_NESTING + " += in a file), found nesting too deep to read");
+                // found by PipelineLoaderFuzzTest: 1,000 of them took over 5 s before the stack ran out, 200 allocated 71 MB)
+                throw new InputException(file + ":" + line + ": expected at most " + MAX_APPENDS + " += in a file (each nests "
+                        + "one more concatenation to resolve), found more; write the list out instead");
             }
             if (c == '{' || c == '[') {
                 if (++depth > MAX_NESTING) {

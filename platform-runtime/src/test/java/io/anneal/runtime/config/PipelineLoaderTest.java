@@ -61,8 +61,7 @@ class PipelineLoaderTest {
     @Test
     void nestingTooDeepForTheParserIsBadInputNamingTheFile() throws Exception {
         List<String> deep = List.of("a = " + "{ b = ".repeat(20_000) + "1" + " }".repeat(20_000),
-                "a = " + "[".repeat(20_000) + "]".repeat(20_000),
-                "a = []\n" + "a += 1\n".repeat(1_000));
+                "a = " + "[".repeat(20_000) + "]".repeat(20_000));
         for (String text : deep) {
             Path file = Files.writeString(tmp.resolve("deep.conf"), text);
             InputException e = assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of()));
@@ -70,6 +69,17 @@ class PipelineLoaderTest {
                     "expected blocks, lists and += nested at most a few hundred deep"), e.getMessage());
             assertTrue(e.getMessage().endsWith("found nesting too deep to read"), e.getMessage());
         }
+    }
+
+    @Test
+    void moreThan64AppendsAreBadInputNamingTheLine() throws Exception {
+        // lightbend/config#729: resolve() recurses per += (1,000 overflowed the stack; 200 allocated 71 MB)
+        Path file = Files.writeString(tmp.resolve("appends.conf"), "a = []\n" + "a += 1\n".repeat(1_000));
+        assertEquals(file + ":66: expected at most 64 += in a file (each nests one more concatenation to resolve), found more; "
+                + "write the list out instead",
+                assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of())).getMessage());
+        Path fine = Files.writeString(tmp.resolve("few.conf"), "a = []\n" + "a += 1\n".repeat(64));
+        assertEquals(64, new PipelineLoader(null).load(fine, List.of()).config().getList("a").size());
     }
 
     @Test
