@@ -76,6 +76,9 @@ public final class PipelineLoader {
         } catch (com.typesafe.config.ConfigException e) {
             // typesafe's messages start with "file: line:"; that is the message we want
             throw new InputException(e.getMessage(), e);
+        } catch (java.nio.file.InvalidPathException e) {
+            // found by PipelineLoaderFuzzTest: typesafe-config lets this escape for include "a\u0000b"
+            throw new InputException(file + ": an include names a path that cannot exist (" + e.getMessage() + ")", e);
         } catch (StackOverflowError e) {
             throw tooDeep(file, e);
         }
@@ -84,13 +87,15 @@ public final class PipelineLoader {
     /** Deepest nesting of blocks and lists, and most keys in one path expression, that a pipeline file may hold. */
     static final int MAX_NESTING = 256;
     static final int MAX_PATH_KEYS = 256;
+    /** Most {@code +=} in one file: resolving n of them costs memory quadratic in n (200 took 71 MB). */
+    static final int MAX_APPENDS = 64;
 
     /**
      * A lexical look at the file before typesafe-config parses it: the parser recurses per level of
      * nesting (lightbend/config#777, #779) and handles a path expression of n keys in time and memory
      * quadratic in n (#778; found by PipelineLoaderFuzzTest: 18,000 keys allocated 134 MB), so nesting
-     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_NESTING} {@code +=}, or a path of more than
-     * {@value #MAX_PATH_KEYS} keys is refused
+     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_APPENDS} {@code +=}, a path of more than
+     * {@value #MAX_PATH_KEYS} keys, or a value of more than {@value #MAX_CONCATENATED} words is refused
      * first, naming the line. Quoted strings and comments are skipped.
      */
     private static void checkShape(Path file) {
@@ -106,13 +111,22 @@ public final class PipelineLoader {
         int keys = 0;
         int appends = 0;
         boolean inKey = false;
+        int words = 0;
+        boolean inWord = false;
         for (int i = 0; i < text.length(); i++) {
             char c = text.charAt(i);
             if (c == '"') {
+                if (!inWord && ++words > MAX_CONCATENATED) {
+                    throw tooManyWords(file, line);
+                }
+                inWord = true;
                 boolean triple = text.startsWith("\"\"\"", i);
                 int end = triple ? text.indexOf("\"\"\"", i + 3) : i + 1;
                 while (!triple && end < text.length() && text.charAt(end) != '"' && text.charAt(end) != '\n') {
                     end += text.charAt(end) == '\\' ? 2 : 1;
+                }
+                if (!triple && end < text.length() && text.charAt(end) == '\n') {
+                    end--; // an unterminated string: the newline is read as one
                 }
                 end = end < 0 ? text.length() : Math.min(text.length(), end + (triple ? 2 : 0));
                 for (int j = i; j < end; j++) {
@@ -121,16 +135,28 @@ public final class PipelineLoader {
                 i = end;
                 continue; // a quoted key still counts as one key of a path: inKey stays as it is
             }
+            boolean delimiter = "{}[]=:,".indexOf(c) >= 0 || c == '\n';
+            if (delimiter) {
+                words = 0;
+                inWord = false;
+            } else if (Character.isWhitespace(c)) {
+                inWord = false;
+            } else if (!inWord) {
+                inWord = true;
+                if (++words > MAX_CONCATENATED) {
+                    throw tooManyWords(file, line);
+                }
+            }
             if (c == '#' || (c == '/' && text.startsWith("//", i))) {
                 int end = text.indexOf('\n', i);
                 i = (end < 0 ? text.length() : end) - 1;
                 continue;
             }
-            if (c == '+' && text.startsWith("+=", i) && ++appends > MAX_NESTING) {
+            if (c == '+' && text.startsWith("+=", i) && ++appends > MAX_APPENDS) {
                 // each += of a key nests one more concatenation that resolve() recurses through (lightbend/config#729;
-                // found by PipelineLoaderFuzzTest: 1,000 of them took over 5 s before the stack ran out)
-                throw new InputException(file + ":" + line + ": expected blocks, lists and += nested at most a few hundred deep ("
-                        + MAX_NESTING + " += in a file), found nesting too deep to read");
+                // found by PipelineLoaderFuzzTest: 1,000 of them took over 5 s before the stack ran out, 200 allocated 71 MB)
+                throw new InputException(file + ":" + line + ": expected at most " + MAX_APPENDS + " += in a file (each nests "
+                        + "one more concatenation to resolve), found more; write the list out instead");
             }
             if (c == '{' || c == '[') {
                 if (++depth > MAX_NESTING) {
@@ -155,6 +181,15 @@ public final class PipelineLoader {
                 line++;
             }
         }
+    }
+
+    /** The most words (unquoted or quoted) one value may join: typesafe-config's concatenation is quadratic in them. */
+    static final int MAX_CONCATENATED = 256;
+
+    private static InputException tooManyWords(Path file, int line) {
+        // found by PipelineLoaderFuzzTest: a value of 4,000 words ("name = rsqr rsqr ...", 20 KB) allocated 326 MB
+        return new InputException(file + ":" + line + ": expected a value of at most " + MAX_CONCATENATED
+                + " words on one line (HOCON joins them into one string), found more; quote the text or use a list");
     }
 
     /** The parser recurses per nesting level (and per {@code +=} of one key): deep input exhausts the stack. */

@@ -18,6 +18,7 @@ import java.lang.module.ResolutionException;
 import java.net.URL;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Optional;
 import java.util.ArrayList;
 import java.util.Enumeration;
 import java.util.HashMap;
@@ -201,13 +202,30 @@ public final class PluginLoader {
         }
         ClassLoader loader = layer.modules().iterator().next().getClassLoader();
         for (ServiceLoader.Provider<Plugin> provider : providers) {
+            Optional<String> exitCall = exitCallOf(layer, provider);
+            if (exitCall.isPresent()) {
+                registry.refuse(new PluginRefusal(null, source, provider.type().getName() + " is refused before it runs: "
+                        + exitCall.get() + "; a plugin must never end the process"));
+                continue;
+            }
             initialise(source, provider, loader);
+        }
+    }
+
+    /** A call to System.exit, Runtime.exit or Runtime.halt in the jar of the module that provides the plugin. */
+    private static Optional<String> exitCallOf(ModuleLayer layer, ServiceLoader.Provider<Plugin> provider) {
+        Optional<Path> jar = layer.configuration().findModule(provider.type().getModule().getName())
+                .flatMap(m -> m.reference().location()).map(Path::of);
+        try {
+            return jar.isPresent() ? ExitGuard.exitCallIn(jar.get()) : Optional.empty();
+        } catch (IOException e) {
+            return Optional.empty(); // the jar was read to build the layer; the loader reports what is wrong with it
         }
     }
 
     /**
      * Initialises one plugin on a thread of its own, under an {@link ExitGuard}, for at most
-     * {@link #initTimeoutMillis}: a plugin that ends the process, hangs or throws anything is refused
+     * {@link #initTimeoutMillis}: a plugin that hangs or throws anything is refused
      * in one line, and the rest load. A plugin still running after the limit is left behind (a daemon
      * thread) and refused, naming where it is stuck; nothing it does later reaches the registry.
      */

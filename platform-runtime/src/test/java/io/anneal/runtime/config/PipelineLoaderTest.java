@@ -61,8 +61,7 @@ class PipelineLoaderTest {
     @Test
     void nestingTooDeepForTheParserIsBadInputNamingTheFile() throws Exception {
         List<String> deep = List.of("a = " + "{ b = ".repeat(20_000) + "1" + " }".repeat(20_000),
-                "a = " + "[".repeat(20_000) + "]".repeat(20_000),
-                "a = []\n" + "a += 1\n".repeat(1_000));
+                "a = " + "[".repeat(20_000) + "]".repeat(20_000));
         for (String text : deep) {
             Path file = Files.writeString(tmp.resolve("deep.conf"), text);
             InputException e = assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of()));
@@ -70,6 +69,17 @@ class PipelineLoaderTest {
                     "expected blocks, lists and += nested at most a few hundred deep"), e.getMessage());
             assertTrue(e.getMessage().endsWith("found nesting too deep to read"), e.getMessage());
         }
+    }
+
+    @Test
+    void moreThan64AppendsAreBadInputNamingTheLine() throws Exception {
+        // lightbend/config#729: resolve() recurses per += (1,000 overflowed the stack; 200 allocated 71 MB)
+        Path file = Files.writeString(tmp.resolve("appends.conf"), "a = []\n" + "a += 1\n".repeat(1_000));
+        assertEquals(file + ":66: expected at most 64 += in a file (each nests one more concatenation to resolve), found more; "
+                + "write the list out instead",
+                assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of())).getMessage());
+        Path fine = Files.writeString(tmp.resolve("few.conf"), "a = []\n" + "a += 1\n".repeat(64));
+        assertEquals(64, new PipelineLoader(null).load(fine, List.of()).config().getList("a").size());
     }
 
     @Test
@@ -81,6 +91,18 @@ class PipelineLoaderTest {
         // quoted dots and comments are not keys
         Path quoted = Files.writeString(tmp.resolve("quoted.conf"), "x = \"" + ".a".repeat(1_000) + "\"\n# " + "a.".repeat(1000) + "\ny = 2");
         assertEquals(2, new PipelineLoader(null).load(quoted, List.of()).config().getInt("y"));
+        // an include of a path with a NUL character: typesafe-config's InvalidPathException escaped as exit 1
+        Path nul = Files.writeString(tmp.resolve("nul.conf"), "x = 1\ninclude \"missin\\u0000g.conf\"\n");
+        assertTrue(assertThrows(InputException.class, () -> new PipelineLoader(null).load(nul, List.of())).getMessage()
+                .startsWith(nul + ": an include names a path that cannot exist ("));
+        // a value of 4,000 words: typesafe-config joins them quadratically (326 MB for 20 KB before this check)
+        Path words = Files.writeString(tmp.resolve("words.conf"), "a = 1\nb = 2\nname = " + "rsqr ".repeat(4_000) + "\n");
+        assertEquals(words + ":3: expected a value of at most 256 words on one line (HOCON joins them into one string), "
+                + "found more; quote the text or use a list",
+                assertThrows(InputException.class, () -> new PipelineLoader(null).load(words, List.of())).getMessage());
+        // 200 words still join, and a list of 1,000 items is no concatenation
+        Path fine = Files.writeString(tmp.resolve("fine.conf"), "name = " + "w ".repeat(200) + "\nlist = [" + "1, ".repeat(1000) + "1]");
+        assertEquals(1001, new PipelineLoader(null).load(fine, List.of()).config().getList("list").size());
     }
 
     @Test

@@ -47,8 +47,8 @@ public final class HybridBenchmark {
                 "--seq", "2048", "--dtype", "float16", "--model", "benchmark", "--out", "hybrid-bench.json"));
         for (int i = 0; i + 1 < args.length; i += 2) {
             if (!options.containsKey(args[i])) {
-                System.err.println("unknown option " + args[i] + "; options: " + options.keySet());
-                System.exit(2);
+                // thrown, not System.exit: this class ships in the plugin jar, and a plugin jar that calls exit is refused
+                throw new IllegalArgumentException("unknown option " + args[i] + "; options: " + options.keySet());
             }
             options.put(args[i], args[i + 1]);
         }
