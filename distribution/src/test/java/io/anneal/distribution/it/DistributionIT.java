@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
@@ -349,11 +350,15 @@ class DistributionIT {
 
     @Test
     void nestingTooDeepIsOneLineOfBadInput() throws Exception {
-        for (String text : List.of("a = " + "{ b = ".repeat(20_000) + "1" + " }".repeat(20_000),
-                "a = " + "[".repeat(20_000) + "]".repeat(20_000), "a = []\n" + "a += 1\n".repeat(1_000))) {
-            Files.writeString(home.resolve("deep.conf"), text);
+        String nesting = "deep.conf:1: expected blocks, lists and += nested at most a few hundred deep (256), found nesting too deep to read";
+        Map<String, String> refusals = Map.of(
+                "a = " + "{ b = ".repeat(20_000) + "1" + " }".repeat(20_000), nesting,
+                "a = " + "[".repeat(20_000) + "]".repeat(20_000), nesting,
+                "a = []\n" + "a += 1\n".repeat(1_000), "deep.conf:66: expected at most 64 += in a file");
+        for (Map.Entry<String, String> e : refusals.entrySet()) {
+            Files.writeString(home.resolve("deep.conf"), e.getKey());
             Result r = anneal("validate", "deep.conf");
-            assertRefused(r, "deep.conf: expected blocks, lists and += nested at most a few hundred deep, found nesting too deep to read");
+            assertRefused(r, e.getValue());
             assertEquals(1, r.out().lines().count(), r.out());
         }
     }
