@@ -145,6 +145,13 @@ class OnnxIT {
         assertEquals(0, r.exit(), r.out());
         assertTrue(r.out().contains("onnx: exported " + fixture + " for this run"), r.out());
         assertTrue(relative(floats(home.resolve("direct.f32")), floats(fixture.resolve("logits.f32"))) <= 1e-4);
+        // asking for the GPU: the shipped CPU build says in one line why CUDA is not on, and scores on the CPU
+        Result gpu = anneal("logits", "--engine", "onnx", "--device", "gpu", "--checkpoint", fixture.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "gpu.f32");
+        assertEquals(0, gpu.exit(), gpu.out());
+        assertEquals(1, gpu.out().lines().filter(l -> l.startsWith("onnx: CUDA execution provider not on: this ONNX Runtime"
+                + " 1.29.0 build has no CUDA provider")).count(), gpu.out());
+        assertTrue(relative(floats(home.resolve("gpu.f32")), floats(fixture.resolve("logits.f32"))) <= 1e-4);
     }
 
     @Test
