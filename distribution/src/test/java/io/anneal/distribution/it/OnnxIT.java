@@ -308,6 +308,48 @@ class OnnxIT {
                 "--top-p: expected a number in [0 (exclusive), 1.0], found '1.5'");
     }
 
+    /** A python3 that imports onnx (Debian's python3-onnx, or the GPU machine's), or null. */
+    static String pythonWithOnnx() throws Exception {
+        for (String python : List.of("/usr/bin/python3", "python3")) {
+            try {
+                Process p = new ProcessBuilder(python, "-c", "import onnx").redirectErrorStream(true).start();
+                p.getInputStream().readAllBytes();
+                if (p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0) {
+                    return python;
+                }
+            } catch (IOException e) {
+                // not installed
+            }
+        }
+        return null;
+    }
+
+    @Test
+    void theExportedGraphsPassOnnxsFullChecker() throws Exception {
+        String python = pythonWithOnnx();
+        org.junit.jupiter.api.Assumptions.assumeTrue(python != null,
+                "no python3 with the onnx package here (apt-get install python3-onnx, or the GPU machine): not checked");
+        Path checked = home.resolve("checked");
+        for (String c : List.of("groups2-tied-mup", "rmsnorm-before-gate-biases")) {
+            assertEquals(0, anneal("export", "onnx", "--checkpoint", FIXTURES.resolve(c).toString(), "--out",
+                    checked.resolve(c).toString()).exit());
+        }
+        assertEquals(0, anneal("export", "onnx", "--checkpoint", trainedModel().toString(), "--out",
+                checked.resolve("trained").toString()).exit());
+        Path script = Path.of("..", "tools/onnx/check_onnx.py").toAbsolutePath().normalize();
+        Process p = new ProcessBuilder(python, script.toString(), checked.toString()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        com.fasterxml.jackson.databind.JsonNode report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out);
+        assertEquals(6, report.get("files").size(), out);
+        for (com.fasterxml.jackson.databind.JsonNode f : report.get("files")) {
+            assertTrue(f.get("ok").asBoolean(), f.toString());
+            assertEquals(17, f.get("opsets").get("ai.onnx").asInt(), f.toString());
+            assertEquals("[\"ai.onnx\"]", f.get("domains").toString(), "standard ops only: " + f);
+        }
+    }
+
     @Test
     void ctrlCEndsAGenerationWithExit130() throws Exception {
         Path model = trainedModel(); // the 10-step model does not end its turn: the generation runs until stopped
