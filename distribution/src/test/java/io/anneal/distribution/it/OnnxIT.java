@@ -308,6 +308,31 @@ class OnnxIT {
                 "--top-p: expected a number in [0 (exclusive), 1.0], found '1.5'");
     }
 
+    @Test
+    void anEvaluateStageAfterSftScoresTheHeldOutDataAsTheSftStageDoesAndAnswersThePrompts() throws Exception {
+        Result r = anneal("run", "examples/tiny-sft-evaluate.conf", "--quiet", "--set", "pipeline.run-dir=evaluate-run",
+                "--set", "stages[0].token-budget=\"40960\"");
+        assertEquals(0, r.exit(), r.out());
+        com.fasterxml.jackson.databind.ObjectMapper mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<String> sft = Files.readAllLines(home.resolve("evaluate-run/1-sft/metrics.jsonl"));
+        double sftEval = mapper.readTree(sft.get(sft.size() - 1)).get("eval_loss").asDouble();
+        List<String> evaluated = Files.readAllLines(home.resolve("evaluate-run/2-evaluate/metrics.jsonl"));
+        assertEquals(1, evaluated.size());
+        com.fasterxml.jackson.databind.JsonNode m = mapper.readTree(evaluated.get(0));
+        // the same held-out batches, scored by DJL at the end of SFT and by ONNX Runtime here
+        assertEquals(sftEval, m.get("eval_loss").asDouble(), 1e-4 * sftEval, r.out());
+        double accuracy = m.get("eval_mean_token_accuracy").asDouble();
+        assertTrue(accuracy > 0 && accuracy < 1, m.toString());
+        assertTrue(m.get("eval_supervised_tokens").asLong() > 1000, m.toString());
+        assertTrue(r.out().contains("evaluate: 3 answers (greedy, at most 32 tokens) in "), r.out());
+        List<String> answers = Files.readAllLines(home.resolve("evaluate-run/2-evaluate/answers.jsonl"));
+        assertEquals(3, answers.size());
+        com.fasterxml.jackson.databind.JsonNode third = mapper.readTree(answers.get(2));
+        assertEquals(3, third.get("line").asInt());
+        assertEquals(2, third.get("messages").size(), "the reference answer is left out: " + third);
+        assertTrue(third.get("tokens").asInt() > 0, third.toString());
+    }
+
     /** A python3 that imports onnx (Debian's python3-onnx, or the GPU machine's), or null. */
     static String pythonWithOnnx() throws Exception {
         for (String python : List.of("/usr/bin/python3", "python3")) {
