@@ -54,7 +54,8 @@ public final class LogitsCommand implements CliCommand {
             context.out().println("  --checkpoint DIR  Hugging Face Falcon-H1 folder (config.json, model.safetensors)");
             context.out().println("  --input FILE      JSON {\"input_ids\": [[...], ...]}, rows of equal length");
             context.out().println("  --output FILE     raw little-endian float32 logits [batch, seq, vocab]");
-            context.out().println("  --device          cpu (default), gpu, or auto (the GPU when libtorch sees one)");
+            context.out().println("  --device          cpu (default), gpu, or auto (the GPU when libtorch sees one; with --engine onnx,");
+            context.out().println("                    gpu and auto ask for ONNX Runtime's CUDA provider)");
             context.out().println("  --save DIR        also write the loaded model as Anneal saves checkpoints (to check that");
             context.out().println("                    transformers loads Anneal's folders: tools/fixtures/check_anneal_checkpoint.py)");
             context.out().println("  --engine          djl (default: DJL's PyTorch engine) or onnx (ONNX Runtime, from the onnx");
@@ -68,11 +69,13 @@ public final class LogitsCommand implements CliCommand {
         Path output = wd.resolve(a.required("output"));
         String engine = a.choice("engine", "djl", "djl", "onnx");
         if (engine.equals("onnx")) {
-            if (a.has("save") || a.has("device")) {
-                throw new InputException("anneal logits: --save and --device belong to --engine djl; the onnx engine runs on"
-                        + " ONNX Runtime's CPU provider unless its plugin is configured otherwise\n" + USAGE);
+            if (a.has("save")) {
+                throw new InputException("anneal logits: --save belongs to --engine djl (it writes the DJL model)\n" + USAGE);
             }
-            return logitsThroughEngine(context, checkpoint, input, output);
+            // ONNX Runtime's execution provider: cpu, or cuda for gpu and auto (the engine says in one line
+            // why CUDA is not on where it cannot be, and runs on the CPU)
+            String provider = a.choice("device", "cpu", "cpu", "gpu", "auto").equals("cpu") ? "cpu" : "cuda";
+            return logitsThroughEngine(context, checkpoint, input, output, provider);
         }
         DeviceChoice choice = DeviceChoice.choose(a.choice("device", "cpu", "cpu", "gpu", "auto"), "--device");
         context.out().println(choice.line());
@@ -98,11 +101,11 @@ public final class LogitsCommand implements CliCommand {
      * {@code --engine onnx}: the {@code onnx} {@link InferenceEngine} of whichever plugin offers it,
      * built by type name (this plugin never names the onnx plugin's classes).
      */
-    private static int logitsThroughEngine(CommandContext context, Path checkpoint, Path input, Path output)
-            throws IOException {
+    private static int logitsThroughEngine(CommandContext context, Path checkpoint, Path input, Path output,
+            String provider) throws IOException {
         InferenceEngine engine;
         try {
-            engine = context.extensions().build(InferenceEngine.class, "onnx", Map.of(), "--engine onnx");
+            engine = context.extensions().build(InferenceEngine.class, "onnx", Map.of("provider", provider), "--engine onnx");
         } catch (ConfigException e) {
             throw new InputException("--engine onnx: no plugin offers the onnx inference engine (" + e.getMessage().strip()
                     + "); unpack anneal-plugin-onnx-<version>.tar.gz into the Anneal folder (README, ONNX)", e);

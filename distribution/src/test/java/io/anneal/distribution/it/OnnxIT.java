@@ -145,6 +145,13 @@ class OnnxIT {
         assertEquals(0, r.exit(), r.out());
         assertTrue(r.out().contains("onnx: exported " + fixture + " for this run"), r.out());
         assertTrue(relative(floats(home.resolve("direct.f32")), floats(fixture.resolve("logits.f32"))) <= 1e-4);
+        // asking for the GPU: the shipped CPU build says in one line why CUDA is not on, and scores on the CPU
+        Result gpu = anneal("logits", "--engine", "onnx", "--device", "gpu", "--checkpoint", fixture.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "gpu.f32");
+        assertEquals(0, gpu.exit(), gpu.out());
+        assertEquals(1, gpu.out().lines().filter(l -> l.startsWith("onnx: CUDA execution provider not on: this ONNX Runtime"
+                + " 1.29.0 build has no CUDA provider")).count(), gpu.out());
+        assertTrue(relative(floats(home.resolve("gpu.f32")), floats(fixture.resolve("logits.f32"))) <= 1e-4);
     }
 
     @Test
@@ -299,6 +306,73 @@ class OnnxIT {
                 fixture + ": no tokenizer.json");
         assertRefusedHere(anneal("generate", "--checkpoint", model.toString(), "--prompt", "hi", "--top-p", "1.5"),
                 "--top-p: expected a number in [0 (exclusive), 1.0], found '1.5'");
+    }
+
+    @Test
+    void anEvaluateStageAfterSftScoresTheHeldOutDataAsTheSftStageDoesAndAnswersThePrompts() throws Exception {
+        Result r = anneal("run", "examples/tiny-sft-evaluate.conf", "--quiet", "--set", "pipeline.run-dir=evaluate-run",
+                "--set", "stages[0].token-budget=\"40960\"");
+        assertEquals(0, r.exit(), r.out());
+        com.fasterxml.jackson.databind.ObjectMapper mapper = new com.fasterxml.jackson.databind.ObjectMapper();
+        List<String> sft = Files.readAllLines(home.resolve("evaluate-run/1-sft/metrics.jsonl"));
+        double sftEval = mapper.readTree(sft.get(sft.size() - 1)).get("eval_loss").asDouble();
+        List<String> evaluated = Files.readAllLines(home.resolve("evaluate-run/2-evaluate/metrics.jsonl"));
+        assertEquals(1, evaluated.size());
+        com.fasterxml.jackson.databind.JsonNode m = mapper.readTree(evaluated.get(0));
+        // the same held-out batches, scored by DJL at the end of SFT and by ONNX Runtime here
+        assertEquals(sftEval, m.get("eval_loss").asDouble(), 1e-4 * sftEval, r.out());
+        double accuracy = m.get("eval_mean_token_accuracy").asDouble();
+        assertTrue(accuracy > 0 && accuracy < 1, m.toString());
+        assertTrue(m.get("eval_supervised_tokens").asLong() > 1000, m.toString());
+        assertTrue(r.out().contains("evaluate: 3 answers (greedy, at most 32 tokens) in "), r.out());
+        List<String> answers = Files.readAllLines(home.resolve("evaluate-run/2-evaluate/answers.jsonl"));
+        assertEquals(3, answers.size());
+        com.fasterxml.jackson.databind.JsonNode third = mapper.readTree(answers.get(2));
+        assertEquals(3, third.get("line").asInt());
+        assertEquals(2, third.get("messages").size(), "the reference answer is left out: " + third);
+        assertTrue(third.get("tokens").asInt() > 0, third.toString());
+    }
+
+    /** A python3 that imports onnx (Debian's python3-onnx, or the GPU machine's), or null. */
+    static String pythonWithOnnx() throws Exception {
+        for (String python : List.of("/usr/bin/python3", "python3")) {
+            try {
+                Process p = new ProcessBuilder(python, "-c", "import onnx").redirectErrorStream(true).start();
+                p.getInputStream().readAllBytes();
+                if (p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0) {
+                    return python;
+                }
+            } catch (IOException e) {
+                // not installed
+            }
+        }
+        return null;
+    }
+
+    @Test
+    void theExportedGraphsPassOnnxsFullChecker() throws Exception {
+        String python = pythonWithOnnx();
+        org.junit.jupiter.api.Assumptions.assumeTrue(python != null,
+                "no python3 with the onnx package here (apt-get install python3-onnx, or the GPU machine): not checked");
+        Path checked = home.resolve("checked");
+        for (String c : List.of("groups2-tied-mup", "rmsnorm-before-gate-biases")) {
+            assertEquals(0, anneal("export", "onnx", "--checkpoint", FIXTURES.resolve(c).toString(), "--out",
+                    checked.resolve(c).toString()).exit());
+        }
+        assertEquals(0, anneal("export", "onnx", "--checkpoint", trainedModel().toString(), "--out",
+                checked.resolve("trained").toString()).exit());
+        Path script = Path.of("..", "tools/onnx/check_onnx.py").toAbsolutePath().normalize();
+        Process p = new ProcessBuilder(python, script.toString(), checked.toString()).redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS));
+        assertEquals(0, p.exitValue(), out);
+        com.fasterxml.jackson.databind.JsonNode report = new com.fasterxml.jackson.databind.ObjectMapper().readTree(out);
+        assertEquals(6, report.get("files").size(), out);
+        for (com.fasterxml.jackson.databind.JsonNode f : report.get("files")) {
+            assertTrue(f.get("ok").asBoolean(), f.toString());
+            assertEquals(17, f.get("opsets").get("ai.onnx").asInt(), f.toString());
+            assertEquals("[\"ai.onnx\"]", f.get("domains").toString(), "standard ops only: " + f);
+        }
     }
 
     @Test
