@@ -53,7 +53,7 @@ public final class FalconH1Model implements ObservableModel {
     private final DeviceScalars scalars;
     /** The caller's per-pass manager: arrays derived from parameters are attached to it, never to the model's. */
     private NDManager scope;
-    /** RoPE's inverse frequencies [1, 1, headDim/2] for the fused path, made on first use. */
+    /** RoPE's inverse frequencies [1, 1, headDim/2], made on first use. */
     private NDArray inverseFrequencies;
     /** The CUDA graphs of the fused path, made on first use. */
     private CudaStepGraphs stepGraphs;
@@ -129,7 +129,7 @@ public final class FalconH1Model implements ObservableModel {
         return torchScript != null && torchScript.fused();
     }
 
-    /** RoPE's inverse frequencies on the model's device, made once (a capturable pass copies nothing from Java). */
+    /** RoPE's inverse frequencies on the model's device, made once for every pass (a capturable pass copies nothing from Java). */
     private NDArray inverseFrequencies() {
         if (inverseFrequencies == null) {
             inverseFrequencies = SequenceLayout.inverseFrequencies(manager, config.headDim(), config.ropeTheta());
@@ -228,7 +228,7 @@ public final class FalconH1Model implements ObservableModel {
                 ? SequenceLayout.onDevice(passManager, input.positionIds(), input.documentIds(), batch, length,
                         config.mambaChunkSize(), inverseFrequencies())
                 : new SequenceLayout(passManager, input.positionIds(), input.documentIds(), batch, length,
-                        config.mambaChunkSize(), config.headDim(), config.ropeTheta(), config.mambaDConv());
+                        config.mambaChunkSize(), config.mambaDConv(), inverseFrequencies());
 
         NDArray tokens = ids.toType(DataType.INT64, false);
         // The lookup reads the float32 master table: the residual stream stays float32 (as under

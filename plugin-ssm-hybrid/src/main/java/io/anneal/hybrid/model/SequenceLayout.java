@@ -46,10 +46,13 @@ final class SequenceLayout {
     final NDArray interStrictLower;
     final NDArray interLower;
 
+    /**
+     * The layout of the reference layers: document ids read back once, and the masks built on the
+     * host; {@code inverseFrequencies} from {@link #inverseFrequencies}, made once per model.
+     */
     SequenceLayout(NDManager manager, NDArray positionIds, NDArray documentIds, int batch, int length, int chunk,
-            int headDim, double ropeTheta, int convKernel) {
-        this(manager, positionIds, documentIds, batch, length, chunk, convKernel,
-                inverseFrequencies(manager, headDim, ropeTheta), true);
+            int convKernel, NDArray inverseFrequencies) {
+        this(manager, positionIds, documentIds, batch, length, chunk, convKernel, inverseFrequencies, true);
     }
 
     /**

@@ -51,7 +51,8 @@ class SsdScanTest {
         }
         try (NDManager manager = NDManager.newBaseManager()) {
             NDArray docIds = packed ? manager.create(docs, new Shape(batch, length)) : null;
-            SequenceLayout layout = new SequenceLayout(manager, null, docIds, batch, length, chunk, 2, 10000, 4);
+            SequenceLayout layout = new SequenceLayout(manager, null, docIds, batch, length, chunk, 4,
+                    SequenceLayout.inverseFrequencies(manager, 2, 10000));
             NDArray y = SsdScan.scan(
                     manager.create(x, new Shape(batch, length, heads, headDim)),
                     manager.create(dt, new Shape(batch, length, heads)),
