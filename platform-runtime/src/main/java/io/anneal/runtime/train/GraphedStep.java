@@ -93,6 +93,8 @@ final class GraphedStep implements AutoCloseable {
             double maxGradNorm) {
         if (factor == null) {
             factor = manager.zeros(new Shape(), DataType.FLOAT32);
+            // made here, after the warm-up steps and any resume, not at construction: the device step
+            // count starts from the optimizer's host count at this moment
             deviceStep = optimizer.deviceStep().orElseThrow();
         }
         long tokens = 0;
