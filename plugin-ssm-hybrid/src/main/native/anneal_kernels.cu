@@ -31,19 +31,60 @@ __device__ __forceinline__ float sigmoid(float x) { return 1.f / (1.f + __expf(-
 constexpr int kConvTile = 32;     // time steps per thread
 constexpr int kMaxKernel = 8;
 
-// The pre-activation at (b, t, c); the backward pass recomputes it instead of storing it.
+// Each thread walks its channel through a tile of time steps with the last kMaxKernel inputs (and
+// their document ids) in a shift register, so every input, output gradient and document id is read
+// from global memory once per tile (plus a K-1 halo) instead of once per tap. Windows are
+// right-aligned (the newest value at index kMaxKernel - 1) and the taps of a kernel narrower than
+// kMaxKernel are padded with zeros, so every index is a compile-time constant after unrolling and
+// the windows stay in registers.
+constexpr int kNoDocument = -1;   // positions before the row's start
+constexpr int kPastTheEnd = -2;   // positions after the row's end (the backward pass walks past it)
+
 template <typename T>
-__device__ __forceinline__ float conv_pre(const T* x, const float* taps, float b0, const int64_t* seq,
-                                          int64_t row, int t, int channels, int c, int kernel) {
-  int64_t doc = seq ? seq[row + t] : 0;
-  float acc = b0;
-  for (int k = 0; k < kernel; k++) {
-    int src = t - (kernel - 1) + k;
-    if (src < 0) continue;
-    if (seq && seq[row + src] != doc) continue;
-    acc += taps[k] * load(x, (row + src) * channels + c);
+struct ConvWindow {
+  float x[kMaxKernel];      // x[t - M + 1 .. t] of this channel, oldest first (0 outside the row)
+  int doc[kMaxKernel];      // their document ids (a row's document index, small: int suffices)
+
+  __device__ __forceinline__ void reset() {
+#pragma unroll
+    for (int m = 0; m < kMaxKernel; m++) {
+      x[m] = 0.f;
+      doc[m] = kNoDocument;
+    }
   }
-  return acc;
+
+  // slides the window to end at t: the oldest value out, x[t] in (0 and kPastTheEnd past the row)
+  __device__ __forceinline__ void push(const T* xs, const int64_t* seq, int64_t row, int t, int time, int channels,
+                                       int c) {
+#pragma unroll
+    for (int m = 0; m + 1 < kMaxKernel; m++) {
+      x[m] = x[m + 1];
+      doc[m] = doc[m + 1];
+    }
+    bool inside = t < time;
+    x[kMaxKernel - 1] = inside ? load(xs, (row + t) * channels + c) : 0.f;
+    doc[kMaxKernel - 1] = inside ? (seq ? (int) seq[row + t] : 0) : kPastTheEnd;
+  }
+
+  // the pre-activation of the output at the window's end (taps right-aligned): taps reading another
+  // document count 0
+  __device__ __forceinline__ float pre(const float* taps, float b0) const {
+    float acc = b0;
+#pragma unroll
+    for (int m = 0; m < kMaxKernel; m++) {
+      if (doc[m] == doc[kMaxKernel - 1]) acc += taps[m] * x[m];
+    }
+    return acc;
+  }
+};
+
+// The taps right-aligned to the window: right[M - K + k] = w[c, k], zeros before.
+__device__ __forceinline__ void right_aligned_taps(const float* w, int c, int kernel, float* right) {
+#pragma unroll
+  for (int m = 0; m < kMaxKernel; m++) {
+    int k = m - (kMaxKernel - kernel);
+    right[m] = k >= 0 ? w[c * kernel + k] : 0.f;
+  }
 }
 
 template <typename T>
@@ -54,19 +95,30 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, const float* __rest
   if (c >= channels) return;
   int b = blockIdx.z;
   int t0 = blockIdx.y * kConvTile;
+  int t1 = min(t0 + kConvTile, time);
   float taps[kMaxKernel];
-  for (int k = 0; k < kernel; k++) taps[k] = w[c * kernel + k];
+  right_aligned_taps(w, c, kernel, taps);
   float b0 = bias ? bias[c] : 0.f;
   int64_t row = (int64_t) b * time;
-  for (int t = t0; t < min(t0 + kConvTile, time); t++) {
-    float acc = conv_pre(x, taps, b0, seq, row, t, channels, c, kernel);
-    store(out, (row + t) * channels + c, acc * sigmoid(acc));
+  ConvWindow<T> win;
+  win.reset();
+  for (int t = max(0, t0 - (kernel - 1)); t < t1; t++) {
+    win.push(x, seq, row, t, time, channels, c);
+    if (t >= t0) {
+      float acc = win.pre(taps, b0);
+      store(out, (row + t) * channels + c, acc * sigmoid(acc));
+    }
   }
 }
 
-// dx[s] = sum_k w[k] * g[s + (K-1) - k] over the outputs that read s (same document), where
-// g = dout * silu'(pre). Weight and bias gradients are summed per (batch, tile) into partials
-// [B * tiles, C, K] and [B * tiles, C], reduced by the caller.
+// With g[t] = dout[t] * silu'(pre[t]):
+//   dx[s] = sum_k w[k] * g[s + (K-1) - k] over the outputs that read s (same document),
+//   dw[k] = sum_t g[t] * x[t - (K-1) + k] (same document), db = sum_t g[t].
+// The thread computes g in time order for t = t0 .. t1 + K - 2 (the outputs its inputs feed; 0 past
+// the row's end) and keeps the last M of them; dx[s] is complete once g[s + K - 1] is known: output
+// s + j, held at g[M - K + j], reads s through tap K - 1 - j = M - 1 - (M - K + j). Weight and bias
+// gradients are summed per (batch, tile) into partials [B * tiles, C, K] and [B * tiles, C],
+// reduced by the caller.
 template <typename T>
 __global__ void conv_backward_kernel(const T* __restrict__ x, const float* __restrict__ w,
                                      const float* __restrict__ bias, const int64_t* __restrict__ seq,
@@ -79,41 +131,69 @@ __global__ void conv_backward_kernel(const T* __restrict__ x, const float* __res
   int tile = blockIdx.y;
   int t0 = tile * kConvTile;
   int t1 = min(t0 + kConvTile, time);
-  float taps[kMaxKernel];
-  for (int k = 0; k < kernel; k++) taps[k] = w[c * kernel + k];
+  float taps[kMaxKernel];  // right-aligned, for the pre-activation
+  right_aligned_taps(w, c, kernel, taps);
+  float left[kMaxKernel];  // left[k] = w[c, k], zeros after: dx reads g[m] through left[M - 1 - m]
+#pragma unroll
+  for (int k = 0; k < kMaxKernel; k++) left[k] = k < kernel ? w[c * kernel + k] : 0.f;
   float b0 = bias ? bias[c] : 0.f;
   int64_t row = (int64_t) b * time;
-  // g at t0 .. t1 + K - 2 (outputs this tile's inputs feed), kept in a small ring.
-  float dw[kMaxKernel];
-  for (int k = 0; k < kernel; k++) dw[k] = 0.f;
+  float dw[kMaxKernel];  // right-aligned like taps
+  float g[kMaxKernel];   // g[t - M + 1 .. t], oldest first
+  int gdoc[kMaxKernel];
+#pragma unroll
+  for (int m = 0; m < kMaxKernel; m++) {
+    dw[m] = 0.f;
+    g[m] = 0.f;
+    gdoc[m] = kNoDocument;
+  }
   float db = 0.f;
-  for (int s = t0; s < t1; s++) {
-    int64_t doc = seq ? seq[row + s] : 0;
-    float acc = 0.f;
-    for (int k = 0; k < kernel; k++) {
-      int t = s + (kernel - 1) - k;    // the output that reads input s through tap k
-      if (t >= time) continue;
-      if (seq && seq[row + t] != doc) continue;
-      float pre = conv_pre(x, taps, b0, seq, row, t, channels, c, kernel);
+  ConvWindow<T> win;
+  win.reset();
+  for (int t = max(0, t0 - (kernel - 1)); t < t1 + kernel - 1; t++) {
+    win.push(x, seq, row, t, time, channels, c);
+    // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
+    float gt = 0.f;
+    if (t >= t0 && t < time) {
+      float pre = win.pre(taps, b0);
       float sg = sigmoid(pre);
-      float g = load(dout, (row + t) * channels + c) * sg * (1.f + pre * (1.f - sg));
-      acc += taps[k] * g;
+      gt = load(dout, (row + t) * channels + c) * sg * (1.f + pre * (1.f - sg));
+      if (t < t1) {  // this tile's own outputs: their weight and bias gradients
+        db += gt;
+#pragma unroll
+        for (int m = 0; m < kMaxKernel; m++) {
+          if (win.doc[m] == win.doc[kMaxKernel - 1]) dw[m] += gt * win.x[m];
+        }
+      }
     }
-    store(dx, (row + s) * channels + c, acc);
-    // this tile's outputs s: their weight and bias gradients
-    float pre = conv_pre(x, taps, b0, seq, row, s, channels, c, kernel);
-    float sg = sigmoid(pre);
-    float g = load(dout, (row + s) * channels + c) * sg * (1.f + pre * (1.f - sg));
-    db += g;
-    for (int k = 0; k < kernel; k++) {
-      int src = s - (kernel - 1) + k;
-      if (src < 0) continue;
-      if (seq && seq[row + src] != doc) continue;
-      dw[k] += g * load(x, (row + src) * channels + c);
+#pragma unroll
+    for (int m = 0; m + 1 < kMaxKernel; m++) {
+      g[m] = g[m + 1];
+      gdoc[m] = gdoc[m + 1];
+    }
+    g[kMaxKernel - 1] = gt;
+    gdoc[kMaxKernel - 1] = win.doc[kMaxKernel - 1];
+    int s = t - (kernel - 1);  // the input whose last reader is output t
+    if (s >= t0) {
+      int sdoc = kNoDocument;
+#pragma unroll
+      for (int m = 0; m < kMaxKernel; m++) {
+        if (m == kMaxKernel - kernel) sdoc = win.doc[m];
+      }
+      float acc = 0.f;
+#pragma unroll
+      for (int m = 0; m < kMaxKernel; m++) {
+        if (gdoc[m] == sdoc) acc += left[kMaxKernel - 1 - m] * g[m];
+      }
+      store(dx, (row + s) * channels + c, acc);
     }
   }
   int64_t partial = (int64_t) b * gridDim.y + tile;
-  for (int k = 0; k < kernel; k++) dw_partial[(partial * channels + c) * kernel + k] = dw[k];
+#pragma unroll
+  for (int m = 0; m < kMaxKernel; m++) {
+    int k = m - (kMaxKernel - kernel);
+    if (k >= 0) dw_partial[(partial * channels + c) * kernel + k] = dw[m];
+  }
   db_partial[partial * channels + c] = db;
 }
 

@@ -1,0 +1,238 @@
+"""The fused path's GPU work without the JVM: the same TorchScript layer source that Anneal compiles
+(FalconH1FusedLayer.torchscript, in the archive form TorchScriptArchive.java writes) and the same
+operator library, driven from Python at the 291M benchmark shapes. Times 12 layers + the LM head,
+forward and backward (and a fused AdamW step over the float32 master weights), and lists the CUDA
+kernels by total time, grouped by kind: what a training step is made of on the GPU, and the floor
+a host-free step of this arithmetic reaches.
+
+    python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--variants base,gqa] [--out F.json]
+
+Variants rewrite the layer source before compiling it (what a change would save, measured before
+making it), joined with '+': gqa = scaled_dot_product_attention with enable_gqa instead of
+repeat_interleave; gate16 = the output gate (no Mamba RMSNorm) in bfloat16 instead of float32.
+"""
+import argparse
+import io
+import json
+import struct
+import time
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+SOURCE = Path(__file__).resolve().parents[2] / (
+    "plugin-ssm-hybrid/src/main/resources/io/anneal/hybrid/model/FalconH1FusedLayer.torchscript")
+
+# examples/bench/falcon-h1-291m.conf, the defaults of FalconH1Config (transformers' FalconH1Config)
+HIDDEN, INTER, LAYERS, HEADS, KV, HEAD_DIM = 1024, 3072, 12, 16, 4, 64
+D_SSM, M_HEADS, M_HEAD_DIM, STATE, GROUPS, CONV, CHUNK, VOCAB = 2048, 32, 64, 128, 1, 4, 128, 32768
+CONV_DIM = D_SSM + 2 * GROUPS * STATE
+
+
+def attributes():
+    # the order of the class's declarations, as TorchScriptLayers.attributes writes them
+    return [("training", True), ("half", True), ("heads", HEADS), ("kv_heads", KV), ("head_dim", HEAD_DIM),
+            ("d_ssm", D_SSM), ("conv_dim", CONV_DIM), ("m_heads", M_HEADS), ("m_head_dim", M_HEAD_DIM),
+            ("groups", GROUPS), ("state", STATE), ("conv_kernel", CONV), ("eps", 1e-5),
+            ("attention_in", 1.0), ("attention_out", 1.0), ("key_multiplier", 1.0), ("ssm_in", 1.0),
+            ("ssm_out", 1.0), ("mlp_gate", 1.0), ("mlp_down", 1.0), ("mamba_rms_norm", False),
+            ("norm_before_gate", True), ("dt_low", 0.0), ("dt_high", 3.4028234663852886e38),
+            ("clip_dt", False), ("ssd_chunk", CHUNK), ("lm_head", 1.0), ("head_chunk", 4096)]
+
+
+def module_pickle(class_name, attrs):
+    """Pickle protocol 2 of __torch__.<class>() with its attribute dict (TorchScriptArchive.modulePickle)."""
+    out = bytearray(b"\x80\x02" + f"c__torch__\n{class_name}\n".encode() + b")\x81}(")
+    for key, value in attrs:
+        k = key.encode()
+        out += b"X" + struct.pack("<i", len(k)) + k
+        if isinstance(value, bool):
+            out += b"\x88" if value else b"\x89"
+        elif isinstance(value, int):
+            out += b"J" + struct.pack("<i", value)
+        else:
+            out += b"G" + struct.pack(">d", value)
+    return bytes(out + b"ub.")
+
+
+def compile_layer(source):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/version", "3\n")
+        z.writestr("archive/data.pkl", module_pickle("FalconH1Layer", attributes()))
+        z.writestr("archive/constants.pkl", b"\x80\x02).")
+        z.writestr("archive/code/__torch__.py", source)
+    buffer.seek(0)
+    return torch.jit.load(buffer, map_location="cuda")
+
+
+def variant_source(name):
+    src = SOURCE.read_text()
+    for part in name.split("+"):
+        src = apply_variant(src, part)
+    return src
+
+
+def apply_variant(src, name):
+    if name == "gate16":
+        old = "      h = self.compute(y * torch.silu(gate.to(6)))\n"
+        assert old in src, "the gate changed: update the gate16 variant"
+        src = src.replace(old, "      h = self.compute(y) * torch.silu(gate)\n")
+    elif name == "gqa":
+        old = ("    if self.kv_heads != self.heads:\n"
+               "      k = torch.repeat_interleave(k, self.heads // self.kv_heads, 1)\n"
+               "      v = torch.repeat_interleave(v, self.heads // self.kv_heads, 1)\n"
+               "    if allowed is None:\n"
+               "      out = torch.scaled_dot_product_attention(q, k, v, None, 0.0, True)\n")
+        new = ("    if allowed is None:\n"
+               "      out = torch.scaled_dot_product_attention(q, k, v, None, 0.0, True, enable_gqa=True)\n")
+        assert old in src, "the attention block changed: update the gqa variant"
+        src = src.replace(old, new)
+        src = src.replace("      out = torch.scaled_dot_product_attention(q, k, v, allowed, 0.0, False)\n",
+                          "      out = torch.scaled_dot_product_attention(q, k, v, allowed, 0.0, False, enable_gqa=True)\n")
+    elif name != "base":
+        raise SystemExit(f"unknown variant {name}")
+    return src
+
+
+def layer_weights(g):
+    def p(*shape, scale=0.02):
+        return (torch.randn(*shape, device="cuda", generator=g) * scale).requires_grad_(True)
+    w = {
+        "input_layernorm.weight": torch.ones(HIDDEN, device="cuda", requires_grad=True),
+        "pre_ff_layernorm.weight": torch.ones(HIDDEN, device="cuda", requires_grad=True),
+        "feed_forward.gate_proj.weight": p(INTER, HIDDEN), "feed_forward.up_proj.weight": p(INTER, HIDDEN),
+        "feed_forward.down_proj.weight": p(HIDDEN, INTER),
+        "self_attn.q_proj.weight": p(HEADS * HEAD_DIM, HIDDEN), "self_attn.k_proj.weight": p(KV * HEAD_DIM, HIDDEN),
+        "self_attn.v_proj.weight": p(KV * HEAD_DIM, HIDDEN), "self_attn.o_proj.weight": p(HIDDEN, HEADS * HEAD_DIM),
+        "mamba.in_proj.weight": p(D_SSM + CONV_DIM + M_HEADS, HIDDEN),
+        "mamba.conv1d.weight": p(CONV_DIM, 1, CONV, scale=0.3), "mamba.conv1d.bias": p(CONV_DIM),
+        "mamba.dt_bias": p(M_HEADS, scale=0.5), "mamba.A_log": p(M_HEADS, scale=0.5),
+        "mamba.D": torch.ones(M_HEADS, device="cuda", requires_grad=True),
+        "mamba.out_proj.weight": p(HIDDEN, D_SSM),
+    }
+    return w
+
+
+def rope(t):
+    inv = 1.0 / (1e11 ** (torch.arange(0, HEAD_DIM, 2, device="cuda", dtype=torch.float32) / HEAD_DIM))
+    freqs = torch.outer(torch.arange(t, device="cuda", dtype=torch.float32), inv)
+    emb = torch.cat([freqs, freqs], -1)[None, None]
+    return emb.cos(), emb.sin()
+
+
+def kind(name):
+    n = name.lower()
+    if "flash" in n or "fmha" in n or "attention" in n:
+        return "attention (sdpa)"
+    if any(s in n for s in ("gemm", "cutlass", "sm90_xmma", "nvjet", "ampere_", "sm80_", "cublas", "splitk")):
+        return "matmul (cuBLAS/CUTLASS)"
+    if "anneal" in n or "row_scale" in n or "ssd" in n or "conv1d" in n or "head_" in n or "rms" in n and "anneal" in n:
+        return "Anneal kernels"
+    if "adam" in n or "multi_tensor" in n:
+        return "optimizer"
+    if "copy" in n or "cat" in n:
+        return "copies / casts / cat"
+    if "reduce" in n:
+        return "reductions"
+    if "elementwise" in n or "vectorized" in n:
+        return "element-wise (ATen)"
+    return "other"
+
+
+COPYING = ("copy_", "_to_copy", "cat", "clone", "contiguous", "index", "repeat", "fill_", "zero_", "add_")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("library")
+    ap.add_argument("--rows", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=2048)
+    ap.add_argument("--variants", default="base,gqa,gate16,gqa+gate16")
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--out")
+    ap.add_argument("--shapes", action="store_true",
+                    help="also list the copying operators (copy_, cat, clone, ...) by device time and input shapes")
+    args = ap.parse_args()
+    torch.ops.load_library(args.library)
+    g = torch.Generator(device="cuda").manual_seed(0)
+    weights = [layer_weights(g) for _ in range(LAYERS)]
+    norm = torch.ones(HIDDEN, device="cuda", requires_grad=True)
+    head = (torch.randn(VOCAB, HIDDEN, device="cuda", generator=g) * 0.02).requires_grad_(True)
+    params = [t for w in weights for t in w.values()] + [norm, head]
+    optimizer = torch.optim.AdamW(params, lr=1e-5, fused=True)
+    b, t = args.rows, args.seq
+    embed = torch.randn(b, t, HIDDEN, device="cuda", generator=g, requires_grad=True)
+    labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
+    cos, sin = rope(t)
+    results = {"rows": b, "sequence_length": t, "variants": {}}
+    for name in args.variants.split(","):
+        layer = compile_layer(variant_source(name))
+
+        def step():
+            h = embed
+            for w in weights:
+                h = layer.forward(h, w, cos, sin)
+            log_prob, _ = layer.head(h, norm, head, labels)
+            (-log_prob.sum() / (b * t) * 1024.0).backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=False)
+
+        for _ in range(3):
+            step()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        torch.cuda.synchronize()
+        seconds = (time.perf_counter() - start) / args.steps
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], record_shapes=args.shapes) as prof:
+            for _ in range(2):
+                step()
+            torch.cuda.synchronize()
+        kernels = defaultdict(lambda: [0.0, 0])
+        for e in prof.key_averages():
+            if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0:
+                kernels[e.key][0] += e.self_device_time_total / 2 / 1000.0  # ms per step
+                kernels[e.key][1] += e.count // 2
+        by_kind = defaultdict(float)
+        for k, (ms, _) in kernels.items():
+            by_kind[kind(k)] += ms
+        total = sum(by_kind.values())
+        top = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:40]
+        results["variants"][name] = {
+            "seconds_per_step": seconds, "tokens_per_second": b * t / seconds,
+            "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
+            "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2 ** 30,
+            "kernel_ms_per_step": total, "by_kind_ms": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
+            "top_kernels": [{"name": k[:160], "ms": round(v[0], 3), "calls": v[1]} for k, v in top]}
+        r = results["variants"][name]
+        print(f"== {name}: {seconds * 1e3:.1f} ms/step, {r['tokens_per_second']:,.0f} tokens/s, "
+              f"kernels {total:.1f} ms, peak allocated {r['peak_allocated_gib']:.1f} GiB, "
+              f"reserved {r['peak_reserved_gib']:.1f} GiB")
+        for k, ms in r["by_kind_ms"].items():
+            print(f"   {ms:8.2f} ms  {k}")
+        for item in r["top_kernels"][:25]:
+            print(f"   {item['ms']:8.3f} ms {item['calls']:5d} x {item['name'][:110]}")
+        if args.shapes:
+            copies = [e for e in prof.key_averages(group_by_input_shape=True)
+                      if e.device_type == torch.autograd.DeviceType.CPU and e.self_device_time_total > 0
+                      and any(n in e.key for n in COPYING)]
+            copies.sort(key=lambda e: -e.self_device_time_total)
+            r["copying_operators"] = [{"name": e.key, "shapes": str(e.input_shapes)[:200],
+                                       "ms": round(e.self_device_time_total / 2 / 1000.0, 3), "calls": e.count // 2}
+                                      for e in copies[:40]]
+            print("   copying operators by device time (ms per step, calls, input shapes):")
+            for item in r["copying_operators"]:
+                print(f"   {item['ms']:8.3f} ms {item['calls']:5d} x {item['name']} {item['shapes'][:150]}")
+        del layer
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
