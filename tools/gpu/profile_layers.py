@@ -5,11 +5,11 @@ forward and backward (and a fused AdamW step over the float32 master weights), a
 kernels by total time, grouped by kind: what a training step is made of on the GPU, and the floor
 a host-free step of this arithmetic reaches.
 
-    python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--variants base,gqa] [--out F.json]
+    python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--shapes] [--out F.json]
 
-Variants rewrite the layer source before compiling it (what a change would save, measured before
-making it), joined with '+': gqa = scaled_dot_product_attention with enable_gqa instead of
-repeat_interleave; gate16 = the output gate (no Mamba RMSNorm) in bfloat16 instead of float32.
+(A first run measured two changes as rewrites of this source before they were made: keys and
+values shared through enable_gqa instead of repeat_interleave saved 1.5 ms of a 184 ms step at
+8 x 2048, the output gate in bfloat16 3.4 ms; docs/benchmarks/2026-12-02-h200-step-kernels.)
 """
 import argparse
 import io
@@ -69,35 +69,6 @@ def compile_layer(source):
     return torch.jit.load(buffer, map_location="cuda")
 
 
-def variant_source(name):
-    src = SOURCE.read_text()
-    for part in name.split("+"):
-        src = apply_variant(src, part)
-    return src
-
-
-def apply_variant(src, name):
-    if name == "gate16":
-        old = "      h = self.compute(y * torch.silu(gate.to(6)))\n"
-        assert old in src, "the gate changed: update the gate16 variant"
-        src = src.replace(old, "      h = self.compute(y) * torch.silu(gate)\n")
-    elif name == "gqa":
-        old = ("    if self.kv_heads != self.heads:\n"
-               "      k = torch.repeat_interleave(k, self.heads // self.kv_heads, 1)\n"
-               "      v = torch.repeat_interleave(v, self.heads // self.kv_heads, 1)\n"
-               "    if allowed is None:\n"
-               "      out = torch.scaled_dot_product_attention(q, k, v, None, 0.0, True)\n")
-        new = ("    if allowed is None:\n"
-               "      out = torch.scaled_dot_product_attention(q, k, v, None, 0.0, True, enable_gqa=True)\n")
-        assert old in src, "the attention block changed: update the gqa variant"
-        src = src.replace(old, new)
-        src = src.replace("      out = torch.scaled_dot_product_attention(q, k, v, allowed, 0.0, False)\n",
-                          "      out = torch.scaled_dot_product_attention(q, k, v, allowed, 0.0, False, enable_gqa=True)\n")
-    elif name != "base":
-        raise SystemExit(f"unknown variant {name}")
-    return src
-
-
 def layer_weights(g):
     def p(*shape, scale=0.02):
         return (torch.randn(*shape, device="cuda", generator=g) * scale).requires_grad_(True)
@@ -151,7 +122,6 @@ def main():
     ap.add_argument("library")
     ap.add_argument("--rows", type=int, default=8)
     ap.add_argument("--seq", type=int, default=2048)
-    ap.add_argument("--variants", default="base,gqa,gate16,gqa+gate16")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--out")
     ap.add_argument("--shapes", action="store_true",
@@ -169,8 +139,8 @@ def main():
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
     results = {"rows": b, "sequence_length": t, "variants": {}}
-    for name in args.variants.split(","):
-        layer = compile_layer(variant_source(name))
+    for name in ["fused"]:
+        layer = compile_layer(SOURCE.read_text())
 
         def step():
             h = embed

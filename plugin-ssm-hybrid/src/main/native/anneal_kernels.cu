@@ -479,6 +479,66 @@ __global__ void ce_backward_kernel(T* __restrict__ logits, const int64_t* __rest
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The SSD scan's state passing across chunks (Mamba-2's "state passing" step, Dao & Gu 2024,
+// section 6): with a_c the chunk's summed log decay and S_c its chunk-end state,
+//   entering_0 = 0,  entering_{c+1} = keep_c exp(a_c) entering_c + S_c,
+// keep_c = 0 where chunk c's last document is not chunk c-1's (the state is reset at document
+// starts; document ids never decrease along a row, so a state crossing several chunks needs every
+// step's keep). One thread per (batch, head, state element), sequential over the chunks, products
+// in float32; states and entering states [b, c, h, E] in the matmuls' type.
+// Backward, with D_c = dL/d(entering_{c+1}) summed over every way it is read:
+//   D_{C-1} = 0, D_c = dentering_{c+1} + keep_{c+1} exp(a_{c+1}) D_{c+1},  dS_c = D_c,
+//   da_c = keep_c exp(a_c) sum_e D_c[e] entering_c[e]   (a block sum, then one atomicAdd per block).
+// ---------------------------------------------------------------------------------------------
+constexpr int kPassThreads = 256;
+
+template <typename T>
+__global__ void state_passing_forward_kernel(const T* __restrict__ states, const float* __restrict__ decay,
+                                             const float* __restrict__ keep, T* __restrict__ entering, int chunks,
+                                             int heads, int64_t elements) {
+  int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+  if (e >= elements) return;
+  int h = blockIdx.y, b = blockIdx.z;
+  float carried = 0.f;
+  for (int c = 0; c < chunks; c++) {
+    int64_t bch = ((int64_t) b * chunks + c) * heads + h;
+    store(entering, bch * elements + e, carried);
+    float k = keep && c > 0 ? keep[(int64_t) b * chunks + c] : 1.f;
+    // carried becomes the state at chunk c's end
+    carried = k * __expf(decay[bch]) * carried + load(states, bch * elements + e);
+  }
+}
+
+template <typename T>
+__global__ void state_passing_backward_kernel(const T* __restrict__ entering, const float* __restrict__ decay,
+                                              const float* __restrict__ keep, const T* __restrict__ dentering,
+                                              T* __restrict__ dstates, float* __restrict__ ddecay, int chunks,
+                                              int heads, int64_t elements) {
+  __shared__ float shared[32];
+  int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+  bool inside = e < elements;
+  int h = blockIdx.y, b = blockIdx.z;
+  float d = 0.f;  // D_c
+  for (int c = chunks - 1; c >= 0; c--) {
+    int64_t bch = ((int64_t) b * chunks + c) * heads + h;
+    if (c + 1 < chunks) {
+      int64_t next = bch + heads;
+      float k = keep ? keep[(int64_t) b * chunks + c + 1] : 1.f;
+      d = (inside ? load(dentering, next * elements + e) : 0.f) + k * __expf(decay[next]) * d;
+    }
+    if (inside) store(dstates, bch * elements + e, d);
+    if (c > 0) {
+      float part = inside ? d * load(entering, bch * elements + e) : 0.f;
+      float total = block_sum(part, shared);
+      if (threadIdx.x == 0) {
+        float k = keep ? keep[(int64_t) b * chunks + c] : 1.f;
+        atomicAdd(ddecay + bch, k * __expf(decay[bch]) * total);
+      }
+    }
+  }
+}
+
 inline unsigned blocks(int64_t n, int per) { return (unsigned) ((n + per - 1) / per); }
 
 }  // namespace
@@ -541,6 +601,23 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
 }
 
 int ssd_mixing_max_chunk() { return 1024; }
+
+template <typename T>
+void ssd_state_passing_forward(const T* states, const float* decay, const float* keep, T* entering, int batch,
+                               int chunks, int heads, int64_t elements, cudaStream_t stream) {
+  dim3 grid(blocks(elements, kPassThreads), heads, batch);
+  state_passing_forward_kernel<T><<<grid, kPassThreads, 0, stream>>>(states, decay, keep, entering, chunks, heads,
+                                                                      elements);
+}
+
+template <typename T>
+void ssd_state_passing_backward(const T* entering, const float* decay, const float* keep, const T* dentering,
+                                T* dstates, float* ddecay, int batch, int chunks, int heads, int64_t elements,
+                                cudaStream_t stream) {
+  dim3 grid(blocks(elements, kPassThreads), heads, batch);
+  state_passing_backward_kernel<T><<<grid, kPassThreads, 0, stream>>>(entering, decay, keep, dentering, dstates,
+                                                                       ddecay, chunks, heads, elements);
+}
 
 template <typename T>
 void cross_entropy_forward(const T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,
@@ -621,7 +698,11 @@ void row_scale_backward(const TX* x, const float* s, const TO* grad, TX* dx, flo
   template void cross_entropy_forward<T>(const T*, const int64_t*, float, int64_t, int64_t, float*, float*, float*,  \
                                          cudaStream_t);                                                            \
   template void cross_entropy_backward<T>(T*, const int64_t*, const float*, const float*, float, int64_t, int64_t,   \
-                                          cudaStream_t);
+                                          cudaStream_t);                                                           \
+  template void ssd_state_passing_forward<T>(const T*, const float*, const float*, T*, int, int, int, int64_t,      \
+                                             cudaStream_t);                                                        \
+  template void ssd_state_passing_backward<T>(const T*, const float*, const float*, const T*, T*, float*, int, int, \
+                                              int, int64_t, cudaStream_t);
 ANNEAL_ROWS(float)
 ANNEAL_ROWS(__half)
 ANNEAL_ROWS(__nv_bfloat16)

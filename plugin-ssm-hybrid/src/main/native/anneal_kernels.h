@@ -36,6 +36,18 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
                          float* dcum, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream);
 int ssd_mixing_max_chunk();
 
+/** SSD state passing across chunks: entering [b, c, h, E] from chunk-end states [b, c, h, E], chunk log decays
+ * [b, c, h] and optional document-continuation flags keep [b, c] (float 0/1). */
+template <typename T>
+void ssd_state_passing_forward(const T* states, const float* decay, const float* keep, T* entering, int batch,
+                               int chunks, int heads, int64_t elements, cudaStream_t stream);
+
+/** Its gradients: dstates written, ddecay accumulated (zero it first). */
+template <typename T>
+void ssd_state_passing_backward(const T* entering, const float* decay, const float* keep, const T* dentering,
+                                T* dstates, float* ddecay, int batch, int chunks, int heads, int64_t elements,
+                                cudaStream_t stream);
+
 /** out[i, j] = x[i, j] * s[i] over rows of `width` elements (float32 products). */
 template <typename TX, typename TO>
 void row_scale_forward(const TX* x, const float* s, TO* out, int64_t rows, int width, cudaStream_t stream);

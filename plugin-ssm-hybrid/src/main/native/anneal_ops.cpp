@@ -258,6 +258,52 @@ struct SsdMixing : torch::autograd::Function<SsdMixing> {
 };
 
 // ---------------------------------------------------------------------------------------------
+// State passing across chunks on one kernel each way (see anneal_kernels.cu): states [b,c,h,E] in
+// the matmuls' type, decay [b,c,h] float32 (each chunk's summed log decay), keep [b,c] float 0/1
+// or undefined -> the state entering each chunk [b,c,h,E] in the states' type. Replaces the
+// [c, c] carry matrix and its float32 GEMM, with the transposes, pads and casts around them.
+// ---------------------------------------------------------------------------------------------
+struct SsdStatePassing : torch::autograd::Function<SsdStatePassing> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& states, const Tensor& decay,
+                        const c10::optional<Tensor>& keep) {
+    Tensor st = states.contiguous(), dc = decay.contiguous();
+    Tensor kp = keep.has_value() ? keep->contiguous() : Tensor();
+    int64_t b = st.size(0), c = st.size(1), h = st.size(2), e = st.numel() / (b * c * h);
+    Tensor entering = at::empty_like(st);
+    c10::cuda::CUDAGuard guard(st.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(st, "ssd_scan", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_state_passing_forward<T>(ptr<T>(st), dc.data_ptr<float>(), float_or_null(kp), ptr<T>(entering),
+                                           (int) b, (int) c, (int) h, e, stream);
+    });
+    ctx->save_for_backward({entering, dc});
+    ctx->saved_data["keep"] = kp.defined() ? c10::IValue(kp) : c10::IValue();
+    return entering;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor entering = saved[0], dc = saved[1];
+    Tensor kp = ctx->saved_data["keep"].isNone() ? Tensor() : ctx->saved_data["keep"].toTensor();
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
+    Tensor g = grads[0].to(entering.scalar_type()).contiguous();
+    int64_t b = entering.size(0), c = entering.size(1), h = entering.size(2), e = entering.numel() / (b * c * h);
+    Tensor dstates = at::empty_like(entering);
+    Tensor ddecay = at::zeros_like(dc);
+    c10::cuda::CUDAGuard guard(entering.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(entering, "ssd_scan", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_state_passing_backward<T>(ptr<T>(entering), dc.data_ptr<float>(), float_or_null(kp), ptr<T>(g),
+                                            ptr<T>(dstates), ddecay.data_ptr<float>(), (int) b, (int) c, (int) h, e,
+                                            stream);
+    });
+    return {dstates, ddecay, Tensor()};
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
 // Row scaling inside the SSD scan: x [..., W] times s [...] (float32) broadcast along the last
 // dimension, written in `type`, with its gradients, on the CUDA kernels of anneal_kernels.cu (one
 // pass each way; ATen's broadcast ran unvectorised and reduced ds in a second pass).
@@ -351,7 +397,7 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
   Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
 
-  Tensor to_end_mask, from_start_mask, inter = at::ones({c, c}, x.options().dtype(at::kBool)).tril();
+  Tensor to_end_mask, from_start_mask, keep_flags, inter = at::ones({c, c}, x.options().dtype(at::kBool)).tril();
   if (sp.defined()) {
     Tensor sc = sp.view({b, c, q});
     Tensor last_doc = sc.select(-1, q - 1);                                           // [b,c]
@@ -359,6 +405,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
     Tensor previous_last = at::cat({last_doc.narrow(1, 0, 1), last_doc.narrow(1, 0, c - 1)}, 1);
     from_start_mask = (sc == previous_last.unsqueeze(-1)).to(f32).unsqueeze(2);       // [b,c,1,q]
     inter = (last_doc.unsqueeze(-1) == last_doc.unsqueeze(-2)).logical_and(inter).unsqueeze(1);  // [b,1,c,c]
+    // a state crosses from chunk j-1 into j only when j's last document is j-1's (ids never decrease)
+    keep_flags = (last_doc == previous_last).to(f32);                                 // [b,c]
   }
 
   // 1. intra-chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) x_j dt_j
@@ -385,19 +433,28 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   if (to_end_mask.defined()) to_end = to_end * to_end_mask;
   Tensor weighted = scale_rows(xtok, to_end.transpose(-1, -2), mm);                   // [b,c,q,h,p] mm
   Tensor weighted_g = weighted.view({b, c, q, g, r * p}).permute({0, 1, 3, 4, 2});    // [b,c,g,r*p,q]
-  Tensor states = at::matmul(weighted_g, bc).to(f32);                                 // [b,c,g,r*p,n]
+  Tensor states = at::matmul(weighted_g, bc);                                         // [b,c,g,r*p,n] mm
 
-  // 3. across chunks: S_j = sum_{k<=j} exp(cs_j - cs_k) states_k, cs the cumulative chunk decays
-  Tensor cs = last.squeeze(-1).transpose(1, 2).cumsum(-1);                            // [b,h,c]
-  Tensor carry = (cs.unsqueeze(-1) - cs.unsqueeze(-2)).masked_fill(inter.logical_not(), neg_inf).exp();
-  Tensor carried = at::matmul(carry, states.reshape({b, c, h, p * n}).transpose(1, 2));  // [b,h,c,p*n]
-  Tensor entering = at::constant_pad_nd(carried.narrow(2, 0, c - 1), {0, 0, 1, 0});   // chunk 0 starts at zero
-  entering = entering.transpose(1, 2).reshape({b, c, g, r * p, n});
+  // 3. across chunks: S_j = sum_{k<=j} exp(cs_j - cs_k) states_k, cs the cumulative chunk decays;
+  // the state entering chunk j is S_{j-1} (zero for the first)
+  Tensor entering;                                                                    // [b,c,g,r*p,n]
+  if (x.is_cuda()) {
+    c10::optional<Tensor> keep = c10::nullopt;
+    if (sp.defined()) keep = keep_flags;
+    entering = SsdStatePassing::apply(states.view({b, c, h, p * n}), last.squeeze(-1), keep)
+                   .view({b, c, g, r * p, n});
+  } else {  // the composed form: the [c, c] carry matrix
+    Tensor cs = last.squeeze(-1).transpose(1, 2).cumsum(-1);                          // [b,h,c]
+    Tensor carry = (cs.unsqueeze(-1) - cs.unsqueeze(-2)).masked_fill(inter.logical_not(), neg_inf).exp();
+    Tensor carried = at::matmul(carry, states.to(f32).reshape({b, c, h, p * n}).transpose(1, 2));  // [b,h,c,p*n]
+    entering = at::constant_pad_nd(carried.narrow(2, 0, c - 1), {0, 0, 1, 0});        // chunk 0 starts at zero
+    entering = entering.transpose(1, 2).reshape({b, c, g, r * p, n}).to(mm);
+  }
 
   // 4. the entering state's contribution: C_i . S exp(cum_i), computed straight into the token layout
   Tensor from_start = cum.exp();
   if (from_start_mask.defined()) from_start = from_start * from_start_mask;
-  Tensor y_off = at::matmul(cc, entering.to(mm).transpose(-1, -2));                   // [b,c,g,q,r*p] mm
+  Tensor y_off = at::matmul(cc, entering.transpose(-1, -2));                          // [b,c,g,q,r*p] mm
   Tensor y_off_tok = y_off.permute({0, 1, 3, 2, 4}).reshape({b, c, q, h, p});         // a view with one group
   // the sum in float32, in [b,t,h,p] order; the heads' layout of the intra-chunk part is read
   // through a view, not copied
