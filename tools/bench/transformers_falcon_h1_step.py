@@ -119,7 +119,12 @@ def main():
             tps = args.batch * args.seq / dt
             result[name] = {"seconds_per_step": dt, "tokens_per_second": tps,
                             "model_tflops": 6 * params * tps / 1e12,
-                            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30}
+                            "peak_memory_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
+                            # what nvidia-smi shows (Anneal's bench-train figure): the allocator's
+                            # reserved pool plus the CUDA context, the whole device's use
+                            "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2 ** 30,
+                            "device_used_gib": (lambda free_total: (free_total[1] - free_total[0]) / 2 ** 30)(
+                                torch.cuda.mem_get_info())}
     except torch.OutOfMemoryError as e:
         result["error"] = "out of memory: " + str(e).splitlines()[0]
     del model, opt
