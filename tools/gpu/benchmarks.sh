@@ -5,7 +5,7 @@
 #                    bash tools/gpu/benchmarks.sh PART...   (kernels fused reference peer-all: the table of issue 12;
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
 #                    peer real; quick = fwd train torch roundtrip)
-# Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench.tgz.
+# Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
 set -u
 parts=" ${*:-quick} "
 [[ $parts == *" quick "* ]] && parts="$parts fwd train torch roundtrip "
@@ -148,4 +148,6 @@ if has real; then
   #   anneal plot metrics.jsonl --out loss.png --metrics loss,eval_loss
   grep -v "^source " "$out/real-run.log" | tail -15
 fi
-cd "$OUT" && tar czf "bench-$(echo $parts | tr " " "-").tgz" bench && rm -rf bench
+# a name per invocation: several invocations in one call keep every archive (the same parts twice
+# used to overwrite the first one's results)
+cd "$OUT" && archive="bench-$(echo $parts | tr " " "-")-$(date +%H%M%S).tgz" && tar czf "$archive" bench && rm -rf bench
