@@ -108,6 +108,11 @@ public final class TrainStep implements AutoCloseable {
         return null;
     }
 
+    /** Whether steps replay as CUDA graphs (after the warm-up steps). */
+    public boolean replaysAsGraphs() {
+        return graphed != null;
+    }
+
     /** One line for the log: whether steps replay as CUDA graphs, and why not. */
     public String graphsLine() {
         return graphsLine;

@@ -9,6 +9,7 @@ import ai.djl.ndarray.types.Shape;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
@@ -48,7 +49,7 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class TrainStepBenchmark implements CliCommand {
     private static final String USAGE = "usage: anneal bench-train PIPELINE.conf --out RESULT.json [--rows 1] "
             + "[--sequence-length 4096] [--micro-batches 1] [--documents-per-row 1] [--warmup 3] [--steps 10] "
-            + "[--precision float16|float32] [--matmul-size 8192] [--cuda-graphs on|off] [--profile TRACE.json]";
+            + "[--precision float16|float32] [--matmul-size 8192] [--cuda-graphs auto|on|off] [--profile TRACE.json]";
 
     @Override
     public String name() {
@@ -79,7 +80,8 @@ public final class TrainStepBenchmark implements CliCommand {
         int matmulSize = a.positiveInt("matmul-size", 8192);
         DataType precision = a.choice("precision", "float16", "float16", "float32").equals("float16")
                 ? DataType.FLOAT16 : DataType.FLOAT32;
-        boolean cudaGraphs = a.choice("cuda-graphs", "on", "on", "off").equals("on");
+        // auto: replay when the model and optimizer can; on: a benchmark of the replayed step or none
+        String cudaGraphs = a.choice("cuda-graphs", "auto", "auto", "on", "off");
         Path profile = a.value("profile").map(context.workingDirectory()::resolve).orElse(null);
         ConfigView root = context.loadConfig(config);
         ModelArchitecture architecture = context.extensions().build(ModelArchitecture.class, root.getConfig("model"));
@@ -98,8 +100,12 @@ public final class TrainStepBenchmark implements CliCommand {
         try (CausalLanguageModel model = architecture.initialize(new ModelOptions(device, precision, 1234));
              ParameterOptimizer optimizer = optimizerFactory.bind(model.parameters());
              TrainStep step = new TrainStep(model, optimizer, device, "--rows (now " + rows + ")",
-                     new SftObjective(), cudaGraphs)) {
+                     new SftObjective(), !cudaGraphs.equals("off"))) {
             context.out().println("bench-train: " + step.graphsLine());
+            if (cudaGraphs.equals("on") && !step.replaysAsGraphs()) {
+                throw new InputException("anneal bench-train: --cuda-graphs on, but " + step.graphsLine()
+                        + "; use --cuda-graphs auto or off to time the eager step");
+            }
             long parameters = model.parameterCount();
             List<PackedBatch> batches = randomBatches(microBatches, rows, sequenceLength, documentsPerRow, model.vocabSize());
             long tokensPerStep = (long) microBatches * rows * sequenceLength;
@@ -152,10 +158,10 @@ public final class TrainStepBenchmark implements CliCommand {
         String json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(result);
         Files.writeString(out, json);
         context.out().printf(Locale.ROOT, "bench-train: %.0f tokens/s, model %.1f TFLOP/s = %.1f%% of the float16 matmul rate "
-                        + "(%.1f TFLOP/s), peak memory %d MiB; written to %s%n",
+                        + "(%.1f TFLOP/s), peak memory %s; written to %s%n",
                 result.get("tokens_per_second").asDouble(), result.get("model_tflops").asDouble(),
                 100 * result.get("fraction_of_matmul").asDouble(), result.get("float16_matmul_tflops").asDouble(),
-                memory.peakMib(), out);
+                memory.peakMib() < 0 ? "not measured (no nvidia-smi)" : memory.peakMib() + " MiB", out);
         return 0;
     }
 
