@@ -89,12 +89,19 @@ public final class PipelineLoader {
     static final int MAX_PATH_KEYS = 256;
     /** Most {@code +=} in one file: resolving n of them costs memory quadratic in n (200 took 71 MB). */
     static final int MAX_APPENDS = 64;
+    /**
+     * Most {@code ${...}} substitutions in one file: a key set n times to a substitution stacks n
+     * delayed merges that resolve() walks quadratically (found by PipelineLoaderFuzzTest's long run:
+     * 1,700 lines of {@code a = ${b}}, 15 KB, allocated 301 MB).
+     */
+    static final int MAX_SUBSTITUTIONS = 256;
 
     /**
      * A lexical look at the file before typesafe-config parses it: the parser recurses per level of
      * nesting (lightbend/config#777, #779) and handles a path expression of n keys in time and memory
      * quadratic in n (#778; found by PipelineLoaderFuzzTest: 18,000 keys allocated 134 MB), so nesting
-     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_APPENDS} {@code +=}, a path of more than
+     * deeper than {@value #MAX_NESTING}, more than {@value #MAX_APPENDS} {@code +=} or
+     * {@value #MAX_SUBSTITUTIONS} substitutions, a path of more than
      * {@value #MAX_PATH_KEYS} keys, or a value of more than {@value #MAX_CONCATENATED} words is refused
      * first, naming the line. Quoted strings and comments are skipped.
      */
@@ -110,6 +117,7 @@ public final class PipelineLoader {
         int line = 1;
         int keys = 0;
         int appends = 0;
+        int substitutions = 0;
         boolean inKey = false;
         int words = 0;
         boolean inWord = false;
@@ -157,6 +165,10 @@ public final class PipelineLoader {
                 // found by PipelineLoaderFuzzTest: 1,000 of them took over 5 s before the stack ran out, 200 allocated 71 MB)
                 throw new InputException(file + ":" + line + ": expected at most " + MAX_APPENDS + " += in a file (each nests "
                         + "one more concatenation to resolve), found more; write the list out instead");
+            }
+            if (c == '$' && text.startsWith("${", i) && ++substitutions > MAX_SUBSTITUTIONS) {
+                throw new InputException(file + ":" + line + ": expected at most " + MAX_SUBSTITUTIONS + " ${...} substitutions "
+                        + "in a file (resolving them costs memory quadratic in their number), found more");
             }
             if (c == '{' || c == '[') {
                 if (++depth > MAX_NESTING) {

@@ -45,6 +45,8 @@ class PipelineLoaderFuzzTest {
         seeds.add("[".repeat(20_000).getBytes(StandardCharsets.US_ASCII));
         // lightbend/config#778 (filed with the two above): a path expression "a.a.a.a..." 10,000 keys long
         seeds.add(("a" + ".a".repeat(10_000) + " = 1").getBytes(StandardCharsets.US_ASCII));
+        // the long run's find: a key set 1,700 times to a substitution (301 MB before MAX_SUBSTITUTIONS)
+        seeds.add("a = ${b}\n".repeat(1_700).getBytes(StandardCharsets.US_ASCII));
         // lightbend/config#729: 1,000 "a += i" lines; resolve() recurses per concatenation and overflows
         StringBuilder appends = new StringBuilder();
         for (int i = 1; i <= 1000; i++) {

@@ -83,6 +83,18 @@ class PipelineLoaderTest {
     }
 
     @Test
+    void moreThan256SubstitutionsAreBadInputNamingTheLine() throws Exception {
+        // found by the long fuzz run: 1,700 lines of "a = ${b}" (15 KB) allocated 301 MB before resolve() refused them
+        Path file = Files.writeString(tmp.resolve("subst.conf"), "b = 1\n" + "a = ${b}\n".repeat(1_700));
+        assertEquals(file + ":258: expected at most 256 ${...} substitutions in a file (resolving them costs memory quadratic "
+                + "in their number), found more",
+                assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of())).getMessage());
+        Path fine = Files.writeString(tmp.resolve("few-subst.conf"), "b = 1\n" + "a = ${b}\n".repeat(256)
+                + "# ${c} in a comment and \"${d}\" in a string are not substitutions\n");
+        assertEquals(1, new PipelineLoader(null).load(fine, List.of()).config().getInt("a"));
+    }
+
+    @Test
     void aKeyPathTooLongForTheParserIsBadInputNamingTheLine() throws Exception {
         // a path expression of 10,000 keys (lightbend/config#778) is refused before the parser's quadratic work
         Path file = Files.writeString(tmp.resolve("path.conf"), "x = 1\na" + ".a".repeat(10_000) + " = 1");
