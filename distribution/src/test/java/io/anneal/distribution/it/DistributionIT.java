@@ -326,17 +326,17 @@ class DistributionIT {
                 } ]
                 """;
         Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("0"));
-        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:8: stages[0].batch-pairs: expected a positive number "
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:7: stages[0].batch-pairs: expected a positive number "
                 + "of preference pairs per step, such as 256 (seed 000), found 0");
         Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("-256"));
-        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:8: stages[0].batch-pairs: expected a positive number "
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:7: stages[0].batch-pairs: expected a positive number "
                 + "of preference pairs per step, such as 256 (seed 000), found -256");
         Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("30"));
-        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:8: stages[0].batch-pairs: expected a multiple of "
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:7: stages[0].batch-pairs: expected a multiple of "
                 + "micro-batch-rows (8): a row holds one pair, so a micro-batch holds 8 pairs and a step whole micro-batches "
                 + "(nearest: 24 or 32), found 30");
         Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("32\n  batch-tokens = 1M"));
-        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:9: stages[0].batch-tokens: expected no batch-tokens: "
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:8: stages[0].batch-tokens: expected no batch-tokens: "
                 + "this stage's objective trains on preference pairs, so its batch is counted in pairs with batch-pairs");
         Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("32"));
         Result valid = anneal("validate", "dpo-batch.conf");
