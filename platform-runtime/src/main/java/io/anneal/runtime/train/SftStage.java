@@ -516,6 +516,11 @@ final class SftStage implements Stage {
             }
 
             @Override
+            public Optional<Path> initialModelFolder() {
+                return initFrom.or(context::inputModel); // openModel's order, without a resume point
+            }
+
+            @Override
             public Path stageDirectory() {
                 return context.stageDirectory();
             }
