@@ -343,6 +343,18 @@ class DistributionIT {
         assertEquals(0, valid.exit(), valid.out());
     }
 
+    /**
+     * The DPO reference cache filled by ONNX Runtime needs plugin onnx, which the default distribution
+     * does not hold (its own archive): validate names the missing plugin, exit 2.
+     */
+    @Test
+    void anOnnxReferenceScorerWithoutPluginOnnxNamesTheMissingPlugin() throws Exception {
+        Result r = anneal("validate", "examples/tiny-dpo.conf", "--set", "stages[1].objective.reference-scorer={type = onnx}");
+        assertEquals(2, r.exit(), r.out());
+        assertTrue(r.out().contains("stages[1].objective.reference-scorer.type: expected a sequence-scorer type (known: none are "
+                + "loaded), found unknown type 'onnx'; plugin 'onnx' provides it and is not loaded"), r.out());
+    }
+
     /** One refusal line, exit 2, no stack trace and no Java class name. */
     static void assertRefused(Result r, String message) {
         assertEquals(2, r.exit(), r.out());
