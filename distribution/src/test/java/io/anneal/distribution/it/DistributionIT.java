@@ -336,11 +336,19 @@ class DistributionIT {
                 + "micro-batch-rows (8): a row holds one pair, so a micro-batch holds 8 pairs and a step whole micro-batches "
                 + "(nearest: 24 or 32), found 30");
         Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("32\n  batch-tokens = 1M"));
-        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:8: stages[0].batch-tokens: expected no batch-tokens: "
-                + "this stage's objective trains on preference pairs, so its batch is counted in pairs with batch-pairs");
+        // a batch in tokens is no key of a dpo stage (its keys, batch-pairs among them, are listed)
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:8: stages[0].batch-tokens: expected a key of stage "
+                + "type 'dpo' (plugin dpo): batch-pairs, checkpoint-every,");
+        assertRefused(anneal("validate", "dpo-batch.conf"), "found unknown key 'batch-tokens'");
         Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("32"));
         Result valid = anneal("validate", "dpo-batch.conf");
         assertEquals(0, valid.exit(), valid.out());
+        // the data plan counts the pairs of an epoch, one per row: tiny-dpo.conf's epoch-tokens = 150 x 128
+        Result plan = anneal("data", "plan", "examples/tiny-dpo.conf");
+        assertEquals(0, plan.exit(), plan.out());
+        assertTrue(plan.out().contains("one epoch: 150 pairs, one per row of 128 tokens: epoch-tokens = 19200 (for a schedule in "
+                + "epochs: total-epochs, stop-at-epochs; batch-pairs = B gives ceil(150 / B) steps per epoch)"), plan.out());
+        assertEquals(19200, stage("examples/tiny-dpo.conf", 1).getLong("schedule.epoch-tokens"));
     }
 
     /**

@@ -226,6 +226,14 @@ class OnnxIT {
         }
     }
 
+    /** The name of the one reference cache file under a run folder. */
+    static String cacheFileName(Path runDir) throws IOException {
+        try (Stream<Path> files = Files.walk(runDir)) {
+            return files.filter(f -> f.getParent().getFileName().toString().equals("reference-logps")).findFirst()
+                    .orElseThrow().getFileName().toString();
+        }
+    }
+
     /** The loss of each step in a stage's metrics.jsonl. */
     static List<Double> losses(Path metrics) throws IOException {
         List<Double> out = new ArrayList<>();
@@ -300,6 +308,25 @@ class OnnxIT {
         System.out.printf("DPO losses of the first 4 steps, ONNX Runtime vs DJL reference: max |difference| %.3g (%s vs %s)%n",
                 lossGap, djlLosses, ortLosses);
         assertTrue(lossGap <= 1e-5, "losses " + djlLosses + " vs " + ortLosses);
+        // a folder anneal export onnx wrote from the reference: the same engine and model hash (the same
+        // cache file name), the same values
+        Result export = anneal("export", "onnx", "--checkpoint", reference.toString(), "--out", "reference-onnx");
+        assertEquals(0, export.exit(), export.out());
+        Files.writeString(home.resolve("dpo-ort-exported.conf"), stage.formatted("runs/dpo-ort-exported", reference,
+                ", reference-scorer { type = onnx, model = \"reference-onnx\" }"));
+        Result exported = anneal("run", "dpo-ort-exported.conf");
+        assertEquals(0, exported.exit(), exported.out());
+        assertFalse(exported.out().contains("for this run"), "the exported folder is used as it is: " + exported.out());
+        assertEquals(cacheFileName(home.resolve("runs/dpo-ort")), cacheFileName(home.resolve("runs/dpo-ort-exported")));
+        ReferenceCache byExported = ReferenceCache.read(home.resolve("runs/dpo-ort-exported"));
+        for (java.util.Map.Entry<String, double[]> e : byOrt.sums().entrySet()) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(e.getValue(), byExported.sums().get(e.getKey()));
+        }
+        Files.writeString(home.resolve("dpo-ort-missing.conf"), stage.formatted("runs/dpo-ort-missing", reference,
+                ", reference-scorer { type = onnx, model = \"no-such-export\" }"));
+        assertRefusedHere(anneal("validate", "dpo-ort-missing.conf"), "stages[0].objective.reference-scorer.model: expected a "
+                + "folder written by anneal export onnx (with anneal-onnx.json), or \"\" to export the reference checkpoint for "
+                + "the run, found " + home.resolve("no-such-export"));
         Files.writeString(home.resolve("dpo-ort-otf.conf"), stage.formatted("runs/dpo-ort-otf", reference,
                 ", reference-scorer { type = onnx }").replace("reference = cached", "reference = on-the-fly"));
         assertRefusedHere(anneal("validate", "dpo-ort-otf.conf"), "stages[0].objective.reference-scorer: expected a reference "
