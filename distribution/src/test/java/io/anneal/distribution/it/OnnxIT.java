@@ -283,6 +283,12 @@ class OnnxIT {
         assertTrue(ort.out().contains("dpo: reference log-probs computed by onnx-runtime 1.29.0 cpu (reference-scorer onnx)"),
                 ort.out());
         assertTrue(ort.out().contains("reference log-probs of 150 pairs in "), ort.out());
+        java.util.regex.Pattern took = java.util.regex.Pattern.compile("\\(150 computed now, 0 read from the cache, ([0-9.]+) s\\)");
+        java.util.regex.Matcher djlTime = took.matcher(djl.out());
+        java.util.regex.Matcher ortTime = took.matcher(ort.out());
+        assertTrue(djlTime.find() && ortTime.find(), djl.out() + ort.out());
+        System.out.printf("DPO reference log-probs of 150 pairs: DJL %s s, ONNX Runtime %s s (export, each sequence alone)%n",
+                djlTime.group(1), ortTime.group(1));
         ReferenceCache byDjl = ReferenceCache.read(home.resolve("runs/dpo-djl"));
         ReferenceCache byOrt = ReferenceCache.read(home.resolve("runs/dpo-ort"));
         assertTrue(byDjl.engine().startsWith("djl PyTorch "), byDjl.engine());
