@@ -7,7 +7,7 @@ import io.anneal.api.data.PackedBatch;
 import io.anneal.api.data.PreferenceRows;
 import io.anneal.api.InputException;
 import io.anneal.api.model.CausalLanguageModel;
-import io.anneal.api.model.SequenceScorer;
+import io.anneal.api.train.SequenceScorer;
 import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.train.LabelLogProbabilities;
 import io.anneal.api.train.Objective;

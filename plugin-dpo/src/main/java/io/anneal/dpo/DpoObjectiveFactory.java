@@ -5,7 +5,7 @@ import io.anneal.api.config.ConfigProblem;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
-import io.anneal.api.model.SequenceScorer;
+import io.anneal.api.train.SequenceScorer;
 import io.anneal.api.train.Objective;
 
 import java.util.ArrayList;

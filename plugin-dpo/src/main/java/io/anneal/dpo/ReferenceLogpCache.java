@@ -38,7 +38,7 @@ import java.util.stream.Stream;
  * masked them. That key carries the data and the tokenizer (another tokenizer or template gives
  * other ids or masks, another record other tokens). The file is keyed by what computed the values:
  * the engine (e.g. {@code djl PyTorch 2.7.1} for the training engine's model, {@code onnx-runtime
- * 1.29.0 cpu} for a {@link io.anneal.api.model.SequenceScorer}) and the SHA-256 of the model as that
+ * 1.29.0 cpu} for a {@link io.anneal.api.train.SequenceScorer}) and the SHA-256 of the model as that
  * engine reads it (for DJL its parameters: names, shapes, float32 values in order; for ONNX Runtime
  * the exported graph and weight files). Another engine or another reference finds no file of its
  * own, and the stale one is deleted: values of one engine are never read as another's.

@@ -10,7 +10,7 @@ import io.anneal.api.data.PackedBatch;
 import io.anneal.api.data.SourceProgress;
 import io.anneal.api.data.TokenBatchStream;
 import io.anneal.api.model.CausalLanguageModel;
-import io.anneal.api.model.SequenceScorer;
+import io.anneal.api.train.SequenceScorer;
 import io.anneal.api.train.ObjectiveSetup;
 import io.anneal.api.train.ObjectiveSums;
 import java.io.ByteArrayOutputStream;

@@ -4,7 +4,7 @@ import io.anneal.api.config.ConfigView;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
-import io.anneal.api.model.SequenceScorer;
+import io.anneal.api.train.SequenceScorer;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;

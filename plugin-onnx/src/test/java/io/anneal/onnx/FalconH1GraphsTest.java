@@ -273,7 +273,7 @@ class FalconH1GraphsTest {
     void theSequenceScorerRunsEachDocumentOfAPackedRowAlone() {
         PrintStream quiet = new PrintStream(PrintStream.nullOutputStream());
         io.anneal.api.data.PackedBatch packed = packedRow();
-        try (io.anneal.api.model.SequenceScorer.Session session = new OnnxSequenceScorer(null, OrtModel.Provider.CPU, 1,
+        try (io.anneal.api.train.SequenceScorer.Session session = new OnnxSequenceScorer(null, OrtModel.Provider.CPU, 1,
                 java.util.Optional.empty()).open(tmp.resolve("onnx"), quiet)) {
             assertEquals("onnx-runtime 1.29.0 cpu", session.engine());
             float[] scored = session.labelLogProbabilities(packed);
@@ -328,8 +328,8 @@ class FalconH1GraphsTest {
         PrintStream quiet = new PrintStream(PrintStream.nullOutputStream());
         OnnxExport.writeFolder(config(), tensors, tmp, tmp.resolve("onnx-again"), quiet);
         OnnxSequenceScorer scorer = new OnnxSequenceScorer(null, OrtModel.Provider.CPU, 1, java.util.Optional.empty());
-        try (io.anneal.api.model.SequenceScorer.Session a = scorer.open(tmp.resolve("onnx"), quiet);
-                io.anneal.api.model.SequenceScorer.Session b = scorer.open(tmp.resolve("onnx-again"), quiet)) {
+        try (io.anneal.api.train.SequenceScorer.Session a = scorer.open(tmp.resolve("onnx"), quiet);
+                io.anneal.api.train.SequenceScorer.Session b = scorer.open(tmp.resolve("onnx-again"), quiet)) {
             assertArrayEquals(a.modelHash(), b.modelHash());
             assertEquals(32, a.modelHash().length);
         }

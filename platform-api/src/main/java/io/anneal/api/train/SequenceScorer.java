@@ -1,4 +1,4 @@
-package io.anneal.api.model;
+package io.anneal.api.train;
 
 import io.anneal.api.Experimental;
 import io.anneal.api.data.PackedBatch;
