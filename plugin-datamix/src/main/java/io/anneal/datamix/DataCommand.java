@@ -23,8 +23,8 @@ final class DataCommand implements CliCommand {
             + "  Prints, for every data block (type = mix) of the pipeline, the expected tokens and epochs of each\n"
             + "  source for the block's budget: epochs = budget * share / tokens per epoch. The budget is the block's\n"
             + "  own budget when set, else the stage's (token-budget, or where its schedule stops) for its data and\n"
-            + "  eval-tokens for its eval-data. For a preference block (type = preferences) it packs one epoch of\n"
-            + "  pairs into rows of the stage's sequence length and prints the epoch's tokens (epoch-tokens). Token counts are\n"
+            + "  eval-tokens for its eval-data. For a preference block (type = preferences) it counts one epoch of\n"
+            + "  pairs, one per row of the stage's sequence length, and prints the epoch's tokens (epoch-tokens). Token counts are\n"
             + "  computed once per file, with its token cache, and kept next to it (<file>.anneal-index,\n"
             + "  <file>.anneal-tokens) or in the block's cache-dir.";
 
@@ -125,8 +125,9 @@ final class DataCommand implements CliCommand {
             for (SourceProgress p : stream.progress()) {
                 context.out().println(String.format(java.util.Locale.ROOT, "%s: %d tokens in one epoch", p.source(), p.tokens()));
             }
-            context.out().println("one epoch packs into " + rows + " rows of " + length + " tokens: epoch-tokens = "
-                    + rows * length + " (for a schedule in epochs: total-epochs, stop-at-epochs)");
+            context.out().println("one epoch: " + rows + " pairs, one per row of " + length + " tokens: epoch-tokens = "
+                    + rows * length + " (for a schedule in epochs: total-epochs, stop-at-epochs; batch-pairs = B gives "
+                    + "ceil(" + rows + " / B) steps per epoch)");
         }
     }
 

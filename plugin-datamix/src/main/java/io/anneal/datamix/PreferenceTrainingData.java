@@ -33,8 +33,9 @@ import java.util.stream.Stream;
  * {@code data { type = preferences, tokenizer = ..., sources = [{name, path}], ... }}: preference
  * pairs (both JSONL forms of {@link PreferenceRecord}) rendered by the ChatML template and packed as
  * {@link PreferenceRows} says: prompt+chosen and prompt+rejected are two documents of the same row,
- * only the response tokens (and their closing {@code <|im_end|>}) are supervised, and whole pairs
- * fill a row until the next one does not fit; the rest is padding. The pairs of all sources are
+ * only the response tokens (and their closing {@code <|im_end|>}) are supervised, one pair per row
+ * (so that a stage counts its batch in pairs, seed 000's unit); the rest of the row is padding, so
+ * a sequence length near the longest pair wastes least. The pairs of all sources are
  * shuffled together, a fresh permutation each epoch; the stream's position (epoch, cursor) is its
  * state, so a resumed run continues without replaying batches.
  *
@@ -226,7 +227,7 @@ final class PreferenceTrainingData implements TrainingData {
         return c;
     }
 
-    /** The packed stream: whole pairs per row, a seeded permutation per epoch. */
+    /** The packed stream: one whole pair per row, a seeded permutation per epoch. */
     final class Stream_ implements TokenBatchStream {
         private final List<Pair> pairs;
         private final int length;
@@ -271,25 +272,21 @@ final class PreferenceTrainingData implements TrainingData {
             int[] documents = new int[n];
             for (int r = 0; r < rows; r++) {
                 int base = r * length;
-                int pos = 0;
-                int pairInRow = 0;
-                while (pos + peek().length() <= length) {
-                    Pair p = peek();
-                    cursor++;
-                    copy(p.chosenIds(), p.chosenSupervised(), base + pos, PreferenceRows.chosenDocument(pairInRow), ids, labels, positions, documents);
-                    pos += p.chosenIds().length;
-                    copy(p.rejectedIds(), p.rejectedSupervised(), base + pos, PreferenceRows.rejectedDocument(pairInRow), ids, labels, positions, documents);
-                    pos += p.rejectedIds().length;
-                    tokensTaken[p.source()] += p.length();
-                    pairsTaken[p.source()]++;
-                    pairInRow++;
-                }
-                // padding: its own document id after the pairs, nothing supervised
+                // one pair per row (pair 0 of the row): a stage counts its batch in pairs, batch-pairs = rows per step
+                Pair p = peek();
+                cursor++;
+                copy(p.chosenIds(), p.chosenSupervised(), base, PreferenceRows.chosenDocument(0), ids, labels, positions, documents);
+                int pos = p.chosenIds().length;
+                copy(p.rejectedIds(), p.rejectedSupervised(), base + pos, PreferenceRows.rejectedDocument(0), ids, labels, positions, documents);
+                pos += p.rejectedIds().length;
+                tokensTaken[p.source()] += p.length();
+                pairsTaken[p.source()]++;
+                // padding: its own document id after the pair, nothing supervised
                 for (int t = pos; t < length; t++) {
                     ids[base + t] = pad;
                     labels[base + t] = PackedBatch.IGNORE;
                     positions[base + t] = t - pos;
-                    documents[base + t] = 2 * pairInRow;
+                    documents[base + t] = PreferenceRows.chosenDocument(1);
                 }
             }
             return new PackedBatch(rows, length, ids, labels, positions, documents);

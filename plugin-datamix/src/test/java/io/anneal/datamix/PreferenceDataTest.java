@@ -69,11 +69,12 @@ class PreferenceDataTest {
             List<String> report = new ArrayList<>();
             PreferenceTrainingData data = data(TestContext.examples().resolve("data").resolve(name), OnError.FAIL, report);
             assertTrue(data.preferencePairs());
-            try (TokenBatchStream stream = data.open(256)) {
+            try (TokenBatchStream stream = data.open(128)) { // tiny-dpo.conf's rows: every bundled pair fits
                 assertTrue(report.get(0).contains(": 150 pairs"), report.toString());
                 PackedBatch batch = stream.next(2);
                 PreferenceRows.Layout layout = PreferenceRows.of(batch);
-                assertTrue(layout.pairs() >= 4, "several pairs per row of 256: " + layout.pairs());
+                assertEquals(2, layout.pairs(), "one pair per row, 2 rows");
+                assertEquals(0, layout.pairOfToken()[batch.length() - 1] + 1, "the end of a row of 128 is padding");
                 // in each document, the supervised labels come after the prompt: the first ones are unsupervised
                 for (int i = 0; i < batch.labels().length; i++) {
                     if (batch.positionIds()[i] < 5) {
@@ -90,13 +91,43 @@ class PreferenceDataTest {
         }
     }
 
+    /**
+     * A batch counted in pairs, by hand: one pair per row, so 150 pairs at batch-pairs = 30 and
+     * micro-batch-rows = 6 are 5 micro-batches per step and 5 steps per epoch; TRL's epoch after
+     * step k is 30k / 150, every pair is drawn once per epoch, and each row holds exactly one pair.
+     */
+    @Test
+    void aBatchOfPairsIsOnePairPerRowAndFiveStepsMakeAnEpochOf150() {
+        PreferenceTrainingData data = data(TestContext.examples().resolve("data/preferences-prompt.jsonl"), OnError.FAIL, new ArrayList<>());
+        int batchPairs = 30;
+        int microBatchRows = 6;
+        try (TokenBatchStream stream = data.open(128)) {
+            java.util.Set<String> seen = new java.util.HashSet<>();
+            for (int step = 1; step <= 5; step++) {
+                int pairs = 0;
+                for (int m = 0; m < batchPairs / microBatchRows; m++) {
+                    PackedBatch batch = stream.next(microBatchRows);
+                    PreferenceRows.Layout layout = PreferenceRows.of(batch);
+                    pairs += layout.pairs();
+                    for (int r = 0; r < microBatchRows; r++) {
+                        seen.add(java.util.Arrays.toString(java.util.Arrays.copyOfRange(batch.inputIds(), r * 128, (r + 1) * 128)));
+                    }
+                }
+                assertEquals(30, pairs, "pairs of step " + step);
+                assertEquals(step * 30 / 150.0, stream.epoch().getAsDouble(), 1e-12, "epoch after step " + step);
+            }
+            assertEquals(150, seen.size(), "an epoch draws each of the 150 pairs once");
+            assertEquals(1.0, stream.progress().get(0).epochs(), 1e-12);
+        }
+    }
+
     @Test
     void resumeContinuesTheSameStream() {
         PreferenceTrainingData data = data(TestContext.examples().resolve("data/preferences-prompt.jsonl"), OnError.FAIL, new ArrayList<>());
         byte[] state;
         List<int[]> expected = new ArrayList<>();
         try (TokenBatchStream a = data.open(128)) {
-            for (int i = 0; i < 30; i++) { // past an epoch of 150 pairs
+            for (int i = 0; i < 80; i++) { // 160 pairs: past an epoch of 150
                 a.next(2);
             }
             state = a.saveState();

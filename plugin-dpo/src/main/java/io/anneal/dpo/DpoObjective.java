@@ -5,7 +5,9 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.data.PreferenceRows;
+import io.anneal.api.InputException;
 import io.anneal.api.model.CausalLanguageModel;
+import io.anneal.api.train.SequenceScorer;
 import io.anneal.api.train.DeviceScalars;
 import io.anneal.api.train.LabelLogProbabilities;
 import io.anneal.api.train.Objective;
@@ -31,7 +33,10 @@ import java.util.Set;
  * used one of two ways ({@code reference}): {@code on-the-fly} keeps a frozen copy and runs it on every
  * micro-batch; {@code cached} runs it once per pair before training, over one epoch of the training
  * data and the held-out batches, stores the summed log-probs on disk ({@link ReferenceLogpCache}) and
- * unloads it, so training holds one model. Within the first epoch the cached values are the very
+ * unloads it, so training holds one model. With a {@code reference-scorer} ({@link SequenceScorer},
+ * e.g. ONNX Runtime from plugin onnx) the cache is filled by that engine from the reference's folder
+ * instead, and no training-engine copy of the reference is loaded at all; the cache file records the
+ * engine and model, so values of one engine are never read as another's. Within the first epoch the cached values are the very
  * numbers on-the-fly computes (same batches, same order); later epochs pack pairs differently, which
  * changes the reference's sums only by float32 rounding. Its log-probs are read to the host, so no
  * gradient reaches it.
@@ -70,8 +75,12 @@ final class DpoObjective implements Objective {
 
     private final PreferenceLoss loss;
     private final ReferenceMode mode;
+    /** The engine that fills the cache (reference = cached only), or null: the training engine's model. */
+    private final SequenceScorer scorer;
+    private final String scorerType;
     private ObjectiveSetup setup;
     private CausalLanguageModel reference;
+    private SequenceScorer.Session session;
     private ReferenceLogpCache cache;
     private long computedWhileTraining;
 
@@ -80,8 +89,18 @@ final class DpoObjective implements Objective {
     }
 
     DpoObjective(PreferenceLoss loss, ReferenceMode mode) {
+        this(loss, mode, null, null);
+    }
+
+    /** A cached reference filled by {@code scorer} (its config type {@code scorerType}); null for the training engine. */
+    DpoObjective(PreferenceLoss loss, ReferenceMode mode, SequenceScorer scorer, String scorerType) {
+        if (scorer != null && mode != ReferenceMode.CACHED) {
+            throw new IllegalArgumentException("a reference scorer fills the cache: reference = cached");
+        }
         this.loss = loss;
         this.mode = mode;
+        this.scorer = scorer;
+        this.scorerType = scorerType;
     }
 
     @Override
@@ -101,19 +120,36 @@ final class DpoObjective implements Objective {
 
     /**
      * Fills the cache with the reference's sums of every pair of one epoch of the training data and
-     * of the held-out batches (only the pairs the file does not hold yet), then unloads the reference.
+     * of the held-out batches (only the pairs the file does not hold yet), then unloads the reference
+     * (a reference scorer's session stays open for pairs met later, so one file holds one engine's values).
      */
     private void precompute(ObjectiveSetup setup) {
         long start = System.nanoTime();
         Set<ReferenceLogpCache.PairKey> used = new HashSet<>();
         int computed = 0;
-        try (CausalLanguageModel frozen = setup.loadInitialModel()) {
-            cache = ReferenceLogpCache.open(setup.stageDirectory(), frozen, setup.out());
+        CausalLanguageModel frozen = null;
+        try {
+            ReferenceSource source;
+            if (scorer != null) {
+                java.nio.file.Path folder = setup.initialModelFolder().orElseThrow(() -> new InputException(setup.configPath()
+                        + ".reference-scorer: the reference (the stage's initial weights) is a random initialisation, which has "
+                        + "no folder for the scorer to read; give the stage init-from or put it after a stage that publishes a model"));
+                session = scorer.open(folder, setup.out());
+                cache = ReferenceLogpCache.open(setup.stageDirectory(), session.engine(), session.modelHash(), setup.out());
+                source = this::scoredSums;
+            } else {
+                CausalLanguageModel model = setup.loadInitialModel();
+                frozen = model;
+                cache = ReferenceLogpCache.open(setup.stageDirectory(), model, setup.out());
+                source = (batch, layout) -> referenceSums(model, batch, layout);
+            }
+            setup.out().println("dpo: reference log-probs computed by " + cache.engine()
+                    + (scorer != null ? " (reference-scorer " + scorerType + ")" : " (the training engine)"));
             Optional<TokenBatchStream> training = setup.openTrainingData();
             if (training.isPresent()) {
                 try (TokenBatchStream stream = training.get()) {
                     do {
-                        computed += fill(frozen, stream.next(setup.microBatchRows()), used);
+                        computed += fill(source, stream.next(setup.microBatchRows()), used);
                     } while (!stream.progress().stream().allMatch(p -> p.epochs() >= 1.0));
                 }
             }
@@ -121,7 +157,7 @@ final class DpoObjective implements Objective {
             if (held.isPresent()) {
                 try (TokenBatchStream stream = held.get()) {
                     for (long i = 0; i < setup.evaluationMicroBatches(); i++) {
-                        computed += fill(frozen, stream.next(setup.microBatchRows()), used);
+                        computed += fill(source, stream.next(setup.microBatchRows()), used);
                     }
                 }
             }
@@ -129,21 +165,31 @@ final class DpoObjective implements Objective {
                 cache.retainOnly(used);
             }
             cache.writeIfChanged();
+        } finally {
+            if (frozen != null) {
+                frozen.close();
+            }
         }
         setup.out().println(String.format(Locale.ROOT, "dpo: %s; reference log-probs of %d pairs in %s (%d computed now, %d read "
                         + "from the cache, %.1f s); the reference model is not kept in memory while training", loss.describe(),
                 used.size(), cache.file(), computed, used.size() - computed, (System.nanoTime() - start) / 1e9));
     }
 
+    /** Per pair, the reference's chosen [0] and rejected [1] sums of a batch. */
+    @FunctionalInterface
+    private interface ReferenceSource {
+        double[][] sums(PackedBatch batch, PreferenceRows.Layout layout);
+    }
+
     /** Computes and caches the reference sums of the batch's pairs the cache lacks; returns how many. */
-    private int fill(CausalLanguageModel frozen, PackedBatch batch, Set<ReferenceLogpCache.PairKey> used) {
+    private int fill(ReferenceSource source, PackedBatch batch, Set<ReferenceLogpCache.PairKey> used) {
         PreferenceRows.Layout layout = PreferenceRows.of(batch);
         List<ReferenceLogpCache.PairKey> keys = ReferenceLogpCache.keys(batch, layout);
         used.addAll(keys);
         if (keys.stream().allMatch(k -> cache.get(k) != null)) {
             return 0;
         }
-        double[][] sums = referenceSums(frozen, batch, layout);
+        double[][] sums = source.sums(batch, layout);
         int added = 0;
         for (int p = 0; p < keys.size(); p++) {
             if (cache.get(keys.get(p)) == null) {
@@ -152,6 +198,11 @@ final class DpoObjective implements Objective {
             }
         }
         return added;
+    }
+
+    /** The scorer's sums of the batch's pairs: its float32 label log-probs summed per answer as the policy's are. */
+    private double[][] scoredSums(PackedBatch batch, PreferenceRows.Layout layout) {
+        return sums(session.labelLogProbabilities(batch), layout);
     }
 
     /** Per pair, the reference's summed log-probs of the chosen [0] and rejected [1] answer. */
@@ -187,12 +238,18 @@ final class DpoObjective implements Objective {
         if (complete) {
             return out;
         }
-        // a pair the precomputation did not see (data with no epoch count): computed now and kept
-        if (reference == null) {
-            reference = setup.loadInitialModel();
-            setup.out().println("dpo: a pair missing from the reference log-prob cache: the reference model is loaded for it");
+        // a pair the precomputation did not see (data with no epoch count): computed now, by the
+        // engine that filled the cache, and kept
+        double[][] sums;
+        if (session != null) {
+            sums = scoredSums(batch, layout);
+        } else {
+            if (reference == null) {
+                reference = setup.loadInitialModel();
+                setup.out().println("dpo: a pair missing from the reference log-prob cache: the reference model is loaded for it");
+            }
+            sums = referenceSums(reference, batch, layout);
         }
-        double[][] sums = referenceSums(reference, batch, layout);
         for (int p = 0; p < keys.size(); p++) {
             if (cache.get(keys.get(p)) == null) {
                 cache.put(keys.get(p), sums[0][p], sums[1][p]);
@@ -280,7 +337,8 @@ final class DpoObjective implements Objective {
 
     @Override
     public String describe() {
-        return loss.describe() + (loss.type().needsReference && mode == ReferenceMode.CACHED ? ", cached reference" : "");
+        return loss.describe() + (loss.type().needsReference && mode == ReferenceMode.CACHED ? ", cached reference" : "")
+                + (scorer != null ? " scored by " + scorerType : "");
     }
 
     @Override
@@ -291,6 +349,10 @@ final class DpoObjective implements Objective {
         if (reference != null) {
             reference.close();
             reference = null;
+        }
+        if (session != null) {
+            session.close();
+            session = null;
         }
     }
 }

@@ -5,13 +5,20 @@ import io.anneal.api.config.ConfigProblem;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
+import io.anneal.api.train.SequenceScorer;
 import io.anneal.api.train.Objective;
 
 import java.util.ArrayList;
 import java.util.List;
 
-/** {@code objective { type = <loss>, beta = ..., label-smoothing = ..., sft-weight = ... }}, one factory per loss type. */
+/**
+ * {@code objective { type = <loss>, beta = ..., label-smoothing = ..., sft-weight = ..., reference = ...,
+ * reference-scorer { type = onnx, ... } }}, one factory per loss type. The optional reference scorer
+ * ({@link SequenceScorer}, plugin onnx) fills the cached reference's log-probs in another engine.
+ */
 final class DpoObjectiveFactory implements ExtensionFactory<Objective> {
+    static final String REFERENCE_SCORER = "reference-scorer";
+
     private final PreferenceLoss.Type type;
 
     DpoObjectiveFactory(PreferenceLoss.Type type) {
@@ -43,6 +50,17 @@ final class DpoObjectiveFactory implements ExtensionFactory<Objective> {
     }
 
     @Override
+    public java.util.Map<String, Class<?>> nestedExtensions() {
+        return type.needsReference ? java.util.Map.of(REFERENCE_SCORER, SequenceScorer.class) : java.util.Map.of();
+    }
+
+    /** The only sequence scorer so far is plugin onnx's: validate names it when it is not installed. */
+    @Override
+    public java.util.Map<String, String> nestedExtensionPlugins() {
+        return type.needsReference ? java.util.Map.of(REFERENCE_SCORER, "onnx") : java.util.Map.of();
+    }
+
+    @Override
     public Objective create(ConfigView config, ExtensionContext context) {
         DpoObjective.ReferenceMode mode = DpoObjective.ReferenceMode.ON_THE_FLY;
         if (type.needsReference) {
@@ -51,7 +69,16 @@ final class DpoObjectiveFactory implements ExtensionFactory<Objective> {
                     .findFirst().orElseThrow(() -> config.invalid("reference", "on-the-fly (a frozen copy of the reference "
                             + "model runs beside the policy) or cached (its log-probs computed once per pair, kept on disk)"));
         }
-        return new DpoObjective(loss(config, type), mode);
+        PreferenceLoss loss = loss(config, type);
+        if (type.needsReference && config.has(REFERENCE_SCORER)) {
+            if (mode != DpoObjective.ReferenceMode.CACHED) {
+                throw config.invalid(REFERENCE_SCORER, "a reference scorer only with reference = cached (it fills the cache; "
+                        + "on-the-fly runs the training engine's copy every step)", "reference = " + mode.configName);
+            }
+            ConfigView block = config.getConfig(REFERENCE_SCORER);
+            return new DpoObjective(loss, mode, context.build(SequenceScorer.class, block), block.getString("type"));
+        }
+        return new DpoObjective(loss, mode);
     }
 
     static PreferenceLoss loss(ConfigView config, PreferenceLoss.Type type) {

@@ -36,20 +36,25 @@ import java.util.stream.Stream;
  * <p><b>Keys.</b> A pair is keyed by its content: SHA-256 (first 16 bytes) of the token ids and
  * labels of its chosen document, then of its rejected document, as the data block tokenised and
  * masked them. That key carries the data and the tokenizer (another tokenizer or template gives
- * other ids or masks, another record other tokens). The file is keyed by the reference: SHA-256 of
- * its parameters (names, shapes, float32 values in order), so a different reference checkpoint
- * finds no file of its own and the stale one is deleted.
+ * other ids or masks, another record other tokens). The file is keyed by what computed the values:
+ * the engine (e.g. {@code djl PyTorch 2.7.1} for the training engine's model, {@code onnx-runtime
+ * 1.29.0 cpu} for a {@link io.anneal.api.train.SequenceScorer}) and the SHA-256 of the model as that
+ * engine reads it (for DJL its parameters: names, shapes, float32 values in order; for ONNX Runtime
+ * the exported graph and weight files). Another engine or another reference finds no file of its
+ * own, and the stale one is deleted: values of one engine are never read as another's.
  *
- * <p><b>File</b> {@code <stage dir>/reference-logps/<first 16 hex digits of the reference hash>.bin},
- * big-endian: the line {@code anneal reference log-probs 1\n}; the reference's 32-byte SHA-256; an
- * int64 count; then per pair its 16-byte key, the chosen and the rejected sum as float64. It is
- * written to a temporary file and renamed, so a stopped run never leaves half a file; it lives in
- * the stage folder, so {@code --resume} finds it. Each write keeps only the pairs the current data
- * produced: entries of changed or removed records go.
+ * <p><b>File</b> {@code <stage dir>/reference-logps/<first 16 hex digits of SHA-256(engine, 0, model
+ * hash)>.bin}, big-endian: the line {@code anneal reference log-probs 2\n}; the engine as Java's
+ * modified UTF-8 (a 2-byte length, then the bytes); the model's 32-byte SHA-256; an int64 count;
+ * then per pair its 16-byte key, the chosen and the rejected sum as float64. A file whose engine or
+ * hash differs from what the run uses is not read (and is rewritten). It is written to a temporary
+ * file and renamed, so a stopped run never leaves half a file; it lives in the stage folder, so
+ * {@code --resume} finds it. Each write keeps only the pairs the current data produced: entries of
+ * changed or removed records go.
  */
 final class ReferenceLogpCache {
     static final String FOLDER = "reference-logps";
-    private static final byte[] MAGIC = "anneal reference log-probs 1\n".getBytes(StandardCharsets.US_ASCII);
+    private static final byte[] MAGIC = "anneal reference log-probs 2\n".getBytes(StandardCharsets.US_ASCII);
     private static final int KEY_BYTES = 16;
 
     /** A pair's content key. */
@@ -66,29 +71,47 @@ final class ReferenceLogpCache {
     }
 
     private final Path file;
+    private final String engine;
     private final byte[] referenceHash;
     private final Map<PairKey, double[]> sums = new HashMap<>();
     private boolean dirty;
 
-    private ReferenceLogpCache(Path file, byte[] referenceHash) {
+    private ReferenceLogpCache(Path file, String engine, byte[] referenceHash) {
         this.file = file;
+        this.engine = engine;
         this.referenceHash = referenceHash;
     }
 
-    /**
-     * The cache of {@code reference} in {@code stageDirectory}: the entries already on disk for this
-     * reference; files of other references are deleted (they can never be valid again here).
-     */
+    /** The cache of the training engine's {@code reference} model in {@code stageDirectory}. */
     static ReferenceLogpCache open(Path stageDirectory, CausalLanguageModel reference, java.io.PrintStream out) {
-        byte[] hash = referenceHash(reference);
+        return open(stageDirectory, djlEngine(reference), referenceHash(reference), out);
+    }
+
+    /** {@code djl <engine> <version>}: the engine the training model runs in. */
+    static String djlEngine(CausalLanguageModel model) {
+        ai.djl.engine.Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
+        return "djl " + engine.getEngineName() + " " + engine.getVersion();
+    }
+
+    /**
+     * The cache of the values {@code engine} computes with the model of SHA-256 {@code modelHash}, in
+     * {@code stageDirectory}: the entries already on disk for them; files of other engines or models
+     * are deleted (they can never be valid again here).
+     */
+    static ReferenceLogpCache open(Path stageDirectory, String engine, byte[] modelHash, java.io.PrintStream out) {
+        MessageDigest name = sha256();
+        name.update(engine.getBytes(StandardCharsets.UTF_8));
+        name.update((byte) 0);
+        name.update(modelHash);
         Path folder = stageDirectory.resolve(FOLDER);
-        ReferenceLogpCache cache = new ReferenceLogpCache(folder.resolve(HexFormat.of().formatHex(hash, 0, 8) + ".bin"), hash);
+        ReferenceLogpCache cache = new ReferenceLogpCache(folder.resolve(HexFormat.of().formatHex(name.digest(), 0, 8) + ".bin"),
+                engine, modelHash.clone());
         try {
             Files.createDirectories(folder);
             try (Stream<Path> files = Files.list(folder)) {
                 for (Path other : files.filter(f -> !f.equals(cache.file)).toList()) {
                     Files.delete(other);
-                    out.println("dpo: deleted " + other + ": reference log-probs of another reference model");
+                    out.println("dpo: deleted " + other + ": reference log-probs of another reference model or engine");
                 }
             }
             if (Files.isRegularFile(cache.file)) {
@@ -102,6 +125,10 @@ final class ReferenceLogpCache {
 
     Path file() {
         return file;
+    }
+
+    String engine() {
+        return engine;
     }
 
     int size() {
@@ -134,6 +161,7 @@ final class ReferenceLogpCache {
         try {
             try (DataOutputStream o = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp)))) {
                 o.write(MAGIC);
+                o.writeUTF(engine);
                 o.write(referenceHash);
                 o.writeLong(sums.size());
                 for (Map.Entry<PairKey, double[]> e : sums.entrySet()) {
@@ -152,9 +180,13 @@ final class ReferenceLogpCache {
     private void read() throws IOException {
         try (DataInputStream in = new DataInputStream(new BufferedInputStream(Files.newInputStream(file)))) {
             byte[] magic = in.readNBytes(MAGIC.length);
+            if (!Arrays.equals(magic, MAGIC)) {
+                return; // another format: rebuilt and overwritten
+            }
+            String writtenBy = in.readUTF();
             byte[] hash = in.readNBytes(referenceHash.length);
-            if (!Arrays.equals(magic, MAGIC) || !Arrays.equals(hash, referenceHash)) {
-                return; // not ours (another format or a hash-prefix collision): rebuilt and overwritten
+            if (!writtenBy.equals(engine) || !Arrays.equals(hash, referenceHash)) {
+                return; // another engine or model under a colliding name: rebuilt and overwritten
             }
             long count = in.readLong();
             for (long i = 0; i < count; i++) {

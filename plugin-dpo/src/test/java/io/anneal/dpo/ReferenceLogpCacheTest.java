@@ -10,6 +10,7 @@ import io.anneal.api.data.PackedBatch;
 import io.anneal.api.data.SourceProgress;
 import io.anneal.api.data.TokenBatchStream;
 import io.anneal.api.model.CausalLanguageModel;
+import io.anneal.api.train.SequenceScorer;
 import io.anneal.api.train.ObjectiveSetup;
 import io.anneal.api.train.ObjectiveSums;
 import java.io.ByteArrayOutputStream;
@@ -36,6 +37,8 @@ class ReferenceLogpCacheTest {
     Path stage;
     final ByteArrayOutputStream console = new ByteArrayOutputStream();
     int referenceLoads;
+    /** The folder the reference loads from, as the trainer reports it (empty: a random initialisation). */
+    Optional<Path> initialFolder = Optional.of(Path.of("reference-checkpoint"));
 
     /** DpoObjectiveTest's row with every token id (and label) shifted by {@code shift} mod VOCAB: other pairs. */
     static PackedBatch batch(int shift) {
@@ -90,6 +93,11 @@ class ReferenceLogpCacheTest {
             public CausalLanguageModel loadInitialModel() {
                 referenceLoads++;
                 return new BigramModel(VOCAB, referenceSeed);
+            }
+
+            @Override
+            public Optional<Path> initialModelFolder() {
+                return initialFolder;
             }
 
             @Override
@@ -179,9 +187,11 @@ class ReferenceLogpCacheTest {
         assertTrue(onTheFly.get(0).get("loss") != 2 * Math.log(2), "the policy differs from the reference: " + onTheFly);
         assertTrue(console().contains("reference log-probs of 8 pairs in " + stage.resolve("reference-logps")), console());
         assertTrue(console().contains("(8 computed now, 0 read from the cache"), console());
-        // the format: magic line, 32-byte reference hash, int64 count, 8 x (16-byte key, 2 float64)
+        // the format: magic line, the engine (modified UTF-8), 32-byte reference hash, int64 count, 8 x (16-byte key, 2 float64)
         Path file = cacheFiles().get(0);
-        assertEquals("anneal reference log-probs 1\n".length() + 32 + 8 + 8 * (16 + 16), Files.size(file));
+        String engine = engineOf(file);
+        assertTrue(engine.startsWith("djl PyTorch "), engine);
+        assertEquals("anneal reference log-probs 2\n".length() + 2 + engine.length() + 32 + 8 + 8 * (16 + 16), Files.size(file));
     }
 
     @Test
@@ -205,13 +215,13 @@ class ReferenceLogpCacheTest {
             objective.open(setup(1, List.of(batch(0), batch(4)), List.of()));
         }
         assertTrue(console().contains("(2 computed now, 2 read from the cache"), console());
-        assertEquals("anneal reference log-probs 1\n".length() + 32 + 8 + 4 * 32, Files.size(first));
+        assertEquals("anneal reference log-probs 2\n".length() + 2 + engineOf(first).length() + 32 + 8 + 4 * 32, Files.size(first));
         console.reset();
         // another reference: the old file goes, everything is computed again
         try (DpoObjective objective = new DpoObjective(loss, DpoObjective.ReferenceMode.CACHED)) {
             objective.open(setup(2, training, List.of()));
         }
-        assertTrue(console().contains("deleted " + first + ": reference log-probs of another reference model"), console());
+        assertTrue(console().contains("deleted " + first + ": reference log-probs of another reference model or engine"), console());
         assertTrue(console().contains("(4 computed now, 0 read from the cache"), console());
         assertEquals(1, cacheFiles().size());
         assertNotEquals(first, cacheFiles().get(0));
@@ -231,5 +241,125 @@ class ReferenceLogpCacheTest {
         var other = ReferenceLogpCache.keys(masked, io.anneal.api.data.PreferenceRows.of(masked));
         assertNotEquals(keys.get(0), other.get(0));
         assertEquals(keys.get(1), other.get(1));
+    }
+
+    /** The engine recorded in a cache file's header. */
+    static String engineOf(Path file) throws Exception {
+        try (java.io.DataInputStream in = new java.io.DataInputStream(Files.newInputStream(file))) {
+            assertEquals("anneal reference log-probs 2\n", new String(in.readNBytes(29), StandardCharsets.US_ASCII));
+            return in.readUTF();
+        }
+    }
+
+    /**
+     * A second engine for the reference: the bigram's log p(label | token) computed on the host in
+     * float64 from the same table (not through DJL), each document on its own, handed back in float32.
+     */
+    static final class HostBigramScorer implements SequenceScorer {
+        final List<Path> opened = new ArrayList<>();
+        final long seed;
+
+        HostBigramScorer(long seed) {
+            this.seed = seed;
+        }
+
+        @Override
+        public Session open(Path directory, PrintStream log) {
+            opened.add(directory);
+            BigramModel table = new BigramModel(VOCAB, seed);
+            return new Session() {
+                @Override
+                public String engine() {
+                    return "host-bigram 1";
+                }
+
+                @Override
+                public byte[] modelHash() {
+                    return ReferenceLogpCache.referenceHash(table);
+                }
+
+                @Override
+                public float[] labelLogProbabilities(PackedBatch batch) {
+                    float[] out = new float[batch.rows() * batch.length()];
+                    for (int i = 0; i < out.length; i++) {
+                        if (batch.labels()[i] != PackedBatch.IGNORE) {
+                            out[i] = (float) table.hostLogProbability(batch.inputIds()[i], batch.labels()[i]);
+                        }
+                    }
+                    return out;
+                }
+
+                @Override
+                public void close() {
+                    table.close();
+                }
+            };
+        }
+    }
+
+    /**
+     * Issue 17 item 3's extension point: a reference scorer fills the cache instead of the training
+     * engine (no training-engine reference is loaded), the losses agree with the training engine's to
+     * float32 rounding, and the file records the engine: a cache of one engine is never read as the
+     * other's, even under the other's file name.
+     */
+    @Test
+    void aReferenceScorerFillsItsOwnCacheAndAgreesWithTheTrainingEngine() throws Exception {
+        List<PackedBatch> training = List.of(batch(0), batch(1), batch(2));
+        List<PackedBatch> held = List.of(batch(3));
+        List<PackedBatch> scored = List.of(batch(0), batch(1), batch(2), batch(3));
+        PreferenceLoss loss = new PreferenceLoss(PreferenceLoss.Type.DPO_NORM, 5.0, 0, 0, 0);
+        List<Map<String, Double>> byDjl;
+        try (DpoObjective objective = new DpoObjective(loss, DpoObjective.ReferenceMode.CACHED)) {
+            objective.open(setup(1, training, held));
+            byDjl = scores(objective, scored);
+        }
+        Path djlFile = cacheFiles().get(0);
+        byte[] djlBytes = Files.readAllBytes(djlFile);
+        console.reset();
+        referenceLoads = 0;
+        HostBigramScorer scorer = new HostBigramScorer(1);
+        List<Map<String, Double>> byScorer;
+        try (DpoObjective objective = new DpoObjective(loss, DpoObjective.ReferenceMode.CACHED, scorer, "host-bigram")) {
+            objective.open(setup(1, training, held));
+            assertEquals(0, referenceLoads, "the training engine's reference is never loaded");
+            byScorer = scores(objective, scored);
+        }
+        assertEquals(List.of(Path.of("reference-checkpoint")), scorer.opened, "the scorer reads the reference's folder");
+        assertTrue(console().contains("dpo: reference log-probs computed by host-bigram 1 (reference-scorer host-bigram)"), console());
+        assertTrue(console().contains("deleted " + djlFile + ": reference log-probs of another reference model or engine"), console());
+        assertTrue(console().contains("(8 computed now, 0 read from the cache"), console());
+        Path scorerFile = cacheFiles().get(0);
+        assertNotEquals(djlFile, scorerFile, "the file name carries the engine");
+        assertEquals("host-bigram 1", engineOf(scorerFile));
+        for (int b = 0; b < scored.size(); b++) {
+            for (Map.Entry<String, Double> e : byDjl.get(b).entrySet()) {
+                assertEquals(e.getValue(), byScorer.get(b).get(e.getKey()), 1e-5, e.getKey() + " of batch " + b);
+            }
+        }
+        // the scorer's values under the training engine's file name: the header says whose they are, so not read
+        Files.write(djlFile, Files.readAllBytes(scorerFile));
+        Files.delete(scorerFile);
+        console.reset();
+        try (DpoObjective objective = new DpoObjective(loss, DpoObjective.ReferenceMode.CACHED)) {
+            objective.open(setup(1, training, held));
+            assertEquals(byDjl, scores(objective, scored), "recomputed by the training engine, bit for bit as before");
+        }
+        assertTrue(console().contains("(8 computed now, 0 read from the cache"), console());
+        assertEquals(List.of(djlFile), cacheFiles());
+        assertEquals(java.util.Arrays.toString(djlBytes), java.util.Arrays.toString(Files.readAllBytes(djlFile)));
+    }
+
+    @Test
+    void aReferenceScorerNeedsTheReferencesFolder() {
+        initialFolder = Optional.empty();
+        PreferenceLoss loss = new PreferenceLoss(PreferenceLoss.Type.DPO, 0.1, 0, 0, 0);
+        try (DpoObjective objective = new DpoObjective(loss, DpoObjective.ReferenceMode.CACHED, new HostBigramScorer(1), "host-bigram")) {
+            io.anneal.api.InputException e = org.junit.jupiter.api.Assertions.assertThrows(io.anneal.api.InputException.class,
+                    () -> objective.open(setup(1, List.of(batch(0)), List.of())));
+            assertEquals("stages[1].objective.reference-scorer: the reference (the stage's initial weights) is a random "
+                    + "initialisation, which has no folder for the scorer to read; give the stage init-from or put it after a "
+                    + "stage that publishes a model", e.getMessage());
+        }
     }
 }

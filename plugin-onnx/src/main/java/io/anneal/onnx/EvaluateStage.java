@@ -126,61 +126,34 @@ final class EvaluateStage implements Stage {
         int vocab = model.vocabSize();
         long micro = (long) rows * sequenceLength;
         long batches = Math.max(1, (tokens + micro - 1) / micro);
-        double nll = 0;
-        long supervised = 0;
-        long correct = 0;
+        double[] nll = new double[1];
+        long[] counts = new long[2]; // supervised, correct
         try (TokenBatchStream stream = data.open(sequenceLength)) {
             for (long b = 0; b < batches; b++) {
                 PackedBatch batch = stream.next(rows);
-                for (int r = 0; r < batch.rows(); r++) {
+                OrtDocuments.forEachSupervisedDocument(model, batch, false, (r, start, end, logits) -> {
                     int base = r * batch.length();
-                    int start = 0;
-                    while (start < batch.length()) {
-                        int end = start + 1;
-                        while (end < batch.length() && batch.documentIds()[base + end] == batch.documentIds()[base + start]) {
-                            end++;
+                    for (int i = start; i < end; i++) {
+                        int label = batch.labels()[base + i];
+                        if (label == PackedBatch.IGNORE) {
+                            continue;
                         }
-                        boolean any = false;
-                        for (int i = start; i < end; i++) {
-                            any |= batch.labels()[base + i] != PackedBatch.IGNORE;
+                        int at = (i - start) * vocab;
+                        int best = 0;
+                        for (int v = 1; v < vocab; v++) {
+                            best = logits[at + v] > logits[at + best] ? v : best;
                         }
-                        if (any) {
-                            long[] ids = new long[end - start];
-                            for (int i = start; i < end; i++) {
-                                ids[i - start] = batch.inputIds()[base + i];
-                            }
-                            try (OrtModel.Step step = model.prefill(new long[][] {ids})) {
-                                for (int i = start; i < end; i++) {
-                                    int label = batch.labels()[base + i];
-                                    if (label == PackedBatch.IGNORE) {
-                                        continue;
-                                    }
-                                    int at = (i - start) * vocab;
-                                    double max = Double.NEGATIVE_INFINITY;
-                                    int best = 0;
-                                    for (int v = 0; v < vocab; v++) {
-                                        if (step.logits[at + v] > max) {
-                                            max = step.logits[at + v];
-                                            best = v;
-                                        }
-                                    }
-                                    double sum = 0;
-                                    for (int v = 0; v < vocab; v++) {
-                                        sum += Math.exp(step.logits[at + v] - max);
-                                    }
-                                    nll += max + Math.log(sum) - step.logits[at + label]; // -log softmax(logits)[label]
-                                    supervised++;
-                                    correct += best == label ? 1 : 0;
-                                }
-                            }
-                        }
-                        start = end;
+                        nll[0] -= OrtDocuments.logProbability(logits, at, vocab, label);
+                        counts[0]++;
+                        counts[1] += best == label ? 1 : 0;
                     }
-                }
+                });
             }
         }
+        long supervised = counts[0];
+        long correct = counts[1];
         Map<String, Object> metrics = new LinkedHashMap<>();
-        metrics.put("eval_loss", supervised == 0 ? Double.NaN : nll / supervised);
+        metrics.put("eval_loss", supervised == 0 ? Double.NaN : nll[0] / supervised);
         metrics.put("eval_mean_token_accuracy", supervised == 0 ? Double.NaN : (double) correct / supervised);
         metrics.put("eval_supervised_tokens", supervised);
         return metrics;

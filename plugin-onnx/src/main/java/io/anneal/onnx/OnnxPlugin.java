@@ -25,7 +25,7 @@ public final class OnnxPlugin implements Plugin {
 
     @Override
     public List<ExtensionFactory<?>> extensions() {
-        return List.of(new OnnxInferenceEngine.Factory(), new EvaluateStage.Factory());
+        return List.of(new OnnxInferenceEngine.Factory(), new OnnxSequenceScorer.Factory(), new EvaluateStage.Factory());
     }
 
     @Override

@@ -30,6 +30,7 @@ final class OrtModel implements AutoCloseable {
     private final int layers;
     private final int vocab;
     private final ExportedFolder folder;
+    private Provider running = Provider.CPU;
 
     /** Which execution provider runs the graphs. */
     enum Provider {
@@ -49,6 +50,16 @@ final class OrtModel implements AutoCloseable {
         return folder;
     }
 
+    /** The execution provider the graphs run on: CUDA only where it was asked for and came on. */
+    Provider provider() {
+        return running;
+    }
+
+    /** {@code onnx-runtime <version> <cpu|cuda>}: what computes this model's outputs. */
+    String engine() {
+        return "onnx-runtime " + env.getVersion() + " " + running.name().toLowerCase(java.util.Locale.ROOT);
+    }
+
     int vocabSize() {
         return vocab;
     }
@@ -65,10 +76,12 @@ final class OrtModel implements AutoCloseable {
                 options.setIntraOpNumThreads(threads);
             }
             options.setInterOpNumThreads(1);
-            log.println(providerLine(options, provider));
+            ProviderChoice choice = providerLine(options, provider);
+            log.println(choice.line());
             OrtSession prefill = session(env, folder.prefill(), options);
             OrtSession decode = session(env, folder.decode(), options);
             OrtModel model = new OrtModel(env, prefill, decode, folder);
+            model.running = choice.running();
             model.checkInputs();
             return model;
         } catch (OrtException e) {
@@ -76,23 +89,28 @@ final class OrtModel implements AutoCloseable {
         }
     }
 
-    private static String providerLine(OrtSession.SessionOptions options, Provider provider) throws OrtException {
+    /** The provider the graphs will run on, and the line that says so (and why, when CUDA was asked for and is not on). */
+    private record ProviderChoice(Provider running, String line) {
+    }
+
+    private static ProviderChoice providerLine(OrtSession.SessionOptions options, Provider provider) throws OrtException {
         String version = OrtEnvironment.getEnvironment().getVersion();
         if (provider == Provider.CPU) {
-            return "onnx: ONNX Runtime " + version + ", CPU execution provider";
+            return new ProviderChoice(Provider.CPU, "onnx: ONNX Runtime " + version + ", CPU execution provider");
         }
         if (!OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
-            return "onnx: CUDA execution provider not on: this ONNX Runtime " + version + " build has no CUDA provider"
+            return new ProviderChoice(Provider.CPU, "onnx: CUDA execution provider not on: this ONNX Runtime " + version + " build has no CUDA provider"
                     + " (the plugin ships the CPU build; put onnxruntime_gpu-" + version + ".jar in plugins/onnx/ instead"
-                    + " of onnxruntime-" + version + ".jar, README, ONNX); running on the CPU";
+                    + " of onnxruntime-" + version + ".jar, README, ONNX); running on the CPU");
         }
         try {
             options.addCUDA(0);
-            return "onnx: ONNX Runtime " + version + ", CUDA execution provider (device 0), CPU for the rest";
+            return new ProviderChoice(Provider.CUDA, "onnx: ONNX Runtime " + version
+                    + ", CUDA execution provider (device 0), CPU for the rest");
         } catch (OrtException e) {
-            return "onnx: CUDA execution provider not on: " + e.getMessage().strip().replace('\n', ' ')
+            return new ProviderChoice(Provider.CPU, "onnx: CUDA execution provider not on: " + e.getMessage().strip().replace('\n', ' ')
                     + " (CUDA and cuDNN libraries of the versions this ONNX Runtime needs must be on the library path);"
-                    + " running on the CPU";
+                    + " running on the CPU");
         }
     }
 

@@ -39,6 +39,7 @@ class FalconH1GraphsTest {
     @TempDir
     static Path tmp;
     static OrtModel model;
+    static FalconH1Graphs.Tensors tensors;
 
     static Map<String, Object> config() {
         Map<String, Object> c = new LinkedHashMap<>();
@@ -131,7 +132,7 @@ class FalconH1GraphsTest {
             }
             values.put(name, v);
         }
-        FalconH1Graphs.Tensors tensors = new FalconH1Graphs.Tensors() {
+        tensors = new FalconH1Graphs.Tensors() {
             @Override
             public float[] values(String name) {
                 return values.get(name);
@@ -239,5 +240,98 @@ class FalconH1GraphsTest {
         Generator.Output stopped = generator.generate(prompt, 5, Set.of(first), Generator.Sampling.GREEDY, false, t -> { });
         assertEquals(0, stopped.ids().length);
         assertEquals(Generator.Stop.END_OF_TURN, stopped.stop());
+    }
+
+    /** One row packing two documents (12 and 14 tokens, positions from 0) and 4 tokens of padding. */
+    static io.anneal.api.data.PackedBatch packedRow() {
+        int length = 30;
+        int[] ids = new int[length];
+        int[] labels = new int[length];
+        int[] positions = new int[length];
+        int[] documents = new int[length];
+        long[] tokens = tokens(length, 11);
+        int[][] spans = {{0, 12}, {12, 26}, {26, 30}};
+        for (int d = 0; d < spans.length; d++) {
+            for (int i = spans[d][0]; i < spans[d][1]; i++) {
+                ids[i] = (int) tokens[i];
+                positions[i] = i - spans[d][0];
+                documents[i] = d;
+                // the answer: the second half of each document is supervised; padding is not
+                boolean supervised = d < 2 && i + 1 < spans[d][1] && i >= (spans[d][0] + spans[d][1]) / 2;
+                labels[i] = supervised ? (int) tokens[i + 1] : io.anneal.api.data.PackedBatch.IGNORE;
+            }
+        }
+        return new io.anneal.api.data.PackedBatch(1, length, ids, labels, positions, documents);
+    }
+
+    /**
+     * The onnx sequence scorer: the graphs take no packed rows, so each document runs alone and a
+     * packed row scores exactly as its documents one by one (a row run whole would let the first
+     * document's tokens into the second's); log p(label) is log-softmax of the prefill logits.
+     */
+    @Test
+    void theSequenceScorerRunsEachDocumentOfAPackedRowAlone() {
+        PrintStream quiet = new PrintStream(PrintStream.nullOutputStream());
+        io.anneal.api.data.PackedBatch packed = packedRow();
+        try (io.anneal.api.train.SequenceScorer.Session session = new OnnxSequenceScorer(null, OrtModel.Provider.CPU, 1,
+                java.util.Optional.empty()).open(tmp.resolve("onnx"), quiet)) {
+            assertEquals("onnx-runtime 1.29.0 cpu", session.engine());
+            float[] scored = session.labelLogProbabilities(packed);
+            int[][] spans = {{0, 12}, {12, 26}};
+            for (int[] span : spans) {
+                long[] doc = new long[span[1] - span[0]];
+                for (int i = span[0]; i < span[1]; i++) {
+                    doc[i - span[0]] = packed.inputIds()[i];
+                }
+                try (OrtModel.Step alone = model.prefill(new long[][] {doc})) {
+                    for (int i = span[0]; i < span[1]; i++) {
+                        if (packed.labels()[i] == io.anneal.api.data.PackedBatch.IGNORE) {
+                            assertEquals(0f, scored[i]);
+                            continue;
+                        }
+                        // log softmax by its definition, log(exp(z_label) / sum exp(z)), in float64
+                        double denominator = 0;
+                        int at = (i - span[0]) * VOCAB;
+                        for (int v = 0; v < VOCAB; v++) {
+                            denominator += Math.exp(alone.logits[at + v]);
+                        }
+                        double expected = Math.log(Math.exp(alone.logits[at + packed.labels()[i]]) / denominator);
+                        assertEquals(expected, scored[i], 1e-6, "position " + i);
+                    }
+                }
+            }
+            for (int i = 26; i < 30; i++) {
+                assertEquals(0f, scored[i], "padding is not scored");
+            }
+            // the whole row as one sequence would differ on the second document: why documents run alone
+            try (OrtModel.Step whole = model.prefill(new long[][] {java.util.Arrays.stream(packed.inputIds()).asLongStream().toArray()})) {
+                int i = 24;
+                double wrong = OrtDocuments.logProbability(whole.logits, i * VOCAB, VOCAB, packed.labels()[i]);
+                assertTrue(Math.abs(wrong - scored[i]) > 1e-3, wrong + " vs " + scored[i]);
+            }
+            // a document continued from an earlier row has no beginning here: refused, saying why
+            int[] positions = packed.positionIds().clone();
+            for (int i = 12; i < 26; i++) {
+                positions[i] += 5;
+            }
+            io.anneal.api.data.PackedBatch continued = new io.anneal.api.data.PackedBatch(1, 30, packed.inputIds(), packed.labels(),
+                    positions, packed.documentIds());
+            IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                    () -> session.labelLogProbabilities(continued));
+            assertTrue(e.getMessage().startsWith("row 0, document 1: it starts at position 5, not 0"), e.getMessage());
+        }
+    }
+
+    /** The scorer's model hash is the exported files': a second export of the same weights gives the same hash (a resumed run finds its cache). */
+    @Test
+    void theSequenceScorersModelHashIsStableAcrossExports() throws Exception {
+        PrintStream quiet = new PrintStream(PrintStream.nullOutputStream());
+        OnnxExport.writeFolder(config(), tensors, tmp, tmp.resolve("onnx-again"), quiet);
+        OnnxSequenceScorer scorer = new OnnxSequenceScorer(null, OrtModel.Provider.CPU, 1, java.util.Optional.empty());
+        try (io.anneal.api.train.SequenceScorer.Session a = scorer.open(tmp.resolve("onnx"), quiet);
+                io.anneal.api.train.SequenceScorer.Session b = scorer.open(tmp.resolve("onnx-again"), quiet)) {
+            assertArrayEquals(a.modelHash(), b.modelHash());
+            assertEquals(32, a.modelHash().length);
+        }
     }
 }

@@ -156,6 +156,17 @@ class DistributionIT {
             rows.add(json.readTree(line));
         }
         assertTrue(rows.size() >= 20, "steps logged: " + rows.size());
+        // the batch in pairs, by hand: batch-pairs = 32, one pair per row of 128, 150 training pairs;
+        // 6 epochs of 150 x 128 tokens = 115,200 tokens at 4,096 per step: 29 steps
+        assertTrue(out.contains("batch: 32 pairs per step, one pair per row: 4 micro-batches of 8 x 128 tokens = 4,096 "
+                + "tokens per step"), out);
+        assertEquals(29, rows.size(), "steps: ceil(6 x 150 / 32)");
+        for (com.fasterxml.jackson.databind.JsonNode row : rows) {
+            long step = row.get("step").asLong();
+            assertEquals(32 * step, row.get("num_pairs").asLong(), row.toString());
+            assertEquals(32 * 128 * step, row.get("num_tokens").asLong(), row.toString());
+            assertEquals(32.0 * step / 150, row.get("epoch").asDouble(), 1e-12, "epoch = pairs drawn / 150: " + row);
+        }
         List<String> objectiveMetrics = List.of("rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
                 "logps/chosen", "logps/rejected", "logits/chosen", "logits/rejected");
         for (com.fasterxml.jackson.databind.JsonNode row : rows) {
@@ -222,7 +233,9 @@ class DistributionIT {
         assertEquals(0.9, recipeStage.getDouble("optimizer.beta1"));
         assertEquals(0.999, recipeStage.getDouble("optimizer.beta2"));
         assertEquals(0.0, recipeStage.getDouble("optimizer.weight-decay"));
-        assertEquals(256 * 4096, recipeStage.getLong("batch-tokens"), "256 rows of 4096, each with a pair or more");
+        assertEquals(256, recipeStage.getInt("batch-pairs"), "seed 000: batch size 256 pairs");
+        assertTrue(!recipeStage.hasPath("batch-tokens"), "the dpo stage's batch is in pairs");
+        assertEquals(4096, recipeStage.getInt("sequence-length"));
         assertEquals(List.of("sft-16k", "sft-128k", "dpo"), com.typesafe.config.ConfigFactory.parseFile(
                 home.resolve("examples/falcon-h1-recipe.conf").toFile()).resolve().getConfigList("stages").stream()
                 .map(c -> c.getString("name")).toList());
@@ -272,7 +285,7 @@ class DistributionIT {
                   type = dpo
                   sequence-length = 256
                   micro-batch-rows = 4
-                  batch-tokens = "1024"
+                  batch-pairs = 4
                   token-budget = "2048"
                   checkpoint-every = "0"
                   schedule { type = constant, peak-lr = 1e-4 }
@@ -289,6 +302,65 @@ class DistributionIT {
         assertEquals(0, skipped.exit(), skipped.out());
         assertTrue(skipped.out().contains("preference source bad (" + bad + "): " + good + " pairs, 3 skipped (first: " + bad + ":"
                 + (good + 1) + ": "), skipped.out());
+    }
+
+    /**
+     * A dpo stage's batch is counted in pairs: nonsense (none, negative, not whole micro-batches of
+     * one pair per row, a batch in tokens) is refused by validate naming file, line and key, exit 2.
+     */
+    @Test
+    void aDpoBatchInPairsRefusesNonsenseNamingFileLineAndKey() throws Exception {
+        String stage = """
+                include "examples/tiny-sft.conf"
+                pipeline { name = dpo-batch, run-dir = "runs/dpo-batch" }
+                stages = [ {
+                  type = dpo
+                  sequence-length = 128
+                  micro-batch-rows = 8
+                  batch-pairs = %s
+                  schedule { type = constant, peak-lr = 1e-4 }
+                  token-budget = "4096"
+                  optimizer { type = adamw }
+                  data { type = preferences, tokenizer = "examples/tokenizer/tokenizer.json",
+                         sources = [ { name = p, path = "examples/data/preferences-prompt.jsonl" } ] }
+                } ]
+                """;
+        Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("0"));
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:7: stages[0].batch-pairs: expected a positive number "
+                + "of preference pairs per step, such as 256 (seed 000), found 0");
+        Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("-256"));
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:7: stages[0].batch-pairs: expected a positive number "
+                + "of preference pairs per step, such as 256 (seed 000), found -256");
+        Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("30"));
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:7: stages[0].batch-pairs: expected a multiple of "
+                + "micro-batch-rows (8): a row holds one pair, so a micro-batch holds 8 pairs and a step whole micro-batches "
+                + "(nearest: 24 or 32), found 30");
+        Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("32\n  batch-tokens = 1M"));
+        // a batch in tokens is no key of a dpo stage (its keys, batch-pairs among them, are listed)
+        assertRefused(anneal("validate", "dpo-batch.conf"), "dpo-batch.conf:8: stages[0].batch-tokens: expected a key of stage "
+                + "type 'dpo' (plugin dpo): batch-pairs, checkpoint-every,");
+        assertRefused(anneal("validate", "dpo-batch.conf"), "found unknown key 'batch-tokens'");
+        Files.writeString(home.resolve("dpo-batch.conf"), stage.formatted("32"));
+        Result valid = anneal("validate", "dpo-batch.conf");
+        assertEquals(0, valid.exit(), valid.out());
+        // the data plan counts the pairs of an epoch, one per row: tiny-dpo.conf's epoch-tokens = 150 x 128
+        Result plan = anneal("data", "plan", "examples/tiny-dpo.conf");
+        assertEquals(0, plan.exit(), plan.out());
+        assertTrue(plan.out().contains("one epoch: 150 pairs, one per row of 128 tokens: epoch-tokens = 19200 (for a schedule in "
+                + "epochs: total-epochs, stop-at-epochs; batch-pairs = B gives ceil(150 / B) steps per epoch)"), plan.out());
+        assertEquals(19200, stage("examples/tiny-dpo.conf", 1).getLong("schedule.epoch-tokens"));
+    }
+
+    /**
+     * The DPO reference cache filled by ONNX Runtime needs plugin onnx, which the default distribution
+     * does not hold (its own archive): validate names the missing plugin, exit 2.
+     */
+    @Test
+    void anOnnxReferenceScorerWithoutPluginOnnxNamesTheMissingPlugin() throws Exception {
+        Result r = anneal("validate", "examples/tiny-dpo.conf", "--set", "stages[1].objective.reference-scorer={type = onnx}");
+        assertEquals(2, r.exit(), r.out());
+        assertTrue(r.out().contains("stages[1].objective.reference-scorer.type: expected a sequence-scorer type (known: none are "
+                + "loaded), found unknown type 'onnx'; plugin 'onnx' provides it and is not loaded"), r.out());
     }
 
     /** One refusal line, exit 2, no stack trace and no Java class name. */

@@ -204,6 +204,142 @@ class OnnxIT {
         return trained;
     }
 
+    /** A cache file of plugin dpo (format 2): its engine and each pair's chosen and rejected sums by key. */
+    record ReferenceCache(String engine, java.util.Map<String, double[]> sums) {
+        static ReferenceCache read(Path runDir) throws IOException {
+            Path file;
+            try (Stream<Path> files = Files.walk(runDir)) {
+                file = files.filter(f -> f.getParent().getFileName().toString().equals("reference-logps")
+                        && f.getFileName().toString().endsWith(".bin")).findFirst().orElseThrow();
+            }
+            try (java.io.DataInputStream in = new java.io.DataInputStream(new java.io.BufferedInputStream(Files.newInputStream(file)))) {
+                assertEquals("anneal reference log-probs 2\n", new String(in.readNBytes(29), StandardCharsets.US_ASCII));
+                String engine = in.readUTF();
+                in.readNBytes(32);
+                long count = in.readLong();
+                java.util.Map<String, double[]> sums = new java.util.HashMap<>();
+                for (long i = 0; i < count; i++) {
+                    sums.put(java.util.HexFormat.of().formatHex(in.readNBytes(16)), new double[] {in.readDouble(), in.readDouble()});
+                }
+                return new ReferenceCache(engine, sums);
+            }
+        }
+    }
+
+    /** The name of the one reference cache file under a run folder. */
+    static String cacheFileName(Path runDir) throws IOException {
+        try (Stream<Path> files = Files.walk(runDir)) {
+            return files.filter(f -> f.getParent().getFileName().toString().equals("reference-logps")).findFirst()
+                    .orElseThrow().getFileName().toString();
+        }
+    }
+
+    /** The loss of each step in a stage's metrics.jsonl. */
+    static List<Double> losses(Path metrics) throws IOException {
+        List<Double> out = new ArrayList<>();
+        for (String line : Files.readAllLines(metrics)) {
+            out.add(new com.fasterxml.jackson.databind.ObjectMapper().readTree(line).get("loss").asDouble());
+        }
+        return out;
+    }
+
+    /**
+     * Issue 17 item 3: the DPO reference log-prob cache filled by ONNX Runtime (reference-scorer
+     * { type = onnx }: the reference checkpoint exported for the run, each chosen and rejected sequence
+     * run alone) against the one the training engine (DJL) fills, for the tiny trained checkpoint:
+     * every pair's sums agree within 1e-5 (float32), and so do the DPO losses of the first steps. The
+     * files record their engine. A scorer with an on-the-fly reference is refused by validate.
+     */
+    @Test
+    void theDpoReferenceCacheFilledByOnnxRuntimeAgreesWithTheDjlOne() throws Exception {
+        Path reference = trainedModel();
+        String stage = """
+                include "examples/tiny-sft.conf"
+                pipeline { name = dpo-reference, run-dir = "%s" }
+                stages = [ {
+                  type = dpo
+                  init-from = "%s"
+                  sequence-length = 128
+                  micro-batch-rows = 8
+                  batch-pairs = 16
+                  token-budget = "8192"
+                  checkpoint-every = "0"
+                  schedule { type = constant, peak-lr = 5e-4 }
+                  optimizer { type = adamw, beta2 = 0.999 }
+                  objective { type = dpo_norm, beta = 5.0, reference = cached %s }
+                  data { type = preferences, tokenizer = "examples/tokenizer/tokenizer.json", seed = 3,
+                         sources = [ { name = p, path = "examples/data/preferences-prompt.jsonl" } ] }
+                } ]
+                """;
+        Files.writeString(home.resolve("dpo-djl.conf"), stage.formatted("runs/dpo-djl", reference, ""));
+        Files.writeString(home.resolve("dpo-ort.conf"), stage.formatted("runs/dpo-ort", reference,
+                ", reference-scorer { type = onnx }"));
+        Result djl = anneal("run", "dpo-djl.conf");
+        assertEquals(0, djl.exit(), djl.out());
+        assertTrue(djl.out().contains("dpo: reference log-probs computed by djl PyTorch "), djl.out());
+        Result ort = anneal("run", "dpo-ort.conf");
+        assertEquals(0, ort.exit(), ort.out());
+        assertTrue(ort.out().contains("onnx: exported " + reference + " for this run"), ort.out());
+        assertTrue(ort.out().contains("dpo: reference log-probs computed by onnx-runtime 1.29.0 cpu (reference-scorer onnx)"),
+                ort.out());
+        assertTrue(ort.out().contains("reference log-probs of 150 pairs in "), ort.out());
+        java.util.regex.Pattern took = java.util.regex.Pattern.compile("\\(150 computed now, 0 read from the cache, ([0-9.]+) s\\)");
+        java.util.regex.Matcher djlTime = took.matcher(djl.out());
+        java.util.regex.Matcher ortTime = took.matcher(ort.out());
+        assertTrue(djlTime.find() && ortTime.find(), djl.out() + ort.out());
+        System.out.printf("DPO reference log-probs of 150 pairs: DJL %s s, ONNX Runtime %s s (export, each sequence alone)%n",
+                djlTime.group(1), ortTime.group(1));
+        ReferenceCache byDjl = ReferenceCache.read(home.resolve("runs/dpo-djl"));
+        ReferenceCache byOrt = ReferenceCache.read(home.resolve("runs/dpo-ort"));
+        assertTrue(byDjl.engine().startsWith("djl PyTorch "), byDjl.engine());
+        assertEquals("onnx-runtime 1.29.0 cpu", byOrt.engine());
+        assertEquals(150, byDjl.sums().size());
+        assertEquals(byDjl.sums().keySet(), byOrt.sums().keySet(), "the same pairs, keyed by their tokens");
+        double worst = 0;
+        for (java.util.Map.Entry<String, double[]> e : byDjl.sums().entrySet()) {
+            for (int side = 0; side < 2; side++) {
+                worst = Math.max(worst, Math.abs(e.getValue()[side] - byOrt.sums().get(e.getKey())[side]));
+            }
+        }
+        System.out.printf("DPO reference log-probs, ONNX Runtime vs DJL: max |difference| per sequence %.3g over 300 sequences%n", worst);
+        assertTrue(worst <= 1e-5, "per-sequence log-prob difference " + worst);
+        List<Double> djlLosses = losses(home.resolve("runs/dpo-djl/1-dpo/metrics.jsonl"));
+        List<Double> ortLosses = losses(home.resolve("runs/dpo-ort/1-dpo/metrics.jsonl"));
+        assertEquals(4, djlLosses.size(), "8192 tokens at 16 pairs x 128 per step");
+        assertEquals(Math.log(2), djlLosses.get(0), 1e-6, "the first step's policy is its reference");
+        double lossGap = 0;
+        for (int i = 0; i < djlLosses.size(); i++) {
+            lossGap = Math.max(lossGap, Math.abs(djlLosses.get(i) - ortLosses.get(i)));
+        }
+        System.out.printf("DPO losses of the first 4 steps, ONNX Runtime vs DJL reference: max |difference| %.3g (%s vs %s)%n",
+                lossGap, djlLosses, ortLosses);
+        assertTrue(lossGap <= 1e-5, "losses " + djlLosses + " vs " + ortLosses);
+        // a folder anneal export onnx wrote from the reference: the same engine and model hash (the same
+        // cache file name), the same values
+        Result export = anneal("export", "onnx", "--checkpoint", reference.toString(), "--out", "reference-onnx");
+        assertEquals(0, export.exit(), export.out());
+        Files.writeString(home.resolve("dpo-ort-exported.conf"), stage.formatted("runs/dpo-ort-exported", reference,
+                ", reference-scorer { type = onnx, model = \"reference-onnx\" }"));
+        Result exported = anneal("run", "dpo-ort-exported.conf");
+        assertEquals(0, exported.exit(), exported.out());
+        assertFalse(exported.out().contains("for this run"), "the exported folder is used as it is: " + exported.out());
+        assertEquals(cacheFileName(home.resolve("runs/dpo-ort")), cacheFileName(home.resolve("runs/dpo-ort-exported")));
+        ReferenceCache byExported = ReferenceCache.read(home.resolve("runs/dpo-ort-exported"));
+        for (java.util.Map.Entry<String, double[]> e : byOrt.sums().entrySet()) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(e.getValue(), byExported.sums().get(e.getKey()));
+        }
+        Files.writeString(home.resolve("dpo-ort-missing.conf"), stage.formatted("runs/dpo-ort-missing", reference,
+                ", reference-scorer { type = onnx, model = \"no-such-export\" }"));
+        assertRefusedHere(anneal("validate", "dpo-ort-missing.conf"), "stages[0].objective.reference-scorer.model: expected a "
+                + "folder written by anneal export onnx (with anneal-onnx.json), or \"\" to export the reference checkpoint for "
+                + "the run, found " + home.resolve("no-such-export"));
+        Files.writeString(home.resolve("dpo-ort-otf.conf"), stage.formatted("runs/dpo-ort-otf", reference,
+                ", reference-scorer { type = onnx }").replace("reference = cached", "reference = on-the-fly"));
+        assertRefusedHere(anneal("validate", "dpo-ort-otf.conf"), "stages[0].objective.reference-scorer: expected a reference "
+                + "scorer only with reference = cached (it fills the cache; on-the-fly runs the training engine's copy every step), "
+                + "found reference = on-the-fly");
+    }
+
     static com.fasterxml.jackson.databind.JsonNode json(Path file) throws IOException {
         return new com.fasterxml.jackson.databind.ObjectMapper().readTree(file.toFile());
     }

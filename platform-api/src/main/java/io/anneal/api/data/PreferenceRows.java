@@ -10,7 +10,8 @@ import io.anneal.api.Experimental;
  * {@code 2k} for its chosen sequence and {@code 2k+1} for its rejected one; padding has an id of
  * its own after the pairs and no supervised label. Only response tokens are supervised, so a
  * supervised position with document id {@code d} belongs to pair {@code d / 2} of its row, and to
- * the chosen answer when {@code d} is even.
+ * the chosen answer when {@code d} is even. A preference data source puts one pair per row (pair 0,
+ * then padding), so a stage counts its batch in pairs: a micro-batch of R rows holds R pairs.
  *
  * @since API 1.2
  */

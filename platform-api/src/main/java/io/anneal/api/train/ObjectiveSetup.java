@@ -20,6 +20,15 @@ public interface ObjectiveSetup {
      */
     CausalLanguageModel loadInitialModel();
 
+    /**
+     * The folder the initial weights of {@link #loadInitialModel()} load from ({@code init-from} or the
+     * previous stage's model), for engines that read a model from disk; empty for a random
+     * initialisation. Since API 1.2.
+     */
+    default java.util.Optional<Path> initialModelFolder() {
+        return java.util.Optional.empty();
+    }
+
     /** The stage's folder, for caches. */
     Path stageDirectory();
 

@@ -17,7 +17,10 @@ import java.util.OptionalLong;
  * @param configPath        the stage block's path, e.g. {@code stages[0]}
  * @param sequenceLength    tokens per row (16k in the main Falcon-H1 SFT stage, seed 000)
  * @param microBatchRows    rows per forward/backward pass
- * @param batchTokens       the requested tokens per optimizer step (1M in seed 000)
+ * @param batchTokens       the requested tokens per optimizer step (1M in seed 000); with a batch in pairs,
+ *                          batch-pairs x sequence-length (one pair per row)
+ * @param batchPairs        preference pairs per optimizer step ({@code batch-pairs}, 256 in seed 000's DPO
+ *                          table), or 0 where the batch is counted in tokens ({@code batch-tokens})
  * @param tokenBudget       where training stops; empty: the schedule's {@code stopTokens()}
  * @param maxGradNorm       global-norm clipping threshold; 0 disables clipping
  * @param evalEvery         tokens between evaluations; 0 disables evaluation
@@ -28,7 +31,8 @@ import java.util.OptionalLong;
  * @param onCheckpointFailure what a failed checkpoint write does: stop the run (the default) or continue
  * @param cudaGraphs        whether steps may replay as CUDA graphs ({@code cuda-graphs = auto}) or never ({@code off})
  */
-record SftSettings(String configPath, int sequenceLength, int microBatchRows, long batchTokens, OptionalLong tokenBudget,
+record SftSettings(String configPath, int sequenceLength, int microBatchRows, long batchTokens, int batchPairs,
+                   OptionalLong tokenBudget,
                    double maxGradNorm, Precision precision, LossScaleSettings lossScale, long evalEvery, long evalTokens,
                    long checkpointEvery, int keepLast, int logEverySteps, OnCheckpointFailure onCheckpointFailure,
                    boolean cudaGraphs) {
@@ -38,6 +42,9 @@ record SftSettings(String configPath, int sequenceLength, int microBatchRows, lo
 
     /** {@code cuda-graphs}: replay steps as CUDA graphs where the model and optimizer allow it, or never. */
     enum CudaGraphs { AUTO, OFF }
+
+    /** The key of a batch counted in preference pairs. */
+    static final String BATCH_PAIRS = "batch-pairs";
 
     /** The token budget value that means "stop where the schedule stops". */
     static final String BUDGET_FROM_SCHEDULE = "schedule";
@@ -60,9 +67,13 @@ record SftSettings(String configPath, int sequenceLength, int microBatchRows, lo
         return microBatchesPerStep() * microBatchTokens();
     }
 
-    /** The log line that says how the requested batch was rounded. */
+    /** The log line that says how the requested batch was rounded (or, in pairs, how it is laid out). */
     String batchDescription() {
         long actual = stepTokens();
+        if (batchPairs > 0) {
+            return String.format(Locale.ROOT, "batch: %d pairs per step, one pair per row: %d micro-batches of %d x %d tokens = "
+                    + "%,d tokens per step", batchPairs, microBatchesPerStep(), microBatchRows, sequenceLength, actual);
+        }
         String rounding = actual == batchTokens ? "exactly" : String.format(Locale.ROOT,
                 "rounded to the nearest whole micro-batch, %+.2f%% of the requested %s",
                 100.0 * (actual - batchTokens) / batchTokens, TokenCount.format(batchTokens));
@@ -71,11 +82,32 @@ record SftSettings(String configPath, int sequenceLength, int microBatchRows, lo
     }
 
     static SftSettings parse(ConfigView config) {
+        return parse(config, false);
+    }
+
+    /**
+     * @param inPairs whether the stage's batch is counted in preference pairs ({@code batch-pairs}, the
+     *                stage's objective takes pairs) rather than in tokens ({@code batch-tokens})
+     */
+    static SftSettings parse(ConfigView config, boolean inPairs) {
         List<ConfigProblem> problems = new ArrayList<>();
         int sequenceLength = positiveInt(config, "sequence-length", problems);
         int microBatchRows = positiveInt(config, "micro-batch-rows", problems);
-        long batchTokens = config.getTokens("batch-tokens").tokens();
-        if (batchTokens <= 0) {
+        int batchPairs = 0;
+        long batchTokens;
+        if (inPairs) {
+            batchPairs = batchPairs(config, microBatchRows, problems);
+            batchTokens = (long) Math.max(batchPairs, 0) * Math.max(sequenceLength, 0);
+        } else if (config.has(BATCH_PAIRS)) {
+            problems.addAll(config.invalid(BATCH_PAIRS, "no batch-pairs: this stage's objective trains on token rows, so its "
+                    + "batch is batch-tokens").problems());
+            batchTokens = config.getTokens("batch-tokens").tokens();
+        } else {
+            batchTokens = config.getTokens("batch-tokens").tokens();
+        }
+        if (inPairs) {
+            // batch-pairs was checked: its tokens follow from it
+        } else if (batchTokens <= 0) {
             problems.addAll(config.invalid("batch-tokens", "a positive token count such as 1M").problems());
         } else if (sequenceLength > 0 && microBatchRows > 0 && batchTokens < (long) sequenceLength * microBatchRows) {
             problems.addAll(config.invalid("batch-tokens", "at least one micro-batch, micro-batch-rows x sequence-length = "
@@ -146,9 +178,46 @@ record SftSettings(String configPath, int sequenceLength, int microBatchRows, lo
         if (!problems.isEmpty()) {
             throw new ConfigException(problems);
         }
-        return new SftSettings(config.path(), sequenceLength, microBatchRows, batchTokens, budget, maxGradNorm, precision,
+        return new SftSettings(config.path(), sequenceLength, microBatchRows, batchTokens, batchPairs, budget, maxGradNorm, precision,
                 new LossScaleSettings(initial, growthInterval, backoff, growth, maxSkips), evalEvery, evalTokens,
                 checkpointEvery, keepLast, logEvery, onCheckpointFailure, cudaGraphs == CudaGraphs.AUTO);
+    }
+
+    /**
+     * {@code batch-pairs}: preference pairs per optimizer step (seed 000's DPO "batch size 256" is in
+     * pairs, as open-instruct counts it: per-device batch x accumulation x devices). A preference data
+     * source puts one pair per row ({@link io.anneal.api.data.PreferenceRows}), so a micro-batch holds
+     * micro-batch-rows pairs and a step is batch-pairs / micro-batch-rows micro-batches: the count must
+     * divide, or the step would not hold the pairs asked for.
+     */
+    private static int batchPairs(ConfigView config, int microBatchRows, List<ConfigProblem> problems) {
+        if (config.has("batch-tokens")) {
+            problems.addAll(config.invalid("batch-tokens", "no batch-tokens: this stage's objective trains on preference pairs, "
+                    + "so its batch is counted in pairs with batch-pairs (one pair per row)").problems());
+        }
+        if (!config.has(BATCH_PAIRS)) {
+            problems.addAll(config.invalid(BATCH_PAIRS, "the preference pairs per optimizer step, such as 256 (seed 000)",
+                    "no value").problems());
+            return 0;
+        }
+        int pairs;
+        try {
+            pairs = config.getInt(BATCH_PAIRS);
+        } catch (ConfigException e) {
+            problems.addAll(e.problems());
+            return 0;
+        }
+        if (pairs <= 0) {
+            problems.addAll(config.invalid(BATCH_PAIRS, "a positive number of preference pairs per step, such as 256 (seed 000)",
+                    Integer.toString(pairs)).problems());
+        } else if (microBatchRows > 0 && pairs % microBatchRows != 0) {
+            int below = pairs / microBatchRows * microBatchRows;
+            int above = below + microBatchRows;
+            problems.addAll(config.invalid(BATCH_PAIRS, "a multiple of micro-batch-rows (" + microBatchRows + "): a row holds one "
+                    + "pair, so a micro-batch holds " + microBatchRows + " pairs and a step whole micro-batches (nearest: "
+                    + (below > 0 ? below + " or " : "") + above + ")", Integer.toString(pairs)).problems());
+        }
+        return pairs;
     }
 
     private static int positiveInt(ConfigView config, String key, List<ConfigProblem> problems) {

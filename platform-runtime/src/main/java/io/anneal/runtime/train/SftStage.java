@@ -428,6 +428,14 @@ final class SftStage implements Stage {
                     loss.negativeLogLikelihood(), position.step + 1, position.tokensSeen, settings.precision().configName(),
                     learningRate), position);
         }
+        if (settings.batchPairs() > 0 && loss.supervisedTokens() != settings.batchPairs()) {
+            // the batch is counted in pairs on the contract that a preference source puts one pair per row
+            step.zeroGradients();
+            throw new InputException(String.format(Locale.ROOT, "%s: the step's %d rows held %d preference pairs, expected %s = %d "
+                    + "(one pair per row, as io.anneal.api.data.PreferenceRows lays them out); data %s packs them otherwise",
+                    settings.pathOf("data"), settings.microBatchesPerStep() * settings.microBatchRows(), loss.supervisedTokens(),
+                    settings.pathOf(SftSettings.BATCH_PAIRS), settings.batchPairs(), data.describe()));
+        }
         StepResult result = replayed.isPresent() ? replayed.get().result()
                 : loss.supervisedTokens() == 0 ? skipEmptyBatch(step, out, position.step)
                 : step.applyGradients(learningRate, scale, settings.maxGradNorm());
@@ -445,6 +453,10 @@ final class SftStage implements Stage {
         metrics.put("learning_rate", learningRate);
         metrics.put("grad_norm", result.gradNorm());
         metrics.put("num_tokens", position.tokensSeen);
+        if (settings.batchPairs() > 0) {
+            // samples seen: every step holds exactly batch-pairs pairs (checked above), so this survives --resume
+            metrics.put("num_pairs", position.step * settings.batchPairs());
+        }
         for (String name : objective.metricNames()) {
             if (name.equals(SftObjective.ENTROPY)) {
                 // TRL's entropy: a mean over the positions it was computed on, not over the supervised tokens
@@ -501,6 +513,11 @@ final class SftStage implements Stage {
             @Override
             public CausalLanguageModel loadInitialModel() {
                 return openModel(architecture, options, context, Optional.empty(), new PrintStream(java.io.OutputStream.nullOutputStream()));
+            }
+
+            @Override
+            public Optional<Path> initialModelFolder() {
+                return initFrom.or(context::inputModel); // openModel's order, without a resume point
             }
 
             @Override

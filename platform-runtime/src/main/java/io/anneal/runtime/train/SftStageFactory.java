@@ -69,7 +69,7 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
     public static Stage create(ConfigView config, ExtensionContext context, Objective objective) {
         // Each part is checked even when another fails, so validate reports every problem at once.
         List<ConfigProblem> problems = new ArrayList<>();
-        SftSettings settings = collect(problems, () -> SftSettings.parse(config));
+        SftSettings settings = collect(problems, () -> SftSettings.parse(config, objective.needsPreferencePairs()));
         LrSchedule schedule = collect(problems, () -> context.build(LrSchedule.class, config.getConfig(SCHEDULE)));
         Long budget = settings == null || schedule == null ? null : collect(problems, () -> budget(config, settings, schedule));
         OptimizerFactory optimizer = collect(problems, () -> context.build(OptimizerFactory.class, config.getConfig(OPTIMIZER)));

@@ -136,4 +136,85 @@ class ObjectiveLoopTest {
         assertTrue(messages.stream().anyMatch(m -> m.contains("stages[0].data") && m.contains("objective dpo: preference pairs")
                 && m.contains("supervised chat rows (stage stages[0])")), messages.toString());
     }
+
+    /** A preference objective stand-in: each row holds {@code pairsPerRow} "pairs" (its denominator). */
+    static final class PairObjective extends PerRowObjective {
+        final int pairsPerRow;
+
+        PairObjective(int pairsPerRow) {
+            this.pairsPerRow = pairsPerRow;
+        }
+
+        @Override
+        public boolean needsPreferencePairs() {
+            return true;
+        }
+
+        @Override
+        public long denominator(PackedBatch batch) {
+            return (long) batch.rows() * pairsPerRow;
+        }
+    }
+
+    /** The fixture with its data declared as preference pairs and the batch in pairs (batch-tokens gone). */
+    static io.anneal.api.train.Stage pairStage(SftFixture fixture, Objective objective, int batchPairs) {
+        fixture.block.remove("batch-tokens");
+        fixture.block.put("batch-pairs", batchPairs);
+        io.anneal.api.data.TrainingData pairs = new io.anneal.api.data.TrainingData() {
+            @Override
+            public io.anneal.api.data.TokenBatchStream open(int sequenceLength) {
+                return fixture.data.open(sequenceLength);
+            }
+
+            @Override
+            public int vocabularySize() {
+                return fixture.data.vocabularySize();
+            }
+
+            @Override
+            public boolean preferencePairs() {
+                return true;
+            }
+
+            @Override
+            public Map<String, byte[]> modelFolderFiles() {
+                return fixture.data.modelFolderFiles();
+            }
+        };
+        return SftStageFactory.create(fixture.config(), fixture.extensions().with(io.anneal.api.data.TrainingData.class, c -> pairs),
+                objective);
+    }
+
+    /**
+     * A batch in pairs, by hand: batch-pairs = 2 with one pair per row of 6 tokens and 1 row per
+     * micro-batch is 2 micro-batches and 12 tokens per step, so the fixture's 72-token budget is 6
+     * steps; step k has seen 2k pairs (num_pairs) and 12k tokens, and the loss is over 2 pairs.
+     */
+    @Test
+    void aBatchInPairsIsExactlyBatchPairsPairsPerStep(@TempDir Path dir) throws Exception {
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        TestStageContext context = new TestStageContext(dir, architecture, false);
+        io.anneal.api.train.Stage stage = pairStage(new SftFixture(), new PairObjective(1), 2);
+        assertTrue(stage.describe().contains("batch: 2 pairs per step, one pair per row: 2 micro-batches of 1 x 6 tokens = 12 "
+                + "tokens per step"), stage.describe());
+        stage.run(context);
+        List<Map<String, Object>> steps = context.steps();
+        assertEquals(6, steps.size());
+        for (int k = 1; k <= 6; k++) {
+            assertEquals(2L * k, ((Number) steps.get(k - 1).get("num_pairs")).longValue());
+            assertEquals(12L * k, ((Number) steps.get(k - 1).get("num_tokens")).longValue());
+            assertEquals(1.0, (double) steps.get(k - 1).get("rows_seen"), 0, "2 rows over the 2 pairs of the step");
+        }
+    }
+
+    /** Data that packs more than one pair per row breaks the count: the run stops naming the data and batch-pairs. */
+    @Test
+    void dataPackingSeveralPairsPerRowIsRefused(@TempDir Path dir) {
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        io.anneal.api.train.Stage stage = pairStage(new SftFixture(), new PairObjective(2), 2);
+        io.anneal.api.InputException e = assertThrows(io.anneal.api.InputException.class,
+                () -> stage.run(new TestStageContext(dir, architecture, false)));
+        assertTrue(e.getMessage().startsWith("stages[0].data: the step's 2 rows held 4 preference pairs, expected "
+                + "stages[0].batch-pairs = 2 (one pair per row, as io.anneal.api.data.PreferenceRows lays them out)"), e.getMessage());
+    }
 }

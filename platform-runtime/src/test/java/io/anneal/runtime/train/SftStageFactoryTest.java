@@ -8,6 +8,7 @@ import io.anneal.api.schedule.LrSchedule;
 import io.anneal.api.train.Stage;
 import org.junit.jupiter.api.Test;
 
+import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -101,5 +102,61 @@ class SftStageFactoryTest {
         ConfigException e = assertThrows(ConfigException.class, new SftFixture().set("init-from", missing)::stage);
         assertTrue(e.getMessage().contains("stages[0].init-from: expected a Hugging Face checkpoint folder (config.json, "
                 + "model.safetensors), found " + missing + ", which is not a folder"), e.getMessage());
+    }
+
+    /** The sft defaults as a dpo stage would see them: batch-tokens gone, batch-pairs set. */
+    private static Map<String, Object> pairBlock(Object batchPairs, int microBatchRows, int sequenceLength) {
+        Map<String, Object> block = new java.util.LinkedHashMap<>(com.typesafe.config.ConfigFactory.parseResources(
+                "io/anneal/runtime/builtin/reference.conf").getConfig("anneal.stage.sft").root().unwrapped());
+        block.remove("batch-tokens");
+        block.put("batch-pairs", batchPairs);
+        block.put("micro-batch-rows", microBatchRows);
+        block.put("sequence-length", sequenceLength);
+        return block;
+    }
+
+    /**
+     * A batch in pairs, by hand: seed 000's 256 pairs, one pair per row of 4096 tokens, 4 rows per
+     * micro-batch: 256 / 4 = 64 micro-batches, 256 x 4096 = 1,048,576 tokens per step.
+     */
+    @Test
+    void aBatchInPairsIsWholeMicroBatchesOfOnePairPerRow() {
+        SftSettings s = SftSettings.parse(MapConfigView.of("stages[0]", pairBlock(256, 4, 4096)), true);
+        assertEquals(256, s.batchPairs());
+        assertEquals(64, s.microBatchesPerStep());
+        assertEquals(1_048_576, s.stepTokens());
+        assertEquals(1_048_576, s.batchTokens());
+        assertEquals("batch: 256 pairs per step, one pair per row: 64 micro-batches of 4 x 4096 tokens = 1,048,576 tokens per step",
+                s.batchDescription());
+        SftSettings one = SftSettings.parse(MapConfigView.of("stages[0]", pairBlock(3, 1, 128)), true);
+        assertEquals(3, one.microBatchesPerStep());
+        assertEquals(384, one.stepTokens());
+        assertEquals(0, SftSettings.parse(new SftFixture().config()).batchPairs(), "sft counts its batch in tokens");
+    }
+
+    @Test
+    void aBatchInPairsRefusesNonsenseNamingTheKey() {
+        for (Object bad : List.of(0, -8)) {
+            ConfigException e = assertThrows(ConfigException.class,
+                    () -> SftSettings.parse(MapConfigView.of("stages[0]", pairBlock(bad, 4, 256)), true));
+            assertTrue(e.getMessage().contains("stages[0].batch-pairs: expected a positive number of preference pairs per step, "
+                    + "such as 256 (seed 000), found " + bad), e.getMessage());
+        }
+        ConfigException uneven = assertThrows(ConfigException.class,
+                () -> SftSettings.parse(MapConfigView.of("stages[0]", pairBlock(30, 8, 256)), true));
+        assertTrue(uneven.getMessage().contains("stages[0].batch-pairs: expected a multiple of micro-batch-rows (8): a row holds "
+                + "one pair, so a micro-batch holds 8 pairs and a step whole micro-batches (nearest: 24 or 32), found 30"),
+                uneven.getMessage());
+        ConfigException small = assertThrows(ConfigException.class,
+                () -> SftSettings.parse(MapConfigView.of("stages[0]", pairBlock(2, 4, 256)), true));
+        assertTrue(small.getMessage().contains("(nearest: 4), found 2"), small.getMessage());
+        Map<String, Object> both = pairBlock(8, 4, 256);
+        both.put("batch-tokens", "1M");
+        ConfigException tokens = assertThrows(ConfigException.class, () -> SftSettings.parse(MapConfigView.of("stages[0]", both), true));
+        assertTrue(tokens.getMessage().contains("stages[0].batch-tokens: expected no batch-tokens: this stage's objective trains "
+                + "on preference pairs, so its batch is counted in pairs with batch-pairs (one pair per row)"), tokens.getMessage());
+        ConfigException pairsInSft = assertThrows(ConfigException.class, new SftFixture().set("batch-pairs", 8)::stage);
+        assertTrue(pairsInSft.getMessage().contains("stages[0].batch-pairs: expected no batch-pairs: this stage's objective trains "
+                + "on token rows, so its batch is batch-tokens"), pairsInSft.getMessage());
     }
 }
