@@ -4,7 +4,7 @@
 # On the GPU machine (device tool, carry [".gpu"]), from the repository root:
 #                    bash tools/gpu/benchmarks.sh PART...   (kernels fused reference peer-all: the table of issue 12;
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
-#                    peer real; quick = fwd train torch roundtrip)
+#                    peer real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
 set -u
 parts=" ${*:-quick} "
@@ -137,6 +137,16 @@ if has peer; then
     --out "$out/hf-fast-8x2048.json" >> "$out/hf-fast.log" 2>&1; tail -3 "$out/hf-fast.log"
 fi
 
+if has dpo-run; then
+  # issue 13 item 11: SFT then DPO of the small model, held-out rewards at every epoch
+  step "a real SFT-then-DPO run on the GPU (examples/gpu-small-dpo.conf)"
+  timeout 560 bash .gpu/run bin/anneal run examples/gpu-small-dpo.conf > "$out/dpo-run.log" 2>&1
+  echo "exit $?" >> "$out/dpo-run.log"
+  for stage in 1-sft 2-dpo; do
+    cp .gpu/app/runs/gpu-small-dpo/$stage/metrics.jsonl "$out/dpo-run-$stage.metrics.jsonl" 2>/dev/null
+  done
+  grep -E "eval_|dpo: step|rewards|exit" "$out/dpo-run.log" | tail -15
+fi
 if has real; then
   step "a real SFT run on the GPU, interrupted and resumed"
   timeout -s INT 150 bash .gpu/run bin/anneal run examples/gpu-small-sft.conf > "$out/real-run.log" 2>&1

@@ -109,7 +109,7 @@ class DistributionIT {
     /** Every pipeline the distribution ships validates (the recipe's only problems are its placeholder paths, all of them). */
     @Test
     void shippedPipelinesValidate() throws Exception {
-        for (String file : List.of("examples/tiny-sft.conf", "examples/gpu-small-sft.conf",
+        for (String file : List.of("examples/tiny-sft.conf", "examples/gpu-small-sft.conf", "examples/gpu-small-dpo.conf",
                 "examples/bench/falcon-h1-291m.conf", "examples/falcon-h1-coord-check.conf")) {
             Result r = anneal("validate", file);
             assertEquals(0, r.exit(), file + ":\n" + r.out());

@@ -231,6 +231,16 @@ public final class PipelineLoader {
         List<String> segments = segments(path, override);
         try {
             return ((ConfigObject) set(config.root(), segments, 0, value, override)).toConfig();
+        } catch (com.typesafe.config.ConfigException.NotResolved e) {
+            // the path runs through a value built by a substitution (stages = ${stages} [ ... ] after an
+            // include): resolve the file first, then replace the resolved value (substitutions elsewhere
+            // keep what they read from the file)
+            try {
+                Config resolved = config.resolve();
+                return ((ConfigObject) set(resolved.root(), segments(path, override), 0, value, override)).toConfig();
+            } catch (com.typesafe.config.ConfigException r) {
+                throw new InputException("--set " + override + ": " + r.getMessage(), r);
+            }
         } catch (com.typesafe.config.ConfigException e) {
             throw new InputException("--set " + override + ": " + e.getMessage(), e);
         }

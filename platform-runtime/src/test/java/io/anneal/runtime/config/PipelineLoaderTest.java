@@ -83,6 +83,20 @@ class PipelineLoaderTest {
     }
 
     @Test
+    void anOverrideReachesIntoAListBuiltBySubstitution() throws Exception {
+        // examples/gpu-small-dpo.conf: an included file's stages, then one more (HOCON list concatenation)
+        Files.writeString(tmp.resolve("base.conf"), "stages = [ { type = sft, lr = 1 } ]\n");
+        Path file = Files.writeString(tmp.resolve("chain.conf"),
+                "include \"base.conf\"\nstages = ${stages} [ { type = dpo, lr = 2 } ]\n");
+        Config config = new PipelineLoader(null).load(file, List.of("stages[1].lr=3", "stages[0].lr=5")).config();
+        assertEquals(List.of("sft", "dpo"), config.getConfigList("stages").stream().map(c -> c.getString("type")).toList());
+        assertEquals(List.of(5, 3), config.getConfigList("stages").stream().map(c -> c.getInt("lr")).toList());
+        assertEquals("--set stages[2].lr=1: stages has no element at index 2 (it has 2, indices 0 to 1)",
+                assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of("stages[2].lr=1")))
+                        .getMessage());
+    }
+
+    @Test
     void moreThan256SubstitutionsAreBadInputNamingTheLine() throws Exception {
         // found by the long fuzz run: 1,700 lines of "a = ${b}" (15 KB) allocated 301 MB before resolve() refused them
         Path file = Files.writeString(tmp.resolve("subst.conf"), "b = 1\n" + "a = ${b}\n".repeat(1_700));
