@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.anneal.distribution.it.Distribution.Result;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -23,7 +24,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * The fault-injection suite (issue 15): the short tiny example of {@link ReliabilityIT} (6 steps, a
+ * The fault-injection suite (issue 15): the short tiny example of {@link Distribution#shortTinyRun} (6 steps, a
  * checkpoint every 2, keep-last 2) is killed, stopped or starved at every stage of a checkpoint write
  * and at random moments, then resumed. After each fault the resume must start from the newest intact
  * checkpoint, leave no partial folder, log each step exactly once, and end with weights, optimizer
@@ -39,16 +40,17 @@ class FaultInjectionIT {
     static final int STEPS = 6;
     /** What an uninterrupted run ends with: the step-6 checkpoint's manifest (less dated lines) and the final weights. */
     static List<String> reference;
+    static Distribution dist;
 
     @TempDir
     Path tmp;
 
     @BeforeAll
     static void uninterruptedRun(@TempDir Path referenceDir) throws Exception {
-        ReliabilityIT.distribution();
+        dist = Distribution.assembled();
         Path runDir = referenceDir.resolve("reference");
-        ReliabilityIT.Result r = ReliabilityIT.run("", runDir);
-        assertEquals(0, r.exit(), ReliabilityIT.lastLines(r.out()));
+        Result r = dist.shortTinyRun(runDir).run();
+        assertEquals(0, r.exit(), r.tail());
         reference = fingerprint(runDir);
     }
 
@@ -115,11 +117,11 @@ class FaultInjectionIT {
     }
 
     static Launched launch(Path runDir, String fault, String... extra) throws Exception {
-        ProcessBuilder builder = ReliabilityIT.command("", runDir, extra);
+        Distribution.Command command = dist.shortTinyRun(runDir, extra);
         if (fault != null) {
-            builder.environment().put("ANNEAL_TEST_FAULT", fault);
+            command.env("ANNEAL_TEST_FAULT", fault);
         }
-        return new Launched(builder);
+        return new Launched(command.processBuilder());
     }
 
     static List<String> committedCheckpoints(Path runDir) throws Exception {
@@ -139,8 +141,8 @@ class FaultInjectionIT {
      * the end state is bit-identical to the uninterrupted run's.
      */
     static void resumeAndCheck(Path runDir, String expected) throws Exception {
-        ReliabilityIT.Result resumed = ReliabilityIT.run("", runDir, "--resume");
-        assertEquals(0, resumed.exit(), ReliabilityIT.lastLines(resumed.out()));
+        Result resumed = dist.shortTinyRun(runDir, "--resume").run();
+        assertEquals(0, resumed.exit(), resumed.tail());
         Path checkpoints = runDir.resolve("1-sft/checkpoints");
         assertTrue(resumed.out().contains(expected == null
                 ? "sft: --resume: no complete checkpoint under " + checkpoints + ", starting from the beginning"
@@ -245,7 +247,7 @@ class FaultInjectionIT {
         assertTrue(run.training.await(180, TimeUnit.SECONDS), run.out.toString());
         Thread.sleep(1500);
         // kill(1), not Process.destroy(): destroy also closes the pipe this test reads the run's output from
-        ConsoleIT.kill("TERM", run.process.pid());
+        Distribution.signal("TERM", run.process.pid());
         int exit = run.finish();
         if (exit == 0) {
             assertEnd(runDir, run.out.toString()); // the run finished before the signal came
@@ -275,8 +277,8 @@ class FaultInjectionIT {
     @Test
     void aFileSizeLimitStopsTheRunAndTheResumeStartsOver() throws Exception {
         Path runDir = tmp.resolve("ulimit");
-        ReliabilityIT.Result limited = ReliabilityIT.run("ulimit -f 1000;", runDir);
-        assertEquals(1, limited.exit(), ReliabilityIT.lastLines(limited.out()));
+        Result limited = dist.shortTinyRun(runDir).fileSizeLimit(1000).run();
+        assertEquals(1, limited.exit(), limited.tail());
         assertFalse(limited.out().contains("\tat "), limited.out());
         resumeAndCheck(runDir, null);
     }
