@@ -41,6 +41,8 @@ class FaultInjectionIT {
     /** What an uninterrupted run ends with: the step-6 checkpoint's manifest (less dated lines) and the final weights. */
     static List<String> reference;
     static Distribution dist;
+    /** The size of one checkpoint of the uninterrupted run (9.2 MB: the weights and AdamW's two moments). */
+    static long checkpointBytes;
 
     @TempDir
     Path tmp;
@@ -52,6 +54,14 @@ class FaultInjectionIT {
         Result r = dist.shortTinyRun(runDir).run();
         assertEquals(0, r.exit(), r.tail());
         reference = fingerprint(runDir);
+        checkpointBytes = bytes(runDir.resolve("1-sft/checkpoints/step-00000" + STEPS));
+    }
+
+    /** The bytes of the files under {@code root}. */
+    static long bytes(Path root) throws Exception {
+        try (java.util.stream.Stream<Path> files = Files.walk(root)) {
+            return files.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+        }
     }
 
     /**
@@ -141,13 +151,21 @@ class FaultInjectionIT {
      * the end state is bit-identical to the uninterrupted run's.
      */
     static void resumeAndCheck(Path runDir, String expected) throws Exception {
-        Result resumed = dist.shortTinyRun(runDir, "--resume").run();
+        resumeAndCheck(runDir, runDir, expected);
+    }
+
+    /**
+     * The same for a run whose folder this JVM sees as {@code onDisk} (another mount namespace's), resumed
+     * inside {@code within}.
+     */
+    static void resumeAndCheck(Path runDir, Path onDisk, String expected, String... within) throws Exception {
+        Result resumed = dist.shortTinyRun(runDir, "--resume").within(within).run();
         assertEquals(0, resumed.exit(), resumed.tail());
         Path checkpoints = runDir.resolve("1-sft/checkpoints");
         assertTrue(resumed.out().contains(expected == null
                 ? "sft: --resume: no complete checkpoint under " + checkpoints + ", starting from the beginning"
                 : "sft: resuming from " + checkpoints.resolve(expected)), resumed.out());
-        assertEnd(runDir, resumed.out());
+        assertEnd(onDisk, resumed.out());
     }
 
     static void assertEnd(Path runDir, String out) throws Exception {
@@ -261,8 +279,8 @@ class FaultInjectionIT {
 
     @Test
     void aFullDiskDuringACheckpointStopsTheRunAndTheResumeStartsFromTheOneBefore() throws Exception {
-        // a Java-level ENOSPC injected after the optimizer files of step 4 are written (a size-capped file
-        // system needs root to mount; the file-size limit below is the kernel's own refusal)
+        // a Java-level ENOSPC injected after the optimizer files of step 4 are written: the same fault as the
+        // real full disk below, on machines that cannot mount one
         Path runDir = tmp.resolve("full");
         Launched run = launch(runDir, "checkpoint.optimizer-written@4=fail");
         assertEquals(1, run.finish(), run.out.toString());
@@ -272,6 +290,52 @@ class FaultInjectionIT {
                 run.out.toString());
         assertEquals(List.of("step-000002"), ReliabilityIT.names(runDir.resolve("1-sft/checkpoints")), "no partial folder");
         resumeAndCheck(runDir, "step-000002");
+    }
+
+    /**
+     * A real full disk: the run folder on a size-capped tmpfs ({@link SizeCappedFileSystem}) whose free
+     * space, after a filler file, holds the checkpoint of step 2 but not that of step 4 too, so the
+     * kernel refuses a write of step 4's checkpoint with ENOSPC. The run stops with the message of the
+     * injected fault above, leaves no partial folder and no torn metrics line; after the filler is
+     * deleted (space freed), --resume starts from step 2 and ends bit-identical to the uninterrupted run.
+     */
+    @Test
+    void aRealFullDiskStopsTheRunAndTheResumeAfterFreeingSpaceEndsBitIdentical() throws Exception {
+        // room for the resume's peak: checkpoints 2 and 4 and 6 being written, the final model, the logs
+        long capacity = 4 * checkpointBytes + (8 << 20);
+        try (SizeCappedFileSystem disk = SizeCappedFileSystem.mount(tmp.resolve("small-disk"), capacity)) {
+            // what the run writes before step 4's checkpoint is one checkpoint and about 40 KB of logs and metrics;
+            // half a checkpoint more leaves step 4's short by its optimizer state
+            long room = checkpointBytes * 3 / 2;
+            Path filler = disk.fill("filler", disk.free() - room);
+            long free = disk.free();
+            Path runDir = disk.mountPoint.resolve("run");
+            Path onDisk = disk.outside(runDir);
+            Result full = dist.shortTinyRun(runDir).within(disk.enter()).run();
+
+            assertEquals(1, full.exit(), full.out());
+            Path checkpoints = runDir.resolve("1-sft/checkpoints");
+            assertTrue(full.out().contains("anneal: sft: the checkpoint of step 4 could not be written to " + checkpoints
+                    + " (No space left on device"), full.out());
+            assertTrue(full.out().contains("the last checkpoint on disk is " + checkpoints.resolve("step-000002")), full.out());
+            assertFalse(full.out().contains("\tat "), full.out());
+            assertEquals(List.of("step-000002"), ReliabilityIT.names(onDisk.resolve("1-sft/checkpoints")), "no partial folder");
+            String metrics = Files.readString(onDisk.resolve("1-sft/metrics.jsonl"));
+            assertTrue(metrics.endsWith("}\n"), "no torn last line: " + metrics);
+            com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+            List<Long> steps = new ArrayList<>();
+            for (String line : metrics.lines().toList()) {
+                steps.add(json.readTree(line).get("step").asLong());
+            }
+            assertEquals(List.of(1L, 2L, 3L, 4L), steps, "each step up to the failed checkpoint once, each line whole");
+            assertTrue(Files.readString(onDisk.resolve("1-sft/events.jsonl")).contains(
+                    "{\"event\":\"checkpoint_failed\",\"step\":4,\"num_tokens\":4096,\"reason\":\"No space left on device\"}"));
+            System.out.printf("FaultInjectionIT real full disk: tmpfs of %,d bytes, %,d free after the filler, %,d after the failed run%n",
+                    capacity, free, disk.free());
+
+            Files.delete(filler);
+            resumeAndCheck(runDir, onDisk, "step-000002", disk.enter());
+        }
     }
 
     @Test
