@@ -338,6 +338,85 @@ class FaultInjectionIT {
         }
     }
 
+    /**
+     * A real full disk in the middle of a metrics row: the stage's folder is a size-capped tmpfs left
+     * with one page (4 KiB) free and the run writes no checkpoint before its end, so rows of about 490
+     * bytes fill the page near step 8 and the kernel takes only the first part of the next one before
+     * ENOSPC. The run stops (exit 1) naming the file, the step and that no checkpoint exists; the file
+     * keeps whole rows only; after the filler is deleted, --resume starts over with no torn line to drop.
+     */
+    @Test
+    void aRealFullDiskInTheMiddleOfAMetricsRowLeavesNoTornLine() throws Exception {
+        Path runDir = tmp.resolve("metrics-full");
+        Path stage = runDir.resolve("1-sft");
+        String[] noCheckpoints = {"--set", "stages[0].checkpoint-every=\"0\"", "--set", "stages[0].token-budget=\"16384\""};
+        try (SizeCappedFileSystem disk = SizeCappedFileSystem.mount(stage, 2 * checkpointBytes + (8 << 20))) {
+            Path filler = disk.fill("filler", disk.free() - 4096);
+            assertEquals(4096, disk.free(), "one page left");
+            Path metrics = disk.outside(stage.resolve("metrics.jsonl"));
+            Result full = dist.shortTinyRun(runDir, noCheckpoints).within(disk.enter()).run();
+
+            assertEquals(1, full.exit(), full.out());
+            java.util.regex.Matcher failed = java.util.regex.Pattern.compile("anneal: sft: cannot write metrics to "
+                    + java.util.regex.Pattern.quote(stage.resolve("metrics.jsonl").toString())
+                    + " \\(No space left on device\\) at step (\\d+); no checkpoint exists on disk, so the work of this run is not saved. "
+                    + "The run stopped: free space \\(or fix the error\\) and run again with --resume").matcher(full.out());
+            assertTrue(failed.find(), full.out());
+            long failedStep = Long.parseLong(failed.group(1));
+            assertFalse(full.out().contains("\tat ") || full.out().contains("Exception"), full.out());
+            String rows = Files.readString(metrics);
+            assertTrue(rows.endsWith("}\n"), "whole rows only, no torn line: " + rows);
+            com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+            List<Long> steps = new ArrayList<>();
+            for (String row : rows.lines().toList()) {
+                steps.add(json.readTree(row).get("step").asLong());
+            }
+            assertEquals(java.util.stream.LongStream.range(1, failedStep).boxed().toList(), steps, rows);
+            assertTrue(failedStep >= 5 && failedStep <= 12, "a page holds about 8 rows: " + failedStep);
+            System.out.println("FaultInjectionIT real full disk in a metrics row: ENOSPC at step " + failedStep + ", "
+                    + rows.length() + " bytes of whole rows kept");
+
+            Files.delete(filler);
+            List<String> resume = new ArrayList<>(List.of("--resume"));
+            resume.addAll(List.of(noCheckpoints));
+            Result resumed = dist.shortTinyRun(runDir, resume.toArray(String[]::new)).within(disk.enter()).run();
+            assertEquals(0, resumed.exit(), resumed.tail());
+            assertTrue(resumed.out().contains("sft: --resume: no complete checkpoint under " + stage.resolve("checkpoints")
+                    + ", starting from the beginning"), resumed.out());
+            assertFalse(resumed.out().contains("torn"), resumed.out());
+            assertEquals(java.util.stream.LongStream.rangeClosed(1, 16).boxed().toList(), Files.readAllLines(metrics).stream()
+                    .map(l -> Long.parseLong(l.replaceAll("^\\{\"step\":(\\d+),.*", "$1"))).toList(), "each step once");
+        }
+    }
+
+    /**
+     * A disk full before the first step, on a tmpfs of two pages (4 KiB each). With --quiet, the lock
+     * file and the start of run.log take them, so the record of the pipeline (pipeline.json, 6 KB)
+     * cannot be written; without it, run.log takes both with the resolved pipeline (over 10 KB), so the
+     * lock cannot be written. Each is exit 1 naming the file, the kernel's reason and that the run has
+     * not started; no temporary file is left.
+     */
+    @Test
+    void aRealFullDiskBeforeTheFirstStepNamesTheFileItCouldNotWrite() throws Exception {
+        try (SizeCappedFileSystem disk = SizeCappedFileSystem.mount(tmp.resolve("tiny-disk"), 2 * 4096)) {
+            Path runDir = disk.mountPoint.resolve("run");
+            Result full = dist.shortTinyRun(runDir, "--quiet").within(disk.enter()).run();
+            assertEquals(1, full.exit(), full.out());
+            assertTrue(full.out().contains("anneal: cannot write " + runDir.resolve("pipeline.json") + " (No space left on device); "
+                    + "the run has not started: free space (or fix the error) and run again"), full.out());
+            assertFalse(full.out().contains("\tat ") || full.out().contains("Exception"), full.out());
+            assertEquals(List.of("anneal.lock", "run.log"), ReliabilityIT.names(disk.outside(runDir)), "no temporary file left");
+        }
+        try (SizeCappedFileSystem disk = SizeCappedFileSystem.mount(tmp.resolve("tiny-disk-2"), 2 * 4096)) {
+            Path runDir = disk.mountPoint.resolve("run");
+            Result full = dist.shortTinyRun(runDir).within(disk.enter()).run();
+            assertEquals(1, full.exit(), full.out());
+            assertTrue(full.out().contains("anneal: cannot lock the run folder " + runDir + " (" + runDir.resolve("anneal.lock")
+                    + ": No space left on device); the run has not started: free space (or fix the error) and run again"), full.tail());
+            assertFalse(full.out().contains("\tat ") || full.out().contains("Exception") || full.out().contains("error log"), full.tail());
+        }
+    }
+
     @Test
     void aFileSizeLimitStopsTheRunAndTheResumeStartsOver() throws Exception {
         Path runDir = tmp.resolve("ulimit");
