@@ -394,7 +394,7 @@ class FaultInjectionIT {
      * file and the start of run.log take them, so the record of the pipeline (pipeline.json, 6 KB)
      * cannot be written; without it, run.log takes both with the resolved pipeline (over 10 KB), so the
      * lock cannot be written. Each is exit 1 naming the file, the kernel's reason and that the run has
-     * not started; no temporary file is left.
+     * not started; no temporary file is left; a console log that stops being written is named once.
      */
     @Test
     void aRealFullDiskBeforeTheFirstStepNamesTheFileItCouldNotWrite() throws Exception {
@@ -414,6 +414,9 @@ class FaultInjectionIT {
             assertTrue(full.out().contains("anneal: cannot lock the run folder " + runDir + " (" + runDir.resolve("anneal.lock")
                     + ": No space left on device); the run has not started: free space (or fix the error) and run again"), full.tail());
             assertFalse(full.out().contains("\tat ") || full.out().contains("Exception") || full.out().contains("error log"), full.tail());
+            assertEquals(1, full.out().lines().filter(l -> l.startsWith("anneal: warning: cannot write the console log "
+                    + runDir.resolve("run.log") + " any more (No space left on device); the run goes on, and only the terminal shows "
+                    + "what follows")).count(), "the log that ends is named once: " + full.out());
         }
     }
 
