@@ -4,10 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.nio.charset.StandardCharsets;
+import io.anneal.distribution.it.Distribution.Result;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -20,41 +19,29 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The console, run records and signals of {@code bin/anneal run} on the shortened tiny example
- * ({@link ReliabilityIT#command}: steps of 1,024 tokens, a checkpoint every 2 steps).
+ * ({@link Distribution#shortTinyRun}: steps of 1,024 tokens, a checkpoint every 2 steps).
  */
 class ConsoleIT {
+    static Distribution dist;
+
     @BeforeAll
     static void distribution() {
-        ReliabilityIT.distribution();
+        dist = Distribution.assembled();
     }
 
     @TempDir
     Path tmp;
 
-    static ReliabilityIT.Result run(Path runDir, String... extra) throws Exception {
-        ProcessBuilder b = ReliabilityIT.command("", runDir, extra);
-        b.environment().put("COLUMNS", "80");
-        b.environment().remove("OMP_WAIT_POLICY"); // bin/anneal chooses it
-        Process p = b.start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(180, TimeUnit.SECONDS));
-        return new ReliabilityIT.Result(p.exitValue(), out);
-    }
-
-    static ReliabilityIT.Result anneal(Path dir, String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(ReliabilityIT.HOME.resolve("bin/anneal").toString()));
-        command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
-        return new ReliabilityIT.Result(p.exitValue(), out);
+    /** The short tiny run on an 80-column console, with the OMP_WAIT_POLICY that bin/anneal chooses. */
+    static Result run(Path runDir, String... extra) throws Exception {
+        return dist.shortTinyRun(runDir, extra).env("COLUMNS", "80").withoutEnv("OMP_WAIT_POLICY").run();
     }
 
     @Test
     void theConsoleFitsEightyColumnsShowsEvalLossEndsWithASummaryAndIsKeptInRunLog() throws Exception {
         Path runDir = tmp.resolve("console");
-        ReliabilityIT.Result r = run(runDir, "--set", "stages[0].eval-every=\"2048\"", "--set", "stages[0].eval-tokens=\"1024\"");
-        assertEquals(0, r.exit(), ReliabilityIT.lastLines(r.out()));
+        Result r = run(runDir, "--set", "stages[0].eval-every=\"2048\"", "--set", "stages[0].eval-tokens=\"1024\"");
+        assertEquals(0, r.exit(), r.tail());
         String out = r.out();
         assertTrue(out.contains("threads: " + Runtime.getRuntime().availableProcessors() + " (libtorch intra-op and inter-op, "
                 + "data rendering; pipeline.threads; " + Runtime.getRuntime().availableProcessors() + " CPUs available to this process; "
@@ -84,21 +71,21 @@ class ConsoleIT {
     @Test
     void quietLeavesTheEssentialsAndConfigPrintsTheResolvedPipelineWithoutRunning() throws Exception {
         Path runDir = tmp.resolve("quiet");
-        ReliabilityIT.Result q = run(runDir, "--quiet");
-        assertEquals(0, q.exit(), ReliabilityIT.lastLines(q.out()));
+        Result q = run(runDir, "--quiet");
+        assertEquals(0, q.exit(), q.tail());
         assertFalse(q.out().contains("resolved:") || q.out().contains("# default of plugin"), q.out());
         assertTrue(q.out().contains("sft: done: 6 steps"), q.out());
 
         Path notRun = tmp.resolve("config-only");
-        ReliabilityIT.Result c = anneal(tmp, "config", ReliabilityIT.EXAMPLE, "--set", "pipeline.run-dir=\"" + notRun + "\"",
-                "stages[0].keep-last=5");
+        Result c = dist.command("config", dist.tinyExample(), "--set", "pipeline.run-dir=\"" + notRun + "\"",
+                "stages[0].keep-last=5").in(tmp).run();
         assertEquals(0, c.exit(), c.out());
         assertTrue(c.out().contains("stages[0].keep-last = 5  # --set"), c.out());
-        assertTrue(c.out().contains("model.hidden-size = 128  # " + ReliabilityIT.EXAMPLE + ":"), c.out());
+        assertTrue(c.out().contains("model.hidden-size = 128  # " + dist.tinyExample() + ":"), c.out());
         assertTrue(c.out().contains("# default of plugin"), c.out());
         assertFalse(Files.exists(notRun), "config runs nothing");
 
-        ReliabilityIT.Result bad = anneal(tmp, "config", ReliabilityIT.EXAMPLE, "stages[0].keep-last=2.5");
+        Result bad = dist.command("config", dist.tinyExample(), "stages[0].keep-last=2.5").in(tmp).run();
         assertEquals(2, bad.exit(), bad.out());
         assertTrue(bad.out().contains("stages[0].keep-last"), bad.out());
         assertFalse(bad.out().contains("Exception"), bad.out());
@@ -109,24 +96,24 @@ class ConsoleIT {
         Path runDir = tmp.resolve("named");
         assertEquals(0, run(runDir).exit());
         Path four = runDir.resolve("1-sft/checkpoints/step-000004");
-        ReliabilityIT.Result r = run(runDir, "--resume", four.toString());
-        assertEquals(0, r.exit(), ReliabilityIT.lastLines(r.out()));
+        Result r = run(runDir, "--resume", four.toString());
+        assertEquals(0, r.exit(), r.tail());
         assertTrue(r.out().contains("resuming from " + four), r.out());
         List<Long> steps = Files.readAllLines(runDir.resolve("1-sft/metrics.jsonl")).stream()
                 .map(l -> Long.parseLong(l.replaceAll("^\\{\"step\":(\\d+),.*", "$1"))).toList();
         assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L), steps);
 
         Path missing = runDir.resolve("1-sft/checkpoints/step-000099");
-        ReliabilityIT.Result m = run(runDir, "--resume", missing.toString());
+        Result m = run(runDir, "--resume", missing.toString());
         assertEquals(2, m.exit(), m.out());
-        assertTrue(m.out().contains("anneal: --resume " + missing + ": no such folder"), ReliabilityIT.lastLines(m.out()));
-        ReliabilityIT.Result notOne = run(runDir, "--resume", runDir.resolve("1-sft").toString());
+        assertTrue(m.out().contains("anneal: --resume " + missing + ": no such folder"), m.tail());
+        Result notOne = run(runDir, "--resume", runDir.resolve("1-sft").toString());
         assertEquals(2, notOne.exit(), notOne.out());
-        assertTrue(notOne.out().contains("expected a checkpoint folder of this pipeline"), ReliabilityIT.lastLines(notOne.out()));
+        assertTrue(notOne.out().contains("expected a checkpoint folder of this pipeline"), notOne.tail());
         Files.delete(four.resolve("COMPLETE"));
-        ReliabilityIT.Result torn = run(runDir, "--resume", four.toString());
+        Result torn = run(runDir, "--resume", four.toString());
         assertEquals(2, torn.exit(), torn.out());
-        assertTrue(torn.out().contains("expected a complete checkpoint folder"), ReliabilityIT.lastLines(torn.out()));
+        assertTrue(torn.out().contains("expected a complete checkpoint folder"), torn.tail());
         assertFalse(m.out().contains("Exception") || notOne.out().contains("Exception") || torn.out().contains("Exception"));
     }
 
@@ -138,12 +125,9 @@ class ConsoleIT {
     @Test
     void aPlotFailureIsAWarningNeverAFailedRun() throws Exception {
         Path runDir = tmp.resolve("no-fonts");
-        ProcessBuilder b = ReliabilityIT.command("", runDir);
-        b.environment().put("ANNEAL_JAVA_OPTS", "-Danneal.plot.simulate-failure=true");
-        Process p = b.start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(180, TimeUnit.SECONDS));
-        assertEquals(0, p.exitValue(), ReliabilityIT.lastLines(out));
+        Result r = dist.shortTinyRun(runDir).env("ANNEAL_JAVA_OPTS", "-Danneal.plot.simulate-failure=true").run();
+        String out = r.out();
+        assertEquals(0, r.exit(), r.tail());
         Path stage = runDir.resolve("1-sft");
         assertTrue(out.contains("warning: could not draw " + stage.resolve("loss.png") + " (Error: Probable fatal error: No fonts found."),
                 out);
@@ -166,8 +150,8 @@ class ConsoleIT {
         assertEquals(0, run(runDir, sinks).exit());
         Path stage = runDir.resolve("1-sft");
         Path four = stage.resolve("checkpoints/step-000004");
-        ReliabilityIT.Result resumed = run(runDir, "--resume", four.toString(), sinks);
-        assertEquals(0, resumed.exit(), ReliabilityIT.lastLines(resumed.out()));
+        Result resumed = run(runDir, "--resume", four.toString(), sinks);
+        assertEquals(0, resumed.exit(), resumed.tail());
         List<Path> files;
         try (Stream<Path> s = Files.list(stage.resolve("tensorboard"))) {
             files = s.sorted().toList();
@@ -189,10 +173,10 @@ class ConsoleIT {
         }
         assertEquals(List.of(1L, 2L, 3L, 4L, 5L, 6L), List.copyOf(scalars.get("loss").keySet()));
 
-        ReliabilityIT.Result bad = run(tmp.resolve("tb-bad"), "pipeline.metrics=[jsonl, tensorbord]");
+        Result bad = run(tmp.resolve("tb-bad"), "pipeline.metrics=[jsonl, tensorbord]");
         assertEquals(2, bad.exit(), bad.out());
         assertTrue(bad.out().contains("pipeline.metrics[1].type") && bad.out().contains("did you mean 'tensorboard'"),
-                ReliabilityIT.lastLines(bad.out()));
+                bad.tail());
     }
 
     /**
@@ -229,7 +213,7 @@ class ConsoleIT {
             long delay = fromStart ? 500 + random.nextInt(4500) : random.nextInt(2500);
             Path log = tmp.resolve("run-" + i + ".log");
             Path newest = newestComplete(checkpoints);
-            Process p = ReliabilityIT.command("", runDir, "--resume", "--set", "stages[0].token-budget=\"600K\"")
+            Process p = dist.shortTinyRun(runDir, "--resume", "--set", "stages[0].token-budget=\"600K\"").processBuilder()
                     .redirectOutput(log.toFile()).start();
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             while (!fromStart && !Files.readString(log).contains("sft: batch:") && p.isAlive() && System.nanoTime() < deadline) {
@@ -239,10 +223,10 @@ class ConsoleIT {
             String context = "run " + i + " (seed " + seed + ", SIG" + signal + " " + delay + " ms after "
                     + (fromStart ? "the start" : "training began") + ")";
             assertFalse(exited, context + " ended before its signal: " + Files.readString(log));
-            kill(signal, p.pid());
+            Distribution.signal(signal, p.pid());
             if (i % 4 == 3) {
                 Thread.sleep(300);
-                kill(signal, p.pid());
+                Distribution.signal(signal, p.pid());
             }
             assertTrue(p.waitFor(60, TimeUnit.SECONDS), context + " did not exit");
             String out = Files.readString(log);
@@ -256,7 +240,7 @@ class ConsoleIT {
                 graceful++;
                 assertEquals(Path.of(m.group(2)), newestComplete(checkpoints), context + ": " + out);
                 assertTrue(out.contains("anneal: stopped by SIG" + signal), context + ": " + out);
-                assertTrue(out.contains("resume with: anneal run " + ReliabilityIT.EXAMPLE), context + ": " + out);
+                assertTrue(out.contains("resume with: anneal run " + dist.tinyExample()), context + ": " + out);
             }
         }
         try (Stream<Path> files = Files.walk(tmp)) {
@@ -266,7 +250,7 @@ class ConsoleIT {
         assertTrue(graceful >= 5, graceful + " of 20 runs stopped after a step (seed " + seed + ")");
         // the newest checkpoint resumes and trains on to the next one
         Path newest = newestComplete(checkpoints);
-        Process p = ReliabilityIT.command("", runDir, "--resume", "--set", "stages[0].token-budget=\"600K\"")
+        Process p = dist.shortTinyRun(runDir, "--resume", "--set", "stages[0].token-budget=\"600K\"").processBuilder()
                 .redirectOutput(tmp.resolve("last.log").toFile()).start();
         try {
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(90);
@@ -277,7 +261,7 @@ class ConsoleIT {
             assertTrue(last.contains("sft: resuming from " + newest), last);
             assertTrue(step(newestComplete(checkpoints)) > step(newest), last);
         } finally {
-            kill("INT", p.pid());
+            Distribution.signal("INT", p.pid());
             p.waitFor(60, TimeUnit.SECONDS);
         }
         System.out.println("signals: 20 runs in " + (System.nanoTime() - start) / 1_000_000_000 + " s, " + graceful + " stopped after a step");
@@ -296,9 +280,5 @@ class ConsoleIT {
 
     static long step(Path checkpoint) {
         return Long.parseLong(checkpoint.getFileName().toString().substring("step-".length()));
-    }
-
-    static void kill(String signal, long pid) throws Exception {
-        new ProcessBuilder("kill", "-" + signal, Long.toString(pid)).inheritIO().start().waitFor();
     }
 }

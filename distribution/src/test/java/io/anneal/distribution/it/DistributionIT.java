@@ -3,14 +3,12 @@ package io.anneal.distribution.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.anneal.distribution.it.Distribution.Result;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -23,36 +21,18 @@ import org.junit.jupiter.api.io.TempDir;
 class DistributionIT {
     @TempDir
     static Path tmp;
+    static Distribution dist;
     static Path home;
 
     @BeforeAll
     static void installCopy() throws IOException {
-        Path dist = Path.of(System.getProperty("anneal.dist"));
-        home = tmp.resolve("anneal");
-        try (Stream<Path> files = Files.walk(dist)) {
-            for (Path f : (Iterable<Path>) files::iterator) {
-                Path target = home.resolve(dist.relativize(f).toString());
-                if (Files.isDirectory(f)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(f, target, StandardCopyOption.COPY_ATTRIBUTES);
-                }
-            }
-        }
-        Path jar = Path.of(System.getProperty("anneal.example.jar"));
-        Files.copy(jar, home.resolve("plugins").resolve(jar.getFileName()));
-    }
-
-    record Result(int exit, String out) {
+        dist = Distribution.copyOfAssembled(tmp);
+        home = dist.home;
+        dist.addPlugin(Path.of(System.getProperty("anneal.example.jar")));
     }
 
     static Result anneal(String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(home.resolve("bin/anneal").toString()));
-        command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).directory(home.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(120, TimeUnit.SECONDS));
-        return new Result(p.exitValue(), out);
+        return dist.run(args);
     }
 
     @Test
@@ -137,11 +117,9 @@ class DistributionIT {
     @Test
     void tinyDpoChainLogsTrlMetricsAndTheMarginGrows() throws Exception {
         long start = System.nanoTime();
-        Process p = new ProcessBuilder(home.resolve("bin/anneal").toString(), "run", "examples/tiny-dpo.conf")
-                .directory(home.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(900, TimeUnit.SECONDS));
-        assertEquals(0, p.exitValue(), out);
+        Result chain = dist.command("run", "examples/tiny-dpo.conf").timeout(java.time.Duration.ofMinutes(15)).run();
+        String out = chain.out();
+        assertEquals(0, chain.exit(), out);
         System.out.printf("tiny SFT-then-DPO chain: %.0f s%n", (System.nanoTime() - start) / 1e9);
         assertTrue(out.contains("sft: starting from the previous stage's model " + home.resolve("runs/tiny-dpo/1-sft/final")), out);
         java.util.regex.Matcher cached = java.util.regex.Pattern.compile("dpo: dpo_norm\\(beta 5.0\\); reference log-probs of "

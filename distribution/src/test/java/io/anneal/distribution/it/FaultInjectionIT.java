@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.anneal.distribution.it.Distribution.Result;
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
@@ -23,7 +24,7 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * The fault-injection suite (issue 15): the short tiny example of {@link ReliabilityIT} (6 steps, a
+ * The fault-injection suite (issue 15): the short tiny example of {@link Distribution#shortTinyRun} (6 steps, a
  * checkpoint every 2, keep-last 2) is killed, stopped or starved at every stage of a checkpoint write
  * and at random moments, then resumed. After each fault the resume must start from the newest intact
  * checkpoint, leave no partial folder, log each step exactly once, and end with weights, optimizer
@@ -39,17 +40,28 @@ class FaultInjectionIT {
     static final int STEPS = 6;
     /** What an uninterrupted run ends with: the step-6 checkpoint's manifest (less dated lines) and the final weights. */
     static List<String> reference;
+    static Distribution dist;
+    /** The size of one checkpoint of the uninterrupted run (9.2 MB: the weights and AdamW's two moments). */
+    static long checkpointBytes;
 
     @TempDir
     Path tmp;
 
     @BeforeAll
     static void uninterruptedRun(@TempDir Path referenceDir) throws Exception {
-        ReliabilityIT.distribution();
+        dist = Distribution.assembled();
         Path runDir = referenceDir.resolve("reference");
-        ReliabilityIT.Result r = ReliabilityIT.run("", runDir);
-        assertEquals(0, r.exit(), ReliabilityIT.lastLines(r.out()));
+        Result r = dist.shortTinyRun(runDir).run();
+        assertEquals(0, r.exit(), r.tail());
         reference = fingerprint(runDir);
+        checkpointBytes = bytes(runDir.resolve("1-sft/checkpoints/step-00000" + STEPS));
+    }
+
+    /** The bytes of the files under {@code root}. */
+    static long bytes(Path root) throws Exception {
+        try (java.util.stream.Stream<Path> files = Files.walk(root)) {
+            return files.filter(Files::isRegularFile).mapToLong(f -> f.toFile().length()).sum();
+        }
     }
 
     /**
@@ -115,11 +127,11 @@ class FaultInjectionIT {
     }
 
     static Launched launch(Path runDir, String fault, String... extra) throws Exception {
-        ProcessBuilder builder = ReliabilityIT.command("", runDir, extra);
+        Distribution.Command command = dist.shortTinyRun(runDir, extra);
         if (fault != null) {
-            builder.environment().put("ANNEAL_TEST_FAULT", fault);
+            command.env("ANNEAL_TEST_FAULT", fault);
         }
-        return new Launched(builder);
+        return new Launched(command.processBuilder());
     }
 
     static List<String> committedCheckpoints(Path runDir) throws Exception {
@@ -139,13 +151,21 @@ class FaultInjectionIT {
      * the end state is bit-identical to the uninterrupted run's.
      */
     static void resumeAndCheck(Path runDir, String expected) throws Exception {
-        ReliabilityIT.Result resumed = ReliabilityIT.run("", runDir, "--resume");
-        assertEquals(0, resumed.exit(), ReliabilityIT.lastLines(resumed.out()));
+        resumeAndCheck(runDir, runDir, expected);
+    }
+
+    /**
+     * The same for a run whose folder this JVM sees as {@code onDisk} (another mount namespace's), resumed
+     * inside {@code within}.
+     */
+    static void resumeAndCheck(Path runDir, Path onDisk, String expected, String... within) throws Exception {
+        Result resumed = dist.shortTinyRun(runDir, "--resume").within(within).run();
+        assertEquals(0, resumed.exit(), resumed.tail());
         Path checkpoints = runDir.resolve("1-sft/checkpoints");
         assertTrue(resumed.out().contains(expected == null
                 ? "sft: --resume: no complete checkpoint under " + checkpoints + ", starting from the beginning"
                 : "sft: resuming from " + checkpoints.resolve(expected)), resumed.out());
-        assertEnd(runDir, resumed.out());
+        assertEnd(onDisk, resumed.out());
     }
 
     static void assertEnd(Path runDir, String out) throws Exception {
@@ -245,7 +265,7 @@ class FaultInjectionIT {
         assertTrue(run.training.await(180, TimeUnit.SECONDS), run.out.toString());
         Thread.sleep(1500);
         // kill(1), not Process.destroy(): destroy also closes the pipe this test reads the run's output from
-        ConsoleIT.kill("TERM", run.process.pid());
+        Distribution.signal("TERM", run.process.pid());
         int exit = run.finish();
         if (exit == 0) {
             assertEnd(runDir, run.out.toString()); // the run finished before the signal came
@@ -259,8 +279,8 @@ class FaultInjectionIT {
 
     @Test
     void aFullDiskDuringACheckpointStopsTheRunAndTheResumeStartsFromTheOneBefore() throws Exception {
-        // a Java-level ENOSPC injected after the optimizer files of step 4 are written (a size-capped file
-        // system needs root to mount; the file-size limit below is the kernel's own refusal)
+        // a Java-level ENOSPC injected after the optimizer files of step 4 are written: the same fault as the
+        // real full disk below, on machines that cannot mount one
         Path runDir = tmp.resolve("full");
         Launched run = launch(runDir, "checkpoint.optimizer-written@4=fail");
         assertEquals(1, run.finish(), run.out.toString());
@@ -272,11 +292,139 @@ class FaultInjectionIT {
         resumeAndCheck(runDir, "step-000002");
     }
 
+    /**
+     * A real full disk: the run folder on a size-capped tmpfs ({@link SizeCappedFileSystem}) whose free
+     * space, after a filler file, holds the checkpoint of step 2 but not that of step 4 too, so the
+     * kernel refuses a write of step 4's checkpoint with ENOSPC. The run stops with the message of the
+     * injected fault above, leaves no partial folder and no torn metrics line; after the filler is
+     * deleted (space freed), --resume starts from step 2 and ends bit-identical to the uninterrupted run.
+     */
+    @Test
+    void aRealFullDiskStopsTheRunAndTheResumeAfterFreeingSpaceEndsBitIdentical() throws Exception {
+        // room for the resume's peak: checkpoints 2 and 4 and 6 being written, the final model, the logs
+        long capacity = 4 * checkpointBytes + (8 << 20);
+        try (SizeCappedFileSystem disk = SizeCappedFileSystem.mount(tmp.resolve("small-disk"), capacity)) {
+            // what the run writes before step 4's checkpoint is one checkpoint and about 40 KB of logs and metrics;
+            // half a checkpoint more leaves step 4's short by its optimizer state
+            long room = checkpointBytes * 3 / 2;
+            Path filler = disk.fill("filler", disk.free() - room);
+            long free = disk.free();
+            Path runDir = disk.mountPoint.resolve("run");
+            Path onDisk = disk.outside(runDir);
+            Result full = dist.shortTinyRun(runDir).within(disk.enter()).run();
+
+            assertEquals(1, full.exit(), full.out());
+            Path checkpoints = runDir.resolve("1-sft/checkpoints");
+            assertTrue(full.out().contains("anneal: sft: the checkpoint of step 4 could not be written to " + checkpoints
+                    + " (No space left on device"), full.out());
+            assertTrue(full.out().contains("the last checkpoint on disk is " + checkpoints.resolve("step-000002")), full.out());
+            assertFalse(full.out().contains("\tat "), full.out());
+            assertEquals(List.of("step-000002"), ReliabilityIT.names(onDisk.resolve("1-sft/checkpoints")), "no partial folder");
+            String metrics = Files.readString(onDisk.resolve("1-sft/metrics.jsonl"));
+            assertTrue(metrics.endsWith("}\n"), "no torn last line: " + metrics);
+            com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+            List<Long> steps = new ArrayList<>();
+            for (String line : metrics.lines().toList()) {
+                steps.add(json.readTree(line).get("step").asLong());
+            }
+            assertEquals(List.of(1L, 2L, 3L, 4L), steps, "each step up to the failed checkpoint once, each line whole");
+            assertTrue(Files.readString(onDisk.resolve("1-sft/events.jsonl")).contains(
+                    "{\"event\":\"checkpoint_failed\",\"step\":4,\"num_tokens\":4096,\"reason\":\"No space left on device\"}"));
+            System.out.printf("FaultInjectionIT real full disk: tmpfs of %,d bytes, %,d free after the filler, %,d after the failed run%n",
+                    capacity, free, disk.free());
+
+            Files.delete(filler);
+            resumeAndCheck(runDir, onDisk, "step-000002", disk.enter());
+        }
+    }
+
+    /**
+     * A real full disk in the middle of a metrics row: the stage's folder is a size-capped tmpfs left
+     * with one page (4 KiB) free and the run writes no checkpoint before its end, so rows of about 490
+     * bytes fill the page near step 8 and the kernel takes only the first part of the next one before
+     * ENOSPC. The run stops (exit 1) naming the file, the step and that no checkpoint exists; the file
+     * keeps whole rows only; after the filler is deleted, --resume starts over with no torn line to drop.
+     */
+    @Test
+    void aRealFullDiskInTheMiddleOfAMetricsRowLeavesNoTornLine() throws Exception {
+        Path runDir = tmp.resolve("metrics-full");
+        Path stage = runDir.resolve("1-sft");
+        String[] noCheckpoints = {"--set", "stages[0].checkpoint-every=\"0\"", "--set", "stages[0].token-budget=\"16384\""};
+        try (SizeCappedFileSystem disk = SizeCappedFileSystem.mount(stage, 2 * checkpointBytes + (8 << 20))) {
+            Path filler = disk.fill("filler", disk.free() - 4096);
+            assertEquals(4096, disk.free(), "one page left");
+            Path metrics = disk.outside(stage.resolve("metrics.jsonl"));
+            Result full = dist.shortTinyRun(runDir, noCheckpoints).within(disk.enter()).run();
+
+            assertEquals(1, full.exit(), full.out());
+            java.util.regex.Matcher failed = java.util.regex.Pattern.compile("anneal: sft: cannot write metrics to "
+                    + java.util.regex.Pattern.quote(stage.resolve("metrics.jsonl").toString())
+                    + " \\(No space left on device\\) at step (\\d+); no checkpoint exists on disk, so the work of this run is not saved. "
+                    + "The run stopped: free space \\(or fix the error\\) and run again with --resume").matcher(full.out());
+            assertTrue(failed.find(), full.out());
+            long failedStep = Long.parseLong(failed.group(1));
+            assertFalse(full.out().contains("\tat ") || full.out().contains("Exception"), full.out());
+            String rows = Files.readString(metrics);
+            assertTrue(rows.endsWith("}\n"), "whole rows only, no torn line: " + rows);
+            com.fasterxml.jackson.databind.ObjectMapper json = new com.fasterxml.jackson.databind.ObjectMapper();
+            List<Long> steps = new ArrayList<>();
+            for (String row : rows.lines().toList()) {
+                steps.add(json.readTree(row).get("step").asLong());
+            }
+            assertEquals(java.util.stream.LongStream.range(1, failedStep).boxed().toList(), steps, rows);
+            assertTrue(failedStep >= 5 && failedStep <= 12, "a page holds about 8 rows: " + failedStep);
+            System.out.println("FaultInjectionIT real full disk in a metrics row: ENOSPC at step " + failedStep + ", "
+                    + rows.length() + " bytes of whole rows kept");
+
+            Files.delete(filler);
+            List<String> resume = new ArrayList<>(List.of("--resume"));
+            resume.addAll(List.of(noCheckpoints));
+            Result resumed = dist.shortTinyRun(runDir, resume.toArray(String[]::new)).within(disk.enter()).run();
+            assertEquals(0, resumed.exit(), resumed.tail());
+            assertTrue(resumed.out().contains("sft: --resume: no complete checkpoint under " + stage.resolve("checkpoints")
+                    + ", starting from the beginning"), resumed.out());
+            assertFalse(resumed.out().contains("torn"), resumed.out());
+            assertEquals(java.util.stream.LongStream.rangeClosed(1, 16).boxed().toList(), Files.readAllLines(metrics).stream()
+                    .map(l -> Long.parseLong(l.replaceAll("^\\{\"step\":(\\d+),.*", "$1"))).toList(), "each step once");
+        }
+    }
+
+    /**
+     * A disk full before the first step, on a tmpfs of two pages (4 KiB each). With --quiet, the lock
+     * file and the start of run.log take them, so the record of the pipeline (pipeline.json, 6 KB)
+     * cannot be written; without it, run.log takes both with the resolved pipeline (over 10 KB), so the
+     * lock cannot be written. Each is exit 1 naming the file, the kernel's reason and that the run has
+     * not started; no temporary file is left; a console log that stops being written is named once.
+     */
+    @Test
+    void aRealFullDiskBeforeTheFirstStepNamesTheFileItCouldNotWrite() throws Exception {
+        try (SizeCappedFileSystem disk = SizeCappedFileSystem.mount(tmp.resolve("tiny-disk"), 2 * 4096)) {
+            Path runDir = disk.mountPoint.resolve("run");
+            Result full = dist.shortTinyRun(runDir, "--quiet").within(disk.enter()).run();
+            assertEquals(1, full.exit(), full.out());
+            assertTrue(full.out().contains("anneal: cannot write " + runDir.resolve("pipeline.json") + " (No space left on device); "
+                    + "the run has not started: free space (or fix the error) and run again"), full.out());
+            assertFalse(full.out().contains("\tat ") || full.out().contains("Exception"), full.out());
+            assertEquals(List.of("anneal.lock", "run.log"), ReliabilityIT.names(disk.outside(runDir)), "no temporary file left");
+        }
+        try (SizeCappedFileSystem disk = SizeCappedFileSystem.mount(tmp.resolve("tiny-disk-2"), 2 * 4096)) {
+            Path runDir = disk.mountPoint.resolve("run");
+            Result full = dist.shortTinyRun(runDir).within(disk.enter()).run();
+            assertEquals(1, full.exit(), full.out());
+            assertTrue(full.out().contains("anneal: cannot lock the run folder " + runDir + " (" + runDir.resolve("anneal.lock")
+                    + ": No space left on device); the run has not started: free space (or fix the error) and run again"), full.tail());
+            assertFalse(full.out().contains("\tat ") || full.out().contains("Exception") || full.out().contains("error log"), full.tail());
+            assertEquals(1, full.out().lines().filter(l -> l.startsWith("anneal: warning: cannot write the console log "
+                    + runDir.resolve("run.log") + " any more (No space left on device); the run goes on, and only the terminal shows "
+                    + "what follows")).count(), "the log that ends is named once: " + full.out());
+        }
+    }
+
     @Test
     void aFileSizeLimitStopsTheRunAndTheResumeStartsOver() throws Exception {
         Path runDir = tmp.resolve("ulimit");
-        ReliabilityIT.Result limited = ReliabilityIT.run("ulimit -f 1000;", runDir);
-        assertEquals(1, limited.exit(), ReliabilityIT.lastLines(limited.out()));
+        Result limited = dist.shortTinyRun(runDir).fileSizeLimit(1000).run();
+        assertEquals(1, limited.exit(), limited.tail());
         assertFalse(limited.out().contains("\tat "), limited.out());
         resumeAndCheck(runDir, null);
     }

@@ -1,9 +1,11 @@
 package io.anneal.distribution.it;
 
+import static io.anneal.distribution.it.Distribution.copyTree;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.anneal.distribution.it.Distribution.Result;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -32,50 +34,22 @@ class OnnxIT {
 
     @TempDir
     static Path tmp;
+    static Distribution dist;
     static Path home;
 
     @BeforeAll
     static void installWithThePlugin() throws IOException {
-        home = tmp.resolve("anneal");
-        copyTree(Path.of(System.getProperty("anneal.dist")), home);
-        copyTree(Path.of(System.getProperty("anneal.onnx.plugin")), home.resolve("plugins/onnx"));
-    }
-
-    static void copyTree(Path from, Path to) throws IOException {
-        try (Stream<Path> files = Files.walk(from)) {
-            for (Path f : (Iterable<Path>) files::iterator) {
-                Path target = to.resolve(from.relativize(f).toString());
-                if (Files.isDirectory(f)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(f, target, StandardCopyOption.COPY_ATTRIBUTES);
-                }
-            }
-        }
-    }
-
-    record Result(int exit, String out) {
+        dist = Distribution.copyOfAssembled(tmp);
+        home = dist.home;
+        dist.addPlugin(Path.of(System.getProperty("anneal.onnx.plugin")));
     }
 
     static Result anneal(String... args) throws Exception {
-        return annealWithInput(null, args);
+        return dist.run(args);
     }
 
     static Result annealWithInput(String stdin, String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(home.resolve("bin/anneal").toString()));
-        command.addAll(List.of(args));
-        ProcessBuilder pb = new ProcessBuilder(command).directory(home.toFile()).redirectErrorStream(true);
-        if (stdin == null) {
-            pb.redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
-        }
-        Process p = pb.start();
-        if (stdin != null) {
-            p.getOutputStream().write(stdin.getBytes(StandardCharsets.UTF_8));
-            p.getOutputStream().close();
-        }
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(300, TimeUnit.SECONDS));
-        return new Result(p.exitValue(), out);
+        return dist.command(args).input(stdin).run();
     }
 
     static float[] floats(Path file) throws IOException {
@@ -514,17 +488,14 @@ class OnnxIT {
     @Test
     void ctrlCEndsAGenerationWithExit130() throws Exception {
         Path model = trainedModel(); // the 10-step model does not end its turn: the generation runs until stopped
-        ProcessBuilder pb = new ProcessBuilder(home.resolve("bin/anneal").toString(), "generate", "--checkpoint",
-                model.toString(), "--prompt", "Tell me", "--max-new-tokens", "100000", "--recompute")
-                .directory(home.toFile()).redirectErrorStream(true);
-        pb.redirectOutput(home.resolve("sigint.log").toFile());
-        Process p = pb.start();
+        Process p = dist.command("generate", "--checkpoint", model.toString(), "--prompt", "Tell me", "--max-new-tokens", "100000",
+                "--recompute").processBuilder().redirectOutput(home.resolve("sigint.log").toFile()).start();
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(120);
         while (!Files.readString(home.resolve("sigint.log")).contains("CPU execution provider\n ")
                 && System.nanoTime() < deadline) {
             Thread.sleep(200); // until the answer has started
         }
-        new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).inheritIO().start().waitFor();
+        Distribution.signal("INT", p.pid());
         assertTrue(p.waitFor(60, TimeUnit.SECONDS), "SIGINT ends the generation");
         assertEquals(130, p.exitValue(), Files.readString(home.resolve("sigint.log")));
         String log = Files.readString(home.resolve("sigint.log"));

@@ -3,16 +3,10 @@ package io.anneal.distribution.it;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.anneal.distribution.it.Distribution.Result;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.util.ArrayList;
-import java.util.Comparator;
-import java.util.List;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -27,41 +21,20 @@ import org.junit.jupiter.api.io.TempDir;
 class WithoutMupIT {
     @TempDir
     static Path tmp;
+    static Distribution dist;
     static Path home;
 
     @BeforeAll
     static void installCopyWithoutMup() throws IOException {
-        Path dist = Path.of(System.getProperty("anneal.dist"));
-        home = tmp.resolve("anneal");
-        try (Stream<Path> files = Files.walk(dist)) {
-            for (Path f : (Iterable<Path>) files::iterator) {
-                Path target = home.resolve(dist.relativize(f).toString());
-                if (Files.isDirectory(f)) {
-                    Files.createDirectories(target);
-                } else {
-                    Files.copy(f, target, StandardCopyOption.COPY_ATTRIBUTES);
-                }
-            }
-        }
+        dist = Distribution.copyOfAssembled(tmp);
+        home = dist.home;
         Path mup = home.resolve("plugins/mup");
         assertTrue(Files.isDirectory(mup), "the distribution ships plugins/mup");
-        try (Stream<Path> files = Files.walk(mup)) {
-            for (Path f : (Iterable<Path>) files.sorted(Comparator.reverseOrder())::iterator) {
-                Files.delete(f);
-            }
-        }
-    }
-
-    record Result(int exit, String out) {
+        Distribution.deleteTree(mup);
     }
 
     static Result anneal(String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(home.resolve("bin/anneal").toString()));
-        command.addAll(List.of(args));
-        Process p = new ProcessBuilder(command).directory(home.toFile()).redirectErrorStream(true).start();
-        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(p.waitFor(600, TimeUnit.SECONDS));
-        return new Result(p.exitValue(), out);
+        return dist.run(args);
     }
 
     @Test

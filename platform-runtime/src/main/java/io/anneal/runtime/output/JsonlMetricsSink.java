@@ -28,8 +28,9 @@ import java.util.Map;
  *       is refused before it logs anything leaves the file as it was;</li>
  *   <li>a resumed run continues it; {@link #restartAt} cuts it back to the checkpoint's step first,
  *       so the replayed steps are not written twice;</li>
- *   <li>a torn last line (a crash or a full disk in the middle of a write) is dropped with a warning
- *       before anything is appended.</li>
+ *   <li>a row that cannot be written whole (a full disk) is cut off again, so it leaves no torn line;</li>
+ *   <li>a torn last line (a crash in the middle of a write) is dropped with a warning before anything
+ *       is appended.</li>
  * </ul>
  */
 public final class JsonlMetricsSink implements MetricsSink {
@@ -168,15 +169,37 @@ public final class JsonlMetricsSink implements MetricsSink {
                 row.put(k, v);
             }
         });
+        long whole = -1;
         try {
             if (writer == null) {
                 open(resume);
             }
+            whole = Files.size(file);
             writer.write(JSON.writeValueAsString(row));
             writer.newLine();
             writer.flush();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write metrics to " + file, e);
+            cutBackTo(whole, e);
+            throw new UncheckedIOException("cannot write metrics to " + file + " (" + e.getMessage() + ")", e);
+        }
+    }
+
+    /**
+     * After a failed write (a full disk takes the part of a row that fits): closes the file and cuts it
+     * back to {@code length}, the rows written whole, so no torn line is left. Cutting needs no space.
+     */
+    private void cutBackTo(long length, IOException failure) {
+        try {
+            closeWriter();
+        } catch (UncheckedIOException e) {
+            failure.addSuppressed(e.getCause()); // the close flushes what the failed write left in its buffer, and fails again
+        }
+        if (length >= 0) {
+            try (java.nio.channels.FileChannel channel = java.nio.channels.FileChannel.open(file, StandardOpenOption.WRITE)) {
+                channel.truncate(length);
+            } catch (IOException e) {
+                failure.addSuppressed(e);
+            }
         }
     }
 

@@ -19,7 +19,7 @@ public final class RunConsole extends PrintStream {
     private final PrintStream errors;
 
     public RunConsole(PrintStream terminal, PrintStream terminalErrors) {
-        this(new Sink(terminal, new Log()), terminalErrors);
+        this(new Sink(terminal, new Log(terminalErrors)), terminalErrors);
     }
 
     private RunConsole(Sink sink, PrintStream terminalErrors) {
@@ -38,7 +38,7 @@ public final class RunConsole extends PrintStream {
         flush();
         try {
             Files.createDirectories(file.toAbsolutePath().getParent());
-            sink.log.open(Files.newOutputStream(file, StandardOpenOption.CREATE, StandardOpenOption.APPEND));
+            sink.log.open(Files.newOutputStream(file, StandardOpenOption.CREATE, StandardOpenOption.APPEND), file);
         } catch (IOException e) {
             println("anneal: warning: cannot write the console log " + file + " (" + e.getMessage() + ")");
         }
@@ -59,11 +59,21 @@ public final class RunConsole extends PrintStream {
 
     /** The log file, shared by the output and error sinks. */
     private static final class Log {
+        /** Where a log that stops being written says so: the terminal's error stream, never the log itself. */
+        private final PrintStream terminalErrors;
         private OutputStream file;
+        private Path path;
+        /** The warning that the log stopped, until the terminal's current line ends. */
+        private String unsaid;
 
-        synchronized void open(OutputStream f) {
+        Log(PrintStream terminalErrors) {
+            this.terminalErrors = terminalErrors;
+        }
+
+        synchronized void open(OutputStream f, Path where) {
             close();
             file = f;
+            path = where;
         }
 
         synchronized void write(byte[] b, int off, int len) {
@@ -72,12 +82,28 @@ public final class RunConsole extends PrintStream {
                     file.write(b, off, len);
                     file.flush();
                 } catch (IOException e) {
-                    file = null; // a full disk must not stop the run over its log
+                    // a full disk must not stop the run over its log, nor end the log unsaid
+                    close();
+                    unsaid = "anneal: warning: cannot write the console log " + path + " any more (" + e.getMessage()
+                            + "); the run goes on, and only the terminal shows what follows";
                 }
+            }
+            if (unsaid != null && len > 0 && b[off + len - 1] == '\n') {
+                sayIt(); // after the line the terminal is in the middle of
             }
         }
 
+        /** The warning of a log that stopped being written, on a line of its own. */
+        private void sayIt() {
+            terminalErrors.println(unsaid);
+            terminalErrors.flush();
+            unsaid = null;
+        }
+
         synchronized void close() {
+            if (unsaid != null && file == null) {
+                sayIt();
+            }
             if (file != null) {
                 try {
                     file.close();

@@ -9,6 +9,7 @@ import com.typesafe.config.ConfigObject;
 import com.typesafe.config.ConfigRenderOptions;
 import com.typesafe.config.ConfigValue;
 import io.anneal.api.InputException;
+import io.anneal.runtime.train.RunFailedException;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -87,8 +88,19 @@ public final class RunConfigRecord {
         }
         Files.createDirectories(runDir);
         Path temp = runDir.resolve(FILE + ".tmp");
-        JSON.writeValue(temp.toFile(), now);
-        Files.move(temp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        try {
+            JSON.writeValue(temp.toFile(), now);
+            Files.move(temp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            // a full disk, say: before any step, so nothing of this run is lost; no temporary file is left behind
+            try {
+                Files.deleteIfExists(temp);
+            } catch (IOException cleanup) {
+                e.addSuppressed(cleanup);
+            }
+            throw new RunFailedException("cannot write " + file + " (" + RunFailedException.reason(e) + "); the run has not started: "
+                    + "free space (or fix the error) and run again" + (resume ? " with --resume" : ""), e);
+        }
     }
 
     private static boolean hasCheckpoints(Path runDir) throws IOException {

@@ -1,8 +1,8 @@
 package io.anneal.runtime.pipeline;
 
 import io.anneal.api.InputException;
+import io.anneal.runtime.train.RunFailedException;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
@@ -50,7 +50,9 @@ public final class RunDirLock implements AutoCloseable {
             return new RunDirLock(channel, lock);
         } catch (IOException e) {
             closeQuietly(channel);
-            throw new UncheckedIOException("cannot lock the run folder " + runDir + " (" + file + ")", e);
+            // a full disk, say: before any step, so nothing of this run is lost
+            throw new RunFailedException("cannot lock the run folder " + runDir + " (" + file + ": " + RunFailedException.reason(e)
+                    + "); the run has not started: free space (or fix the error) and run again", e);
         } catch (RuntimeException e) {
             closeQuietly(channel);
             throw e;

@@ -208,7 +208,7 @@ final class SftStage implements Stage {
                                         ? String.format(Locale.ROOT, " (best %.4f at step %d)", evalLosses.best, evalLosses.bestStep) : ""));
                     }
                     if (position.step % settings.logEverySteps() == 0 || last) {
-                        context.metrics().log(position.step, metrics);
+                        logMetrics(context, store, position.step, metrics);
                     }
                     progress.update(position.tokensSeen, status(metrics, evalLosses, position.step));
                     boolean stop = !last && context.stopRequested();
@@ -687,6 +687,19 @@ final class SftStage implements Stage {
     private void writeDataFiles(Path modelDir) throws IOException {
         for (Map.Entry<String, byte[]> file : data.modelFolderFiles().entrySet()) {
             Files.write(modelDir.resolve(file.getKey()), file.getValue());
+        }
+    }
+
+    /**
+     * Logs a step's row; a row the sinks cannot write (a full disk) stops the run as a checkpoint that
+     * cannot be written does, saying what is safe on disk (the sink leaves no torn line).
+     */
+    private static void logMetrics(StageContext context, CheckpointStore store, long step, Map<String, Object> metrics) {
+        try {
+            context.metrics().log(step, metrics);
+        } catch (java.io.UncheckedIOException e) {
+            throw new RunFailedException("sft: " + e.getMessage() + " at step " + step + "; " + lastOnDisk(store)
+                    + ". The run stopped: free space (or fix the error) and run again with --resume", e);
         }
     }
 
