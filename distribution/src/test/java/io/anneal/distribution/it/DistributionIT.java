@@ -121,7 +121,7 @@ class DistributionIT {
         String out = chain.out();
         assertEquals(0, chain.exit(), out);
         System.out.printf("tiny SFT-then-DPO chain: %.0f s%n", (System.nanoTime() - start) / 1e9);
-        assertTrue(out.contains("sft: starting from the previous stage's model " + home.resolve("runs/tiny-dpo/1-sft/final")), out);
+        assertTrue(out.contains("dpo: starting from the previous stage's model " + home.resolve("runs/tiny-dpo/1-sft/final")), out);
         java.util.regex.Matcher cached = java.util.regex.Pattern.compile("dpo: dpo_norm\\(beta 5.0\\); reference log-probs of "
                 + "([0-9]+) pairs in " + java.util.regex.Pattern.quote(home.resolve("runs/tiny-dpo/2-dpo/reference-logps") + "/")
                 + "[0-9a-f]{16}\\.bin \\(\\1 computed now, 0 read from the cache, [0-9.]+ s\\); the reference model is not kept "

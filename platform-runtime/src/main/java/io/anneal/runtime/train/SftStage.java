@@ -54,17 +54,21 @@ final class SftStage implements Stage {
     private final Optional<TrainingData> evalData;
     private final Optional<Path> initFrom;
     private final Objective objective;
+    /** The stage's type (sft, dpo, ...): the prefix of its log lines. */
+    private final String label;
     private boolean entropyAbsenceReported;
 
     SftStage(SftSettings settings, LrSchedule schedule, long tokenBudget, OptimizerFactory optimizerFactory,
              TrainingData data, Optional<TrainingData> evalData, Optional<Path> initFrom) {
-        this(settings, schedule, tokenBudget, optimizerFactory, data, evalData, initFrom, new SftObjective());
+        this(settings, schedule, tokenBudget, optimizerFactory, data, evalData, initFrom, new SftObjective(), "sft");
     }
 
     /** A training stage whose loss is {@code objective}'s: the one loop every objective goes through. */
     SftStage(SftSettings settings, LrSchedule schedule, long tokenBudget, OptimizerFactory optimizerFactory,
-             TrainingData data, Optional<TrainingData> evalData, Optional<Path> initFrom, Objective objective) {
+             TrainingData data, Optional<TrainingData> evalData, Optional<Path> initFrom, Objective objective,
+             String label) {
         this.objective = objective;
+        this.label = label;
         this.settings = settings;
         this.schedule = schedule;
         this.tokenBudget = tokenBudget;
@@ -95,10 +99,10 @@ final class SftStage implements Stage {
         CheckpointStore store = new CheckpointStore(context.stageDirectory().resolve(CHECKPOINTS), settings.keepLast());
         Optional<CheckpointStore.Checkpoint> named = namedCheckpoint(context);
         for (Path stale : store.removeIncomplete()) {
-            out.println("sft: removed an incomplete checkpoint left by an interrupted write: " + stale);
+            out.println(label + ": removed an incomplete checkpoint left by an interrupted write: " + stale);
         }
         if (named.isPresent()) {
-            store.setAsideAfter(named.get().step()).forEach((from, to) -> out.println("sft: set aside " + from
+            store.setAsideAfter(named.get().step()).forEach((from, to) -> out.println(label + ": set aside " + from
                     + " (newer than the checkpoint resumed from) as " + to));
         }
         if (named.isPresent()) {
@@ -110,7 +114,7 @@ final class SftStage implements Stage {
         // the newest checkpoint whose files match their SHA-256 manifest and hold what a resume reads;
         // damaged newer ones are set aside, named
         java.util.function.BiConsumer<CheckpointStore.Checkpoint, String> damaged = (c, why) ->
-                out.println("sft: checkpoint " + c.directory().getFileName() + " is damaged (" + why
+                out.println(label + ": checkpoint " + c.directory().getFileName() + " is damaged (" + why
                         + "); set aside as " + CheckpointStore.damagedName(c) + ", falling back to an older one");
         Optional<CheckpointStore.Checkpoint> latest = named.isPresent() ? named : store.latestIntact(SftStage::missingContent, damaged);
         if (!context.resume() && latest.isPresent()) {
@@ -141,8 +145,8 @@ final class SftStage implements Stage {
             opened = openModel(architecture, options, context, resumeFrom, out);
         }
         if (context.resume()) {
-            out.println(resumeFrom.map(c -> "sft: resuming from " + c.directory())
-                    .orElse("sft: --resume: no complete checkpoint under " + store.root() + ", starting from the beginning"));
+            out.println(resumeFrom.map(c -> label + ": resuming from " + c.directory())
+                    .orElse(label + ": --resume: no complete checkpoint under " + store.root() + ", starting from the beginning"));
         }
         try (CausalLanguageModel model = opened;
              ParameterOptimizer optimizer = optimizerFactory.bind(model.parameters());
@@ -153,7 +157,7 @@ final class SftStage implements Stage {
                      settings.cudaGraphs())) {
             checkVocabulary(model);
             if (context.device().isGpu()) {
-                out.println("sft: " + step.graphsLine());
+                out.println(label + ": " + step.graphsLine());
             }
             lossOf.open(objectiveSetup(architecture, options, context, out));
             DynamicLossScale lossScale = new DynamicLossScale(settings.lossScale(), settings.precision().scalesLoss());
@@ -180,17 +184,17 @@ final class SftStage implements Stage {
             }
             // The engine prints describe() in the stage's header; the batch rounding is repeated here
             // because it is what a user most needs to see when the batch is not a whole number of rows.
-            out.println("sft: model " + architecture.describe() + ", " + String.format(Locale.ROOT, "%,d", model.parameterCount())
+            out.println(label + ": model " + architecture.describe() + ", " + String.format(Locale.ROOT, "%,d", model.parameterCount())
                     + " parameters; data " + data.describe());
-            out.println("sft: " + settings.batchDescription());
+            out.println(label + ": " + settings.batchDescription());
             Progress position = new Progress(stepNumber, tokensSeen, newestClean(store, resumeFrom));
             long firstStep = stepNumber;
             long firstTokens = tokensSeen;
             EvalLosses evalLosses = new EvalLosses();
             // a stop asked while the stage was loading: no step to finish, nothing new to save
-            String stopped = context.stopRequested() ? "sft: stopped before step " + (stepNumber + 1) + "; " + lastOnDisk(store) : null;
+            String stopped = context.stopRequested() ? label + ": stopped before step " + (stepNumber + 1) + "; " + lastOnDisk(store) : null;
             Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
-            try (ProgressReporter progress = context.progress("sft", tokenBudget, "tokens")) {
+            try (ProgressReporter progress = context.progress(label, tokenBudget, "tokens")) {
                 progress.update(tokensSeen, "");
                 while (stopped == null && position.tokensSeen < tokenBudget) {
                     engine.setRandomSeed(TrainerState.stepSeed(context.seed(), position.step));
@@ -203,7 +207,7 @@ final class SftStage implements Stage {
                         metrics.putAll(evaluated);
                         double evalLoss = (Double) evaluated.get("eval_loss");
                         evalLosses.add(position.step, evalLoss);
-                        out.println(String.format(Locale.ROOT, "sft: step %d (%,d tokens): eval_loss %.4f%s",
+                        out.println(String.format(Locale.ROOT, label + ": step %d (%,d tokens): eval_loss %.4f%s",
                                 position.step, position.tokensSeen, evalLoss, evalLosses.count > 1
                                         ? String.format(Locale.ROOT, " (best %.4f at step %d)", evalLosses.best, evalLosses.bestStep) : ""));
                     }
@@ -242,7 +246,7 @@ final class SftStage implements Stage {
                     if (stop) {
                         // between steps: no native call is running, the checkpoint is committed; the
                         // engine ends the run with the signal's exit code
-                        stopped = String.format(Locale.ROOT, "sft: stopped after step %d (%,d tokens); checkpoint %s",
+                        stopped = String.format(Locale.ROOT, label + ": stopped after step %d (%,d tokens); checkpoint %s",
                                 position.step, position.tokensSeen, written.map(c -> c.directory().toString())
                                         .orElse("not written (see above); " + lastOnDisk(store)));
                         break;
@@ -266,7 +270,7 @@ final class SftStage implements Stage {
     }
 
     /** The progress line's status, most important first: the reporter drops fields from the end to fit the terminal. */
-    private static String status(Map<String, Object> metrics, EvalLosses eval, long step) {
+    private String status(Map<String, Object> metrics, EvalLosses eval, long step) {
         StringBuilder s = new StringBuilder(String.format(Locale.ROOT, "loss %.4f", (double) metrics.get("loss")));
         if (eval.count > 0) {
             s.append(String.format(Locale.ROOT, "  eval %.4f", eval.last));
@@ -294,16 +298,16 @@ final class SftStage implements Stage {
     }
 
     /** The end of the stage on the console: what was done and where everything is. */
-    private static void summary(PrintStream out, StageContext context, CheckpointStore store, Progress position, long steps,
+    private void summary(PrintStream out, StageContext context, CheckpointStore store, Progress position, long steps,
                                 long tokens, double seconds, EvalLosses eval) {
-        out.println(String.format(Locale.ROOT, "sft: done: %d steps, %,d tokens in %s (%,.0f tokens/s); step %d, %,d tokens in all",
+        out.println(String.format(Locale.ROOT, label + ": done: %d steps, %,d tokens in %s (%,.0f tokens/s); step %d, %,d tokens in all",
                 steps, tokens, formatSeconds(seconds), tokens / Math.max(seconds, 1e-9), position.step, position.tokensSeen));
         if (eval.count > 0) {
-            out.println(String.format(Locale.ROOT, "sft: eval_loss final %.4f, best %.4f (step %d)", eval.last, eval.best, eval.bestStep));
+            out.println(String.format(Locale.ROOT, label + ": eval_loss final %.4f, best %.4f (step %d)", eval.last, eval.best, eval.bestStep));
         }
-        out.println("sft: metrics: " + context.stageDirectory().resolve("metrics.jsonl"));
-        out.println("sft: checkpoints: " + store.root());
-        out.println("sft: final model: " + context.stageDirectory().resolve(FINAL_MODEL));
+        out.println(label + ": metrics: " + context.stageDirectory().resolve("metrics.jsonl"));
+        out.println(label + ": checkpoints: " + store.root());
+        out.println(label + ": final model: " + context.stageDirectory().resolve(FINAL_MODEL));
     }
 
     static String formatSeconds(double seconds) {
@@ -465,7 +469,7 @@ final class SftStage implements Stage {
                     metrics.put(name, loss.metricSums().get(name) / positions);
                 } else if (!entropyAbsenceReported) {
                     entropyAbsenceReported = true;
-                    out.println("sft: entropy is not logged: the model's fused LM head computes no logits (as TRL leaves it "
+                    out.println(label + ": entropy is not logged: the model's fused LM head computes no logits (as TRL leaves it "
                             + "out under its fused Liger loss)");
                 }
             } else if (!name.equals(SftObjective.ENTROPY_POSITIONS)) {
@@ -483,8 +487,8 @@ final class SftStage implements Stage {
         return metrics;
     }
 
-    private static TrainingDivergedException diverged(String what, Progress position) {
-        return new TrainingDivergedException("sft: " + what + "; training stopped. Last good checkpoint: "
+    private TrainingDivergedException diverged(String what, Progress position) {
+        return new TrainingDivergedException(label + ": " + what + "; training stopped. Last good checkpoint: "
                 + position.lastGood.map(c -> c.directory().toString()).orElse("none"));
     }
 
@@ -494,15 +498,15 @@ final class SftStage implements Stage {
             return architecture.load(resumeFrom.get().directory().resolve(MODEL), options);
         }
         if (initFrom.isPresent()) {
-            out.println("sft: starting from " + settings.pathOf(SftStageFactory.INIT_FROM) + " = " + initFrom.get()
+            out.println(label + ": starting from " + settings.pathOf(SftStageFactory.INIT_FROM) + " = " + initFrom.get()
                     + context.inputModel().map(p -> " (not from the previous stage's " + p + ")").orElse(""));
             return architecture.load(initFrom.get(), options);
         }
         if (context.inputModel().isPresent()) {
-            out.println("sft: starting from the previous stage's model " + context.inputModel().get());
+            out.println(label + ": starting from the previous stage's model " + context.inputModel().get());
             return architecture.load(context.inputModel().get(), options);
         }
-        out.println("sft: starting from a randomly initialised model (seed " + context.seed() + ")");
+        out.println(label + ": starting from a randomly initialised model (seed " + context.seed() + ")");
         return architecture.initialize(options);
     }
 
@@ -572,14 +576,14 @@ final class SftStage implements Stage {
 
     private void checkPrecisionEnvironment(PrintStream out) {
         if (settings.precision() == Precision.TF32 && !"1".equals(System.getenv(Precision.TF32_ENVIRONMENT))) {
-            out.println("sft: warning: " + settings.pathOf("precision") + " = tf32, but " + Precision.TF32_ENVIRONMENT
+            out.println(label + ": warning: " + settings.pathOf("precision") + " = tf32, but " + Precision.TF32_ENVIRONMENT
                     + "=1 is not set in the environment, so libtorch computes matmuls in full float32; "
                     + "export it before starting anneal");
         }
     }
 
-    private static StepResult skipEmptyBatch(TrainStep step, PrintStream out, long stepNumber) {
-        out.println("sft: warning: step " + (stepNumber + 1) + " drew no supervised token; no optimizer step taken");
+    private StepResult skipEmptyBatch(TrainStep step, PrintStream out, long stepNumber) {
+        out.println(label + ": warning: step " + (stepNumber + 1) + " drew no supervised token; no optimizer step taken");
         step.zeroGradients();
         return new StepResult(0.0, false);
     }
@@ -653,7 +657,7 @@ final class SftStage implements Stage {
                 FaultPoints.reached("checkpoint.trainer-state-written", state.step());
             });
         } catch (IOException | RuntimeException e) {
-            String message = "sft: the checkpoint of step " + state.step() + " could not be written to " + store.root()
+            String message = label + ": the checkpoint of step " + state.step() + " could not be written to " + store.root()
                     + " (" + RunFailedException.reason(e) + "); " + lastOnDisk(store);
             Map<String, Object> event = new LinkedHashMap<>();
             event.put("event", "checkpoint_failed");
@@ -671,10 +675,10 @@ final class SftStage implements Stage {
         }
         try {
             for (Path deleted : store.rotate(protectedSteps)) {
-                out.println("sft: rotated out " + deleted);
+                out.println(label + ": rotated out " + deleted);
             }
         } catch (IOException | RuntimeException e) {
-            out.println("sft: warning: rotating out old checkpoints under " + store.root() + " failed ("
+            out.println(label + ": warning: rotating out old checkpoints under " + store.root() + " failed ("
                     + RunFailedException.reason(e) + "); the checkpoint of step " + state.step() + " is committed");
         }
         return Optional.of(written);
@@ -694,11 +698,11 @@ final class SftStage implements Stage {
      * Logs a step's row; a row the sinks cannot write (a full disk) stops the run as a checkpoint that
      * cannot be written does, saying what is safe on disk (the sink leaves no torn line).
      */
-    private static void logMetrics(StageContext context, CheckpointStore store, long step, Map<String, Object> metrics) {
+    private void logMetrics(StageContext context, CheckpointStore store, long step, Map<String, Object> metrics) {
         try {
             context.metrics().log(step, metrics);
         } catch (java.io.UncheckedIOException e) {
-            throw new RunFailedException("sft: " + e.getMessage() + " at step " + step + "; " + lastOnDisk(store)
+            throw new RunFailedException(label + ": " + e.getMessage() + " at step " + step + "; " + lastOnDisk(store)
                     + ". The run stopped: free space (or fix the error) and run again with --resume", e);
         }
     }
@@ -715,13 +719,13 @@ final class SftStage implements Stage {
     }
 
     /** One line of {@code <stage dir>/events.jsonl}: things that happened that are not training steps. */
-    private static void logEvent(StageContext context, PrintStream out, Map<String, Object> event) {
+    private void logEvent(StageContext context, PrintStream out, Map<String, Object> event) {
         Path file = context.stageDirectory().resolve(EVENTS);
         try {
             Files.writeString(file, EVENT_JSON.writeValueAsString(event) + "\n", java.nio.charset.StandardCharsets.UTF_8,
                     java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
         } catch (IOException e) {
-            out.println("sft: warning: cannot write " + file + " (" + RunFailedException.reason(e) + ")");
+            out.println(label + ": warning: cannot write " + file + " (" + RunFailedException.reason(e) + ")");
         }
     }
 
@@ -758,7 +762,7 @@ final class SftStage implements Stage {
                     ? "the checkpoint of step " + finalStep + " under " + store.root()
                             + " holds the same weights: free space and run again with --resume"
                     : lastOnDisk(store) + ": free space and run again" + (last.isPresent() ? " with --resume" : "");
-            RunFailedException reported = new RunFailedException("sft: writing the final model to " + finalDir + " failed ("
+            RunFailedException reported = new RunFailedException(label + ": writing the final model to " + finalDir + " failed ("
                     + RunFailedException.reason(e) + "); " + safe, e);
             try {
                 CheckpointStore.deleteTree(temp);
@@ -767,7 +771,7 @@ final class SftStage implements Stage {
             }
             throw reported;
         }
-        out.println("sft: final model (step " + finalStep + ") in " + finalDir);
+        out.println(label + ": final model (step " + finalStep + ") in " + finalDir);
         context.publishModel(finalDir);
     }
 }

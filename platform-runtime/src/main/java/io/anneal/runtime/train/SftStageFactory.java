@@ -100,7 +100,8 @@ public final class SftStageFactory implements ExtensionFactory<Stage> {
         if (!problems.isEmpty()) {
             throw new ConfigException(problems);
         }
-        return new SftStage(settings, schedule, budget, optimizer, data, evalData, initFrom, objective);
+        return new SftStage(settings, schedule, budget, optimizer, data, evalData, initFrom, objective,
+                config.has("type") ? config.getString("type") : "sft");
     }
 
     /** ", 'NAME'": the stage's name, else its type, as the stage folder is named; empty when neither is set. */
