@@ -1,4 +1,4 @@
-package io.anneal.api.train;
+package io.anneal.toolkit.scoring;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
@@ -9,6 +9,7 @@ import io.anneal.api.Experimental;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelInput;
+import io.anneal.toolkit.autograd.DifferentiableCasts;
 import java.util.Optional;
 
 /**
@@ -18,7 +19,7 @@ import java.util.Optional;
  *
  * @since API 1.2
  */
-@Experimental(since = "1.2")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.train before API 1.2 split it off)")
 public final class LabelLogProbabilities {
     private LabelLogProbabilities() {
     }

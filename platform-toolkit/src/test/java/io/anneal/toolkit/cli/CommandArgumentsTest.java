@@ -1,4 +1,4 @@
-package io.anneal.runtime.cli;
+package io.anneal.toolkit.cli;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.anneal.api.InputException;
-import io.anneal.api.cli.CommandArguments;
 import java.util.List;
 import java.util.Set;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package io.anneal.api.train;
+package io.anneal.toolkit.autograd;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.index.NDIndex;
@@ -13,7 +13,7 @@ import io.anneal.api.Experimental;
  * that lifts float16 logits to float32, with {@code toType} gets no gradient at all ("element 0 of
  * tensors does not require grad"). These casts go through operations autograd records instead.
  */
-@Experimental(since = "1.0", note = "a workaround for DJL's detaching toType; goes away when DJL's cast is differentiable")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.train before API 1.2 split it off); a workaround for DJL's detaching toType; goes away when DJL's cast is differentiable")
 public final class DifferentiableCasts {
     private static final NDIndex ALL = new NDIndex("...");
 

@@ -1,4 +1,4 @@
-package io.anneal.runtime.train;
+package io.anneal.toolkit.autograd;
 
 import ai.djl.engine.EngineException;
 import ai.djl.ndarray.NDArray;
@@ -6,7 +6,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
-import io.anneal.api.train.DifferentiableCasts;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;

@@ -1,4 +1,4 @@
-package io.anneal.api.train;
+package io.anneal.toolkit.autograd;
 
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDManager;
@@ -25,7 +25,7 @@ import java.util.Map;
  * <p>A 0-dimensional operand does not promote: a float16 array times a float32 scalar stays
  * float16, as with a Java number.
  */
-@Experimental(since = "1.0", note = "a workaround for DJL's number operands; goes away when DJL copies them")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.train before API 1.2 split it off); a workaround for DJL's number operands; goes away when DJL copies them")
 public final class DeviceScalars {
     private final NDManager manager;
     private final Map<Double, NDArray> cache = new HashMap<>();

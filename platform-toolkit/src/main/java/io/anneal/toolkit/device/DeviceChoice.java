@@ -1,4 +1,4 @@
-package io.anneal.api.torchscript;
+package io.anneal.toolkit.device;
 
 import ai.djl.Device;
 import ai.djl.engine.Engine;
@@ -16,7 +16,7 @@ import java.nio.file.Path;
  * @param device the device chosen
  * @param line   the line that says which, on what and why
  */
-@Experimental(since = "1.2", note = "its line's wording may change")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.torchscript before API 1.2 split it off); its line's wording may change")
 public record DeviceChoice(Device device, String line) {
     /** What a CPU-only libtorch on a GPU machine should do instead (README, GPU). */
     private static final String GPU_FIX = "run bin/anneal --torch DIR with DIR a CUDA torch 2.7.1 "

@@ -1,4 +1,4 @@
-package io.anneal.api.cli;
+package io.anneal.toolkit.cli;
 
 import io.anneal.api.Experimental;
 import io.anneal.api.InputException;
@@ -18,7 +18,7 @@ import java.util.Set;
  * mistake is an {@link InputException} that names the command and the option, says what was
  * expected and what was found, and ends with the usage line.
  */
-@Experimental(since = "1.0", note = "the option kinds may grow")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.cli before API 1.2 split it off); the option kinds may grow")
 public final class CommandArguments {
     private final String command;
     private final String usage;

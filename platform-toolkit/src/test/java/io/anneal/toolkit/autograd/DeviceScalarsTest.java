@@ -1,4 +1,4 @@
-package io.anneal.runtime.train;
+package io.anneal.toolkit.autograd;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -9,7 +9,6 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import ai.djl.training.GradientCollector;
-import io.anneal.api.train.DeviceScalars;
 import java.nio.ByteBuffer;
 import java.util.function.BiFunction;
 import org.junit.jupiter.api.Test;

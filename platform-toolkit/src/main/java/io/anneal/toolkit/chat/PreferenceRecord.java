@@ -1,6 +1,7 @@
-package io.anneal.api.data;
+package io.anneal.toolkit.chat;
 
 import io.anneal.api.Experimental;
+import io.anneal.api.data.Message;
 import java.util.List;
 
 /**
@@ -12,7 +13,7 @@ import java.util.List;
  * @param chosen   the preferred continuation
  * @param rejected the dispreferred continuation
  */
-@Experimental(since = "1.0")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.data before API 1.2 split it off)")
 public record PreferenceRecord(List<Message> prompt, List<Message> chosen, List<Message> rejected) {
 
     public PreferenceRecord {

@@ -1,4 +1,4 @@
-package io.anneal.api.torchscript;
+package io.anneal.toolkit.torchscript;
 
 import ai.djl.Device;
 import ai.djl.MalformedModelException;
@@ -31,9 +31,9 @@ import java.util.concurrent.ConcurrentHashMap;
  * <p>Compiled modules are cached for the life of the JVM, one per class, source, attributes and
  * device: compiling costs tens of milliseconds and a module holds no tensors, so callers share
  * one and {@link #close()} is a no-op. (Corrupt gradients once blamed on deleting modules came
- * from DJL's number operands; see {@link io.anneal.api.train.DeviceScalars}.)
+ * from DJL's number operands; see {@link io.anneal.toolkit.autograd.DeviceScalars}.)
  */
-@Experimental(since = "1.0", note = "calls go through DJL's PyTorch engine")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.torchscript before API 1.2 split it off); calls go through DJL's PyTorch engine")
 public final class TorchScriptModule implements AutoCloseable {
     /**
      * DJL's switch for libtorch's graph-executor optimisations (profiling, fusion, symbolic

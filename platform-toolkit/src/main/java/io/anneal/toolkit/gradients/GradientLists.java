@@ -1,10 +1,10 @@
-package io.anneal.api.optim;
+package io.anneal.toolkit.gradients;
 
 import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDList;
 import io.anneal.api.Experimental;
-import io.anneal.api.torchscript.TorchScriptModule;
+import io.anneal.toolkit.torchscript.TorchScriptModule;
 import java.util.Collections;
 import java.util.List;
 import java.util.Map;
@@ -16,7 +16,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * were the optimizer's cost (about 1,400 calls and 32 ms a step for a 291M model on an H100).
  * The parameters must share one device; a parameter without a gradient counts as zeros.
  */
-@Experimental(since = "1.0", note = "TorchScript through DJL")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.optim before API 1.2 split it off); TorchScript through DJL")
 public final class GradientLists {
     private static final String LIST = "params[]";
     private static final Map<Device, TorchScriptModule> MODULES = new ConcurrentHashMap<>();

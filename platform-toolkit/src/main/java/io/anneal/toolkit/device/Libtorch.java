@@ -1,4 +1,4 @@
-package io.anneal.api.torchscript;
+package io.anneal.toolkit.device;
 
 import ai.djl.engine.Engine;
 import io.anneal.api.Experimental;
@@ -19,7 +19,7 @@ import java.util.regex.Pattern;
  * @param flavour  {@code cpu}, {@code cuXYZ}, or {@code cuda} when only the presence of libtorch_cuda tells
  * @param directory the folder holding libtorch.so (links resolved), or null when DJL does not say
  */
-@Experimental(since = "1.2", note = "reads DJL's PyTorch engine internals (LibUtils) by reflection")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.torchscript before API 1.2 split it off); reads DJL's PyTorch engine internals (LibUtils) by reflection")
 public record Libtorch(String version, String flavour, Path directory) {
     private static final Pattern VERSION_LINE = Pattern.compile("__version__\\s*=\\s*['\"]([^'\"]+)['\"].*");
     private static final Pattern CACHE_FOLDER = Pattern.compile("(\\d+\\.\\d+\\.\\d+)(?:-\\d+)?-(cpu|cu\\d+)-.*");

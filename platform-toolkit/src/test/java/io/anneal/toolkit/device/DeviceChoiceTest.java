@@ -1,4 +1,4 @@
-package io.anneal.runtime.pipeline;
+package io.anneal.toolkit.device;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import io.anneal.api.InputException;
-import io.anneal.api.torchscript.DeviceChoice;
-import io.anneal.api.torchscript.Libtorch;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package io.anneal.api.torchscript;
+package io.anneal.toolkit.torchscript;
 
 import io.anneal.api.Experimental;
 import java.io.ByteArrayOutputStream;
@@ -24,7 +24,7 @@ import java.util.zip.ZipOutputStream;
  * {@code <name>/code/__torch__.py}, uncompressed. File format version 3 is what torch itself
  * writes for code that uses no operator with a versioned upgrader (div, full, linspace, ...).
  */
-@Experimental(since = "1.0", note = "a TorchScript block in a plugin; the archive format is libtorch's")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.torchscript before API 1.2 split it off); a TorchScript block in a plugin; the archive format is libtorch's")
 public final class TorchScriptArchive {
     private static final String PREFIX = "archive/";
 

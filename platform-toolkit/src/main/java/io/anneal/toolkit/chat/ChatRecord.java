@@ -1,6 +1,7 @@
-package io.anneal.api.data;
+package io.anneal.toolkit.chat;
 
 import io.anneal.api.Experimental;
+import io.anneal.api.data.Message;
 import java.util.List;
 
 /**
@@ -9,7 +10,7 @@ import java.util.List;
  *
  * @param messages the turns in order
  */
-@Experimental(since = "1.0")
+@Experimental(since = "1.2", note = "toolkit, not the contract (in io.anneal.api.data before API 1.2 split it off)")
 public record ChatRecord(List<Message> messages) {
 
     public ChatRecord {
