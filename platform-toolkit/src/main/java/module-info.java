@@ -14,6 +14,7 @@ module io.anneal.toolkit {
     exports io.anneal.toolkit.cli;
     exports io.anneal.toolkit.device;
     exports io.anneal.toolkit.gradients;
+    exports io.anneal.toolkit.mup;
     exports io.anneal.toolkit.scoring;
     exports io.anneal.toolkit.torchscript;
 }
