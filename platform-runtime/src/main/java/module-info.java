@@ -5,6 +5,7 @@
  */
 module io.anneal.runtime {
     requires io.anneal.api;
+    requires io.anneal.toolkit;
     requires ai.djl.api;
     requires com.google.guice;
     requires typesafe.config;

@@ -5,6 +5,7 @@
  */
 module io.anneal.datamix {
     requires io.anneal.api;
+    requires io.anneal.toolkit;
     requires ai.djl.tokenizers;
     requires com.fasterxml.jackson.core;
     requires parquet.format.structures;

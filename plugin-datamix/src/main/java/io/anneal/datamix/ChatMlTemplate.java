@@ -1,6 +1,6 @@
 package io.anneal.datamix;
 
-import io.anneal.api.data.ChatRecord;
+import io.anneal.toolkit.chat.ChatRecord;
 import io.anneal.api.data.Message;
 import java.util.List;
 

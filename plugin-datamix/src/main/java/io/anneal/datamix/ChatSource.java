@@ -1,7 +1,7 @@
 package io.anneal.datamix;
 
 import io.anneal.api.InputException;
-import io.anneal.api.data.ChatRecord;
+import io.anneal.toolkit.chat.ChatRecord;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.file.StandardOpenOption;

@@ -2,7 +2,7 @@ package io.anneal.datamix;
 
 import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
-import io.anneal.api.cli.CommandArguments;
+import io.anneal.toolkit.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.data.SourceProgress;

@@ -4,7 +4,7 @@ import com.hubspot.jinjava.Jinjava;
 import com.hubspot.jinjava.JinjavaConfig;
 import com.hubspot.jinjava.interpret.RenderResult;
 import com.hubspot.jinjava.interpret.TemplateError;
-import io.anneal.api.data.ChatRecord;
+import io.anneal.toolkit.chat.ChatRecord;
 import io.anneal.api.data.Message;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;

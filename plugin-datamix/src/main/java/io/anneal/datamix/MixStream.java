@@ -1,7 +1,7 @@
 package io.anneal.datamix;
 
 import io.anneal.api.InputException;
-import io.anneal.api.data.ChatRecord;
+import io.anneal.toolkit.chat.ChatRecord;
 import io.anneal.api.data.PackedBatch;
 import io.anneal.api.data.SourceProgress;
 import io.anneal.api.data.TokenBatchStream;

@@ -1,9 +1,9 @@
 package io.anneal.datamix;
 
 import io.anneal.api.InputException;
-import io.anneal.api.data.ChatRecord;
+import io.anneal.toolkit.chat.ChatRecord;
 import io.anneal.api.data.Message;
-import io.anneal.api.data.PreferenceRecord;
+import io.anneal.toolkit.chat.PreferenceRecord;
 import io.anneal.datamix.parquet.ParquetFile;
 import io.anneal.datamix.parquet.TurnsColumn;
 import java.nio.file.Path;

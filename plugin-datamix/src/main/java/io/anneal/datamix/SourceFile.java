@@ -1,7 +1,7 @@
 package io.anneal.datamix;
 
 import io.anneal.api.InputException;
-import io.anneal.api.data.ChatRecord;
+import io.anneal.toolkit.chat.ChatRecord;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;

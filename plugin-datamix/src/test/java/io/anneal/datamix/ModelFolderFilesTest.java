@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.anneal.api.data.ChatRecord;
+import io.anneal.toolkit.chat.ChatRecord;
 import io.anneal.api.data.Message;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

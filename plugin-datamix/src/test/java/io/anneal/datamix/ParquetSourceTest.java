@@ -6,8 +6,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.anneal.api.InputException;
-import io.anneal.api.data.ChatRecord;
-import io.anneal.api.data.PreferenceRecord;
+import io.anneal.toolkit.chat.ChatRecord;
+import io.anneal.toolkit.chat.PreferenceRecord;
 import io.anneal.datamix.parquet.ColumnCursor;
 import io.anneal.datamix.parquet.ParquetFile;
 import java.io.IOException;

@@ -3,7 +3,7 @@ package io.anneal.datamix;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.anneal.api.data.ChatRecord;
+import io.anneal.toolkit.chat.ChatRecord;
 import io.anneal.api.data.Message;
 import io.anneal.api.data.PackedBatch;
 import java.io.IOException;

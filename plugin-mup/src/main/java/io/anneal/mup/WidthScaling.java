@@ -1,5 +1,7 @@
 package io.anneal.mup;
 
+import io.anneal.toolkit.mup.FalconH1Multipliers;
+
 /**
  * muP width rules for the Falcon-H1 multiplier set (Yang et al. 2022, "Tensor Programs V", Table 3,
  * in its formulation with forward multipliers; Falcon-H1 applies muP through such multipliers,

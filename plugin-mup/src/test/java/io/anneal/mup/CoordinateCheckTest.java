@@ -3,6 +3,7 @@ package io.anneal.mup;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.anneal.toolkit.mup.FalconH1Multipliers;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 

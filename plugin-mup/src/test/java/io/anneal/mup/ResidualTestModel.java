@@ -12,7 +12,7 @@ import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.MupMultipliers;
 import io.anneal.api.model.ObservableModel;
 import io.anneal.api.optim.NamedParameter;
-import io.anneal.api.train.DeviceScalars;
+import io.anneal.toolkit.autograd.DeviceScalars;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

@@ -1,6 +1,7 @@
 package io.anneal.mup;
 
 import io.anneal.testkit.TestConfig;
+import io.anneal.toolkit.mup.FalconH1Multipliers;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;

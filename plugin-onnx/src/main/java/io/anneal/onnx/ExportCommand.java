@@ -2,7 +2,7 @@ package io.anneal.onnx;
 
 import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
-import io.anneal.api.cli.CommandArguments;
+import io.anneal.toolkit.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import java.io.IOException;
 import java.nio.file.Path;

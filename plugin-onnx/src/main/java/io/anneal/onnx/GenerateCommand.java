@@ -1,7 +1,7 @@
 package io.anneal.onnx;
 
 import io.anneal.api.cli.CliCommand;
-import io.anneal.api.cli.CommandArguments;
+import io.anneal.toolkit.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.data.Message;
 import java.io.IOException;

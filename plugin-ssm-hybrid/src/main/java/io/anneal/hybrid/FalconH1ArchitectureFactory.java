@@ -5,7 +5,7 @@ import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.MupMultipliers;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.extension.ExtensionFactory;
-import io.anneal.hybrid.model.ConfigJsonMultipliers;
+import io.anneal.toolkit.mup.FalconH1Multipliers;
 import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.LayerImplementation;
 import io.anneal.hybrid.model.FalconH1Config;
@@ -51,7 +51,7 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
 
     @Override
     public ModelArchitecture create(ConfigView config, ExtensionContext context) {
-        MupMultipliers mup = config.has(MUP) ? mupBlock(config, context) : ConfigJsonMultipliers.fromHocon(config);
+        MupMultipliers mup = config.has(MUP) ? mupBlock(config, context) : FalconH1Multipliers.fromHocon(config);
         LayerImplementation implementation = config.getEnum("layers", LayerImplementation.class);
         FusedKernels.Mode kernels = config.getEnum("kernels", FusedKernels.Mode.class);
         SaveFormat save = SaveFormat.fromHocon(config);
@@ -63,8 +63,8 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
      * ignored, so that is an error naming both places.
      */
     private static MupMultipliers mupBlock(ConfigView config, ExtensionContext context) {
-        ConfigJsonMultipliers modelLevel = ConfigJsonMultipliers.fromHocon(config);
-        Map<String, Object> defaults = ConfigJsonMultipliers.fromConfigJson(Map.of(), "defaults").asConfigJson();
+        FalconH1Multipliers modelLevel = FalconH1Multipliers.fromHocon(config);
+        Map<String, Object> defaults = FalconH1Multipliers.fromConfigJson(Map.of(), "defaults").asConfigJson();
         for (Map.Entry<String, Object> field : modelLevel.asConfigJson().entrySet()) {
             if (!field.getValue().equals(defaults.get(field.getKey()))) {
                 String key = field.getKey().replace('_', '-');

@@ -9,7 +9,7 @@ final class FalconH1ModelLoss {
 
     static NDArray meanSquare(NDArray logits) {
         NDArray f = logits.getDataType() == ai.djl.ndarray.types.DataType.FLOAT32 ? logits
-                : io.anneal.api.train.DifferentiableCasts.toFloat32(logits);
+                : io.anneal.toolkit.autograd.DifferentiableCasts.toFloat32(logits);
         return f.square().mean();
     }
 

@@ -10,7 +10,7 @@ import io.anneal.api.config.ConfigException;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.model.MupMultipliers;
-import io.anneal.hybrid.model.ConfigJsonMultipliers;
+import io.anneal.toolkit.mup.FalconH1Multipliers;
 import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.testkit.TestConfig;
 import java.nio.file.Path;
@@ -82,13 +82,13 @@ class ModelBlockMultipliersTest {
 
     @Test
     void configJsonFieldsAreReadWithTransformersDefaultsAndCheckedNamingTheFile() {
-        ConfigJsonMultipliers m = ConfigJsonMultipliers.fromConfigJson(Map.of("lm_head_multiplier", 0.125,
+        FalconH1Multipliers m = FalconH1Multipliers.fromConfigJson(Map.of("lm_head_multiplier", 0.125,
                 "mlp_multipliers", List.of(0.5, 2.0)), "ckpt/config.json");
         assertEquals(0.125, m.lmHead());
         assertEquals(1.0, m.embedding());
         assertArrayEquals(new double[] {0.5, 2.0}, m.mlpMultipliers());
         assertArrayEquals(new double[] {1, 1, 1, 1, 1}, m.ssmMultipliers());
-        InputException bad = assertThrows(InputException.class, () -> ConfigJsonMultipliers.fromConfigJson(
+        InputException bad = assertThrows(InputException.class, () -> FalconH1Multipliers.fromConfigJson(
                 Map.of("ssm_multipliers", List.of(1.0, 2.0)), "ckpt/config.json"));
         assertEquals("ckpt/config.json: ssm_multipliers (z, x, B, C, dt): expected 5 multipliers, found [1.0, 2.0]", bad.getMessage());
     }

@@ -13,7 +13,7 @@ import ai.djl.training.GradientCollector;
 import io.anneal.api.model.ModelInput;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.optim.NamedParameter;
-import io.anneal.api.train.DeviceScalars;
+import io.anneal.toolkit.autograd.DeviceScalars;
 import io.anneal.hybrid.model.FalconH1Checkpoints;
 import io.anneal.hybrid.model.FalconH1Model;
 import io.anneal.hybrid.model.LayerImplementation;

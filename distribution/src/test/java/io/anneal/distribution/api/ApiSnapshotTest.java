@@ -2,7 +2,9 @@ package io.anneal.distribution.api;
 
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.anneal.api.Experimental;
 import io.anneal.api.Stable;
+import io.anneal.toolkit.cli.CommandArguments;
 import java.io.IOException;
 import java.io.InputStream;
 import java.lang.module.ModuleDescriptor;
@@ -30,8 +32,8 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 
 /**
- * Until there is a release for japicmp/revapi to compare with, the stable API and every module
- * descriptor are compared with committed snapshots (JUnit 5's JarDescribeModuleTests idea), so a
+ * Until there is a release for japicmp/revapi to compare with, the stable API, the toolkit's
+ * surface and every module descriptor are compared with committed snapshots (JUnit 5's JarDescribeModuleTests idea), so a
  * change to them is a reviewed diff, never an accident. After a deliberate change run
  * {@code mvn -pl distribution test -Dtest=ApiSnapshotTest -Danneal.snapshot.update=true} and
  * commit the snapshot files with the change.
@@ -47,12 +49,36 @@ class ApiSnapshotTest {
         for (ModuleDescriptor.Exports e : new TreeSet<>(api.exports())) {
             lines.add("exports " + e.source());
         }
-        for (Class<?> type : typesIn(api.exports().stream().map(ModuleDescriptor.Exports::source).collect(Collectors.toSet()))) {
+        for (Class<?> type : typesIn(Stable.class, api.exports().stream().map(ModuleDescriptor.Exports::source).collect(Collectors.toSet()))) {
             if (type.isAnnotationPresent(Stable.class)) {
                 lines.addAll(signature(type));
             }
         }
         compare("stable-api.txt", lines);
+    }
+
+    /**
+     * The toolkit's exported surface, every type with its {@code @Experimental} status: the toolkit
+     * promises less than the contract (a type may change in a minor version), but a change to it is
+     * still a reviewed diff, never an accident.
+     */
+    @Test
+    void toolkitSignaturesMatchTheCommittedSnapshot() throws Exception {
+        ModuleDescriptor toolkit = descriptors().stream().filter(d -> d.name().equals("io.anneal.toolkit")).findFirst()
+                .orElseThrow(() -> new AssertionError("no module-info.class of io.anneal.toolkit on the test class path"));
+        List<String> lines = new ArrayList<>();
+        for (ModuleDescriptor.Exports e : new TreeSet<>(toolkit.exports())) {
+            lines.add("exports " + e.source());
+        }
+        for (Class<?> type : typesIn(CommandArguments.class,
+                toolkit.exports().stream().map(ModuleDescriptor.Exports::source).collect(Collectors.toSet()))) {
+            if (Modifier.isPublic(type.getModifiers())) {
+                Experimental status = type.getAnnotation(Experimental.class);
+                lines.add(status == null ? "(no status)" : "@Experimental(since = \"" + status.since() + "\")");
+                lines.addAll(signature(type));
+            }
+        }
+        compare("toolkit-api.txt", lines);
     }
 
     @Test
@@ -89,8 +115,10 @@ class ApiSnapshotTest {
         return found;
     }
 
-    private static List<Class<?>> typesIn(Set<String> packages) throws IOException, URISyntaxException, ClassNotFoundException {
-        URL location = Stable.class.getProtectionDomain().getCodeSource().getLocation();
+    /** The top-level types in {@code packages} of the jar (or classes folder) that holds {@code anchor}. */
+    private static List<Class<?>> typesIn(Class<?> anchor, Set<String> packages)
+            throws IOException, URISyntaxException, ClassNotFoundException {
+        URL location = anchor.getProtectionDomain().getCodeSource().getLocation();
         Path root = Paths.get(location.toURI());
         List<String> names;
         if (Files.isDirectory(root)) {
@@ -104,7 +132,7 @@ class ApiSnapshotTest {
         for (String n : new TreeSet<>(names)) {
             String pkg = n.substring(0, n.lastIndexOf('.'));
             if (packages.contains(pkg) && !n.contains("$")) {
-                types.add(Class.forName(n, false, Stable.class.getClassLoader()));
+                types.add(Class.forName(n, false, anchor.getClassLoader()));
             }
         }
         return types;

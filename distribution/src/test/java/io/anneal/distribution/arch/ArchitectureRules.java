@@ -1,5 +1,8 @@
 package io.anneal.distribution.arch;
 
+import static com.tngtech.archunit.base.DescribedPredicate.not;
+import static com.tngtech.archunit.core.domain.JavaClass.Predicates.resideInAPackage;
+import static com.tngtech.archunit.core.domain.JavaClass.Predicates.resideInAnyPackage;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.classes;
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
 import static com.tngtech.archunit.library.dependencies.SlicesRuleDefinition.slices;
@@ -12,7 +15,6 @@ import com.tngtech.archunit.core.domain.JavaModifier;
 import com.tngtech.archunit.lang.ArchRule;
 import io.anneal.api.Experimental;
 import io.anneal.api.Stable;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 
@@ -23,6 +25,7 @@ import java.util.Set;
  */
 final class ArchitectureRules {
     static final String API = "io.anneal.api..";
+    static final String TOOLKIT = "io.anneal.toolkit..";
     static final String RUNTIME = "io.anneal.runtime..";
     /** The bundled plugins' root packages (DESIGN.md, "Modules"). */
     static final List<String> PLUGINS = List.of(
@@ -32,14 +35,19 @@ final class ArchitectureRules {
     private ArchitectureRules() {
     }
 
-    /** A plugin depends on the API and third-party libraries only: never the runtime, never another plugin. */
-    static ArchRule pluginIsolation(String plugin, List<String> otherPlugins) {
-        List<String> forbidden = new ArrayList<>(otherPlugins);
-        forbidden.add(RUNTIME);
+    /**
+     * A plugin depends on the contract (io.anneal.api), the toolkit (io.anneal.toolkit) and third-party
+     * libraries only: of Anneal's code, nothing else, so never the runtime, the testkit or another plugin.
+     */
+    static ArchRule pluginIsolation(String plugin) {
+        DescribedPredicate<JavaClass> otherAnnealCode = resideInAPackage("io.anneal..")
+                .and(not(resideInAnyPackage(API, TOOLKIT, plugin)))
+                .as("are Anneal classes outside " + API + ", " + TOOLKIT + " and " + plugin);
         return noClasses().that().resideInAPackage(plugin)
-                .should().dependOnClassesThat().resideInAnyPackage(forbidden.toArray(String[]::new))
-                .because("a plugin talks to the runtime and to other plugins only through io.anneal.api "
-                        + "(DESIGN.md, Modules); a dependency on " + forbidden + " breaks plugin layers and upgrades")
+                .should().dependOnClassesThat(otherAnnealCode)
+                .because("a plugin talks to the runtime and to other plugins only through io.anneal.api, and may use "
+                        + "the helpers of io.anneal.toolkit (DESIGN.md, Modules); any other dependency on Anneal's code "
+                        + "breaks plugin layers and upgrades")
                 .allowEmptyShould(false);
     }
 
@@ -48,7 +56,28 @@ final class ArchitectureRules {
         return classes().that().resideInAPackage(api)
                 .should().onlyDependOnClassesThat().resideInAnyPackage(api, "java..", "ai.djl..")
                 .because("platform-api is the stable SPI that plugins compile against; it may depend on DJL's api "
-                        + "and nothing of Anneal's (DESIGN.md, Modules)");
+                        + "and nothing of Anneal's, the toolkit included (DESIGN.md, Modules)");
+    }
+
+    /** platform-toolkit depends on the contract, the JDK and DJL's api only: never the runtime, never a plugin. */
+    static ArchRule toolkitDependsOnTheContractOnly(String toolkit) {
+        return classes().that().resideInAPackage(toolkit)
+                .should().onlyDependOnClassesThat().resideInAnyPackage(toolkit, API, "java..", "ai.djl..")
+                .because("the toolkit is shipped to every plugin layer beside the contract; it may depend on "
+                        + "io.anneal.api and DJL's api only (DESIGN.md, Modules)")
+                .allowEmptyShould(false);
+    }
+
+    /**
+     * Every public toolkit type is {@link Experimental} and none {@link Stable}: the toolkit is less
+     * stable than the contract (it may change in any minor API version), and says so in code.
+     */
+    static ArchRule everyPublicToolkitTypeIsExperimental(String toolkit) {
+        return classes().that().resideInAPackage(toolkit).and(topLevelPublic())
+                .should().beAnnotatedWith(Experimental.class).andShould().notBeAnnotatedWith(Stable.class)
+                .because("the toolkit holds helpers, not the contract: plugin authors must see in code that a "
+                        + "toolkit type may change in a minor version (Trino's plugin toolkit carries no promise either)")
+                .allowEmptyShould(false);
     }
 
     /** The runtime names no plugin class: it finds plugins through ServiceLoader and the API. */
@@ -66,16 +95,19 @@ final class ArchitectureRules {
 
     /** Every public API type declares its stability, so the stable signature check knows what it guards. */
     static ArchRule everyPublicApiTypeHasAStatus(String api) {
-        DescribedPredicate<JavaClass> topLevelPublic = new DescribedPredicate<>("are public top-level types") {
+        return classes().that().resideInAPackage(api).and(topLevelPublic())
+                .should().beAnnotatedWith(Stable.class).orShould().beAnnotatedWith(Experimental.class)
+                .because("plugin authors must see in code what they can rely on (JUnit 5's @API status; "
+                        + "Trino dropped an unchecked @Experimental)");
+    }
+
+    private static DescribedPredicate<JavaClass> topLevelPublic() {
+        return new DescribedPredicate<>("are public top-level types") {
             @Override
             public boolean test(JavaClass c) {
                 return c.getModifiers().contains(JavaModifier.PUBLIC) && c.isTopLevelClass();
             }
         };
-        return classes().that().resideInAPackage(api).and(topLevelPublic)
-                .should().beAnnotatedWith(Stable.class).orShould().beAnnotatedWith(Experimental.class)
-                .because("plugin authors must see in code what they can rely on (JUnit 5's @API status; "
-                        + "Trino dropped an unchecked @Experimental)");
     }
 
     /** The NDArray operations whose backward keeps the other operand (PyTorch's derivatives.yaml). */
@@ -97,6 +129,6 @@ final class ArchitectureRules {
         return noClasses().that().resideInAPackage(root).should().callMethodWhere(numberOperand)
                 .because("DJL wraps the number in a CPU tensor over a Java buffer that is freed while autograd still "
                         + "holds it for backward: random gradients on CPU after a garbage collection; use "
-                        + "io.anneal.api.train.DeviceScalars");
+                        + "io.anneal.toolkit.autograd.DeviceScalars");
     }
 }

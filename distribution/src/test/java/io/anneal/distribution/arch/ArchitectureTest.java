@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.tngtech.archunit.core.domain.JavaClasses;
 import com.tngtech.archunit.core.importer.ClassFileImporter;
 import com.tngtech.archunit.core.importer.ImportOption;
-import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -24,7 +23,7 @@ class ArchitectureTest {
     @Test
     void importedEnoughToMeanSomething() {
         // JUnit 5's lesson: a rule over an empty import passes vacuously.
-        for (String pkg : List.of("io.anneal.api", "io.anneal.runtime", "io.anneal.schedules", "io.anneal.mup",
+        for (String pkg : List.of("io.anneal.api", "io.anneal.toolkit", "io.anneal.runtime", "io.anneal.schedules", "io.anneal.mup",
                 "io.anneal.hybrid", "io.anneal.dpo", "io.anneal.datamix", "io.anneal.onnx")) {
             long n = production.stream().filter(c -> c.getPackageName().startsWith(pkg)).count();
             assertTrue(n >= 1, "no classes imported from " + pkg + ": the test class path lacks that module");
@@ -33,17 +32,25 @@ class ArchitectureTest {
     }
 
     @Test
-    void pluginsDependOnTheApiOnly() {
+    void pluginsDependOnTheContractAndTheToolkitOnly() {
         for (String plugin : ArchitectureRules.PLUGINS) {
-            List<String> others = new ArrayList<>(ArchitectureRules.PLUGINS);
-            others.remove(plugin);
-            ArchitectureRules.pluginIsolation(plugin, others).check(production);
+            ArchitectureRules.pluginIsolation(plugin).check(production);
         }
     }
 
     @Test
     void apiDependsOnNothingOfOurs() {
         ArchitectureRules.apiDependsOnNothingOfOurs(ArchitectureRules.API).check(production);
+    }
+
+    @Test
+    void toolkitDependsOnTheContractOnly() {
+        ArchitectureRules.toolkitDependsOnTheContractOnly(ArchitectureRules.TOOLKIT).check(production);
+    }
+
+    @Test
+    void everyPublicToolkitTypeIsExperimental() {
+        ArchitectureRules.everyPublicToolkitTypeIsExperimental(ArchitectureRules.TOOLKIT).check(production);
     }
 
     @Test

@@ -30,8 +30,40 @@ class PlantedViolationTest {
 
     @Test
     void pluginDependingOnTheRuntimeIsCaught() {
-        String report = violations(ArchitectureRules.pluginIsolation("io.anneal.archfixture.plugin..", List.of()));
+        String report = violations(ArchitectureRules.pluginIsolation("io.anneal.archfixture.plugin.."));
         assertThat(report).contains("BadPlugin").contains("io.anneal.runtime.cli.Main").contains("only through io.anneal.api");
+    }
+
+    @Test
+    void pluginDependingOnAnotherPluginIsCaught() {
+        String report = violations(ArchitectureRules.pluginIsolation("io.anneal.archfixture.plugin.."));
+        assertThat(report).contains("PluginUsingAnotherPlugin").contains("io.anneal.archfixture.otherplugin.OtherPluginHelper");
+    }
+
+    @Test
+    void pluginUsingTheContractAndTheToolkitPasses() {
+        // the other side of the rule: a plugin that uses io.anneal.api and io.anneal.toolkit only is no violation
+        EvaluationResult alone = ArchitectureRules.pluginIsolation("io.anneal.archfixture.goodplugin..").evaluate(planted);
+        assertThat(alone.hasViolation()).as(alone.getFailureReport().toString()).isFalse();
+    }
+
+    @Test
+    void apiDependingOnTheToolkitIsCaught() {
+        String report = violations(ArchitectureRules.apiDependsOnNothingOfOurs("io.anneal.archfixture.api.."));
+        assertThat(report).contains("ApiUsingTheToolkit").contains("io.anneal.toolkit.cli.CommandArguments");
+    }
+
+    @Test
+    void toolkitDependingOnTheRuntimeIsCaught() {
+        String report = violations(ArchitectureRules.toolkitDependsOnTheContractOnly("io.anneal.archfixture.toolkit.."));
+        assertThat(report).contains("ToolkitReachingIntoTheRuntime").contains("io.anneal.runtime.cli.Main")
+                .doesNotContain("StableToolkitType");
+    }
+
+    @Test
+    void stableToolkitTypeIsCaught() {
+        String report = violations(ArchitectureRules.everyPublicToolkitTypeIsExperimental("io.anneal.archfixture.toolkit.."));
+        assertThat(report).contains("StableToolkitType").contains("Stable").doesNotContain("ToolkitReachingIntoTheRuntime");
     }
 
     @Test

@@ -48,6 +48,21 @@ class DistributionIT {
     }
 
     @Test
+    void theContractAndTheToolkitShipOnceInLibAndNoPluginBundlesThem() throws Exception {
+        // Plugins declare both provided: their layers read lib/'s copies (the bundled plugins all
+        // require io.anneal.toolkit, so the listing above loading them all is the other half).
+        for (String module : List.of("platform-api-", "platform-toolkit-")) {
+            try (Stream<Path> lib = Files.list(home.resolve("lib"))) {
+                assertEquals(1, lib.filter(f -> f.getFileName().toString().startsWith(module)).count(), module + "*.jar in lib/");
+            }
+            try (Stream<Path> plugins = Files.walk(home.resolve("plugins"))) {
+                assertEquals(List.of(), plugins.filter(f -> f.getFileName().toString().startsWith(module)).toList(),
+                        module + "*.jar bundled in plugins/");
+            }
+        }
+    }
+
+    @Test
     void runPrintsTheInverseSqrtScheduleOfTheExamplePlugin() throws Exception {
         Result r = anneal("run", "examples/rsqrt-schedule-table.conf", "--set", "stages[0].schedule.peak-lr=4e-4");
         assertEquals(0, r.exit(), r.out());

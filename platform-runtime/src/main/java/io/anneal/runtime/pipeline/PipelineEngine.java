@@ -1,7 +1,7 @@
 package io.anneal.runtime.pipeline;
 
 import ai.djl.Device;
-import io.anneal.api.torchscript.DeviceChoice;
+import io.anneal.toolkit.device.DeviceChoice;
 import io.anneal.api.extension.ExtensionContext;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.train.Stage;

@@ -9,6 +9,7 @@ import io.anneal.api.plugin.ApiVersion;
 import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.api.plugin.Plugin;
 import io.anneal.api.plugin.VersionRange;
+import io.anneal.toolkit.cli.CommandArguments;
 import java.io.IOException;
 import java.lang.module.Configuration;
 import java.lang.module.FindException;
@@ -39,7 +40,8 @@ import java.util.stream.Stream;
 
 /**
  * Finds plugins in folders and gives each its own {@link ModuleLayer}, a child of the layer of
- * {@code io.anneal.api} (which also holds DJL, initialised once per JVM). Each entry of a plugins
+ * {@code io.anneal.api} (which also holds the toolkit {@code io.anneal.toolkit} and DJL, initialised
+ * once per JVM). Each entry of a plugins
  * folder is one plugin: a jar, or a folder holding the plugin jar and its own dependency jars.
  *
  * <p>Every problem becomes a {@link PluginRefusal} in the registry, and loading goes on with the
@@ -49,6 +51,11 @@ import java.util.stream.Stream;
 public final class PluginLoader {
     private static final Pattern PLUGIN_ID = Pattern.compile("[a-z0-9][a-z0-9-]*");
     private static final String RUNTIME_MODULE = "io.anneal.runtime";
+    /**
+     * The modules of ours a plugin may read (DESIGN.md, Modules): the contract and the toolkit, both in
+     * the host layer that is every plugin layer's parent (the toolkit is in the runtime's lib/).
+     */
+    private static final List<Module> PLUGIN_VISIBLE = List.of(Plugin.class.getModule(), CommandArguments.class.getModule());
 
     private final ModuleLayer apiLayer = Plugin.class.getModule().getLayer() != null
             ? Plugin.class.getModule().getLayer() : ModuleLayer.boot();
@@ -356,18 +363,20 @@ public final class PluginLoader {
     }
 
     /**
-     * A plugin sees platform-api (and DJL, which the API exports transitively), the JDK and its own
-     * jars, not the runtime's libraries: an explicit module that requires the runtime, or a host
-     * library it does not bundle (Guice, typesafe-config, ...), is refused before its layer is
-     * built, instead of resolving silently against the runtime's copy and breaking when the
+     * A plugin sees platform-api and platform-toolkit (and DJL, which they export transitively), the
+     * JDK and its own jars, not the runtime's libraries: an explicit module that requires the runtime,
+     * or a host library it does not bundle (Guice, typesafe-config, ...), is refused before its layer
+     * is built, instead of resolving silently against the runtime's copy and breaking when the
      * runtime changes it. Automatic modules read every module and cannot be held to this.
      */
     private List<String> requiresOnlyTheApiAndItsOwnJars(Map<Path, ModuleDescriptor> descriptors) {
         Set<String> visible = new HashSet<>();
-        visible.add(Plugin.class.getModule().getName());
-        Plugin.class.getModule().getDescriptor().requires().stream()
-                .filter(r -> r.modifiers().contains(ModuleDescriptor.Requires.Modifier.TRANSITIVE))
-                .forEach(r -> visible.add(r.name()));
+        for (Module shared : PLUGIN_VISIBLE) {
+            visible.add(shared.getName());
+            shared.getDescriptor().requires().stream()
+                    .filter(r -> r.modifiers().contains(ModuleDescriptor.Requires.Modifier.TRANSITIVE))
+                    .forEach(r -> visible.add(r.name()));
+        }
         descriptors.values().forEach(d -> visible.add(d.name()));
         List<String> problems = new ArrayList<>();
         descriptors.forEach((jar, d) -> {
@@ -379,9 +388,9 @@ public final class PluginLoader {
                 }
                 problems.add(name.equals(RUNTIME_MODULE)
                         ? "module " + d.name() + " (" + jar.getFileName() + ") requires " + RUNTIME_MODULE
-                                + "; a plugin may depend on io.anneal.api and third-party libraries only"
+                                + "; a plugin may depend on io.anneal.api, io.anneal.toolkit and third-party libraries only"
                         : "module " + d.name() + " (" + jar.getFileName() + ") requires " + name + ", which the plugin "
-                                + "does not bundle; a plugin sees platform-api, DJL and its own jars, not the runtime's "
+                                + "does not bundle; a plugin sees platform-api, platform-toolkit, DJL and its own jars, not the runtime's "
                                 + "libraries: put " + name + "'s jar into the plugin's folder");
             }
         });

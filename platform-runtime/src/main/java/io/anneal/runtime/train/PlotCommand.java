@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.anneal.api.InputException;
 import io.anneal.api.cli.Charts;
-import io.anneal.api.cli.CommandArguments;
+import io.anneal.toolkit.cli.CommandArguments;
 import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandContext;
 

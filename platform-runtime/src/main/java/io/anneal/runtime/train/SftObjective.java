@@ -6,8 +6,8 @@ import io.anneal.api.data.PackedBatch;
 import io.anneal.api.extension.ExtensionFactory;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelInput;
-import io.anneal.api.train.DeviceScalars;
-import io.anneal.api.train.LabelLogProbabilities;
+import io.anneal.toolkit.autograd.DeviceScalars;
+import io.anneal.toolkit.scoring.LabelLogProbabilities;
 import io.anneal.api.train.Objective;
 import io.anneal.api.train.ObjectiveSums;
 

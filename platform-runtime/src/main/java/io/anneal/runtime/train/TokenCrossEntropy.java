@@ -1,7 +1,7 @@
 package io.anneal.runtime.train;
 
 import ai.djl.ndarray.NDArray;
-import io.anneal.api.train.LabelLogProbabilities;
+import io.anneal.toolkit.scoring.LabelLogProbabilities;
 
 /**
  * Token-level cross-entropy over logits, in float32 whatever the compute type: log_softmax over

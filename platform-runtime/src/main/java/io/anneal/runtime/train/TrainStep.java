@@ -12,12 +12,12 @@ import io.anneal.api.data.PackedBatch;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.StepGraphs;
 import io.anneal.api.optim.DeviceStep;
-import io.anneal.api.optim.GradientLists;
+import io.anneal.toolkit.gradients.GradientLists;
 import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
-import io.anneal.api.train.DeviceScalars;
+import io.anneal.toolkit.autograd.DeviceScalars;
 import io.anneal.api.train.Objective;
 import io.anneal.api.train.ObjectiveSums;
 

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.anneal.api.InputException;
 import io.anneal.api.plugin.Plugin;
 import io.anneal.api.schedule.LrSchedule;
+import io.anneal.toolkit.cli.CommandArguments;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -180,6 +181,27 @@ class PluginLoaderTest {
         assertEquals("second", r.extension(LrSchedule.class, "other").orElseThrow().plugin().id());
         assertEquals("plugin 'second' (" + dir.resolve("b.jar") + "): its lr-schedule type 'same' is already offered by "
                 + "plugin 'first' (" + dir.resolve("a.jar") + "); this one is not loaded", refusals(r));
+    }
+
+    @Test
+    void loadsAPluginModuleThatRequiresTheToolkitFromTheHostLayer() throws Exception {
+        // The toolkit ships in the runtime's lib/ (the host layer), never in a plugin's folder: a plugin
+        // module that requires it resolves against the host's copy and runs its code.
+        Path dir = pluginsDir();
+        FixtureJars.build(dir.resolve("tooled.jar"), Map.of("module-info.java",
+                "module fx.tooled { requires io.anneal.api; requires io.anneal.toolkit; provides io.anneal.api.plugin.Plugin with tooled.P; }",
+                "tooled/P.java", FixtureJars.pluginSource("tooled", "tooled", "[1.0,2.0)",
+                        "  public static final long TOKENS = io.anneal.toolkit.cli.CommandArguments.parse(\"t\", \"usage: t\","
+                                + " List.of(\"--tokens\", \"4M\"), \"tokens\").tokens(\"tokens\", 1L);\n"
+                                + "  public String toString() { return \"tokens \" + TOKENS; }")),
+                Map.of(), null, FixtureJars.locationOf(CommandArguments.class));
+        PluginRegistry r = load(dir);
+        assertEquals(List.of(), r.refusals());
+        Plugin plugin = r.plugin("tooled").orElseThrow().plugin();
+        assertEquals("tokens 4000000", plugin.toString(), "the plugin ran the toolkit's parser");
+        Module toolkit = CommandArguments.class.getModule();
+        assertTrue(plugin.getClass().getModule().canRead(toolkit));
+        assertEquals(Plugin.class.getModule().getLayer(), toolkit.getLayer(), "the toolkit is in the host layer, beside the API");
     }
 
     @Test

@@ -9,10 +9,10 @@ import ai.djl.nn.Parameter;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.ModelInput;
-import io.anneal.api.train.DeviceScalars;
+import io.anneal.toolkit.autograd.DeviceScalars;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.optim.NamedParameter;
-import io.anneal.api.train.DifferentiableCasts;
+import io.anneal.toolkit.autograd.DifferentiableCasts;
 
 import java.io.DataInputStream;
 import java.io.DataOutputStream;

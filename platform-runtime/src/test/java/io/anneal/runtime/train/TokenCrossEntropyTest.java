@@ -79,7 +79,7 @@ class TokenCrossEntropyTest {
             NDArray master = m.create(new float[] {0f, (float) Math.log(3)}, new Shape(1, 1, 2));
             master.setRequiresGradient(true);
             try (ai.djl.training.GradientCollector c = m.getEngine().newGradientCollector()) {
-                NDArray logits16 = io.anneal.api.train.DifferentiableCasts.toFloat16(master);
+                NDArray logits16 = io.anneal.toolkit.autograd.DifferentiableCasts.toFloat16(master);
                 assertEquals(DataType.FLOAT16, logits16.getDataType());
                 c.backward(TokenCrossEntropy.of(logits16, m.create(new long[] {0}, new Shape(1, 1))).negativeLogLikelihood());
             }
@@ -95,7 +95,7 @@ class TokenCrossEntropyTest {
         // (logits ln 1 .. ln 4), H = -(0.1 ln 0.1 + 0.2 ln 0.2 + 0.3 ln 0.3 + 0.4 ln 0.4) = 1.2798542258336676
         try (NDManager m = NDManager.newBaseManager()) {
             float[] logits = {0, 0, 0, 0, 0, (float) Math.log(2), (float) Math.log(3), (float) Math.log(4)};
-            NDArray h = io.anneal.api.train.LabelLogProbabilities.entropy(m.create(logits, new Shape(2, 1, 4)).logSoftmax(-1));
+            NDArray h = io.anneal.toolkit.scoring.LabelLogProbabilities.entropy(m.create(logits, new Shape(2, 1, 4)).logSoftmax(-1));
             assertEquals(new Shape(2, 1), h.getShape());
             assertEquals(1.3862943611198906, h.getFloat(0, 0), 1e-6);
             assertEquals(1.2798542258336676, h.getFloat(1, 0), 1e-6);

@@ -4,7 +4,7 @@ import io.anneal.api.cli.CliCommand;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.units.TokenCount;
 import io.anneal.schedules.lr.AdamBatchScaling;
-import io.anneal.api.cli.CommandArguments;
+import io.anneal.toolkit.cli.CommandArguments;
 import java.util.List;
 import java.util.Locale;
 

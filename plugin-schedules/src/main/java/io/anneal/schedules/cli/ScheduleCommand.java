@@ -8,7 +8,7 @@ import io.anneal.api.config.ConfigView;
 import io.anneal.api.schedule.LrSchedule;
 import io.anneal.api.units.TokenCount;
 import io.anneal.schedules.theory.ConvexBound;
-import io.anneal.api.cli.CommandArguments;
+import io.anneal.toolkit.cli.CommandArguments;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

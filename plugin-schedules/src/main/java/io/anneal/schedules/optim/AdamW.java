@@ -6,7 +6,7 @@ import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.optim.DeviceStep;
 import io.anneal.api.optim.NamedParameter;
-import io.anneal.api.torchscript.TorchScriptModule;
+import io.anneal.toolkit.torchscript.TorchScriptModule;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;

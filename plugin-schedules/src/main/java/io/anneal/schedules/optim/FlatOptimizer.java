@@ -7,7 +7,7 @@ import io.anneal.api.optim.NamedParameter;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepRequest;
 import io.anneal.api.optim.StepResult;
-import io.anneal.api.train.DeviceScalars;
+import io.anneal.toolkit.autograd.DeviceScalars;
 import java.io.IOException;
 import java.io.Reader;
 import java.io.Writer;

@@ -8,7 +8,7 @@ import ai.djl.ndarray.NDScope;
 import ai.djl.ndarray.index.NDIndex;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
-import io.anneal.api.optim.GradientLists;
+import io.anneal.toolkit.gradients.GradientLists;
 import io.anneal.api.optim.NamedParameter;
 import java.io.IOException;
 import java.nio.ByteBuffer;

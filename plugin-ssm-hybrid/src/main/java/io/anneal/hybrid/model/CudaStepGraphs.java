@@ -7,7 +7,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.model.StepGraphs;
-import io.anneal.api.torchscript.TorchScriptModule;
+import io.anneal.toolkit.torchscript.TorchScriptModule;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;

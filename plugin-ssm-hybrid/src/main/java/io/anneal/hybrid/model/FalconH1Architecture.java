@@ -5,6 +5,7 @@ import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.ModelOptions;
 import io.anneal.api.model.MupMultipliers;
+import io.anneal.toolkit.mup.FalconH1Multipliers;
 import java.nio.file.Path;
 import java.util.Map;
 
@@ -59,14 +60,15 @@ public final class FalconH1Architecture implements ModelArchitecture {
     }
 
     /**
-     * Loads a checkpoint folder: shape and muP multipliers from its config.json, both read here
-     * ({@link ConfigJsonMultipliers}), so loading a Falcon-H1 checkpoint needs no other plugin.
+     * Loads a checkpoint folder: shape and muP multipliers from its config.json, both read here (the
+     * multipliers by the toolkit's {@link FalconH1Multipliers}), so loading a Falcon-H1 checkpoint needs
+     * no other plugin.
      */
     public static FalconH1Model loadCheckpoint(Path directory, ModelOptions options) {
         Map<String, Object> json = FalconH1Checkpoints.readConfigJson(directory);
         String origin = directory.resolve("config.json").toString();
         FalconH1Config config = FalconH1Config.fromConfigJson(json, origin);
-        return FalconH1Checkpoints.load(directory, config, ConfigJsonMultipliers.fromConfigJson(json, origin), options);
+        return FalconH1Checkpoints.load(directory, config, FalconH1Multipliers.fromConfigJson(json, origin), options);
     }
 
     @Override

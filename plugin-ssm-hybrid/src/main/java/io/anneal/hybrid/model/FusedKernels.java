@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.anneal.api.InputException;
 import io.anneal.api.config.ConfigView;
-import io.anneal.api.torchscript.Libtorch;
+import io.anneal.toolkit.device.Libtorch;
 import java.io.IOException;
 import java.net.URISyntaxException;
 import java.nio.file.Files;

@@ -5,7 +5,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.ndarray.types.Shape;
 import io.anneal.api.InputException;
-import io.anneal.api.train.DeviceScalars;
+import io.anneal.toolkit.autograd.DeviceScalars;
 
 /**
  * Everything a forward pass derives once from the token positions and document ids and then

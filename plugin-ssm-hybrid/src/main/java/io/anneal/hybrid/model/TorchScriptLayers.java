@@ -6,7 +6,7 @@ import ai.djl.ndarray.NDManager;
 import ai.djl.ndarray.types.DataType;
 import ai.djl.nn.Parameter;
 import io.anneal.api.model.MupMultipliers;
-import io.anneal.api.torchscript.TorchScriptModule;
+import io.anneal.toolkit.torchscript.TorchScriptModule;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -19,7 +19,7 @@ import java.util.Map;
  * through {@code scaled_dot_product_attention} (flash for unpacked rows, memory-efficient with a
  * document mask for packed ones). The float32 master weights go in as they are, as the
  * {@code Dict[str, Tensor]} argument {@code w}, and are cast inside, so autograd reaches them
- * without {@link io.anneal.api.train.DifferentiableCasts}.
+ * without {@link io.anneal.toolkit.autograd.DifferentiableCasts}.
  *
  * <p>The fused variant ({@code FalconH1FusedLayer.torchscript}) runs the Mamba-2 mixer on Anneal's
  * own libtorch operators ({@link FusedKernels}) in bfloat16, takes per-token document ids instead of

@@ -11,7 +11,7 @@ import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.anneal.api.InputException;
 import io.anneal.api.cli.CliCommand;
-import io.anneal.api.cli.CommandArguments;
+import io.anneal.toolkit.cli.CommandArguments;
 import io.anneal.api.cli.CommandContext;
 import io.anneal.api.config.ConfigView;
 import io.anneal.api.data.PackedBatch;
@@ -21,7 +21,7 @@ import io.anneal.api.model.ModelOptions;
 import io.anneal.api.optim.OptimizerFactory;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepResult;
-import io.anneal.api.torchscript.DeviceChoice;
+import io.anneal.toolkit.device.DeviceChoice;
 import io.anneal.runtime.train.SftObjective;
 import io.anneal.runtime.train.TrainStep;
 

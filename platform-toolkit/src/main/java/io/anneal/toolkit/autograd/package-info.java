@@ -1,0 +1,5 @@
+/** Operations DJL 0.35.1 gets wrong under autograd, done in ways that keep the graph and the memory it reads: device scalars, differentiable casts. */
+@Experimental(since = "1.2", note = "toolkit, not the contract")
+package io.anneal.toolkit.autograd;
+
+import io.anneal.api.Experimental;
