@@ -14,6 +14,8 @@ Writes:
   words/words-0000N.jsonl.gz  a gzip-sharded folder: reverse and sort word lists
   preferences-messages.jsonl  preference records {"chosen": messages, "rejected": messages}
   preferences-prompt.jsonl    preference records {"prompt": messages, "chosen": messages, "rejected": messages}
+  preferences-format.jsonl    format preferences (prompt form): follow the prompt's answer-format instruction
+  eval/preferences-format.jsonl  their held-out split (messages form)
   eval/<family>.jsonl         a held-out split: prompts that never occur in the training files
 """
 import argparse
@@ -103,6 +105,30 @@ def preference(rng):
     return q, m[:1], [msg("assistant", good)], [msg("assistant", bad)]
 
 
+def format_preference(rng):
+    """A preference on the answer's form, both answers correct: with an instruction ("Answer with the
+    number only.", "Answer in capitals.") the answer that follows it is chosen; without one, the
+    full form the SFT data uses. Learnable from the prompt alone, so it carries to held-out prompts,
+    unlike preference(), whose rejected answers are arithmetic slips a small model cannot check."""
+    instructed = rng.random() < 0.5
+    if rng.random() < 0.5:
+        q, m = units(rng)
+        full = m[1]["content"]
+        short = full.split(" = ", 1)[1].split(" ", 1)[0]
+        instruction = " Answer with the number only."
+    else:
+        q, m = words(rng)
+        full = m[1]["content"]
+        short = full.upper()
+        instruction = ". Answer in capitals."
+    if instructed:
+        q += instruction
+        chosen, rejected = short, full
+    else:
+        chosen, rejected = full, short
+    return q, [msg("user", q)], [msg("assistant", chosen)], [msg("assistant", rejected)]
+
+
 def draw(rng, fn, n, seen, held_out):
     """n records of one family whose prompts are unique and (for training) not in held_out."""
     out = []
@@ -161,6 +187,18 @@ def main():
                 [{"chosen": p + c, "rejected": p + r} for p, c, r in prefs[:150]])
     write_jsonl(os.path.join(args.out, "preferences-prompt.jsonl"),
                 [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in prefs[150:]])
+    # drawn last, so the files above stay byte-identical to the generator without this family
+    formats = []
+    seen = set()
+    while len(formats) < 750:
+        q, prompt, chosen, rejected = format_preference(rng)
+        if q not in seen:
+            seen.add(q)
+            formats.append((prompt, chosen, rejected))
+    write_jsonl(os.path.join(args.out, "eval", "preferences-format.jsonl"),
+                [{"chosen": p + c, "rejected": p + r} for p, c, r in formats[:150]])
+    write_jsonl(os.path.join(args.out, "preferences-format.jsonl"),
+                [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in formats[150:]])
 
 
 if __name__ == "__main__":

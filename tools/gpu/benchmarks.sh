@@ -140,7 +140,7 @@ fi
 if has dpo-run; then
   # issue 13 item 11: SFT then DPO of the small model, held-out rewards at every epoch
   step "a real SFT-then-DPO run on the GPU (examples/gpu-small-dpo.conf)"
-  timeout 560 bash .gpu/run bin/anneal run examples/gpu-small-dpo.conf > "$out/dpo-run.log" 2>&1
+  timeout ${DPO_TIMEOUT:-560} bash .gpu/run bin/anneal run examples/gpu-small-dpo.conf > "$out/dpo-run.log" 2>&1
   echo "exit $?" >> "$out/dpo-run.log"
   for stage in 1-sft 2-dpo; do
     cp .gpu/app/runs/gpu-small-dpo/$stage/metrics.jsonl "$out/dpo-run-$stage.metrics.jsonl" 2>/dev/null

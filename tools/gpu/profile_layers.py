@@ -146,7 +146,7 @@ def main():
             h = embed
             for w in weights:
                 h = layer.forward(h, w, cos, sin)
-            log_prob, _ = layer.head(h, norm, head, labels)
+            log_prob, _, _ = layer.head(h, norm, head, labels)
             (-log_prob.sum() / (b * t) * 1024.0).backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=False)

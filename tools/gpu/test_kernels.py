@@ -161,6 +161,37 @@ def test_ssd(dtype, packed, t=150, chunk=32, g=2):
             [("y", out, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs)])
 
 
+def test_ssd_skip(dtype, packed, t=150, chunk=32, g=2, p=64):
+    """ssd_scan_skip: the scan plus the skip connection x D[h], returned in x's type, with x a view of
+    a wider [b, t, width] tensor as the fused layer passes it (the conv output's first channels)."""
+    torch.manual_seed(6)
+    b, h, n = 2, 4, 16
+    wide = torch.randn(b, t, h * p + 24, device="cuda")
+    dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1)
+    a = -torch.exp(torch.randn(h, device="cuda") * 0.5)
+    bm = torch.randn(b, t, g, n, device="cuda") * 0.3
+    cm = torch.randn(b, t, g, n, device="cuda") * 0.3
+    d = torch.randn(h, device="cuda")
+    seq = documents(b, t, [40, 7, 70, 33], "cuda") if packed else None
+    x = wide[..., : h * p].reshape(b, t, h, p)
+    refs = leaves(x.double(), dt.double(), a.double(), bm.double(), cm.double(), d.double())
+    ref = ssd_reference(*refs[:5], seq) + refs[0] * refs[5].view(h, 1)
+    gout = torch.randn_like(ref)
+    ref.backward(gout)
+    wide_op = wide.to(dtype).requires_grad_(True)
+    ops = leaves(dt, a, bm.to(dtype), cm.to(dtype), d)
+    out = torch.ops.anneal.ssd_scan_skip(wide_op[..., : h * p].reshape(b, t, h, p), ops[0], ops[1], ops[2], ops[3],
+                                         ops[4], seq, chunk)
+    if out.dtype != dtype:
+        failures.append(f"ssd_scan_skip returned {out.dtype} for {dtype} input")
+    out.backward(gout.to(out.dtype))
+    dx = wide_op.grad[..., : h * p].reshape(b, t, h, p)
+    names = ["ddt", "dA", "dB", "dC", "dD"]
+    compare(f"ssd_scan_skip T={t} chunk={chunk} groups={g} P={p}{' packed' if packed else ''}", dtype,
+            [("y", out, ref), ("dx", dx, refs[0].grad)]
+            + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs[1:])])
+
+
 # ---------------------------------------------------------------- LM head + cross-entropy
 def test_lm_head(dtype):
     torch.manual_seed(4)
@@ -183,6 +214,24 @@ def test_lm_head(dtype):
     if dtype == torch.float32:
         pairs.append(("correct", correct, correct_ref))
     compare("lm_head_cross_entropy chunk=128", dtype, pairs)
+
+
+def test_layer_head():
+    """The fused TorchScript layer's head (FalconH1FusedLayer.torchscript, compiled as Anneal does):
+    its mean_logit against the mean over the vocabulary of logits computed in full, in float64 from
+    the same bfloat16-normalised hidden states."""
+    from profile_layers import SOURCE, compile_layer
+    layer = compile_layer(SOURCE.read_text())
+    torch.manual_seed(5)
+    tokens, d, v = 96, 1024, 2000
+    hidden = torch.randn(1, tokens, d, device="cuda")
+    norm = torch.rand(d, device="cuda") + 0.5
+    head = torch.randn(v, d, device="cuda") * 0.02
+    labels = torch.randint(0, v, (1, tokens), device="cuda")
+    _, _, mean_logit = layer.head(hidden, norm, head, labels)
+    normed = torch.rms_norm(hidden, [d], norm, 1e-5).to(torch.bfloat16).double().reshape(tokens, d)
+    expected = (normed @ head.double().t()).mean(-1)   # lm_head multiplier 1.0 in profile_layers' attributes
+    compare("layer.head mean_logit (TRL's logits/*)", torch.float32, [("mean_logit", mean_logit, expected)])
 
 
 # ---------------------------------------------------------------- timings at the benchmark shapes
@@ -224,6 +273,14 @@ def timings(rows):
         torch.ops.anneal.ssd_scan(x, dt, a, bm, cm, s, 128).sum().backward()
     timed(f"ssd_scan {b}x{t} H{h} P{p} N{n} bf16", lambda: ssd(None))
     timed(f"ssd_scan {b}x{t} H{h} P{p} N{n} bf16 packed", lambda: ssd(seq))
+    d = torch.randn(h, device="cuda", requires_grad=True)
+
+    def ssd_skip_composed():   # the fused layer before ssd_scan_skip: float32 y, then + x D, then the cast
+        y = torch.ops.anneal.ssd_scan(x, dt, a, bm, cm, None, 128)
+        (y + x.float() * d.view(h, 1)).to(bf).sum().backward()
+    timed(f"ssd_scan + x D composed, bfloat16 out {b}x{t}", ssd_skip_composed)
+    timed(f"ssd_scan_skip {b}x{t} H{h} P{p} N{n} bf16",
+          lambda: torch.ops.anneal.ssd_scan_skip(x, dt, a, bm, cm, d, None, 128).sum().backward())
     xc = torch.randn(b, t, c, device="cuda", dtype=bf, requires_grad=True)
     wc = torch.randn(c, 1, 4, device="cuda", requires_grad=True)
     bc = torch.randn(c, device="cuda", requires_grad=True)
@@ -263,10 +320,14 @@ def main():
             test_ssd(dtype, packed, g=1)   # one group: the state GEMMs read the token layout without a copy
         test_ssd(dtype, True, t=64, chunk=64)
         test_ssd(dtype, True, t=100, chunk=48)   # a chunk that is no multiple of 32: the composed mixing
+        test_ssd_skip(dtype, packed=True)
+        test_ssd_skip(dtype, packed=False, g=1, p=8)    # one lane per token-head: no shuffles
+        test_ssd_skip(dtype, packed=True, t=100, chunk=48, p=16)
         for before in (False, True):
             test_gated_norm(dtype, before, 1)
         test_gated_norm(dtype, False, 4)
         test_lm_head(dtype)
+    test_layer_head()
     timings(args.rows)
     results["failures"] = failures
     if args.out:

@@ -1,6 +1,7 @@
 // Launchers of the CUDA kernels in anneal_kernels.cu (see there for the arithmetic).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 #include <cuda_runtime.h>
 
 namespace anneal {
@@ -47,6 +48,22 @@ template <typename T>
 void ssd_state_passing_backward(const T* entering, const float* decay, const float* keep, const T* dentering,
                                 T* dstates, float* ddecay, int batch, int chunks, int heads, int64_t elements,
                                 cudaStream_t stream);
+
+/** The SSD output y [b, t, h, p] = y_off [b, c, g, q, r, p] * from_start [b, c, h, q] + y_diag [b, c, g, r, q, p]
+ * + x * D[h] (D may be null), x with `x_row` elements between tokens; needs p / 8 a power of two up to 32 and
+ * 16-byte aligned arrays (ssd_combine_supported). */
+template <typename T>
+void ssd_combine_forward(const T* y_off, const float* from_start, const T* y_diag, const T* x, int64_t x_row,
+                         const float* d, T* out, int batch, int chunks, int q, int groups, int heads_per_group,
+                         int p, int time, cudaStream_t stream);
+/** Its gradients: dy_off, dfrom_start and dy_diag over the padded chunks (zeros on the padding), and with D,
+ * dx [b, t, h, p] and dd_partial [b, c q, h] (dD = its sum over the first two axes). */
+template <typename T>
+void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, int64_t x_row, const float* d,
+                          const T* grad, T* dy_off, float* dfrom_start, T* dy_diag, T* dx, float* dd_partial,
+                          int batch, int chunks, int q, int groups, int heads_per_group, int p, int time,
+                          cudaStream_t stream);
+bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers);
 
 /** out[i, j] = x[i, j] * s[i] over rows of `width` elements (float32 products). */
 template <typename TX, typename TO>

@@ -8,6 +8,7 @@
 //   ssd_scan               the chunked SSD scan of Mamba-2, state carried across chunks and reset at
 //                          document starts; half-precision matmuls with float32 decay arithmetic;
 //                          only its inputs are kept for backward (the pass is recomputed there)
+//   ssd_scan_skip          the same plus the skip connection x D, in x's type
 //   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
 //                          float32 logits are ever materialised; backward recomputes each chunk
 //
@@ -366,8 +367,72 @@ Tensor scale_rows(const Tensor& x, const Tensor& s, at::ScalarType type) {
   return RowScale::apply(x, s, (int64_t) type);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The SSD output assembled in one pass each way (anneal_kernels.cu, ssd_combine_*): y [b,t,h,p] in
+// the matmuls' type = y_off [b,c,g,q,r*p] * from_start [b,c,h,q] + y_diag [b,c,g,r,q,p] + x D.
+// ---------------------------------------------------------------------------------------------
+struct SsdCombine : torch::autograd::Function<SsdCombine> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& y_off, const Tensor& from_start, const Tensor& y_diag,
+                        const Tensor& x, const c10::optional<Tensor>& d, int64_t q) {
+    Tensor yo = y_off.contiguous(), fs = from_start.contiguous(), yd = y_diag.contiguous();
+    Tensor dd = d.has_value() ? d->contiguous() : Tensor();
+    int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = yo.size(2), c = yo.size(1);
+    Tensor out = at::empty({b, t, h, p}, x.options());
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(x, "ssd_scan", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_combine_forward<T>(ptr<T>(yo), fs.data_ptr<float>(), ptr<T>(yd), ptr<T>(x), x.stride(1),
+                                     float_or_null(dd), ptr<T>(out), (int) b, (int) c, (int) q, (int) g,
+                                     (int) (h / g), (int) p, (int) t, stream);
+    });
+    ctx->save_for_backward({yo, fs, x});
+    ctx->saved_data["d"] = dd.defined() ? c10::IValue(dd) : c10::IValue();
+    ctx->saved_data["q"] = q;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor yo = saved[0], fs = saved[1], x = saved[2];
+    Tensor dd = ctx->saved_data["d"].isNone() ? Tensor() : ctx->saved_data["d"].toTensor();
+    int64_t q = ctx->saved_data["q"].toInt();
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    Tensor gy = grads[0].to(x.scalar_type()).contiguous();
+    int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = yo.size(2), c = yo.size(1), r = h / g;
+    Tensor dy_off = at::empty_like(yo), dfs = at::empty_like(fs);
+    Tensor dy_diag = at::empty({b, c, g, r, q, p}, yo.options());
+    Tensor dx = dd.defined() ? at::empty({b, t, h, p}, x.options()) : Tensor();
+    Tensor dd_partial = dd.defined() ? at::empty({b * c * q, h}, fs.options()) : Tensor();
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(x, "ssd_scan", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_combine_backward<T>(ptr<T>(yo), fs.data_ptr<float>(), ptr<T>(x), x.stride(1), float_or_null(dd),
+                                      ptr<T>(gy), ptr<T>(dy_off), dfs.data_ptr<float>(), ptr<T>(dy_diag),
+                                      dx.defined() ? ptr<T>(dx) : nullptr,
+                                      dd_partial.defined() ? dd_partial.data_ptr<float>() : nullptr, (int) b, (int) c,
+                                      (int) q, (int) g, (int) r, (int) p, (int) t, stream);
+    });
+    Tensor dD = dd.defined() ? dd_partial.sum(0) : Tensor();
+    return {dy_off, dfs, dy_diag, dx, dD, Tensor()};
+  }
+};
+
+// Whether the one-pass assembly applies: a GPU, a head dimension of 8 to 256 in a power of two,
+// x's (h, p) block contiguous per token and 16-byte aligned (a view of the conv output is).
+bool ssd_combine_applies(const Tensor& x) {
+  if (!x.is_cuda() || x.stride(3) != 1 || x.stride(2) != x.size(3) || x.stride(0) != x.size(1) * x.stride(1)) {
+    return false;
+  }
+  return anneal::ssd_combine_supported((int) x.size(3), {x.data_ptr()}) &&
+         (x.stride(1) * x.element_size()) % 16 == 0;
+}
+
+// The SSD scan; with `skip` (D [h], Mamba-2's skip connection) defined, y + x D in x's type, else y
+// in float32.
 Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
-                   const Tensor& seq, int64_t chunk) {
+                   const Tensor& seq, int64_t chunk, const Tensor& skip = Tensor()) {
   const auto mm = x.scalar_type();
   const auto f32 = at::kFloat;
   int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = bm.size(2), n = bm.size(3);
@@ -397,14 +462,14 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
   Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
 
-  Tensor to_end_mask, from_start_mask, keep_flags, inter = at::ones({c, c}, x.options().dtype(at::kBool)).tril();
+  Tensor to_end_mask, from_start_mask, keep_flags, same_last_doc;
   if (sp.defined()) {
     Tensor sc = sp.view({b, c, q});
     Tensor last_doc = sc.select(-1, q - 1);                                           // [b,c]
     to_end_mask = (sc == last_doc.unsqueeze(-1)).to(f32).unsqueeze(2);                // [b,c,1,q]
     Tensor previous_last = at::cat({last_doc.narrow(1, 0, 1), last_doc.narrow(1, 0, c - 1)}, 1);
     from_start_mask = (sc == previous_last.unsqueeze(-1)).to(f32).unsqueeze(2);       // [b,c,1,q]
-    inter = (last_doc.unsqueeze(-1) == last_doc.unsqueeze(-2)).logical_and(inter).unsqueeze(1);  // [b,1,c,c]
+    same_last_doc = (last_doc.unsqueeze(-1) == last_doc.unsqueeze(-2)).unsqueeze(1);  // [b,1,c,c], the CPU's carry
     // a state crosses from chunk j-1 into j only when j's last document is j-1's (ids never decrease)
     keep_flags = (last_doc == previous_last).to(f32);                                 // [b,c]
   }
@@ -445,6 +510,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
                    .view({b, c, g, r * p, n});
   } else {  // the composed form: the [c, c] carry matrix
     Tensor cs = last.squeeze(-1).transpose(1, 2).cumsum(-1);                          // [b,h,c]
+    Tensor inter = at::ones({c, c}, x.options().dtype(at::kBool)).tril();
+    if (same_last_doc.defined()) inter = same_last_doc.logical_and(inter);
     Tensor carry = (cs.unsqueeze(-1) - cs.unsqueeze(-2)).masked_fill(inter.logical_not(), neg_inf).exp();
     Tensor carried = at::matmul(carry, states.to(f32).reshape({b, c, h, p * n}).transpose(1, 2));  // [b,h,c,p*n]
     entering = at::constant_pad_nd(carried.narrow(2, 0, c - 1), {0, 0, 1, 0});        // chunk 0 starts at zero
@@ -455,26 +522,35 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor from_start = cum.exp();
   if (from_start_mask.defined()) from_start = from_start * from_start_mask;
   Tensor y_off = at::matmul(cc, entering.transpose(-1, -2));                          // [b,c,g,q,r*p] mm
+  if (skip.defined() && ssd_combine_applies(x)) {
+    return SsdCombine::apply(y_off, from_start, y_diag, x, c10::optional<Tensor>(skip.to(f32)), q);
+  }
   Tensor y_off_tok = y_off.permute({0, 1, 3, 2, 4}).reshape({b, c, q, h, p});         // a view with one group
   // the sum in float32, in [b,t,h,p] order; the heads' layout of the intra-chunk part is read
   // through a view, not copied
   Tensor y = scale_rows(y_off_tok, from_start.transpose(-1, -2), f32);                // [b,c,q,h,p] f32
   y = (y.view({b, c, q, g, r, p}) + y_diag.permute({0, 1, 4, 2, 3, 5})).reshape({b, c * q, h, p});
-  return pad > 0 ? y.narrow(1, 0, t) : y;
+  if (pad > 0) y = y.narrow(1, 0, t);
+  if (!skip.defined()) return y;
+  return (y + x.to(f32) * skip.to(f32).view({h, 1})).to(mm);
 }
 
 struct SsdScan : torch::autograd::Function<SsdScan> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm,
-                        const Tensor& cm, const c10::optional<Tensor>& seq_idx, int64_t chunk) {
+                        const Tensor& cm, const c10::optional<Tensor>& seq_idx, int64_t chunk,
+                        const c10::optional<Tensor>& skip) {
     TORCH_CHECK(x.dim() == 4 && dt.dim() == 3 && bm.dim() == 4 && cm.dim() == 4,
                 "anneal::ssd_scan: expected x [B,T,H,P], dt [B,T,H], B and C [B,T,G,N]");
     TORCH_CHECK(x.size(2) % bm.size(2) == 0, "anneal::ssd_scan: ", x.size(2), " heads in ", bm.size(2), " groups");
     TORCH_CHECK(chunk > 0, "anneal::ssd_scan: chunk must be positive");
+    TORCH_CHECK(!skip.has_value() || skip->numel() == x.size(2), "anneal::ssd_scan_skip: expected D of ", x.size(2),
+                " heads, found ", skip.has_value() ? skip->numel() : 0);
     Tensor seq = seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor();
-    ctx->save_for_backward({x, dt, a, bm, cm});
+    Tensor d = skip.has_value() ? skip->reshape({-1}) : Tensor();
+    ctx->save_for_backward({x, dt, a, bm, cm, d});
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["seq"] = seq.defined() ? c10::IValue(seq) : c10::IValue();
-    return ssd_forward(x, dt, a, bm, cm, seq, chunk);
+    return ssd_forward(x, dt, a, bm, cm, seq, chunk, d);
   }
 
   // Recompute the forward pass with autograd on and differentiate it: the [b,c,h,q,q] decay and
@@ -483,22 +559,32 @@ struct SsdScan : torch::autograd::Function<SsdScan> {
     auto saved = ctx->get_saved_variables();
     int64_t chunk = ctx->saved_data["chunk"].toInt();
     Tensor seq = ctx->saved_data["seq"].isNone() ? Tensor() : ctx->saved_data["seq"].toTensor();
+    bool with_skip = saved[5].defined();
     variable_list inputs;
-    for (int i = 0; i < 5; i++) inputs.push_back(saved[i].detach().requires_grad_(true));
+    for (int i = 0; i < (with_skip ? 6 : 5); i++) inputs.push_back(saved[i].detach().requires_grad_(true));
     Tensor y;
     {
       at::AutoGradMode enable(true);
-      y = ssd_forward(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], seq, chunk);
+      y = ssd_forward(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], seq, chunk,
+                      with_skip ? inputs[5] : Tensor());
     }
     Tensor gy = grads[0].defined() ? grads[0] : at::zeros_like(y);
-    variable_list d = torch::autograd::grad({y}, inputs, {gy}, false, false, true);
-    return {d[0], d[1], d[2], d[3], d[4], Tensor(), Tensor()};
+    variable_list d = torch::autograd::grad({y}, inputs, {gy.to(y.scalar_type())}, false, false, true);
+    Tensor dskip = with_skip && d[5].defined() ? d[5].to(saved[5].scalar_type()) : Tensor();
+    return {d[0], d[1], d[2], d[3], d[4], Tensor(), Tensor(), dskip};
   }
 };
 
 Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
                 const c10::optional<Tensor>& seq_idx, int64_t chunk) {
-  return SsdScan::apply(x, dt, a, bm, cm, seq_idx, chunk);
+  return SsdScan::apply(x, dt, a, bm, cm, seq_idx, chunk, c10::nullopt);
+}
+
+// ssd_scan plus Mamba-2's skip connection, y + x D[h], returned in x's type (bfloat16 on the fused
+// path): one pass assembles it on a GPU, so no float32 y, no float32 copy of x and no cast follow.
+Tensor ssd_scan_skip(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
+                     const Tensor& d, const c10::optional<Tensor>& seq_idx, int64_t chunk) {
+  return SsdScan::apply(x, dt, a, bm, cm, seq_idx, chunk, c10::optional<Tensor>(d));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -655,6 +741,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("causal_conv1d_silu(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx) -> Tensor");
   m.def("gated_rms_norm(Tensor y, Tensor z, Tensor weight, int groups, float eps, bool norm_before_gate) -> Tensor");
   m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk) -> Tensor");
+  m.def("ssd_scan_skip(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? seq_idx, int chunk) -> Tensor");
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
@@ -670,5 +757,6 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("causal_conv1d_silu", &causal_conv1d_silu);
   m.impl("gated_rms_norm", &gated_rms_norm);
   m.impl("ssd_scan", &ssd_scan);
+  m.impl("ssd_scan_skip", &ssd_scan_skip);
   m.impl("lm_head_cross_entropy", &lm_head_cross_entropy);
 }

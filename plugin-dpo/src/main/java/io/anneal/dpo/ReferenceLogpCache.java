@@ -87,10 +87,15 @@ final class ReferenceLogpCache {
         return open(stageDirectory, djlEngine(reference), referenceHash(reference), out);
     }
 
-    /** {@code djl <engine> <version>}: the engine the training model runs in. */
+    /**
+     * {@code djl <engine> <version>}: the engine the training model runs in; for PyTorch the version
+     * of the libtorch it loaded (2.11.0+cu130 on the GPU machine), not the one DJL's JNI was built for.
+     */
     static String djlEngine(CausalLanguageModel model) {
         ai.djl.engine.Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
-        return "djl " + engine.getEngineName() + " " + engine.getVersion();
+        String version = "PyTorch".equals(engine.getEngineName())
+                ? io.anneal.toolkit.device.Libtorch.current().version() : engine.getVersion();
+        return "djl " + engine.getEngineName() + " " + version;
     }
 
     /**

@@ -23,7 +23,8 @@ public interface CausalLanguageModel extends AutoCloseable {
 
     /**
      * Each label's log-probability under the model and whether it is the arg-max, as
-     * (log_prob, correct), each [batch, sequence] float32 and 0 where the label is -100, computed
+     * (log_prob, correct), each [batch, sequence] float32 and 0 where the label is -100, optionally
+     * followed by each position's logits averaged over the vocabulary (mean_logit, detached), computed
      * without materialising the logits when the model can (a fused LM head and cross-entropy);
      * empty when it cannot, and the caller takes the log-softmax of {@link #forward} itself.
      * Intermediate arrays are attached to {@code manager}. Since API 1.2.

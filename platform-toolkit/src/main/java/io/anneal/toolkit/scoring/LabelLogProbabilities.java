@@ -30,14 +30,14 @@ public final class LabelLogProbabilities {
      * @param meanLogits       [rows, length] float32, each position's logits averaged over the
      *                         vocabulary (detached; TRL's {@code logits/chosen} is their mean over the
      *                         response tokens), or null where the model's fused path does not
-     *                         materialise logits
+     *                         return them
      * @param entropy          [rows, length] float32, the entropy of the predicted distribution at every
      *                         position (detached), in nats, when asked for; empty otherwise, and when the
      *                         model's fused head computed no logits (TRL leaves {@code entropy} out then
      *                         too: "liger doesn't return logits")
      */
     public record Scored(NDArray logProbabilities, NDArray correct, NDArray meanLogits, Optional<NDArray> entropy) {
-        /** Scores of a fused head: no logits, so neither mean logits nor entropy. */
+        /** Scores of a fused head that returns no mean logits (and no entropy: it computes no logits). */
         public Scored(NDArray logProbabilities, NDArray correct) {
             this(logProbabilities, correct, null, Optional.empty());
         }
@@ -94,7 +94,9 @@ public final class LabelLogProbabilities {
             boolean training, boolean withEntropy) {
         Optional<NDList> fused = model.labelLogProbabilities(manager, input, labels, training);
         if (fused.isPresent()) {
-            return new Scored(fused.get().get(0), fused.get().get(1).stopGradient());
+            NDList scores = fused.get();
+            return new Scored(scores.get(0), scores.get(1).stopGradient(),
+                    scores.size() > 2 ? scores.get(2).stopGradient() : null, Optional.empty());
         }
         return fromLogits(model.forward(manager, input, training), labels, withEntropy);
     }

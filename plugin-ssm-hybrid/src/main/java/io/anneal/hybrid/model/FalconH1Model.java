@@ -209,7 +209,7 @@ public final class FalconH1Model implements ObservableModel {
         NDArray head = array(config.tieWordEmbeddings() ? "model.embed_tokens.weight" : "lm_head.weight");
         NDList out = torchScript.head(hidden, array("model.final_layernorm.weight"), head, labels, training);
         Shape shape = labels.getShape();
-        return Optional.of(new NDList(out.get(0).reshape(shape), out.get(1).reshape(shape)));
+        return Optional.of(new NDList(out.get(0).reshape(shape), out.get(1).reshape(shape), out.get(2).reshape(shape)));
     }
 
     /** The residual stream after the last decoder layer (before the final norm). */
