@@ -323,6 +323,9 @@ def main():
         test_ssd_skip(dtype, packed=True)
         test_ssd_skip(dtype, packed=False, g=1, p=8)    # one lane per token-head: no shuffles
         test_ssd_skip(dtype, packed=True, t=100, chunk=48, p=16)
+        # whole chunks: x dt is written in both layouts (scale_two_layouts) from the strided view
+        test_ssd_skip(dtype, packed=True, t=128, chunk=32)
+        test_ssd_skip(dtype, packed=False, t=256, chunk=64, g=1)
         for before in (False, True):
             test_gated_norm(dtype, before, 1)
         test_gated_norm(dtype, False, 4)

@@ -551,46 +551,66 @@ __global__ void ce_backward_kernel(T* __restrict__ logits, const int64_t* __rest
 // ---------------------------------------------------------------------------------------------
 constexpr int kPassThreads = 256;
 
+// Where element e of head h's state in chunk c of row b lives: [b, c, h, E] (inner = 0), or the
+// transposed [b, c, g, n, r p] the GPU path keeps the states in (inner = p, the head dimension;
+// heads_per_group = r), element e = (n, p) of head h = (g, r).
+struct StateLayout {
+  int chunks, heads, inner, heads_per_group;
+  int64_t elements;
+  __device__ __forceinline__ int64_t base(int b, int c, int h) const {
+    int64_t bc = (int64_t) b * chunks + c;
+    if (inner == 0) return (bc * heads + h) * elements;
+    return (bc * (heads / heads_per_group) + h / heads_per_group) * elements * heads_per_group +
+           (int64_t) (h % heads_per_group) * inner;
+  }
+  __device__ __forceinline__ int64_t offset(int64_t e) const {
+    return inner == 0 ? e : (e / inner) * ((int64_t) inner * heads_per_group) + e % inner;
+  }
+};
+
 template <typename T>
 __global__ void state_passing_forward_kernel(const T* __restrict__ states, const float* __restrict__ decay,
-                                             const float* __restrict__ keep, T* __restrict__ entering, int chunks,
-                                             int heads, int64_t elements) {
+                                             const float* __restrict__ keep, T* __restrict__ entering,
+                                             StateLayout lay) {
   int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
-  if (e >= elements) return;
+  if (e >= lay.elements) return;
   int h = blockIdx.y, b = blockIdx.z;
+  int64_t off = lay.offset(e);
   float carried = 0.f;
-  for (int c = 0; c < chunks; c++) {
-    int64_t bch = ((int64_t) b * chunks + c) * heads + h;
-    store(entering, bch * elements + e, carried);
-    float k = keep && c > 0 ? keep[(int64_t) b * chunks + c] : 1.f;
+  for (int c = 0; c < lay.chunks; c++) {
+    int64_t bch = ((int64_t) b * lay.chunks + c) * lay.heads + h;
+    int64_t at = lay.base(b, c, h) + off;
+    store(entering, at, carried);
+    float k = keep && c > 0 ? keep[(int64_t) b * lay.chunks + c] : 1.f;
     // carried becomes the state at chunk c's end
-    carried = k * __expf(decay[bch]) * carried + load(states, bch * elements + e);
+    carried = k * __expf(decay[bch]) * carried + load(states, at);
   }
 }
 
 template <typename T>
 __global__ void state_passing_backward_kernel(const T* __restrict__ entering, const float* __restrict__ decay,
                                               const float* __restrict__ keep, const T* __restrict__ dentering,
-                                              T* __restrict__ dstates, float* __restrict__ ddecay, int chunks,
-                                              int heads, int64_t elements) {
+                                              T* __restrict__ dstates, float* __restrict__ ddecay, StateLayout lay) {
   __shared__ float shared[32];
   int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
-  bool inside = e < elements;
+  bool inside = e < lay.elements;
   int h = blockIdx.y, b = blockIdx.z;
+  int64_t off = lay.offset(e);
   float d = 0.f;  // D_c
-  for (int c = chunks - 1; c >= 0; c--) {
-    int64_t bch = ((int64_t) b * chunks + c) * heads + h;
-    if (c + 1 < chunks) {
-      int64_t next = bch + heads;
-      float k = keep ? keep[(int64_t) b * chunks + c + 1] : 1.f;
-      d = (inside ? load(dentering, next * elements + e) : 0.f) + k * __expf(decay[next]) * d;
+  for (int c = lay.chunks - 1; c >= 0; c--) {
+    int64_t bch = ((int64_t) b * lay.chunks + c) * lay.heads + h;
+    int64_t at = lay.base(b, c, h) + off;
+    if (c + 1 < lay.chunks) {
+      int64_t next = bch + lay.heads;
+      float k = keep ? keep[(int64_t) b * lay.chunks + c + 1] : 1.f;
+      d = (inside ? load(dentering, lay.base(b, c + 1, h) + off) : 0.f) + k * __expf(decay[next]) * d;
     }
-    if (inside) store(dstates, bch * elements + e, d);
+    if (inside) store(dstates, at, d);
     if (c > 0) {
-      float part = inside ? d * load(entering, bch * elements + e) : 0.f;
+      float part = inside ? d * load(entering, at) : 0.f;
       float total = block_sum(part, shared);
       if (threadIdx.x == 0) {
-        float k = keep ? keep[(int64_t) b * chunks + c] : 1.f;
+        float k = keep ? keep[(int64_t) b * lay.chunks + c] : 1.f;
         atomicAdd(ddecay + bch, k * __expf(decay[bch]) * total);
       }
     }
@@ -662,19 +682,21 @@ int ssd_mixing_max_chunk() { return 1024; }
 
 template <typename T>
 void ssd_state_passing_forward(const T* states, const float* decay, const float* keep, T* entering, int batch,
-                               int chunks, int heads, int64_t elements, cudaStream_t stream) {
+                               int chunks, int heads, int64_t elements, int inner, int heads_per_group,
+                               cudaStream_t stream) {
   dim3 grid(blocks(elements, kPassThreads), heads, batch);
-  state_passing_forward_kernel<T><<<grid, kPassThreads, 0, stream>>>(states, decay, keep, entering, chunks, heads,
-                                                                      elements);
+  StateLayout lay{chunks, heads, inner, heads_per_group, elements};
+  state_passing_forward_kernel<T><<<grid, kPassThreads, 0, stream>>>(states, decay, keep, entering, lay);
 }
 
 template <typename T>
 void ssd_state_passing_backward(const T* entering, const float* decay, const float* keep, const T* dentering,
                                 T* dstates, float* ddecay, int batch, int chunks, int heads, int64_t elements,
-                                cudaStream_t stream) {
+                                int inner, int heads_per_group, cudaStream_t stream) {
   dim3 grid(blocks(elements, kPassThreads), heads, batch);
+  StateLayout lay{chunks, heads, inner, heads_per_group, elements};
   state_passing_backward_kernel<T><<<grid, kPassThreads, 0, stream>>>(entering, decay, keep, dentering, dstates,
-                                                                       ddecay, chunks, heads, elements);
+                                                                       ddecay, lay);
 }
 
 template <typename T>
@@ -926,6 +948,91 @@ void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, i
       y_off, from_start, x, d, grad, dy_off, dfrom_start, dy_diag, dx, dd_partial, sh);
 }
 
+// ---------------------------------------------------------------------------------------------
+// x dt for the SSD scan in both layouts it is read in: the tokens' [b,t,h,p] (element-wise work,
+// the chunk-end states) and the heads' [b,c,h,q,p] (t = c q + i; the intra-chunk product's operand).
+// Written once each from one read of x (itself a view of the conv output, `x_row` elements between
+// tokens), instead of a contiguous copy of x, the product, and a permuted copy for the product's
+// batched GEMM. Backward sums the two layouts' gradients as it reads them: dx = (g_tok + g_heads) dt
+// and ddt = sum_p (g_tok + g_heads) x, either gradient possibly absent.
+// ---------------------------------------------------------------------------------------------
+template <typename T>
+__global__ void scale_two_layouts_forward_kernel(const T* __restrict__ x, const float* __restrict__ dt,
+                                                 T* __restrict__ tokens, T* __restrict__ heads_layout,
+                                                 SsdCombineShape sh) {
+  int lanes = sh.p / 8, h = sh.h();
+  int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
+  if (i >= (int64_t) sh.b * sh.t * h * lanes) return;
+  int pp = (int) (i % lanes) * 8;
+  int64_t row = i / lanes;   // (b, t, h)
+  int hh = (int) (row % h);
+  int64_t bt = row / h;
+  int tt = (int) (bt % sh.t), bb = (int) (bt / sh.t);
+  float v[8];
+  load8(x + bt * sh.x_row + hh * sh.p + pp, v);
+  float scale = dt[row];
+#pragma unroll
+  for (int k = 0; k < 8; k++) v[k] *= scale;
+  store8(tokens + row * sh.p + pp, v);
+  int cc = tt / sh.q, ii = tt % sh.q;
+  store8(heads_layout + ((((int64_t) bb * sh.c + cc) * h + hh) * sh.q + ii) * sh.p + pp, v);
+}
+
+template <typename T>
+__global__ void scale_two_layouts_backward_kernel(const T* __restrict__ x, const float* __restrict__ dt,
+                                                  const T* __restrict__ g_tokens, const T* __restrict__ g_heads,
+                                                  T* __restrict__ dx, float* __restrict__ ddt, SsdCombineShape sh) {
+  int lanes = sh.p / 8, h = sh.h();
+  int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
+  bool inside = i < (int64_t) sh.b * sh.t * h * lanes;
+  int pp = (int) (i % lanes) * 8;
+  int64_t row = i / lanes;
+  int hh = (int) (row % h);
+  int64_t bt = row / h;
+  int tt = (int) (bt % sh.t), bb = (int) (bt / sh.t);
+  float acc = 0.f;
+  if (inside) {
+    float g[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}, other[8], xv[8];
+    if (g_tokens) load8(g_tokens + row * sh.p + pp, g);
+    if (g_heads) {
+      int cc = tt / sh.q, ii = tt % sh.q;
+      load8(g_heads + ((((int64_t) bb * sh.c + cc) * h + hh) * sh.q + ii) * sh.p + pp, other);
+#pragma unroll
+      for (int k = 0; k < 8; k++) g[k] += other[k];
+    }
+    load8(x + bt * sh.x_row + hh * sh.p + pp, xv);
+    float scale = dt[row];
+#pragma unroll
+    for (int k = 0; k < 8; k++) {
+      acc += g[k] * xv[k];
+      other[k] = g[k] * scale;
+    }
+    store8(dx + row * sh.p + pp, other);
+  }
+  acc = group_sum(acc, lanes);
+  if (inside && pp == 0) ddt[row] = acc;
+}
+
+template <typename T>
+void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* tokens, T* heads_layout, int batch,
+                               int time, int heads, int p, int q, cudaStream_t stream) {
+  SsdCombineShape sh{batch, time / q, q, 1, heads, p, time, x_row};
+  int64_t threads = (int64_t) batch * time * heads * (p / 8);
+  if (threads == 0) return;
+  scale_two_layouts_forward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(x, dt, tokens,
+                                                                                              heads_layout, sh);
+}
+
+template <typename T>
+void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, const T* g_tokens, const T* g_heads,
+                                T* dx, float* ddt, int batch, int time, int heads, int p, int q, cudaStream_t stream) {
+  SsdCombineShape sh{batch, time / q, q, 1, heads, p, time, x_row};
+  int64_t threads = (int64_t) batch * time * heads * (p / 8);
+  if (threads == 0) return;
+  scale_two_layouts_backward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(
+      x, dt, g_tokens, g_heads, dx, ddt, sh);
+}
+
 bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
   return row_scale_lanes(p, pointers) != 0;
 }
@@ -944,14 +1051,18 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
                                          cudaStream_t);                                                            \
   template void cross_entropy_backward<T>(T*, const int64_t*, const float*, const float*, float, int64_t, int64_t,   \
                                           cudaStream_t);                                                           \
-  template void ssd_state_passing_forward<T>(const T*, const float*, const float*, T*, int, int, int, int64_t,      \
-                                             cudaStream_t);                                                        \
+  template void ssd_state_passing_forward<T>(const T*, const float*, const float*, T*, int, int, int, int64_t, int, \
+                                             int, cudaStream_t);                                                   \
   template void ssd_state_passing_backward<T>(const T*, const float*, const float*, const T*, T*, float*, int, int, \
-                                              int, int64_t, cudaStream_t);                                          \
+                                              int, int64_t, int, int, cudaStream_t);                                          \
   template void ssd_combine_forward<T>(const T*, const float*, const T*, const T*, int64_t, const float*, T*, int,    \
                                        int, int, int, int, int, int, cudaStream_t);                                 \
   template void ssd_combine_backward<T>(const T*, const float*, const T*, int64_t, const float*, const T*, T*,        \
-                                        float*, T*, T*, float*, int, int, int, int, int, int, int, cudaStream_t);
+                                        float*, T*, T*, float*, int, int, int, int, int, int, int, cudaStream_t);    \
+  template void scale_two_layouts_forward<T>(const T*, int64_t, const float*, T*, T*, int, int, int, int, int,       \
+                                             cudaStream_t);                                                         \
+  template void scale_two_layouts_backward<T>(const T*, int64_t, const float*, const T*, const T*, T*, float*, int,  \
+                                              int, int, int, int, cudaStream_t);
 ANNEAL_ROWS(float)
 ANNEAL_ROWS(__half)
 ANNEAL_ROWS(__nv_bfloat16)

@@ -38,16 +38,18 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
 int ssd_mixing_max_chunk();
 
 /** SSD state passing across chunks: entering [b, c, h, E] from chunk-end states [b, c, h, E], chunk log decays
- * [b, c, h] and optional document-continuation flags keep [b, c] (float 0/1). */
+ * [b, c, h] and optional document-continuation flags keep [b, c] (float 0/1). With inner > 0 both are laid
+ * out [b, c, g, n, r * inner] instead (E = n * inner, heads = g * r, r = heads_per_group). */
 template <typename T>
 void ssd_state_passing_forward(const T* states, const float* decay, const float* keep, T* entering, int batch,
-                               int chunks, int heads, int64_t elements, cudaStream_t stream);
+                               int chunks, int heads, int64_t elements, int inner, int heads_per_group,
+                               cudaStream_t stream);
 
 /** Its gradients: dstates written, ddecay accumulated (zero it first). */
 template <typename T>
 void ssd_state_passing_backward(const T* entering, const float* decay, const float* keep, const T* dentering,
                                 T* dstates, float* ddecay, int batch, int chunks, int heads, int64_t elements,
-                                cudaStream_t stream);
+                                int inner, int heads_per_group, cudaStream_t stream);
 
 /** The SSD output y [b, t, h, p] = y_off [b, c, g, q, r, p] * from_start [b, c, h, q] + y_diag [b, c, g, r, q, p]
  * + x * D[h] (D may be null), x with `x_row` elements between tokens; needs p / 8 a power of two up to 32 and
@@ -64,6 +66,16 @@ void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, i
                           int batch, int chunks, int q, int groups, int heads_per_group, int p, int time,
                           cudaStream_t stream);
 bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers);
+
+/** x dt from x [b, t, h, p] (x_row elements between tokens) and dt [b, t, h] into the tokens' layout [b, t, h, p]
+ * and the heads' [b, t / q, h, q, p]; t a multiple of q, the same conditions as ssd_combine_supported. */
+template <typename T>
+void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* tokens, T* heads_layout, int batch,
+                               int time, int heads, int p, int q, cudaStream_t stream);
+/** Its gradients from either layout's gradient (null when absent): dx [b, t, h, p] contiguous, ddt [b, t, h]. */
+template <typename T>
+void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, const T* g_tokens, const T* g_heads,
+                                T* dx, float* ddt, int batch, int time, int heads, int p, int q, cudaStream_t stream);
 
 /** out[i, j] = x[i, j] * s[i] over rows of `width` elements (float32 products). */
 template <typename TX, typename TO>

@@ -264,22 +264,26 @@ struct SsdMixing : torch::autograd::Function<SsdMixing> {
 // or undefined -> the state entering each chunk [b,c,h,E] in the states' type. Replaces the
 // [c, c] carry matrix and its float32 GEMM, with the transposes, pads and casts around them.
 // ---------------------------------------------------------------------------------------------
+// `states` is [b,c,h,E] (inner = 0) or the transposed [b,c,g,n,r*inner] of the GPU path (inner the
+// head dimension p): decay [b,c,h] gives the heads either way.
 struct SsdStatePassing : torch::autograd::Function<SsdStatePassing> {
   static Tensor forward(AutogradContext* ctx, const Tensor& states, const Tensor& decay,
-                        const c10::optional<Tensor>& keep) {
+                        const c10::optional<Tensor>& keep, int64_t inner) {
     Tensor st = states.contiguous(), dc = decay.contiguous();
     Tensor kp = keep.has_value() ? keep->contiguous() : Tensor();
-    int64_t b = st.size(0), c = st.size(1), h = st.size(2), e = st.numel() / (b * c * h);
+    int64_t b = st.size(0), c = st.size(1), h = dc.size(2), e = st.numel() / (b * c * h);
+    int64_t per_group = inner == 0 ? 1 : h / st.size(2);
     Tensor entering = at::empty_like(st);
     c10::cuda::CUDAGuard guard(st.device());
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(st, "ssd_scan", [&](auto tag) {
       using T = decltype(tag);
       anneal::ssd_state_passing_forward<T>(ptr<T>(st), dc.data_ptr<float>(), float_or_null(kp), ptr<T>(entering),
-                                           (int) b, (int) c, (int) h, e, stream);
+                                           (int) b, (int) c, (int) h, e, (int) inner, (int) per_group, stream);
     });
     ctx->save_for_backward({entering, dc});
     ctx->saved_data["keep"] = kp.defined() ? c10::IValue(kp) : c10::IValue();
+    ctx->saved_data["inner"] = inner;
     return entering;
   }
 
@@ -287,9 +291,11 @@ struct SsdStatePassing : torch::autograd::Function<SsdStatePassing> {
     auto saved = ctx->get_saved_variables();
     Tensor entering = saved[0], dc = saved[1];
     Tensor kp = ctx->saved_data["keep"].isNone() ? Tensor() : ctx->saved_data["keep"].toTensor();
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
+    int64_t inner = ctx->saved_data["inner"].toInt();
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor()};
     Tensor g = grads[0].to(entering.scalar_type()).contiguous();
-    int64_t b = entering.size(0), c = entering.size(1), h = entering.size(2), e = entering.numel() / (b * c * h);
+    int64_t b = entering.size(0), c = entering.size(1), h = dc.size(2), e = entering.numel() / (b * c * h);
+    int64_t per_group = inner == 0 ? 1 : h / entering.size(2);
     Tensor dstates = at::empty_like(entering);
     Tensor ddecay = at::zeros_like(dc);
     c10::cuda::CUDAGuard guard(entering.device());
@@ -298,9 +304,9 @@ struct SsdStatePassing : torch::autograd::Function<SsdStatePassing> {
       using T = decltype(tag);
       anneal::ssd_state_passing_backward<T>(ptr<T>(entering), dc.data_ptr<float>(), float_or_null(kp), ptr<T>(g),
                                             ptr<T>(dstates), ddecay.data_ptr<float>(), (int) b, (int) c, (int) h, e,
-                                            stream);
+                                            (int) inner, (int) per_group, stream);
     });
-    return {dstates, ddecay, Tensor()};
+    return {dstates, ddecay, Tensor(), Tensor()};
   }
 };
 
@@ -429,6 +435,50 @@ bool ssd_combine_applies(const Tensor& x) {
          (x.stride(1) * x.element_size()) % 16 == 0;
 }
 
+// x dt in the tokens' layout [b,t,h,p] and the heads' [b,c,h,q,p] (anneal_kernels.cu,
+// scale_two_layouts_*): the intra-chunk product reads the second without a permuted copy, and the
+// two layouts' gradients are summed as backward reads them.
+struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, int64_t q) {
+    Tensor dtc = dt.contiguous();
+    int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3);
+    Tensor tokens = at::empty({b, t, h, p}, x.options());
+    Tensor heads = at::empty({b, t / q, h, q, p}, x.options());
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(x, "ssd_scan", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::scale_two_layouts_forward<T>(ptr<T>(x), x.stride(1), dtc.data_ptr<float>(), ptr<T>(tokens),
+                                           ptr<T>(heads), (int) b, (int) t, (int) h, (int) p, (int) q, stream);
+    });
+    ctx->save_for_backward({x, dtc});
+    ctx->saved_data["q"] = q;
+    return {tokens, heads};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor x = saved[0], dtc = saved[1];
+    int64_t q = ctx->saved_data["q"].toInt();
+    if (!grads[0].defined() && !grads[1].defined()) return {Tensor(), Tensor(), Tensor()};
+    Tensor g_tokens = grads[0].defined() ? grads[0].to(x.scalar_type()).contiguous() : Tensor();
+    Tensor g_heads = grads[1].defined() ? grads[1].to(x.scalar_type()).contiguous() : Tensor();
+    int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3);
+    Tensor dx = at::empty({b, t, h, p}, x.options()), ddt = at::empty_like(dtc);
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(x, "ssd_scan", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::scale_two_layouts_backward<T>(ptr<T>(x), x.stride(1), dtc.data_ptr<float>(),
+                                            g_tokens.defined() ? ptr<T>(g_tokens) : nullptr,
+                                            g_heads.defined() ? ptr<T>(g_heads) : nullptr, ptr<T>(dx),
+                                            ddt.data_ptr<float>(), (int) b, (int) t, (int) h, (int) p, (int) q,
+                                            stream);
+    });
+    return {dx, ddt, Tensor()};
+  }
+};
+
 // The SSD scan; with `skip` (D [h], Mamba-2's skip connection) defined, y + x D in x's type, else y
 // in float32.
 Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
@@ -439,8 +489,17 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   int64_t r = h / g, q = chunk, c = (t + q - 1) / q, pad = c * q - t;
   const double neg_inf = -std::numeric_limits<double>::infinity();
   Tensor dtf = dt.to(f32);
-  // x dt in the matmul type: one pass over the largest input instead of a float32 copy and product
-  Tensor xdt = scale_rows(x.to(mm), dtf, mm);
+  // x dt in the matmul type: one pass over the largest input instead of a float32 copy and product;
+  // on a GPU in both layouts it is read in (rows a whole number of chunks)
+  bool two_layouts = pad == 0 && ssd_combine_applies(x);
+  Tensor xdt, x_heads;
+  if (two_layouts) {
+    variable_list both = ScaleTwoLayouts::apply(x, dtf, q);
+    xdt = both[0];
+    x_heads = both[1];
+  } else {
+    xdt = scale_rows(x.to(mm), dtf, mm);
+  }
   Tensor logd = dtf * a.to(f32);
   Tensor bp = bm, cp = cm, sp = seq;
   if (pad > 0) {
@@ -457,7 +516,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // third of the bandwidth, half the scan's time). With one group the state GEMMs read the token
   // layout directly (a transposed operand, no copy).
   Tensor xtok = xdt.view({b, c, q, h, p});                                             // [b,c,q,h,p] mm
-  Tensor xs = xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});               // [b,c,g,r,q,p] mm
+  Tensor xs = two_layouts ? x_heads.view({b, c, g, r, q, p})                           // [b,c,g,r,q,p] mm
+                          : xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});
   Tensor cum = logd.view({b, c, q, h}).permute({0, 1, 3, 2}).cumsum(-1);              // [b,c,h,q]
   Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
   Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
@@ -497,31 +557,36 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor to_end = (last - cum).exp();
   if (to_end_mask.defined()) to_end = to_end * to_end_mask;
   Tensor weighted = scale_rows(xtok, to_end.transpose(-1, -2), mm);                   // [b,c,q,h,p] mm
-  Tensor weighted_g = weighted.view({b, c, q, g, r * p}).permute({0, 1, 3, 4, 2});    // [b,c,g,r*p,q]
-  Tensor states = at::matmul(weighted_g, bc);                                         // [b,c,g,r*p,n] mm
 
   // 3. across chunks: S_j = sum_{k<=j} exp(cs_j - cs_k) states_k, cs the cumulative chunk decays;
   // the state entering chunk j is S_{j-1} (zero for the first)
-  Tensor entering;                                                                    // [b,c,g,r*p,n]
+  Tensor y_off;                                                                       // [b,c,g,q,r*p] mm
   if (x.is_cuda()) {
+    // the states transposed, [b,c,g,n,r*p]: with one group every product's operands and gradients
+    // are then plain or transposed matrices (in [b,c,g,r*p,n] the entering state's gradient and the
+    // weighted tokens' were copied into place, 4.5 ms of a 151 ms step at 8 x 2048)
+    Tensor states_t = at::matmul(bc.transpose(-1, -2), weighted.view({b, c, q, g, r * p}).permute({0, 1, 3, 2, 4}));
     c10::optional<Tensor> keep = c10::nullopt;
     if (sp.defined()) keep = keep_flags;
-    entering = SsdStatePassing::apply(states.view({b, c, h, p * n}), last.squeeze(-1), keep)
-                   .view({b, c, g, r * p, n});
+    Tensor entering_t = SsdStatePassing::apply(states_t, last.squeeze(-1), keep, p);   // [b,c,g,n,r*p]
+    y_off = at::matmul(cc, entering_t);
   } else {  // the composed form: the [c, c] carry matrix
+    Tensor weighted_g = weighted.view({b, c, q, g, r * p}).permute({0, 1, 3, 4, 2});  // [b,c,g,r*p,q]
+    Tensor states = at::matmul(weighted_g, bc);                                       // [b,c,g,r*p,n] mm
     Tensor cs = last.squeeze(-1).transpose(1, 2).cumsum(-1);                          // [b,h,c]
     Tensor inter = at::ones({c, c}, x.options().dtype(at::kBool)).tril();
     if (same_last_doc.defined()) inter = same_last_doc.logical_and(inter);
     Tensor carry = (cs.unsqueeze(-1) - cs.unsqueeze(-2)).masked_fill(inter.logical_not(), neg_inf).exp();
     Tensor carried = at::matmul(carry, states.to(f32).reshape({b, c, h, p * n}).transpose(1, 2));  // [b,h,c,p*n]
-    entering = at::constant_pad_nd(carried.narrow(2, 0, c - 1), {0, 0, 1, 0});        // chunk 0 starts at zero
+    Tensor entering = at::constant_pad_nd(carried.narrow(2, 0, c - 1), {0, 0, 1, 0});  // chunk 0 starts at zero
     entering = entering.transpose(1, 2).reshape({b, c, g, r * p, n}).to(mm);
+    y_off = at::matmul(cc, entering.transpose(-1, -2));
   }
 
-  // 4. the entering state's contribution: C_i . S exp(cum_i), computed straight into the token layout
+  // 4. the entering state's contribution: C_i . S exp(cum_i) (y_off above, computed straight into
+  // the token layout), scaled by the decay from the chunk's start
   Tensor from_start = cum.exp();
   if (from_start_mask.defined()) from_start = from_start * from_start_mask;
-  Tensor y_off = at::matmul(cc, entering.transpose(-1, -2));                          // [b,c,g,q,r*p] mm
   if (skip.defined() && ssd_combine_applies(x)) {
     return SsdCombine::apply(y_off, from_start, y_diag, x, c10::optional<Tensor>(skip.to(f32)), q);
   }

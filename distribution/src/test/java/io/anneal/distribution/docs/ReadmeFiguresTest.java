@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The README's figures against the files they come from: the GPU table and its ratios against
- * {@code docs/benchmarks/2026-12-02-h200-step-kernels/*.json}, {@code docs/benchmarks/2026-12-02-h200-graphs/*.json}
+ * {@code docs/benchmarks/2026-12-02-h200-ssd-layouts/*.json}, {@code docs/benchmarks/2026-12-02-h200-step-kernels/*.json}
  * and {@code docs/benchmarks/2026-12-02-h200-fused/*.json}, the main job's losses against
  * {@code docs/runs/tiny-sft-cpu/metrics.jsonl}, the contention table against
  * {@code docs/benchmarks/2026-12-02-cpu-tiny-sft/runs.jsonl} (the table is generated from it: the
@@ -27,8 +27,8 @@ class ReadmeFiguresTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
     private static final Path FUSED = ROOT.resolve("docs/benchmarks/2026-12-02-h200-fused");
-    private static final Path GRAPHS = ROOT.resolve("docs/benchmarks/2026-12-02-h200-graphs");
-    private static final Path KERNELS = ROOT.resolve("docs/benchmarks/2026-12-02-h200-step-kernels");
+    private static final Path BEFORE = ROOT.resolve("docs/benchmarks/2026-12-02-h200-step-kernels");
+    private static final Path KERNELS = ROOT.resolve("docs/benchmarks/2026-12-02-h200-ssd-layouts");
     static final Path CONTENTION = ROOT.resolve("docs/benchmarks/2026-12-02-cpu-tiny-sft/runs.jsonl");
 
     private static String readme() throws Exception {
@@ -80,8 +80,8 @@ class ReadmeFiguresTest {
     }
 
     /**
-     * The table of issue 12: Anneal's row and the peer's from the step-kernels session (one machine,
-     * consecutive calls), the row before its kernels from the graphs session, the reference layers
+     * The table of issue 12: Anneal's row and the peer's from the SSD-layouts session (one machine,
+     * consecutive calls), the row before its kernels from the step-kernels session, the reference layers
      * from the first session; the ratios in the text, the peer's 8 x 2048 spread and the status
      * from the same files.
      */
@@ -96,7 +96,7 @@ class ReadmeFiguresTest {
         for (int i = 0; i < rows.length; i++) {
             String file = "anneal-fused-" + rows[i] + "x2048.json";
             assertEquals(annealCell(KERNELS, file), anneal.get(i + 1), "Anneal " + rows[i] + " x 2048");
-            assertEquals(annealCell(GRAPHS, file), before.get(i + 1), "before " + rows[i] + " x 2048");
+            assertEquals(annealCell(BEFORE, file), before.get(i + 1), "before " + rows[i] + " x 2048");
             assertEquals(peerCell(json(KERNELS.resolve("hf-fast-" + rows[i] + "x2048.json")).get("step")), peer.get(i + 1),
                     "peer " + rows[i] + " x 2048");
         }
@@ -116,10 +116,10 @@ class ReadmeFiguresTest {
             assertTrue(text.contains(expected), "expected the README to say: " + expected);
         }
         List<Double> peer8 = new ArrayList<>();
-        for (String name : List.of("hf-fast-8x2048.json", "hf-fast-8x2048-repeat-1.json", "hf-fast-8x2048-repeat-2.json")) {
+        for (String name : List.of("hf-fast-8x2048.json", "hf-fast-8x2048-repeat-1.json")) {
             peer8.add(peerTokensPerSecond(name));
         }
-        String spread = String.format(Locale.ROOT, "%,d-%,d tokens/s in three calls",
+        String spread = String.format(Locale.ROOT, "%,d-%,d tokens/s in two calls",
                 Math.round(peer8.stream().mapToDouble(d -> d).min().orElseThrow()),
                 Math.round(peer8.stream().mapToDouble(d -> d).max().orElseThrow()));
         assertTrue(text.contains(spread), "expected the README to say: " + spread);
