@@ -536,7 +536,7 @@ class DistributionIT {
         }
         Files.writeString(tmp.resolve("torch/version.py"), "__version__ = '2.11.0+cu130'\n");
         assertRefused(anneal("--torch", tmp.resolve("torch").toString(), "env"),
-                "is torch 2.11.0+cu130, but DJL 0.35.1's JNI is built for torch 2.7.1");
+                "is torch 2.11.0+cu130, but DJL 0.36.0's JNI is built for torch 2.7.1");
         Files.writeString(tmp.resolve("torch/version.py"), "__version__ = '2.7.1+cpu'\n");
         Result r = anneal("env", "--torch=" + tmp.resolve("torch"));
         assertEquals(0, r.exit(), r.out());
@@ -552,7 +552,7 @@ class DistributionIT {
         Result r = anneal("logits", "--checkpoint", fixture.toString(), "--input", fixture.resolve("input.json").toString(),
                 "--output", "logits.f32", "--device", "auto");
         assertEquals(0, r.exit(), r.out());
-        assertTrue(r.out().contains("torch: DJL 0.35.1 PyTorch engine, libtorch 2.7.1 (cpu)"), r.out());
+        assertTrue(r.out().contains("torch: DJL 0.36.0 PyTorch engine, libtorch 2.7.1 (cpu)"), r.out());
         assertTrue(r.out().contains("; device cpu (auto: "), r.out());
         java.nio.FloatBuffer expected = java.nio.ByteBuffer.wrap(Files.readAllBytes(fixture.resolve("logits.f32")))
                 .order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
@@ -575,7 +575,7 @@ class DistributionIT {
         Result r = anneal("mup", "coord-check", "examples/falcon-h1-coord-check.conf", "--out", "coord.png",
                 "--widths", "32,64", "--steps", "2");
         assertEquals(0, r.exit(), r.out());
-        assertTrue(r.out().contains("torch: DJL 0.35.1 PyTorch engine, libtorch 2.7.1 (cpu)"), r.out());
+        assertTrue(r.out().contains("torch: DJL 0.36.0 PyTorch engine, libtorch 2.7.1 (cpu)"), r.out());
         assertTrue(Files.size(home.resolve("coord.png")) > 1000, r.out());
     }
 

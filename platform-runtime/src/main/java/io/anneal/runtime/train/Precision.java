@@ -5,7 +5,7 @@ import io.anneal.api.config.ConfigView;
 
 
 /**
- * How a stage computes. DJL 0.35.1 cannot cast to bfloat16 (DESIGN.md, "GPU facts"), so mixed
+ * How a stage computes. DJL 0.36.0 cannot cast to bfloat16 (DESIGN.md, "GPU facts"), so mixed
  * precision is float16 compute with float32 master weights and a dynamic loss scale, or float32
  * with TF32 matmuls.
  */
@@ -45,7 +45,7 @@ enum Precision {
 
     static Precision parse(ConfigView config, String key) {
         if (config.getString(key).trim().equalsIgnoreCase("bfloat16")) {
-            throw config.invalid(key, "one of float32, float16, tf32 (bfloat16 is not available through DJL 0.35.1)");
+            throw config.invalid(key, "one of float32, float16, tf32 (bfloat16 is not available through DJL 0.36.0)");
         }
         return config.getEnum(key, Precision.class);
     }

@@ -12,7 +12,7 @@ import java.util.Map;
  * Scalar operands for code that autograd records: 0-dimensional float32 arrays whose memory
  * libtorch owns, made on the manager's device.
  *
- * <p>Why not DJL's {@code x.mul(2f)}: DJL 0.35.1 wraps the number in a CPU tensor over a Java
+ * <p>Why not DJL's {@code x.mul(2f)}: DJL 0.36.0 wraps the number in a CPU tensor over a Java
  * direct buffer ({@code torch::from_blob}, no copy) and closes it when the call returns, while
  * autograd keeps that tensor for the backward pass ({@code MulBackward0} saves its other operand;
  * so do {@code div}, {@code pow}, {@code maximum}, {@code minimum}). Once the garbage collector

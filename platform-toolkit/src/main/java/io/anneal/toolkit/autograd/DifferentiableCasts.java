@@ -7,7 +7,7 @@ import ai.djl.ndarray.types.Shape;
 import io.anneal.api.Experimental;
 
 /**
- * Casts between float32 and float16 that keep the autograd graph. DJL 0.35.1's
+ * Casts between float32 and float16 that keep the autograd graph. DJL 0.36.0's
  * {@link NDArray#toType} runs under a {@code torch::NoGradGuard} in its JNI ({@code torchTo}), so its
  * result has no {@code grad_fn}: a float16 model that casts its float32 master weights, or a loss
  * that lifts float16 logits to float32, with {@code toType} gets no gradient at all ("element 0 of
