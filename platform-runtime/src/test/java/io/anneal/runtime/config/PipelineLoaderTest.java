@@ -123,12 +123,41 @@ class PipelineLoaderTest {
                 .startsWith(nul + ": an include names a path that cannot exist ("));
         // a value of 4,000 words: typesafe-config joins them quadratically (326 MB for 20 KB before this check)
         Path words = Files.writeString(tmp.resolve("words.conf"), "a = 1\nb = 2\nname = " + "rsqr ".repeat(4_000) + "\n");
-        assertEquals(words + ":3: expected a value of at most 256 words on one line (HOCON joins them into one string), "
-                + "found more; quote the text or use a list",
+        assertEquals(words + ":3: expected a value of at most 256 words on one line (HOCON joins them, and the quoted strings, "
+                + "lists and blocks between them, into one value), found more; quote the text or use a list",
                 assertThrows(InputException.class, () -> new PipelineLoader(null).load(words, List.of())).getMessage());
         // 200 words still join, and a list of 1,000 items is no concatenation
         Path fine = Files.writeString(tmp.resolve("fine.conf"), "name = " + "w ".repeat(200) + "\nlist = [" + "1, ".repeat(1000) + "1]");
         assertEquals(1001, new PipelineLoader(null).load(fine, List.of()).config().getList("list").size());
+    }
+
+    @Test
+    void touchingQuotedStringsListsAndBlocksCountAsWordsOfOneValue() throws Exception {
+        // found by the long fuzz run: "data/units.jsonl"l"l"l"... (11,800 pieces, no blank between them, 50 KB on one
+        // line) allocated 395 MB; [1][1]... and {a=1}{a=1}... are joined the same way (10,000 lists: 412 MB)
+        String message = ": expected a value of at most 256 words on one line (HOCON joins them, and the quoted strings, "
+                + "lists and blocks between them, into one value), found more; quote the text or use a list";
+        for (String value : List.of("\"data/units.jsonl\"" + "l\"l\"".repeat(2_000), "\"a\"".repeat(257), "[1]".repeat(257),
+                "{a = 1}".repeat(257), "[1] ".repeat(200) + "\"a\"b".repeat(30))) {
+            Path file = Files.writeString(tmp.resolve("pieces.conf"), "a = 1\n# \"\"\"\"\"\"\"\"\"\"\n\nx = " + value + "\n");
+            assertEquals(file + ":4" + message, assertThrows(InputException.class,
+                    () -> new PipelineLoader(null).load(file, List.of())).getMessage(), value.substring(0, 20));
+        }
+        // 256 pieces are still one value
+        Path fine = Files.writeString(tmp.resolve("fine.conf"), "s = " + "\"a\"".repeat(256) + "\nl = " + "[1]".repeat(256)
+                + "\nx = \"b\"\ny = " + "${x}".repeat(200) + "\n");
+        Config config = new PipelineLoader(null).load(fine, List.of()).config();
+        assertEquals("a".repeat(256), config.getString("s"));
+        assertEquals(256, config.getList("l").size());
+        assertEquals("b".repeat(200), config.getString("y"), "${x} is one piece, not two");
+        // what a block or list holds counts for its own values, not for the value around it
+        Path nested = Files.writeString(tmp.resolve("nested.conf"), "list = [" + "{ a = [1] [2], s = \"x\"y }, ".repeat(300) + "]\n"
+                + "b = { c = " + "\"z\"".repeat(200) + " } " + "{ d = 1 }".repeat(200) + "\n");
+        config = new PipelineLoader(null).load(nested, List.of()).config();
+        assertEquals(300, config.getList("list").size());
+        assertEquals(List.of(1, 2), config.getConfigList("list").get(299).getIntList("a"));
+        assertEquals("xy", config.getConfigList("list").get(299).getString("s"));
+        assertEquals("z".repeat(200), config.getString("b.c"));
     }
 
     @Test
