@@ -201,7 +201,9 @@ public final class PipelineLoader {
                     throw new InputException(file + ":" + line + ": expected a key path of at most " + MAX_PATH_KEYS
                             + " keys (a.b.c has 3), found a longer one");
                 }
-            } else if (Character.isWhitespace(c) || "{}[]=:,+$()".indexOf(c) >= 0) {
+            } else if (Character.isWhitespace(c) || "{}[]=:,+$".indexOf(c) >= 0) {
+                // what ends a path expression; ( and ) do not (found by the long fuzz run: a.).a.).a.)... of 7,200 keys
+                // allocated 201 MB when the count restarted at each parenthesis)
                 inKey = false;
                 keys = 0;
             } else {

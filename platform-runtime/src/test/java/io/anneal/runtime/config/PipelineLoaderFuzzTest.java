@@ -98,6 +98,16 @@ class PipelineLoaderFuzzTest {
                 + "changed and this no longer replays the find)");
     }
 
+    /**
+     * The third long run's find (302,374 executions in, on the fix above): the 10,000-key path seed mutated
+     * to a.).\x95a.).\x95... (18,080 bytes, 7,200 keys), which allocated 201 MB (cap 86 MB) and overflowed
+     * the stack while the shape check restarted its key count at each parenthesis.
+     */
+    @Example
+    void aKeyPathWithParenthesesIsRefused() throws IOException {
+        assertFalse(check(13, 3468167L, 18), "the find is refused as bad input");
+    }
+
     @AfterContainer
     static void report() {
         System.out.println("fuzzing report: " + CONTRACT.report());

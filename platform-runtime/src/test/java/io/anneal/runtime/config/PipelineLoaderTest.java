@@ -114,6 +114,13 @@ class PipelineLoaderTest {
         Path file = Files.writeString(tmp.resolve("path.conf"), "x = 1\na" + ".a".repeat(10_000) + " = 1");
         assertEquals(file + ":2: expected a key path of at most 256 keys (a.b.c has 3), found a longer one",
                 assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of())).getMessage());
+        // parentheses are key text like any other (found by the long fuzz run: a.).a.).a.)... of 7,200 keys, 18 KB,
+        // allocated 201 MB, then overflowed the stack, while the check restarted its count at each parenthesis)
+        Path parens = Files.writeString(tmp.resolve("parens.conf"), "x = 1\ny = 2\n" + "a.).(".repeat(200) + " = 1\n");
+        assertEquals(parens + ":3: expected a key path of at most 256 keys (a.b.c has 3), found a longer one",
+                assertThrows(InputException.class, () -> new PipelineLoader(null).load(parens, List.of())).getMessage());
+        Path fewParens = Files.writeString(tmp.resolve("few-parens.conf"), "a" + ".(b)".repeat(255) + " = 1\n");
+        assertEquals(1, new PipelineLoader(null).load(fewParens, List.of()).config().getInt("a" + ".(b)".repeat(255)));
         // quoted dots and comments are not keys
         Path quoted = Files.writeString(tmp.resolve("quoted.conf"), "x = \"" + ".a".repeat(1_000) + "\"\n# " + "a.".repeat(1000) + "\ny = 2");
         assertEquals(2, new PipelineLoader(null).load(quoted, List.of()).config().getInt("y"));
