@@ -108,6 +108,15 @@ class PipelineLoaderFuzzTest {
         assertFalse(check(13, 3468167L, 18), "the find is refused as bad input");
     }
 
+    /**
+     * The fourth long run's find (619,556 executions in, on the fixes above): examples/tiny-sft.conf mutated to hold
+     * a quoted "\\u-922", whose code point -2338 made typesafe-config's tokenizer throw an IllegalArgumentException.
+     */
+    @Example
+    void aUnicodeEscapeWithASignIsRefused() throws IOException {
+        assertFalse(check(10, -7457L, 15), "the find is refused as bad input");
+    }
+
     @AfterContainer
     static void report() {
         System.out.println("fuzzing report: " + CONTRACT.report());

@@ -168,6 +168,24 @@ class PipelineLoaderTest {
     }
 
     @Test
+    void aUnicodeEscapeWithoutFourHexDigitsIsBadInputNamingTheLine() throws Exception {
+        // found by the long fuzz run: typesafe-config parses "\\u-922" as the code point -2338 and its tokenizer threw an
+        // IllegalArgumentException (exit 1) instead of a ConfigException
+        for (String escape : List.of("\\u-922", "\\u+922", "\\uZZZZ", "\\u12")) {
+            Path file = Files.writeString(tmp.resolve("escape.conf"), "a = 1\nb = \"x" + escape + "\"\n");
+            assertEquals(file + ":2: expected 4 hex digits after \\u in a quoted string, found '" + escape.replace("12", "12??")
+                    + "'", assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of())).getMessage());
+        }
+        // 4 hex digits, an escaped backslash before a u, and a triple-quoted string (no escapes there) read as before
+        Path fine = Files.writeString(tmp.resolve("fine.conf"), "a = \"\\u00e9\\uD83D\\uDE00\"\nb = \"\\\\u-922\"\n"
+                + "c = \"\"\"\\u-922\"\"\"\n");
+        Config config = new PipelineLoader(null).load(fine, List.of()).config();
+        assertEquals("\u00e9\ud83d\ude00", config.getString("a"));
+        assertEquals("\\u-922", config.getString("b"));
+        assertEquals("\\u-922", config.getString("c"));
+    }
+
+    @Test
     void integerKeysRefuseFractionsAndValuesOutOfRange() {
         HoconConfigView v = new HoconConfigView(com.typesafe.config.ConfigFactory.parseString(
                 "keep-last = 2.5\nseed = 1e999\nbig = 3000000000\nok = 1e9\nquoted = \"12\"", 
