@@ -1,5 +1,7 @@
 package io.anneal.runtime.config;
 
+import static org.junit.jupiter.api.Assertions.assertFalse;
+
 import io.anneal.testkit.InputMutator;
 import io.anneal.testkit.ParserContract;
 import java.io.IOException;
@@ -8,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import net.jqwik.api.Example;
 import net.jqwik.api.ForAll;
 import net.jqwik.api.Property;
 import net.jqwik.api.constraints.IntRange;
@@ -72,11 +75,46 @@ class PipelineLoaderFuzzTest {
     @Property
     void everyPipelineFileLoadsOrIsRefusedAsBadInput(@ForAll @IntRange(min = 0, max = 1000) int seedIndex, @ForAll long randomSeed,
                                                      @ForAll @IntRange(min = 0, max = 24) int mutations) throws IOException {
+        check(seedIndex, randomSeed, mutations);
+    }
+
+    /** One input under the contract; true when it loaded, false when it was refused as bad input. */
+    private static boolean check(int seedIndex, long randomSeed, int mutations) throws IOException {
         byte[] input = MUTATOR.mutate(SEEDS.get(seedIndex % SEEDS.size()), randomSeed, mutations);
         Path file = DIR.resolve("pipeline.conf");
         Files.write(file, input);
-        CONTRACT.check(input.length, () -> new PipelineLoader(null).load(file, List.of()), () -> "seed " + seedIndex % SEEDS.size()
+        return CONTRACT.check(input.length, () -> new PipelineLoader(null).load(file, List.of()), () -> "seed " + seedIndex % SEEDS.size()
                 + ", random seed " + randomSeed + ", " + mutations + " mutations: " + ParserContract.describe(input));
+    }
+
+    /**
+     * The second long run's find (344,396 executions in): examples/tiny-dpo.conf with its line 67 grown to
+     * path = "data/units.jsonl"l"l"l"... (11,800 touching pieces, 53,865 bytes in all), which allocated 395 MB
+     * (cap 122 MB) before quoted strings counted as words of their own.
+     */
+    @Example
+    void aValueOfTouchingQuotedStringsIsRefused() throws IOException {
+        assertFalse(check(8, 6381465632522L, 4), "the find is refused as bad input (if it loads, examples/tiny-dpo.conf "
+                + "changed and this no longer replays the find)");
+    }
+
+    /**
+     * The third long run's find (302,374 executions in, on the fix above): the 10,000-key path seed mutated
+     * to a.).\x95a.).\x95... (18,080 bytes, 7,200 keys), which allocated 201 MB (cap 86 MB) and overflowed
+     * the stack while the shape check restarted its key count at each parenthesis.
+     */
+    @Example
+    void aKeyPathWithParenthesesIsRefused() throws IOException {
+        assertFalse(check(13, 3468167L, 18), "the find is refused as bad input");
+    }
+
+    /**
+     * The fourth long run's find (619,556 executions in, on the fixes above): examples/tiny-sft.conf mutated to hold
+     * a quoted "\\u-922", whose code point -2338 made typesafe-config's tokenizer throw an IllegalArgumentException.
+     */
+    @Example
+    void aUnicodeEscapeWithASignIsRefused() throws IOException {
+        assertFalse(check(10, -7457L, 15), "the find is refused as bad input");
     }
 
     @AfterContainer

@@ -114,6 +114,13 @@ class PipelineLoaderTest {
         Path file = Files.writeString(tmp.resolve("path.conf"), "x = 1\na" + ".a".repeat(10_000) + " = 1");
         assertEquals(file + ":2: expected a key path of at most 256 keys (a.b.c has 3), found a longer one",
                 assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of())).getMessage());
+        // parentheses are key text like any other (found by the long fuzz run: a.).a.).a.)... of 7,200 keys, 18 KB,
+        // allocated 201 MB, then overflowed the stack, while the check restarted its count at each parenthesis)
+        Path parens = Files.writeString(tmp.resolve("parens.conf"), "x = 1\ny = 2\n" + "a.).(".repeat(200) + " = 1\n");
+        assertEquals(parens + ":3: expected a key path of at most 256 keys (a.b.c has 3), found a longer one",
+                assertThrows(InputException.class, () -> new PipelineLoader(null).load(parens, List.of())).getMessage());
+        Path fewParens = Files.writeString(tmp.resolve("few-parens.conf"), "a" + ".(b)".repeat(255) + " = 1\n");
+        assertEquals(1, new PipelineLoader(null).load(fewParens, List.of()).config().getInt("a" + ".(b)".repeat(255)));
         // quoted dots and comments are not keys
         Path quoted = Files.writeString(tmp.resolve("quoted.conf"), "x = \"" + ".a".repeat(1_000) + "\"\n# " + "a.".repeat(1000) + "\ny = 2");
         assertEquals(2, new PipelineLoader(null).load(quoted, List.of()).config().getInt("y"));
@@ -123,12 +130,59 @@ class PipelineLoaderTest {
                 .startsWith(nul + ": an include names a path that cannot exist ("));
         // a value of 4,000 words: typesafe-config joins them quadratically (326 MB for 20 KB before this check)
         Path words = Files.writeString(tmp.resolve("words.conf"), "a = 1\nb = 2\nname = " + "rsqr ".repeat(4_000) + "\n");
-        assertEquals(words + ":3: expected a value of at most 256 words on one line (HOCON joins them into one string), "
-                + "found more; quote the text or use a list",
+        assertEquals(words + ":3: expected a value of at most 256 words on one line (HOCON joins them, and the quoted strings, "
+                + "lists and blocks between them, into one value), found more; quote the text or use a list",
                 assertThrows(InputException.class, () -> new PipelineLoader(null).load(words, List.of())).getMessage());
         // 200 words still join, and a list of 1,000 items is no concatenation
         Path fine = Files.writeString(tmp.resolve("fine.conf"), "name = " + "w ".repeat(200) + "\nlist = [" + "1, ".repeat(1000) + "1]");
         assertEquals(1001, new PipelineLoader(null).load(fine, List.of()).config().getList("list").size());
+    }
+
+    @Test
+    void touchingQuotedStringsListsAndBlocksCountAsWordsOfOneValue() throws Exception {
+        // found by the long fuzz run: "data/units.jsonl"l"l"l"... (11,800 pieces, no blank between them, 50 KB on one
+        // line) allocated 395 MB; [1][1]... and {a=1}{a=1}... are joined the same way (10,000 lists: 412 MB)
+        String message = ": expected a value of at most 256 words on one line (HOCON joins them, and the quoted strings, "
+                + "lists and blocks between them, into one value), found more; quote the text or use a list";
+        for (String value : List.of("\"data/units.jsonl\"" + "l\"l\"".repeat(2_000), "\"a\"".repeat(257), "[1]".repeat(257),
+                "{a = 1}".repeat(257), "[1] ".repeat(200) + "\"a\"b".repeat(30))) {
+            Path file = Files.writeString(tmp.resolve("pieces.conf"), "a = 1\n# \"\"\"\"\"\"\"\"\"\"\n\nx = " + value + "\n");
+            assertEquals(file + ":4" + message, assertThrows(InputException.class,
+                    () -> new PipelineLoader(null).load(file, List.of())).getMessage(), value.substring(0, 20));
+        }
+        // 256 pieces are still one value
+        Path fine = Files.writeString(tmp.resolve("fine.conf"), "s = " + "\"a\"".repeat(256) + "\nl = " + "[1]".repeat(256)
+                + "\nx = \"b\"\ny = " + "${x}".repeat(200) + "\n");
+        Config config = new PipelineLoader(null).load(fine, List.of()).config();
+        assertEquals("a".repeat(256), config.getString("s"));
+        assertEquals(256, config.getList("l").size());
+        assertEquals("b".repeat(200), config.getString("y"), "${x} is one piece, not two");
+        // what a block or list holds counts for its own values, not for the value around it
+        Path nested = Files.writeString(tmp.resolve("nested.conf"), "list = [" + "{ a = [1] [2], s = \"x\"y }, ".repeat(300) + "]\n"
+                + "b = { c = " + "\"z\"".repeat(200) + " } " + "{ d = 1 }".repeat(200) + "\n");
+        config = new PipelineLoader(null).load(nested, List.of()).config();
+        assertEquals(300, config.getList("list").size());
+        assertEquals(List.of(1, 2), config.getConfigList("list").get(299).getIntList("a"));
+        assertEquals("xy", config.getConfigList("list").get(299).getString("s"));
+        assertEquals("z".repeat(200), config.getString("b.c"));
+    }
+
+    @Test
+    void aUnicodeEscapeWithoutFourHexDigitsIsBadInputNamingTheLine() throws Exception {
+        // found by the long fuzz run: typesafe-config parses "\\u-922" as the code point -2338 and its tokenizer threw an
+        // IllegalArgumentException (exit 1) instead of a ConfigException
+        for (String escape : List.of("\\u-922", "\\u+922", "\\uZZZZ", "\\u12")) {
+            Path file = Files.writeString(tmp.resolve("escape.conf"), "a = 1\nb = \"x" + escape + "\"\n");
+            assertEquals(file + ":2: expected 4 hex digits after \\u in a quoted string, found '" + escape.replace("12", "12??")
+                    + "'", assertThrows(InputException.class, () -> new PipelineLoader(null).load(file, List.of())).getMessage());
+        }
+        // 4 hex digits, an escaped backslash before a u, and a triple-quoted string (no escapes there) read as before
+        Path fine = Files.writeString(tmp.resolve("fine.conf"), "a = \"\\u00e9\\uD83D\\uDE00\"\nb = \"\\\\u-922\"\n"
+                + "c = \"\"\"\\u-922\"\"\"\n");
+        Config config = new PipelineLoader(null).load(fine, List.of()).config();
+        assertEquals("\u00e9\ud83d\ude00", config.getString("a"));
+        assertEquals("\\u-922", config.getString("b"));
+        assertEquals("\\u-922", config.getString("c"));
     }
 
     @Test

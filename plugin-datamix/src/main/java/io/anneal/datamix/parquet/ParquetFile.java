@@ -31,6 +31,8 @@ public final class ParquetFile implements AutoCloseable {
 
     final Path path;
     final FileChannel channel;
+    /** The file's length in bytes: no page header or page reaches beyond it. */
+    final long size;
     private final FileMetaData meta;
     private final Node root;
 
@@ -97,9 +99,10 @@ public final class ParquetFile implements AutoCloseable {
         }
     }
 
-    private ParquetFile(Path path, FileChannel channel, FileMetaData meta) {
+    private ParquetFile(Path path, FileChannel channel, long size, FileMetaData meta) {
         this.path = path;
         this.channel = channel;
+        this.size = size;
         this.meta = meta;
         List<SchemaElement> schema = meta.getSchema();
         if (schema == null || schema.isEmpty()) {
@@ -157,11 +160,13 @@ public final class ParquetFile implements AutoCloseable {
             readFully(channel, size - 8 - footerLength, footer, 0, footerLength);
             FileMetaData meta;
             try {
-                meta = Util.readFileMetaData(new ByteArrayInputStream(footer));
+                // Thrift allocates a string or list at its claimed length before reading it: no claim may pass the
+                // footer's own length (Util's default allows 100 MB)
+                meta = Util.readFileMetaData(new ByteArrayInputStream(footer), footerLength);
             } catch (IOException | RuntimeException e) {
                 throw new InputException(path + ": expected a Parquet footer, found undecodable bytes: " + e.getMessage(), e);
             }
-            return new ParquetFile(path, channel, meta);
+            return new ParquetFile(path, channel, size, meta);
         } catch (IOException | RuntimeException e) {
             try {
                 channel.close();
