@@ -88,14 +88,17 @@ final class ReferenceLogpCache {
     }
 
     /**
-     * {@code djl <engine> <version>}: the engine the training model runs in; for PyTorch the version
-     * of the libtorch it loaded (2.11.0+cu130 on the GPU machine), not the one DJL's JNI was built for.
+     * {@code djl <engine> <version> (<numerics>)}: the engine the training model runs in (for PyTorch
+     * the version of the libtorch it loaded, 2.11.0+cu130 on the GPU machine, not the one DJL's JNI
+     * was built for) and how the model computes there ({@link CausalLanguageModel#numerics}: log-probs
+     * of the fused bfloat16 path are never read by a float32 reference-path run, nor the other way).
      */
     static String djlEngine(CausalLanguageModel model) {
         ai.djl.engine.Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
         String version = "PyTorch".equals(engine.getEngineName())
                 ? io.anneal.toolkit.device.Libtorch.current().version() : engine.getVersion();
-        return "djl " + engine.getEngineName() + " " + version;
+        String numerics = model.numerics();
+        return "djl " + engine.getEngineName() + " " + version + (numerics.isEmpty() ? "" : " (" + numerics + ")");
     }
 
     /**

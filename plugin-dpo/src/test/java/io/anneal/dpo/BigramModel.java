@@ -19,6 +19,8 @@ final class BigramModel implements CausalLanguageModel {
     final int vocab;
     final float[] initial;
     private final List<NamedParameter> parameters;
+    /** What {@link #numerics} says: a test sets it to stand for another kernel path over the same weights. */
+    String numerics = "";
 
     BigramModel(int vocab, long seed) {
         this.vocab = vocab;
@@ -31,6 +33,11 @@ final class BigramModel implements CausalLanguageModel {
         table.setRequiresGradient(true);
         parameters = List.of(new NamedParameter("table", Parameter.builder().setName("table")
                 .setType(Parameter.Type.WEIGHT).optArray(table).build()));
+    }
+
+    @Override
+    public String numerics() {
+        return numerics;
     }
 
     NDArray table() {

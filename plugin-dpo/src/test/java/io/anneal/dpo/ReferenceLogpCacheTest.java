@@ -1,5 +1,6 @@
 package io.anneal.dpo;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
@@ -192,6 +193,19 @@ class ReferenceLogpCacheTest {
         String engine = engineOf(file);
         assertTrue(engine.startsWith("djl PyTorch "), engine);
         assertEquals("anneal reference log-probs 2\n".length() + 2 + engine.length() + 32 + 8 + 8 * (16 + 16), Files.size(file));
+    }
+
+    @Test
+    void theEngineKeyNamesTheModelsNumericsSoAnotherKernelPathFindsNoFileOfItsOwn() {
+        try (BigramModel reference = new BigramModel(VOCAB, 5); BigramModel fused = new BigramModel(VOCAB, 5)) {
+            fused.numerics = "fused operators, bfloat16 inside";
+            String plain = ReferenceLogpCache.djlEngine(reference);
+            String other = ReferenceLogpCache.djlEngine(fused);
+            assertTrue(plain.startsWith("djl PyTorch ") && !plain.contains("("), plain);
+            assertEquals(plain + " (fused operators, bfloat16 inside)", other);
+            assertArrayEquals(ReferenceLogpCache.referenceHash(reference), ReferenceLogpCache.referenceHash(fused),
+                    "the same weights: only the engine key tells the two apart");
+        }
     }
 
     @Test

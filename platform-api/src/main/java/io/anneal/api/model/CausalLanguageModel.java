@@ -56,6 +56,16 @@ public interface CausalLanguageModel extends AutoCloseable {
         return java.util.Map.of();
     }
 
+    /**
+     * How this model computes beyond its weights (the kernels and compute type, e.g. {@code fused
+     * operators, bfloat16 inside}), for caches of its outputs: two models with the same weights but
+     * different numerics give outputs that differ in rounding, and a cache keyed by the weights alone
+     * would hand one's values to the other. Empty for a model that computes one way only. Since API 1.2.
+     */
+    default String numerics() {
+        return "";
+    }
+
     List<NamedParameter> parameters();
 
     int vocabSize();

@@ -129,6 +129,15 @@ public final class FalconH1Model implements ObservableModel {
         return torchScript != null && torchScript.fused();
     }
 
+    /** The kernels and compute type: fused operators or reference layers (TorchScript or DJL operations). */
+    @Override
+    public String numerics() {
+        if (fused()) {
+            return "fused operators, " + (compute == DataType.FLOAT32 ? "float32" : "bfloat16") + " inside";
+        }
+        return (torchScript != null ? "TorchScript layers, " : "DJL operations, ") + (compute == DataType.FLOAT16 ? "float16" : "float32");
+    }
+
     /** RoPE's inverse frequencies on the model's device, made once for every pass (a capturable pass copies nothing from Java). */
     private NDArray inverseFrequencies() {
         if (inverseFrequencies == null) {
