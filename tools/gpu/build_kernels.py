@@ -1,11 +1,13 @@
 """Builds Anneal's fused operators (plugin-ssm-hybrid/src/main/native) into a plain shared library,
 anneal_ops.so, against the torch of this Python (the libtorch DJL loads on the GPU machine), with
-anneal_ops.json beside it naming the torch, CUDA and GPU architecture it was built for.
+anneal_ops.json beside it naming the sources (a fingerprint), torch, CUDA and GPU architecture it
+was built for.
 
     python3 tools/gpu/build_kernels.py [OUT_DIR]     (default plugin-ssm-hybrid/target/native)
 
 The hybrid plugin finds the library in plugins/ssm-hybrid/native/ or at $ANNEAL_KERNELS.
 """
+import hashlib
 import json
 import os
 import sys
@@ -29,7 +31,20 @@ load(name="anneal_ops",
      extra_cuda_cflags=["-O3", "--use_fast_math"],
      is_python_module=False, with_cuda=True, build_directory=out, verbose=False)
 library = os.path.join(out, "anneal_ops.so")
-info = {"library": "anneal_ops.so", "torch": torch.__version__, "cuda": torch.version.cuda, "arch": arch}
+
+def sources_fingerprint():
+    """SHA-256 over the sources as FusedKernels.sourcesFingerprint() computes it: per file, in this
+    order, its name in UTF-8, a NUL byte, its bytes, a NUL byte. The plugin refuses a library whose
+    record names other sources (a stale build)."""
+    sha = hashlib.sha256()
+    for name in ("anneal_kernels.cu", "anneal_kernels.h", "anneal_ops.cpp"):
+        with open(os.path.join(source, name), "rb") as f:
+            sha.update(name.encode() + b"\0" + f.read() + b"\0")
+    return sha.hexdigest()
+
+
+info = {"library": "anneal_ops.so", "torch": torch.__version__, "cuda": torch.version.cuda, "arch": arch,
+        "sources": sources_fingerprint()}
 with open(os.path.join(out, "anneal_ops.json"), "w") as f:
     json.dump(info, f, indent=2)
 torch.ops.load_library(library)

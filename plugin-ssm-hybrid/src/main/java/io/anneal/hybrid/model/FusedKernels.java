@@ -21,8 +21,9 @@ import java.nio.file.Path;
  * <p>Where the library is: {@code $ANNEAL_KERNELS} (a file), else {@code native/anneal_ops.so}
  * beside this plugin's jar ({@code plugins/ssm-hybrid/native/} in a distribution;
  * {@code plugin-ssm-hybrid/target/native/} in a build tree). {@code tools/gpu/build-kernels.sh}
- * builds it, with {@code anneal_ops.json} naming the torch and GPU architecture it was built for;
- * a library built for another libtorch or GPU is refused with both named, before it is loaded.
+ * builds it, with {@code anneal_ops.json} naming the sources, torch and GPU architecture it was built
+ * for; a library built from other sources or for another libtorch or GPU is refused with both named,
+ * before it is loaded.
  */
 public final class FusedKernels {
     /** The {@code kernels} setting of the model block. */
@@ -104,6 +105,12 @@ public final class FusedKernels {
         } catch (IOException e) {
             return record + " is not readable JSON (" + e.getMessage() + ")";
         }
+        String sources = built.path("sources").asText("");
+        String expected = sourcesFingerprint();
+        if (!sources.equals(expected)) {
+            return library + " was built from other operator sources (fingerprint " + (sources.isEmpty() ? "none" : sources)
+                    + ") than this plugin's (" + expected + "); rebuild it with tools/gpu/build-kernels.sh";
+        }
         String torch = built.path("torch").asText("");
         String engine = engineVersion();
         if (!torch.equals(engine) && !torch.startsWith(engine + "+")) {
@@ -115,6 +122,36 @@ public final class FusedKernels {
             return library + " was built for " + arch + " but GPU " + device.getDeviceId() + " is sm_" + capability;
         }
         return null;
+    }
+
+    /** The operators' source files, as the jar carries them (io/anneal/hybrid/kernels/) and build_kernels.py reads them. */
+    static final java.util.List<String> SOURCES = java.util.List.of("anneal_kernels.cu", "anneal_kernels.h", "anneal_ops.cpp");
+
+    /**
+     * The SHA-256, in hex, over the operators' sources in {@link #SOURCES} order, each as its name in
+     * UTF-8, a NUL byte, its bytes and a NUL byte: what {@code tools/gpu/build_kernels.py} records in
+     * {@code anneal_ops.json} as {@code sources}. A library built from other sources (an older
+     * checkout, an edit not rebuilt) may lack an operator the TorchScript layer calls, or compute
+     * differently: it is refused before it is loaded.
+     */
+    static String sourcesFingerprint() {
+        try {
+            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            for (String name : SOURCES) {
+                try (java.io.InputStream in = FusedKernels.class.getResourceAsStream("/io/anneal/hybrid/kernels/" + name)) {
+                    if (in == null) {
+                        throw new IllegalStateException("the plugin jar lacks io/anneal/hybrid/kernels/" + name);
+                    }
+                    sha.update(name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                    sha.update((byte) 0);
+                    sha.update(in.readAllBytes());
+                    sha.update((byte) 0);
+                }
+            }
+            return java.util.HexFormat.of().formatHex(sha.digest());
+        } catch (IOException | java.security.NoSuchAlgorithmException e) {
+            throw new IllegalStateException("cannot read the operators' sources in the plugin jar: " + e.getMessage(), e);
+        }
     }
 
     /** The version of the libtorch DJL runs (not DJL's JNI version: see {@link Libtorch}). */

@@ -41,12 +41,43 @@ class FusedKernelsTest {
     void aLibraryBuiltForAnotherLibtorchIsRefusedNamingBoth(@TempDir Path dir) throws Exception {
         Path library = dir.resolve(FusedKernels.LIBRARY);
         Files.writeString(library, "not loaded");
-        Files.writeString(dir.resolve("anneal_ops.json"),
-                "{\"torch\": \"1.13.0+cu117\", \"cuda\": \"11.7\", \"arch\": \"sm_80\"}");
+        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"1.13.0+cu117\", \"cuda\": \"11.7\", \"arch\": \"sm_80\", "
+                + "\"sources\": \"" + FusedKernels.sourcesFingerprint() + "\"}");
         String why = FusedKernels.mismatch(library, Device.gpu());
         assertNotNull(why);
         assertTrue(why.contains("built for torch 1.13.0+cu117"), why);
         assertTrue(why.contains("DJL runs libtorch " + FusedKernels.engineVersion()), why);
+    }
+
+    @Test
+    void aLibraryBuiltFromOtherSourcesIsRefusedNamingBothFingerprints(@TempDir Path dir) throws Exception {
+        Path library = dir.resolve(FusedKernels.LIBRARY);
+        Files.writeString(library, "not loaded");
+        String stale = "0".repeat(64);
+        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"" + FusedKernels.engineVersion()
+                + "\", \"arch\": \"sm_90\", \"sources\": \"" + stale + "\"}");
+        String why = FusedKernels.mismatch(library, Device.gpu());
+        assertTrue(why.contains("built from other operator sources (fingerprint " + stale + ")"), why);
+        assertTrue(why.contains("than this plugin's (" + FusedKernels.sourcesFingerprint() + ")"), why);
+        assertTrue(why.endsWith("rebuild it with tools/gpu/build-kernels.sh"), why);
+        // a record from before fingerprints (no "sources") is stale too
+        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"" + FusedKernels.engineVersion() + "\", \"arch\": \"sm_90\"}");
+        assertTrue(FusedKernels.mismatch(library, Device.gpu()).contains("(fingerprint none)"));
+    }
+
+    /**
+     * The fingerprint of the sources the jar carries, against one computed here from the source tree
+     * with the recipe tools/gpu/build_kernels.py follows (name, NUL, bytes, NUL per file, in order).
+     */
+    @Test
+    void theFingerprintIsTheBuildScriptsRecipeOverTheSourceTree() throws Exception {
+        java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+        for (String name : new String[] {"anneal_kernels.cu", "anneal_kernels.h", "anneal_ops.cpp"}) {
+            sha.update((name + "\0").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            sha.update(Files.readAllBytes(Path.of("src/main/native", name)));
+            sha.update(new byte[] {0});
+        }
+        assertEquals(java.util.HexFormat.of().formatHex(sha.digest()), FusedKernels.sourcesFingerprint());
     }
 
     @Test
