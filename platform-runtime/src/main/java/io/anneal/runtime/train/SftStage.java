@@ -738,7 +738,7 @@ final class SftStage implements Stage {
         Path finalDir = context.stageDirectory().resolve(FINAL_MODEL);
         Path temp = context.stageDirectory().resolve(FINAL_MODEL + ".tmp");
         try {
-            CheckpointStore.deleteTree(temp);
+            deleteTemporaryFinals(context.stageDirectory());
             optimizer.useEvaluationWeights();
             try {
                 model.save(temp);
@@ -765,7 +765,7 @@ final class SftStage implements Stage {
             RunFailedException reported = new RunFailedException(label + ": writing the final model to " + finalDir + " failed ("
                     + RunFailedException.reason(e) + "); " + safe, e);
             try {
-                CheckpointStore.deleteTree(temp);
+                deleteTemporaryFinals(context.stageDirectory());
             } catch (IOException cleanup) {
                 reported.addSuppressed(cleanup);
             }
@@ -773,5 +773,23 @@ final class SftStage implements Stage {
         }
         out.println(label + ": final model (step " + finalStep + ") in " + finalDir);
         context.publishModel(finalDir);
+    }
+
+    /**
+     * Removes what an interrupted publication left: {@code final.tmp}, and the model writer's own
+     * temporary folders beside it ({@code final.tmp.tmp<N>}, which a kill inside {@code save} leaves;
+     * found by FaultInjectionIT's random kills).
+     */
+    private static void deleteTemporaryFinals(Path stageDirectory) throws IOException {
+        if (!Files.isDirectory(stageDirectory)) {
+            return;
+        }
+        List<Path> temporaries;
+        try (java.util.stream.Stream<Path> entries = Files.list(stageDirectory)) {
+            temporaries = entries.filter(p -> p.getFileName().toString().startsWith(FINAL_MODEL + ".tmp")).toList();
+        }
+        for (Path temporary : temporaries) {
+            CheckpointStore.deleteTree(temporary);
+        }
     }
 }

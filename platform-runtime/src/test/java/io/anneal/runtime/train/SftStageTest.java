@@ -410,6 +410,23 @@ class SftStageTest {
     }
 
     @Test
+    void aResumedRunRemovesTheTemporaryFoldersOfAPublicationThatWasKilled(@TempDir Path dir) throws Exception {
+        // a SIGKILL inside the model writer leaves its own temporary folder beside final.tmp (FaultInjectionIT's
+        // random kills found final.tmp.tmp<N> left after the resumed run had published final/)
+        TinyLanguageModel.Architecture architecture = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
+        run(new SftFixture(), dir, architecture, false, -1);
+        Files.createDirectories(dir.resolve("final.tmp.tmp7465208931880575323"));
+        Files.writeString(dir.resolve("final.tmp.tmp7465208931880575323/model.safetensors"), "torn");
+        Files.createDirectories(dir.resolve("final.tmp"));
+        TestStageContext resumed = run(new SftFixture(), dir, architecture, true, -1);
+        assertEquals(dir.resolve("final"), resumed.published);
+        try (java.util.stream.Stream<Path> entries = Files.list(dir)) {
+            List<String> left = entries.map(p -> p.getFileName().toString()).filter(n -> n.contains(".tmp")).toList();
+            assertEquals(List.of(), left, "temporary folders left beside final/");
+        }
+    }
+
+    @Test
     void aStopRequestFinishesTheStepWritesACheckpointAndAResumeEndsBitExact(@TempDir Path dir) throws Exception {
         TinyLanguageModel.Architecture a = new TinyLanguageModel.Architecture(SftFixture.VOCAB, 4);
         TestStageContext straight = run(new SftFixture(), dir.resolve("straight"), a, false, -1);
