@@ -6,6 +6,8 @@
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
 #                    peer real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
+# Settings: ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS (micro-batch rows of fused, fused-eager,
+# reference, peer-all), PEER_DIR (the peer kit, default .gpu/peer), DPO_TIMEOUT (seconds, default 560).
 set -u
 parts=" ${*:-quick} "
 [[ $parts == *" quick "* ]] && parts="$parts fwd train torch roundtrip "
