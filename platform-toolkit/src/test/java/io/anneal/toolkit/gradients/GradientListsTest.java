@@ -36,4 +36,26 @@ class GradientListsTest {
             assertEquals(0.0, GradientLists.norm(parameters));
         }
     }
+
+    @Test
+    void aParameterOutsideTheGraphCountsAsZeros() {
+        // a parameter that requires a gradient but that the loss never reached (an unused head, a frozen
+        // branch): DJL attached a gradient to it that backward never wrote
+        try (NDManager m = NDManager.newBaseManager()) {
+            NDArray used = m.create(new float[] {1, 2});
+            NDArray unused = m.create(new float[] {7, 7, 7});
+            used.setRequiresGradient(true);
+            unused.setRequiresGradient(true);
+            try (GradientCollector collector = Engine.getInstance().newGradientCollector()) {
+                collector.backward(used.mul(m.create(new float[] {6, 8})).sum());
+            }
+            List<NDArray> parameters = List.of(used, unused);
+            assertEquals(10.0, GradientLists.norm(parameters), 1e-6); // sqrt(6^2 + 8^2)
+            try (NDArray flat = GradientLists.flatten(parameters)) {
+                assertArrayEquals(new float[] {6, 8, 0, 0, 0}, flat.toFloatArray());
+            }
+            GradientLists.zero(parameters);
+            assertEquals(0.0, GradientLists.norm(parameters));
+        }
+    }
 }
