@@ -141,6 +141,17 @@ def draw(rng, fn, n, seen, held_out):
     return out
 
 
+def draw_pairs(rng, fn, n):
+    """n preference pairs (prompt, chosen, rejected) of one family with unique prompts."""
+    pairs, seen = [], set()
+    while len(pairs) < n:
+        q, prompt, chosen, rejected = fn(rng)
+        if q not in seen:
+            seen.add(q)
+            pairs.append((prompt, chosen, rejected))
+    return pairs
+
+
 def write_jsonl(path, records, gz=False):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
@@ -176,30 +187,17 @@ def main():
         else:
             # facts: the table has 42 distinct questions, all of them in training (memorisation).
             write_jsonl(os.path.join(args.out, name + ".jsonl"), [{"messages": m} for m in train])
-    prefs = []
-    seen = set()
-    while len(prefs) < 300:
-        q, prompt, chosen, rejected = preference(rng)
-        if q not in seen:
-            seen.add(q)
-            prefs.append((prompt, chosen, rejected))
+    prefs = draw_pairs(rng, preference, 300)
     write_jsonl(os.path.join(args.out, "preferences-messages.jsonl"),
                 [{"chosen": p + c, "rejected": p + r} for p, c, r in prefs[:150]])
     write_jsonl(os.path.join(args.out, "preferences-prompt.jsonl"),
                 [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in prefs[150:]])
     # drawn last, so the files above stay byte-identical to the generator without this family
-    formats = []
-    seen = set()
-    while len(formats) < 750:
-        q, prompt, chosen, rejected = format_preference(rng)
-        if q not in seen:
-            seen.add(q)
-            formats.append((prompt, chosen, rejected))
+    formats = draw_pairs(rng, format_preference, 750)
     write_jsonl(os.path.join(args.out, "eval", "preferences-format.jsonl"),
                 [{"chosen": p + c, "rejected": p + r} for p, c, r in formats[:150]])
     write_jsonl(os.path.join(args.out, "preferences-format.jsonl"),
                 [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in formats[150:]])
-
 
 if __name__ == "__main__":
     main()
