@@ -76,9 +76,10 @@ def conv_reference(x, w, bias, seq):
     return F.silu(out)
 
 
-def test_conv(dtype, packed):
+def test_conv(dtype, packed, k=4):
+    """k picks the kernel's register window: 2, 4 (widths 3 and 4) or 8 (5 to 8)."""
     torch.manual_seed(1)
-    b, t, c, k = 2, 77, 40, 4
+    b, t, c = 2, 77, 40
     x = torch.randn(b, t, c, device="cuda")
     w = torch.randn(c, 1, k, device="cuda") * 0.5
     bias = torch.randn(c, device="cuda")
@@ -90,7 +91,7 @@ def test_conv(dtype, packed):
     xo, wo, bo = leaves(x.to(dtype), w, bias)
     out = torch.ops.anneal.causal_conv1d_silu(xo, wo, bo, seq)
     out.backward(gout.to(dtype))
-    compare(f"causal_conv1d_silu{' packed' if packed else ''}", dtype,
+    compare(f"causal_conv1d_silu K={k}{' packed' if packed else ''}", dtype,
             [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
 
 
@@ -216,6 +217,52 @@ def test_lm_head(dtype):
     compare("lm_head_cross_entropy chunk=128", dtype, pairs)
 
 
+# ---------------------------------------------------------------- silu(gate) * up
+def test_silu_mul(dtype, strided):
+    """silu_mul against silu(gate) * up in float64; with `strided` the gate is a slice of a wider
+    tensor, as the Mamba gate is a slice of the input projection."""
+    torch.manual_seed(7)
+    rows, width = 37, 96
+    wide = torch.randn(2, rows, width + 40, device="cuda") * 3
+    up = torch.randn(2, rows, width, device="cuda")
+    gr, ur = leaves(wide[..., :width].double(), up.double())
+    ref = F.silu(gr) * ur
+    gout = torch.randn_like(ref)
+    ref.backward(gout)
+    wide_op = wide.to(dtype).requires_grad_(True)
+    up_op = up.to(dtype).requires_grad_(True)
+    gate_op = wide_op[..., :width] if strided else wide_op[..., :width].detach().clone().requires_grad_(True)
+    out = torch.ops.anneal.silu_mul(gate_op, up_op)
+    out.backward(gout.to(dtype))
+    dgate = wide_op.grad[..., :width] if strided else gate_op.grad
+    compare(f"silu_mul {'gate a strided view' if strided else 'contiguous'}", dtype,
+            [("out", out, ref), ("dgate", dgate, gr.grad), ("dup", up_op.grad, ur.grad)])
+
+
+# ---------------------------------------------------------------- RoPE
+def test_rope(dtype, per_row):
+    """rope against transformers' rotate_half form in float64, on x [b, t, h, d]; with `per_row` the
+    angles differ per row (positions restarting in packed rows), else one row of angles for all."""
+    torch.manual_seed(8)
+    b, t, h, d = 3, 50, 4, 32
+    x = torch.randn(b, t, h, d, device="cuda")
+    positions = torch.randint(0, 400, (b if per_row else 1, t), device="cuda").float()
+    inv = 1.0 / (10000 ** (torch.arange(0, d, 2, device="cuda").float() / d))
+    emb = torch.cat([positions[..., None] * inv] * 2, -1)[:, None]        # [B, 1, t, d]
+    cos, sin = emb.cos(), emb.sin()
+    (xr,) = leaves(x.double())
+    xt = xr.transpose(1, 2)                                                  # [b, h, t, d], as transformers
+    rotated = torch.cat([-xt[..., d // 2:], xt[..., : d // 2]], -1)
+    ref = (xt * cos.double() + rotated * sin.double()).transpose(1, 2)
+    gout = torch.randn_like(ref)
+    ref.backward(gout)
+    (xo,) = leaves(x.to(dtype))
+    out = torch.ops.anneal.rope(xo, cos, sin)
+    out.backward(gout.to(dtype))
+    compare(f"rope {'angles per row' if per_row else 'one row of angles'}", dtype,
+            [("out", out, ref), ("dx", xo.grad, xr.grad)])
+
+
 def test_layer_head():
     """The fused TorchScript layer's head (FalconH1FusedLayer.torchscript, compiled as Anneal does):
     its mean_logit against the mean over the vocabulary of logits computed in full, in float64 from
@@ -297,6 +344,12 @@ def timings(rows):
     timed(f"lm_head_cross_entropy {b * t}x1024 -> 32768 bf16 chunk 4096",
           lambda: torch.ops.anneal.lm_head_cross_entropy(hid, head, labels, 1.0, 4096)[0].sum().backward())
 
+    gate_up = torch.randn(b * t, 2 * 3072, device="cuda", dtype=bf, requires_grad=True)
+    timed(f"silu_mul {b * t}x3072 bf16 (gate and up views of one projection)",
+          lambda: torch.ops.anneal.silu_mul(gate_up[:, :3072], gate_up[:, 3072:]).sum().backward())
+    timed(f"up * silu(gate) in ATen {b * t}x3072 bf16",
+          lambda: (gate_up[:, 3072:] * F.silu(gate_up[:, :3072])).sum().backward())
+
     def unfused_head():
         logits = (hid @ head.t()).float()
         torch.log_softmax(logits, -1).gather(1, labels.unsqueeze(1)).sum().backward()
@@ -315,11 +368,15 @@ def main():
     print(results["build_info"], "on", results["device"])
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
         for packed in (False, True):
-            test_conv(dtype, packed)
+            for k in (2, 3, 4, 6):
+                test_conv(dtype, packed, k)
             test_ssd(dtype, packed)
             test_ssd(dtype, packed, g=1)   # one group: the state GEMMs read the token layout without a copy
         test_ssd(dtype, True, t=64, chunk=64)
         test_ssd(dtype, True, t=100, chunk=48)   # a chunk that is no multiple of 32: the composed mixing
+        # the mixing backward's row groups: 16 and 32 threads a row (the model's 128, Mamba-2's 256)
+        test_ssd(dtype, True, t=300, chunk=128)
+        test_ssd(dtype, False, t=600, chunk=256, g=1)
         test_ssd_skip(dtype, packed=True)
         test_ssd_skip(dtype, packed=False, g=1, p=8)    # one lane per token-head: no shuffles
         test_ssd_skip(dtype, packed=True, t=100, chunk=48, p=16)
@@ -330,6 +387,12 @@ def main():
             test_gated_norm(dtype, before, 1)
         test_gated_norm(dtype, False, 4)
         test_lm_head(dtype)
+        test_silu_mul(dtype, strided=False)
+        test_silu_mul(dtype, strided=True)
+        test_rope(dtype, per_row=True)
+        test_rope(dtype, per_row=False)
+    # more chunks than a state-passing backward block sums at once (kPassSegment = 256)
+    test_ssd(torch.float32, True, t=32 * 258, chunk=32)
     test_layer_head()
     timings(args.rows)
     results["failures"] = failures

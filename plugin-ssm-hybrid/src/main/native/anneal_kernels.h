@@ -77,6 +77,24 @@ template <typename T>
 void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, const T* g_tokens, const T* g_heads,
                                 T* dx, float* ddt, int batch, int time, int heads, int p, int q, cudaStream_t stream);
 
+/** RoPE (rotate_half) of x [b, t, h, dim] contiguous with cos, sin [cos_rows, 1, t, dim] float32 (cos_rows 1 or b),
+ * or with `backward` its gradient from the output gradient in x's place; dim a multiple of 16, 16-byte aligned x. */
+template <typename T>
+void rope_apply(const T* x, const float* cos, const float* sin, T* out, int batch, int time, int heads, int dim,
+                int cos_rows, bool backward, cudaStream_t stream);
+
+/** out [rows, width] = silu(gate) * up, gate and up rows `gate_row` / `up_row` elements apart; needs
+ * silu_mul_supported (width a multiple of 8, 16-byte aligned rows). */
+template <typename T>
+void silu_mul_forward(const T* gate, int64_t gate_row, const T* up, int64_t up_row, T* out, int64_t rows, int width,
+                      cudaStream_t stream);
+/** Its gradients dgate and dup [rows, width] from grad [rows, width]. */
+template <typename T>
+void silu_mul_backward(const T* gate, int64_t gate_row, const T* up, int64_t up_row, const T* grad, T* dgate, T* dup,
+                       int64_t rows, int width, cudaStream_t stream);
+bool silu_mul_supported(int width, int64_t gate_row, int64_t up_row, int element_size,
+                        std::initializer_list<const void*> pointers);
+
 /** out[i, j] = x[i, j] * s[i] over rows of `width` elements (float32 products). */
 template <typename TX, typename TO>
 void row_scale_forward(const TX* x, const float* s, TO* out, int64_t rows, int width, cudaStream_t stream);

@@ -11,6 +11,8 @@
 //   ssd_scan_skip          the same plus the skip connection x D, in x's type
 //   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
 //                          float32 logits are ever materialised; backward recomputes each chunk
+//   silu_mul               silu(gate) * up (SwiGLU, the Mamba output gate), one pass each way
+//   rope                   rotary position embedding (rotate_half), one pass each way
 //
 //   graph_*                capture the calling thread's GPU work (a whole training step: forward,
 //                          autograd backward, optimizer) as CUDA graphs and replay them
@@ -653,6 +655,119 @@ Tensor ssd_scan_skip(const Tensor& x, const Tensor& dt, const Tensor& a, const T
 }
 
 // ---------------------------------------------------------------------------------------------
+// silu_mul(gate [..., W], up [..., W]) -> silu(gate) * up [..., W] in their type: the SwiGLU of the
+// MLP and the Mamba output gate, one pass each way (anneal_kernels.cu). Either input may be a view
+// whose rows are evenly spaced (the Mamba gate is a slice of the input projection): no copy.
+// ---------------------------------------------------------------------------------------------
+// The elements between consecutive rows of x viewed as [rows, W], or -1 when its rows are not
+// evenly spaced with contiguous elements.
+int64_t row_stride(const Tensor& x) {
+  int64_t n = x.dim();
+  if (n < 1 || x.stride(n - 1) != 1) return -1;
+  if (n == 1) return x.size(0);
+  for (int64_t k = 0; k + 2 < n; k++) {
+    if (x.size(k) != 1 && x.stride(k) != x.stride(k + 1) * x.size(k + 1)) return -1;
+  }
+  return x.stride(n - 2);
+}
+
+struct SiluMul : torch::autograd::Function<SiluMul> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up) {
+    int64_t width = gate.size(-1), rows = width == 0 ? 0 : gate.numel() / width;
+    Tensor g = row_stride(gate) < 0 ? gate.contiguous() : gate;
+    Tensor u = row_stride(up) < 0 ? up.contiguous() : up;
+    Tensor out = at::empty(gate.sizes(), gate.options());
+    c10::cuda::CUDAGuard guard(gate.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(g, "silu_mul", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::silu_mul_forward<T>(ptr<T>(g), row_stride(g), ptr<T>(u), row_stride(u), ptr<T>(out), rows, (int) width,
+                                  stream);
+    });
+    ctx->save_for_backward({g, u});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor g = saved[0], u = saved[1];
+    if (!grads[0].defined()) return {Tensor(), Tensor()};
+    Tensor d = grads[0].to(g.scalar_type()).contiguous();
+    int64_t width = g.size(-1), rows = width == 0 ? 0 : g.numel() / width;
+    Tensor dgate = at::empty(g.sizes(), g.options()), dup = at::empty(u.sizes(), u.options());
+    c10::cuda::CUDAGuard guard(g.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(g, "silu_mul", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::silu_mul_backward<T>(ptr<T>(g), row_stride(g), ptr<T>(u), row_stride(u), ptr<T>(d), ptr<T>(dgate),
+                                   ptr<T>(dup), rows, (int) width, stream);
+    });
+    return {dgate, dup};
+  }
+};
+
+Tensor silu_mul(const Tensor& gate, const Tensor& up) {
+  TORCH_CHECK(gate.sizes() == up.sizes() && gate.scalar_type() == up.scalar_type(), "anneal::silu_mul: expected gate "
+              "and up of one shape and type, found ", gate.sizes(), " ", gate.scalar_type(), " and ", up.sizes(), " ",
+              up.scalar_type());
+  bool kernel = gate.is_cuda() && gate.dim() >= 1 && row_stride(gate) >= 0 && row_stride(up) >= 0 &&
+                anneal::silu_mul_supported((int) gate.size(-1), row_stride(gate), row_stride(up),
+                                           (int) gate.element_size(), {gate.data_ptr(), up.data_ptr()});
+  if (!kernel) return at::silu(gate) * up;
+  return SiluMul::apply(gate, up);
+}
+
+// ---------------------------------------------------------------------------------------------
+// rope(x [b,t,h,d], cos [B,1,t,d], sin [B,1,t,d]) -> x rotated (rotate_half form) in x's type, B = 1 or b,
+// cos and sin float32 and constant (no gradient): one pass each way (anneal_kernels.cu, rope_apply).
+// x is the projection's [b,t,h,d] view; the caller transposes the result for attention.
+// ---------------------------------------------------------------------------------------------
+struct Rope : torch::autograd::Function<Rope> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& cos, const Tensor& sin) {
+    Tensor xc = x.contiguous(), cc = cos.contiguous(), sc = sin.contiguous();
+    Tensor out = at::empty_like(xc);
+    rotate(xc, cc, sc, out, false);
+    ctx->save_for_backward({cc, sc});
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
+    Tensor g = grads[0].contiguous();
+    Tensor dx = at::empty_like(g);
+    rotate(g, saved[0], saved[1], dx, true);
+    return {dx, Tensor(), Tensor()};
+  }
+
+  static void rotate(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& out, bool backward) {
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(x, "rope", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::rope_apply<T>(ptr<T>(x), cos.data_ptr<float>(), sin.data_ptr<float>(), ptr<T>(out), (int) x.size(0),
+                            (int) x.size(1), (int) x.size(2), (int) x.size(3), (int) cos.size(0), backward, stream);
+    });
+  }
+};
+
+Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
+  TORCH_CHECK(x.dim() == 4 && cos.dim() == 4 && sin.sizes() == cos.sizes() && cos.size(1) == 1 &&
+              cos.size(2) == x.size(1) && cos.size(3) == x.size(3) && (cos.size(0) == 1 || cos.size(0) == x.size(0)),
+              "anneal::rope: expected x [b,t,h,d] and cos, sin [1 or b, 1, t, d], found ", x.sizes(), " and ",
+              cos.sizes());
+  int64_t d = x.size(3);
+  bool kernel = x.is_cuda() && d % 16 == 0 && cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat &&
+                x.is_contiguous() && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
+  if (!kernel) {  // transformers' rotate_half, in x's type, with the angles broadcast over the heads
+    Tensor c = cos.transpose(1, 2).to(x.scalar_type()), s = sin.transpose(1, 2).to(x.scalar_type());
+    Tensor rotated = at::cat({x.narrow(3, d / 2, d / 2).neg(), x.narrow(3, 0, d / 2)}, 3);
+    return x * c + rotated * s;
+  }
+  return Rope::apply(x, cos, sin);
+}
+
+// ---------------------------------------------------------------------------------------------
 // lm_head_cross_entropy(hidden [N,D], weight [V,D], labels [N], scale, chunk) -> (log_prob [N], correct [N])
 //
 // log_prob_i = log softmax(scale * hidden_i W^T)[label_i] (0 where label_i = -100), correct_i = 1
@@ -808,6 +923,8 @@ TORCH_LIBRARY(anneal, m) {
   m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk) -> Tensor");
   m.def("ssd_scan_skip(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? seq_idx, int chunk) -> Tensor");
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
+  m.def("silu_mul(Tensor gate, Tensor up) -> Tensor");
+  m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
   m.def("graph_begin(Tensor anchor) -> int", &graph_begin);
@@ -824,4 +941,6 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("ssd_scan", &ssd_scan);
   m.impl("ssd_scan_skip", &ssd_scan_skip);
   m.impl("lm_head_cross_entropy", &lm_head_cross_entropy);
+  m.impl("silu_mul", &silu_mul);
+  m.impl("rope", &rope);
 }
