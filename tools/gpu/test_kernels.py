@@ -76,8 +76,9 @@ def conv_reference(x, w, bias, seq):
     return F.silu(out)
 
 
-def test_conv(dtype, packed, k=4):
-    """k picks the kernel's register window: 2, 4 (widths 3 and 4) or 8 (5 to 8)."""
+def test_conv(dtype, packed, k=4, strided=False):
+    """k picks the kernel's register window: 2, 4 (widths 3 and 4) or 8 (5 to 8); with `strided` x
+    is a slice of a wider tensor, as the fused layer passes a slice of the input projection."""
     torch.manual_seed(1)
     b, t, c = 2, 77, 40
     x = torch.randn(b, t, c, device="cuda")
@@ -88,11 +89,18 @@ def test_conv(dtype, packed, k=4):
     ref = conv_reference(xr, wr.view(c, k), br, seq)
     gout = torch.randn_like(ref)
     ref.backward(gout)
-    xo, wo, bo = leaves(x.to(dtype), w, bias)
+    wide = torch.cat([torch.randn(b, t, 8, device="cuda"), x, torch.randn(b, t, 16, device="cuda")], -1)
+    wo, bo = leaves(w, bias)
+    if strided:
+        (wide_o,) = leaves(wide.to(dtype))
+        xo = wide_o[..., 8:8 + c]
+    else:
+        (xo,) = leaves(x.to(dtype))
     out = torch.ops.anneal.causal_conv1d_silu(xo, wo, bo, seq)
     out.backward(gout.to(dtype))
-    compare(f"causal_conv1d_silu K={k}{' packed' if packed else ''}", dtype,
-            [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
+    dx = wide_o.grad[..., 8:8 + c] if strided else xo.grad
+    compare(f"causal_conv1d_silu K={k}{' packed' if packed else ''}{' x a strided view' if strided else ''}", dtype,
+            [("out", out, ref), ("dx", dx, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
 
 
 # ---------------------------------------------------------------- gated RMSNorm
@@ -239,6 +247,36 @@ def test_silu_mul(dtype, strided):
             [("out", out, ref), ("dgate", dgate, gr.grad), ("dup", up_op.grad, ur.grad)])
 
 
+# ---------------------------------------------------------------- the residual stream's RMSNorm
+def test_residual_norm(dtype, add, width, rows=37):
+    """rms_norm (x float32 -> the norm in dtype) and add_rms_norm (x + a + b float32 and its norm)
+    against FalconH1RMSNorm in float64: s r w, r = 1 / sqrt(mean(s^2) + eps); every gradient, the
+    sum's own upstream gradient included. Widths over 4096 take the composed form."""
+    torch.manual_seed(9)
+    eps = 1e-5
+    x = torch.randn(2, rows, width, device="cuda") * 2
+    a = torch.randn(2, rows, width, device="cuda")
+    b = torch.randn(2, rows, width, device="cuda") * 0.5
+    w = torch.rand(width, device="cuda") + 0.5
+    xr, ar, br, wr = leaves(x.double(), a.to(dtype).double(), b.to(dtype).double(), w.double())
+    s = xr + ar + br if add else xr
+    ref = s * torch.rsqrt(s.pow(2).mean(-1, keepdim=True) + eps) * wr
+    gout, gsum = torch.randn_like(ref), torch.randn_like(ref)
+    ((ref * gout).sum() + ((s * gsum).sum() if add else 0)).backward()
+    xo, ao, bo, wo = leaves(x, a.to(dtype), b.to(dtype), w)
+    if add:
+        sum_o, out = torch.ops.anneal.add_rms_norm(xo, ao, bo, wo, eps)
+        ((out.double() * gout).sum() + (sum_o.double() * gsum).sum()).backward()
+        pairs = [("sum", sum_o, s), ("out", out, ref), ("dx", xo.grad, xr.grad), ("da", ao.grad, ar.grad),
+                 ("db", bo.grad, br.grad), ("dw", wo.grad, wr.grad)]
+    else:
+        out = torch.ops.anneal.rms_norm(xo, wo, eps, {torch.float32: 6, torch.float16: 5, torch.bfloat16: 15}[dtype])
+        (out.double() * gout).sum().backward()
+        pairs = [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad)]
+    assert out.dtype == dtype, f"the norm came back in {out.dtype}, not {dtype}"
+    compare(f"{'add_rms_norm' if add else 'rms_norm'} width={width}", dtype, pairs)
+
+
 # ---------------------------------------------------------------- RoPE
 def test_rope(dtype, per_row):
     """rope against transformers' rotate_half form in float64, on x [b, t, h, d]; with `per_row` the
@@ -350,6 +388,22 @@ def timings(rows):
     timed(f"up * silu(gate) in ATen {b * t}x3072 bf16",
           lambda: (gate_up[:, 3072:] * F.silu(gate_up[:, :3072])).sum().backward())
 
+    residual = torch.randn(b * t, 1024, device="cuda", requires_grad=True)
+    branch_a = torch.randn(b * t, 1024, device="cuda", dtype=bf, requires_grad=True)
+    branch_b = torch.randn(b * t, 1024, device="cuda", dtype=bf, requires_grad=True)
+    norm_w = torch.ones(1024, device="cuda", requires_grad=True)
+
+    def fused_residual():
+        total, normed = torch.ops.anneal.add_rms_norm(residual, branch_a, branch_b, norm_w, 1e-5)
+        (total.sum() + normed.float().sum()).backward()
+
+    def composed_residual():   # the fused layer before add_rms_norm
+        total = residual + branch_a + branch_b
+        normed = torch.rms_norm(total, [1024], norm_w, 1e-5).to(bf)
+        (total.sum() + normed.float().sum()).backward()
+    timed(f"add_rms_norm {b * t}x1024 float32 residual, bf16 branches and norm", fused_residual)
+    timed(f"x + a + b, rms_norm, cast in ATen {b * t}x1024", composed_residual)
+
     def unfused_head():
         logits = (hid @ head.t()).float()
         torch.log_softmax(logits, -1).gather(1, labels.unsqueeze(1)).sum().backward()
@@ -370,6 +424,7 @@ def main():
         for packed in (False, True):
             for k in (2, 3, 4, 6):
                 test_conv(dtype, packed, k)
+            test_conv(dtype, packed, strided=True)
             test_ssd(dtype, packed)
             test_ssd(dtype, packed, g=1)   # one group: the state GEMMs read the token layout without a copy
         test_ssd(dtype, True, t=64, chunk=64)
@@ -390,6 +445,9 @@ def main():
         test_silu_mul(dtype, strided=False)
         test_silu_mul(dtype, strided=True)
         test_rope(dtype, per_row=True)
+        for add in (False, True):
+            for width in (1024, 96, 2056, 4104):   # one, one partial, three (of four) slots; composed
+                test_residual_norm(dtype, add, width)
         test_rope(dtype, per_row=False)
     # more chunks than a state-passing backward block sums at once (kPassSegment = 256)
     test_ssd(torch.float32, True, t=32 * 258, chunk=32)

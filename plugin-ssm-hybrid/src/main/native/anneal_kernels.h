@@ -6,15 +6,16 @@
 
 namespace anneal {
 
+/** x's rows (b, t) are x_row elements apart (a slice of the input projection); out, dout and dx are contiguous. */
 template <typename T>
-void conv1d_silu_forward(const T* x, const float* w, const float* bias, const int64_t* seq, T* out, int batch,
-                         int time, int channels, int kernel, cudaStream_t stream);
+void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq, T* out,
+                         int batch, int time, int channels, int kernel, cudaStream_t stream);
 /** Rows of the weight- and bias-gradient partials the backward kernel writes. */
 int conv1d_silu_partials(int batch, int time);
 template <typename T>
-void conv1d_silu_backward(const T* x, const float* w, const float* bias, const int64_t* seq, const T* dout, T* dx,
-                          float* dw_partial, float* db_partial, int batch, int time, int channels, int kernel,
-                          cudaStream_t stream);
+void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq,
+                          const T* dout, T* dx, float* dw_partial, float* db_partial, int batch, int time,
+                          int channels, int kernel, cudaStream_t stream);
 
 template <typename TY, typename TZ>
 void gated_rms_norm_forward(const TY* y, const TZ* z, const float* w, TZ* out, float* rstd, int64_t rows, int width,
@@ -82,6 +83,19 @@ void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, cons
 template <typename T>
 void rope_apply(const T* x, const float* cos, const float* sin, T* out, int batch, int time, int heads, int dim,
                 int cos_rows, bool backward, cudaStream_t stream);
+
+/** The residual stream's RMSNorm: out [rows, width] (T) = s r w with s = x (+ a + b when a is given, then written to
+ * `sum`), r = rsqrt(mean(s^2) + eps) written to rstd [rows]; x, sum, w float32. Needs residual_norm_supported. */
+template <typename T>
+void residual_norm_forward(const float* x, const T* a, const T* b, const float* w, float* sum, T* out, float* rstd,
+                           int64_t rows, int width, float eps, cudaStream_t stream);
+/** Its gradients: ds = dsum (or 0 when null) + the norm's, also into da and db (T) when given; weight-gradient
+ * partials dw_partial [residual_norm_partials(rows), width] for the caller to sum. */
+template <typename T>
+void residual_norm_backward(const float* s, const float* w, const float* rstd, const T* dout, const float* dsum,
+                            float* ds, T* da, T* db, float* dw_partial, int64_t rows, int width, cudaStream_t stream);
+int residual_norm_partials(int64_t rows);
+bool residual_norm_supported(int width, std::initializer_list<const void*> pointers);
 
 /** out [rows, width] = silu(gate) * up, gate and up rows `gate_row` / `up_row` elements apart; needs
  * silu_mul_supported (width a multiple of 8, 16-byte aligned rows). */

@@ -12,6 +12,8 @@
 //   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
 //                          float32 logits are ever materialised; backward recomputes each chunk
 //   silu_mul               silu(gate) * up (SwiGLU, the Mamba output gate), one pass each way
+//   rms_norm, add_rms_norm the float32 residual stream's RMSNorm into the compute type, the second
+//                          after adding the layer's two branches; one pass each way
 //   rope                   rotary position embedding (rotate_half), one pass each way
 //
 //   graph_*                capture the calling thread's GPU work (a whole training step: forward,
@@ -68,6 +70,18 @@ T* ptr(const Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
 const float* float_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 const int64_t* long_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<int64_t>() : nullptr; }
 
+// The elements between consecutive rows of x viewed as [rows, W], or -1 when its rows are not
+// evenly spaced with contiguous elements.
+int64_t row_stride(const Tensor& x) {
+  int64_t n = x.dim();
+  if (n < 1 || x.stride(n - 1) != 1) return -1;
+  if (n == 1) return x.size(0);
+  for (int64_t k = 0; k + 2 < n; k++) {
+    if (x.size(k) != 1 && x.stride(k) != x.stride(k + 1) * x.size(k + 1)) return -1;
+  }
+  return x.stride(n - 2);
+}
+
 void check_cuda(const Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.is_cuda(), "anneal::", op, ": ", name, " must be a CUDA tensor (the reference path serves the CPU)");
 }
@@ -83,7 +97,8 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     check_cuda(x, "causal_conv1d_silu", "x");
     TORCH_CHECK(x.dim() == 3, "anneal::causal_conv1d_silu: x must be [batch, time, channels], found ", x.sizes());
     int64_t channels = x.size(2);
-    Tensor xc = x.contiguous();
+    // x is a slice of the input projection: read in place when its rows are evenly spaced
+    Tensor xc = row_stride(x) >= 0 ? x : x.contiguous();
     Tensor w = weight.reshape({channels, -1}).to(at::kFloat).contiguous();
     TORCH_CHECK(w.size(1) <= 8, "anneal::causal_conv1d_silu: kernel width at most 8, found ", w.size(1));
     Tensor b = has_bias ? bias.to(at::kFloat).contiguous() : Tensor();
@@ -91,12 +106,12 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     if (s.defined()) {
       TORCH_CHECK(s.sizes() == x.sizes().slice(0, 2), "anneal::causal_conv1d_silu: seq_idx must be [batch, time]");
     }
-    Tensor out = at::empty_like(xc);
+    Tensor out = at::empty(xc.sizes(), xc.options());
     c10::cuda::CUDAGuard guard(x.device());
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(xc, "causal_conv1d_silu", [&](auto tag) {
       using T = decltype(tag);
-      anneal::conv1d_silu_forward<T>(ptr<T>(xc), w.data_ptr<float>(), float_or_null(b), long_or_null(s), ptr<T>(out),
+      anneal::conv1d_silu_forward<T>(ptr<T>(xc), row_stride(xc), w.data_ptr<float>(), float_or_null(b), long_or_null(s), ptr<T>(out),
                                      (int) x.size(0), (int) x.size(1), (int) channels, (int) w.size(1), stream);
     });
     ctx->save_for_backward({xc, weight, bias});
@@ -114,8 +129,9 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     Tensor w = weight.reshape({channels, -1}).to(at::kFloat).contiguous();
     int64_t kernel = w.size(1);
     Tensor b = has_bias ? bias.to(at::kFloat).contiguous() : Tensor();
-    Tensor dout = grads[0].defined() ? grads[0].to(xc.scalar_type()).contiguous() : at::zeros_like(xc);
-    Tensor dx = at::empty_like(xc);
+    Tensor dout = grads[0].defined() ? grads[0].to(xc.scalar_type()).contiguous()
+                                     : at::zeros(xc.sizes(), xc.options());
+    Tensor dx = at::empty(xc.sizes(), xc.options());
     int partials = anneal::conv1d_silu_partials((int) batch, (int) time);
     Tensor dw = at::empty({partials, channels, kernel}, xc.options().dtype(at::kFloat));
     Tensor db = at::empty({partials, channels}, xc.options().dtype(at::kFloat));
@@ -123,7 +139,7 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(xc, "causal_conv1d_silu", [&](auto tag) {
       using T = decltype(tag);
-      anneal::conv1d_silu_backward<T>(ptr<T>(xc), w.data_ptr<float>(), float_or_null(b), long_or_null(s),
+      anneal::conv1d_silu_backward<T>(ptr<T>(xc), row_stride(xc), w.data_ptr<float>(), float_or_null(b), long_or_null(s),
                                       ptr<T>(dout), ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
                                       (int) batch, (int) time, (int) channels, (int) kernel, stream);
     });
@@ -655,21 +671,142 @@ Tensor ssd_scan_skip(const Tensor& x, const Tensor& dt, const Tensor& a, const T
 }
 
 // ---------------------------------------------------------------------------------------------
+// The residual stream's RMSNorm (anneal_kernels.cu, residual_norm_*), one pass each way:
+//   rms_norm(x [..., D] float32, weight [D], eps, dtype) -> the norm in dtype (the compute type);
+//   add_rms_norm(x, a, b, weight, eps) -> (s = x + a + b float32, the norm of s in a's type), a and b
+//   the layer's two branch outputs. Widths over 4096 or unaligned rows take the composed form.
+// ---------------------------------------------------------------------------------------------
+// t itself when its data starts on a 16-byte boundary (the kernels' vector accesses), else a copy.
+Tensor aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 ? t : t.clone(); }
+
+struct ResidualShape {
+  int64_t rows, width;
+  explicit ResidualShape(const Tensor& x) : rows(x.size(-1) == 0 ? 0 : x.numel() / x.size(-1)), width(x.size(-1)) {}
+};
+
+// The backward both forms share: ds (float32) = dsum + the norm's gradient, da = db = ds in the compute type when
+// `branches`, and the weight's gradient.
+variable_list residual_norm_grads(const Tensor& s, const Tensor& weight, const Tensor& rstd, const Tensor& dout_in,
+                                  const Tensor& dsum_in, at::ScalarType type, bool branches) {
+  ResidualShape shape(s);
+  Tensor w = weight.to(at::kFloat).contiguous();
+  Tensor dout = dout_in.defined() ? aligned(dout_in.to(type).contiguous()) : at::zeros(s.sizes(), s.options().dtype(type));
+  Tensor dsum = dsum_in.defined() ? aligned(dsum_in.to(at::kFloat).contiguous()) : Tensor();
+  Tensor ds = at::empty_like(s);
+  Tensor da = branches ? at::empty(s.sizes(), s.options().dtype(type)) : Tensor();
+  Tensor db = branches ? at::empty(s.sizes(), s.options().dtype(type)) : Tensor();
+  Tensor dw = at::empty({anneal::residual_norm_partials(shape.rows), shape.width}, s.options());
+  c10::cuda::CUDAGuard guard(s.device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_type(dout, "rms_norm", [&](auto tag) {
+    using T = decltype(tag);
+    anneal::residual_norm_backward<T>(s.data_ptr<float>(), w.data_ptr<float>(), rstd.data_ptr<float>(), ptr<T>(dout),
+                                      dsum.defined() ? dsum.data_ptr<float>() : nullptr, ds.data_ptr<float>(),
+                                      branches ? ptr<T>(da) : nullptr, branches ? ptr<T>(db) : nullptr,
+                                      dw.data_ptr<float>(), shape.rows, (int) shape.width, stream);
+  });
+  return {ds, da, db, dw.sum(0).to(weight.scalar_type())};
+}
+
+// The forward both forms share: the norm of x (+ a + b, then written to sum) in `type`, rstd per row.
+Tensor residual_norm_run(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& weight, double eps,
+                         at::ScalarType type, const Tensor& sum, const Tensor& rstd) {
+  ResidualShape shape(x);
+  Tensor w = weight.to(at::kFloat).contiguous();
+  Tensor out = at::empty(x.sizes(), x.options().dtype(type));
+  c10::cuda::CUDAGuard guard(x.device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_type(out, "rms_norm", [&](auto tag) {
+    using T = decltype(tag);
+    anneal::residual_norm_forward<T>(x.data_ptr<float>(), a.defined() ? ptr<T>(a) : nullptr,
+                                     b.defined() ? ptr<T>(b) : nullptr, w.data_ptr<float>(),
+                                     sum.defined() ? sum.data_ptr<float>() : nullptr, ptr<T>(out),
+                                     rstd.data_ptr<float>(), shape.rows, (int) shape.width, (float) eps, stream);
+  });
+  return out;
+}
+
+// Whether the kernels serve x (float32, contiguous) and the branches: contiguous, x's shape, 16-byte aligned.
+bool residual_norm_kernel(const Tensor& x, std::initializer_list<const Tensor*> branches) {
+  int width = x.dim() < 1 ? 0 : (int) x.size(-1);
+  if (!x.is_cuda() || x.scalar_type() != at::kFloat || !x.is_contiguous() || width == 0 ||
+      !anneal::residual_norm_supported(width, {x.data_ptr()})) {
+    return false;
+  }
+  for (const Tensor* t : branches) {
+    if (!t->is_contiguous() || t->sizes() != x.sizes() || !anneal::residual_norm_supported(width, {t->data_ptr()})) {
+      return false;
+    }
+  }
+  return true;
+}
+
+struct RmsNorm : torch::autograd::Function<RmsNorm> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, double eps, int64_t type) {
+    Tensor rstd = at::empty({ResidualShape(x).rows}, x.options());
+    Tensor out = residual_norm_run(x, Tensor(), Tensor(), weight, eps, (at::ScalarType) type, Tensor(), rstd);
+    ctx->save_for_backward({x, weight, rstd});
+    ctx->saved_data["type"] = type;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto type = (at::ScalarType) ctx->saved_data["type"].toInt();
+    variable_list g = residual_norm_grads(saved[0], saved[1], saved[2], grads[0], Tensor(), type, false);
+    return {g[0], g[3], Tensor(), Tensor()};
+  }
+};
+
+struct AddRmsNorm : torch::autograd::Function<AddRmsNorm> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& a, const Tensor& b,
+                               const Tensor& weight, double eps) {
+    Tensor sum = at::empty_like(x);
+    Tensor rstd = at::empty({ResidualShape(x).rows}, x.options());
+    Tensor out = residual_norm_run(x, a, b, weight, eps, a.scalar_type(), sum, rstd);
+    ctx->save_for_backward({sum, weight, rstd});
+    ctx->saved_data["type"] = (int64_t) a.scalar_type();
+    return {sum, out};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    auto type = (at::ScalarType) ctx->saved_data["type"].toInt();
+    variable_list g = residual_norm_grads(saved[0], saved[1], saved[2], grads[1], grads[0], type, true);
+    return {g[0], g[1], g[2], g[3], Tensor()};
+  }
+};
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, int64_t dtype) {
+  auto type = (at::ScalarType) dtype;
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "anneal::rms_norm: expected a weight of ",
+              x.size(-1), " channels, found ", weight.sizes());
+  if (!residual_norm_kernel(x, {}) || (type != at::kFloat && type != at::kHalf && type != at::kBFloat16)) {
+    return at::rms_norm(x, {x.size(-1)}, weight, eps).to(type);
+  }
+  return RmsNorm::apply(x, weight, eps, dtype);
+}
+
+std::tuple<Tensor, Tensor> add_rms_norm(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& weight,
+                                        double eps) {
+  TORCH_CHECK(a.sizes() == x.sizes() && b.sizes() == x.sizes() && a.scalar_type() == b.scalar_type(),
+              "anneal::add_rms_norm: expected branches of the residual's shape ", x.sizes(), " and one type, found ",
+              a.sizes(), " ", a.scalar_type(), " and ", b.sizes(), " ", b.scalar_type());
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "anneal::add_rms_norm: expected a weight of ",
+              x.size(-1), " channels, found ", weight.sizes());
+  if (!residual_norm_kernel(x, {&a, &b})) {
+    Tensor sum = x + a + b;
+    return {sum, at::rms_norm(sum, {x.size(-1)}, weight, eps).to(a.scalar_type())};
+  }
+  variable_list out = AddRmsNorm::apply(x, a, b, weight, eps);
+  return {out[0], out[1]};
+}
+
+// ---------------------------------------------------------------------------------------------
 // silu_mul(gate [..., W], up [..., W]) -> silu(gate) * up [..., W] in their type: the SwiGLU of the
 // MLP and the Mamba output gate, one pass each way (anneal_kernels.cu). Either input may be a view
 // whose rows are evenly spaced (the Mamba gate is a slice of the input projection): no copy.
 // ---------------------------------------------------------------------------------------------
-// The elements between consecutive rows of x viewed as [rows, W], or -1 when its rows are not
-// evenly spaced with contiguous elements.
-int64_t row_stride(const Tensor& x) {
-  int64_t n = x.dim();
-  if (n < 1 || x.stride(n - 1) != 1) return -1;
-  if (n == 1) return x.size(0);
-  for (int64_t k = 0; k + 2 < n; k++) {
-    if (x.size(k) != 1 && x.stride(k) != x.stride(k + 1) * x.size(k + 1)) return -1;
-  }
-  return x.stride(n - 2);
-}
 
 struct SiluMul : torch::autograd::Function<SiluMul> {
   static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up) {
@@ -924,6 +1061,8 @@ TORCH_LIBRARY(anneal, m) {
   m.def("ssd_scan_skip(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? seq_idx, int chunk) -> Tensor");
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
   m.def("silu_mul(Tensor gate, Tensor up) -> Tensor");
+  m.def("rms_norm(Tensor x, Tensor weight, float eps, int dtype) -> Tensor");
+  m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
   m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
@@ -942,5 +1081,7 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("ssd_scan_skip", &ssd_scan_skip);
   m.impl("lm_head_cross_entropy", &lm_head_cross_entropy);
   m.impl("silu_mul", &silu_mul);
+  m.impl("rms_norm", &rms_norm);
+  m.impl("add_rms_norm", &add_rms_norm);
   m.impl("rope", &rope);
 }
