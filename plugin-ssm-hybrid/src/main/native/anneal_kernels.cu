@@ -552,6 +552,20 @@ constexpr int64_t kIgnore = -100;
 struct RowState {
   float max, sum, best;
   int64_t best_index;
+
+  // one more logit x at index v (ascending per thread: the first maximum wins ties)
+  __device__ __forceinline__ void add(float x, int64_t v) {
+    if (x > max) {
+      sum = (max == -INFINITY ? 0.f : sum * __expf(max - x)) + 1.f;
+      max = x;
+    } else {
+      sum += __expf(x - max);
+    }
+    if (x > best) {
+      best = x;
+      best_index = v;
+    }
+  }
 };
 
 __device__ __forceinline__ RowState combine(RowState a, RowState b) {
@@ -573,18 +587,15 @@ __global__ void ce_forward_kernel(const T* __restrict__ logits, const int64_t* _
   int64_t row = blockIdx.x;
   const T* l = logits + row * vocab;
   RowState st{-INFINITY, 0.f, -INFINITY, vocab};
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-    float x = scale * load(l, v);
-    if (x > st.max) {
-      st.sum = (st.max == -INFINITY ? 0.f : st.sum * __expf(st.max - x)) + 1.f;
-      st.max = x;
-    } else {
-      st.sum += __expf(x - st.max);
+  if (vocab % 8 == 0 && (reinterpret_cast<uintptr_t>(l) & 15) == 0) {   // 16-byte loads
+    for (int64_t v = threadIdx.x * 8; v < vocab; v += (int64_t) blockDim.x * 8) {
+      float x[8];
+      load8(l + v, x);
+#pragma unroll
+      for (int m = 0; m < 8; m++) st.add(scale * x[m], v + m);
     }
-    if (x > st.best) {   // ascending v per thread: the first maximum wins ties
-      st.best = x;
-      st.best_index = v;
-    }
+  } else {
+    for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) st.add(scale * load(l, v), v);
   }
   for (int o = 16; o > 0; o >>= 1) {
     RowState other{__shfl_xor_sync(0xffffffff, st.max, o), __shfl_xor_sync(0xffffffff, st.sum, o),
@@ -614,6 +625,16 @@ __global__ void ce_backward_kernel(T* __restrict__ logits, const int64_t* __rest
   int64_t label = labels[row];
   float f = label == kIgnore ? 0.f : grad[row] * scale;
   float z = lse[row];
+  if (vocab % 8 == 0 && (reinterpret_cast<uintptr_t>(l) & 15) == 0) {   // 16-byte accesses
+    for (int64_t v = threadIdx.x * 8; v < vocab; v += (int64_t) blockDim.x * 8) {
+      float x[8];
+      load8(l + v, x);
+#pragma unroll
+      for (int m = 0; m < 8; m++) x[m] = f * ((v + m == label ? 1.f : 0.f) - __expf(scale * x[m] - z));
+      store8(l + v, x);
+    }
+    return;
+  }
   for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
     float p = __expf(scale * load(l, v) - z);
     store(l, v, f * ((v == label ? 1.f : 0.f) - p));
