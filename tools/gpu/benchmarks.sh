@@ -7,7 +7,10 @@
 #                    peer real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
 # Settings: ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS (micro-batch rows of fused, fused-eager,
-# reference, peer-all), PEER_DIR (the peer kit, default .gpu/peer), DPO_TIMEOUT (seconds, default 560).
+# reference, peer-all), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
+# default 300), DPO_TIMEOUT (seconds, default 560). Bound a part's time with these, not by wrapping
+# this script in `timeout`: that stops the script but not the timed run it started (each run's own
+# `timeout` is a process group of its own), which then holds the GPU's memory for the next call.
 set -u
 parts=" ${*:-quick} "
 [[ $parts == *" quick "* ]] && parts="$parts fwd train torch roundtrip "
@@ -17,6 +20,19 @@ out=${OUT:?set OUT}/bench
 mkdir -p "$out"
 fixture=$root/plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1/mup-untied
 step() { echo "== $(date +%T) $1"; }
+# Sources the peer kit's setup.sh and says whether the fast path imports. setup.sh keeps what an
+# earlier call left in /tmp/peer-kernels; a copy cut short there (an empty .so) would fail every
+# import, so on failure the folder is removed and the setup tried once more. Without the fast path
+# the peer's script would time the slow path and hold the GPU's memory: its runs are skipped.
+peer_ready() {
+  source "$1/setup.sh" > "$out/peer-setup.log" 2>&1
+  if ! grep -q "peer kernels ready" "$out/peer-setup.log"; then
+    rm -rf /tmp/peer-kernels
+    source "$1/setup.sh" >> "$out/peer-setup.log" 2>&1
+  fi
+  tail -1 "$out/peer-setup.log"
+  grep -q "peer kernels ready" "$out/peer-setup.log" || { echo "peer: the fast path does not import; runs skipped"; return 1; }
+}
 
 if has kernels; then
   step "fused operators: build against this torch, then test against the float64 references"
@@ -71,9 +87,8 @@ if has peer-all; then
   step "transformers fast path (mamba_ssm + causal_conv1d kernels), every micro-batch"
   # the peer's kernels and Anneal's distribution together pass the 64 MiB transfer limit: pack the
   # peer alone (tools/gpu/pack.sh --peer, or a copy of .gpu/peer in PEER_DIR) for a second call
-  source "${PEER_DIR:-.gpu/peer}/setup.sh"
-  for rows in ${PEER_ROWS:-2 8 16 32}; do
-    timeout 300 python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" --seq 2048 --label transformers-fast \
+  peer_ready "${PEER_DIR:-.gpu/peer}" && for rows in ${PEER_ROWS:-2 8 16 32}; do
+    timeout "${PEER_TIMEOUT:-300}" python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" --seq 2048 --label transformers-fast \
       --autocast bfloat16 --weights bfloat16 --out "$out/hf-fast-${rows}x2048.json" >> "$out/hf-fast.log" 2>&1
     tail -2 "$out/hf-fast.log"
   done
@@ -130,9 +145,8 @@ if has roundtrip; then
   rm -rf "$out/written" "$out/anneal.f32"
 fi
 
-if has peer; then
+if has peer && peer_ready .gpu/peer; then
   step "transformers fast path (mamba_ssm + causal_conv1d kernels)"
-  source .gpu/peer/setup.sh
   timeout 400 python3 tools/bench/transformers_falcon_h1_step.py --batch 2 --seq 2048 --label transformers-fast --autocast bfloat16 --weights bfloat16 \
     --out "$out/hf-fast-2x2048.json" > "$out/hf-fast.log" 2>&1; tail -3 "$out/hf-fast.log"
   timeout 150 python3 tools/bench/transformers_falcon_h1_step.py --batch 8 --seq 2048 --label transformers-fast --autocast bfloat16 --weights bfloat16 \
