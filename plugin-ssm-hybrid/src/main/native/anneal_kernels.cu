@@ -738,40 +738,48 @@ __global__ void state_passing_backward_kernel(const T* __restrict__ entering, co
 
 inline unsigned blocks(int64_t n, int per) { return (unsigned) ((n + per - 1) / per); }
 
-// Calls f with std::integral_constant<int, M>, M the conv window for a kernel of width `kernel`.
+// Calls f with std::integral_constant<int, C>, C the first of Small, Middle, Large that is at least
+// n: a kernel compiled for the launch's size class (register arrays of compile-time length).
+template <int Small, int Middle, int Large, typename F>
+void by_size(int n, F&& f) {
+  if (n <= Small) {
+    f(std::integral_constant<int, Small>{});
+  } else if (n <= Middle) {
+    f(std::integral_constant<int, Middle>{});
+  } else {
+    f(std::integral_constant<int, Large>{});
+  }
+}
+
+// The conv window M for a kernel of width `kernel`.
 template <typename F>
 void by_window(int kernel, F&& f) {
-  if (kernel <= 2) {
-    f(std::integral_constant<int, 2>{});
-  } else if (kernel <= 4) {
-    f(std::integral_constant<int, 4>{});
-  } else {
-    f(std::integral_constant<int, kMaxKernel>{});
-  }
+  by_size<2, 4, kMaxKernel>(kernel, f);
 }
 
 }  // namespace
 
 template <typename T>
-void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq, T* out, int batch,
-                         int time, int channels, int kernel, cudaStream_t stream) {
+void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq, T* out,
+                         int batch, int time, int channels, int kernel, cudaStream_t stream) {
   dim3 grid(blocks(channels, 128), blocks(time, kConvTile), batch);
   by_window(kernel, [&](auto window) {
-    conv_forward_kernel<T, decltype(window)::value><<<grid, 128, 0, stream>>>(x, x_row, w, bias, seq, out, time, channels,
-                                                                             kernel);
+    conv_forward_kernel<T, decltype(window)::value><<<grid, 128, 0, stream>>>(x, x_row, w, bias, seq, out, time,
+                                                                             channels, kernel);
   });
 }
 
 int conv1d_silu_partials(int batch, int time) { return batch * (int) blocks(time, kConvTile); }
 
 template <typename T>
-void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq, const T* dout, T* dx,
-                          float* dw_partial, float* db_partial, int batch, int time, int channels, int kernel,
-                          cudaStream_t stream) {
+void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq,
+                          const T* dout, T* dx, float* dw_partial, float* db_partial, int batch, int time, int channels,
+                          int kernel, cudaStream_t stream) {
   dim3 grid(blocks(channels, 128), blocks(time, kConvTile), batch);
   by_window(kernel, [&](auto window) {
-    conv_backward_kernel<T, decltype(window)::value><<<grid, 128, 0, stream>>>(x, x_row, w, bias, seq, dout, dx, dw_partial,
-                                                                              db_partial, time, channels, kernel);
+    conv_backward_kernel<T, decltype(window)::value><<<grid, 128, 0, stream>>>(x, x_row, w, bias, seq, dout, dx,
+                                                                              dw_partial, db_partial, time, channels,
+                                                                              kernel);
   });
 }
 
@@ -1417,14 +1425,7 @@ __global__ void residual_norm_backward_kernel(const float* __restrict__ s, const
 // Calls f with std::integral_constant<int, Slots>, the fewest 8-channel groups a thread holds for `width`.
 template <typename F>
 void by_slots(int width, F&& f) {
-  int per_thread = (width + kResidualThreads * 8 - 1) / (kResidualThreads * 8);
-  if (per_thread <= 1) {
-    f(std::integral_constant<int, 1>{});
-  } else if (per_thread <= 2) {
-    f(std::integral_constant<int, 2>{});
-  } else {
-    f(std::integral_constant<int, kResidualSlots>{});
-  }
+  by_size<1, 2, kResidualSlots>((width + kResidualThreads * 8 - 1) / (kResidualThreads * 8), f);
 }
 
 template <typename T>
@@ -1472,10 +1473,10 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
 }
 
 #define ANNEAL_CONV(T)                                                                                              \
-  template void conv1d_silu_forward<T>(const T*, int64_t, const float*, const float*, const int64_t*, T*, int, int, int, int, \
-                                       cudaStream_t);                                                                \
-  template void conv1d_silu_backward<T>(const T*, int64_t, const float*, const float*, const int64_t*, const T*, T*, float*,  \
-                                        float*, int, int, int, int, cudaStream_t);
+  template void conv1d_silu_forward<T>(const T*, int64_t, const float*, const float*, const int64_t*, T*, int, int, \
+                                       int, int, cudaStream_t);                                                    \
+  template void conv1d_silu_backward<T>(const T*, int64_t, const float*, const float*, const int64_t*, const T*, T*, \
+                                        float*, float*, int, int, int, int, cudaStream_t);
 #define ANNEAL_ROWS(T)                                                                                             \
   template void ssd_mixing_forward<T>(const float*, const float*, const int64_t*, T*, int, int, int, int, int,       \
                                       cudaStream_t);                                                                \

@@ -111,8 +111,9 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(xc, "causal_conv1d_silu", [&](auto tag) {
       using T = decltype(tag);
-      anneal::conv1d_silu_forward<T>(ptr<T>(xc), row_stride(xc), w.data_ptr<float>(), float_or_null(b), long_or_null(s), ptr<T>(out),
-                                     (int) x.size(0), (int) x.size(1), (int) channels, (int) w.size(1), stream);
+      anneal::conv1d_silu_forward<T>(ptr<T>(xc), row_stride(xc), w.data_ptr<float>(), float_or_null(b),
+                                     long_or_null(s), ptr<T>(out), (int) x.size(0), (int) x.size(1), (int) channels,
+                                     (int) w.size(1), stream);
     });
     ctx->save_for_backward({xc, weight, bias});
     ctx->saved_data["has_bias"] = has_bias;
@@ -139,8 +140,8 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(xc, "causal_conv1d_silu", [&](auto tag) {
       using T = decltype(tag);
-      anneal::conv1d_silu_backward<T>(ptr<T>(xc), row_stride(xc), w.data_ptr<float>(), float_or_null(b), long_or_null(s),
-                                      ptr<T>(dout), ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
+      anneal::conv1d_silu_backward<T>(ptr<T>(xc), row_stride(xc), w.data_ptr<float>(), float_or_null(b),
+                                      long_or_null(s), ptr<T>(dout), ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
                                       (int) batch, (int) time, (int) channels, (int) kernel, stream);
     });
     Tensor dweight = dw.sum(0).reshape(weight.sizes()).to(weight.scalar_type());
@@ -690,7 +691,8 @@ variable_list residual_norm_grads(const Tensor& s, const Tensor& weight, const T
                                   const Tensor& dsum_in, at::ScalarType type, bool branches) {
   ResidualShape shape(s);
   Tensor w = weight.to(at::kFloat).contiguous();
-  Tensor dout = dout_in.defined() ? aligned(dout_in.to(type).contiguous()) : at::zeros(s.sizes(), s.options().dtype(type));
+  Tensor dout = dout_in.defined() ? aligned(dout_in.to(type).contiguous())
+                                  : at::zeros(s.sizes(), s.options().dtype(type));
   Tensor dsum = dsum_in.defined() ? aligned(dsum_in.to(at::kFloat).contiguous()) : Tensor();
   Tensor ds = at::empty_like(s);
   Tensor da = branches ? at::empty(s.sizes(), s.options().dtype(type)) : Tensor();
