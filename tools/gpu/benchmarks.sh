@@ -3,11 +3,12 @@
 # On your machine:   mvn -B -q -DskipTests package && tools/gpu/pack.sh   (tools/gpu/pack.sh --peer for 'peer')
 # On the GPU machine (device tool, carry [".gpu"]), from the repository root:
 #                    bash tools/gpu/benchmarks.sh PART...   (kernels fused reference peer-all: the table of issue 12;
+#                    layers: the fused step's kernels by time;
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
 #                    peer real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
-# Settings: ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS (micro-batch rows of fused, fused-eager,
-# reference, peer-all), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
+# Settings: ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
+# fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
 # default 300), DPO_TIMEOUT (seconds, default 560). Bound a part's time with these, not by wrapping
 # this script in `timeout`: that stops the script but not the timed run it started (each run's own
 # `timeout` is a process group of its own), which then holds the GPU's memory for the next call.
@@ -49,6 +50,16 @@ if has fused; then
   for rows in ${ROWS:-2 8 16 32}; do
     step "Anneal, fused operators, each step replayed as CUDA graphs, $rows x 2048"
     bench_step fused examples/bench/falcon-h1-291m-fused.conf "$rows"
+  done
+fi
+if has layers; then
+  # where the fused step's time goes, kernel by kernel (the fused layer's TorchScript driven from
+  # Python, the same operator library; needs the kernels part or build-kernels.sh first)
+  for rows in ${LAYER_ROWS:-8}; do
+    step "the fused step's kernels by time, $rows x 2048 (tools/gpu/profile_layers.py)"
+    timeout 120 python3 tools/gpu/profile_layers.py plugin-ssm-hybrid/target/native/anneal_ops.so --rows "$rows" --shapes \
+      --out "$out/layers-${rows}x2048.json" > "$out/layers-${rows}x2048.log" 2>&1
+    grep -A8 "^== fused" "$out/layers-${rows}x2048.log" || tail -5 "$out/layers-${rows}x2048.log"
   done
 fi
 if has fused-eager; then
