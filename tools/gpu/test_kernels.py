@@ -227,11 +227,12 @@ def test_lm_head(dtype, v=1000):
 
 
 # ---------------------------------------------------------------- silu(gate) * up
-def test_silu_mul(dtype, strided):
+def test_silu_mul(dtype, strided, width=96):
     """silu_mul against silu(gate) * up in float64; with `strided` the gate is a slice of a wider
-    tensor, as the Mamba gate is a slice of the input projection."""
+    tensor, as the Mamba gate is a slice of the input projection. A width that is no multiple of 8
+    takes the composed form."""
     torch.manual_seed(7)
-    rows, width = 37, 96
+    rows = 37
     wide = torch.randn(2, rows, width + 40, device="cuda") * 3
     up = torch.randn(2, rows, width, device="cuda")
     gr, ur = leaves(wide[..., :width].double(), up.double())
@@ -244,15 +245,16 @@ def test_silu_mul(dtype, strided):
     out = torch.ops.anneal.silu_mul(gate_op, up_op)
     out.backward(gout.to(dtype))
     dgate = wide_op.grad[..., :width] if strided else gate_op.grad
-    compare(f"silu_mul {'gate a strided view' if strided else 'contiguous'}", dtype,
+    compare(f"silu_mul width={width} {'gate a strided view' if strided else 'contiguous'}", dtype,
             [("out", out, ref), ("dgate", dgate, gr.grad), ("dup", up_op.grad, ur.grad)])
 
 
 # ---------------------------------------------------------------- the residual stream's RMSNorm
-def test_residual_norm(dtype, add, width, rows=37):
+def test_residual_norm(dtype, add, width, rows=37, misaligned=False):
     """rms_norm (x float32 -> the norm in dtype) and add_rms_norm (x + a + b float32 and its norm)
     against FalconH1RMSNorm in float64: s r w, r = 1 / sqrt(mean(s^2) + eps); every gradient, the
-    sum's own upstream gradient included. Widths over 4096 take the composed form."""
+    sum's own upstream gradient included. Widths over 4096, and an x whose data does not start on a
+    16-byte boundary (`misaligned`: a view 8 bytes into its buffer), take the composed form."""
     torch.manual_seed(9)
     eps = 1e-5
     x = torch.randn(2, rows, width, device="cuda") * 2
@@ -265,6 +267,9 @@ def test_residual_norm(dtype, add, width, rows=37):
     gout, gsum = torch.randn_like(ref), torch.randn_like(ref)
     ((ref * gout).sum() + ((s * gsum).sum() if add else 0)).backward()
     xo, ao, bo, wo = leaves(x, a.to(dtype), b.to(dtype), w)
+    if misaligned:
+        (buffer,) = leaves(torch.cat([torch.zeros(2, device="cuda"), x.reshape(-1)]))
+        xo = buffer[2:].view(x.shape)
     if add:
         sum_o, out = torch.ops.anneal.add_rms_norm(xo, ao, bo, wo, eps)
         ((out.double() * gout).sum() + (sum_o.double() * gsum).sum()).backward()
@@ -275,15 +280,20 @@ def test_residual_norm(dtype, add, width, rows=37):
         (out.double() * gout).sum().backward()
         pairs = [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad)]
     assert out.dtype == dtype, f"the norm came back in {out.dtype}, not {dtype}"
-    compare(f"{'add_rms_norm' if add else 'rms_norm'} width={width}", dtype, pairs)
+    if misaligned:
+        pairs = [(label, buffer.grad[2:].view(x.shape) if label == "dx" else actual, expected)
+                 for label, actual, expected in pairs]
+    compare(f"{'add_rms_norm' if add else 'rms_norm'} width={width}{' x misaligned' if misaligned else ''}", dtype,
+            pairs)
 
 
 # ---------------------------------------------------------------- RoPE
-def test_rope(dtype, per_row):
+def test_rope(dtype, per_row, d=32):
     """rope against transformers' rotate_half form in float64, on x [b, t, h, d]; with `per_row` the
-    angles differ per row (positions restarting in packed rows), else one row of angles for all."""
+    angles differ per row (positions restarting in packed rows), else one row of angles for all. A
+    head dimension that is no multiple of 16 takes the composed form."""
     torch.manual_seed(8)
-    b, t, h, d = 3, 50, 4, 32
+    b, t, h = 3, 50, 4
     x = torch.randn(b, t, h, d, device="cuda")
     positions = torch.randint(0, 400, (b if per_row else 1, t), device="cuda").float()
     inv = 1.0 / (10000 ** (torch.arange(0, d, 2, device="cuda").float() / d))
@@ -298,7 +308,7 @@ def test_rope(dtype, per_row):
     (xo,) = leaves(x.to(dtype))
     out = torch.ops.anneal.rope(xo, cos, sin)
     out.backward(gout.to(dtype))
-    compare(f"rope {'angles per row' if per_row else 'one row of angles'}", dtype,
+    compare(f"rope d={d} {'angles per row' if per_row else 'one row of angles'}", dtype,
             [("out", out, ref), ("dx", xo.grad, xr.grad)])
 
 
@@ -439,6 +449,7 @@ def main():
         # whole chunks: x dt is written in both layouts (scale_two_layouts) from the strided view
         test_ssd_skip(dtype, packed=True, t=128, chunk=32)
         test_ssd_skip(dtype, packed=False, t=256, chunk=64, g=1)
+        test_ssd_skip(dtype, packed=True, t=300, chunk=128, g=1)   # the 291M model's chunk and groups
         for before in (False, True):
             test_gated_norm(dtype, before, 1)
         test_gated_norm(dtype, False, 4)
@@ -446,10 +457,14 @@ def main():
         test_lm_head(dtype, v=1003)
         test_silu_mul(dtype, strided=False)
         test_silu_mul(dtype, strided=True)
+        test_silu_mul(dtype, strided=True, width=100)
         test_rope(dtype, per_row=True)
+        test_rope(dtype, per_row=True, d=64)    # the 291M model's head dimension
+        test_rope(dtype, per_row=True, d=24)
         for add in (False, True):
             for width in (1024, 96, 2056, 4104):   # one, one partial, three (of four) slots; composed
                 test_residual_norm(dtype, add, width)
+            test_residual_norm(dtype, add, 1024, misaligned=True)
         test_rope(dtype, per_row=False)
     # more chunks than a state-passing backward block sums at once (kPassSegment = 256)
     test_ssd(torch.float32, True, t=32 * 258, chunk=32)
