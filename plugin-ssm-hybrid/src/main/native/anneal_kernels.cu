@@ -30,22 +30,30 @@ __device__ __forceinline__ void load8(const float* p, float (&v)[8]) {
   float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
   v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w; v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
 }
-__device__ __forceinline__ void load8(const __half* p, float (&v)[8]) {
+// The half types' pairs: two elements of T as one 4-byte value, converted to and from float2.
+template <typename T>
+struct HalfPair;
+template <>
+struct HalfPair<__half> {
+  using type = __half2;
+  __device__ __forceinline__ static float2 to_float2(__half2 h) { return __half22float2(h); }
+  __device__ __forceinline__ static __half2 from_floats(float a, float b) { return __floats2half2_rn(a, b); }
+};
+template <>
+struct HalfPair<__nv_bfloat16> {
+  using type = __nv_bfloat162;
+  __device__ __forceinline__ static float2 to_float2(__nv_bfloat162 h) { return __bfloat1622float2(h); }
+  __device__ __forceinline__ static __nv_bfloat162 from_floats(float a, float b) { return __floats2bfloat162_rn(a, b); }
+};
+
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
+  using Pair = HalfPair<T>;
   uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const __half2* h = reinterpret_cast<const __half2*>(&raw);
+  const typename Pair::type* h = reinterpret_cast<const typename Pair::type*>(&raw);
 #pragma unroll
   for (int k = 0; k < 4; k++) {
-    float2 f = __half22float2(h[k]);
-    v[2 * k] = f.x;
-    v[2 * k + 1] = f.y;
-  }
-}
-__device__ __forceinline__ void load8(const __nv_bfloat16* p, float (&v)[8]) {
-  uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int k = 0; k < 4; k++) {
-    float2 f = __bfloat1622float2(h[k]);
+    float2 f = Pair::to_float2(h[k]);
     v[2 * k] = f.x;
     v[2 * k + 1] = f.y;
   }
@@ -54,18 +62,13 @@ __device__ __forceinline__ void store8(float* p, const float (&v)[8]) {
   *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
   *reinterpret_cast<float4*>(p + 4) = make_float4(v[4], v[5], v[6], v[7]);
 }
-__device__ __forceinline__ void store8(__half* p, const float (&v)[8]) {
+template <typename T>
+__device__ __forceinline__ void store8(T* p, const float (&v)[8]) {
+  using Pair = HalfPair<T>;
   uint4 raw;
-  __half2* h = reinterpret_cast<__half2*>(&raw);
+  typename Pair::type* h = reinterpret_cast<typename Pair::type*>(&raw);
 #pragma unroll
-  for (int k = 0; k < 4; k++) h[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
-  *reinterpret_cast<uint4*>(p) = raw;
-}
-__device__ __forceinline__ void store8(__nv_bfloat16* p, const float (&v)[8]) {
-  uint4 raw;
-  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&raw);
-#pragma unroll
-  for (int k = 0; k < 4; k++) h[k] = __floats2bfloat162_rn(v[2 * k], v[2 * k + 1]);
+  for (int k = 0; k < 4; k++) h[k] = Pair::from_floats(v[2 * k], v[2 * k + 1]);
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
