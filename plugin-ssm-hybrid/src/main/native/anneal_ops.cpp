@@ -67,6 +67,9 @@ void by_type(const Tensor& t, const char* op, F&& f) {
 template <typename T>
 T* ptr(const Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
 
+// Whether t's data starts on a 16-byte boundary, as the kernels' vector accesses need.
+bool starts_aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
+
 const float* float_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 const int64_t* long_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<int64_t>() : nullptr; }
 
@@ -678,7 +681,7 @@ Tensor ssd_scan_skip(const Tensor& x, const Tensor& dt, const Tensor& a, const T
 //   the layer's two branch outputs. Widths over 4096 or unaligned rows take the composed form.
 // ---------------------------------------------------------------------------------------------
 // t itself when its data starts on a 16-byte boundary (the kernels' vector accesses), else a copy.
-Tensor aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0 ? t : t.clone(); }
+Tensor aligned(const Tensor& t) { return starts_aligned(t) ? t : t.clone(); }
 
 struct ResidualShape {
   int64_t rows, width;
@@ -897,7 +900,7 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
               cos.sizes());
   int64_t d = x.size(3);
   bool kernel = x.is_cuda() && d % 16 == 0 && cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat &&
-                x.is_contiguous() && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
+                x.is_contiguous() && starts_aligned(x);
   if (!kernel) {  // transformers' rotate_half, in x's type, with the angles broadcast over the heads
     Tensor c = cos.transpose(1, 2).to(x.scalar_type()), s = sin.transpose(1, 2).to(x.scalar_type());
     Tensor rotated = at::cat({x.narrow(3, d / 2, d / 2).neg(), x.narrow(3, 0, d / 2)}, 3);
