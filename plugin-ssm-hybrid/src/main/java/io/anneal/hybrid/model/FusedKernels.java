@@ -8,9 +8,15 @@ import io.anneal.api.InputException;
 import io.anneal.api.config.ConfigView;
 import io.anneal.toolkit.device.Libtorch;
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.HexFormat;
+import java.util.List;
 
 /**
  * Anneal's fused GPU operators ({@code src/main/native}: the SSD scan, the causal conv1d, the gated
@@ -125,7 +131,7 @@ public final class FusedKernels {
     }
 
     /** The operators' source files, as the jar carries them (io/anneal/hybrid/kernels/) and build_kernels.py reads them. */
-    static final java.util.List<String> SOURCES = java.util.List.of("anneal_kernels.cu", "anneal_kernels.h", "anneal_ops.cpp");
+    static final List<String> SOURCES = List.of("anneal_kernels.cu", "anneal_kernels.h", "anneal_ops.cpp");
 
     /**
      * The SHA-256, in hex, over the operators' sources in {@link #SOURCES} order, each as its name in
@@ -136,20 +142,20 @@ public final class FusedKernels {
      */
     static String sourcesFingerprint() {
         try {
-            java.security.MessageDigest sha = java.security.MessageDigest.getInstance("SHA-256");
+            MessageDigest sha = MessageDigest.getInstance("SHA-256");
             for (String name : SOURCES) {
-                try (java.io.InputStream in = FusedKernels.class.getResourceAsStream("/io/anneal/hybrid/kernels/" + name)) {
+                try (InputStream in = FusedKernels.class.getResourceAsStream("/io/anneal/hybrid/kernels/" + name)) {
                     if (in == null) {
                         throw new IllegalStateException("the plugin jar lacks io/anneal/hybrid/kernels/" + name);
                     }
-                    sha.update(name.getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                    sha.update(name.getBytes(StandardCharsets.UTF_8));
                     sha.update((byte) 0);
                     sha.update(in.readAllBytes());
                     sha.update((byte) 0);
                 }
             }
-            return java.util.HexFormat.of().formatHex(sha.digest());
-        } catch (IOException | java.security.NoSuchAlgorithmException e) {
+            return HexFormat.of().formatHex(sha.digest());
+        } catch (IOException | NoSuchAlgorithmException e) {
             throw new IllegalStateException("cannot read the operators' sources in the plugin jar: " + e.getMessage(), e);
         }
     }
