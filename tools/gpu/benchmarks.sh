@@ -5,7 +5,7 @@
 #                    bash tools/gpu/benchmarks.sh PART...   (kernels fused reference peer-all: the table of issue 12;
 #                    layers: the fused step's kernels by time;
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
-#                    peer real dpo-run; quick = fwd train torch roundtrip)
+#                    peer (= peer-all at 2 and 8 rows) real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
 # Settings: ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
 # fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
@@ -15,6 +15,8 @@
 set -u
 parts=" ${*:-quick} "
 [[ $parts == *" quick "* ]] && parts="$parts fwd train torch roundtrip "
+# 'peer' is peer-all at 2 and 8 x 2048 (the first sessions' comparison)
+[[ $parts == *" peer "* ]] && parts="$parts peer-all " && PEER_ROWS=${PEER_ROWS:-2 8}
 has() { [[ $parts == *" $1 "* ]]; }
 root=$(pwd)
 out=${OUT:?set OUT}/bench
@@ -156,13 +158,6 @@ if has roundtrip; then
   rm -rf "$out/written" "$out/anneal.f32"
 fi
 
-if has peer && peer_ready .gpu/peer; then
-  step "transformers fast path (mamba_ssm + causal_conv1d kernels)"
-  timeout 400 python3 tools/bench/transformers_falcon_h1_step.py --batch 2 --seq 2048 --label transformers-fast --autocast bfloat16 --weights bfloat16 \
-    --out "$out/hf-fast-2x2048.json" > "$out/hf-fast.log" 2>&1; tail -3 "$out/hf-fast.log"
-  timeout 150 python3 tools/bench/transformers_falcon_h1_step.py --batch 8 --seq 2048 --label transformers-fast --autocast bfloat16 --weights bfloat16 \
-    --out "$out/hf-fast-8x2048.json" >> "$out/hf-fast.log" 2>&1; tail -3 "$out/hf-fast.log"
-fi
 
 if has dpo-run; then
   # issue 13 item 11: SFT then DPO of the small model, held-out rewards at every epoch
