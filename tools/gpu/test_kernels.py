@@ -202,8 +202,10 @@ def test_ssd_skip(dtype, packed, t=150, chunk=32, g=2, p=64):
 
 
 # ---------------------------------------------------------------- LM head + cross-entropy
-def test_lm_head(dtype, v=1000):
-    """v a multiple of 8: the cross-entropy kernels' 16-byte accesses; else their scalar loop."""
+def test_lm_head(dtype, v=1000, master=False):
+    """v a multiple of 8: the cross-entropy kernels' 16-byte accesses; else their scalar loop. With
+    `master` the weight is a float32 leaf, as the fused layer passes it: cast inside, and its gradient
+    summed into its .grad in place, over two backward passes (expected: twice the reference's)."""
     torch.manual_seed(4)
     tokens, d, scale = 300, 64, 0.7
     hidden = torch.randn(tokens, d, device="cuda")
@@ -217,13 +219,59 @@ def test_lm_head(dtype, v=1000):
     correct_ref = ((logits.argmax(-1) == labels) & valid).double()
     gout = torch.randn(tokens, device="cuda", dtype=torch.float64)
     picked.backward(gout)
-    ho, wo = leaves(hidden.to(dtype), weight.to(dtype))
-    log_prob, correct = torch.ops.anneal.lm_head_cross_entropy(ho, wo, labels, scale, 128)
-    log_prob.backward(gout.float())
-    pairs = [("log_prob", log_prob, picked), ("dhidden", ho.grad, hr.grad), ("dweight", wo.grad, wr.grad)]
+    ho, wo = leaves(hidden.to(dtype), weight if master else weight.to(dtype))
+    passes = 2 if master else 1
+    for _ in range(passes):
+        log_prob, correct = torch.ops.anneal.lm_head_cross_entropy(ho, wo, labels, scale, 128)
+        log_prob.backward(gout.float())
+    pairs = [("log_prob", log_prob, picked), ("dhidden", ho.grad, passes * hr.grad),
+             ("dweight", wo.grad, passes * wr.grad)]
     if dtype == torch.float32:
         pairs.append(("correct", correct, correct_ref))
-    compare(f"lm_head_cross_entropy chunk=128 vocab={v}", dtype, pairs)
+    compare(f"lm_head_cross_entropy chunk=128 vocab={v}{' float32 master, 2 passes' if master else ''}", dtype, pairs)
+
+
+# ---------------------------------------------------------------- linear
+def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False):
+    """linear against x W^T + b in float64. With `master` the weight (and bias) are float32 leaves cast
+    inside, and the weight's gradient goes into its .grad in place: over `passes` backward passes it
+    must sum to passes times the reference's (the first pass finds no .grad and makes it). Without,
+    the weight is a leaf of x's type and its gradient comes back through autograd. `frozen`: a weight
+    without gradient (a DPO reference model's), only x's gradient is asked for. `stacked`: the weight
+    is two float32 leaves concatenated (the fused q, k, v projection), no leaf itself: its float32
+    gradient goes back through autograd to each."""
+    torch.manual_seed(10)
+    x = torch.randn(3, 50, 64, device="cuda")
+    w = torch.randn(96, 64, device="cuda") * 0.1
+    b = torch.randn(96, device="cuda")
+    xr, wr, br = leaves(x.to(dtype).double(), w.double(), b.double())
+    ref = xr @ wr.t() + (br if bias else 0)
+    gout = torch.randn_like(ref)
+    (ref * gout).sum().backward()
+    (xo,) = leaves(x.to(dtype))
+    wo, bo = leaves(w if master else w.to(dtype), b if master else b.to(dtype))
+    if frozen:
+        wo.requires_grad_(False)
+    if stacked:
+        top, bottom = leaves(w[:40], w[40:])
+    for _ in range(passes):
+        weight = torch.cat([top, bottom]) if stacked else wo
+        out = torch.ops.anneal.linear(xo, weight, bo if bias else None)
+        (out.double() * gout).sum().backward()
+    if stacked:
+        wo.grad = torch.cat([top.grad, bottom.grad])
+        assert top.grad.dtype == torch.float32, f"a stacked weight's gradient came back in {top.grad.dtype}"
+    assert out.dtype == dtype, f"linear came back in {out.dtype}, not {dtype}"
+    pairs = [("out", out, ref), ("dx", xo.grad, passes * xr.grad)]
+    if frozen:
+        assert wo.grad is None, "a weight without requires_grad got a gradient"
+    else:
+        assert wo.grad.dtype == wo.dtype, f"the weight's gradient is {wo.grad.dtype}, not {wo.dtype}"
+        pairs.append(("dw", wo.grad, passes * wr.grad))
+    if bias:
+        pairs.append(("db", bo.grad, passes * br.grad))
+    kind = "stacked float32 masters" if stacked else "float32 master" if master else "weight in x's type"
+    compare(f"linear {kind}{' bias' if bias else ''} {passes} pass(es){' frozen' if frozen else ''}", dtype, pairs)
 
 
 # ---------------------------------------------------------------- silu(gate) * up
@@ -273,25 +321,25 @@ def test_residual_norm(dtype, add, width, rows=37, misaligned=False):
     if add:
         sum_o, out = torch.ops.anneal.add_rms_norm(xo, ao, bo, wo, eps)
         ((out.double() * gout).sum() + (sum_o.double() * gsum).sum()).backward()
-        pairs = [("sum", sum_o, s), ("out", out, ref), ("dx", xo.grad, xr.grad), ("da", ao.grad, ar.grad),
-                 ("db", bo.grad, br.grad), ("dw", wo.grad, wr.grad)]
     else:
         out = torch.ops.anneal.rms_norm(xo, wo, eps, {torch.float32: 6, torch.float16: 5, torch.bfloat16: 15}[dtype])
         (out.double() * gout).sum().backward()
-        pairs = [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad)]
     assert out.dtype == dtype, f"the norm came back in {out.dtype}, not {dtype}"
-    if misaligned:
-        pairs = [(label, buffer.grad[2:].view(x.shape) if label == "dx" else actual, expected)
-                 for label, actual, expected in pairs]
+    dx = buffer.grad[2:].view(x.shape) if misaligned else xo.grad   # a view has no .grad of its own
+    pairs = [("out", out, ref), ("dx", dx, xr.grad), ("dw", wo.grad, wr.grad)]
+    if add:
+        pairs += [("sum", sum_o, s), ("da", ao.grad, ar.grad), ("db", bo.grad, br.grad)]
     compare(f"{'add_rms_norm' if add else 'rms_norm'} width={width}{' x misaligned' if misaligned else ''}", dtype,
             pairs)
 
 
 # ---------------------------------------------------------------- RoPE
-def test_rope(dtype, per_row, d=32):
+def test_rope(dtype, per_row, d=32, sliced=False):
     """rope against transformers' rotate_half form in float64, on x [b, t, h, d]; with `per_row` the
     angles differ per row (positions restarting in packed rows), else one row of angles for all. A
-    head dimension that is no multiple of 16 takes the composed form."""
+    head dimension that is no multiple of 16 takes the composed form. With `sliced` x is a slice of a
+    wider projection's last dimension (as k is of the fused q, k, v projection), read in place: the
+    projection's gradient must be x's in that slice and zero elsewhere."""
     torch.manual_seed(8)
     b, t, h = 3, 50, 4
     x = torch.randn(b, t, h, d, device="cuda")
@@ -305,11 +353,23 @@ def test_rope(dtype, per_row, d=32):
     ref = (xt * cos.double() + rotated * sin.double()).transpose(1, 2)
     gout = torch.randn_like(ref)
     ref.backward(gout)
-    (xo,) = leaves(x.to(dtype))
+    if sliced:   # columns [d, d + h d) of a [b, t, (h + 3) d] projection
+        projection = torch.zeros(b, t, (h + 3) * d, device="cuda", dtype=dtype)
+        projection[..., d:d + h * d] = x.reshape(b, t, h * d).to(dtype)
+        (projection,) = leaves(projection)
+        xo = projection[..., d:d + h * d].view(b, t, h, d)
+    else:
+        (xo,) = leaves(x.to(dtype))
     out = torch.ops.anneal.rope(xo, cos, sin)
     out.backward(gout.to(dtype))
-    compare(f"rope d={d} {'angles per row' if per_row else 'one row of angles'}", dtype,
-            [("out", out, ref), ("dx", xo.grad, xr.grad)])
+    if sliced:
+        expected = torch.zeros(b, t, (h + 3) * d, device="cuda", dtype=torch.float64)
+        expected[..., d:d + h * d] = xr.grad.reshape(b, t, h * d)
+        pairs = [("out", out, ref), ("dprojection", projection.grad, expected)]
+    else:
+        pairs = [("out", out, ref), ("dx", xo.grad, xr.grad)]
+    compare(f"rope d={d} {'angles per row' if per_row else 'one row of angles'}{' x sliced' if sliced else ''}",
+            dtype, pairs)
 
 
 def test_layer_head():
@@ -415,6 +475,13 @@ def timings(rows):
     timed(f"add_rms_norm {b * t}x1024 float32 residual, bf16 branches and norm", fused_residual)
     timed(f"x + a + b, rms_norm, cast in ATen {b * t}x1024", composed_residual)
 
+    xl = torch.randn(b * t, 1024, device="cuda", dtype=bf, requires_grad=True)
+    wl = (torch.randn(3072, 1024, device="cuda") * 0.02).requires_grad_(True)
+    timed(f"linear {b * t}x1024 -> 3072, float32 master weight, gradient summed into .grad",
+          lambda: torch.ops.anneal.linear(xl, wl, None).sum().backward())
+    timed(f"torch.linear on the master's bf16 cast (autograd casts and accumulates)",
+          lambda: F.linear(xl, wl.to(bf)).sum().backward())
+
     def unfused_head():
         logits = (hid @ head.t()).float()
         torch.log_softmax(logits, -1).gather(1, labels.unsqueeze(1)).sum().backward()
@@ -455,11 +522,18 @@ def main():
         test_gated_norm(dtype, False, 4)
         test_lm_head(dtype)
         test_lm_head(dtype, v=1003)
+        test_lm_head(dtype, master=True)
+        for bias in (False, True):
+            test_linear(dtype, bias, passes=2)
+        test_linear(dtype, bias=True, master=False)
+        test_linear(dtype, bias=False, frozen=True)
+        test_linear(dtype, bias=False, passes=2, stacked=True)
         test_silu_mul(dtype, strided=False)
         test_silu_mul(dtype, strided=True)
         test_silu_mul(dtype, strided=True, width=100)
         test_rope(dtype, per_row=True)
         test_rope(dtype, per_row=True, d=64)    # the 291M model's head dimension
+        test_rope(dtype, per_row=True, d=64, sliced=True)
         test_rope(dtype, per_row=True, d=24)
         for add in (False, True):
             for width in (1024, 96, 2056, 4104):   # one, one partial, three (of four) slots; composed

@@ -15,6 +15,8 @@
 //   rms_norm, add_rms_norm the float32 residual stream's RMSNorm into the compute type, the second
 //                          after adding the layer's two branches; one pass each way
 //   rope                   rotary position embedding (rotate_half), one pass each way
+//   linear                 x W^T + b with the float32 master weight cast inside; its backward adds the
+//                          weight gradient straight into the master's float32 .grad
 //
 //   graph_*                capture the calling thread's GPU work (a whole training step: forward,
 //                          autograd backward, optimizer) as CUDA graphs and replay them
@@ -25,6 +27,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/autograd.h>
@@ -34,6 +37,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <atomic>
 #include <limits>
 #include <memory>
 #include <string>
@@ -87,6 +91,68 @@ int64_t row_stride(const Tensor& x) {
 
 void check_cuda(const Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.is_cuda(), "anneal::", op, ": ", name, " must be a CUDA tensor (the reference path serves the CPU)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight gradients summed straight into the float32 master weights' .grad (the gradient-accumulation
+// fusion of Megatron-LM, Narayanan et al. 2021: "main_grad" filled by the weight-gradient GEMM).
+// Through autograd, a half-precision matmul's weight gradient costs three passes more than the GEMM:
+// the GEMM writes it in half precision, the cast back to the float32 master reads it and writes it in
+// float32, and autograd's accumulation reads that and the .grad and writes the sum (about 2 ms of a
+// 96.5 ms step at 8 x 2048, docs/benchmarks/2026-12-02-h200-fused-elementwise). Here the GEMM reads
+// the .grad as its C operand and writes the sum in float32, in one pass.
+// ---------------------------------------------------------------------------------------------
+
+// The float32 .grad of `weight` to add into in place, made as zeros when it has none yet (as autograd
+// would at the first backward); undefined when the weight is no float32 leaf that wants a gradient,
+// or when the backward itself is differentiated (create_graph): then the caller returns the gradient.
+// Nothing else reads a leaf's gradient between autograd's accumulation and .grad, so the only thing
+// bypassed is a hook registered on the weight's gradient (Anneal registers none).
+Tensor in_place_grad(const Tensor& weight) {
+  if (!weight.is_leaf() || !weight.requires_grad() || weight.scalar_type() != at::kFloat || at::GradMode::is_enabled()) {
+    return Tensor();
+  }
+  Tensor& grad = weight.mutable_grad();
+  if (!grad.defined()) grad = at::zeros(weight.sizes(), weight.options());
+  bool usable = grad.scalar_type() == at::kFloat && grad.is_contiguous() && grad.sizes() == weight.sizes() &&
+                grad.device() == weight.device();
+  return usable ? grad : Tensor();
+}
+
+// out (+)= a^T b for a [N, M] and b [N, K] of one type, summed in float32 into out [M, K] (float32):
+// added to out's values when `accumulate`, else written over them. Half-precision inputs go through
+// the GEMM with a float32 output (aten::addmm.dtype_out, in torch since 2.8); a torch without it (or
+// with an older check on its operands) computes the half-precision product and adds it, found out
+// once at the first call.
+void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accumulate) {
+  Tensor a_t = a.t();
+  int beta = accumulate ? 1 : 0;   // cuBLAS reads no C at beta 0
+  if (a.scalar_type() == at::kFloat) {
+    out.addmm_(a_t, b, beta);
+    return;
+  }
+  static std::atomic<bool> mixed{true};
+  if (mixed.load()) {
+    static auto op = c10::Dispatcher::singleton().findSchema({"aten::addmm", "dtype_out"});
+    try {
+      TORCH_CHECK(op.has_value(), "aten::addmm.dtype_out is not registered");
+      op->typed<Tensor&(const Tensor&, const Tensor&, const Tensor&, at::ScalarType, const at::Scalar&,
+                        const at::Scalar&, Tensor&)>()
+          .call(out, a_t, b, at::kFloat, beta, 1, out);
+      return;
+    } catch (const c10::OutOfMemoryError&) {
+      throw;  // says nothing about the operator
+    } catch (const c10::Error& e) {
+      mixed.store(false);
+      TORCH_WARN_ONCE("anneal: no float32-output GEMM for half-precision weight gradients in this torch (",
+                      e.what_without_backtrace(), "); adding a half-precision product instead");
+    }
+  }
+  if (accumulate) {
+    out.add_(at::mm(a_t, b));
+  } else {
+    out.copy_(at::mm(a_t, b));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -862,13 +928,15 @@ Tensor silu_mul(const Tensor& gate, const Tensor& up) {
 // ---------------------------------------------------------------------------------------------
 // rope(x [b,t,h,d], cos [B,1,t,d], sin [B,1,t,d]) -> x rotated (rotate_half form) in x's type, B = 1 or b,
 // cos and sin float32 and constant (no gradient): one pass each way (anneal_kernels.cu, rope_apply).
-// x is the projection's [b,t,h,d] view; the caller transposes the result for attention.
+// x is the projection's [b,t,h,d] view, read in place also when it is a slice of a fused q, k, v
+// projection (its rows further apart than h * d); the result is contiguous, and the caller transposes
+// it for attention.
 // ---------------------------------------------------------------------------------------------
 struct Rope : torch::autograd::Function<Rope> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& cos, const Tensor& sin) {
-    Tensor xc = x.contiguous(), cc = cos.contiguous(), sc = sin.contiguous();
-    Tensor out = at::empty_like(xc);
-    rotate(xc, cc, sc, out, false);
+    Tensor cc = cos.contiguous(), sc = sin.contiguous();
+    Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
+    rotate(x, token_row_stride(x), cc, sc, out, false);
     ctx->save_for_backward({cc, sc});
     return out;
   }
@@ -878,18 +946,30 @@ struct Rope : torch::autograd::Function<Rope> {
     if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
     Tensor g = grads[0].contiguous();
     Tensor dx = at::empty_like(g);
-    rotate(g, saved[0], saved[1], dx, true);
+    rotate(g, g.size(2) * g.size(3), saved[0], saved[1], dx, true);
     return {dx, Tensor(), Tensor()};
   }
 
-  static void rotate(const Tensor& x, const Tensor& cos, const Tensor& sin, const Tensor& out, bool backward) {
+  static void rotate(const Tensor& x, int64_t x_row, const Tensor& cos, const Tensor& sin, const Tensor& out,
+                     bool backward) {
     c10::cuda::CUDAGuard guard(x.device());
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(x, "rope", [&](auto tag) {
       using T = decltype(tag);
-      anneal::rope_apply<T>(ptr<T>(x), cos.data_ptr<float>(), sin.data_ptr<float>(), ptr<T>(out), (int) x.size(0),
-                            (int) x.size(1), (int) x.size(2), (int) x.size(3), (int) cos.size(0), backward, stream);
+      anneal::rope_apply<T>(ptr<T>(x), x_row, cos.data_ptr<float>(), sin.data_ptr<float>(), ptr<T>(out),
+                            (int) x.size(0), (int) x.size(1), (int) x.size(2), (int) x.size(3), (int) cos.size(0),
+                            backward, stream);
     });
+  }
+
+  // The elements between consecutive (b, t) rows of x [b,t,h,d] whose heads lie side by side in each
+  // row (contiguous, or a slice of a fused projection's last dimension); -1 for any other layout.
+  static int64_t token_row_stride(const Tensor& x) {
+    int64_t heads = x.size(2) * x.size(3);
+    if (x.stride(3) != 1 || (x.size(2) > 1 && x.stride(2) != x.size(3))) return -1;
+    int64_t row = x.size(1) > 1 ? x.stride(1) : (x.size(0) > 1 ? x.stride(0) : heads);
+    if (x.size(1) > 1 && x.size(0) > 1 && x.stride(0) != row * x.size(1)) return -1;
+    return row >= heads ? row : -1;
   }
 };
 
@@ -899,14 +979,74 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
               "anneal::rope: expected x [b,t,h,d] and cos, sin [1 or b, 1, t, d], found ", x.sizes(), " and ",
               cos.sizes());
   int64_t d = x.size(3);
+  int64_t x_row = Rope::token_row_stride(x);
   bool kernel = x.is_cuda() && d % 16 == 0 && cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat &&
-                x.is_contiguous() && starts_aligned(x);
+                x_row >= 0 && x_row % 8 == 0 && starts_aligned(x);
   if (!kernel) {  // transformers' rotate_half, in x's type, with the angles broadcast over the heads
     Tensor c = cos.transpose(1, 2).to(x.scalar_type()), s = sin.transpose(1, 2).to(x.scalar_type());
     Tensor rotated = at::cat({x.narrow(3, d / 2, d / 2).neg(), x.narrow(3, 0, d / 2)}, 3);
     return x * c + rotated * s;
   }
   return Rope::apply(x, cos, sin);
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear(x [..., in], weight [out, in], bias [out]?) -> x W^T + b in x's type: the master weight (and
+// bias) cast to x's type inside, so the backward can add the weight gradient into the float32 .grad
+// (in_place_grad, transposed_product). The other gradients are torch.linear's.
+// ---------------------------------------------------------------------------------------------
+struct Linear : torch::autograd::Function<Linear> {
+  // bias is a tensor (an empty one when the layer has none): C++ autograd functions take no
+  // undefined tensors as inputs
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                        bool has_bias) {
+    Tensor w = weight.to(x.scalar_type());
+    Tensor out = has_bias ? at::linear(x, w, bias.to(x.scalar_type())) : at::linear(x, w);
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
+    ctx->saved_data["bias_type"] = has_bias ? (int64_t) bias.scalar_type() : (int64_t) -1;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor()};
+    auto saved = ctx->get_saved_variables();
+    Tensor x = saved[0], w = saved[1];
+    Tensor weight = ctx->saved_data["weight"].toTensor();
+    Tensor g = grads[0].to(x.scalar_type());
+    Tensor g2 = g.reshape({-1, w.size(0)});
+    Tensor dx = ctx->needs_input_grad(0) ? at::matmul(g, w) : Tensor();
+    Tensor dweight;
+    if (ctx->needs_input_grad(1)) {
+      Tensor x2 = x.reshape({-1, w.size(1)});
+      Tensor sum = in_place_grad(weight);
+      if (sum.defined()) {
+        transposed_product(sum, g2, x2, true);  // dweight stays undefined: nothing left for autograd to add
+      } else if (weight.scalar_type() == at::kFloat) {
+        // a float32 weight that is no leaf (fused q, k, v weights concatenated): float32 from the GEMM
+        dweight = at::empty(weight.sizes(), weight.options());
+        transposed_product(dweight, g2, x2, false);
+      } else {
+        dweight = at::mm(g2.t(), x2).to(weight.scalar_type());
+      }
+    }
+    Tensor dbias;
+    int64_t bias_type = ctx->saved_data["bias_type"].toInt();
+    if (bias_type >= 0 && ctx->needs_input_grad(2)) {
+      dbias = g2.sum(0, false, at::kFloat).to((at::ScalarType) bias_type);
+    }
+    return {dx, dweight, dbias, Tensor()};
+  }
+};
+
+Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias) {
+  TORCH_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "anneal::linear: expected x [..., ",
+              weight.dim() == 2 ? weight.size(1) : -1, "] and weight [out, in], found ", x.sizes(), " and ",
+              weight.sizes());
+  TORCH_CHECK(!bias.has_value() || (bias->dim() == 1 && bias->size(0) == weight.size(0)),
+              "anneal::linear: expected bias [", weight.size(0), "], found ", bias.has_value() ? bias->sizes() : x.sizes());
+  Tensor b = bias.has_value() ? *bias : at::empty({0}, weight.options());
+  return Linear::apply(x, weight, b, bias.has_value());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -948,6 +1088,7 @@ struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
       });
     }
     ctx->save_for_backward({hidden, weight, lab, lse});
+    ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["chunk"] = chunk;
     ctx->mark_non_differentiable({correct});
@@ -961,8 +1102,12 @@ struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
     int64_t chunk = ctx->saved_data["chunk"].toInt();
     int64_t tokens = hidden.size(0);
     Tensor w = weight.to(hidden.scalar_type());
-    Tensor dhidden = at::empty_like(hidden);
-    Tensor dweight = at::zeros(weight.sizes(), weight.options().dtype(at::kFloat));
+    bool want_hidden = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
+    Tensor dhidden = want_hidden ? at::empty_like(hidden) : Tensor();
+    // a float32 master head weight takes its gradient into its own .grad, chunk by chunk
+    Tensor master_grad = want_weight ? in_place_grad(ctx->saved_data["weight"].toTensor()) : Tensor();
+    Tensor dweight = want_weight && !master_grad.defined()
+                         ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : Tensor();
     Tensor g = grads[0].defined() ? grads[0].to(at::kFloat).contiguous() : at::zeros({tokens}, lse.options());
     int64_t vocab = w.size(0);
     c10::cuda::CUDAGuard guard(hidden.device());
@@ -978,10 +1123,11 @@ struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
                                           lse.data_ptr<float>() + start, g.data_ptr<float>() + start, (float) scale,
                                           len, vocab, stream);
       });
-      dhidden.narrow(0, start, len).copy_(at::matmul(dlogits, w));
-      dweight.add_(at::matmul(dlogits.t(), h).to(at::kFloat));
+      if (want_hidden) dhidden.narrow(0, start, len).copy_(at::matmul(dlogits, w));
+      if (want_weight) transposed_product(master_grad.defined() ? master_grad : dweight, dlogits, h, true);
     }
-    return {dhidden, dweight.to(weight.scalar_type()), Tensor(), Tensor(), Tensor()};
+    // dweight undefined: the sum is already in the master's .grad
+    return {dhidden, dweight.defined() ? dweight.to(weight.scalar_type()) : Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -1069,6 +1215,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("rms_norm(Tensor x, Tensor weight, float eps, int dtype) -> Tensor");
   m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
   m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor");
+  m.def("linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
   m.def("graph_begin(Tensor anchor) -> int", &graph_begin);
@@ -1089,4 +1236,5 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("rms_norm", &rms_norm);
   m.impl("add_rms_norm", &add_rms_norm);
   m.impl("rope", &rope);
+  m.impl("linear", &linear);
 }

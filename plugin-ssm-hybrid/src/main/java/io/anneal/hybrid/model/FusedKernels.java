@@ -20,7 +20,8 @@ import java.util.List;
 
 /**
  * Anneal's fused GPU operators ({@code src/main/native}: the SSD scan, the causal conv1d, the gated
- * RMSNorm and the chunked LM head + cross-entropy, registered in libtorch as {@code torch.ops.anneal.*}),
+ * RMSNorm, the chunked LM head + cross-entropy, the residual norms, SwiGLU, RoPE and the linear layer
+ * that sums weight gradients into the float32 masters, registered in libtorch as {@code torch.ops.anneal.*}),
  * loaded into the process with {@link System#load} once DJL's engine has started, so that the fused
  * TorchScript layer ({@code FalconH1FusedLayer.torchscript}) can call them.
  *
