@@ -106,8 +106,8 @@ void check_cuda(const Tensor& t, const char* op, const char* name) {
 // The float32 .grad of `weight` to add into in place, made as zeros when it has none yet (as autograd
 // would at the first backward); undefined when the weight is no float32 leaf that wants a gradient,
 // or when the backward itself is differentiated (create_graph): then the caller returns the gradient.
-// Nothing else reads a leaf's gradient between autograd's accumulation and .grad, so the only thing
-// bypassed is a hook registered on the weight's gradient (Anneal registers none).
+// Autograd's own accumulation would do the same addition; what this path skips is only the hooks
+// registered on the weight's gradient (Anneal registers none).
 Tensor in_place_grad(const Tensor& weight) {
   if (!weight.is_leaf() || !weight.requires_grad() || weight.scalar_type() != at::kFloat || at::GradMode::is_enabled()) {
     return Tensor();
@@ -121,7 +121,7 @@ Tensor in_place_grad(const Tensor& weight) {
 
 // out (+)= a^T b for a [N, M] and b [N, K] of one type, summed in float32 into out [M, K] (float32):
 // added to out's values when `accumulate`, else written over them. Half-precision inputs go through
-// the GEMM with a float32 output (aten::addmm.dtype_out, in torch since 2.8); a torch without it (or
+// the GEMM with a float32 output (aten::addmm.dtype_out; torch 2.11 has it); a torch without it (or
 // with an older check on its operands) computes the half-precision product and adds it, found out
 // once at the first call.
 void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accumulate) {
