@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the operators once per set of build flags, tests each build against the float64 references
+# and profiles the step with it, all in one call on the GPU machine (nothing to carry). Each
+# argument is one variant's flags (build_kernels.py's ANNEAL_BUILD_FLAGS); "" is the default build.
+#   LAYER_ROWS=8 bash tools/gpu/pending/try-variants.sh "" "-DANNEAL_CONV_CHANNELS=1" ...
+# Results: $OUT/variants/{build,kernels,layers}-N.* for the N-th argument; the log says which is which.
+set -u
+out=${OUT:?set OUT}/variants
+mkdir -p "$out"
+n=0
+for flags in "$@"; do
+  n=$((n + 1))
+  dir=plugin-ssm-hybrid/target/native-variant$n
+  echo "== variant $n: flags '${flags}'"
+  if ! ANNEAL_BUILD_FLAGS="$flags" python3 tools/gpu/build_kernels.py "$dir" > "$out/build-$n.log" 2>&1; then
+    tail -5 "$out/build-$n.log"
+    continue
+  fi
+  python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$n.json" > "$out/kernels-$n.log" 2>&1
+  grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$n.log"
+  timeout 120 python3 tools/gpu/profile_layers.py "$dir/anneal_ops.so" --rows "${LAYER_ROWS:-8}" \
+    --out "$out/layers-$n.json" > "$out/layers-$n.log" 2>&1
+  grep -E "^== fused|conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing" "$out/layers-$n.log"
+done
