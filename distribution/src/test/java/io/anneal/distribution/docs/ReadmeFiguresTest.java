@@ -89,10 +89,6 @@ class ReadmeFiguresTest {
                 + String.format(Locale.ROOT, ", %.1f GiB used", step.get("device_used_gib").asDouble());
     }
 
-    private static Path peerFile(String name) {
-        return KERNELS.resolve(name);
-    }
-
     private static double peerTokensPerSecond(Path file) throws Exception {
         return json(file).get("step").get("tokens_per_second").asDouble();
     }
@@ -100,15 +96,19 @@ class ReadmeFiguresTest {
     /** Anneal's tokens/s over the peer's at rows x 2048. */
     private static double ratioToPeer(int rows) throws Exception {
         return tokensPerSecond(KERNELS, "anneal-fused-" + rows + "x2048.json")
-                / peerTokensPerSecond(peerFile("hf-fast-" + rows + "x2048.json"));
+                / peerTokensPerSecond(KERNELS.resolve("hf-fast-" + rows + "x2048.json"));
     }
 
-    /** The most tokens/s of any of {@code rows} in {@code folder}'s files {@code prefix + rows + "x2048.json"}. */
-    private static double best(int[] rows, String prefix, boolean peer) throws Exception {
+    /**
+     * The most tokens/s over {@code rows} of this session's files {@code prefix + rows + "x2048.json"}
+     * (a peer's file holds its full step under "step").
+     */
+    private static double best(int[] rows, String prefix) throws Exception {
         double best = 0;
         for (int r : rows) {
-            Path file = KERNELS.resolve(prefix + r + "x2048.json");
-            best = Math.max(best, peer ? peerTokensPerSecond(file) : tokensPerSecond(KERNELS, file.getFileName().toString()));
+            JsonNode file = json(KERNELS.resolve(prefix + r + "x2048.json"));
+            JsonNode timed = file.has("step") ? file.get("step") : file;
+            best = Math.max(best, timed.get("tokens_per_second").asDouble());
         }
         return best;
     }
@@ -126,12 +126,12 @@ class ReadmeFiguresTest {
         List<String> before = row(readme, "Anneal, the session before");
         List<String> reference = row(readme, "Anneal, reference layers");
         List<String> peer = row(readme, "transformers fast path");
-        int[] rows = PEER_ROWS;
+        int[] rows = PEER_ROWS;   // the table's columns
         for (int i = 0; i < rows.length; i++) {
             String file = "anneal-fused-" + rows[i] + "x2048.json";
             assertEquals(annealCell(KERNELS, file), anneal.get(i + 1), "Anneal " + rows[i] + " x 2048");
             assertEquals(annealCell(BEFORE, file), before.get(i + 1), "before " + rows[i] + " x 2048");
-            assertEquals(peerCell(json(peerFile("hf-fast-" + rows[i] + "x2048.json")).get("step")), peer.get(i + 1),
+            assertEquals(peerCell(json(KERNELS.resolve("hf-fast-" + rows[i] + "x2048.json")).get("step")), peer.get(i + 1),
                     "peer " + rows[i] + " x 2048");
         }
         assertEquals(annealCell(FUSED, "anneal-reference-2x2048.json"), reference.get(1));
@@ -140,7 +140,7 @@ class ReadmeFiguresTest {
 
         double small = ratioToPeer(2);
         double at8 = ratioToPeer(8);
-        double best = best(ANNEAL_ROWS, "anneal-fused-", false) / best(PEER_ROWS, "hf-fast-", true);
+        double best = best(ANNEAL_ROWS, "anneal-fused-") / best(PEER_ROWS, "hf-fast-");
         List<Double> peer8 = new ArrayList<>();
         for (Path file : PEER_8X2048_RUNS) {
             peer8.add(peerTokensPerSecond(file));
