@@ -5,6 +5,9 @@ was built for.
 
     python3 tools/gpu/build_kernels.py [OUT_DIR]     (default plugin-ssm-hybrid/target/native)
 
+ANNEAL_BUILD_FLAGS adds flags to both compiles, C++ and CUDA: a variant behind a macro, compared
+with the default build by tools/gpu/try-variants.sh; anneal_ops.json records them.
+
 The hybrid plugin finds the library in plugins/ssm-hybrid/native/ or at $ANNEAL_KERNELS.
 """
 import hashlib
@@ -27,8 +30,8 @@ started = time.time()
 load(name="anneal_ops",
      sources=[os.path.join(source, "anneal_ops.cpp"), os.path.join(source, "anneal_kernels.cu")],
      extra_include_paths=[source],
-     extra_cflags=["-O3", f"-DANNEAL_ARCH={arch}"],
-     extra_cuda_cflags=["-O3", "--use_fast_math"],
+     extra_cflags=["-O3", f"-DANNEAL_ARCH={arch}"] + os.environ.get("ANNEAL_BUILD_FLAGS", "").split(),
+     extra_cuda_cflags=["-O3", "--use_fast_math"] + os.environ.get("ANNEAL_BUILD_FLAGS", "").split(),
      is_python_module=False, with_cuda=True, build_directory=out, verbose=False)
 library = os.path.join(out, "anneal_ops.so")
 
@@ -45,6 +48,8 @@ def sources_fingerprint():
 
 info = {"library": "anneal_ops.so", "torch": torch.__version__, "cuda": torch.version.cuda, "arch": arch,
         "sources": sources_fingerprint()}
+if os.environ.get("ANNEAL_BUILD_FLAGS"):
+    info["build_flags"] = os.environ["ANNEAL_BUILD_FLAGS"]
 with open(os.path.join(out, "anneal_ops.json"), "w") as f:
     json.dump(info, f, indent=2)
 torch.ops.load_library(library)

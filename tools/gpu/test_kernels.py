@@ -76,11 +76,13 @@ def conv_reference(x, w, bias, seq):
     return F.silu(out)
 
 
-def test_conv(dtype, packed, k=4, strided=False):
+def test_conv(dtype, packed, k=4, strided=False, c=40):
     """k picks the kernel's register window: 2, 4 (widths 3 and 4) or 8 (5 to 8); with `strided` x
-    is a slice of a wider tensor, as the fused layer passes a slice of the input projection."""
+    is a slice of a wider tensor, as the fused layer passes a slice of the input projection. An even
+    number of channels takes two channels a thread (one access for both), an odd one one a thread;
+    300 channels need two blocks, the second partly filled."""
     torch.manual_seed(1)
-    b, t, c = 2, 77, 40
+    b, t = 2, 77
     x = torch.randn(b, t, c, device="cuda")
     w = torch.randn(c, 1, k, device="cuda") * 0.5
     bias = torch.randn(c, device="cuda")
@@ -99,7 +101,7 @@ def test_conv(dtype, packed, k=4, strided=False):
     out = torch.ops.anneal.causal_conv1d_silu(xo, wo, bo, seq)
     out.backward(gout.to(dtype))
     dx = wide_o.grad[..., 8:8 + c] if strided else xo.grad
-    compare(f"causal_conv1d_silu K={k}{' packed' if packed else ''}{' x a strided view' if strided else ''}", dtype,
+    compare(f"causal_conv1d_silu K={k} C={c}{' packed' if packed else ''}{' x a strided view' if strided else ''}", dtype,
             [("out", out, ref), ("dx", dx, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
 
 
@@ -503,6 +505,8 @@ def main():
             for k in (2, 3, 4, 6):
                 test_conv(dtype, packed, k)
             test_conv(dtype, packed, strided=True)
+            test_conv(dtype, packed, c=39)
+            test_conv(dtype, packed, c=300, strided=True)
             test_ssd(dtype, packed)
             test_ssd(dtype, packed, g=1)   # one group: the state GEMMs read the token layout without a copy
         test_ssd(dtype, True, t=64, chunk=64)

@@ -10,6 +10,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
+#include <initializer_list>
 #include <type_traits>
 
 namespace anneal {
@@ -94,90 +96,135 @@ inline unsigned vector_blocks(int64_t threads) {
 constexpr int kConvTile = 32;     // time steps per thread
 constexpr int kMaxKernel = 8;
 
-// Each thread walks its channel through a tile of time steps with the last M inputs (and their
-// document ids) in a shift register, so every input, output gradient and document id is read from
-// global memory once per tile (plus a K-1 halo) instead of once per tap. Windows are right-aligned
-// (the newest value at index M - 1) and the taps of a kernel narrower than M are padded with zeros,
-// so every index is a compile-time constant after unrolling and the windows stay in registers. M is
-// the launch's window (2, 4 or kMaxKernel, the smallest that holds the kernel): Mamba-2's width 4
-// on an 8-wide window spent half of the backward's instructions on padding (4.8 ms of a 124 ms step).
+// Each thread walks V adjacent channels through a tile of time steps with the last M inputs (and
+// their document ids) in a shift register, so every input, output gradient and document id is read
+// from global memory once per tile (plus a K-1 halo) instead of once per tap. Windows are
+// right-aligned (the newest value at index M - 1) and the taps of a kernel narrower than M are
+// padded with zeros, so every index is a compile-time constant after unrolling and the windows stay
+// in registers. M is the launch's window (2, 4 or kMaxKernel, the smallest that holds the kernel):
+// Mamba-2's width 4 on an 8-wide window spent half of the backward's instructions on padding.
+//
+// V channels a thread (kConvChannels where the channels, x's row stride and the pointers allow it,
+// else 1): the per-step work that does not depend on the channel (the document ids and their
+// comparisons, addresses, the loop) is shared by V channels, and their values move in one
+// V-element access. With one channel a thread the backward ran at about a quarter of the memory
+// bandwidth (2.98 ms a step at 8 x 2048) and loading more steps at once did not help (3.38 ms): its
+// time went to instructions, not to waiting on memory.
 //
 // The forward's time loop runs in groups of kConvGroup steps: a group's inputs are loaded before any
 // of them is used, so each thread has kConvGroup loads in flight instead of one, and the unrolled
 // group turns the window's shifts into register renames: 1.05 -> 0.88 ms a step at 8 x 2048.
 constexpr int kConvGroup = 4;
+// Two channels a thread measured best at 8 x 2048 (backward 3.03 / 2.54 / 2.87 ms a step with 1, 2 or 4;
+// registers 48 / 64 / 118; docs/benchmarks/2026-12-03-h200-conv-ssd-recompute).
+constexpr int kConvChannels = 2;
+constexpr int kConvThreads = 128;
 constexpr int kNoDocument = -1;   // positions before the row's start
 constexpr int kPastTheEnd = -2;   // positions after the row's end (the backward pass walks past it)
 
-template <typename T, int M>
+// V consecutive elements from p[i] as floats, in one access (i a multiple of V, p V-element aligned).
+template <int V, typename T>
+__device__ __forceinline__ void loadv(const T* p, int64_t i, float (&v)[V]) {
+  struct alignas(sizeof(T) * V) Pack { T e[V]; };
+  Pack pack = *reinterpret_cast<const Pack*>(p + i);
+#pragma unroll
+  for (int k = 0; k < V; k++) v[k] = load(pack.e, k);
+}
+
+template <int V, typename T>
+__device__ __forceinline__ void storev(T* p, int64_t i, const float (&v)[V]) {
+  struct alignas(sizeof(T) * V) Pack { T e[V]; };
+  Pack pack;
+#pragma unroll
+  for (int k = 0; k < V; k++) store(pack.e, k, v[k]);
+  *reinterpret_cast<Pack*>(p + i) = pack;
+}
+
+template <int M, int V>
 struct ConvWindow {
-  float x[M];      // x[t - M + 1 .. t] of this channel, oldest first (0 outside the row)
+  float x[V][M];   // x[t - M + 1 .. t] of each channel, oldest first (0 outside the row)
   int doc[M];      // their document ids (a row's document index, small: int suffices)
 
   __device__ __forceinline__ void reset() {
 #pragma unroll
     for (int m = 0; m < M; m++) {
-      x[m] = 0.f;
+#pragma unroll
+      for (int v = 0; v < V; v++) x[v][m] = 0.f;
       doc[m] = kNoDocument;
     }
   }
 
-  // slides the window one step: the oldest value out, (value, its document) in
-  __device__ __forceinline__ void push(float value, int document) {
+  // slides the window one step: the oldest values out, (values, their document) in
+  __device__ __forceinline__ void push(const float (&values)[V], int document) {
 #pragma unroll
     for (int m = 0; m + 1 < M; m++) {
-      x[m] = x[m + 1];
+#pragma unroll
+      for (int v = 0; v < V; v++) x[v][m] = x[v][m + 1];
       doc[m] = doc[m + 1];
     }
-    x[M - 1] = value;
+#pragma unroll
+    for (int v = 0; v < V; v++) x[v][M - 1] = values[v];
     doc[M - 1] = document;
   }
 
-  // the pre-activation of the output at the window's end (taps right-aligned): taps reading another
-  // document count 0
-  __device__ __forceinline__ float pre(const float* taps, float b0) const {
-    float acc = b0;
+  // the pre-activations of the outputs at the window's end (taps right-aligned): taps reading
+  // another document count 0
+  __device__ __forceinline__ void pre(const float (&taps)[V][M], const float (&b0)[V], float (&acc)[V]) const {
+#pragma unroll
+    for (int v = 0; v < V; v++) acc[v] = b0[v];
 #pragma unroll
     for (int m = 0; m < M; m++) {
-      if (doc[m] == doc[M - 1]) acc += taps[m] * x[m];
+      if (doc[m] == doc[M - 1]) {
+#pragma unroll
+        for (int v = 0; v < V; v++) acc[v] += taps[v][m] * x[v][m];
+      }
     }
-    return acc;
   }
 };
 
-// The taps right-aligned to the window: right[M - K + k] = w[c, k], zeros before.
-template <int M>
-__device__ __forceinline__ void right_aligned_taps(const float* w, int c, int kernel, float* right) {
+// Channel c0 + v's taps right-aligned to the window, right[v][M - K + k] = w[c0 + v, k], zeros
+// before; its bias (0 without one).
+template <int M, int V>
+__device__ __forceinline__ void conv_taps(const float* w, const float* bias, int c0, int kernel, float (&right)[V][M],
+                                          float (&b0)[V]) {
 #pragma unroll
-  for (int m = 0; m < M; m++) {
-    int k = m - (M - kernel);
-    right[m] = k >= 0 ? w[c * kernel + k] : 0.f;
+  for (int v = 0; v < V; v++) {
+#pragma unroll
+    for (int m = 0; m < M; m++) {
+      int k = m - (M - kernel);
+      right[v][m] = k >= 0 ? w[(c0 + v) * kernel + k] : 0.f;
+    }
+    b0[v] = bias ? bias[c0 + v] : 0.f;
   }
 }
 
-template <typename T, int M>
+template <typename T, int M, int V>
 __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, const float* __restrict__ w,
                                     const float* __restrict__ bias, const int64_t* __restrict__ seq,
                                     T* __restrict__ out, int time, int channels, int kernel) {
-  int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= channels) return;
+  int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+  if (c0 >= channels) return;
   int b = blockIdx.z;
   int t0 = blockIdx.y * kConvTile;
   int t1 = min(t0 + kConvTile, time);
-  float taps[M];
-  right_aligned_taps<M>(w, c, kernel, taps);
-  float b0 = bias ? bias[c] : 0.f;
+  float taps[V][M], b0[V];
+  conv_taps<M, V>(w, bias, c0, kernel, taps, b0);
   int64_t row = (int64_t) b * time;
-  ConvWindow<T, M> win;
+  ConvWindow<M, V> win;
   win.reset();
   for (int base = max(0, t0 - (kernel - 1)); base < t1; base += kConvGroup) {
-    float xs[kConvGroup];
+    float xs[kConvGroup][V];
     int docs[kConvGroup];
 #pragma unroll
     for (int i = 0; i < kConvGroup; i++) {
       int t = base + i;
       bool live = t < t1;  // t1 <= time
-      xs[i] = live ? load(x, (row + t) * x_row + c) : 0.f;
+      if (live) {
+        loadv<V>(x, (row + t) * x_row + c0, xs[i]);
+      } else {
+#pragma unroll
+        for (int v = 0; v < V; v++) xs[i][v] = 0.f;
+      }
       docs[i] = live && seq ? (int) seq[row + t] : 0;
     }
 #pragma unroll
@@ -186,8 +233,11 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
       if (t >= t1) break;
       win.push(xs[i], docs[i]);
       if (t >= t0) {
-        float acc = win.pre(taps, b0);
-        store(out, (row + t) * channels + c, acc * sigmoid(acc));
+        float acc[V];
+        win.pre(taps, b0, acc);
+#pragma unroll
+        for (int v = 0; v < V; v++) acc[v] *= sigmoid(acc[v]);
+        storev<V>(out, (row + t) * channels + c0, acc);
       }
     }
   }
@@ -201,62 +251,86 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 // s + j, held at g[M - K + j], reads s through tap K - 1 - j = M - 1 - (M - K + j). Weight and bias
 // gradients are summed per (batch, tile) into partials [B * tiles, C, K] and [B * tiles, C],
 // reduced by the caller.
-template <typename T, int M>
+template <typename T, int M, int V>
 __global__ void conv_backward_kernel(const T* __restrict__ x, int64_t x_row, const float* __restrict__ w,
                                      const float* __restrict__ bias, const int64_t* __restrict__ seq,
                                      const T* __restrict__ dout, T* __restrict__ dx,
                                      float* __restrict__ dw_partial, float* __restrict__ db_partial,
                                      int time, int channels, int kernel) {
-  int c = blockIdx.x * blockDim.x + threadIdx.x;
-  if (c >= channels) return;
+  int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
+  if (c0 >= channels) return;
   int b = blockIdx.z;
   int tile = blockIdx.y;
   int t0 = tile * kConvTile;
   int t1 = min(t0 + kConvTile, time);
-  float taps[M];  // right-aligned, for the pre-activation
-  right_aligned_taps<M>(w, c, kernel, taps);
-  float left[M];  // left[k] = w[c, k], zeros after: dx reads g[m] through left[M - 1 - m]
+  float taps[V][M], b0[V];  // right-aligned, for the pre-activation
+  conv_taps<M, V>(w, bias, c0, kernel, taps, b0);
+  float left[V][M];  // left[v][k] = w[c0 + v, k], zeros after: dx reads g[m] through left[M - 1 - m]
 #pragma unroll
-  for (int k = 0; k < M; k++) left[k] = k < kernel ? w[c * kernel + k] : 0.f;
-  float b0 = bias ? bias[c] : 0.f;
+  for (int v = 0; v < V; v++) {
+#pragma unroll
+    for (int k = 0; k < M; k++) left[v][k] = k < kernel ? w[(c0 + v) * kernel + k] : 0.f;
+  }
   int64_t row = (int64_t) b * time;
-  float dw[M];  // right-aligned like taps
-  float g[M];   // g[t - M + 1 .. t], oldest first
+  float dw[V][M];  // right-aligned like taps
+  float g[V][M];   // g[t - M + 1 .. t], oldest first
   int gdoc[M];
+  float db[V];
 #pragma unroll
   for (int m = 0; m < M; m++) {
-    dw[m] = 0.f;
-    g[m] = 0.f;
+#pragma unroll
+    for (int v = 0; v < V; v++) {
+      dw[v][m] = 0.f;
+      g[v][m] = 0.f;
+    }
     gdoc[m] = kNoDocument;
   }
-  float db = 0.f;
-  ConvWindow<T, M> win;
+#pragma unroll
+  for (int v = 0; v < V; v++) db[v] = 0.f;
+  ConvWindow<M, V> win;
   win.reset();
   for (int t = max(0, t0 - (kernel - 1)); t < t1 + kernel - 1; t++) {
     // one step at a time: loading a group of steps first (as the forward does) made this kernel
-    // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled to 96, halving occupancy)
+    // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy)
     bool inside = t < time;
-    win.push(inside ? load(x, (row + t) * x_row + c) : 0.f, inside ? (seq ? (int) seq[row + t] : 0) : kPastTheEnd);
+    float xt[V], gt[V];
+#pragma unroll
+    for (int v = 0; v < V; v++) {
+      xt[v] = 0.f;
+      gt[v] = 0.f;
+    }
+    if (inside) loadv<V>(x, (row + t) * x_row + c0, xt);
+    win.push(xt, inside ? (seq ? (int) seq[row + t] : 0) : kPastTheEnd);
     // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
-    float gt = 0.f;
     if (t >= t0 && inside) {
-      float pre = win.pre(taps, b0);
-      float sg = sigmoid(pre);
-      gt = load(dout, (row + t) * channels + c) * sg * (1.f + pre * (1.f - sg));
+      float pre[V], d[V];
+      win.pre(taps, b0, pre);
+      loadv<V>(dout, (row + t) * channels + c0, d);
+#pragma unroll
+      for (int v = 0; v < V; v++) {
+        float sg = sigmoid(pre[v]);
+        gt[v] = d[v] * sg * (1.f + pre[v] * (1.f - sg));
+      }
       if (t < t1) {  // this tile's own outputs: their weight and bias gradients
-        db += gt;
 #pragma unroll
         for (int m = 0; m < M; m++) {
-          if (win.doc[m] == win.doc[M - 1]) dw[m] += gt * win.x[m];
+          if (win.doc[m] == win.doc[M - 1]) {
+#pragma unroll
+            for (int v = 0; v < V; v++) dw[v][m] += gt[v] * win.x[v][m];
+          }
         }
+#pragma unroll
+        for (int v = 0; v < V; v++) db[v] += gt[v];
       }
     }
 #pragma unroll
     for (int m = 0; m + 1 < M; m++) {
-      g[m] = g[m + 1];
+#pragma unroll
+      for (int v = 0; v < V; v++) g[v][m] = g[v][m + 1];
       gdoc[m] = gdoc[m + 1];
     }
-    g[M - 1] = gt;
+#pragma unroll
+    for (int v = 0; v < V; v++) g[v][M - 1] = gt[v];
     gdoc[M - 1] = win.doc[M - 1];
     int s = t - (kernel - 1);  // the input whose last reader is output t
     if (s >= t0) {
@@ -265,21 +339,29 @@ __global__ void conv_backward_kernel(const T* __restrict__ x, int64_t x_row, con
       for (int m = 0; m < M; m++) {
         if (m == M - kernel) sdoc = win.doc[m];
       }
-      float acc = 0.f;
+      float acc[V];
+#pragma unroll
+      for (int v = 0; v < V; v++) acc[v] = 0.f;
 #pragma unroll
       for (int m = 0; m < M; m++) {
-        if (gdoc[m] == sdoc) acc += left[M - 1 - m] * g[m];
+        if (gdoc[m] == sdoc) {
+#pragma unroll
+          for (int v = 0; v < V; v++) acc[v] += left[v][M - 1 - m] * g[v][m];
+        }
       }
-      store(dx, (row + s) * channels + c, acc);
+      storev<V>(dx, (row + s) * channels + c0, acc);
     }
   }
   int64_t partial = (int64_t) b * gridDim.y + tile;
 #pragma unroll
-  for (int m = 0; m < M; m++) {
-    int k = m - (M - kernel);
-    if (k >= 0) dw_partial[(partial * channels + c) * kernel + k] = dw[m];
+  for (int v = 0; v < V; v++) {
+#pragma unroll
+    for (int m = 0; m < M; m++) {
+      int k = m - (M - kernel);
+      if (k >= 0) dw_partial[(partial * channels + c0 + v) * kernel + k] = dw[v][m];
+    }
+    db_partial[partial * channels + c0 + v] = db[v];
   }
-  db_partial[partial * channels + c] = db;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -782,13 +864,29 @@ void by_window(int kernel, F&& f) {
 
 }  // namespace
 
+// The channels a conv thread takes: kConvChannels when every access of V channels stays aligned
+// (the channels, x's row stride and the pointers), else 1.
+template <typename T, typename F>
+void by_conv_channels(int channels, int64_t x_row, std::initializer_list<const void*> pointers, F&& f) {
+  bool vector = channels % kConvChannels == 0 && x_row % kConvChannels == 0;
+  for (const void* p : pointers) vector = vector && reinterpret_cast<uintptr_t>(p) % (sizeof(T) * kConvChannels) == 0;
+  if (vector) {
+    f(std::integral_constant<int, kConvChannels>{});
+  } else {
+    f(std::integral_constant<int, 1>{});
+  }
+}
+
 template <typename T>
 void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq, T* out,
                          int batch, int time, int channels, int kernel, cudaStream_t stream) {
-  dim3 grid(blocks(channels, 128), blocks(time, kConvTile), batch);
-  by_window(kernel, [&](auto window) {
-    conv_forward_kernel<T, decltype(window)::value><<<grid, 128, 0, stream>>>(x, x_row, w, bias, seq, out, time,
-                                                                             channels, kernel);
+  by_conv_channels<T>(channels, x_row, {x, out}, [&](auto per_thread) {
+    constexpr int V = decltype(per_thread)::value;
+    dim3 grid(blocks(channels, kConvThreads * V), blocks(time, kConvTile), batch);
+    by_window(kernel, [&](auto window) {
+      conv_forward_kernel<T, decltype(window)::value, V><<<grid, kConvThreads, 0, stream>>>(
+          x, x_row, w, bias, seq, out, time, channels, kernel);
+    });
   });
 }
 
@@ -798,11 +896,13 @@ template <typename T>
 void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq,
                           const T* dout, T* dx, float* dw_partial, float* db_partial, int batch, int time, int channels,
                           int kernel, cudaStream_t stream) {
-  dim3 grid(blocks(channels, 128), blocks(time, kConvTile), batch);
-  by_window(kernel, [&](auto window) {
-    conv_backward_kernel<T, decltype(window)::value><<<grid, 128, 0, stream>>>(x, x_row, w, bias, seq, dout, dx,
-                                                                              dw_partial, db_partial, time, channels,
-                                                                              kernel);
+  by_conv_channels<T>(channels, x_row, {x, dout, dx}, [&](auto per_thread) {
+    constexpr int V = decltype(per_thread)::value;
+    dim3 grid(blocks(channels, kConvThreads * V), blocks(time, kConvTile), batch);
+    by_window(kernel, [&](auto window) {
+      conv_backward_kernel<T, decltype(window)::value, V><<<grid, kConvThreads, 0, stream>>>(
+          x, x_row, w, bias, seq, dout, dx, dw_partial, db_partial, time, channels, kernel);
+    });
   });
 }
 

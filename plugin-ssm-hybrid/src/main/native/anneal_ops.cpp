@@ -466,20 +466,25 @@ Tensor scale_rows(const Tensor& x, const Tensor& s, at::ScalarType type) {
 // the matmuls' type = y_off [b,c,g,q,r*p] * from_start [b,c,h,q] + y_diag [b,c,g,r,q,p] + x D.
 // ---------------------------------------------------------------------------------------------
 struct SsdCombine : torch::autograd::Function<SsdCombine> {
+  // value_needed false: only the backward is wanted (SsdScan::backward's recomputation), the
+  // result's memory is left unwritten
   static Tensor forward(AutogradContext* ctx, const Tensor& y_off, const Tensor& from_start, const Tensor& y_diag,
-                        const Tensor& x, const c10::optional<Tensor>& d, int64_t q) {
-    Tensor yo = y_off.contiguous(), fs = from_start.contiguous(), yd = y_diag.contiguous();
+                        const Tensor& x, const c10::optional<Tensor>& d, int64_t q, bool value_needed) {
+    Tensor yo = y_off.contiguous(), fs = from_start.contiguous();
     Tensor dd = d.has_value() ? d->contiguous() : Tensor();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = yo.size(2), c = yo.size(1);
     Tensor out = at::empty({b, t, h, p}, x.options());
-    c10::cuda::CUDAGuard guard(x.device());
-    auto stream = at::cuda::getCurrentCUDAStream();
-    by_type(x, "ssd_scan", [&](auto tag) {
-      using T = decltype(tag);
-      anneal::ssd_combine_forward<T>(ptr<T>(yo), fs.data_ptr<float>(), ptr<T>(yd), ptr<T>(x), x.stride(1),
-                                     float_or_null(dd), ptr<T>(out), (int) b, (int) c, (int) q, (int) g,
-                                     (int) (h / g), (int) p, (int) t, stream);
-    });
+    if (value_needed) {
+      Tensor yd = y_diag.contiguous();
+      c10::cuda::CUDAGuard guard(x.device());
+      auto stream = at::cuda::getCurrentCUDAStream();
+      by_type(x, "ssd_scan", [&](auto tag) {
+        using T = decltype(tag);
+        anneal::ssd_combine_forward<T>(ptr<T>(yo), fs.data_ptr<float>(), ptr<T>(yd), ptr<T>(x), x.stride(1),
+                                       float_or_null(dd), ptr<T>(out), (int) b, (int) c, (int) q, (int) g,
+                                       (int) (h / g), (int) p, (int) t, stream);
+      });
+    }
     ctx->save_for_backward({yo, fs, x});
     ctx->saved_data["d"] = dd.defined() ? c10::IValue(dd) : c10::IValue();
     ctx->saved_data["q"] = q;
@@ -491,7 +496,7 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
     Tensor yo = saved[0], fs = saved[1], x = saved[2];
     Tensor dd = ctx->saved_data["d"].isNone() ? Tensor() : ctx->saved_data["d"].toTensor();
     int64_t q = ctx->saved_data["q"].toInt();
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     Tensor gy = grads[0].to(x.scalar_type()).contiguous();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = yo.size(2), c = yo.size(1), r = h / g;
     Tensor dy_off = at::empty_like(yo), dfs = at::empty_like(fs);
@@ -509,7 +514,7 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
                                       (int) q, (int) g, (int) r, (int) p, (int) t, stream);
     });
     Tensor dD = dd.defined() ? dd_partial.sum(0) : Tensor();
-    return {dy_off, dfs, dy_diag, dx, dD, Tensor()};
+    return {dy_off, dfs, dy_diag, dx, dD, Tensor(), Tensor()};
   }
 };
 
@@ -569,8 +574,38 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
 
 // The SSD scan; with `skip` (D [h], Mamba-2's skip connection) defined, y + x D in x's type, else y
 // in float32.
+
+// a [..., m, k] b [..., k, n] for a recomputation that differentiates through the product but never
+// reads it: the forward launches nothing (its result is uninitialised memory of the product's shape),
+// the backward gives torch.matmul's gradients. In SsdScan::backward the intra-chunk product y_diag
+// is such a value: SsdCombine keeps y_off, from_start and x for its backward, not y_diag.
+struct GradientOnlyProduct : torch::autograd::Function<GradientOnlyProduct> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& a, const Tensor& b) {
+    TORCH_CHECK(a.dim() == b.dim() && a.dim() >= 2 && a.size(-1) == b.size(-2) &&
+                a.sizes().slice(0, a.dim() - 2) == b.sizes().slice(0, b.dim() - 2),
+                "anneal: a product of [..., m, k] and [..., k, n] with the same batch dimensions expected, found ",
+                a.sizes(), " and ", b.sizes());
+    ctx->save_for_backward({a, b});
+    std::vector<int64_t> sizes = a.sizes().vec();
+    sizes.back() = b.size(-1);
+    return at::empty(sizes, a.options());
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {Tensor(), Tensor()};
+    auto saved = ctx->get_saved_variables();
+    Tensor g = grads[0].to(saved[0].scalar_type());
+    Tensor da = ctx->needs_input_grad(0) ? at::matmul(g, saved[1].transpose(-1, -2)) : Tensor();
+    Tensor db = ctx->needs_input_grad(1) ? at::matmul(saved[0].transpose(-1, -2), g) : Tensor();
+    return {da, db};
+  }
+};
+
+// `recompute`: SsdScan::backward's pass, which only differentiates the result: with the combine
+// kernel's path, neither the result nor y_diag is computed (GradientOnlyProduct, SsdCombine's
+// value_needed): 95.6 -> 93.9 ms a step at 8 x 2048, docs/benchmarks/2026-12-03-h200-conv-ssd-recompute).
 Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
-                   const Tensor& seq, int64_t chunk, const Tensor& skip = Tensor()) {
+                   const Tensor& seq, int64_t chunk, const Tensor& skip = Tensor(), bool recompute = false) {
   const auto mm = x.scalar_type();
   const auto f32 = at::kFloat;
   int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = bm.size(2), n = bm.size(3);
@@ -637,7 +672,10 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
     Tensor decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
     mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
   }
-  Tensor y_diag = at::matmul(mixing, xs);                                             // [b,c,g,r,q,p] mm
+  bool combine = skip.defined() && ssd_combine_applies(x);
+  bool graph_only = recompute && combine;
+  Tensor y_diag = graph_only ? GradientOnlyProduct::apply(mixing, xs)                // [b,c,g,r,q,p] mm
+                             : at::matmul(mixing, xs);
 
   // 2. the state at each chunk's end: sum_j exp(cum_last - cum_j) x_j dt_j B_j^T, the decay applied
   // in the token layout ([b,c,q,h,1] against [b,c,q,h,p])
@@ -675,8 +713,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // the token layout), scaled by the decay from the chunk's start
   Tensor from_start = cum.exp();
   if (from_start_mask.defined()) from_start = from_start * from_start_mask;
-  if (skip.defined() && ssd_combine_applies(x)) {
-    return SsdCombine::apply(y_off, from_start, y_diag, x, c10::optional<Tensor>(skip.to(f32)), q);
+  if (combine) {
+    return SsdCombine::apply(y_off, from_start, y_diag, x, c10::optional<Tensor>(skip.to(f32)), q, !graph_only);
   }
   Tensor y_off_tok = y_off.permute({0, 1, 3, 2, 4}).reshape({b, c, q, h, p});         // a view with one group
   // the sum in float32, in [b,t,h,p] order; the heads' layout of the intra-chunk part is read
@@ -719,7 +757,7 @@ struct SsdScan : torch::autograd::Function<SsdScan> {
     {
       at::AutoGradMode enable(true);
       y = ssd_forward(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], seq, chunk,
-                      with_skip ? inputs[5] : Tensor());
+                      with_skip ? inputs[5] : Tensor(), /*recompute=*/true);
     }
     Tensor gy = grads[0].defined() ? grads[0] : at::zeros_like(y);
     variable_list d = torch::autograd::grad({y}, inputs, {gy.to(y.scalar_type())}, false, false, true);

@@ -2,8 +2,9 @@
 # Builds the operators once per set of build flags, tests each build against the float64 references
 # and profiles the step with it, all in one call on the GPU machine (nothing to carry). Each
 # argument is one variant's flags (build_kernels.py's ANNEAL_BUILD_FLAGS); "" is the default build.
-#   LAYER_ROWS=8 bash tools/gpu/pending/try-variants.sh "" "-DANNEAL_CONV_CHANNELS=1" ...
-# Results: $OUT/variants/{build,kernels,layers}-N.* for the N-th argument; the log says which is which.
+#   LAYER_ROWS=8 bash tools/gpu/try-variants.sh "" "-DANNEAL_SOME_VARIANT=1" ...
+# Results: $OUT/variants.tgz, holding {build,kernels,layers}-N.* for the N-th argument (packed: the
+# device tool returns only a few files a call); the printed lines say which is which.
 set -u
 out=${OUT:?set OUT}/variants
 mkdir -p "$out"
@@ -22,3 +23,4 @@ for flags in "$@"; do
     --out "$out/layers-$n.json" > "$out/layers-$n.log" 2>&1
   grep -E "^== fused|conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing" "$out/layers-$n.log"
 done
+tar czf "$OUT/variants.tgz" -C "$OUT" variants && rm -rf "$out"
