@@ -1241,6 +1241,42 @@ int64_t graph_release(const Tensor& anchor, int64_t id) {
   return id;
 }
 
+// Reads back to the host that wait for nothing queued after them (issue 12: "metrics come back to
+// the host asynchronously"). host_read_begin copies a CUDA tensor into pinned host memory on the
+// current stream and records an event right after the copy; host_read_end waits for that event
+// alone, so the host can enqueue the next step first and read this one's results while it runs.
+// (A plain read, DJL's toFloatArray, waits for everything the stream holds.)
+struct HostRead {
+  Tensor host;
+  std::unique_ptr<at::cuda::CUDAEvent> copied;
+};
+std::vector<HostRead> host_reads;  // by id; an ended read's slot is reused
+
+int64_t host_read_begin(const Tensor& source) {
+  TORCH_CHECK(source.is_cuda(), "anneal::host_read_begin: expected a CUDA tensor, found ", source.device());
+  Tensor host = at::empty(source.sizes(), source.options().device(at::kCPU).pinned_memory(true));
+  host.copy_(source, /*non_blocking=*/true);
+  auto copied = std::make_unique<at::cuda::CUDAEvent>();
+  copied->record(c10::cuda::getCurrentCUDAStream(source.device().index()));
+  for (size_t id = 0; id < host_reads.size(); id++) {
+    if (!host_reads[id].host.defined()) {
+      host_reads[id] = HostRead{host, std::move(copied)};
+      return (int64_t) id;
+    }
+  }
+  host_reads.push_back(HostRead{host, std::move(copied)});
+  return (int64_t) host_reads.size() - 1;
+}
+
+Tensor host_read_end(const Tensor& anchor, int64_t id) {
+  TORCH_CHECK(id >= 0 && id < (int64_t) host_reads.size() && host_reads[id].host.defined(),
+              "anneal::host_read_end: no read ", id, " in flight");
+  host_reads[id].copied->synchronize();
+  Tensor host = host_reads[id].host;
+  host_reads[id] = HostRead{};
+  return host;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(anneal, m) {
@@ -1260,6 +1296,8 @@ TORCH_LIBRARY(anneal, m) {
   m.def("graph_end(Tensor anchor) -> int", &graph_end);
   m.def("graph_replay(Tensor anchor, int id) -> int", &graph_replay);
   m.def("graph_release(Tensor anchor, int id) -> int", &graph_release);
+  m.def("host_read_begin(Tensor source) -> int", &host_read_begin);
+  m.def("host_read_end(Tensor anchor, int id) -> Tensor", &host_read_end);
 }
 
 // CompositeImplicitAutograd: the dispatcher calls these for every backend and under autograd; each

@@ -13,7 +13,8 @@ import io.anneal.api.Experimental;
  * {@link #beginCapture()} and {@link #endCapture()} nothing may copy between the host and the
  * device or read a value back, and no number may come from Java except as a constant; a replay
  * reads its inputs from the same device arrays the capture read, so new inputs are written into
- * them with {@link #copy} first.
+ * them with {@link #copy} or {@link #upload} first. Results come back through {@link #read}, which
+ * lets the host queue the next step before it waits for this one's numbers.
  *
  * @since API 1.2
  */
@@ -41,4 +42,37 @@ public interface StepGraphs {
 
     /** Writes {@code source} into {@code destination} in place, on the device (same shape and type). */
     void copy(NDArray destination, NDArray source);
+
+    /**
+     * Writes the host array {@code source} into the device array {@code destination} (same shape
+     * and type) without waiting for the work already queued on the device: the copy is queued
+     * behind it. This default copies through a blocking transfer, which waits.
+     *
+     * @since API 1.2 (default methods, added within 1.2: plugins built against 1.2 keep working)
+     */
+    default void upload(NDArray destination, NDArray source) {
+        try (NDArray onDevice = source.toDevice(destination.getDevice(), true)) {
+            copy(destination, onDevice);
+        }
+    }
+
+    /**
+     * Starts reading the float32 device array {@code source} back to the host: the copy is queued
+     * behind the work already on the device, and {@link HostRead#values()} waits for that copy
+     * alone, not for what is queued after it. This default reads at once, waiting for everything
+     * queued.
+     *
+     * @since API 1.2 (default methods, added within 1.2: plugins built against 1.2 keep working)
+     */
+    default HostRead read(NDArray source) {
+        float[] values = source.toFloatArray();
+        return () -> values;
+    }
+
+    /** A read of {@link #read} in flight. */
+    @FunctionalInterface
+    interface HostRead {
+        /** The values, once the copy has landed (waits for it; call once). */
+        float[] values();
+    }
 }

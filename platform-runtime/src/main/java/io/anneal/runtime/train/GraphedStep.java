@@ -1,5 +1,6 @@
 package io.anneal.runtime.train;
 
+import ai.djl.Device;
 import ai.djl.ndarray.NDArray;
 import ai.djl.ndarray.NDArrays;
 import ai.djl.ndarray.NDList;
@@ -29,13 +30,22 @@ import java.util.Map;
  * A training step replayed as CUDA graphs (issue 12, "no host in the loop"): one graph per
  * micro-batch shape holds the forward pass, the autograd backward pass and the accumulation into the
  * gradients; one graph holds the optimizer's {@link DeviceStep} (norm, finite check, unscale and
- * clip, fused AdamW that leaves everything untouched on a non-finite step, the step count) and the
- * zeroing of the gradients. Accumulation over micro-batches is one replay per micro-batch.
+ * clip, fused AdamW that leaves everything untouched on a non-finite step, the step count), the
+ * dynamic loss scale's update and the zeroing of the gradients. Accumulation over micro-batches is
+ * one replay per micro-batch.
  *
- * <p>Per step the host copies each micro-batch's arrays to the device first, then enqueues the
- * replays with device-to-device copies into the graphs' static inputs between them, and reads one
- * small array at the end: the loss and metric sums, the gradient norm and the skip flag. That read
- * is the step's only synchronisation; inside the step nothing waits for the host.
+ * <p>Nothing in a step waits for the device. The host writes each micro-batch's arrays into the
+ * graphs' static inputs through pinned memory ({@link StepGraphs#upload}), enqueues the replays, and
+ * starts one read of a small array: the loss and metric sums, the gradient norm, the skip flag and
+ * the loss scale ({@link StepGraphs#read}). {@link #step} returns at once with that read in flight,
+ * so the host can draw and enqueue the next step while the device runs this one; the trainer takes
+ * the outcome when it needs it ({@link TrainStep.PendingStep#outcome()}).
+ *
+ * <p>The loss scale lives on the device while steps are in flight: the optimizer graph updates it
+ * with torch.amp.GradScaler's rule ({@code _amp_update_scale_}), so the next step's scale never
+ * waits for this step's skip flag. The host's {@link DynamicLossScale} follows it one outcome later
+ * and checks that both agree; whenever no step is in flight (the first replay, after an eager step)
+ * the device takes the host's state.
  *
  * <p>What a graph bakes in must not change between replays: every per-step number (the loss
  * factor, the learning rate, the loss scale) is a device array written before the replay, and the
@@ -53,12 +63,20 @@ final class GraphedStep implements AutoCloseable {
     private final StepGraphs graphs;
     private final ParameterOptimizer optimizer;
     private final NDManager manager;
+    /** Where a step's host arrays are made before {@link StepGraphs#upload}. */
+    private final NDManager hostManager;
     private final List<String> metricNames;
     private final Map<Key, MicroGraph> microGraphs = new HashMap<>();
     private DeviceStep deviceStep;
     private int optimizerGraph = -1;
     /** The loss factor (loss scale / the batch's denominator) every micro-batch graph reads. */
     private NDArray factor;
+    /** The dynamic loss scale on the device: [scale, good steps in a row] (float32, exact to 2^24). */
+    private NDArray scaleState;
+    /** [0, 1, 0]: puts the loss scale into {@link DeviceStep#inputs()}' gradient divisor. */
+    private NDArray divisorSlot;
+    /** Steps enqueued whose outcome the host has not taken yet. */
+    private int inFlight;
 
     /** What a micro-batch graph is captured for. */
     private record Key(int rows, int length, boolean packed) {
@@ -71,7 +89,7 @@ final class GraphedStep implements AutoCloseable {
     private record MicroGraph(NDManager arrays, ModelInput input, NDArray labels, NDArray sums, int id) {
     }
 
-    /** One micro-batch's arrays on the device, before they are copied into a graph's static ones. */
+    /** One micro-batch's arrays on the host, before they are uploaded into a graph's static ones. */
     private record Staged(Key key, ModelInput input, NDArray labels) {
     }
 
@@ -82,36 +100,51 @@ final class GraphedStep implements AutoCloseable {
         this.graphs = graphs;
         this.optimizer = optimizer;
         this.manager = manager;
+        this.hostManager = manager.newSubManager(Device.cpu());
         this.metricNames = objective.metricNames();
     }
 
     /**
-     * One whole optimizer step on {@code batches} (their denominator {@code denominator} > 0),
-     * replayed; the caller checks a non-finite loss (the device has already skipped the update).
+     * Enqueues one whole optimizer step on {@code batches} (their denominator {@code denominator} > 0)
+     * and returns without waiting for it; the caller checks a non-finite loss in its outcome (the
+     * device has already skipped the update). Outcomes must be taken in the order the steps were
+     * enqueued.
      */
-    TrainStep.Outcome step(List<PackedBatch> batches, long denominator, double learningRate, double lossScale,
-            double maxGradNorm) {
+    TrainStep.PendingStep step(List<PackedBatch> batches, long denominator, double learningRate,
+            DynamicLossScale lossScale, double maxGradNorm) {
         if (factor == null) {
             factor = manager.zeros(new Shape(), DataType.FLOAT32);
+            scaleState = manager.zeros(new Shape(2), DataType.FLOAT32);
+            divisorSlot = manager.zeros(new Shape(3), DataType.FLOAT32);
+            try (NDArray slot = hostManager.create(new float[] {0f, 1f, 0f})) {
+                graphs.upload(divisorSlot, slot);
+            }
             // made here, after the warm-up steps and any resume, not at construction: the device step
             // count starts from the optimizer's host count at this moment
             deviceStep = optimizer.deviceStep().orElseThrow();
         }
         long tokens = 0;
-        try (NDManager stepManager = manager.newSubManager()) {
-            // every host-to-device copy first: each waits for the stream, which is idle now
+        StepGraphs.HostRead read;
+        try (NDManager stepManager = manager.newSubManager(); NDManager hostArrays = hostManager.newSubManager()) {
             List<Staged> staged = new ArrayList<>(batches.size());
             for (PackedBatch batch : batches) {
                 tokens += batch.tokens();
-                ModelInput input = LabelLogProbabilities.input(stepManager, batch);
-                staged.add(new Staged(Key.of(batch, input), input, LabelLogProbabilities.labels(stepManager, batch)));
+                ModelInput input = LabelLogProbabilities.input(hostArrays, batch);
+                staged.add(new Staged(Key.of(batch, input), input, LabelLogProbabilities.labels(hostArrays, batch)));
             }
-            NDArray stepFactor = DeviceScalars.of(stepManager, lossScale / denominator);
-            NDArray optimizerInputs = stepManager.create(new float[] {(float) learningRate, (float) lossScale,
-                    (float) maxGradNorm});
+            if (inFlight == 0) {
+                // nothing in flight: the host's loss scale is the current one (the first replay, or
+                // eager steps since the last)
+                graphs.upload(scaleState, hostArrays.create(new float[] {(float) lossScale.scale(),
+                        (float) lossScale.goodStepsInARow()}));
+            }
+            NDArray scale = scaleState.get(0);
+            NDArray usedScale = scale.duplicate(); // the optimizer graph updates scaleState
+            graphs.copy(factor, scale.mul(DeviceScalars.of(stepManager, 1.0 / denominator)));
+            NDArray optimizerInputs = stepManager.zeros(new Shape(3), DataType.FLOAT32);
+            graphs.upload(optimizerInputs, hostArrays.create(new float[] {(float) learningRate, 0f, (float) maxGradNorm}));
             NDArray sums = stepManager.zeros(new Shape(1 + metricNames.size()), DataType.FLOAT32);
 
-            graphs.copy(factor, stepFactor);
             for (Staged micro : staged) {
                 MicroGraph graph = microGraphs.get(micro.key());
                 if (graph == null && microGraphs.size() < MAX_SHAPES) {
@@ -119,30 +152,51 @@ final class GraphedStep implements AutoCloseable {
                     microGraphs.put(micro.key(), graph);
                 }
                 if (graph == null) {
-                    sums.addi(forwardBackward(stepManager, micro.input(), micro.labels()));
+                    ModelInput input = new ModelInput(onDevice(stepManager, micro.input().inputIds()),
+                            onDevice(stepManager, micro.input().positionIds()),
+                            onDevice(stepManager, micro.input().documentIds()));
+                    sums.addi(forwardBackward(stepManager, input, onDevice(stepManager, micro.labels())));
                     continue;
                 }
-                copyInput(graph, micro);
+                uploadInput(graph, micro);
                 graphs.replay(graph.id());
                 sums.addi(graph.sums());
             }
-            graphs.copy(deviceStep.inputs(), optimizerInputs);
+            graphs.copy(deviceStep.inputs(), optimizerInputs.add(divisorSlot.mul(scale)));
             if (optimizerGraph < 0) {
-                optimizerGraph = captureOptimizer();
+                optimizerGraph = captureOptimizer(lossScale);
             }
             graphs.replay(optimizerGraph);
-
-            // the step's one read: [loss, metrics..., grad norm, skipped]
-            float[] values = NDArrays.concat(new NDList(sums, deviceStep.outcome())).toFloatArray();
-            boolean skipped = values[values.length - 1] != 0f;
-            deviceStep.completed(skipped);
-            Map<String, Double> metrics = new LinkedHashMap<>();
-            for (int i = 0; i < metricNames.size(); i++) {
-                metrics.put(metricNames.get(i), (double) values[1 + i]);
-            }
-            return new TrainStep.Outcome(new TrainStep.BatchLoss(values[0], denominator, metrics, tokens),
-                    new StepResult(values[values.length - 2], skipped));
+            // [loss, metrics..., grad norm, skipped, scale used, scale after, good steps in a row after]
+            read = graphs.read(NDArrays.concat(new NDList(sums, deviceStep.outcome(), usedScale.reshape(1), scaleState)));
         }
+        inFlight++;
+        long stepTokens = tokens;
+        return new TrainStep.PendingStep() {
+            private TrainStep.Outcome outcome;
+
+            @Override
+            public TrainStep.Outcome outcome() {
+                if (outcome == null) {
+                    outcome = taken(read.values(), denominator, stepTokens);
+                }
+                return outcome;
+            }
+        };
+    }
+
+    private TrainStep.Outcome taken(float[] values, long denominator, long tokens) {
+        inFlight--;
+        int end = values.length;
+        boolean skipped = values[end - 4] != 0f;
+        deviceStep.completed(skipped);
+        Map<String, Double> metrics = new LinkedHashMap<>();
+        for (int i = 0; i < metricNames.size(); i++) {
+            metrics.put(metricNames.get(i), (double) values[1 + i]);
+        }
+        return new TrainStep.Outcome(new TrainStep.BatchLoss(values[0], denominator, metrics, tokens),
+                new StepResult(values[end - 5], skipped),
+                new TrainStep.DeviceLossScale(values[end - 3], values[end - 2], (long) values[end - 1]));
     }
 
     /**
@@ -178,19 +232,39 @@ final class GraphedStep implements AutoCloseable {
         return new MicroGraph(arrays, input, labels, sums, id);
     }
 
-    private int captureOptimizer() {
+    private int captureOptimizer(DynamicLossScale lossScale) {
         List<NDArray> parameters = new ArrayList<>();
         for (NamedParameter p : model.parameters()) {
             parameters.add(p.parameter().getArray());
         }
         int id = graphs.beginCapture();
-        try {
+        try (NDManager temporaries = manager.newSubManager()) {
             deviceStep.enqueue();
+            if (lossScale.enabled()) {
+                graphs.copy(scaleState, updatedScale(temporaries, scaleState, deviceStep.outcome().get(DeviceStep.SKIPPED),
+                        lossScale.settings()));
+            }
             GradientLists.zero(parameters);
         } finally {
             graphs.endCapture();
         }
         return id;
+    }
+
+    /**
+     * torch.amp.GradScaler's update ({@code _amp_update_scale_}, as {@link DynamicLossScale#update}):
+     * [scale, good] after a step whose skip flag is {@code skipped} (1 or 0), in device arithmetic
+     * only: a skipped step multiplies the scale by the backoff and zeroes the count; a good one counts,
+     * and at the growth interval multiplies the scale by the growth factor and zeroes the count.
+     */
+    static NDArray updatedScale(NDManager m, NDArray state, NDArray skipped, LossScaleSettings settings) {
+        NDArray good = DeviceScalars.of(m, 1).sub(skipped);
+        NDArray counted = state.get(1).add(DeviceScalars.of(m, 1)).mul(good);
+        NDArray grows = counted.gte(DeviceScalars.of(m, settings.growthInterval())).toType(DataType.FLOAT32, false);
+        NDArray factorOfGood = grows.mul(DeviceScalars.of(m, settings.growth() - 1)).add(DeviceScalars.of(m, 1));
+        NDArray scaled = state.get(0).mul(skipped.mul(DeviceScalars.of(m, settings.backoff())).add(good.mul(factorOfGood)));
+        NDArray count = counted.mul(DeviceScalars.of(m, 1).sub(grows));
+        return NDArrays.stack(new NDList(scaled, count));
     }
 
     /** A device array of {@code source}'s shape and type holding its values (null stays null). */
@@ -199,17 +273,22 @@ final class GraphedStep implements AutoCloseable {
             return null;
         }
         NDArray copy = arrays.zeros(source.getShape(), source.getDataType());
-        graphs.copy(copy, source);
+        graphs.upload(copy, source);
         return copy;
     }
 
-    private void copyInput(MicroGraph graph, Staged micro) {
-        graphs.copy(graph.input().inputIds(), micro.input().inputIds());
-        graphs.copy(graph.input().positionIds(), micro.input().positionIds());
+    /** A host array on the device, for a micro-batch whose shape has no graph (null stays null). */
+    private NDArray onDevice(NDManager arrays, NDArray host) {
+        return host == null ? null : staticCopy(arrays, host);
+    }
+
+    private void uploadInput(MicroGraph graph, Staged micro) {
+        graphs.upload(graph.input().inputIds(), micro.input().inputIds());
+        graphs.upload(graph.input().positionIds(), micro.input().positionIds());
         if (graph.input().documentIds() != null) {
-            graphs.copy(graph.input().documentIds(), micro.input().documentIds());
+            graphs.upload(graph.input().documentIds(), micro.input().documentIds());
         }
-        graphs.copy(graph.labels(), micro.labels());
+        graphs.upload(graph.labels(), micro.labels());
     }
 
     @Override
@@ -226,5 +305,6 @@ final class GraphedStep implements AutoCloseable {
         if (deviceStep != null) {
             deviceStep.close();
         }
+        hostManager.close();
     }
 }

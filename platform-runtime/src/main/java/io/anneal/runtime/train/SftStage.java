@@ -30,6 +30,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalDouble;
 
 /**
  * Supervised fine-tuning: token-budget batches of packed rows, cross-entropy on the supervised
@@ -57,6 +58,8 @@ final class SftStage implements Stage {
     /** The stage's type (sft, dpo, ...): the prefix of its log lines. */
     private final String label;
     private boolean entropyAbsenceReported;
+    /** When the last step's outcome was taken: a step's time starts there at the earliest (steps overlap). */
+    private long lastStepEndNanos;
 
     SftStage(SftSettings settings, LrSchedule schedule, long tokenBudget, OptimizerFactory optimizerFactory,
              TrainingData data, Optional<TrainingData> evalData, Optional<Path> initFrom) {
@@ -196,13 +199,38 @@ final class SftStage implements Stage {
             Engine engine = model.parameters().get(0).parameter().getArray().getManager().getEngine();
             try (ProgressReporter progress = context.progress(label, tokenBudget, "tokens")) {
                 progress.update(tokensSeen, "");
+                // A replayed step's numbers come back while the next step runs: step N is enqueued,
+                // then N-1's outcome is taken and logged. A step after which the run evaluates,
+                // checkpoints or stops is taken at once, so those see the weights of that step (a stop
+                // asked while replayed steps are in flight ends the run after the step being enqueued).
+                InFlight previous = null;
                 while (stopped == null && position.tokensSeen < tokenBudget) {
                     engine.setRandomSeed(TrainerState.stepSeed(context.seed(), position.step));
-                    Map<String, Object> metrics = trainOneStep(step, stream, lossScale, position, out);
+                    List<PackedBatch> batches = new ArrayList<>(settings.microBatchesPerStep());
+                    for (int i = 0; i < settings.microBatchesPerStep(); i++) {
+                        batches.add(stream.next(settings.microBatchRows()));
+                    }
+                    if (previous != null && !step.replays(batches)) {
+                        report(finishStep(step, previous, lossScale, position, out), previous, evalLosses, store, context, progress);
+                        previous = null; // an eager step reads the host's loss scale: every outcome first
+                    }
+                    InFlight current = startStep(step, batches, stream, lossScale, position, out);
+                    if (previous != null) {
+                        report(finishStep(step, previous, lossScale, position, out), previous, evalLosses, store, context, progress);
+                        previous = null;
+                    }
                     boolean last = position.tokensSeen >= tokenBudget;
                     long stepTokens = settings.stepTokens();
-                    if (evalData.isPresent() && settings.evalEvery() > 0
-                            && (crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.evalEvery()) || last)) {
+                    boolean evalDue = evalData.isPresent() && settings.evalEvery() > 0
+                            && (crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.evalEvery()) || last);
+                    boolean checkpointDue = last || (settings.checkpointEvery() > 0
+                            && crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.checkpointEvery()));
+                    if (current.pending() != null && !evalDue && !checkpointDue && !(!last && context.stopRequested())) {
+                        previous = current;
+                        continue;
+                    }
+                    Map<String, Object> metrics = finishStep(step, current, lossScale, position, out);
+                    if (evalDue) {
                         Map<String, Object> evaluated = evaluate(step, optimizer, evalData.get());
                         metrics.putAll(evaluated);
                         double evalLoss = (Double) evaluated.get("eval_loss");
@@ -215,10 +243,10 @@ final class SftStage implements Stage {
                         logMetrics(context, store, position.step, metrics);
                     }
                     progress.update(position.tokensSeen, status(metrics, evalLosses, position.step));
+                    // asked again now that the step is taken: a stop that came while it ran ends the run after it
                     boolean stop = !last && context.stopRequested();
                     Optional<CheckpointStore.Checkpoint> written = Optional.empty();
-                    if (last || stop || (settings.checkpointEvery() > 0
-                            && crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.checkpointEvery()))) {
+                    if (checkpointDue || stop) {
                         Optional<String> nonFinite = NonFiniteWeights.find(model.parameters());
                         if (nonFinite.isPresent()) {
                             // never a checkpoint (nor a "last good" one, nor a final model) of weights that are not finite
@@ -409,27 +437,56 @@ final class SftStage implements Stage {
     }
 
     /**
-     * One optimizer step: draw the whole batch first (its supervised tokens are the loss's
-     * denominator), the LR at the tokens seen BEFORE the step, forward and backward of every
-     * micro-batch, the optimizer step, the loss scale update. Returns the step's metrics.
+     * One optimizer step drawn and started: {@code pending} is a replayed step still running on the
+     * device, {@code eager} a step already taken. {@code step} and {@code tokensSeen} are the
+     * position after it; {@code epoch} and {@code sources} the data stream's right after its draw.
      */
-    private Map<String, Object> trainOneStep(TrainStep step, TokenBatchStream stream, DynamicLossScale lossScale,
-                                             Progress position, PrintStream out) {
+    private record InFlight(long step, long tokensSeen, double learningRate, double lossScale, long startNanos,
+                            TrainStep.PendingStep pending, TrainStep.Outcome eager, OptionalDouble epoch,
+                            List<SourceProgress> sources) {
+    }
+
+    /**
+     * Starts one optimizer step on its whole batch (drawn first: its supervised tokens are the
+     * loss's denominator), at the LR of the tokens seen BEFORE the step: enqueued as CUDA graph
+     * replays, or forward, backward and the optimizer step eagerly. Moves {@code position} past it.
+     */
+    private InFlight startStep(TrainStep step, List<PackedBatch> batches, TokenBatchStream stream,
+                               DynamicLossScale lossScale, Progress position, PrintStream out) {
         long startNanos = System.nanoTime();
-        List<PackedBatch> batches = new ArrayList<>(settings.microBatchesPerStep());
-        for (int i = 0; i < settings.microBatchesPerStep(); i++) {
-            batches.add(stream.next(settings.microBatchRows()));
-        }
         double learningRate = schedule.lrAt(position.tokensSeen);
         double scale = lossScale.scale();
-        Optional<TrainStep.Outcome> replayed = step.replayStep(batches, learningRate, scale, settings.maxGradNorm());
-        TrainStep.BatchLoss loss = replayed.isPresent() ? replayed.get().loss() : step.accumulateGradients(batches, scale);
+        Optional<TrainStep.PendingStep> replayed = step.replayStep(batches, learningRate, lossScale, settings.maxGradNorm());
+        TrainStep.Outcome eager = null;
+        if (replayed.isEmpty()) {
+            TrainStep.BatchLoss loss = step.accumulateGradients(batches, scale);
+            checkLoss(step, loss, position.step + 1, position.tokensSeen, learningRate, position);
+            StepResult result = loss.supervisedTokens() == 0 ? skipEmptyBatch(step, out, position.step)
+                    : step.applyGradients(learningRate, scale, settings.maxGradNorm());
+            eager = new TrainStep.Outcome(loss, result);
+        }
+        long tokens = 0;
+        for (PackedBatch b : batches) {
+            tokens += b.tokens();
+        }
+        position.step++;
+        position.tokensSeen += tokens;
+        return new InFlight(position.step, position.tokensSeen, learningRate, scale, startNanos, replayed.orElse(null),
+                eager, stream.epoch(), List.copyOf(stream.progress()));
+    }
+
+    /**
+     * A non-finite loss without a loss scale, or a preference batch that is not batch-pairs pairs,
+     * stops the run (the gradients zeroed; a replayed step has left the weights untouched already
+     * when its gradients were not finite).
+     */
+    private void checkLoss(TrainStep step, TrainStep.BatchLoss loss, long stepNumber, long tokensBefore,
+                           double learningRate, Progress position) {
         if (!Double.isFinite(loss.negativeLogLikelihood()) && !settings.precision().scalesLoss()) {
-            // without a loss scale there is no overflow to back off from: the run has diverged (a
-            // replayed step has left the weights untouched already: its gradients were not finite)
+            // without a loss scale there is no overflow to back off from: the run has diverged
             step.zeroGradients();
             throw diverged(String.format(Locale.ROOT, "the loss is %s at step %d after %,d tokens (%s precision, learning rate %.4g)",
-                    loss.negativeLogLikelihood(), position.step + 1, position.tokensSeen, settings.precision().configName(),
+                    loss.negativeLogLikelihood(), stepNumber, tokensBefore, settings.precision().configName(),
                     learningRate), position);
         }
         if (settings.batchPairs() > 0 && loss.supervisedTokens() != settings.batchPairs()) {
@@ -440,26 +497,41 @@ final class SftStage implements Stage {
                     settings.pathOf("data"), settings.microBatchesPerStep() * settings.microBatchRows(), loss.supervisedTokens(),
                     settings.pathOf(SftSettings.BATCH_PAIRS), settings.batchPairs(), data.describe()));
         }
-        StepResult result = replayed.isPresent() ? replayed.get().result()
-                : loss.supervisedTokens() == 0 ? skipEmptyBatch(step, out, position.step)
-                : step.applyGradients(learningRate, scale, settings.maxGradNorm());
+    }
+
+    /**
+     * Takes a started step's outcome (waiting for a replayed one's numbers only), updates the loss
+     * scale from it and returns the step's metrics.
+     */
+    private Map<String, Object> finishStep(TrainStep step, InFlight s, DynamicLossScale lossScale, Progress position,
+                                           PrintStream out) {
+        TrainStep.Outcome outcome = s.eager() != null ? s.eager() : s.pending().outcome();
+        TrainStep.BatchLoss loss = outcome.loss();
+        if (s.pending() != null) {
+            checkLoss(step, loss, s.step(), s.tokensSeen() - loss.tokens(), s.learningRate(), position);
+        }
+        StepResult result = outcome.result();
         lossScale.update(result.skipped());
-        position.step++;
-        position.tokensSeen += loss.tokens();
+        if (outcome.deviceScale() != null) {
+            lossScale.confirm(outcome.deviceScale());
+        }
         if (lossScale.diverged()) {
             throw diverged(String.format(Locale.ROOT, "%d optimizer steps in a row had non-finite gradients (step %d, %,d tokens, "
-                    + "loss scale now %.4g; %s = %d)", lossScale.consecutiveSkips(), position.step, position.tokensSeen, lossScale.scale(),
+                    + "loss scale now %.4g; %s = %d)", lossScale.consecutiveSkips(), s.step(), s.tokensSeen(), lossScale.scale(),
                     settings.pathOf("loss-scale.max-consecutive-skips"), settings.lossScale().maxConsecutiveSkips()), position);
         }
-        double seconds = (System.nanoTime() - startNanos) / 1e9;
+        // steps in flight overlap: a step's time runs from its start or the previous step's end, whichever is later
+        long now = System.nanoTime();
+        double seconds = (now - Math.max(s.startNanos(), lastStepEndNanos)) / 1e9;
+        lastStepEndNanos = now;
         Map<String, Object> metrics = new LinkedHashMap<>();
         metrics.put("loss", loss.loss());
-        metrics.put("learning_rate", learningRate);
+        metrics.put("learning_rate", s.learningRate());
         metrics.put("grad_norm", result.gradNorm());
-        metrics.put("num_tokens", position.tokensSeen);
+        metrics.put("num_tokens", s.tokensSeen());
         if (settings.batchPairs() > 0) {
             // samples seen: every step holds exactly batch-pairs pairs (checked above), so this survives --resume
-            metrics.put("num_pairs", position.step * settings.batchPairs());
+            metrics.put("num_pairs", s.step() * settings.batchPairs());
         }
         for (String name : objective.metricNames()) {
             if (name.equals(SftObjective.ENTROPY)) {
@@ -477,14 +549,23 @@ final class SftStage implements Stage {
             }
         }
         // TRL's epoch: passes over the data so far, in the unit of the data plan (tokens of every source once)
-        stream.epoch().ifPresent(epoch -> metrics.put("epoch", epoch));
+        s.epoch().ifPresent(epoch -> metrics.put("epoch", epoch));
         metrics.put("tokens_per_second", loss.tokens() / Math.max(seconds, 1e-9));
-        metrics.put("loss_scale", scale);
+        metrics.put("loss_scale", outcome.deviceScale() != null ? outcome.deviceScale().used() : s.lossScale());
         metrics.put("skipped_steps", lossScale.skippedSteps());
-        for (SourceProgress p : stream.progress()) {
+        for (SourceProgress p : s.sources()) {
             metrics.put("epoch/" + p.source(), p.epochs());
         }
         return metrics;
+    }
+
+    /** Logs a step taken after the next one started (never one after which the run evaluates, checkpoints or stops). */
+    private void report(Map<String, Object> metrics, InFlight s, EvalLosses evalLosses, CheckpointStore store,
+                        StageContext context, ProgressReporter progress) throws IOException {
+        if (s.step() % settings.logEverySteps() == 0) {
+            logMetrics(context, store, s.step(), metrics);
+        }
+        progress.update(s.tokensSeen(), status(metrics, evalLosses, s.step()));
     }
 
     private TrainingDivergedException diverged(String what, Progress position) {

@@ -81,7 +81,7 @@ public final class TrainStep implements AutoCloseable {
             graphs.useCaptureStream();
             this.graphed = new GraphedStep(model, (SftObjective) objective, graphs, optimizer, manager);
             this.graphsLine = "cuda graphs: on (each step replays as CUDA graphs after " + GraphedStep.WARM_UP_STEPS
-                    + " warm-up steps; one read back per step)";
+                    + " warm-up steps; its numbers come back while the next step runs)";
         } else {
             this.graphed = null;
             this.graphsLine = "cuda graphs: off (" + unavailable + ")";
@@ -118,18 +118,49 @@ public final class TrainStep implements AutoCloseable {
         return graphsLine;
     }
 
-    /** The whole step's loss and the optimizer's result. */
-    public record Outcome(BatchLoss loss, StepResult result) {
+    /**
+     * The whole step's loss and the optimizer's result; for a replayed step also the device's loss
+     * scale ({@code deviceScale}, null for an eager step).
+     */
+    public record Outcome(BatchLoss loss, StepResult result, DeviceLossScale deviceScale) {
+        public Outcome(BatchLoss loss, StepResult result) {
+            this(loss, result, null);
+        }
     }
 
     /**
-     * Forward, backward and the optimizer step of one batch replayed as CUDA graphs, when they are
-     * on and warmed up; empty otherwise (the caller then runs {@link #accumulateGradients} and
-     * {@link #applyGradients}, which count as a warm-up step). The device skips the update on
-     * non-finite gradients itself; the caller still checks the loss.
+     * The loss scale a replayed step used and the device's state after it ({@link GraphedStep}
+     * keeps it on the device while steps are in flight): what the host's {@link DynamicLossScale}
+     * must equal once it has taken this outcome.
      */
-    public Optional<Outcome> replayStep(List<PackedBatch> batches, double learningRate, double lossScale,
-                                        double maxGradNorm) {
+    public record DeviceLossScale(double used, double after, long goodStepsInARow) {
+    }
+
+    /** A replayed step enqueued on the device; its outcome comes back without blocking the next step. */
+    public interface PendingStep {
+        /** Waits for this step's read back alone (the steps enqueued after it keep running); call in step order. */
+        Outcome outcome();
+    }
+
+    /**
+     * Whether {@link #replayStep} would replay {@code batches} as CUDA graphs now (on, warmed up,
+     * with a supervised token); when not, the caller takes every pending outcome first, since the
+     * eager step reads the host's loss scale.
+     */
+    public boolean replays(List<PackedBatch> batches) {
+        return graphed != null && warmUpStepsLeft == 0 && denominator(batches) > 0;
+    }
+
+    /**
+     * Forward, backward and the optimizer step of one batch enqueued as CUDA graph replays, when
+     * they are on and warmed up; empty otherwise (the caller then runs {@link #accumulateGradients}
+     * and {@link #applyGradients}, which count as a warm-up step). Returns before the device has run
+     * the step. The device skips the update on non-finite gradients itself and updates the loss scale
+     * ({@code lossScale}, whose state it takes when no step is in flight); the caller still checks the
+     * loss and updates {@code lossScale} from each outcome, in order.
+     */
+    public Optional<PendingStep> replayStep(List<PackedBatch> batches, double learningRate, DynamicLossScale lossScale,
+                                            double maxGradNorm) {
         long denominator = denominator(batches);
         if (graphed == null || denominator == 0) {
             return Optional.empty();

@@ -63,11 +63,34 @@ final class CudaStepGraphs implements StepGraphs {
 
     @Override
     public void copy(NDArray destination, NDArray source) {
+        checkSameShape(destination, source);
+        call("copy", destination, source);
+    }
+
+    /** Through pinned memory and a non-blocking copy (GraphControl.upload): queued, not waited for. */
+    @Override
+    public void upload(NDArray destination, NDArray source) {
+        checkSameShape(destination, source);
+        call("upload", destination, source);
+    }
+
+    /** A copy into pinned memory and an event after it ({@code host_read_begin}); values() waits for that event. */
+    @Override
+    public HostRead read(NDArray source) {
+        int read = call("read_begin", source);
+        return () -> {
+            try (NDArray id = hostManager.create(new long[] {read});
+                 NDList result = control.call("read_end", Arrays.asList(anchor, id), Arrays.asList(new String[2]), false)) {
+                return result.singletonOrThrow().toFloatArray();
+            }
+        };
+    }
+
+    private static void checkSameShape(NDArray destination, NDArray source) {
         if (!destination.getShape().equals(source.getShape()) || destination.getDataType() != source.getDataType()) {
             throw new IllegalArgumentException("copy into a graph's array: expected " + destination.getShape() + " "
                     + destination.getDataType() + ", found " + source.getShape() + " " + source.getDataType());
         }
-        call("copy", destination, source);
     }
 
     private int call(String method, NDArray... inputs) {
