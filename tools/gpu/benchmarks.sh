@@ -5,6 +5,7 @@
 #                    bash tools/gpu/benchmarks.sh PART...   (kernels fused reference peer-all: the table of issue 12;
 #                    layers: the fused step's kernels by time;
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
+#                    fixture-logits (every Falcon-H1 fixture's logits on the GPU against transformers')
 #                    peer (= peer-all at 2 and 8 rows) real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
 # Settings: ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
@@ -148,6 +149,22 @@ if has torch; then
   step "transformers torch path, 2 x 2048"
   timeout 200 python3 tools/bench/transformers_falcon_h1_step.py --batch 2 --seq 2048 --steps 5 --label transformers-torch \
     --out "$out/hf-torch.json" > "$out/hf-torch.log" 2>&1; tail -3 "$out/hf-torch.log"
+fi
+if has fixture-logits; then
+  # every Falcon-H1 fixture (muP multipliers, groups, the gated norm, biases, tied embeddings, chunk 32)
+  # through `anneal logits --device gpu`: the fused layers when the operators load, in float32,
+  # against transformers' float32 logits that the fixture holds
+  step "the Falcon-H1 fixtures' logits on the GPU against transformers' (tools/gpu/compare_logits.py)"
+  : > "$out/fixture-logits.jsonl"
+  for dir in "$root"/plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1/*/; do
+    name=$(basename "$dir")
+    timeout 120 bash .gpu/run bin/anneal logits --checkpoint "$dir" --input "$dir/input.json" \
+      --output "$out/logits-$name.f32" --device gpu > "$out/logits-$name.log" 2>&1
+    python3 tools/gpu/compare_logits.py "$out/logits-$name.f32" "$dir" --log "$out/logits-$name.log" \
+      >> "$out/fixture-logits.jsonl"
+    rm -f "$out/logits-$name.f32"
+  done
+  cat "$out/fixture-logits.jsonl"
 fi
 if has roundtrip; then
   step "checkpoint written by Anneal, loaded by transformers"

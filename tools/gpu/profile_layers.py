@@ -5,7 +5,10 @@ forward and backward (and a fused AdamW step over the float32 master weights), a
 kernels by total time, grouped by kind: what a training step is made of on the GPU, and the floor
 a host-free step of this arithmetic reaches.
 
-    python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--shapes] [--out F.json]
+    python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--shapes] [--out F.json] [--source LAYER.torchscript]
+
+(--source: another version of the layer, e.g. `git show HEAD:<path> > before.torchscript`, to compare
+a change to the TorchScript with the committed one in one GPU call.)
 
 (A first run measured two changes as rewrites of this source before they were made: keys and
 values shared through enable_gqa instead of repeat_interleave saved 1.5 ms of a 184 ms step at
@@ -131,6 +134,7 @@ def main():
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--out")
+    ap.add_argument("--source", default=str(SOURCE), help="the fused layer's TorchScript (default: the tree's)")
     ap.add_argument("--shapes", action="store_true",
                     help="also list the copying operators (copy_, cat, clone, ...) by device time and input shapes")
     args = ap.parse_args()
@@ -147,7 +151,7 @@ def main():
     cos, sin = rope(t)
     results = {"rows": b, "sequence_length": t, "variants": {}}
     for name in ["fused"]:
-        layer = compile_layer(SOURCE.read_text())
+        layer = compile_layer(Path(args.source).read_text())
 
         def step():
             h = embed
