@@ -225,7 +225,8 @@ final class SftStage implements Stage {
                             && (crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.evalEvery()) || last);
                     boolean checkpointDue = last || (settings.checkpointEvery() > 0
                             && crossed(position.tokensSeen - stepTokens, position.tokensSeen, settings.checkpointEvery()));
-                    if (current.pending() != null && !evalDue && !checkpointDue && !(!last && context.stopRequested())) {
+                    boolean stopAsked = !last && context.stopRequested();
+                    if (current.pending() != null && !evalDue && !checkpointDue && !stopAsked) {
                         previous = current;
                         continue;
                     }
