@@ -73,8 +73,6 @@ final class GraphedStep implements AutoCloseable {
     private NDArray factor;
     /** The dynamic loss scale on the device: [scale, good steps in a row] (float32, exact to 2^24). */
     private NDArray scaleState;
-    /** [0, 1, 0]: puts the loss scale into {@link DeviceStep#inputs()}' gradient divisor. */
-    private NDArray divisorSlot;
     /** Steps enqueued whose outcome the host has not taken yet. */
     private int inFlight;
 
@@ -115,10 +113,6 @@ final class GraphedStep implements AutoCloseable {
         if (factor == null) {
             factor = manager.zeros(new Shape(), DataType.FLOAT32);
             scaleState = manager.zeros(new Shape(2), DataType.FLOAT32);
-            divisorSlot = manager.zeros(new Shape(3), DataType.FLOAT32);
-            try (NDArray slot = hostManager.create(new float[] {0f, 1f, 0f})) {
-                graphs.upload(divisorSlot, slot);
-            }
             // made here, after the warm-up steps and any resume, not at construction: the device step
             // count starts from the optimizer's host count at this moment
             deviceStep = optimizer.deviceStep().orElseThrow();
@@ -141,8 +135,6 @@ final class GraphedStep implements AutoCloseable {
             NDArray scale = scaleState.get(0);
             NDArray usedScale = scale.duplicate(); // the optimizer graph updates scaleState
             graphs.copy(factor, scale.mul(DeviceScalars.of(stepManager, 1.0 / denominator)));
-            NDArray optimizerInputs = stepManager.zeros(new Shape(3), DataType.FLOAT32);
-            graphs.upload(optimizerInputs, hostArrays.create(new float[] {(float) learningRate, 0f, (float) maxGradNorm}));
             NDArray sums = stepManager.zeros(new Shape(1 + metricNames.size()), DataType.FLOAT32);
 
             for (Staged micro : staged) {
@@ -152,17 +144,19 @@ final class GraphedStep implements AutoCloseable {
                     microGraphs.put(micro.key(), graph);
                 }
                 if (graph == null) {
-                    ModelInput input = new ModelInput(onDevice(stepManager, micro.input().inputIds()),
-                            onDevice(stepManager, micro.input().positionIds()),
-                            onDevice(stepManager, micro.input().documentIds()));
-                    sums.addi(forwardBackward(stepManager, input, onDevice(stepManager, micro.labels())));
+                    ModelInput input = new ModelInput(deviceCopy(stepManager, micro.input().inputIds()),
+                            deviceCopy(stepManager, micro.input().positionIds()),
+                            deviceCopy(stepManager, micro.input().documentIds()));
+                    sums.addi(forwardBackward(stepManager, input, deviceCopy(stepManager, micro.labels())));
                     continue;
                 }
                 uploadInput(graph, micro);
                 graphs.replay(graph.id());
                 sums.addi(graph.sums());
             }
-            graphs.copy(deviceStep.inputs(), optimizerInputs.add(divisorSlot.mul(scale)));
+            // [learning rate, gradient divisor = the loss scale, max grad norm] (DeviceStep's indices), made on the device
+            graphs.copy(deviceStep.inputs(), NDArrays.stack(new NDList(DeviceScalars.of(stepManager, learningRate), scale,
+                    DeviceScalars.of(stepManager, maxGradNorm))));
             if (optimizerGraph < 0) {
                 optimizerGraph = captureOptimizer(lossScale);
             }
@@ -218,9 +212,9 @@ final class GraphedStep implements AutoCloseable {
 
     private MicroGraph capture(Staged first) {
         NDManager arrays = manager.newSubManager();
-        ModelInput input = new ModelInput(staticCopy(arrays, first.input().inputIds()),
-                staticCopy(arrays, first.input().positionIds()), staticCopy(arrays, first.input().documentIds()));
-        NDArray labels = staticCopy(arrays, first.labels());
+        ModelInput input = new ModelInput(deviceCopy(arrays, first.input().inputIds()),
+                deviceCopy(arrays, first.input().positionIds()), deviceCopy(arrays, first.input().documentIds()));
+        NDArray labels = deviceCopy(arrays, first.labels());
         NDArray sums;
         int id = graphs.beginCapture();
         try (NDManager pass = arrays.newSubManager()) {
@@ -268,18 +262,13 @@ final class GraphedStep implements AutoCloseable {
     }
 
     /** A device array of {@code source}'s shape and type holding its values (null stays null). */
-    private NDArray staticCopy(NDManager arrays, NDArray source) {
+    private NDArray deviceCopy(NDManager arrays, NDArray source) {
         if (source == null) {
             return null;
         }
         NDArray copy = arrays.zeros(source.getShape(), source.getDataType());
         graphs.upload(copy, source);
         return copy;
-    }
-
-    /** A host array on the device, for a micro-batch whose shape has no graph (null stays null). */
-    private NDArray onDevice(NDManager arrays, NDArray host) {
-        return host == null ? null : staticCopy(arrays, host);
     }
 
     private void uploadInput(MicroGraph graph, Staged micro) {
