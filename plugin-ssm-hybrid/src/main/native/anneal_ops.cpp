@@ -572,9 +572,6 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
   }
 };
 
-// The SSD scan; with `skip` (D [h], Mamba-2's skip connection) defined, y + x D in x's type, else y
-// in float32.
-
 // a [..., m, k] b [..., k, n] for a recomputation that differentiates through the product but never
 // reads it: the forward launches nothing (its result is uninitialised memory of the product's shape),
 // the backward gives torch.matmul's gradients. In SsdScan::backward the intra-chunk product y_diag
@@ -601,9 +598,10 @@ struct GradientOnlyProduct : torch::autograd::Function<GradientOnlyProduct> {
   }
 };
 
-// `recompute`: SsdScan::backward's pass, which only differentiates the result: with the combine
-// kernel's path, neither the result nor y_diag is computed (GradientOnlyProduct, SsdCombine's
-// value_needed): 95.6 -> 93.9 ms a step at 8 x 2048, docs/benchmarks/2026-12-03-h200-conv-ssd-recompute).
+// The SSD scan; with `skip` (D [h], Mamba-2's skip connection) defined, y + x D in x's type, else y
+// in float32. `recompute`: SsdScan::backward's pass, which only differentiates the result; on the
+// combine kernel's path neither the result nor y_diag is computed (GradientOnlyProduct, SsdCombine's
+// value_needed): 95.6 -> 93.9 ms a step at 8 x 2048 (docs/benchmarks/2026-12-03-h200-conv-ssd-recompute).
 Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
                    const Tensor& seq, int64_t chunk, const Tensor& skip = Tensor(), bool recompute = false) {
   const auto mm = x.scalar_type();
