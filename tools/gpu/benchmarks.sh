@@ -159,7 +159,7 @@ if has fixture-logits; then
   for dir in "$root"/plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1/*/; do
     name=$(basename "$dir")
     timeout 120 bash .gpu/run bin/anneal logits --checkpoint "$dir" --input "$dir/input.json" \
-      --output "$out/logits-$name.f32" --device gpu > "$out/logits-$name.log" 2>&1
+      --output "$out/logits-$name.f32" --device gpu --kernels fused > "$out/logits-$name.log" 2>&1
     python3 tools/gpu/compare_logits.py "$out/logits-$name.f32" "$dir" --log "$out/logits-$name.log" \
       >> "$out/fixture-logits.jsonl"
     rm -f "$out/logits-$name.f32"

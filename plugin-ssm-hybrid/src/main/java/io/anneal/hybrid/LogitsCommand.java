@@ -17,6 +17,8 @@ import io.anneal.toolkit.device.DeviceChoice;
 import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.FalconH1Checkpoints;
 import io.anneal.hybrid.model.FalconH1Model;
+import io.anneal.hybrid.model.FusedKernels;
+import io.anneal.hybrid.model.LayerImplementation;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
@@ -24,16 +26,18 @@ import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
- * {@code anneal logits --checkpoint DIR --input FILE.json --output FILE.f32 [--device cpu|gpu|auto]}:
+ * {@code anneal logits --checkpoint DIR --input FILE.json --output FILE.f32 [--device cpu|gpu|auto]
+ * [--kernels auto|fused|reference]}:
  * float32 logits of a Falcon-H1 checkpoint for {@code {"input_ids": [[...], ...]}}, written as raw
  * little-endian float32 in [batch, sequence, vocab] order.
  */
 public final class LogitsCommand implements CliCommand {
     static final String USAGE = "usage: anneal logits --checkpoint DIR --input FILE.json --output FILE.f32 [--device cpu|gpu|auto]"
-            + " [--save DIR] [--engine djl|onnx]";
+            + " [--kernels auto|fused|reference] [--save DIR] [--engine djl|onnx]";
 
     @Override
     public String name() {
@@ -48,7 +52,7 @@ public final class LogitsCommand implements CliCommand {
     @Override
     public int run(List<String> args, CommandContext context) throws IOException {
         CommandArguments a = CommandArguments.parse("anneal logits", USAGE, args, "checkpoint", "input", "output",
-                "device", "save", "engine");
+                "device", "kernels", "save", "engine");
         if (a.help()) {
             context.out().println(USAGE);
             context.out().println("  --checkpoint DIR  Hugging Face Falcon-H1 folder (config.json, model.safetensors)");
@@ -56,6 +60,8 @@ public final class LogitsCommand implements CliCommand {
             context.out().println("  --output FILE     raw little-endian float32 logits [batch, seq, vocab]");
             context.out().println("  --device          cpu (default), gpu, or auto (the GPU when libtorch sees one; with --engine onnx,");
             context.out().println("                    gpu and auto ask for ONNX Runtime's CUDA provider)");
+            context.out().println("  --kernels         with --engine djl: auto (default: Anneal's fused operators on a GPU when they");
+            context.out().println("                    are built there, else the reference layers), fused (they or exit 2), reference");
             context.out().println("  --save DIR        also write the loaded model as Anneal saves checkpoints (to check that");
             context.out().println("                    transformers loads Anneal's folders: tools/fixtures/check_anneal_checkpoint.py)");
             context.out().println("  --engine          djl (default: DJL's PyTorch engine) or onnx (ONNX Runtime, from the onnx");
@@ -72,6 +78,10 @@ public final class LogitsCommand implements CliCommand {
             if (a.has("save")) {
                 throw new InputException("anneal logits: --save belongs to --engine djl (it writes the DJL model)\n" + USAGE);
             }
+            if (a.has("kernels")) {
+                throw new InputException("anneal logits: --kernels belongs to --engine djl (ONNX Runtime runs its own"
+                        + " kernels)\n" + USAGE);
+            }
             // ONNX Runtime's execution provider: cpu, or cuda for gpu and auto (the engine says in one line
             // why CUDA is not on where it cannot be, and runs on the CPU)
             String provider = a.choice("device", "cpu", "cpu", "gpu", "auto").equals("cpu") ? "cpu" : "cuda";
@@ -80,11 +90,17 @@ public final class LogitsCommand implements CliCommand {
         DeviceChoice choice = DeviceChoice.choose(a.choice("device", "cpu", "cpu", "gpu", "auto"), "--device");
         context.out().println(choice.line());
         Device device = choice.device();
+        FusedKernels.Mode mode = FusedKernels.Mode.valueOf(
+                a.choice("kernels", "auto", "auto", "fused", "reference").toUpperCase(Locale.ROOT));
         long[][] ids = readInputIds(input);
         try (FalconH1Model model = FalconH1Architecture.loadCheckpoint(checkpoint,
                 new ModelOptions(device, DataType.FLOAT32, 0));
                 NDManager manager = NDManager.newBaseManager(device)) {
             checkVocabulary(ids, model.vocabSize(), input);
+            // as model.kernels does for a pipeline (the library loads once DJL's engine has started)
+            FusedKernels.Status kernels = FusedKernels.select(mode, device, "--kernels");
+            context.out().println(kernels.line());
+            model.useLayers(LayerImplementation.TORCHSCRIPT, kernels.fused());
             NDArray logits = logits(model, manager, ids);
             writeFloat32(output, logits);
             context.out().println("wrote " + output + ": float32 " + logits.getShape());

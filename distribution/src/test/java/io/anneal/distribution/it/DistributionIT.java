@@ -554,6 +554,9 @@ class DistributionIT {
         assertEquals(0, r.exit(), r.out());
         assertTrue(r.out().contains("torch: DJL 0.36.0 PyTorch engine, libtorch 2.7.1 (cpu)"), r.out());
         assertTrue(r.out().contains("; device cpu (auto: "), r.out());
+        // --kernels auto on the CPU: the reference layers, said in one line
+        assertTrue(r.out().contains("kernels: reference (the fused operators are CUDA kernels and the model is on the cpu"),
+                r.out());
         java.nio.FloatBuffer expected = java.nio.ByteBuffer.wrap(Files.readAllBytes(fixture.resolve("logits.f32")))
                 .order(java.nio.ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
         java.nio.FloatBuffer actual = java.nio.ByteBuffer.wrap(Files.readAllBytes(home.resolve("logits.f32")))
@@ -568,6 +571,9 @@ class DistributionIT {
         assertTrue(worst <= 1e-5 * scale, "largest difference from transformers' logits " + worst + " of " + scale);
         assertRefused(anneal("logits", "--checkpoint", fixture.toString(), "--input", fixture.resolve("input.json").toString(),
                 "--output", "x.f32", "--device", "tpu"), "--device");
+        assertRefused(anneal("logits", "--checkpoint", fixture.toString(), "--input", fixture.resolve("input.json").toString(),
+                "--output", "x.f32", "--kernels", "fused"), "--kernels = fused, but the fused operators are CUDA kernels");
+        assertTrue(!Files.exists(home.resolve("x.f32")), "nothing written when refused");
     }
 
     @Test
