@@ -151,9 +151,9 @@ def ssd_reference(x, dt, a, bm, cm, seq):
     return torch.stack(ys, 1)
 
 
-def test_ssd(dtype, packed, t=150, chunk=32, g=2):
+def test_ssd(dtype, packed, t=150, chunk=32, g=2, p=8):
     torch.manual_seed(3)
-    b, h, p, n = 2, 4, 8, 16
+    b, h, n = 2, 4, 16
     x = torch.randn(b, t, h, p, device="cuda")
     dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1)
     a = -torch.exp(torch.randn(h, device="cuda") * 0.5)
@@ -168,8 +168,16 @@ def test_ssd(dtype, packed, t=150, chunk=32, g=2):
     out = torch.ops.anneal.ssd_scan(*ops, seq, chunk)
     out.backward(gout.float())
     names = ["dx", "ddt", "dA", "dB", "dC"]
-    compare(f"ssd_scan T={t} chunk={chunk} groups={g}{' packed' if packed else ''}", dtype,
-            [("y", out, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs)])
+    name = f"ssd_scan T={t} chunk={chunk} groups={g}{f' P={p}' if p != 8 else ''}{' packed' if packed else ''}"
+    compare(name, dtype, [("y", out, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs)])
+    if dtype == torch.float32:
+        # what float32 itself reaches on this case: the composed reference run in float32 by autograd
+        composed = leaves(x, dt, a, bm, cm)
+        out32 = ssd_reference(*composed, seq)
+        out32.backward(gout.float())
+        errors = [("y", out32, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, composed, refs)]
+        print("     the composed reference in float32: " +
+              " ".join(f"{k}={relative_error(v, e):.1e}" for k, v, e in errors))
 
 
 def test_ssd_skip(dtype, packed, t=150, chunk=32, g=2, p=64):
@@ -514,6 +522,10 @@ def main():
         # the mixing backward's row groups: 16 and 32 threads a row (the model's 128, Mamba-2's 256)
         test_ssd(dtype, True, t=300, chunk=128)
         test_ssd(dtype, False, t=600, chunk=256, g=1)
+        test_ssd(dtype, True, t=700, chunk=512, g=1)   # 64 lanes a row: the one-column mixing backward
+        # state passing with 2 and 1 elements a thread (P = 6, 3: the inner run is not a multiple of 4, 2)
+        test_ssd(dtype, True, p=6)
+        test_ssd(dtype, True, p=3)
         test_ssd_skip(dtype, packed=True)
         test_ssd_skip(dtype, packed=False, g=1, p=8)    # one lane per token-head: no shuffles
         test_ssd_skip(dtype, packed=True, t=100, chunk=48, p=16)

@@ -3,6 +3,7 @@
 # and profiles the step with it, all in one call on the GPU machine (nothing to carry). Each
 # argument is one variant's flags (build_kernels.py's ANNEAL_BUILD_FLAGS); "" is the default build.
 #   LAYER_ROWS=8 bash tools/gpu/try-variants.sh "" "-DANNEAL_SOME_VARIANT=1" ...
+# VARIANT_TESTS=0 profiles without the tests (when the default build was tested already).
 # Results: $OUT/variants.tgz, holding {build,kernels,layers}-N.* for the N-th argument (packed: the
 # device tool returns only a few files a call); the printed lines say which is which.
 set -u
@@ -17,10 +18,12 @@ for flags in "$@"; do
     tail -5 "$out/build-$n.log"
     continue
   fi
-  python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$n.json" > "$out/kernels-$n.log" 2>&1
-  grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$n.log"
+  if [[ ${VARIANT_TESTS:-1} == 1 ]]; then
+    python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$n.json" > "$out/kernels-$n.log" 2>&1
+    grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$n.log"
+  fi
   timeout 120 python3 tools/gpu/profile_layers.py "$dir/anneal_ops.so" --rows "${LAYER_ROWS:-8}" \
     --out "$out/layers-$n.json" > "$out/layers-$n.log" 2>&1
-  grep -E "^== fused|conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing" "$out/layers-$n.log"
+  grep -E "^== fused|${VARIANT_KERNELS:-conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing}" "$out/layers-$n.log"
 done
 tar czf "$OUT/variants.tgz" -C "$OUT" variants && rm -rf "$out"

@@ -478,6 +478,7 @@ __global__ void gated_norm_backward_kernel(const TY* __restrict__ y, const TZ* _
 // Blocks: one per (b, c, h) forward, one per (b, c, g, row tile) backward; a thread per column j.
 // ---------------------------------------------------------------------------------------------
 constexpr int kMixRows = 16;
+constexpr int kMixForwardThreads = 256;
 
 __device__ __forceinline__ bool mix_valid(const int64_t* doc, int i, int j) {
   return j <= i && (doc == nullptr || doc[i] == doc[j]);
@@ -504,6 +505,48 @@ __global__ void ssd_mixing_forward_kernel(const float* __restrict__ scores, cons
   for (int i = 0; i < q; i++) {
     float v = mix_valid(doc_s, i, j) ? s[(int64_t) i * q + j] * __expf(cum_s[i] - cj) : 0.f;
     store(m, (int64_t) i * q + j, v);
+  }
+}
+
+// The same with each thread on 8 consecutive columns of a row (16-byte stores; the kernel above
+// stores one 2-byte element a thread), blockDim / (q / 8) rows at a time: 1.48 -> 1.27 ms a step at
+// the 291M model's shape. Columns wholly above the diagonal store zeros without reading the scores.
+template <typename T>
+__global__ void ssd_mixing_forward_vec_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
+                                              const int64_t* __restrict__ seq, T* __restrict__ mixing, int heads,
+                                              int groups, int q, int lanes) {
+  extern __shared__ unsigned char smem[];
+  float* cum_s = reinterpret_cast<float*>(smem);
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;  // q % 8 == 0: 8-byte aligned
+  int64_t bch = blockIdx.x;                  // ((b * chunks) + c) * heads + h
+  int h = (int) (bch % heads);
+  int64_t bc = bch / heads;
+  int g = h / (heads / groups);
+  for (int u = threadIdx.x; u < q; u += blockDim.x) {
+    cum_s[u] = cum[bch * q + u];
+    if (seq) doc_s[u] = seq[bc * q + u];
+  }
+  __syncthreads();
+  const float* s = scores + (bc * groups + g) * (int64_t) q * q;
+  T* out = mixing + bch * (int64_t) q * q;
+  int lane = threadIdx.x % lanes, j0 = lane * 8, step = blockDim.x / lanes;
+  float cj[8];
+#pragma unroll
+  for (int m = 0; m < 8; m++) cj[m] = cum_s[j0 + m];
+  for (int i = threadIdx.x / lanes; i < q; i += step) {
+    float v[8];
+#pragma unroll
+    for (int m = 0; m < 8; m++) v[m] = 0.f;
+    if (j0 <= i) {
+      float sv[8];
+      load8(s + (int64_t) i * q + j0, sv);
+      float ci = cum_s[i];
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        if (mix_valid(doc_s, i, j0 + m)) v[m] = sv[m] * __expf(ci - cj[m]);
+      }
+    }
+    store8(out + (int64_t) i * q + j0, v);
   }
 }
 
@@ -567,18 +610,28 @@ __global__ void ssd_mixing_backward_kernel(const float* __restrict__ scores, con
 
 // The same gradients with each thread on 8 consecutive columns of one row (16-byte loads of dM),
 // `lanes` = q / 8 threads a row (a power of two up to 32, so a row is one shuffle group) and
-// kMixRows rows a block. The row sums of dseg are one shuffle reduction per 8 elements (the kernel
-// above made one per element: its shuffles and shared atomics, not memory, set its 7.0 ms of a
-// 124 ms step), the column sums a shuffle across the warp's rows and one shared atomic per warp;
+// kMixRows rows a block, the decay gradient taken with respect to the per-token log decays
+// (cum = cumsum(logd)) rather than to cum. M depends on logd through cum_i - cum_j = sum of logd
+// over (j, i], so
+//   dlogd[t] = sum over pairs j < t <= i of dseg[i, j],
+// each row i giving, for every t <= i, its prefix sum sum_{j<t} dseg[i, j] (a scan along the row),
+// summed over rows. The cum form (row sums minus column sums, then the reverse cumulative sum that
+// autograd's cumsum takes) sums terms whose total over a chunk is exactly zero: its float32 result
+// for A's gradient wandered from 4.8e-6 to 1.1e-5 of the float64 reference with the atomics' order
+// (chunk 256), against the 1e-5 bound. The row prefixes have no such cancellation.
+// The next head's dM and decays are loaded while this head's are used. At the 291M model's shape
+// this kernel takes 2.92 ms a step against the cum form's 2.70: the price of the accuracy above.
 // 8-column groups wholly above the diagonal read nothing.
+// At most 64 registers (2 blocks of 512 threads an SM; 16 bytes spill): unbounded it took 85 and ran
+// at 4.78 ms a step against 2.92 (docs/benchmarks/2026-12-03-h200-mixing).
 template <typename T>
-__global__ void ssd_mixing_backward_vec_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
+__global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
                                                const int64_t* __restrict__ seq, const T* __restrict__ dmixing,
-                                               float* __restrict__ dscores, float* __restrict__ dcum, int heads,
+                                               float* __restrict__ dscores, float* __restrict__ dlogd, int heads,
                                                int groups, int q, int lanes) {
   extern __shared__ unsigned char smem[];
   float* cum_s = reinterpret_cast<float*>(smem);
-  float* col_s = cum_s + q;                   // column sums of dseg over the block's rows
+  float* col_s = cum_s + q;                   // column sums of the row prefixes over the block's rows
   int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(col_s + q) : nullptr;
   int64_t bcg = blockIdx.x;                   // (b * chunks + c) * groups + g
   int g = (int) (bcg % groups);
@@ -588,30 +641,42 @@ __global__ void ssd_mixing_backward_vec_kernel(const float* __restrict__ scores,
   int i = blockIdx.y * kMixRows + k, j0 = lane * 8;
   bool row_inside = i < q;
   bool any = row_inside && j0 <= i;           // some column of this thread's 8 is on or below the diagonal
-  for (int t = threadIdx.x; t < q; t += blockDim.x) {
-    if (seq) doc_s[t] = seq[bc * q + t];
+  // blockDim.x = kMixRows * q / 8 = 2q: thread t < q owns token t's decay and column sum
+  int t = threadIdx.x;
+  bool owns = t < q;
+  for (int u = t; u < q; u += blockDim.x) {
+    if (seq) doc_s[u] = seq[bc * q + u];
   }
-  float sv[8], ds[8];
+  float sv[8], ds[8], d_next[8];
 #pragma unroll
   for (int m = 0; m < 8; m++) {
     sv[m] = 0.f;
     ds[m] = 0.f;
+    d_next[m] = 0.f;
   }
   if (any) load8(scores + bcg * (int64_t) q * q + (int64_t) i * q + j0, sv);
+  int64_t bch0 = bc * heads + (int64_t) g * r;  // the group's first head
+  const T* dm_row = dmixing + bch0 * (int64_t) q * q + (int64_t) i * q + j0;
+  if (any) load8(dm_row, d_next);
+  float cum_next = owns ? cum[bch0 * q + t] : 0.f;
   for (int hh = 0; hh < r; hh++) {
-    int64_t bch = bc * heads + (int64_t) g * r + hh;
     __syncthreads();                          // the previous head's column sums are flushed
-    for (int t = threadIdx.x; t < q; t += blockDim.x) {
-      cum_s[t] = cum[bch * q + t];
+    float d[8];
+#pragma unroll
+    for (int m = 0; m < 8; m++) d[m] = d_next[m];
+    if (owns) {
+      cum_s[t] = cum_next;
       col_s[t] = 0.f;
     }
+    if (hh + 1 < r) {
+      if (any) load8(dm_row + (int64_t) (hh + 1) * q * q, d_next);
+      if (owns) cum_next = cum[(bch0 + hh + 1) * q + t];
+    }
     __syncthreads();
-    float seg[8], row = 0.f;
+    float seg[8];
 #pragma unroll
     for (int m = 0; m < 8; m++) seg[m] = 0.f;
     if (any) {
-      float d[8];
-      load8(dmixing + bch * (int64_t) q * q + (int64_t) i * q + j0, d);
       float ci = cum_s[i];
 #pragma unroll
       for (int m = 0; m < 8; m++) {
@@ -619,29 +684,52 @@ __global__ void ssd_mixing_backward_vec_kernel(const float* __restrict__ scores,
           float l = __expf(ci - cum_s[j0 + m]);
           ds[m] += d[m] * l;
           seg[m] = d[m] * sv[m] * l;
-          row += seg[m];
         }
       }
     }
-    row = group_sum(row, lanes);
-    if (any && lane == 0) atomicAdd(&dcum[bch * q + i], row);
+    // prefix[m] = sum of dseg[i, j] over j < j0 + m: within the thread, then across the row's lanes
+    float prefix[8], run = 0.f;
+#pragma unroll
+    for (int m = 0; m < 8; m++) {
+      prefix[m] = run;
+      run += seg[m];
+    }
+    float inclusive = run;
+    for (int o = 1; o < lanes; o <<= 1) {
+      float v = __shfl_up_sync(0xffffffffu, inclusive, o, lanes);
+      if (lane >= o) inclusive += v;
+    }
+    float before = inclusive - run;
+#pragma unroll
+    for (int m = 0; m < 8; m++) prefix[m] = any && j0 + m <= i ? before + prefix[m] : 0.f;
     // columns: sum over the warp's rows (lanes apart), then one shared atomic per warp and column
 #pragma unroll
     for (int m = 0; m < 8; m++) {
-      for (int o = lanes; o < 32; o <<= 1) seg[m] += __shfl_xor_sync(0xffffffff, seg[m], o);
+      for (int o = lanes; o < 32; o <<= 1) prefix[m] += __shfl_xor_sync(0xffffffffu, prefix[m], o);
     }
     if ((threadIdx.x & 31) < lanes) {
 #pragma unroll
       for (int m = 0; m < 8; m++) {
-        if (seg[m] != 0.f) atomicAdd(&col_s[j0 + m], seg[m]);
+        if (prefix[m] != 0.f) atomicAdd(&col_s[j0 + m], prefix[m]);
       }
     }
     __syncthreads();
-    for (int t = threadIdx.x; t < q; t += blockDim.x) {
-      if (col_s[t] != 0.f) atomicAdd(&dcum[bch * q + t], -col_s[t]);
-    }
+    if (owns && col_s[t] != 0.f) atomicAdd(&dlogd[(bch0 + hh) * q + t], col_s[t]);
   }
   if (row_inside) store8(dscores + bcg * (int64_t) q * q + (int64_t) i * q + j0, ds);
+}
+
+// dlogd[t] = sum_{s >= t} dcum[s] within each chunk (rows of q), in place: the fallback kernel above
+// gives the gradient with respect to cum, this the one with respect to logd that SsdMixing returns.
+__global__ void reverse_cumsum_rows_kernel(float* __restrict__ x, int64_t rows, int q) {
+  int64_t row = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+  if (row >= rows) return;
+  float* v = x + row * q;
+  float sum = 0.f;
+  for (int u = q - 1; u >= 0; u--) {
+    sum += v[u];
+    v[u] = sum;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -759,6 +847,7 @@ __global__ void ce_backward_kernel(T* __restrict__ logits, const int64_t* __rest
 //   da_c = keep_c exp(a_c) sum_e D_c[e] entering_c[e]   (a block sum, then one atomicAdd per block).
 // ---------------------------------------------------------------------------------------------
 constexpr int kPassThreads = 256;
+
 constexpr int kPassSegment = 256;  // chunks whose decay-gradient sums a backward block holds in shared memory
 
 // Where element e of head h's state in chunk c of row b lives: [b, c, h, E] (inner = 0), or the
@@ -779,34 +868,43 @@ struct StateLayout {
   }
 };
 
-template <typename T>
+// Each thread carries V consecutive elements of a state (one 4- or 8-byte access of the half types
+// instead of V 2-byte ones, and one warp sum of the decay gradient per V elements). At the 291M
+// model's shape, a step's backward calls took 1.80 ms with one element a thread, 1.05 with 2 and
+// under 0.73 with 4; the forward calls 1.12, 0.89 and 0.89 (docs/benchmarks/2026-12-03-h200-mixing).
+template <typename T, int V>
 __global__ void state_passing_forward_kernel(const T* __restrict__ states, const float* __restrict__ decay,
                                              const float* __restrict__ keep, T* __restrict__ entering,
                                              StateLayout lay) {
-  int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+  int64_t e = ((int64_t) blockIdx.x * blockDim.x + threadIdx.x) * V;
   if (e >= lay.elements) return;
   int h = blockIdx.y, b = blockIdx.z;
   int64_t at = lay.start(b, h, e), stride = lay.chunk_stride();
   const float* decay_b = decay + (int64_t) b * lay.chunks * lay.heads + h;  // decay[b, c, h] at c * heads
   const float* keep_b = keep ? keep + (int64_t) b * lay.chunks : nullptr;
-  float carried = 0.f;
+  float carried[V], state[V];
+#pragma unroll
+  for (int v = 0; v < V; v++) carried[v] = 0.f;
 #pragma unroll 4
   for (int c = 0; c < lay.chunks; c++, at += stride) {
-    store(entering, at, carried);
+    storev<V>(entering, at, carried);
     float k = keep_b && c > 0 ? keep_b[c] : 1.f;
+    float f = k * __expf(decay_b[(int64_t) c * lay.heads]);
+    loadv<V>(states, at, state);
     // carried becomes the state at chunk c's end
-    carried = k * __expf(decay_b[(int64_t) c * lay.heads]) * carried + load(states, at);
+#pragma unroll
+    for (int v = 0; v < V; v++) carried[v] = f * carried[v] + state[v];
   }
 }
 
 // The decay gradients' block sums go through shared memory, a segment of kPassSegment chunks at a
 // time (a warp sum, then one shared atomic per warp and chunk), so the chunk loop has no barrier.
-template <typename T>
+template <typename T, int V>
 __global__ void state_passing_backward_kernel(const T* __restrict__ entering, const float* __restrict__ decay,
                                               const float* __restrict__ keep, const T* __restrict__ dentering,
                                               T* __restrict__ dstates, float* __restrict__ ddecay, StateLayout lay) {
   __shared__ float sums[kPassSegment];
-  int64_t e = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
+  int64_t e = ((int64_t) blockIdx.x * blockDim.x + threadIdx.x) * V;
   bool inside = e < lay.elements;
   int h = blockIdx.y, b = blockIdx.z;
   int64_t stride = lay.chunk_stride();
@@ -814,7 +912,9 @@ __global__ void state_passing_backward_kernel(const T* __restrict__ entering, co
   const float* decay_b = decay + (int64_t) b * lay.chunks * lay.heads + h;
   float* ddecay_b = ddecay + (int64_t) b * lay.chunks * lay.heads + h;
   const float* keep_b = keep ? keep + (int64_t) b * lay.chunks : nullptr;
-  float d = 0.f;  // D_c
+  float d[V], x[V];  // D_c
+#pragma unroll
+  for (int v = 0; v < V; v++) d[v] = x[v] = 0.f;
   for (int top = lay.chunks - 1; top >= 0; top -= kPassSegment) {
     int bottom = max(0, top - kPassSegment + 1);
     for (int i = threadIdx.x; i < kPassSegment; i += blockDim.x) sums[i] = 0.f;
@@ -823,11 +923,19 @@ __global__ void state_passing_backward_kernel(const T* __restrict__ entering, co
     for (int c = top; c >= bottom; c--, at -= stride) {
       if (c + 1 < lay.chunks) {
         float k = keep_b ? keep_b[c + 1] : 1.f;
-        d = (inside ? load(dentering, at + stride) : 0.f) + k * __expf(decay_b[(int64_t) (c + 1) * lay.heads]) * d;
+        float f = k * __expf(decay_b[(int64_t) (c + 1) * lay.heads]);
+        if (inside) loadv<V>(dentering, at + stride, x);
+#pragma unroll
+        for (int v = 0; v < V; v++) d[v] = x[v] + f * d[v];
       }
-      if (inside) store(dstates, at, d);
+      if (inside) storev<V>(dstates, at, d);
       if (c > 0) {
-        float part = inside ? d * load(entering, at) : 0.f;
+        float part = 0.f;
+        if (inside) {
+          loadv<V>(entering, at, x);
+#pragma unroll
+          for (int v = 0; v < V; v++) part += d[v] * x[v];
+        }
         for (int o = 16; o > 0; o >>= 1) part += __shfl_xor_sync(0xffffffff, part, o);
         if ((threadIdx.x & 31) == 0) atomicAdd(&sums[top - c], part);
       }
@@ -931,14 +1039,22 @@ void gated_rms_norm_backward(const TY* y, const TZ* z, const float* w, const flo
 template <typename T>
 void ssd_mixing_forward(const float* scores, const float* cum, const int64_t* seq, T* mixing, int batch, int chunks,
                         int heads, int groups, int q, cudaStream_t stream) {
+  unsigned grid = (unsigned) ((int64_t) batch * chunks * heads);
+  int lanes = q / 8;
+  bool aligned = ((reinterpret_cast<uintptr_t>(scores) | reinterpret_cast<uintptr_t>(mixing)) & 15) == 0;
+  if (q % 8 == 0 && lanes <= kMixForwardThreads && kMixForwardThreads % lanes == 0 && aligned) {
+    size_t shared = q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
+    ssd_mixing_forward_vec_kernel<T><<<grid, kMixForwardThreads, shared, stream>>>(scores, cum, seq, mixing, heads,
+                                                                                   groups, q, lanes);
+    return;
+  }
   size_t shared = (q + (q & 1)) * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
-  ssd_mixing_forward_kernel<T><<<(unsigned) ((int64_t) batch * chunks * heads), q, shared, stream>>>(
-      scores, cum, seq, mixing, chunks, heads, groups, q);
+  ssd_mixing_forward_kernel<T><<<grid, q, shared, stream>>>(scores, cum, seq, mixing, chunks, heads, groups, q);
 }
 
 template <typename T>
 void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* seq, const T* dmixing, float* dscores,
-                         float* dcum, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream) {
+                         float* dlogd, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream) {
   dim3 grid((unsigned) ((int64_t) batch * chunks * groups), blocks(q, kMixRows));
   int lanes = q / 8;
   bool aligned = ((reinterpret_cast<uintptr_t>(scores) | reinterpret_cast<uintptr_t>(dmixing) |
@@ -946,33 +1062,65 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
   if (q % 8 == 0 && lanes <= 32 && (lanes & (lanes - 1)) == 0 && aligned) {
     size_t shared = 2 * q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
     ssd_mixing_backward_vec_kernel<T><<<grid, kMixRows * lanes, shared, stream>>>(scores, cum, seq, dmixing, dscores,
-                                                                                 dcum, heads, groups, q, lanes);
+                                                                                 dlogd, heads, groups, q, lanes);
     return;
   }
   size_t shared = (q + kMixRows + ((q + kMixRows) & 1)) * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
-  ssd_mixing_backward_kernel<T><<<grid, q, shared, stream>>>(scores, cum, seq, dmixing, dscores, dcum, heads,
+  ssd_mixing_backward_kernel<T><<<grid, q, shared, stream>>>(scores, cum, seq, dmixing, dscores, dlogd, heads,
                                                                 groups, q);
+  int64_t rows = (int64_t) batch * chunks * heads;
+  reverse_cumsum_rows_kernel<<<blocks(rows, kVectorThreads), kVectorThreads, 0, stream>>>(dlogd, rows, q);
 }
 
 int ssd_mixing_max_chunk() { return 1024; }
+
+// The elements a thread carries: the widest V (4, 2, 1) that divides the state's elements and the
+// inner run (so V elements are consecutive in memory) and to whose access size the arrays align.
+template <typename T>
+int pass_width(int64_t elements, int inner, std::initializer_list<const void*> arrays) {
+  uintptr_t address = 0;
+  for (const void* a : arrays) address |= reinterpret_cast<uintptr_t>(a);
+  for (int v : {4, 2}) {
+    if (elements % v == 0 && inner % v == 0 && address % (v * sizeof(T)) == 0) return v;
+  }
+  return 1;
+}
+
+// Calls f with std::integral_constant<int, V> for V = 1, 2 or 4.
+template <typename F>
+void by_width(int v, F&& f) {
+  if (v == 4) {
+    f(std::integral_constant<int, 4>{});
+  } else if (v == 2) {
+    f(std::integral_constant<int, 2>{});
+  } else {
+    f(std::integral_constant<int, 1>{});
+  }
+}
 
 template <typename T>
 void ssd_state_passing_forward(const T* states, const float* decay, const float* keep, T* entering, int batch,
                                int chunks, int heads, int64_t elements, int inner, int heads_per_group,
                                cudaStream_t stream) {
-  dim3 grid(blocks(elements, kPassThreads), heads, batch);
   StateLayout lay{chunks, heads, inner, heads_per_group, elements};
-  state_passing_forward_kernel<T><<<grid, kPassThreads, 0, stream>>>(states, decay, keep, entering, lay);
+  by_width(pass_width<T>(elements, inner, {states, entering}), [&](auto width) {
+    constexpr int V = decltype(width)::value;
+    dim3 grid(blocks(elements / V, kPassThreads), heads, batch);
+    state_passing_forward_kernel<T, V><<<grid, kPassThreads, 0, stream>>>(states, decay, keep, entering, lay);
+  });
 }
 
 template <typename T>
 void ssd_state_passing_backward(const T* entering, const float* decay, const float* keep, const T* dentering,
                                 T* dstates, float* ddecay, int batch, int chunks, int heads, int64_t elements,
                                 int inner, int heads_per_group, cudaStream_t stream) {
-  dim3 grid(blocks(elements, kPassThreads), heads, batch);
   StateLayout lay{chunks, heads, inner, heads_per_group, elements};
-  state_passing_backward_kernel<T><<<grid, kPassThreads, 0, stream>>>(entering, decay, keep, dentering, dstates,
-                                                                       ddecay, lay);
+  by_width(pass_width<T>(elements, inner, {entering, dentering, dstates}), [&](auto width) {
+    constexpr int V = decltype(width)::value;
+    dim3 grid(blocks(elements / V, kPassThreads), heads, batch);
+    state_passing_backward_kernel<T, V><<<grid, kPassThreads, 0, stream>>>(entering, decay, keep, dentering,
+                                                                            dstates, ddecay, lay);
+  });
 }
 
 template <typename T>

@@ -32,10 +32,11 @@ void gated_rms_norm_backward(const TY* y, const TZ* z, const float* w, const flo
 template <typename T>
 void ssd_mixing_forward(const float* scores, const float* cum, const int64_t* seq, T* mixing, int batch, int chunks,
                         int heads, int groups, int q, cudaStream_t stream);
-/** Its gradients: dscores written, dcum accumulated (zero it first). */
+/** Its gradients: dscores written; dlogd [b, c, h, q], the gradient with respect to the per-token log decays
+ * whose within-chunk cumulative sum cum is, accumulated (zero it first). */
 template <typename T>
 void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* seq, const T* dmixing, float* dscores,
-                         float* dcum, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream);
+                         float* dlogd, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream);
 int ssd_mixing_max_chunk();
 
 /** SSD state passing across chunks: entering [b, c, h, E] from chunk-end states [b, c, h, E], chunk log decays

@@ -306,10 +306,13 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
 // sums and exponentials stay float32 (the Mamba authors keep them float32 too).
 // ---------------------------------------------------------------------------------------------
 // The intra-chunk mixing matrix M = S * exp(cum_i - cum_j) (masked) in one kernel each way; see
-// anneal_kernels.cu. scores [b,c,g,q,q] float32, cum [b,c,h,q] float32 -> [b,c,h,q,q] in `type`.
+// anneal_kernels.cu. scores [b,c,g,q,q] float32, logd [b,c,h,q] float32 the per-token log decays and
+// cum their within-chunk cumulative sum (passed in: the scan computes it once for all its uses)
+// -> [b,c,h,q,q] in `type`. The decay gradient goes to logd, not to cum: the kernel sums it without
+// the cancellation the gradient through cum carries (anneal_kernels.cu, ssd_mixing_backward_vec_kernel).
 struct SsdMixing : torch::autograd::Function<SsdMixing> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& scores, const Tensor& cum, const c10::optional<Tensor>& seq,
-                        int64_t type) {
+  static Tensor forward(AutogradContext* ctx, const Tensor& scores, const Tensor& logd, const Tensor& cum,
+                        const c10::optional<Tensor>& seq, int64_t type) {
     Tensor sc = scores.contiguous(), cc = cum.contiguous();
     Tensor sq = seq.has_value() ? seq->contiguous() : Tensor();
     int64_t b = cc.size(0), c = cc.size(1), h = cc.size(2), q = cc.size(3), g = sc.size(2);
@@ -333,16 +336,16 @@ struct SsdMixing : torch::autograd::Function<SsdMixing> {
     int64_t b = cc.size(0), c = cc.size(1), h = cc.size(2), q = cc.size(3), g = sc.size(2);
     Tensor dm = grads[0].contiguous();
     Tensor dscores = at::empty_like(sc);
-    Tensor dcum = at::zeros_like(cc);
+    Tensor dlogd = at::zeros_like(cc);
     c10::cuda::CUDAGuard guard(cc.device());
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(dm, "ssd_scan", [&](auto tag) {
       using T = decltype(tag);
       anneal::ssd_mixing_backward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(dm),
-                                     dscores.data_ptr<float>(), dcum.data_ptr<float>(), (int) b, (int) c, (int) h,
+                                     dscores.data_ptr<float>(), dlogd.data_ptr<float>(), (int) b, (int) c, (int) h,
                                      (int) g, (int) q, stream);
     });
-    return {dscores, dcum, Tensor(), Tensor()};
+    return {dscores, dlogd, Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -639,7 +642,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor xtok = xdt.view({b, c, q, h, p});                                             // [b,c,q,h,p] mm
   Tensor xs = two_layouts ? x_heads.view({b, c, g, r, q, p})                           // [b,c,g,r,q,p] mm
                           : xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});
-  Tensor cum = logd.view({b, c, q, h}).permute({0, 1, 3, 2}).cumsum(-1);              // [b,c,h,q]
+  Tensor logd_heads = logd.view({b, c, q, h}).permute({0, 1, 3, 2});                 // [b,c,h,q]
+  Tensor cum = logd_heads.cumsum(-1);
   Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
   Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
 
@@ -660,7 +664,7 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor mixing;
   if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
     c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
-    mixing = SsdMixing::apply(scores, cum, docs, (int64_t) mm).view({b, c, g, r, q, q});
+    mixing = SsdMixing::apply(scores, logd_heads, cum.detach(), docs, (int64_t) mm).view({b, c, g, r, q, q});
   } else {  // the composed form (chunks that are not a multiple of 32)
     Tensor intra = at::ones({q, q}, x.options().dtype(at::kBool)).tril();  // [q,q], or [b,c,1,q,q] with documents
     if (sp.defined()) {
