@@ -210,14 +210,16 @@ final class SftStage implements Stage {
                     for (int i = 0; i < settings.microBatchesPerStep(); i++) {
                         batches.add(stream.next(settings.microBatchRows()));
                     }
-                    if (previous != null && !step.replays(batches)) {
-                        report(finishStep(step, previous, lossScale, position, out), previous, evalLosses, store, context, progress);
-                        previous = null; // an eager step reads the host's loss scale: every outcome first
-                    }
-                    InFlight current = startStep(step, batches, stream, lossScale, position, out);
+                    // a replayed step is enqueued before the previous outcome is taken; an eager step
+                    // reads the host's loss scale, so every outcome is taken before it starts
+                    boolean replayed = step.replays(batches);
+                    InFlight current = replayed ? startStep(step, batches, stream, lossScale, position, out) : null;
                     if (previous != null) {
                         report(finishStep(step, previous, lossScale, position, out), previous, evalLosses, store, context, progress);
                         previous = null;
+                    }
+                    if (!replayed) {
+                        current = startStep(step, batches, stream, lossScale, position, out);
                     }
                     boolean last = position.tokensSeen >= tokenBudget;
                     long stepTokens = settings.stepTokens();
