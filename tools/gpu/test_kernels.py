@@ -523,6 +523,7 @@ def main():
         test_ssd(dtype, True, t=300, chunk=128)
         test_ssd(dtype, False, t=600, chunk=256, g=1)
         test_ssd(dtype, True, t=700, chunk=512, g=1)   # 64 lanes a row: the one-column mixing backward
+        test_ssd(dtype, True, t=200, chunk=96)   # 12 lanes a row: whole rows of 12 (forward), one column (backward)
         # state passing with 2 and 1 elements a thread (P = 6, 3: the inner run is not a multiple of 4, 2)
         test_ssd(dtype, True, p=6)
         test_ssd(dtype, True, p=3)

@@ -484,33 +484,10 @@ __device__ __forceinline__ bool mix_valid(const int64_t* doc, int i, int j) {
   return j <= i && (doc == nullptr || doc[i] == doc[j]);
 }
 
-template <typename T>
-__global__ void ssd_mixing_forward_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
-                                          const int64_t* __restrict__ seq, T* __restrict__ mixing, int chunks,
-                                          int heads, int groups, int q) {
-  extern __shared__ unsigned char smem[];
-  float* cum_s = reinterpret_cast<float*>(smem);
-  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q + (q & 1)) : nullptr;
-  int64_t bch = blockIdx.x;                  // ((b * chunks) + c) * heads + h
-  int h = (int) (bch % heads);
-  int64_t bc = bch / heads;
-  int g = h / (heads / groups);
-  int j = threadIdx.x;
-  cum_s[j] = cum[bch * q + j];
-  if (seq) doc_s[j] = seq[bc * q + j];       // seq is [b, c * q]: row b, chunk c starts at bc * q
-  __syncthreads();
-  const float* s = scores + (bc * groups + g) * (int64_t) q * q;
-  T* m = mixing + bch * (int64_t) q * q;
-  float cj = cum_s[j];
-  for (int i = 0; i < q; i++) {
-    float v = mix_valid(doc_s, i, j) ? s[(int64_t) i * q + j] * __expf(cum_s[i] - cj) : 0.f;
-    store(m, (int64_t) i * q + j, v);
-  }
-}
-
-// The same with each thread on 8 consecutive columns of a row (16-byte stores; the kernel above
-// stores one 2-byte element a thread), blockDim / (q / 8) rows at a time: 1.48 -> 1.27 ms a step at
-// the 291M model's shape. Columns wholly above the diagonal store zeros without reading the scores.
+// Forward: each thread on 8 consecutive columns of a row (16-byte stores; one 2-byte element a
+// thread took 1.48 ms a step at the 291M model's shape, this 1.27), blockDim / (q / 8) rows at a
+// time. Columns wholly above the diagonal store zeros without reading the scores. The caller's
+// chunks are multiples of 32 up to ssd_mixing_max_chunk(), its arrays 16-byte aligned.
 template <typename T>
 __global__ void ssd_mixing_forward_vec_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
                                               const int64_t* __restrict__ seq, T* __restrict__ mixing, int heads,
@@ -1041,15 +1018,10 @@ void ssd_mixing_forward(const float* scores, const float* cum, const int64_t* se
                         int heads, int groups, int q, cudaStream_t stream) {
   unsigned grid = (unsigned) ((int64_t) batch * chunks * heads);
   int lanes = q / 8;
-  bool aligned = ((reinterpret_cast<uintptr_t>(scores) | reinterpret_cast<uintptr_t>(mixing)) & 15) == 0;
-  if (q % 8 == 0 && lanes <= kMixForwardThreads && kMixForwardThreads % lanes == 0 && aligned) {
-    size_t shared = q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
-    ssd_mixing_forward_vec_kernel<T><<<grid, kMixForwardThreads, shared, stream>>>(scores, cum, seq, mixing, heads,
-                                                                                   groups, q, lanes);
-    return;
-  }
-  size_t shared = (q + (q & 1)) * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
-  ssd_mixing_forward_kernel<T><<<grid, q, shared, stream>>>(scores, cum, seq, mixing, chunks, heads, groups, q);
+  int threads = kMixForwardThreads / lanes * lanes;  // whole rows (q = 96: 12 lanes, 21 rows)
+  size_t shared = q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
+  ssd_mixing_forward_vec_kernel<T><<<grid, threads, shared, stream>>>(scores, cum, seq, mixing, heads, groups, q,
+                                                                      lanes);
 }
 
 template <typename T>

@@ -73,6 +73,8 @@ T* ptr(const Tensor& t) { return reinterpret_cast<T*>(t.data_ptr()); }
 
 // Whether t's data starts on a 16-byte boundary, as the kernels' vector accesses need.
 bool starts_aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; }
+// t itself when its data starts on a 16-byte boundary (the kernels' vector accesses), else a copy.
+Tensor aligned(const Tensor& t) { return starts_aligned(t) ? t : t.clone(); }
 
 const float* float_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 const int64_t* long_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<int64_t>() : nullptr; }
@@ -313,7 +315,7 @@ Tensor gated_rms_norm(const Tensor& y, const Tensor& z, const Tensor& weight, in
 struct SsdMixing : torch::autograd::Function<SsdMixing> {
   static Tensor forward(AutogradContext* ctx, const Tensor& scores, const Tensor& logd, const Tensor& cum,
                         const c10::optional<Tensor>& seq, int64_t type) {
-    Tensor sc = scores.contiguous(), cc = cum.contiguous();
+    Tensor sc = aligned(scores.contiguous()), cc = cum.contiguous();
     Tensor sq = seq.has_value() ? seq->contiguous() : Tensor();
     int64_t b = cc.size(0), c = cc.size(1), h = cc.size(2), q = cc.size(3), g = sc.size(2);
     Tensor mixing = at::empty({b, c, h, q, q}, cc.options().dtype((at::ScalarType) type));
@@ -786,8 +788,6 @@ Tensor ssd_scan_skip(const Tensor& x, const Tensor& dt, const Tensor& a, const T
 //   add_rms_norm(x, a, b, weight, eps) -> (s = x + a + b float32, the norm of s in a's type), a and b
 //   the layer's two branch outputs. Widths over 4096 or unaligned rows take the composed form.
 // ---------------------------------------------------------------------------------------------
-// t itself when its data starts on a 16-byte boundary (the kernels' vector accesses), else a copy.
-Tensor aligned(const Tensor& t) { return starts_aligned(t) ? t : t.clone(); }
 
 struct ResidualShape {
   int64_t rows, width;
