@@ -529,6 +529,9 @@ __global__ void ssd_mixing_forward_vec_kernel(const float* __restrict__ scores, 
 
 // dS[b,c,g,i,j] = sum_{h in g} dM * L;  with dseg = dM * M = dM * S * L:
 // dcum[h,i] += sum_j dseg[i,j] and dcum[h,j] -= sum_i dseg[i,j] (accumulated with atomics: dcum zeroed).
+// The gradient with respect to cum: the fallback for rows of more than 32 lanes or of lanes that are
+// no power of two (chunks over 256; 96), whose launcher turns it into the log decays'
+// (reverse_cumsum_rows_kernel below).
 template <typename T>
 __global__ void ssd_mixing_backward_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
                                            const int64_t* __restrict__ seq, const T* __restrict__ dmixing,
