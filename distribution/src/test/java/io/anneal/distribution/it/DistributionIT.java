@@ -574,6 +574,11 @@ class DistributionIT {
         assertRefused(anneal("logits", "--checkpoint", fixture.toString(), "--input", fixture.resolve("input.json").toString(),
                 "--output", "x.f32", "--kernels", "fused"), "--kernels = fused, but the fused operators are CUDA kernels");
         assertTrue(!Files.exists(home.resolve("x.f32")), "nothing written when refused");
+        assertRefused(anneal("logits", "--checkpoint", fixture.toString(), "--input", fixture.resolve("input.json").toString(),
+                "--output", "x.f32", "--kernels", "fast"), "--kernels: expected one of auto, fused, reference, found 'fast'");
+        assertRefused(anneal("logits", "--engine", "onnx", "--checkpoint", fixture.toString(), "--input",
+                fixture.resolve("input.json").toString(), "--output", "x.f32", "--kernels", "reference"),
+                "--kernels belongs to --engine djl");
     }
 
     @Test
