@@ -18,7 +18,6 @@ import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.FalconH1Checkpoints;
 import io.anneal.hybrid.model.FalconH1Model;
 import io.anneal.hybrid.model.FusedKernels;
-import io.anneal.hybrid.model.LayerImplementation;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
@@ -98,9 +97,7 @@ public final class LogitsCommand implements CliCommand {
                 NDManager manager = NDManager.newBaseManager(device)) {
             checkVocabulary(ids, model.vocabSize(), input);
             // as model.kernels does for a pipeline (the library loads once DJL's engine has started)
-            FusedKernels.Status kernels = FusedKernels.select(mode, device, "--kernels");
-            context.out().println(kernels.line());
-            model.useLayers(LayerImplementation.TORCHSCRIPT, kernels.fused());
+            context.out().println(FalconH1Architecture.useTorchScriptLayers(model, mode, device, "--kernels"));
             NDArray logits = logits(model, manager, ids);
             writeFloat32(output, logits);
             context.out().println("wrote " + output + ": float32 " + logits.getShape());

@@ -1,5 +1,6 @@
 package io.anneal.hybrid.model;
 
+import ai.djl.Device;
 import io.anneal.api.InputException;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelArchitecture;
@@ -46,17 +47,29 @@ public final class FalconH1Architecture implements ModelArchitecture {
     /** The configured layers, on the fused operators where {@code kernels} and the machine allow (one line says which). */
     private FalconH1Model withLayers(FalconH1Model model, ModelOptions options) {
         model.saveAs(saveFormat);
-        boolean fused = false;
         if (layers == LayerImplementation.TORCHSCRIPT) {
-            FusedKernels.Status status = FusedKernels.select(kernels, options.device(), "model.kernels");
-            System.out.println(status.line());
-            fused = status.fused();
-        } else if (kernels == FusedKernels.Mode.FUSED) {
+            System.out.println(useTorchScriptLayers(model, kernels, options.device(), "model.kernels"));
+            return model;
+        }
+        if (kernels == FusedKernels.Mode.FUSED) {
             model.close();
             throw new InputException("model.kernels = fused needs model.layers = torchscript, found "
                     + layers.configName());
         }
-        return model.useLayers(layers, fused);
+        return model.useLayers(layers, false);
+    }
+
+    /**
+     * Puts {@code model}'s layers on TorchScript, on the fused operators where {@code mode} and
+     * {@code device} allow ({@link FusedKernels#select}; {@code setting} names the setting in errors),
+     * and returns the one line that says which. A pipeline's {@code model.kernels} and
+     * {@code anneal logits --kernels} both decide here.
+     */
+    public static String useTorchScriptLayers(FalconH1Model model, FusedKernels.Mode mode, Device device,
+            String setting) {
+        FusedKernels.Status status = FusedKernels.select(mode, device, setting);
+        model.useLayers(LayerImplementation.TORCHSCRIPT, status.fused());
+        return status.line();
     }
 
     /**
