@@ -599,32 +599,34 @@ __global__ void ssd_mixing_backward_kernel(const float* __restrict__ scores, con
 // autograd's cumsum takes) sums terms whose total over a chunk is exactly zero: its float32 result
 // for A's gradient wandered from 4.8e-6 to 1.1e-5 of the float64 reference with the atomics' order
 // (chunk 256), against the 1e-5 bound. The row prefixes have no such cancellation.
-// The next head's dM and decays are loaded while this head's are used. At the 291M model's shape
-// this kernel takes 2.92 ms a step against the cum form's 2.70: the price of the accuracy above.
+// The next head's dM is loaded while this head's is used. The decays of a slice of kMixHeadSlice
+// heads sit in shared memory at once, each head's column sums in a shared row of its own, so a warp
+// runs through the slice without waiting for the block: two barriers a slice, not two a head
+// (2.79 -> 2.64 ms a step at the 291M model's shape, 32 heads a block; docs/benchmarks/
+// 2026-12-03-h200-head-slices). The column sums go out to global memory once a slice.
 // 8-column groups wholly above the diagonal read nothing.
-// At most 64 registers (2 blocks of 512 threads an SM; 16 bytes spill): unbounded it took 85 and ran
-// at 4.78 ms a step against 2.92 (docs/benchmarks/2026-12-03-h200-mixing).
+// At most 64 registers (2 blocks of 512 threads an SM; 36 bytes spill): unbounded, the one-head
+// version took 85 and ran at 4.78 ms a step against 2.92 (docs/benchmarks/2026-12-03-h200-mixing).
+constexpr int kMixHeadSlice = 16;
+
 template <typename T>
-__global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
-                                               const int64_t* __restrict__ seq, const T* __restrict__ dmixing,
-                                               float* __restrict__ dscores, float* __restrict__ dlogd, int heads,
-                                               int groups, int q, int lanes) {
+__global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
+    const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
+    const T* __restrict__ dmixing, float* __restrict__ dscores, float* __restrict__ dlogd, int heads, int groups,
+    int q, int lanes) {
   extern __shared__ unsigned char smem[];
-  float* cum_s = reinterpret_cast<float*>(smem);
-  float* col_s = cum_s + q;                   // column sums of the row prefixes over the block's rows
-  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(col_s + q) : nullptr;
-  int64_t bcg = blockIdx.x;                   // (b * chunks + c) * groups + g
+  float* cum_s = reinterpret_cast<float*>(smem);  // [kMixHeadSlice][q]: the slice's decays
+  float* col_s = cum_s + kMixHeadSlice * q;       // [kMixHeadSlice][q]: its column sums over the block's rows
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(col_s + kMixHeadSlice * q) : nullptr;
+  int64_t bcg = blockIdx.x;                       // (b * chunks + c) * groups + g
   int g = (int) (bcg % groups);
   int64_t bc = bcg / groups;
   int r = heads / groups;
   int k = threadIdx.x / lanes, lane = threadIdx.x % lanes;
   int i = blockIdx.y * kMixRows + k, j0 = lane * 8;
   bool row_inside = i < q;
-  bool any = row_inside && j0 <= i;           // some column of this thread's 8 is on or below the diagonal
-  // blockDim.x = kMixRows * q / 8 = 2q: thread t < q owns token t's decay and column sum
-  int t = threadIdx.x;
-  bool owns = t < q;
-  for (int u = t; u < q; u += blockDim.x) {
+  bool any = row_inside && j0 <= i;
+  for (int u = threadIdx.x; u < q; u += blockDim.x) {
     if (seq) doc_s[u] = seq[bc * q + u];
   }
   float sv[8], ds[8], d_next[8];
@@ -635,66 +637,68 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(const f
     d_next[m] = 0.f;
   }
   if (any) load8(scores + bcg * (int64_t) q * q + (int64_t) i * q + j0, sv);
-  int64_t bch0 = bc * heads + (int64_t) g * r;  // the group's first head
+  int64_t bch0 = bc * heads + (int64_t) g * r;  // the group's heads are consecutive in cum, dM and dlogd
   const T* dm_row = dmixing + bch0 * (int64_t) q * q + (int64_t) i * q + j0;
   if (any) load8(dm_row, d_next);
-  float cum_next = owns ? cum[bch0 * q + t] : 0.f;
-  for (int hh = 0; hh < r; hh++) {
-    __syncthreads();                          // the previous head's column sums are flushed
-    float d[8];
-#pragma unroll
-    for (int m = 0; m < 8; m++) d[m] = d_next[m];
-    if (owns) {
-      cum_s[t] = cum_next;
-      col_s[t] = 0.f;
-    }
-    if (hh + 1 < r) {
-      if (any) load8(dm_row + (int64_t) (hh + 1) * q * q, d_next);
-      if (owns) cum_next = cum[(bch0 + hh + 1) * q + t];
+  for (int h0 = 0; h0 < r; h0 += kMixHeadSlice) {
+    int slice = min(kMixHeadSlice, r - h0);
+    __syncthreads();                              // the previous slice's sums are flushed
+    for (int u = threadIdx.x; u < slice * q; u += blockDim.x) {
+      cum_s[u] = cum[(bch0 + h0) * q + u];
+      col_s[u] = 0.f;
     }
     __syncthreads();
-    float seg[8];
+    for (int s = 0; s < slice; s++) {
+      int hh = h0 + s;
+      float d[8];
 #pragma unroll
-    for (int m = 0; m < 8; m++) seg[m] = 0.f;
-    if (any) {
-      float ci = cum_s[i];
+      for (int m = 0; m < 8; m++) d[m] = d_next[m];
+      if (any && hh + 1 < r) load8(dm_row + (int64_t) (hh + 1) * q * q, d_next);
+      const float* cs = cum_s + s * q;
+      float seg[8];
+#pragma unroll
+      for (int m = 0; m < 8; m++) seg[m] = 0.f;
+      if (any) {
+        float ci = cs[i];
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+          if (mix_valid(doc_s, i, j0 + m)) {
+            float l = __expf(ci - cs[j0 + m]);
+            ds[m] += d[m] * l;
+            seg[m] = d[m] * sv[m] * l;
+          }
+        }
+      }
+      float prefix[8], run = 0.f;
 #pragma unroll
       for (int m = 0; m < 8; m++) {
-        if (mix_valid(doc_s, i, j0 + m)) {
-          float l = __expf(ci - cum_s[j0 + m]);
-          ds[m] += d[m] * l;
-          seg[m] = d[m] * sv[m] * l;
+        prefix[m] = run;
+        run += seg[m];
+      }
+      float inclusive = run;
+      for (int o = 1; o < lanes; o <<= 1) {
+        float v = __shfl_up_sync(0xffffffffu, inclusive, o, lanes);
+        if (lane >= o) inclusive += v;
+      }
+      float before = inclusive - run;
+#pragma unroll
+      for (int m = 0; m < 8; m++) prefix[m] = any && j0 + m <= i ? before + prefix[m] : 0.f;
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        for (int o = lanes; o < 32; o <<= 1) prefix[m] += __shfl_xor_sync(0xffffffffu, prefix[m], o);
+      }
+      if ((threadIdx.x & 31) < lanes) {
+        float* col = col_s + s * q + j0;
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+          if (prefix[m] != 0.f) atomicAdd(&col[m], prefix[m]);
         }
       }
     }
-    // prefix[m] = sum of dseg[i, j] over j < j0 + m: within the thread, then across the row's lanes
-    float prefix[8], run = 0.f;
-#pragma unroll
-    for (int m = 0; m < 8; m++) {
-      prefix[m] = run;
-      run += seg[m];
-    }
-    float inclusive = run;
-    for (int o = 1; o < lanes; o <<= 1) {
-      float v = __shfl_up_sync(0xffffffffu, inclusive, o, lanes);
-      if (lane >= o) inclusive += v;
-    }
-    float before = inclusive - run;
-#pragma unroll
-    for (int m = 0; m < 8; m++) prefix[m] = any && j0 + m <= i ? before + prefix[m] : 0.f;
-    // columns: sum over the warp's rows (lanes apart), then one shared atomic per warp and column
-#pragma unroll
-    for (int m = 0; m < 8; m++) {
-      for (int o = lanes; o < 32; o <<= 1) prefix[m] += __shfl_xor_sync(0xffffffffu, prefix[m], o);
-    }
-    if ((threadIdx.x & 31) < lanes) {
-#pragma unroll
-      for (int m = 0; m < 8; m++) {
-        if (prefix[m] != 0.f) atomicAdd(&col_s[j0 + m], prefix[m]);
-      }
-    }
     __syncthreads();
-    if (owns && col_s[t] != 0.f) atomicAdd(&dlogd[(bch0 + hh) * q + t], col_s[t]);
+    for (int u = threadIdx.x; u < slice * q; u += blockDim.x) {
+      if (col_s[u] != 0.f) atomicAdd(&dlogd[(bch0 + h0) * q + u], col_s[u]);
+    }
   }
   if (row_inside) store8(dscores + bcg * (int64_t) q * q + (int64_t) i * q + j0, ds);
 }
@@ -1035,7 +1039,7 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
   bool aligned = ((reinterpret_cast<uintptr_t>(scores) | reinterpret_cast<uintptr_t>(dmixing) |
                    reinterpret_cast<uintptr_t>(dscores)) & 15) == 0;
   if (q % 8 == 0 && lanes <= 32 && (lanes & (lanes - 1)) == 0 && aligned) {
-    size_t shared = 2 * q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
+    size_t shared = 2 * kMixHeadSlice * q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
     ssd_mixing_backward_vec_kernel<T><<<grid, kMixRows * lanes, shared, stream>>>(scores, cum, seq, dmixing, dscores,
                                                                                  dlogd, heads, groups, q, lanes);
     return;
