@@ -6,7 +6,10 @@ kernels by total time, grouped by kind: what a training step is made of on the G
 a host-free step of this arithmetic reaches.
 
     python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--shapes] [--out F.json] [--source LAYER.torchscript]
+        [--chunk 128] [--top 80]
 
+(--chunk: the SSD's chunk length, the model's 128 by default: the scan's result does not depend on it
+(Dao & Gu 2024, section 6), its cost does. --top: how many kernels the JSON keeps, by time.)
 (--source: another version of the layer, e.g. `git show HEAD:<path> > before.torchscript`, to compare
 a change to the TorchScript with the committed one in one GPU call.)
 
@@ -35,7 +38,7 @@ D_SSM, M_HEADS, M_HEAD_DIM, STATE, GROUPS, CONV, CHUNK, VOCAB = 2048, 32, 64, 12
 CONV_DIM = D_SSM + 2 * GROUPS * STATE
 
 
-def attributes():
+def attributes(chunk=CHUNK):
     # the order of the class's declarations, as TorchScriptLayers.attributes writes them
     return [("training", True), ("half", True), ("heads", HEADS), ("kv_heads", KV), ("head_dim", HEAD_DIM),
             ("d_ssm", D_SSM), ("conv_dim", CONV_DIM), ("m_heads", M_HEADS), ("m_head_dim", M_HEAD_DIM),
@@ -43,7 +46,7 @@ def attributes():
             ("attention_in", 1.0), ("attention_out", 1.0), ("key_multiplier", 1.0), ("ssm_in", 1.0),
             ("ssm_out", 1.0), ("mlp_gate", 1.0), ("mlp_down", 1.0), ("mamba_rms_norm", False),
             ("norm_before_gate", True), ("dt_low", 0.0), ("dt_high", 3.4028234663852886e38),
-            ("clip_dt", False), ("ssd_chunk", CHUNK), ("lm_head", 1.0), ("head_chunk", 4096)]
+            ("clip_dt", False), ("ssd_chunk", chunk), ("lm_head", 1.0), ("head_chunk", 4096)]
 
 
 def module_pickle(class_name, attrs):
@@ -61,11 +64,11 @@ def module_pickle(class_name, attrs):
     return bytes(out + b"ub.")
 
 
-def compile_layer(source):
+def compile_layer(source, chunk=CHUNK):
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
         z.writestr("archive/version", "3\n")
-        z.writestr("archive/data.pkl", module_pickle("FalconH1Layer", attributes()))
+        z.writestr("archive/data.pkl", module_pickle("FalconH1Layer", attributes(chunk)))
         z.writestr("archive/constants.pkl", b"\x80\x02).")
         z.writestr("archive/code/__torch__.py", source)
     buffer.seek(0)
@@ -135,6 +138,8 @@ def main():
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--out")
     ap.add_argument("--source", default=str(SOURCE), help="the fused layer's TorchScript (default: the tree's)")
+    ap.add_argument("--chunk", type=int, default=CHUNK, help="the SSD chunk length (default: the model's)")
+    ap.add_argument("--top", type=int, default=80, help="kernels kept in the JSON, by time")
     ap.add_argument("--shapes", action="store_true",
                     help="also list the copying operators (copy_, cat, clone, ...) by device time and input shapes")
     args = ap.parse_args()
@@ -149,9 +154,9 @@ def main():
     embed = torch.randn(b, t, HIDDEN, device="cuda", generator=g, requires_grad=True)
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
-    results = {"rows": b, "sequence_length": t, "variants": {}}
+    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "variants": {}}
     for name in ["fused"]:
-        layer = compile_layer(Path(args.source).read_text())
+        layer = compile_layer(Path(args.source).read_text(), args.chunk)
 
         def step():
             h = embed
@@ -184,7 +189,7 @@ def main():
         for k, (ms, _) in kernels.items():
             by_kind[kind(k)] += ms
         total = sum(by_kind.values())
-        top = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:40]
+        top = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:args.top]
         results["variants"][name] = {
             "seconds_per_step": seconds, "tokens_per_second": b * t / seconds,
             "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
@@ -192,7 +197,7 @@ def main():
             "kernel_ms_per_step": total, "by_kind_ms": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
             "top_kernels": [{"name": k[:160], "ms": round(v[0], 3), "calls": v[1]} for k, v in top]}
         r = results["variants"][name]
-        print(f"== {name}: {seconds * 1e3:.1f} ms/step, {r['tokens_per_second']:,.0f} tokens/s, "
+        print(f"== {name} (SSD chunk {args.chunk}): {seconds * 1e3:.1f} ms/step, {r['tokens_per_second']:,.0f} tokens/s, "
               f"kernels {total:.1f} ms, peak allocated {r['peak_allocated_gib']:.1f} GiB, "
               f"reserved {r['peak_reserved_gib']:.1f} GiB")
         for k, ms in r["by_kind_ms"].items():

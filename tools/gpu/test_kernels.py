@@ -343,6 +343,30 @@ def test_residual_norm(dtype, add, width, rows=37, misaligned=False):
             pairs)
 
 
+# ---------------------------------------------------------------- the MLP branch into the residual stream
+def test_residual_add(dtype, n=37 * 96, misaligned=False):
+    """residual_add(x float32, a in dtype) against x + a in float64, and both gradients (a's in its own
+    type). A length that is no multiple of 8, or an x 8 bytes into its buffer, takes the composed form."""
+    torch.manual_seed(11)
+    x = torch.randn(2, n, device="cuda") * 2
+    a = torch.randn(2, n, device="cuda").to(dtype)
+    xr, ar = leaves(x.double(), a.double())
+    ref = xr + ar
+    gout = torch.randn_like(ref)
+    ref.backward(gout)
+    xo, ao = leaves(x, a)
+    if misaligned:
+        (buffer,) = leaves(torch.cat([torch.zeros(2, device="cuda"), x.reshape(-1)]))
+        xo = buffer[2:].view(x.shape)
+    out = torch.ops.anneal.residual_add(xo, ao)
+    out.backward(gout.float())
+    assert out.dtype == torch.float32, f"the sum came back in {out.dtype}, not float32"
+    assert ao.grad.dtype == dtype, f"a's gradient came back in {ao.grad.dtype}, not {dtype}"
+    dx = buffer.grad[2:].view(x.shape) if misaligned else xo.grad
+    compare(f"residual_add n={n}{' x misaligned' if misaligned else ''}", dtype,
+            [("out", out, ref), ("dx", dx, xr.grad), ("da", ao.grad, ar.grad)])
+
+
 # ---------------------------------------------------------------- RoPE
 def test_rope(dtype, per_row, d=32, sliced=False):
     """rope against transformers' rotate_half form in float64, on x [b, t, h, d]; with `per_row` the
@@ -485,6 +509,10 @@ def timings(rows):
     timed(f"add_rms_norm {b * t}x1024 float32 residual, bf16 branches and norm", fused_residual)
     timed(f"x + a + b, rms_norm, cast in ATen {b * t}x1024", composed_residual)
 
+    mlp_out = torch.randn(b * t, 1024, device="cuda", dtype=bf, requires_grad=True)
+    timed(f"residual_add {b * t}x1024 float32 + bf16", lambda: torch.ops.anneal.residual_add(residual, mlp_out).sum().backward())
+    timed(f"ATen float32 + bf16 {b * t}x1024", lambda: (residual + mlp_out).sum().backward())
+
     xl = torch.randn(b * t, 1024, device="cuda", dtype=bf, requires_grad=True)
     wl = (torch.randn(3072, 1024, device="cuda") * 0.02).requires_grad_(True)
     timed(f"linear {b * t}x1024 -> 3072, float32 master weight, gradient summed into .grad",
@@ -557,6 +585,9 @@ def main():
             for width in (1024, 96, 2056, 4104):   # one, one partial, three (of four) slots; composed
                 test_residual_norm(dtype, add, width)
             test_residual_norm(dtype, add, 1024, misaligned=True)
+        test_residual_add(dtype)
+        test_residual_add(dtype, n=37 * 96 + 3)          # no multiple of 8: composed
+        test_residual_add(dtype, misaligned=True)         # composed
         test_rope(dtype, per_row=False)
     # more chunks than a state-passing backward block sums at once (kPassSegment = 256)
     test_ssd(torch.float32, True, t=32 * 258, chunk=32)

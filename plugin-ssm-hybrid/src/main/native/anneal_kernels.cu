@@ -1311,7 +1311,7 @@ __global__ void ssd_combine_backward_kernel(const T* __restrict__ y_off, const f
         sum_x += g[k] * xv[k];
         tmp[k] = g[k] * dd;
       }
-      store8(dx + tok_at, tmp);
+      if (dx) store8(dx + tok_at, tmp);   // null: scale_two_layouts_backward adds g D into its dx
     }
   }
   if (inside) {
@@ -1384,6 +1384,7 @@ __global__ void scale_two_layouts_forward_kernel(const T* __restrict__ x, const 
 template <typename T>
 __global__ void scale_two_layouts_backward_kernel(const T* __restrict__ x, const float* __restrict__ dt,
                                                   const T* __restrict__ g_tokens, const T* __restrict__ g_heads,
+                                                  const T* __restrict__ g_skip, const float* __restrict__ d_skip,
                                                   T* __restrict__ dx, float* __restrict__ ddt, SsdCombineShape sh) {
   int lanes = sh.p / 8, h = sh.h();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
@@ -1410,6 +1411,12 @@ __global__ void scale_two_layouts_backward_kernel(const T* __restrict__ x, const
       acc += g[k] * xv[k];
       other[k] = g[k] * scale;
     }
+    if (g_skip) {   // the skip connection's y = ... + x D[h]: its x-gradient, summed here in float32
+      float gs[8], dd = d_skip[hh];
+      load8(g_skip + row * sh.p + pp, gs);
+#pragma unroll
+      for (int k = 0; k < 8; k++) other[k] += gs[k] * dd;
+    }
     store8(dx + row * sh.p + pp, other);
   }
   acc = group_sum(acc, lanes);
@@ -1428,12 +1435,13 @@ void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* to
 
 template <typename T>
 void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, const T* g_tokens, const T* g_heads,
-                                T* dx, float* ddt, int batch, int time, int heads, int p, int q, cudaStream_t stream) {
+                                const T* g_skip, const float* d_skip, T* dx, float* ddt, int batch, int time,
+                                int heads, int p, int q, cudaStream_t stream) {
   SsdCombineShape sh{batch, time / q, q, 1, heads, p, time, x_row};
   int64_t threads = (int64_t) batch * time * heads * (p / 8);
   if (threads == 0) return;
   scale_two_layouts_backward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(
-      x, dt, g_tokens, g_heads, dx, ddt, sh);
+      x, dt, g_tokens, g_heads, g_skip, d_skip, dx, ddt, sh);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1703,6 +1711,38 @@ void residual_norm_backward(const float* s, const float* w, const float* rstd, c
   });
 }
 
+// out = x + a (x, out float32; a in the compute type), eight elements a thread: the MLP branch's
+// addition to the residual stream. ATen's mixed-type addition takes its unvectorised kernel, 63 us
+// for 16,384 x 1024 elements on an H200 (0.76 ms a step at 8 x 2048, docs/benchmarks/
+// 2026-12-03-h200-head-slices). n a multiple of 8 and the three 16-byte aligned (residual_add_supported).
+template <typename T>
+__global__ void residual_add_kernel(const float* __restrict__ x, const T* __restrict__ a, float* __restrict__ out,
+                                    int64_t groups) {
+  int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
+  if (i >= groups) return;
+  float xv[8], av[8];
+  load8(x + i * 8, xv);
+  load8(a + i * 8, av);
+#pragma unroll
+  for (int k = 0; k < 8; k++) xv[k] += av[k];
+  store8(out + i * 8, xv);
+}
+
+template <typename T>
+void residual_add(const float* x, const T* a, float* out, int64_t n, cudaStream_t stream) {
+  int64_t groups = n / 8;
+  if (groups == 0) return;
+  residual_add_kernel<T><<<vector_blocks(groups), kVectorThreads, 0, stream>>>(x, a, out, groups);
+}
+
+bool residual_add_supported(int64_t n, std::initializer_list<const void*> pointers) {
+  if (n % 8 != 0) return false;
+  for (const void* p : pointers) {
+    if (!vectorisable(p)) return false;
+  }
+  return true;
+}
+
 bool residual_norm_supported(int width, std::initializer_list<const void*> pointers) {
   if (width % 8 != 0 || width > kResidualThreads * 8 * kResidualSlots) return false;
   for (const void* p : pointers) {
@@ -1757,8 +1797,9 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
                                      cudaStream_t);                                                                 \
   template void scale_two_layouts_forward<T>(const T*, int64_t, const float*, T*, T*, int, int, int, int, int,       \
                                              cudaStream_t);                                                         \
-  template void scale_two_layouts_backward<T>(const T*, int64_t, const float*, const T*, const T*, T*, float*, int,  \
-                                              int, int, int, int, cudaStream_t);
+  template void scale_two_layouts_backward<T>(const T*, int64_t, const float*, const T*, const T*, const T*,        \
+                                              const float*, T*, float*, int, int, int, int, int, cudaStream_t);     \
+  template void residual_add<T>(const float*, const T*, float*, int64_t, cudaStream_t);
 ANNEAL_ROWS(float)
 ANNEAL_ROWS(__half)
 ANNEAL_ROWS(__nv_bfloat16)

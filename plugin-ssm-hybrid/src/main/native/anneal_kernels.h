@@ -61,7 +61,7 @@ void ssd_combine_forward(const T* y_off, const float* from_start, const T* y_dia
                          const float* d, T* out, int batch, int chunks, int q, int groups, int heads_per_group,
                          int p, int time, cudaStream_t stream);
 /** Its gradients: dy_off, dfrom_start and dy_diag over the padded chunks (zeros on the padding), and with D,
- * dx [b, t, h, p] and dd_partial [b, c q, h] (dD = its sum over the first two axes). */
+ * dd_partial [b, c q, h] (dD = its sum over the first two axes) and, unless dx is null, dx [b, t, h, p]. */
 template <typename T>
 void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, int64_t x_row, const float* d,
                           const T* grad, T* dy_off, float* dfrom_start, T* dy_diag, T* dx, float* dd_partial,
@@ -74,10 +74,13 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers);
 template <typename T>
 void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* tokens, T* heads_layout, int batch,
                                int time, int heads, int p, int q, cudaStream_t stream);
-/** Its gradients from either layout's gradient (null when absent): dx [b, t, h, p] contiguous, ddt [b, t, h]. */
+/** Its gradients from either layout's gradient (null when absent): dx [b, t, h, p] contiguous, ddt [b, t, h]. With
+ * g_skip (the gradient [b, t, h, p] of a result y + x D, contiguous) and d_skip (D [h], float32), dx also takes
+ * g_skip D: the skip connection's x-gradient, which ssd_combine_backward then leaves out (its dx null). */
 template <typename T>
 void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, const T* g_tokens, const T* g_heads,
-                                T* dx, float* ddt, int batch, int time, int heads, int p, int q, cudaStream_t stream);
+                                const T* g_skip, const float* d_skip, T* dx, float* ddt, int batch, int time,
+                                int heads, int p, int q, cudaStream_t stream);
 
 /** RoPE (rotate_half) of x [b, t, h, dim] with cos, sin [cos_rows, 1, t, dim] float32 (cos_rows 1 or b), or with
  * `backward` its gradient from the output gradient in x's place; out [b, t, h, dim] contiguous. x's heads lie side
@@ -98,6 +101,10 @@ template <typename T>
 void residual_norm_backward(const float* s, const float* w, const float* rstd, const T* dout, const float* dsum,
                             float* ds, T* da, T* db, float* dw_partial, int64_t rows, int width, cudaStream_t stream);
 int residual_norm_partials(int64_t rows);
+/** out [n] (float32) = x [n] (float32) + a [n] (T); needs residual_add_supported (n a multiple of 8, 16-byte aligned). */
+template <typename T>
+void residual_add(const float* x, const T* a, float* out, int64_t n, cudaStream_t stream);
+bool residual_add_supported(int64_t n, std::initializer_list<const void*> pointers);
 bool residual_norm_supported(int width, std::initializer_list<const void*> pointers);
 
 /** out [rows, width] = silu(gate) * up, gate and up rows `gate_row` / `up_row` elements apart; needs

@@ -506,7 +506,9 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = yo.size(2), c = yo.size(1), r = h / g;
     Tensor dy_off = at::empty_like(yo), dfs = at::empty_like(fs);
     Tensor dy_diag = at::empty({b, c, g, r, q, p}, yo.options());
-    Tensor dx = dd.defined() ? at::empty({b, t, h, p}, x.options()) : Tensor();
+    // x's gradient only when x is differentiated here: SsdScan::backward's recomputation hands the
+    // skip's x-gradient to ScaleTwoLayouts instead (no second dx and no addition of the two)
+    Tensor dx = dd.defined() && ctx->needs_input_grad(3) ? at::empty({b, t, h, p}, x.options()) : Tensor();
     Tensor dd_partial = dd.defined() ? at::empty({b * c * q, h}, fs.options()) : Tensor();
     c10::cuda::CUDAGuard guard(x.device());
     auto stream = at::cuda::getCurrentCUDAStream();
@@ -535,9 +537,13 @@ bool ssd_combine_applies(const Tensor& x) {
 
 // x dt in the tokens' layout [b,t,h,p] and the heads' [b,c,h,q,p] (anneal_kernels.cu,
 // scale_two_layouts_*): the intra-chunk product reads the second without a permuted copy, and the
-// two layouts' gradients are summed as backward reads them.
+// two layouts' gradients are summed as backward reads them. With skip_grad (the gradient of y + x D,
+// known before SsdScan::backward recomputes) and D, the backward's dx also holds the skip's share,
+// skip_grad D: one pass instead of a second [b,t,h,p] gradient and a bfloat16 addition of the two
+// (about 48 us a layer at 8 x 2048).
 struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
-  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, int64_t q) {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, int64_t q,
+                               const c10::optional<Tensor>& skip_grad, const c10::optional<Tensor>& skip) {
     Tensor dtc = dt.contiguous();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3);
     Tensor tokens = at::empty({b, t, h, p}, x.options());
@@ -551,6 +557,9 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     });
     ctx->save_for_backward({x, dtc});
     ctx->saved_data["q"] = q;
+    bool fold = skip_grad.has_value() && skip.has_value();
+    ctx->saved_data["skip_grad"] = fold ? c10::IValue(skip_grad->to(x.scalar_type()).contiguous()) : c10::IValue();
+    ctx->saved_data["skip"] = fold ? c10::IValue(skip->to(at::kFloat).contiguous()) : c10::IValue();
     return {tokens, heads};
   }
 
@@ -558,7 +567,11 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     auto saved = ctx->get_saved_variables();
     Tensor x = saved[0], dtc = saved[1];
     int64_t q = ctx->saved_data["q"].toInt();
-    if (!grads[0].defined() && !grads[1].defined()) return {Tensor(), Tensor(), Tensor()};
+    Tensor g_skip = ctx->saved_data["skip_grad"].isNone() ? Tensor() : ctx->saved_data["skip_grad"].toTensor();
+    Tensor d_skip = ctx->saved_data["skip"].isNone() ? Tensor() : ctx->saved_data["skip"].toTensor();
+    if (!grads[0].defined() && !grads[1].defined() && !g_skip.defined()) {
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    }
     Tensor g_tokens = grads[0].defined() ? grads[0].to(x.scalar_type()).contiguous() : Tensor();
     Tensor g_heads = grads[1].defined() ? grads[1].to(x.scalar_type()).contiguous() : Tensor();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3);
@@ -569,11 +582,12 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
       using T = decltype(tag);
       anneal::scale_two_layouts_backward<T>(ptr<T>(x), x.stride(1), dtc.data_ptr<float>(),
                                             g_tokens.defined() ? ptr<T>(g_tokens) : nullptr,
-                                            g_heads.defined() ? ptr<T>(g_heads) : nullptr, ptr<T>(dx),
-                                            ddt.data_ptr<float>(), (int) b, (int) t, (int) h, (int) p, (int) q,
-                                            stream);
+                                            g_heads.defined() ? ptr<T>(g_heads) : nullptr,
+                                            g_skip.defined() ? ptr<T>(g_skip) : nullptr, float_or_null(d_skip),
+                                            ptr<T>(dx), ddt.data_ptr<float>(), (int) b, (int) t, (int) h, (int) p,
+                                            (int) q, stream);
     });
-    return {dx, ddt, Tensor()};
+    return {dx, ddt, Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -607,8 +621,11 @@ struct GradientOnlyProduct : torch::autograd::Function<GradientOnlyProduct> {
 // in float32. `recompute`: SsdScan::backward's pass, which only differentiates the result; on the
 // combine kernel's path neither the result nor y_diag is computed (GradientOnlyProduct, SsdCombine's
 // value_needed): 95.6 -> 93.9 ms a step at 8 x 2048 (docs/benchmarks/2026-12-03-h200-conv-ssd-recompute).
+// `skip_grad` (recompute only): the gradient the result will receive, for ScaleTwoLayouts to take the
+// skip connection's x-gradient (SsdCombine then gets x detached).
 Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
-                   const Tensor& seq, int64_t chunk, const Tensor& skip = Tensor(), bool recompute = false) {
+                   const Tensor& seq, int64_t chunk, const Tensor& skip = Tensor(), bool recompute = false,
+                   const Tensor& skip_grad = Tensor()) {
   const auto mm = x.scalar_type();
   const auto f32 = at::kFloat;
   int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = bm.size(2), n = bm.size(3);
@@ -618,9 +635,15 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // x dt in the matmul type: one pass over the largest input instead of a float32 copy and product;
   // on a GPU in both layouts it is read in (rows a whole number of chunks)
   bool two_layouts = pad == 0 && ssd_combine_applies(x);
+  bool fold_skip = two_layouts && recompute && skip.defined() && skip_grad.defined();
   Tensor xdt, x_heads;
   if (two_layouts) {
-    variable_list both = ScaleTwoLayouts::apply(x, dtf, q);
+    c10::optional<Tensor> fold_grad, fold_d;
+    if (fold_skip) {
+      fold_grad = skip_grad;
+      fold_d = skip.detach();
+    }
+    variable_list both = ScaleTwoLayouts::apply(x, dtf, q, fold_grad, fold_d);
     xdt = both[0];
     x_heads = both[1];
   } else {
@@ -718,7 +741,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor from_start = cum.exp();
   if (from_start_mask.defined()) from_start = from_start * from_start_mask;
   if (combine) {
-    return SsdCombine::apply(y_off, from_start, y_diag, x, c10::optional<Tensor>(skip.to(f32)), q, !graph_only);
+    return SsdCombine::apply(y_off, from_start, y_diag, fold_skip ? x.detach() : x,
+                             c10::optional<Tensor>(skip.to(f32)), q, !graph_only);
   }
   Tensor y_off_tok = y_off.permute({0, 1, 3, 2, 4}).reshape({b, c, q, h, p});         // a view with one group
   // the sum in float32, in [b,t,h,p] order; the heads' layout of the intra-chunk part is read
@@ -761,7 +785,8 @@ struct SsdScan : torch::autograd::Function<SsdScan> {
     {
       at::AutoGradMode enable(true);
       y = ssd_forward(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], seq, chunk,
-                      with_skip ? inputs[5] : Tensor(), /*recompute=*/true);
+                      with_skip ? inputs[5] : Tensor(), /*recompute=*/true,
+                      with_skip && grads[0].defined() ? grads[0].contiguous() : Tensor());
     }
     Tensor gy = grads[0].defined() ? grads[0] : at::zeros_like(y);
     variable_list d = torch::autograd::grad({y}, inputs, {gy.to(y.scalar_type())}, false, false, true);
@@ -911,6 +936,39 @@ std::tuple<Tensor, Tensor> add_rms_norm(const Tensor& x, const Tensor& a, const 
   }
   variable_list out = AddRmsNorm::apply(x, a, b, weight, eps);
   return {out[0], out[1]};
+}
+
+// residual_add(x [...] float32, a [...] in the compute type) -> x + a in float32: the MLP branch's
+// addition to the residual stream in one vectorised pass (ATen's mixed-type addition runs its
+// unvectorised kernel). Backward: x's gradient as it is, a's cast to a's type.
+struct ResidualAdd : torch::autograd::Function<ResidualAdd> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& a) {
+    Tensor out = at::empty_like(x);
+    c10::cuda::CUDAGuard guard(x.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_type(a, "residual_add", [&](auto tag) {
+      using T = decltype(tag);
+      anneal::residual_add<T>(x.data_ptr<float>(), ptr<T>(a), out.data_ptr<float>(), x.numel(), stream);
+    });
+    ctx->saved_data["type"] = (int64_t) a.scalar_type();
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto type = (at::ScalarType) ctx->saved_data["type"].toInt();
+    if (!grads[0].defined()) return {Tensor(), Tensor()};
+    return {grads[0], grads[0].to(type)};
+  }
+};
+
+Tensor residual_add(const Tensor& x, const Tensor& a) {
+  TORCH_CHECK(a.sizes() == x.sizes(), "anneal::residual_add: expected a branch of the residual's shape ", x.sizes(),
+              ", found ", a.sizes());
+  bool kernel = x.is_cuda() && a.is_cuda() && x.scalar_type() == at::kFloat && x.is_contiguous() &&
+                a.is_contiguous() && x.numel() > 0 &&
+                anneal::residual_add_supported(x.numel(), {x.data_ptr(), a.data_ptr()});
+  if (!kernel) return x + a;
+  return ResidualAdd::apply(x, a);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1290,6 +1348,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("silu_mul(Tensor gate, Tensor up) -> Tensor");
   m.def("rms_norm(Tensor x, Tensor weight, float eps, int dtype) -> Tensor");
   m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
+  m.def("residual_add(Tensor x, Tensor a) -> Tensor");
   m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor");
   m.def("linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
   m.def("build_info(Tensor any) -> str", &build_info);
@@ -1313,6 +1372,7 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("silu_mul", &silu_mul);
   m.impl("rms_norm", &rms_norm);
   m.impl("add_rms_norm", &add_rms_norm);
+  m.impl("residual_add", &residual_add);
   m.impl("rope", &rope);
   m.impl("linear", &linear);
 }
