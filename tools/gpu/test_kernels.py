@@ -284,6 +284,64 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False)
     compare(f"linear {kind}{' bias' if bias else ''} {passes} pass(es){' frozen' if frozen else ''}", dtype, pairs)
 
 
+def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False):
+    """linear_pair(x, W1, b1, W2, b2) against (x W1^T + b1, x W2^T + b2) in float64, with float32 master
+    weights whose gradients go into their .grad (summed over `passes`), x's gradient the sum of both
+    layers' (the second product added into the first's by the GEMM). `only` (0 or 1): just that
+    output is used, the other gets no gradient. `stacked_second`: the second weight is two float32
+    leaves concatenated (the fused q, k, v projection beside Mamba's input projection)."""
+    torch.manual_seed(13)
+    x = torch.randn(3, 50, 64, device="cuda")
+    w1, w2 = torch.randn(96, 64, device="cuda") * 0.1, torch.randn(40, 64, device="cuda") * 0.1
+    b1, b2 = torch.randn(96, device="cuda"), torch.randn(40, device="cuda")
+    xr, w1r, b1r, w2r, b2r = leaves(x.to(dtype).double(), w1.double(), b1.double(), w2.double(), b2.double())
+    refs = [xr @ w1r.t() + (b1r if bias else 0), xr @ w2r.t() + (b2r if bias else 0)]
+    gouts = [torch.randn_like(r) for r in refs]
+    used = [0, 1] if only is None else [only]
+    sum((refs[k] * gouts[k]).sum() for k in used).backward()
+    (xo,) = leaves(x.to(dtype))
+    w1o, b1o, w2o, b2o = leaves(w1, b1, w2, b2)
+    if stacked_second:
+        top, bottom = leaves(w2[:24], w2[24:])
+    for _ in range(passes):
+        second = torch.cat([top, bottom]) if stacked_second else w2o
+        outs = torch.ops.anneal.linear_pair(xo, w1o, b1o if bias else None, second, b2o if bias else None)
+        sum((outs[k].double() * gouts[k]).sum() for k in used).backward()
+    if stacked_second:
+        w2o.grad = torch.cat([top.grad, bottom.grad])
+    pairs = [("out1", outs[0], refs[0]), ("out2", outs[1], refs[1]), ("dx", xo.grad, passes * xr.grad)]
+    for k, (wo, bo, wr, br) in enumerate([(w1o, b1o, w1r, b1r), (w2o, b2o, w2r, b2r)]):
+        if k in used:
+            assert wo.grad.dtype == torch.float32, f"weight {k + 1}'s gradient is {wo.grad.dtype}, not float32"
+            pairs.append((f"dw{k + 1}", wo.grad, passes * wr.grad))
+            if bias:
+                pairs.append((f"db{k + 1}", bo.grad, passes * br.grad))
+        else:
+            assert wo.grad is None or not wo.grad.any(), f"weight {k + 1} is unused but got a gradient"
+    what = "both used" if only is None else f"only output {only + 1} used"
+    compare(f"linear_pair float32 masters{' bias' if bias else ''} {what} {passes} pass(es)"
+            f"{' second stacked' if stacked_second else ''}", dtype, pairs)
+
+
+def test_rms_norm_keep(dtype, width=1024, rows=37):
+    """rms_norm_keep(x, w) -> (the norm, x again): x's gradient is the norm's plus whatever reaches the
+    second output (here 2 * kept, as add_rms_norm's x-gradient reaches it in the layer), against
+    float64."""
+    torch.manual_seed(14)
+    eps = 1e-5
+    x = torch.randn(2, rows, width, device="cuda") * 2
+    w = torch.rand(width, device="cuda") + 0.5
+    xr, wr = leaves(x.double(), w.double())
+    ref = xr * torch.rsqrt(xr.pow(2).mean(-1, keepdim=True) + eps) * wr
+    gout, gkept = torch.randn_like(ref), torch.randn_like(ref)
+    ((ref * gout).sum() + (2 * xr * gkept).sum()).backward()
+    xo, wo = leaves(x, w)
+    out, kept = torch.ops.anneal.rms_norm_keep(xo, wo, eps, {torch.float32: 6, torch.float16: 5, torch.bfloat16: 15}[dtype])
+    assert torch.equal(kept, xo), "rms_norm_keep's second output is not x"
+    ((out.double() * gout).sum() + (2 * kept.double() * gkept).sum()).backward()
+    compare(f"rms_norm_keep width={width}", dtype, [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad)])
+
+
 # ---------------------------------------------------------------- silu(gate) * up
 def test_silu_mul(dtype, strided, width=96):
     """silu_mul against silu(gate) * up in float64; with `strided` the gate is a slice of a wider
@@ -574,6 +632,13 @@ def main():
         test_linear(dtype, bias=True, master=False)
         test_linear(dtype, bias=False, frozen=True)
         test_linear(dtype, bias=False, passes=2, stacked=True)
+        for bias in (False, True):
+            test_linear_pair(dtype, bias, passes=2)
+        test_linear_pair(dtype, bias=True, only=0)
+        test_linear_pair(dtype, bias=False, only=1)
+        test_linear_pair(dtype, bias=False, passes=2, stacked_second=True)
+        test_rms_norm_keep(dtype)
+        test_rms_norm_keep(dtype, width=4104)     # composed
         test_silu_mul(dtype, strided=False)
         test_silu_mul(dtype, strided=True)
         test_silu_mul(dtype, strided=True, width=100)

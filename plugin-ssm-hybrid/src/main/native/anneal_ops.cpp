@@ -877,20 +877,28 @@ bool residual_norm_kernel(const Tensor& x, std::initializer_list<const Tensor*> 
   return true;
 }
 
+// With `keep` the input comes back too, as a second output (autograd makes it a view of x whose
+// gradient edge is this node): a later consumer of x that reads that output (the layer's
+// add_rms_norm) sends its x-gradient here, where the norm's backward kernel adds it as `dsum`
+// instead of autograd adding the two float32 [rows, width] gradients (about 40 us a layer at 8 x 2048).
 struct RmsNorm : torch::autograd::Function<RmsNorm> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, double eps, int64_t type) {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, double eps, int64_t type,
+                               bool keep) {
     Tensor rstd = at::empty({ResidualShape(x).rows}, x.options());
     Tensor out = residual_norm_run(x, Tensor(), Tensor(), weight, eps, (at::ScalarType) type, Tensor(), rstd);
     ctx->save_for_backward({x, weight, rstd});
     ctx->saved_data["type"] = type;
-    return out;
+    ctx->set_materialize_grads(false);   // an output without gradient stays undefined (no zeros to read)
+    if (keep) return {out, x};
+    return {out};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto type = (at::ScalarType) ctx->saved_data["type"].toInt();
-    variable_list g = residual_norm_grads(saved[0], saved[1], saved[2], grads[0], Tensor(), type, false);
-    return {g[0], g[3], Tensor(), Tensor()};
+    Tensor kept = grads.size() > 1 ? grads[1] : Tensor();
+    variable_list g = residual_norm_grads(saved[0], saved[1], saved[2], grads[0], kept, type, false);
+    return {g[0], g[3], Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -920,7 +928,20 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, int64_t dtype
   if (!residual_norm_kernel(x, {}) || (type != at::kFloat && type != at::kHalf && type != at::kBFloat16)) {
     return at::rms_norm(x, {x.size(-1)}, weight, eps).to(type);
   }
-  return RmsNorm::apply(x, weight, eps, dtype);
+  return RmsNorm::apply(x, weight, eps, dtype, false)[0];
+}
+
+// rms_norm plus x itself, for a later consumer of x whose gradient the norm's backward then sums
+// in its own pass (RmsNorm's `keep`); the composed form returns x as it is.
+std::tuple<Tensor, Tensor> rms_norm_keep(const Tensor& x, const Tensor& weight, double eps, int64_t dtype) {
+  auto type = (at::ScalarType) dtype;
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "anneal::rms_norm_keep: expected a weight of ",
+              x.size(-1), " channels, found ", weight.sizes());
+  if (!residual_norm_kernel(x, {}) || (type != at::kFloat && type != at::kHalf && type != at::kBFloat16)) {
+    return {at::rms_norm(x, {x.size(-1)}, weight, eps).to(type), x};
+  }
+  variable_list out = RmsNorm::apply(x, weight, eps, dtype, true);
+  return {out[0], out[1]};
 }
 
 std::tuple<Tensor, Tensor> add_rms_norm(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& weight,
@@ -1093,13 +1114,41 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
 // bias) cast to x's type inside, so the backward can add the weight gradient into the float32 .grad
 // (in_place_grad, transposed_product). The other gradients are torch.linear's.
 // ---------------------------------------------------------------------------------------------
+// The weight's gradient (added into its float32 .grad when it has one: then undefined) and the
+// bias's (bias_type < 0: none) from g2 [rows, out] and x2 [rows, in], both in the compute type.
+std::pair<Tensor, Tensor> linear_parameter_grads(const Tensor& weight, const Tensor& g2, const Tensor& x2,
+                                                 int64_t bias_type, bool weight_needed, bool bias_needed) {
+  Tensor dweight;
+  if (weight_needed) {
+    Tensor sum = in_place_grad(weight);
+    if (sum.defined()) {
+      transposed_product(sum, g2, x2, true);  // dweight stays undefined: nothing left for autograd to add
+    } else if (weight.scalar_type() == at::kFloat) {
+      // a float32 weight that is no leaf (fused q, k, v weights concatenated): float32 from the GEMM
+      dweight = at::empty(weight.sizes(), weight.options());
+      transposed_product(dweight, g2, x2, false);
+    } else {
+      dweight = at::mm(g2.t(), x2).to(weight.scalar_type());
+    }
+  }
+  Tensor dbias;
+  if (bias_type >= 0 && bias_needed) dbias = g2.sum(0, false, at::kFloat).to((at::ScalarType) bias_type);
+  return {dweight, dbias};
+}
+
+// x W^T (+ b) with the master weight (and bias) cast to x's type; `cast` receives the cast weight.
+Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool has_bias, Tensor& cast) {
+  cast = weight.to(x.scalar_type());
+  return has_bias ? at::linear(x, cast, bias.to(x.scalar_type())) : at::linear(x, cast);
+}
+
 struct Linear : torch::autograd::Function<Linear> {
   // bias is a tensor (an empty one when the layer has none): C++ autograd functions take no
   // undefined tensors as inputs
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
                         bool has_bias) {
-    Tensor w = weight.to(x.scalar_type());
-    Tensor out = has_bias ? at::linear(x, w, bias.to(x.scalar_type())) : at::linear(x, w);
+    Tensor w;
+    Tensor out = cast_linear(x, weight, bias, has_bias, w);
     ctx->save_for_backward({x, w});
     ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
     ctx->saved_data["bias_type"] = has_bias ? (int64_t) bias.scalar_type() : (int64_t) -1;
@@ -1110,41 +1159,86 @@ struct Linear : torch::autograd::Function<Linear> {
     if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor()};
     auto saved = ctx->get_saved_variables();
     Tensor x = saved[0], w = saved[1];
-    Tensor weight = ctx->saved_data["weight"].toTensor();
     Tensor g = grads[0].to(x.scalar_type());
-    Tensor g2 = g.reshape({-1, w.size(0)});
     Tensor dx = ctx->needs_input_grad(0) ? at::matmul(g, w) : Tensor();
-    Tensor dweight;
-    if (ctx->needs_input_grad(1)) {
-      Tensor x2 = x.reshape({-1, w.size(1)});
-      Tensor sum = in_place_grad(weight);
-      if (sum.defined()) {
-        transposed_product(sum, g2, x2, true);  // dweight stays undefined: nothing left for autograd to add
-      } else if (weight.scalar_type() == at::kFloat) {
-        // a float32 weight that is no leaf (fused q, k, v weights concatenated): float32 from the GEMM
-        dweight = at::empty(weight.sizes(), weight.options());
-        transposed_product(dweight, g2, x2, false);
-      } else {
-        dweight = at::mm(g2.t(), x2).to(weight.scalar_type());
-      }
-    }
-    Tensor dbias;
-    int64_t bias_type = ctx->saved_data["bias_type"].toInt();
-    if (bias_type >= 0 && ctx->needs_input_grad(2)) {
-      dbias = g2.sum(0, false, at::kFloat).to((at::ScalarType) bias_type);
-    }
+    auto [dweight, dbias] = linear_parameter_grads(ctx->saved_data["weight"].toTensor(), g.reshape({-1, w.size(0)}),
+                                                   x.reshape({-1, w.size(1)}), ctx->saved_data["bias_type"].toInt(),
+                                                   ctx->needs_input_grad(1), ctx->needs_input_grad(2));
     return {dx, dweight, dbias, Tensor()};
   }
 };
 
-Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias) {
+// Two linear layers on one input (the MLP's gate and up projections; Mamba's input projection and
+// q, k, v): two GEMMs each way as for two `linear`s, but x's gradient is one tensor, the second
+// product added into the first's by the GEMM (C = the first, beta 1), where autograd would add two
+// half-precision [rows, in] gradients (about 24 us a pair at 8 x 2048). No weights are stacked, so
+// no memory is added.
+struct LinearPair : torch::autograd::Function<LinearPair> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight1, const Tensor& bias1,
+                               bool has_bias1, const Tensor& weight2, const Tensor& bias2, bool has_bias2) {
+    Tensor w1, w2;
+    Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, w1);
+    Tensor out2 = cast_linear(x, weight2, bias2, has_bias2, w2);
+    ctx->save_for_backward({x, w1, w2});
+    ctx->saved_data["weight1"] = weight1;
+    ctx->saved_data["weight2"] = weight2;
+    ctx->saved_data["bias_type1"] = has_bias1 ? (int64_t) bias1.scalar_type() : (int64_t) -1;
+    ctx->saved_data["bias_type2"] = has_bias2 ? (int64_t) bias2.scalar_type() : (int64_t) -1;
+    ctx->set_materialize_grads(false);   // an output without gradient stays undefined: its GEMMs are skipped
+    return {out1, out2};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor x = saved[0];
+    Tensor x2 = x.reshape({-1, x.size(-1)});
+    Tensor dx;
+    Tensor param_grads[2][2];
+    for (int k = 0; k < 2; k++) {
+      if (!grads[k].defined()) continue;
+      Tensor w = saved[1 + k];
+      Tensor g = grads[k].to(x.scalar_type());
+      Tensor g2 = g.reshape({-1, w.size(0)});
+      if (ctx->needs_input_grad(0)) {
+        if (dx.defined()) {
+          dx.view({-1, w.size(1)}).addmm_(g2, w);   // dx is this backward's own tensor
+        } else {
+          dx = at::matmul(g, w);
+        }
+      }
+      auto [dweight, dbias] = linear_parameter_grads(
+          ctx->saved_data[k == 0 ? "weight1" : "weight2"].toTensor(), g2, x2,
+          ctx->saved_data[k == 0 ? "bias_type1" : "bias_type2"].toInt(), ctx->needs_input_grad(1 + 2 * k),
+          ctx->needs_input_grad(2 + 2 * k));
+      param_grads[k][0] = dweight;
+      param_grads[k][1] = dbias;
+    }
+    return {dx, param_grads[0][0], param_grads[0][1], Tensor(), param_grads[1][0], param_grads[1][1], Tensor()};
+  }
+};
+
+void check_linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias) {
   TORCH_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "anneal::linear: expected x [..., ",
               weight.dim() == 2 ? weight.size(1) : -1, "] and weight [out, in], found ", x.sizes(), " and ",
               weight.sizes());
   TORCH_CHECK(!bias.has_value() || (bias->dim() == 1 && bias->size(0) == weight.size(0)),
               "anneal::linear: expected bias [", weight.size(0), "], found ", bias.has_value() ? bias->sizes() : x.sizes());
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias) {
+  check_linear(x, weight, bias);
   Tensor b = bias.has_value() ? *bias : at::empty({0}, weight.options());
   return Linear::apply(x, weight, b, bias.has_value());
+}
+
+std::tuple<Tensor, Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
+                                       const Tensor& weight2, const c10::optional<Tensor>& bias2) {
+  check_linear(x, weight1, bias1);
+  check_linear(x, weight2, bias2);
+  Tensor b1 = bias1.has_value() ? *bias1 : at::empty({0}, weight1.options());
+  Tensor b2 = bias2.has_value() ? *bias2 : at::empty({0}, weight2.options());
+  variable_list out = LinearPair::apply(x, weight1, b1, bias1.has_value(), weight2, b2, bias2.has_value());
+  return {out[0], out[1]};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1347,10 +1441,12 @@ TORCH_LIBRARY(anneal, m) {
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
   m.def("silu_mul(Tensor gate, Tensor up) -> Tensor");
   m.def("rms_norm(Tensor x, Tensor weight, float eps, int dtype) -> Tensor");
+  m.def("rms_norm_keep(Tensor(a) x, Tensor weight, float eps, int dtype) -> (Tensor, Tensor(a))");
   m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
   m.def("residual_add(Tensor x, Tensor a) -> Tensor");
   m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor");
   m.def("linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
+  m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2) -> (Tensor, Tensor)");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
   m.def("graph_begin(Tensor anchor) -> int", &graph_begin);
@@ -1371,8 +1467,10 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("lm_head_cross_entropy", &lm_head_cross_entropy);
   m.impl("silu_mul", &silu_mul);
   m.impl("rms_norm", &rms_norm);
+  m.impl("rms_norm_keep", &rms_norm_keep);
   m.impl("add_rms_norm", &add_rms_norm);
   m.impl("residual_add", &residual_add);
   m.impl("rope", &rope);
   m.impl("linear", &linear);
+  m.impl("linear_pair", &linear_pair);
 }
