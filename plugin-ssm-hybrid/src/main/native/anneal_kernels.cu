@@ -625,7 +625,7 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
   int k = threadIdx.x / lanes, lane = threadIdx.x % lanes;
   int i = blockIdx.y * kMixRows + k, j0 = lane * 8;
   bool row_inside = i < q;
-  bool any = row_inside && j0 <= i;
+  bool any = row_inside && j0 <= i;               // some column of this thread's 8 is on or below the diagonal
   for (int u = threadIdx.x; u < q; u += blockDim.x) {
     if (seq) doc_s[u] = seq[bc * q + u];
   }
@@ -669,6 +669,7 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
           }
         }
       }
+      // prefix[m] = sum of dseg[i, j] over j < j0 + m: within the thread, then across the row's lanes
       float prefix[8], run = 0.f;
 #pragma unroll
       for (int m = 0; m < 8; m++) {
@@ -683,6 +684,7 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
       float before = inclusive - run;
 #pragma unroll
       for (int m = 0; m < 8; m++) prefix[m] = any && j0 + m <= i ? before + prefix[m] : 0.f;
+      // columns: sum over the warp's rows (lanes apart), then one shared atomic per warp and column
 #pragma unroll
       for (int m = 0; m < 8; m++) {
         for (int o = lanes; o < 32; o <<= 1) prefix[m] += __shfl_xor_sync(0xffffffffu, prefix[m], o);
