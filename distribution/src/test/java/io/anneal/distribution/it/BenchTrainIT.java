@@ -72,6 +72,29 @@ class BenchTrainIT {
         assertEquals(-1, j.get("peak_memory_mib").asLong());
     }
 
+    /**
+     * Only the model and optimizer blocks are read: with the data plugin removed (as in the GPU
+     * benchmark kit), examples/tiny-sft.conf, whose data type no installed plugin then provides, is
+     * timed as it is; a bad model block is still refused with its file, line and path.
+     */
+    @Test
+    void readsOnlyTheModelAndOptimizer() throws Exception {
+        Distribution noData = Distribution.copyOfAssembled(tmp.resolve("no-data"));
+        Distribution.deleteTree(noData.resolve("plugins/datamix"));
+        Path out = tmp.resolve("no-data.json");
+        Result r = noData.run("bench-train", "examples/tiny-sft.conf", "--rows", "1", "--sequence-length", "32",
+                "--warmup", "1", "--steps", "1", "--matmul-size", "64", "--precision", "float32", "--out", out.toString());
+        assertEquals(0, r.exit(), r.out());
+        assertEquals(tinyModelParameters(), new ObjectMapper().readTree(out.toFile()).get("parameters").asLong());
+
+        Path bad = tmp.resolve("bad-model.conf");
+        Files.writeString(bad, "include file(\"" + noData.resolve("examples/tiny-sft.conf") + "\")\nmodel.hidden-size = wide\n");
+        Result refused = noData.run("bench-train", bad.toString(), "--rows", "1", "--out", tmp.resolve("bad.json").toString());
+        assertEquals(2, refused.exit(), refused.out());
+        assertTrue(refused.out().contains(bad + ":2") && refused.out().contains("model.hidden-size"), refused.out());
+        assertFalse(Files.exists(tmp.resolve("bad.json")), "no result file for a refused benchmark");
+    }
+
     @Test
     void cudaGraphsOnWithoutAGpuAndNoRowsAreBadInput() throws Exception {
         Path out = tmp.resolve("refused.json");

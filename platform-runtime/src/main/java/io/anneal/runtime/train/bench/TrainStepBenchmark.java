@@ -46,6 +46,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * dense-transformer estimate of forward plus backward), the float16 8192^3 matmul rate measured in
  * the same process through DJL, the fraction of it reached, and the peak device memory sampled from
  * {@code nvidia-smi --query-gpu=memory.used} (DJL exposes no CUDA allocator statistics).
+ *
+ * <p>Only the model and optimizer blocks are read, each checked as it is built: the steps run on
+ * random tokens, so the pipeline's data (its plugins, tokenizer and files) need not be present, as
+ * on a GPU machine given only the model's plugin (issue 12: the benchmark kit and the peer's in
+ * one transfer).
  */
 public final class TrainStepBenchmark implements CliCommand {
     private static final String USAGE = "usage: anneal bench-train PIPELINE.conf --out RESULT.json [--rows 1] "
@@ -84,7 +89,7 @@ public final class TrainStepBenchmark implements CliCommand {
         // auto: replay when the model and optimizer can; on: a benchmark of the replayed step or none
         String cudaGraphs = a.choice("cuda-graphs", "auto", "auto", "on", "off");
         Path profile = a.value("profile").map(context.workingDirectory()::resolve).orElse(null);
-        ConfigView root = context.loadConfig(config);
+        ConfigView root = context.readConfig(config);   // the model and optimizer only (see above)
         ModelArchitecture architecture = context.extensions().build(ModelArchitecture.class, root.getConfig("model"));
         ConfigView optimizerBlock = root.has("optimizer") ? root.getConfig("optimizer")
                 : root.getConfigList("stages").get(0).getConfig("optimizer");
