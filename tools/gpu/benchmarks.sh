@@ -2,7 +2,9 @@
 # The GPU benchmarks of issues 4 and 6, Anneal and transformers side by side in one run.
 # On your machine:   mvn -B -q -DskipTests package && tools/gpu/pack.sh   (tools/gpu/pack.sh --peer for 'peer')
 # On the GPU machine (device tool, carry [".gpu"]), from the repository root:
-#                    bash tools/gpu/benchmarks.sh PART...   (kernels fused reference peer-all: the table of issue 12;
+#                    bash tools/gpu/benchmarks.sh PART...   (table: the whole table of issue 12 in one call, from
+#                    tools/gpu/pack.sh --table = build fused peer-all at 2-64 and 2-32 rows; kernels fused reference
+#                    peer-all: its parts, kernels building and testing the operators, build only building them;
 #                    layers: the fused step's kernels by time;
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
 #                    fixture-logits (every Falcon-H1 fixture's logits on the GPU against transformers')
@@ -16,6 +18,12 @@
 set -u
 parts=" ${*:-quick} "
 [[ $parts == *" quick "* ]] && parts="$parts fwd train torch roundtrip "
+# 'table' is the operators built (their tests are the kernels part, in a call of their own: the
+# table fills one call), Anneal's row at 2 to 64 x 2048 and the peer's at 2 to 32 x 2048
+if [[ $parts == *" table "* ]]; then
+  parts="$parts build fused peer-all "
+  ROWS=${ROWS:-2 8 16 32 48 64} PEER_ROWS=${PEER_ROWS:-2 8 16 32} PEER_TIMEOUT=${PEER_TIMEOUT:-150}
+fi
 # 'peer' is peer-all at 2 and 8 x 2048 (the first sessions' comparison)
 [[ $parts == *" peer "* ]] && parts="$parts peer-all " && PEER_ROWS=${PEER_ROWS:-2 8}
 has() { [[ $parts == *" $1 "* ]]; }
@@ -38,6 +46,10 @@ peer_ready() {
   grep -q "peer kernels ready" "$out/peer-setup.log" || { echo "peer: the fast path does not import; runs skipped"; return 1; }
 }
 
+if has build && ! has kernels; then
+  step "fused operators: build against this torch"
+  bash tools/gpu/build-kernels.sh > "$out/kernels-build.log" 2>&1; tail -2 "$out/kernels-build.log"
+fi
 if has kernels; then
   step "fused operators: build against this torch, then test against the float64 references"
   bash tools/gpu/build-kernels.sh > "$out/kernels-build.log" 2>&1; tail -2 "$out/kernels-build.log"
@@ -99,8 +111,8 @@ if has loss; then
 fi
 if has peer-all; then
   step "transformers fast path (mamba_ssm + causal_conv1d kernels), every micro-batch"
-  # the peer's kernels and Anneal's distribution together pass the 64 MiB transfer limit: pack the
-  # peer alone (tools/gpu/pack.sh --peer, or a copy of .gpu/peer in PEER_DIR) for a second call
+  # the peer's kit: .gpu/peer from tools/gpu/pack.sh --table (or --peer), or a copy of
+  # ../shared/device/peer in PEER_DIR
   peer_ready "${PEER_DIR:-.gpu/peer}" && for rows in ${PEER_ROWS:-2 8 16 32}; do
     timeout "${PEER_TIMEOUT:-300}" python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" --seq 2048 --label transformers-fast \
       --autocast bfloat16 --weights bfloat16 --out "$out/hf-fast-${rows}x2048.json" >> "$out/hf-fast.log" 2>&1

@@ -5,7 +5,10 @@
 # cut to its linux-x86_64 native library so the working tree stays under the 64 MiB transfer limit.
 #   tools/gpu/pack.sh            the distribution (for: benchmarks.sh fwd train torch roundtrip real)
 #   tools/gpu/pack.sh --peer     only transformers' fast-path kernels (for: benchmarks.sh peer)
-#   tools/gpu/pack.sh --with-peer  both, for one run of the whole table (benchmarks.sh kernels fused reference peer-all)
+#   tools/gpu/pack.sh --table    the benchmark kit and the peer's together, for the whole table of issue 12 in one call
+#                                (benchmarks.sh table): only the model's plugins (bench-train reads the model and
+#                                optimizer blocks only), examples/bench, JNA's linux-x86-64 library; it says whether the
+#                                kit and the tracked files fit the 64 MiB transfer, and what to move aside if not
 set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
@@ -16,7 +19,7 @@ if [ "${1:-}" = --peer ]; then
   PEER=1 ../shared/device/pack.sh "$dist"
   rm -rf .gpu/app .gpu/jre.tar.xz .gpu/torch   # the peer run needs Python only
 else
-  [ "${1:-}" = --with-peer ] && export PEER=1
+  [ "${1:-}" = --table ] && export PEER=1
   ../shared/device/pack.sh "$dist"
   python3 - <<'PY'
 import glob, os, zipfile
@@ -30,5 +33,38 @@ for jar in glob.glob('.gpu/app/plugins/datamix/tokenizers-*.jar'):
             dst.writestr(entry, src.read(name))
     os.replace(tmp, jar)
 PY
+  if [ "${1:-}" = --table ]; then
+    rm -rf .gpu/app/plugins/datamix .gpu/app/plugins/onnx .gpu/app/plugins/dpo .gpu/app/lib/pdfbox-*.jar \
+      .gpu/app/lib/fontbox-*.jar
+    find .gpu/app/examples -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} +
+    # native libraries the GPU machine never loads: JNA's for other platforms, and every prebuilt
+    # DJL JNI (.gpu/run puts the one built for that machine's libtorch on PYTORCH_LIBRARY_PATH, where
+    # DJL looks before the jar)
+    python3 - <<'PY'
+import glob, os, re, zipfile
+def cut(pattern, unused):
+    for jar in glob.glob(pattern):
+        tmp = jar + '.tmp'
+        with zipfile.ZipFile(jar) as src, zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as dst:
+            for entry in src.infolist():
+                if not unused(entry.filename):
+                    dst.writestr(entry, src.read(entry.filename))
+        os.replace(tmp, jar)
+cut('.gpu/app/lib/jna-*.jar', lambda n: re.fullmatch(r'com/sun/jna/[^/]+/[^/]+', n) is not None
+    and not n.endswith('.class') and '/linux-x86-64/' not in n)
+cut('.gpu/app/lib/pytorch-jni-*.jar', lambda n: n.startswith('jnilib/') and not n.endswith('/'))
+PY
+    limit=$((64 * 1024 * 1024))
+    kit=$(du -sb .gpu | cut -f1)
+    tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+    docs=$(git ls-files -z docs | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
+    echo "tools/gpu/pack.sh --table: kit $((kit / 1024 / 1024)) MiB + tracked files $((tree / 1024 / 1024)) MiB" \
+      "of the $((limit / 1024 / 1024)) MiB transfer"
+    if (( kit + tree > limit )); then
+      echo "tools/gpu/pack.sh --table: over by $(( (kit + tree - limit) / 1024 )) KiB; docs/ holds $((docs / 1024)) KiB" \
+        "of the tracked files: move it aside for the call (mv docs ../docs-aside; back after)" >&2
+      (( kit + tree - docs > limit )) && { echo "tools/gpu/pack.sh --table: over even without docs/" >&2; exit 1; }
+    fi
+  fi
 fi
 echo "tools/gpu/pack.sh: $(du -sh .gpu | cut -f1) in .gpu"
