@@ -833,7 +833,6 @@ __global__ void ce_backward_kernel(T* __restrict__ logits, const int64_t* __rest
 //   da_c = keep_c exp(a_c) sum_e D_c[e] entering_c[e]   (a block sum, then one atomicAdd per block).
 // ---------------------------------------------------------------------------------------------
 constexpr int kPassThreads = 256;
-
 constexpr int kPassSegment = 256;  // chunks whose decay-gradient sums a backward block holds in shared memory
 
 // Where element e of head h's state in chunk c of row b lives: [b, c, h, E] (inner = 0), or the
@@ -1196,15 +1195,19 @@ __global__ void row_scale_backward_vec8_kernel(const TX* __restrict__ x, const f
 }
 
 static bool vectorisable(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+// Every pointer 16-byte aligned (a null pointer, an absent array, counts as aligned).
+static bool all_vectorisable(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers) {
+    if (!vectorisable(p)) return false;
+  }
+  return true;
+}
 
 // width / 8 lanes when the vectorised kernels apply, 0 otherwise
 static int row_scale_lanes(int width, std::initializer_list<const void*> pointers) {
   int lanes = width / 8;
   if (width % 8 != 0 || lanes > 32 || (lanes & (lanes - 1)) != 0) return 0;
-  for (const void* p : pointers) {
-    if (!vectorisable(p)) return 0;
-  }
-  return lanes;
+  return all_vectorisable(pointers) ? lanes : 0;
 }
 
 template <typename TX, typename TO>
@@ -1738,28 +1741,17 @@ void residual_add(const float* x, const T* a, float* out, int64_t n, cudaStream_
 }
 
 bool residual_add_supported(int64_t n, std::initializer_list<const void*> pointers) {
-  if (n % 8 != 0) return false;
-  for (const void* p : pointers) {
-    if (!vectorisable(p)) return false;
-  }
-  return true;
+  return n % 8 == 0 && all_vectorisable(pointers);
 }
 
 bool residual_norm_supported(int width, std::initializer_list<const void*> pointers) {
-  if (width % 8 != 0 || width > kResidualThreads * 8 * kResidualSlots) return false;
-  for (const void* p : pointers) {
-    if (p != nullptr && !vectorisable(p)) return false;
-  }
-  return true;
+  return width % 8 == 0 && width <= kResidualThreads * 8 * kResidualSlots && all_vectorisable(pointers);
 }
 
 bool silu_mul_supported(int width, int64_t gate_row, int64_t up_row, int element_size,
                         std::initializer_list<const void*> pointers) {
-  if (width % 8 != 0 || (gate_row * element_size) % 16 != 0 || (up_row * element_size) % 16 != 0) return false;
-  for (const void* p : pointers) {
-    if (!vectorisable(p)) return false;
-  }
-  return true;
+  return width % 8 == 0 && (gate_row * element_size) % 16 == 0 && (up_row * element_size) % 16 == 0 &&
+         all_vectorisable(pointers);
 }
 
 bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
