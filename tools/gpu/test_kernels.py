@@ -58,6 +58,17 @@ def leaves(*tensors):
     return [t.detach().clone().requires_grad_(True) for t in tensors]
 
 
+# the ScalarType codes the operators take for a result type (TorchScript's .to(6) etc.)
+TYPE_CODE = {torch.float32: 6, torch.float16: 5, torch.bfloat16: 15}
+
+
+def misaligned_leaf(x):
+    """(buffer, view): x's values in a view 8 bytes into a leaf buffer, so its data does not start on
+    a 16-byte boundary; the view's gradient is buffer.grad[2:] (a view has no .grad of its own)."""
+    (buffer,) = leaves(torch.cat([torch.zeros(2, device=x.device), x.reshape(-1)]))
+    return buffer, buffer[2:].view(x.shape)
+
+
 # ---------------------------------------------------------------- causal conv1d + SiLU
 def conv_reference(x, w, bias, seq):
     """out[t] = silu(bias + sum_k w[k] x[t-(K-1)+k]), taps outside t's document left out."""
@@ -336,7 +347,7 @@ def test_rms_norm_keep(dtype, width=1024, rows=37):
     gout, gkept = torch.randn_like(ref), torch.randn_like(ref)
     ((ref * gout).sum() + (2 * xr * gkept).sum()).backward()
     xo, wo = leaves(x, w)
-    out, kept = torch.ops.anneal.rms_norm_keep(xo, wo, eps, {torch.float32: 6, torch.float16: 5, torch.bfloat16: 15}[dtype])
+    out, kept = torch.ops.anneal.rms_norm_keep(xo, wo, eps, TYPE_CODE[dtype])
     assert torch.equal(kept, xo), "rms_norm_keep's second output is not x"
     ((out.double() * gout).sum() + (2 * kept.double() * gkept).sum()).backward()
     compare(f"rms_norm_keep width={width}", dtype, [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad)])
@@ -384,13 +395,12 @@ def test_residual_norm(dtype, add, width, rows=37, misaligned=False):
     ((ref * gout).sum() + ((s * gsum).sum() if add else 0)).backward()
     xo, ao, bo, wo = leaves(x, a.to(dtype), b.to(dtype), w)
     if misaligned:
-        (buffer,) = leaves(torch.cat([torch.zeros(2, device="cuda"), x.reshape(-1)]))
-        xo = buffer[2:].view(x.shape)
+        buffer, xo = misaligned_leaf(x)
     if add:
         sum_o, out = torch.ops.anneal.add_rms_norm(xo, ao, bo, wo, eps)
         ((out.double() * gout).sum() + (sum_o.double() * gsum).sum()).backward()
     else:
-        out = torch.ops.anneal.rms_norm(xo, wo, eps, {torch.float32: 6, torch.float16: 5, torch.bfloat16: 15}[dtype])
+        out = torch.ops.anneal.rms_norm(xo, wo, eps, TYPE_CODE[dtype])
         (out.double() * gout).sum().backward()
     assert out.dtype == dtype, f"the norm came back in {out.dtype}, not {dtype}"
     dx = buffer.grad[2:].view(x.shape) if misaligned else xo.grad   # a view has no .grad of its own
@@ -414,8 +424,7 @@ def test_residual_add(dtype, n=37 * 96, misaligned=False):
     ref.backward(gout)
     xo, ao = leaves(x, a)
     if misaligned:
-        (buffer,) = leaves(torch.cat([torch.zeros(2, device="cuda"), x.reshape(-1)]))
-        xo = buffer[2:].view(x.shape)
+        buffer, xo = misaligned_leaf(x)
     out = torch.ops.anneal.residual_add(xo, ao)
     out.backward(gout.float())
     assert out.dtype == torch.float32, f"the sum came back in {out.dtype}, not float32"
