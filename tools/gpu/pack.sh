@@ -21,27 +21,16 @@ if [ "${1:-}" = --peer ]; then
 else
   [ "${1:-}" = --table ] && export PEER=1
   ../shared/device/pack.sh "$dist"
-  python3 - <<'PY'
-import glob, os, zipfile
-for jar in glob.glob('.gpu/app/plugins/datamix/tokenizers-*.jar'):
-    tmp = jar + '.tmp'
-    with zipfile.ZipFile(jar) as src, zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as dst:
-        for entry in src.infolist():
-            name = entry.filename
-            if name.startswith('native/lib/') and 'linux-x86_64' not in name and not name.endswith(('.properties', '/')):
-                continue
-            dst.writestr(entry, src.read(name))
-    os.replace(tmp, jar)
-PY
   if [ "${1:-}" = --table ]; then
     rm -rf .gpu/app/plugins/datamix .gpu/app/plugins/onnx .gpu/app/plugins/dpo .gpu/app/lib/pdfbox-*.jar \
       .gpu/app/lib/fontbox-*.jar
     find .gpu/app/examples -mindepth 1 -maxdepth 1 ! -name bench -exec rm -rf {} +
-    # native libraries the GPU machine never loads: JNA's for other platforms, and every prebuilt
-    # DJL JNI (.gpu/run puts the one built for that machine's libtorch on PYTORCH_LIBRARY_PATH, where
-    # DJL looks before the jar)
-    python3 - <<'PY'
-import glob, os, re, zipfile
+  fi
+  # native libraries the GPU machine never loads, cut from their jars: the tokenizers' for other
+  # platforms; with --table also JNA's for other platforms and every prebuilt DJL JNI (.gpu/run puts
+  # the one built for that machine's libtorch on PYTORCH_LIBRARY_PATH, where DJL looks before the jar)
+  python3 - "${1:-}" <<'PY'
+import glob, os, re, sys, zipfile
 def cut(pattern, unused):
     for jar in glob.glob(pattern):
         tmp = jar + '.tmp'
@@ -50,10 +39,14 @@ def cut(pattern, unused):
                 if not unused(entry.filename):
                     dst.writestr(entry, src.read(entry.filename))
         os.replace(tmp, jar)
-cut('.gpu/app/lib/jna-*.jar', lambda n: re.fullmatch(r'com/sun/jna/[^/]+/[^/]+', n) is not None
-    and not n.endswith('.class') and '/linux-x86-64/' not in n)
-cut('.gpu/app/lib/pytorch-jni-*.jar', lambda n: n.startswith('jnilib/') and not n.endswith('/'))
+cut('.gpu/app/plugins/datamix/tokenizers-*.jar', lambda n: n.startswith('native/lib/') and 'linux-x86_64' not in n
+    and not n.endswith(('.properties', '/')))
+if sys.argv[1] == '--table':
+    cut('.gpu/app/lib/jna-*.jar', lambda n: re.fullmatch(r'com/sun/jna/[^/]+/[^/]+', n) is not None
+        and not n.endswith('.class') and '/linux-x86-64/' not in n)
+    cut('.gpu/app/lib/pytorch-jni-*.jar', lambda n: n.startswith('jnilib/') and not n.endswith('/'))
 PY
+  if [ "${1:-}" = --table ]; then
     limit=$((64 * 1024 * 1024))
     kit=$(du -sb .gpu | cut -f1)
     tree=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
