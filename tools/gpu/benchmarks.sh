@@ -5,13 +5,14 @@
 #                    bash tools/gpu/benchmarks.sh PART...   (table: the whole table of issue 12 in one call, from
 #                    tools/gpu/pack.sh --table = build fused peer-all at 2-64 and 2-32 rows; kernels fused reference
 #                    peer-all: its parts, kernels building and testing the operators, build only building them;
+#                    fused-mup: the fused step with Falcon-H1's muP multipliers (examples/bench/falcon-h1-291m-mup-fused.conf);
 #                    layers: the fused step's kernels by time;
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
 #                    fixture-logits (every Falcon-H1 fixture's logits on the GPU against transformers')
 #                    peer (= peer-all at 2 and 8 rows) real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
-# Settings: ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
-# fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
+# Settings: ROWS, MUP_ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
+# fused-mup, fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
 # default 300), DPO_TIMEOUT (seconds, default 560). Bound a part's time with these, not by wrapping
 # this script in `timeout`: that stops the script but not the timed run it started (each run's own
 # `timeout` is a process group of its own), which then holds the GPU's memory for the next call.
@@ -74,6 +75,13 @@ if has layers; then
     timeout 120 python3 tools/gpu/profile_layers.py plugin-ssm-hybrid/target/native/anneal_ops.so --rows "$rows" --shapes \
       --out "$out/layers-${rows}x2048.json" > "$out/layers-${rows}x2048.log" 2>&1
     grep -A8 "^== fused" "$out/layers-${rows}x2048.log" || tail -5 "$out/layers-${rows}x2048.log"
+  done
+fi
+if has fused-mup; then
+  # the same step with Falcon-H1's muP multipliers (what they cost a real recipe's model)
+  for rows in ${MUP_ROWS:-8}; do
+    step "Anneal, fused operators, Falcon-H1's muP multipliers, CUDA graphs, $rows x 2048"
+    bench_step fused-mup examples/bench/falcon-h1-291m-mup-fused.conf "$rows"
   done
 fi
 if has fused-eager; then

@@ -253,8 +253,9 @@ def test_lm_head(dtype, v=1000, master=False):
 
 
 # ---------------------------------------------------------------- linear
-def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False):
-    """linear against x W^T + b in float64. With `master` the weight (and bias) are float32 leaves cast
+def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False, scale=1.0, columns=False):
+    """linear against (scale x W^T + b) * c in float64 (the muP multipliers: `scale` an input one, or an
+    output one of a layer without bias; `columns` a constant multiplier c per output, as mup_vector). With `master` the weight (and bias) are float32 leaves cast
     inside, and the weight's gradient goes into its .grad in place: over `passes` backward passes it
     must sum to passes times the reference's (the first pass finds no .grad and makes it). Without,
     the weight is a leaf of x's type and its gradient comes back through autograd. `frozen`: a weight
@@ -265,8 +266,9 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False)
     x = torch.randn(3, 50, 64, device="cuda")
     w = torch.randn(96, 64, device="cuda") * 0.1
     b = torch.randn(96, device="cuda")
+    c = torch.rand(96, device="cuda") + 0.2 if columns else None
     xr, wr, br = leaves(x.to(dtype).double(), w.double(), b.double())
-    ref = xr @ wr.t() + (br if bias else 0)
+    ref = (scale * (xr @ wr.t()) + (br if bias else 0)) * (c.double() if columns else 1)
     gout = torch.randn_like(ref)
     (ref * gout).sum().backward()
     (xo,) = leaves(x.to(dtype))
@@ -277,7 +279,7 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False)
         top, bottom = leaves(w[:40], w[40:])
     for _ in range(passes):
         weight = torch.cat([top, bottom]) if stacked else wo
-        out = torch.ops.anneal.linear(xo, weight, bo if bias else None)
+        out = torch.ops.anneal.linear(xo, weight, bo if bias else None, scale, c)
         (out.double() * gout).sum().backward()
     if stacked:
         wo.grad = torch.cat([top.grad, bottom.grad])
@@ -292,11 +294,19 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False)
     if bias:
         pairs.append(("db", bo.grad, passes * br.grad))
     kind = "stacked float32 masters" if stacked else "float32 master" if master else "weight in x's type"
-    compare(f"linear {kind}{' bias' if bias else ''} {passes} pass(es){' frozen' if frozen else ''}", dtype, pairs)
+    compare(f"linear {kind}{' bias' if bias else ''} {passes} pass(es){' frozen' if frozen else ''}"
+            f"{f' scale {scale}' if scale != 1.0 else ''}{' columns' if columns else ''}", dtype, pairs)
+    if columns:
+        try:
+            torch.ops.anneal.linear(xo, wo, None, scale, c.clone().requires_grad_(True))
+            failures.append("linear took columns that require a gradient")
+        except RuntimeError as e:
+            assert "constant multiplier" in str(e), f"linear refused trainable columns without saying why: {e}"
 
 
-def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False):
-    """linear_pair(x, W1, b1, W2, b2) against (x W1^T + b1, x W2^T + b2) in float64, with float32 master
+def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, scales=(1.0, 1.0), columns1=False):
+    """linear_pair(x, W1, b1, W2, b2, s1, s2, c1) against ((s1 x W1^T + b1) c1, s2 x W2^T + b2) in float64
+    (the muP multipliers, as in `test_linear`; `columns1`: the first layer has c1), with float32 master
     weights whose gradients go into their .grad (summed over `passes`), x's gradient the sum of both
     layers' (the second product added into the first's by the GEMM). `only` (0 or 1): just that
     output is used, the other gets no gradient. `stacked_second`: the second weight is two float32
@@ -305,8 +315,10 @@ def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False):
     x = torch.randn(3, 50, 64, device="cuda")
     w1, w2 = torch.randn(96, 64, device="cuda") * 0.1, torch.randn(40, 64, device="cuda") * 0.1
     b1, b2 = torch.randn(96, device="cuda"), torch.randn(40, device="cuda")
+    c1 = torch.rand(96, device="cuda") + 0.2 if columns1 else None
     xr, w1r, b1r, w2r, b2r = leaves(x.to(dtype).double(), w1.double(), b1.double(), w2.double(), b2.double())
-    refs = [xr @ w1r.t() + (b1r if bias else 0), xr @ w2r.t() + (b2r if bias else 0)]
+    refs = [(scales[0] * (xr @ w1r.t()) + (b1r if bias else 0)) * (c1.double() if columns1 else 1),
+            scales[1] * (xr @ w2r.t()) + (b2r if bias else 0)]
     gouts = [torch.randn_like(r) for r in refs]
     used = [0, 1] if only is None else [only]
     sum((refs[k] * gouts[k]).sum() for k in used).backward()
@@ -316,7 +328,8 @@ def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False):
         top, bottom = leaves(w2[:24], w2[24:])
     for _ in range(passes):
         second = torch.cat([top, bottom]) if stacked_second else w2o
-        outs = torch.ops.anneal.linear_pair(xo, w1o, b1o if bias else None, second, b2o if bias else None)
+        outs = torch.ops.anneal.linear_pair(xo, w1o, b1o if bias else None, second, b2o if bias else None,
+                                            scales[0], scales[1], c1)
         sum((outs[k].double() * gouts[k]).sum() for k in used).backward()
     if stacked_second:
         w2o.grad = torch.cat([top.grad, bottom.grad])
@@ -331,7 +344,8 @@ def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False):
             assert wo.grad is None or not wo.grad.any(), f"weight {k + 1} is unused but got a gradient"
     what = "both used" if only is None else f"only output {only + 1} used"
     compare(f"linear_pair float32 masters{' bias' if bias else ''} {what} {passes} pass(es)"
-            f"{' second stacked' if stacked_second else ''}", dtype, pairs)
+            f"{' second stacked' if stacked_second else ''}{f' scales {scales}' if scales != (1.0, 1.0) else ''}"
+            f"{' columns1' if columns1 else ''}", dtype, pairs)
 
 
 def test_rms_norm_keep(dtype, width=1024, rows=37):
@@ -646,6 +660,16 @@ def main():
         test_linear_pair(dtype, bias=True, only=0)
         test_linear_pair(dtype, bias=False, only=1)
         test_linear_pair(dtype, bias=False, passes=2, stacked_second=True)
+        # muP multipliers in the GEMMs: the .grad in place (alpha), its row scaling, a non-leaf float32
+        # weight and a weight in x's type (the float32 product, then scaled rows)
+        test_linear(dtype, bias=True, passes=2, scale=1.25, columns=True)
+        test_linear(dtype, bias=False, passes=2, scale=0.2357)
+        test_linear(dtype, bias=True, master=False, scale=0.5, columns=True)
+        test_linear(dtype, bias=False, passes=2, stacked=True, scale=0.75, columns=True)
+        test_linear_pair(dtype, bias=True, passes=2, scales=(1.25, 0.75), columns1=True)
+        # the layer's in_proj with q, k, v of a muP model (Falcon-H1's multipliers, the mup-untied fixture)
+        test_linear_pair(dtype, bias=False, passes=2, stacked_second=True, scales=(1.25, 0.75), columns1=True)
+        test_linear_pair(dtype, bias=False, only=0, scales=(0.8839, 1.0))
         test_rms_norm_keep(dtype)
         test_rms_norm_keep(dtype, width=4104)     # composed
         test_silu_mul(dtype, strided=False)

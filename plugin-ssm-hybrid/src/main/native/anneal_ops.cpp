@@ -15,8 +15,9 @@
 //   rms_norm, add_rms_norm the float32 residual stream's RMSNorm into the compute type, the second
 //                          after adding the layer's two branches; one pass each way
 //   rope                   rotary position embedding (rotate_half), one pass each way
-//   linear                 x W^T + b with the float32 master weight cast inside; its backward adds the
-//                          weight gradient straight into the master's float32 .grad
+//   linear, linear_pair    x W^T + b with the float32 master weight cast inside, muP multipliers folded
+//                          into that cast; the backward adds the weight gradient straight into the
+//                          master's float32 .grad; the pair shares one x-gradient
 //
 //   graph_*                capture the calling thread's GPU work (a whole training step: forward,
 //                          autograd backward, optimizer) as CUDA graphs and replay them
@@ -91,6 +92,14 @@ int64_t row_stride(const Tensor& x) {
   return x.stride(n - 2);
 }
 
+// An optional tensor kept in an autograd context's saved_data (None when undefined), and read back.
+c10::IValue optional_value(const Tensor& t) { return t.defined() ? c10::IValue(t) : c10::IValue(); }
+Tensor saved_optional(AutogradContext* ctx, const std::string& key) {
+  const c10::IValue& value = ctx->saved_data[key];
+  return value.isNone() ? Tensor() : value.toTensor();
+}
+Tensor optional_tensor(const c10::optional<Tensor>& value) { return value.has_value() ? *value : Tensor(); }
+
 void check_cuda(const Tensor& t, const char* op, const char* name) {
   TORCH_CHECK(t.is_cuda(), "anneal::", op, ": ", name, " must be a CUDA tensor (the reference path serves the CPU)");
 }
@@ -121,16 +130,16 @@ Tensor in_place_grad(const Tensor& weight) {
   return usable ? grad : Tensor();
 }
 
-// out (+)= a^T b for a [N, M] and b [N, K] of one type, summed in float32 into out [M, K] (float32):
-// added to out's values when `accumulate`, else written over them. Half-precision inputs go through
+// out (+)= alpha a^T b for a [N, M] and b [N, K] of one type, summed in float32 into out [M, K]
+// (float32): added to out's values when `accumulate`, else written over them. Half-precision inputs go through
 // the GEMM with a float32 output (aten::addmm.dtype_out; torch 2.11 has it); a torch without it (or
 // with an older check on its operands) computes the half-precision product and adds it, found out
 // once at the first call.
-void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accumulate) {
+void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accumulate, double alpha = 1.0) {
   Tensor a_t = a.t();
   int beta = accumulate ? 1 : 0;   // cuBLAS reads no C at beta 0
   if (a.scalar_type() == at::kFloat) {
-    out.addmm_(a_t, b, beta);
+    out.addmm_(a_t, b, beta, alpha);
     return;
   }
   static std::atomic<bool> mixed{true};
@@ -140,7 +149,7 @@ void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accum
       TORCH_CHECK(op.has_value(), "aten::addmm.dtype_out is not registered");
       op->typed<Tensor&(const Tensor&, const Tensor&, const Tensor&, at::ScalarType, const at::Scalar&,
                         const at::Scalar&, Tensor&)>()
-          .call(out, a_t, b, at::kFloat, beta, 1, out);
+          .call(out, a_t, b, at::kFloat, beta, alpha, out);
       return;
     } catch (const c10::OutOfMemoryError&) {
       throw;  // says nothing about the operator
@@ -151,9 +160,10 @@ void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accum
     }
   }
   if (accumulate) {
-    out.add_(at::mm(a_t, b));
+    out.add_(at::mm(a_t, b), alpha);
   } else {
     out.copy_(at::mm(a_t, b));
+    if (alpha != 1.0) out.mul_(alpha);
   }
 }
 
@@ -188,7 +198,7 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     });
     ctx->save_for_backward({xc, weight, bias});
     ctx->saved_data["has_bias"] = has_bias;
-    ctx->saved_data["seq"] = s.defined() ? c10::IValue(s) : c10::IValue();
+    ctx->saved_data["seq"] = optional_value(s);
     return out;
   }
 
@@ -196,7 +206,7 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     auto saved = ctx->get_saved_variables();
     Tensor xc = saved[0], weight = saved[1], bias = saved[2];
     bool has_bias = ctx->saved_data["has_bias"].toBool();
-    Tensor s = ctx->saved_data["seq"].isNone() ? Tensor() : ctx->saved_data["seq"].toTensor();
+    Tensor s = saved_optional(ctx, "seq");
     int64_t batch = xc.size(0), time = xc.size(1), channels = xc.size(2);
     Tensor w = weight.reshape({channels, -1}).to(at::kFloat).contiguous();
     int64_t kernel = w.size(1);
@@ -327,14 +337,14 @@ struct SsdMixing : torch::autograd::Function<SsdMixing> {
                                     (int) b, (int) c, (int) h, (int) g, (int) q, stream);
     });
     ctx->save_for_backward({sc, cc});
-    ctx->saved_data["seq"] = sq.defined() ? c10::IValue(sq) : c10::IValue();
+    ctx->saved_data["seq"] = optional_value(sq);
     return mixing;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     Tensor sc = saved[0], cc = saved[1];
-    Tensor sq = ctx->saved_data["seq"].isNone() ? Tensor() : ctx->saved_data["seq"].toTensor();
+    Tensor sq = saved_optional(ctx, "seq");
     int64_t b = cc.size(0), c = cc.size(1), h = cc.size(2), q = cc.size(3), g = sc.size(2);
     Tensor dm = grads[0].contiguous();
     Tensor dscores = at::empty_like(sc);
@@ -375,7 +385,7 @@ struct SsdStatePassing : torch::autograd::Function<SsdStatePassing> {
                                            (int) b, (int) c, (int) h, e, (int) inner, (int) per_group, stream);
     });
     ctx->save_for_backward({entering, dc});
-    ctx->saved_data["keep"] = kp.defined() ? c10::IValue(kp) : c10::IValue();
+    ctx->saved_data["keep"] = optional_value(kp);
     ctx->saved_data["inner"] = inner;
     return entering;
   }
@@ -383,7 +393,7 @@ struct SsdStatePassing : torch::autograd::Function<SsdStatePassing> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     Tensor entering = saved[0], dc = saved[1];
-    Tensor kp = ctx->saved_data["keep"].isNone() ? Tensor() : ctx->saved_data["keep"].toTensor();
+    Tensor kp = saved_optional(ctx, "keep");
     int64_t inner = ctx->saved_data["inner"].toInt();
     if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor()};
     Tensor g = grads[0].to(entering.scalar_type()).contiguous();
@@ -491,7 +501,7 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
       });
     }
     ctx->save_for_backward({yo, fs, x});
-    ctx->saved_data["d"] = dd.defined() ? c10::IValue(dd) : c10::IValue();
+    ctx->saved_data["d"] = optional_value(dd);
     ctx->saved_data["q"] = q;
     return out;
   }
@@ -499,7 +509,7 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     Tensor yo = saved[0], fs = saved[1], x = saved[2];
-    Tensor dd = ctx->saved_data["d"].isNone() ? Tensor() : ctx->saved_data["d"].toTensor();
+    Tensor dd = saved_optional(ctx, "d");
     int64_t q = ctx->saved_data["q"].toInt();
     if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     Tensor gy = grads[0].to(x.scalar_type()).contiguous();
@@ -567,8 +577,8 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     auto saved = ctx->get_saved_variables();
     Tensor x = saved[0], dtc = saved[1];
     int64_t q = ctx->saved_data["q"].toInt();
-    Tensor g_skip = ctx->saved_data["skip_grad"].isNone() ? Tensor() : ctx->saved_data["skip_grad"].toTensor();
-    Tensor d_skip = ctx->saved_data["skip"].isNone() ? Tensor() : ctx->saved_data["skip"].toTensor();
+    Tensor g_skip = saved_optional(ctx, "skip_grad");
+    Tensor d_skip = saved_optional(ctx, "skip");
     if (!grads[0].defined() && !grads[1].defined() && !g_skip.defined()) {
       return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
@@ -768,7 +778,7 @@ struct SsdScan : torch::autograd::Function<SsdScan> {
     Tensor d = skip.has_value() ? skip->reshape({-1}) : Tensor();
     ctx->save_for_backward({x, dt, a, bm, cm, d});
     ctx->saved_data["chunk"] = chunk;
-    ctx->saved_data["seq"] = seq.defined() ? c10::IValue(seq) : c10::IValue();
+    ctx->saved_data["seq"] = optional_value(seq);
     return ssd_forward(x, dt, a, bm, cm, seq, chunk, d);
   }
 
@@ -777,7 +787,7 @@ struct SsdScan : torch::autograd::Function<SsdScan> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     int64_t chunk = ctx->saved_data["chunk"].toInt();
-    Tensor seq = ctx->saved_data["seq"].isNone() ? Tensor() : ctx->saved_data["seq"].toTensor();
+    Tensor seq = saved_optional(ctx, "seq");
     bool with_skip = saved[5].defined();
     variable_list inputs;
     for (int i = 0; i < (with_skip ? 6 : 5); i++) inputs.push_back(saved[i].detach().requires_grad_(true));
@@ -1110,61 +1120,96 @@ Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// linear(x [..., in], weight [out, in], bias [out]?) -> x W^T + b in x's type: the master weight (and
-// bias) cast to x's type inside, so the backward can add the weight gradient into the float32 .grad
-// (in_place_grad, transposed_product). The other gradients are torch.linear's.
+// linear(x [..., in], weight [out, in], bias [out]?, scale, columns [out]?) -> (scale x W^T + b) * columns
+// in x's type. The master weight (and bias) is cast to x's type inside, so the backward can add the
+// weight gradient into the float32 .grad (in_place_grad, transposed_product).
+// The muP multipliers of Falcon-H1's forward pass (seeds/000: "scaling multipliers directly in the
+// forward pass") ride on that cast, which is made each step anyway, so they cost no pass over the
+// activations: `scale` is an input multiplier (ssm_in, attention_in), or an output one of a layer
+// without bias, as (x W^T) m = (m x) W^T; `columns` is a constant multiplier per output (transformers'
+// mup_vector over Mamba's in_proj, applied after the bias). Both fold into the cast weight,
+// x (scale diag(columns) W)^T + b * columns, so x's gradient is g times that cast weight as before; the
+// weight's gradient takes `scale` as its GEMM's alpha and `columns` as a row scaling of the
+// [out, in] product (no pass over the [rows, out] gradient).
 // ---------------------------------------------------------------------------------------------
-// The weight's gradient (added into its float32 .grad when it has one: then undefined) and the
-// bias's (bias_type < 0: none) from g2 [rows, out] and x2 [rows, in], both in the compute type.
+// The weight's gradient scale diag(columns) g2^T x2 (added into its float32 .grad when it has one:
+// then undefined) and the bias's, columns * sum(g2) (bias_type < 0: none), from g2 [rows, out] and
+// x2 [rows, in], both in the compute type.
 std::pair<Tensor, Tensor> linear_parameter_grads(const Tensor& weight, const Tensor& g2, const Tensor& x2,
-                                                 int64_t bias_type, bool weight_needed, bool bias_needed) {
+                                                 int64_t bias_type, bool weight_needed, bool bias_needed,
+                                                 double scale, const Tensor& columns) {
+  Tensor rows = columns.defined() ? columns.to(at::kFloat).unsqueeze(1) : Tensor();
   Tensor dweight;
   if (weight_needed) {
     Tensor sum = in_place_grad(weight);
-    if (sum.defined()) {
-      transposed_product(sum, g2, x2, true);  // dweight stays undefined: nothing left for autograd to add
-    } else if (weight.scalar_type() == at::kFloat) {
-      // a float32 weight that is no leaf (fused q, k, v weights concatenated): float32 from the GEMM
-      dweight = at::empty(weight.sizes(), weight.options());
-      transposed_product(dweight, g2, x2, false);
+    if (sum.defined() && !rows.defined()) {
+      transposed_product(sum, g2, x2, true, scale);  // dweight stays undefined: nothing left for autograd to add
     } else {
-      dweight = at::mm(g2.t(), x2).to(weight.scalar_type());
+      // float32 from the GEMM: for the row scaling, a float32 weight that is no leaf (q, k, v weights
+      // concatenated) or a half-precision one (cast once, after the float32 sum)
+      Tensor product = at::empty(weight.sizes(), weight.options().dtype(at::kFloat));
+      transposed_product(product, g2, x2, false, scale);
+      if (sum.defined()) {
+        sum.addcmul_(product, rows);
+      } else {
+        dweight = (rows.defined() ? product.mul_(rows) : product).to(weight.scalar_type());
+      }
     }
   }
   Tensor dbias;
-  if (bias_type >= 0 && bias_needed) dbias = g2.sum(0, false, at::kFloat).to((at::ScalarType) bias_type);
+  if (bias_type >= 0 && bias_needed) {
+    dbias = g2.sum(0, false, at::kFloat);
+    if (rows.defined()) dbias.mul_(rows.squeeze(1));
+    dbias = dbias.to((at::ScalarType) bias_type);
+  }
   return {dweight, dbias};
 }
 
-// x W^T (+ b) with the master weight (and bias) cast to x's type; `cast` receives the cast weight.
-Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool has_bias, Tensor& cast) {
-  cast = weight.to(x.scalar_type());
-  return has_bias ? at::linear(x, cast, bias.to(x.scalar_type())) : at::linear(x, cast);
+// The master weight cast to `type` with the multipliers folded in: scale diag(columns) W, in one pass.
+Tensor cast_weight(const Tensor& weight, at::ScalarType type, double scale, const Tensor& columns) {
+  if (scale == 1.0 && !columns.defined()) return weight.to(type);
+  Tensor cast = at::empty(weight.sizes(), weight.options().dtype(type));
+  Tensor factor = columns.defined() ? columns.to(weight.scalar_type()).unsqueeze(1) * scale
+                                    : at::scalar_tensor(scale, at::TensorOptions().dtype(at::kDouble));
+  at::mul_out(cast, weight, factor);   // computed in the weight's type, rounded once into `type`
+  return cast;
+}
+
+// x (scale diag(columns) W)^T + b * columns in x's type; `cast` receives the cast weight.
+Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool has_bias, double scale,
+                   const Tensor& columns, Tensor& cast) {
+  cast = cast_weight(weight, x.scalar_type(), scale, columns);
+  if (!has_bias) return at::linear(x, cast);
+  Tensor b = columns.defined() ? bias.to(at::kFloat) * columns.to(at::kFloat) : bias;
+  return at::linear(x, cast, b.to(x.scalar_type()));
 }
 
 struct Linear : torch::autograd::Function<Linear> {
   // bias is a tensor (an empty one when the layer has none): C++ autograd functions take no
-  // undefined tensors as inputs
+  // undefined tensors as inputs; columns is a constant (no gradient)
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                        bool has_bias) {
+                        bool has_bias, double scale, const c10::optional<Tensor>& columns) {
     Tensor w;
-    Tensor out = cast_linear(x, weight, bias, has_bias, w);
+    Tensor out = cast_linear(x, weight, bias, has_bias, scale, optional_tensor(columns), w);
     ctx->save_for_backward({x, w});
     ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
     ctx->saved_data["bias_type"] = has_bias ? (int64_t) bias.scalar_type() : (int64_t) -1;
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["columns"] = optional_value(optional_tensor(columns));
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor()};
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     auto saved = ctx->get_saved_variables();
     Tensor x = saved[0], w = saved[1];
     Tensor g = grads[0].to(x.scalar_type());
     Tensor dx = ctx->needs_input_grad(0) ? at::matmul(g, w) : Tensor();
-    auto [dweight, dbias] = linear_parameter_grads(ctx->saved_data["weight"].toTensor(), g.reshape({-1, w.size(0)}),
-                                                   x.reshape({-1, w.size(1)}), ctx->saved_data["bias_type"].toInt(),
-                                                   ctx->needs_input_grad(1), ctx->needs_input_grad(2));
-    return {dx, dweight, dbias, Tensor()};
+    auto [dweight, dbias] = linear_parameter_grads(
+        ctx->saved_data["weight"].toTensor(), g.reshape({-1, w.size(0)}), x.reshape({-1, w.size(1)}),
+        ctx->saved_data["bias_type"].toInt(), ctx->needs_input_grad(1), ctx->needs_input_grad(2),
+        ctx->saved_data["scale"].toDouble(), saved_optional(ctx, "columns"));
+    return {dx, dweight, dbias, Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -1172,18 +1217,24 @@ struct Linear : torch::autograd::Function<Linear> {
 // q, k, v): two GEMMs each way as for two `linear`s, but x's gradient is one tensor, the second
 // product added into the first's by the GEMM (C = the first, beta 1), where autograd would add two
 // half-precision [rows, in] gradients (about 24 us a pair at 8 x 2048). No weights are stacked, so
-// no memory is added.
+// no memory is added. Each layer takes its own multipliers, as `linear` does.
 struct LinearPair : torch::autograd::Function<LinearPair> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight1, const Tensor& bias1,
-                               bool has_bias1, const Tensor& weight2, const Tensor& bias2, bool has_bias2) {
+                               bool has_bias1, const Tensor& weight2, const Tensor& bias2, bool has_bias2,
+                               double scale1, double scale2, const c10::optional<Tensor>& columns1,
+                               const c10::optional<Tensor>& columns2) {
     Tensor w1, w2;
-    Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, w1);
-    Tensor out2 = cast_linear(x, weight2, bias2, has_bias2, w2);
+    Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), w1);
+    Tensor out2 = cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), w2);
     ctx->save_for_backward({x, w1, w2});
     ctx->saved_data["weight1"] = weight1;
     ctx->saved_data["weight2"] = weight2;
     ctx->saved_data["bias_type1"] = has_bias1 ? (int64_t) bias1.scalar_type() : (int64_t) -1;
     ctx->saved_data["bias_type2"] = has_bias2 ? (int64_t) bias2.scalar_type() : (int64_t) -1;
+    ctx->saved_data["scale1"] = scale1;
+    ctx->saved_data["scale2"] = scale2;
+    ctx->saved_data["columns1"] = optional_value(optional_tensor(columns1));
+    ctx->saved_data["columns2"] = optional_value(optional_tensor(columns2));
     ctx->set_materialize_grads(false);   // an output without gradient stays undefined: its GEMMs are skipped
     return {out1, out2};
   }
@@ -1196,6 +1247,7 @@ struct LinearPair : torch::autograd::Function<LinearPair> {
     Tensor param_grads[2][2];
     for (int k = 0; k < 2; k++) {
       if (!grads[k].defined()) continue;
+      std::string n = std::to_string(k + 1);
       Tensor w = saved[1 + k];
       Tensor g = grads[k].to(x.scalar_type());
       Tensor g2 = g.reshape({-1, w.size(0)});
@@ -1207,37 +1259,48 @@ struct LinearPair : torch::autograd::Function<LinearPair> {
         }
       }
       auto [dweight, dbias] = linear_parameter_grads(
-          ctx->saved_data[k == 0 ? "weight1" : "weight2"].toTensor(), g2, x2,
-          ctx->saved_data[k == 0 ? "bias_type1" : "bias_type2"].toInt(), ctx->needs_input_grad(1 + 2 * k),
-          ctx->needs_input_grad(2 + 2 * k));
+          ctx->saved_data["weight" + n].toTensor(), g2, x2, ctx->saved_data["bias_type" + n].toInt(),
+          ctx->needs_input_grad(1 + 2 * k), ctx->needs_input_grad(2 + 2 * k), ctx->saved_data["scale" + n].toDouble(),
+          saved_optional(ctx, "columns" + n));
       param_grads[k][0] = dweight;
       param_grads[k][1] = dbias;
     }
-    return {dx, param_grads[0][0], param_grads[0][1], Tensor(), param_grads[1][0], param_grads[1][1], Tensor()};
+    return {dx, param_grads[0][0], param_grads[0][1], Tensor(), param_grads[1][0], param_grads[1][1], Tensor(),
+            Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
-void check_linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias) {
+void check_linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                  const c10::optional<Tensor>& columns) {
   TORCH_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "anneal::linear: expected x [..., ",
               weight.dim() == 2 ? weight.size(1) : -1, "] and weight [out, in], found ", x.sizes(), " and ",
               weight.sizes());
   TORCH_CHECK(!bias.has_value() || (bias->dim() == 1 && bias->size(0) == weight.size(0)),
               "anneal::linear: expected bias [", weight.size(0), "], found ", bias.has_value() ? bias->sizes() : x.sizes());
+  TORCH_CHECK(!columns.has_value() || (columns->dim() == 1 && columns->size(0) == weight.size(0)),
+              "anneal::linear: expected columns [", weight.size(0), "] (one multiplier per output), found ",
+              columns.has_value() ? columns->sizes() : x.sizes());
+  TORCH_CHECK(!columns.has_value() || !columns->requires_grad(),
+              "anneal::linear: columns is a constant multiplier and gets no gradient, but it requires one");
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias) {
-  check_linear(x, weight, bias);
+Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias, double scale,
+              const c10::optional<Tensor>& columns) {
+  check_linear(x, weight, bias, columns);
   Tensor b = bias.has_value() ? *bias : at::empty({0}, weight.options());
-  return Linear::apply(x, weight, b, bias.has_value());
+  return Linear::apply(x, weight, b, bias.has_value(), scale, columns);
 }
 
 std::tuple<Tensor, Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
-                                       const Tensor& weight2, const c10::optional<Tensor>& bias2) {
-  check_linear(x, weight1, bias1);
-  check_linear(x, weight2, bias2);
+                                       const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1,
+                                       double scale2, const c10::optional<Tensor>& columns1,
+                                       const c10::optional<Tensor>& columns2) {
+  check_linear(x, weight1, bias1, columns1);
+  check_linear(x, weight2, bias2, columns2);
   Tensor b1 = bias1.has_value() ? *bias1 : at::empty({0}, weight1.options());
   Tensor b2 = bias2.has_value() ? *bias2 : at::empty({0}, weight2.options());
-  variable_list out = LinearPair::apply(x, weight1, b1, bias1.has_value(), weight2, b2, bias2.has_value());
+  variable_list out = LinearPair::apply(x, weight1, b1, bias1.has_value(), weight2, b2, bias2.has_value(), scale1,
+                                        scale2, columns1, columns2);
   return {out[0], out[1]};
 }
 
@@ -1445,8 +1508,9 @@ TORCH_LIBRARY(anneal, m) {
   m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
   m.def("residual_add(Tensor x, Tensor a) -> Tensor");
   m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor");
-  m.def("linear(Tensor x, Tensor weight, Tensor? bias) -> Tensor");
-  m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2) -> (Tensor, Tensor)");
+  m.def("linear(Tensor x, Tensor weight, Tensor? bias, float scale=1.0, Tensor? columns=None) -> Tensor");
+  m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2, float scale1=1.0, "
+        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None) -> (Tensor, Tensor)");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
   m.def("graph_begin(Tensor anchor) -> int", &graph_begin);
