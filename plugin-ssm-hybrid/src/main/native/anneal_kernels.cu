@@ -251,8 +251,34 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 // s + j, held at g[M - K + j], reads s through tap K - 1 - j = M - 1 - (M - K + j). Weight and bias
 // gradients are summed per (batch, tile) into partials [B * tiles, C, K] and [B * tiles, C],
 // reduced by the caller.
+// Step t's x, dout and document id, loaded while step t - 1 computes (2V + 1 registers more, held to
+// 64 by the launch bounds: 2.51 -> 2.29 ms a step at 8 x 2048, docs/benchmarks/2026-12-03-h200-mup-linear;
+// loading a group of 4 steps instead doubled the registers and was slower). Zeros and kPastTheEnd
+// past the row's end; dout only for the outputs the thread differentiates (t >= t0).
+template <typename T, int V>
+__device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int64_t x_row,
+                                                    const int64_t* __restrict__ seq, const T* __restrict__ dout,
+                                                    int64_t row, int t, int time, int t0, int channels, int c0,
+                                                    float (&xv)[V], float (&dv)[V], int& doc) {
+  bool inside = t < time;
+#pragma unroll
+  for (int v = 0; v < V; v++) {
+    xv[v] = 0.f;
+    dv[v] = 0.f;
+  }
+  doc = kPastTheEnd;
+  if (inside) {
+    loadv<V>(x, (row + t) * x_row + c0, xv);
+    doc = seq ? (int) seq[row + t] : 0;
+    if (t >= t0) loadv<V>(dout, (row + t) * channels + c0, dv);
+  }
+}
+
+// at most 64 registers (8 blocks of 128 threads an SM) with the prefetch, as the kernel had without it
+// (the 8-step window of widths 5 to 8 spills 276 bytes under this bound: a bound of its own, which
+// would let it take 128, is not yet measured)
 template <typename T, int M, int V>
-__global__ void conv_backward_kernel(const T* __restrict__ x, int64_t x_row, const float* __restrict__ w,
+__global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T* __restrict__ x, int64_t x_row, const float* __restrict__ w,
                                      const float* __restrict__ bias, const int64_t* __restrict__ seq,
                                      const T* __restrict__ dout, T* __restrict__ dx,
                                      float* __restrict__ dw_partial, float* __restrict__ db_partial,
@@ -289,23 +315,28 @@ __global__ void conv_backward_kernel(const T* __restrict__ x, int64_t x_row, con
   for (int v = 0; v < V; v++) db[v] = 0.f;
   ConvWindow<M, V> win;
   win.reset();
-  for (int t = max(0, t0 - (kernel - 1)); t < t1 + kernel - 1; t++) {
+  int t_first = max(0, t0 - (kernel - 1));
+  float x_next[V], d_next[V];
+  int doc_next;
+  conv_backward_fetch<T, V>(x, x_row, seq, dout, row, t_first, time, t0, channels, c0, x_next, d_next, doc_next);
+  for (int t = t_first; t < t1 + kernel - 1; t++) {
     // one step at a time: loading a group of steps first (as the forward does) made this kernel
     // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy)
     bool inside = t < time;
-    float xt[V], gt[V];
+    float xt[V], gt[V], d[V];
+    int doc_t = doc_next;
 #pragma unroll
     for (int v = 0; v < V; v++) {
-      xt[v] = 0.f;
+      xt[v] = x_next[v];
+      d[v] = d_next[v];
       gt[v] = 0.f;
     }
-    if (inside) loadv<V>(x, (row + t) * x_row + c0, xt);
-    win.push(xt, inside ? (seq ? (int) seq[row + t] : 0) : kPastTheEnd);
+    conv_backward_fetch<T, V>(x, x_row, seq, dout, row, t + 1, time, t0, channels, c0, x_next, d_next, doc_next);
+    win.push(xt, doc_t);
     // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
     if (t >= t0 && inside) {
-      float pre[V], d[V];
+      float pre[V];
       win.pre(taps, b0, pre);
-      loadv<V>(dout, (row + t) * channels + c0, d);
 #pragma unroll
       for (int v = 0; v < V; v++) {
         float sg = sigmoid(pre[v]);
