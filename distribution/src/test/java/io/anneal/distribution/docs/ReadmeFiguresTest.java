@@ -16,8 +16,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The README's figures against the files they come from: the GPU table and its ratios against
- * {@code docs/benchmarks/2026-12-03-h200-head-slices/*.json} (this session's: Anneal's row and the
- * peer's), the session before's and the peer's earlier 8 x 2048 runs, and
+ * {@code docs/benchmarks/2026-12-03-h200-table/*.json} (one call: Anneal's row and the peer's), the
+ * session before's and the peer's earlier 8 x 2048 runs, the next call's 8 x 2048 figures, and
  * {@code docs/benchmarks/2026-12-02-h200-fused/*.json}, the main job's losses against
  * {@code docs/runs/tiny-sft-cpu/metrics.jsonl}, the contention table against
  * {@code docs/benchmarks/2026-12-02-cpu-tiny-sft/runs.jsonl} (the table is generated from it: the
@@ -28,13 +28,16 @@ class ReadmeFiguresTest {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
     private static final Path FUSED = ROOT.resolve("docs/benchmarks/2026-12-02-h200-fused");
-    /** This session's: Anneal's row (2 to 64 x 2048) and the peer's, every cell. */
-    private static final Path KERNELS = ROOT.resolve("docs/benchmarks/2026-12-03-h200-head-slices");
+    /** The table's call: Anneal's row (2 to 64 x 2048) and the peer's, every cell. */
+    private static final Path KERNELS = ROOT.resolve("docs/benchmarks/2026-12-03-h200-table");
     /** The session before's Anneal row. */
-    private static final Path BEFORE = ROOT.resolve("docs/benchmarks/2026-12-03-h200-mixing");
+    private static final Path BEFORE = ROOT.resolve("docs/benchmarks/2026-12-03-h200-head-slices");
+    /** The call after the table: 8 x 2048 with and without muP multipliers. */
+    private static final Path NEXT = ROOT.resolve("docs/benchmarks/2026-12-03-h200-mup-linear");
     /** Every run of the peer at 8 x 2048 on record: its spread, against which the README gives its fastest. */
     private static final List<Path> PEER_8X2048_RUNS = List.of(KERNELS.resolve("hf-fast-8x2048.json"),
             BEFORE.resolve("hf-fast-8x2048.json"),
+            ROOT.resolve("docs/benchmarks/2026-12-03-h200-mixing/hf-fast-8x2048.json"),
             ROOT.resolve("docs/benchmarks/2026-12-03-h200-conv-ssd-recompute/hf-fast-8x2048.json"),
             ROOT.resolve("docs/benchmarks/2026-12-03-h200-weight-gradients/hf-fast-8x2048.json"),
             ROOT.resolve("docs/benchmarks/2026-12-02-h200-fused-elementwise/hf-fast-8x2048.json"),
@@ -43,9 +46,9 @@ class ReadmeFiguresTest {
             ROOT.resolve("docs/benchmarks/2026-12-02-h200-step-kernels/hf-fast-8x2048.json"),
             ROOT.resolve("docs/benchmarks/2026-12-02-h200-step-kernels/hf-fast-8x2048-repeat-1.json"),
             ROOT.resolve("docs/benchmarks/2026-12-02-h200-step-kernels/hf-fast-8x2048-repeat-2.json"));
-    /** The table's micro-batches (the peer's runs); Anneal's also run at 48 and 64 x 2048. */
+    /** The table's micro-batches (the peer's runs); Anneal's also run at 64 x 2048. */
     private static final int[] PEER_ROWS = {2, 8, 16, 32};
-    private static final int[] ANNEAL_ROWS = {2, 8, 16, 32, 48, 64};
+    private static final int[] ANNEAL_ROWS = {2, 8, 16, 32, 64};
     static final Path CONTENTION = ROOT.resolve("docs/benchmarks/2026-12-02-cpu-tiny-sft/runs.jsonl");
 
     private static String readme() throws Exception {
@@ -119,8 +122,8 @@ class ReadmeFiguresTest {
     /**
      * The table of issue 12: Anneal's row and the peer's from this session, the row before from the
      * session before, the reference layers from the first session; the ratios in the text (the best
-     * micro-batch's over 2 to 64 x 2048 for Anneal), Anneal beyond 32 x 2048, the later call's
-     * 8 x 2048 figure, the peer's 8 x 2048 spread and the status from the same files.
+     * micro-batch's over 2 to 64 x 2048 for Anneal), Anneal beyond 32 x 2048, the next call's
+     * 8 x 2048 figures, the peer's 8 x 2048 spread and the status from the same files.
      */
     @Test
     void theGpuTableAndItsRatiosAreTheBenchmarkFiles() throws Exception {
@@ -157,13 +160,13 @@ class ReadmeFiguresTest {
                 String.format(Locale.ROOT, "(%.2fx it at 8 x 2048, %.2fx its best micro-batch", at8, best),
                 String.format(Locale.ROOT, "%.2fx the peer's fastest recorded 8 x 2048 run",
                         tokensPerSecond(KERNELS, "anneal-fused-8x2048.json") / fastest),
-                String.format(Locale.ROOT, "%,d tokens/s at 8 x 2048 in a later call (`pair-anneal-fused-8x2048.json`)",
-                        Math.round(tokensPerSecond(KERNELS, "pair-anneal-fused-8x2048.json"))),
-                String.format(Locale.ROOT, "Anneal runs on to %,d tokens/s at 48 x 2048 and %,d at 64 x 2048 (%.1f GiB)",
-                        Math.round(tokensPerSecond(KERNELS, "anneal-fused-48x2048.json")),
+                String.format(Locale.ROOT, "the step ran at %,d tokens/s at 8 x 2048, and at %,d with Falcon-H1's muP multipliers",
+                        Math.round(tokensPerSecond(NEXT, "anneal-fused-8x2048.json")),
+                        Math.round(tokensPerSecond(NEXT, "anneal-fused-mup-8x2048.json"))),
+                String.format(Locale.ROOT, "Anneal runs on to %,d tokens/s at 64 x 2048 (%.1f GiB)",
                         Math.round(tokensPerSecond(KERNELS, "anneal-fused-64x2048.json")),
                         json(KERNELS.resolve("anneal-fused-64x2048.json")).get("peak_memory_mib").asDouble() / 1024),
-                String.format(Locale.ROOT, "%,d-%,d tokens/s in ten runs over seven sessions; against its fastest run Anneal is %.2fx",
+                String.format(Locale.ROOT, "%,d-%,d tokens/s in eleven runs over eight sessions; against its fastest run Anneal is %.2fx",
                         Math.round(peer8.stream().mapToDouble(d -> d).min().orElseThrow()), Math.round(fastest),
                         tokensPerSecond(KERNELS, "anneal-fused-8x2048.json") / fastest))) {
             assertTrue(text.contains(expected), "expected the README to say: " + expected);

@@ -105,7 +105,8 @@ class DistributionIT {
     @Test
     void shippedPipelinesValidate() throws Exception {
         for (String file : List.of("examples/tiny-sft.conf", "examples/gpu-small-sft.conf", "examples/gpu-small-dpo.conf",
-                "examples/bench/falcon-h1-291m.conf", "examples/falcon-h1-coord-check.conf")) {
+                "examples/bench/falcon-h1-291m.conf", "examples/bench/falcon-h1-291m-mup-fused.conf",
+                "examples/falcon-h1-coord-check.conf")) {
             Result r = anneal("validate", file);
             assertEquals(0, r.exit(), file + ":\n" + r.out());
         }
