@@ -218,6 +218,10 @@ if has real; then
   #   anneal plot metrics.jsonl --out loss.png --metrics loss,eval_loss
   grep -v "^source " "$out/real-run.log" | tail -15
 fi
+if has table; then
+  step "the table of issue 12 and its goals (tools/bench/issue_table.py, also in table.md)"
+  python3 tools/bench/issue_table.py "$out" --out "$out/table.md"
+fi
 # a name per invocation: several invocations in one call keep every archive (the same parts twice
 # used to overwrite the first one's results)
 cd "$OUT" && archive="bench-$(echo $parts | tr " " "-")-$(date +%H%M%S).tgz" && tar czf "$archive" bench && rm -rf bench

@@ -173,6 +173,34 @@ class ReadmeFiguresTest {
         }
     }
 
+    /**
+     * tools/bench/issue_table.py, which benchmarks.sh's table part runs on the GPU machine, prints
+     * the README's Anneal and peer rows from the same files (a second implementation of the cells,
+     * in Python), and the goals.
+     */
+    @Test
+    void theTableScriptPrintsTheReadmesRows() throws Exception {
+        Process p;
+        try {
+            p = new ProcessBuilder("python3", ROOT.resolve("tools/bench/issue_table.py").toString(), KERNELS.toString())
+                    .redirectErrorStream(true).start();
+        } catch (java.io.IOException e) {
+            org.junit.jupiter.api.Assumptions.abort("no python3 here: tools/bench/issue_table.py not run (" + e.getMessage() + ")");
+            return;
+        }
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), out);
+        List<String> lines = out.lines().toList();
+        String readme = readme();
+        for (String label : List.of("Anneal, fused operators, CUDA graphs", "transformers fast path")) {
+            String mine = readme.lines().filter(l -> l.startsWith("| " + label)).findFirst().orElseThrow();
+            String scripts = lines.stream().filter(l -> l.startsWith("| " + label)).findFirst().orElseThrow();
+            assertEquals(mine.substring(mine.indexOf(" | ")), scripts.substring(scripts.indexOf(" | ")), label);
+        }
+        assertTrue(out.contains(String.format(Locale.ROOT, "- 2x the peer at 8 x 2048: missed (%.2fx;", ratioToPeer(8))), out);
+        assertTrue(out.contains("- memory at 8 x 2048: met"), out);
+    }
+
     @Test
     void theMainJobsLossesAreItsRecordedRun() throws Exception {
         List<JsonNode> rows = new ArrayList<>();

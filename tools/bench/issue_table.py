@@ -1,0 +1,107 @@
+"""The table of issue 12 from one benchmark folder, with the goals checked against it.
+
+    python3 tools/bench/issue_table.py BENCH_DIR [--out table.md]
+
+BENCH_DIR holds Anneal's `anneal-fused-RxS.json` (`anneal bench-train --out`) and the peer's
+`hf-fast-RxS.json` (tools/bench/transformers_falcon_h1_step.py), as `tools/gpu/benchmarks.sh table`
+writes them. Prints a markdown table (tokens/s, share of the fp16 matmul rate, peak memory; Anneal's
+memory is its process's as nvidia-smi shows it, the peer's its allocated peak and what the device
+showed in use), the ratios, and each goal of issue 12 with what it still needs:
+- at least 2x the peer's tokens/s at 8 x 2048;
+- Anneal's best micro-batch at least 1.5x the peer's best;
+- peak memory no more than the peer's at the same micro-batch (against what the device showed in
+  use, and against the allocated peak).
+Exit status 2 when the folder holds no pair of runs at one micro-batch.
+"""
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+GIB = 1024.0
+
+
+def runs(folder, prefix):
+    """{(rows, sequence length): parsed JSON} for the files prefix-RxS.json in folder."""
+    found = {}
+    for path in folder.glob(f"{prefix}-*x*.json"):
+        m = re.fullmatch(re.escape(prefix) + r"-(\d+)x(\d+)\.json", path.name)
+        if m:
+            found[(int(m.group(1)), int(m.group(2)))] = json.loads(path.read_text())
+    return found
+
+
+def anneal_cell(r):
+    return (f"{round(r['tokens_per_second']):,} ({100 * r['fraction_of_matmul']:.1f}%), "
+            f"{r['peak_memory_mib'] / GIB:.1f} GiB")
+
+
+def peer_cell(r):
+    s = r["step"]
+    return (f"{round(s['tokens_per_second']):,} ({100 * s['fraction_of_fp16_matmul']:.1f}%), "
+            f"{s['peak_memory_gib']:.1f} GiB, {s['device_used_gib']:.1f} GiB used")
+
+
+def shape(key):
+    return f"{key[0]} x {key[1]}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--out", type=Path, help="also write the markdown here")
+    args = ap.parse_args()
+    anneal, peer = runs(args.folder, "anneal-fused"), runs(args.folder, "hf-fast")
+    both = sorted(set(anneal) & set(peer))
+    if not both:
+        print(f"issue_table: {args.folder} holds no Anneal run (anneal-fused-RxS.json) and peer run "
+              f"(hf-fast-RxS.json) at one micro-batch; found {sorted(anneal)} and {sorted(peer)}", file=sys.stderr)
+        return 2
+    lines = ["| tokens/s (share of the fp16 matmul rate), peak memory | " + " | ".join(shape(k) for k in both) + " |",
+             "| --- |" + " --- |" * len(both),
+             "| Anneal, fused operators, CUDA graphs | " + " | ".join(anneal_cell(anneal[k]) for k in both) + " |",
+             "| transformers fast path (mamba_ssm, causal_conv1d) | " + " | ".join(peer_cell(peer[k]) for k in both) + " |",
+             "| ratio | " + " | ".join(f"{anneal[k]['tokens_per_second'] / peer[k]['step']['tokens_per_second']:.2f}x"
+                                     for k in both) + " |",
+             ""]
+    beyond = sorted(set(anneal) - set(peer))
+    if beyond:
+        lines.append("Anneal alone: " + "; ".join(f"{shape(k)} {anneal_cell(anneal[k])}" for k in beyond) + ".")
+        lines.append("")
+
+    def verdict(name, met, detail):
+        lines.append(f"- {name}: {'met' if met else 'missed'} ({detail})")
+
+    lines.append("Goals (issue 12):")
+    at8 = (8, 2048)
+    if at8 in both:
+        a, p = anneal[at8]["tokens_per_second"], peer[at8]["step"]["tokens_per_second"]
+        need = 2 * p
+        verdict("2x the peer at 8 x 2048", a >= need,
+                f"{a / p:.2f}x; 2x is {round(need):,} tokens/s" + ("" if a >= need else f", {100 * (need / a - 1):.1f}% more"))
+    else:
+        lines.append("- 2x the peer at 8 x 2048: not measured (no 8 x 2048 pair)")
+    best_a = max(anneal, key=lambda k: anneal[k]["tokens_per_second"])
+    best_p = max(peer, key=lambda k: peer[k]["step"]["tokens_per_second"])
+    a, p = anneal[best_a]["tokens_per_second"], peer[best_p]["step"]["tokens_per_second"]
+    need = 1.5 * p
+    verdict("1.5x the peer's best micro-batch", a >= need,
+            f"Anneal {round(a):,} at {shape(best_a)} against {round(p):,} at {shape(best_p)}: {a / p:.2f}x; "
+            f"1.5x is {round(need):,}" + ("" if a >= need else f", {100 * (need / a - 1):.1f}% more"))
+    for k in both:
+        mine = anneal[k]["peak_memory_mib"] / GIB
+        used, allocated = peer[k]["step"]["device_used_gib"], peer[k]["step"]["peak_memory_gib"]
+        verdict(f"memory at {shape(k)}", mine <= used,
+                f"{mine:.1f} GiB against the peer's {allocated:.1f} allocated, {used:.1f} used"
+                + ("; also under its allocated peak" if mine <= allocated else
+                   "" if mine > used else "; over its allocated peak"))
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if args.out:
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
