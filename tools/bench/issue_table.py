@@ -39,8 +39,9 @@ def anneal_cell(r):
 
 def peer_cell(r):
     s = r["step"]
+    used = f", {s['device_used_gib']:.1f} GiB used" if "device_used_gib" in s else ""
     return (f"{round(s['tokens_per_second']):,} ({100 * s['fraction_of_fp16_matmul']:.1f}%), "
-            f"{s['peak_memory_gib']:.1f} GiB, {s['device_used_gib']:.1f} GiB used")
+            f"{s['peak_memory_gib']:.1f} GiB{used}")
 
 
 def shape(key):
@@ -91,11 +92,20 @@ def main():
             f"1.5x is {round(need):,}" + ("" if a >= need else f", {100 * (need / a - 1):.1f}% more"))
     for k in both:
         mine = anneal[k]["peak_memory_mib"] / GIB
-        used, allocated = peer[k]["step"]["device_used_gib"], peer[k]["step"]["peak_memory_gib"]
+        allocated = peer[k]["step"]["peak_memory_gib"]
+        if "device_used_gib" not in peer[k]["step"]:  # the peer's runs before it recorded the device's use
+            verdict(f"memory at {shape(k)}", mine <= allocated,
+                    f"{mine:.1f} GiB against the peer's {allocated:.1f} allocated; its device use not recorded")
+            continue
+        used = peer[k]["step"]["device_used_gib"]
+        if mine > used:
+            against_allocated = ""
+        elif mine <= allocated:
+            against_allocated = "; also under its allocated peak"
+        else:
+            against_allocated = "; over its allocated peak"
         verdict(f"memory at {shape(k)}", mine <= used,
-                f"{mine:.1f} GiB against the peer's {allocated:.1f} allocated, {used:.1f} used"
-                + ("; also under its allocated peak" if mine <= allocated else
-                   "" if mine > used else "; over its allocated peak"))
+                f"{mine:.1f} GiB against the peer's {allocated:.1f} allocated, {used:.1f} used{against_allocated}")
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:
