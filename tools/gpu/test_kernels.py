@@ -28,13 +28,16 @@ def relative_error(actual, expected):
     return (actual.double() - expected).abs().max().item() / max(scale, 1e-30)
 
 
-def compare(name, dtype, pairs):
+def compare(name, dtype, pairs, bounds=None):
+    """Each pair within the dtype's tolerance, or within its own bound in `bounds` (label -> bound)."""
     tolerance = TOLERANCE[dtype]
+    bounds = bounds or {}
     worst = {}
     for label, actual, expected in pairs:
         worst[label] = relative_error(actual, expected)
-    ok = all(v <= tolerance for v in worst.values())
-    results["cases"].append({"case": name, "dtype": str(dtype), "tolerance": tolerance, "errors": worst, "ok": ok})
+    ok = all(v <= bounds.get(k, tolerance) for k, v in worst.items())
+    results["cases"].append({"case": name, "dtype": str(dtype), "tolerance": tolerance, "bounds": bounds,
+                             "errors": worst, "ok": ok})
     print(f"{'ok  ' if ok else 'FAIL'} {name:48s} {str(dtype):15s} " + " ".join(f"{k}={v:.1e}" for k, v in worst.items()))
     if not ok:
         failures.append(name + " " + str(dtype))
@@ -180,7 +183,12 @@ def test_ssd(dtype, packed, t=150, chunk=32, g=2, p=8):
     out.backward(gout.float())
     names = ["dx", "ddt", "dA", "dB", "dC"]
     name = f"ssd_scan T={t} chunk={chunk} groups={g}{f' P={p}' if p != 8 else ''}{' packed' if packed else ''}"
-    compare(name, dtype, [("y", out, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs)])
+    # A's gradient, h values each summed over every token, gathers its terms with global float
+    # atomics (the mixing and state-passing backwards) in no fixed order: in float32 its error moved
+    # between 4.4e-6 and 1.2e-5 over seven runs of one build at T=700 chunk=512 (every other
+    # gradient's stayed put, at most 5e-6; docs/benchmarks/2026-12-03-h200-qkv-rope)
+    bounds = {"dA": 3e-5} if dtype == torch.float32 else None
+    compare(name, dtype, [("y", out, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs)], bounds)
     if dtype == torch.float32:
         # what float32 itself reaches on this case: the composed reference run in float32 by autograd
         composed = leaves(x, dt, a, bm, cm)
@@ -449,42 +457,44 @@ def test_residual_add(dtype, n=37 * 96, misaligned=False):
 
 
 # ---------------------------------------------------------------- RoPE
-def test_rope(dtype, per_row, d=32, sliced=False):
-    """rope against transformers' rotate_half form in float64, on x [b, t, h, d]; with `per_row` the
-    angles differ per row (positions restarting in packed rows), else one row of angles for all. A
-    head dimension that is no multiple of 16 takes the composed form. With `sliced` x is a slice of a
-    wider projection's last dimension (as k is of the fused q, k, v projection), read in place: the
-    projection's gradient must be x's in that slice and zero elsewhere."""
+def test_qkv_rope(dtype, per_row, d=32, heads=4, kv_heads=2, key_scale=1.0, unused_v=False):
+    """qkv_rope against transformers' rotate_half form in float64, on the fused projection
+    qkv [b, t, (heads + 2 kv_heads) d]: q and k rotated, k times the key multiplier, v as it is. With
+    `per_row` the angles differ per row (positions restarting in packed rows), else one row of
+    angles for all. A head dimension that is no multiple of 16 takes the composed form. The
+    projection's gradient holds q's, k's and v's in their columns; with `unused_v` v gets none, so
+    its columns must be zero."""
     torch.manual_seed(8)
-    b, t, h = 3, 50, 4
-    x = torch.randn(b, t, h, d, device="cuda")
+    b, t = 3, 50
+    widths = [heads * d, kv_heads * d, kv_heads * d]
+    qkv = torch.randn(b, t, sum(widths), device="cuda")
     positions = torch.randint(0, 400, (b if per_row else 1, t), device="cuda").float()
     inv = 1.0 / (10000 ** (torch.arange(0, d, 2, device="cuda").float() / d))
     emb = torch.cat([positions[..., None] * inv] * 2, -1)[:, None]        # [B, 1, t, d]
     cos, sin = emb.cos(), emb.sin()
-    (xr,) = leaves(x.double())
-    xt = xr.transpose(1, 2)                                                  # [b, h, t, d], as transformers
-    rotated = torch.cat([-xt[..., d // 2:], xt[..., : d // 2]], -1)
-    ref = (xt * cos.double() + rotated * sin.double()).transpose(1, 2)
-    gout = torch.randn_like(ref)
-    ref.backward(gout)
-    if sliced:   # columns [d, d + h d) of a [b, t, (h + 3) d] projection
-        projection = torch.zeros(b, t, (h + 3) * d, device="cuda", dtype=dtype)
-        projection[..., d:d + h * d] = x.reshape(b, t, h * d).to(dtype)
-        (projection,) = leaves(projection)
-        xo = projection[..., d:d + h * d].view(b, t, h, d)
-    else:
-        (xo,) = leaves(x.to(dtype))
-    out = torch.ops.anneal.rope(xo, cos, sin)
-    out.backward(gout.to(dtype))
-    if sliced:
-        expected = torch.zeros(b, t, (h + 3) * d, device="cuda", dtype=torch.float64)
-        expected[..., d:d + h * d] = xr.grad.reshape(b, t, h * d)
-        pairs = [("out", out, ref), ("dprojection", projection.grad, expected)]
-    else:
-        pairs = [("out", out, ref), ("dx", xo.grad, xr.grad)]
-    compare(f"rope d={d} {'angles per row' if per_row else 'one row of angles'}{' x sliced' if sliced else ''}",
-            dtype, pairs)
+
+    def rotate(x):  # x [b, t, h, d] in float64, as transformers does it on [b, h, t, d]
+        xt = x.transpose(1, 2)
+        rotated = torch.cat([-xt[..., d // 2:], xt[..., : d // 2]], -1)
+        return (xt * cos.double() + rotated * sin.double()).transpose(1, 2)
+
+    (qkv_r,) = leaves(qkv.double())
+    q_r, k_r, v_r = torch.split(qkv_r, widths, 2)
+    ref = [rotate(q_r.reshape(b, t, heads, d)), rotate(k_r.reshape(b, t, kv_heads, d)) * key_scale,
+           v_r.reshape(b, t, kv_heads, d)]
+    gouts = [torch.randn_like(r) for r in ref]
+    used = 2 if unused_v else 3
+    torch.autograd.backward(ref[:used], gouts[:used])
+    (qkv_o,) = leaves(qkv.to(dtype))
+    out = torch.ops.anneal.qkv_rope(qkv_o, cos, sin, heads, kv_heads, key_scale)
+    for o, r in zip(out, ref):
+        assert o.shape == r.shape and o.is_contiguous(), f"qkv_rope returned {o.shape}, expected {r.shape} contiguous"
+    torch.autograd.backward(out[:used], [g.to(dtype) for g in gouts[:used]])
+    pairs = [("q", out[0], ref[0]), ("k", out[1], ref[1]), ("v", out[2], ref[2]), ("dqkv", qkv_o.grad, qkv_r.grad)]
+    if unused_v:
+        assert qkv_o.grad[..., -widths[2]:].abs().max().item() == 0, "v got no gradient, but its columns are not zero"
+    compare(f"qkv_rope d={d} {heads}+2x{kv_heads} heads {'angles per row' if per_row else 'one row of angles'}"
+            f"{f' key x{key_scale}' if key_scale != 1.0 else ''}{' v unused' if unused_v else ''}", dtype, pairs)
 
 
 def test_layer_head():
@@ -675,10 +685,12 @@ def main():
         test_silu_mul(dtype, strided=False)
         test_silu_mul(dtype, strided=True)
         test_silu_mul(dtype, strided=True, width=100)
-        test_rope(dtype, per_row=True)
-        test_rope(dtype, per_row=True, d=64)    # the 291M model's head dimension
-        test_rope(dtype, per_row=True, d=64, sliced=True)
-        test_rope(dtype, per_row=True, d=24)
+        test_qkv_rope(dtype, per_row=True)
+        test_qkv_rope(dtype, per_row=True, d=64, heads=16, kv_heads=4)  # the 291M model's attention
+        test_qkv_rope(dtype, per_row=True, d=64, key_scale=0.390625)    # Falcon-H1-0.5B's key multiplier
+        test_qkv_rope(dtype, per_row=True, d=32, key_scale=0.5, unused_v=True)
+        test_qkv_rope(dtype, per_row=True, d=24)                         # composed
+        test_qkv_rope(dtype, per_row=True, d=24, key_scale=0.390625)     # composed
         for add in (False, True):
             for width in (1024, 96, 2056, 4104):   # one, one partial, three (of four) slots; composed
                 test_residual_norm(dtype, add, width)
@@ -686,7 +698,7 @@ def main():
         test_residual_add(dtype)
         test_residual_add(dtype, n=37 * 96 + 3)          # no multiple of 8: composed
         test_residual_add(dtype, misaligned=True)         # composed
-        test_rope(dtype, per_row=False)
+        test_qkv_rope(dtype, per_row=False)
     # more chunks than a state-passing backward block sums at once (kPassSegment = 256)
     test_ssd(torch.float32, True, t=32 * 258, chunk=32)
     test_layer_head()

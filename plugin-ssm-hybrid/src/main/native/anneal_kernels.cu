@@ -636,19 +636,32 @@ __global__ void ssd_mixing_backward_kernel(const float* __restrict__ scores, con
 // (2.79 -> 2.64 ms a step at the 291M model's shape, 32 heads a block; docs/benchmarks/
 // 2026-12-03-h200-head-slices). The column sums go out to global memory once a slice.
 // 8-column groups wholly above the diagonal read nothing.
-// At most 64 registers (2 blocks of 512 threads an SM; 36 bytes spill): unbounded, the one-head
+// At most 64 registers (2 blocks of 512 threads an SM; no spill): unbounded, the one-head
 // version took 85 and ran at 4.78 ms a step against 2.92 (docs/benchmarks/2026-12-03-h200-mixing).
 constexpr int kMixHeadSlice = 16;
+// The column sums without shared atomics: a float atomicAdd on shared memory is a compare-and-swap
+// loop on these GPUs (no native shared float add), and the block's warps all added into the same q
+// columns, so they retried. Each warp stores its column sums in a shared row of its own (plain
+// stores) and the block sums the warps' rows once a slice, in a fixed order. The rows take
+// warps x slice x q floats, so the slice is as many heads as fit kMixWarpColumnBytes (8 at the
+// 291M model's chunk of 128, 8 warps). 2.62 -> 1.56 ms a step at 8 x 2048, 64 registers and no
+// spill (docs/benchmarks/2026-12-03-h200-qkv-rope, tools/gpu/try-variants.sh).
+constexpr int kMixWarpColumnBytes = 32 * 1024;
+static int mix_warp_slice(int warps, int q) {
+  int fit = kMixWarpColumnBytes / (warps * q * (int) sizeof(float));
+  return fit < 1 ? 1 : fit > kMixHeadSlice ? kMixHeadSlice : fit;
+}
 
 template <typename T>
 __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
     const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
     const T* __restrict__ dmixing, float* __restrict__ dscores, float* __restrict__ dlogd, int heads, int groups,
-    int q, int lanes) {
+    int q, int lanes, int head_slice) {
   extern __shared__ unsigned char smem[];
-  float* cum_s = reinterpret_cast<float*>(smem);  // [kMixHeadSlice][q]: the slice's decays
-  float* col_s = cum_s + kMixHeadSlice * q;       // [kMixHeadSlice][q]: its column sums over the block's rows
-  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(col_s + kMixHeadSlice * q) : nullptr;
+  float* cum_s = reinterpret_cast<float*>(smem);  // [head_slice][q]: the slice's decays
+  int warps = (blockDim.x + 31) / 32;
+  float* col_s = cum_s + head_slice * q;          // [warps][head_slice][q]: each warp's column sums over its rows
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(col_s + warps * head_slice * q) : nullptr;
   int64_t bcg = blockIdx.x;                       // (b * chunks + c) * groups + g
   int g = (int) (bcg % groups);
   int64_t bc = bcg / groups;
@@ -671,12 +684,11 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
   int64_t bch0 = bc * heads + (int64_t) g * r;  // the group's heads are consecutive in cum, dM and dlogd
   const T* dm_row = dmixing + bch0 * (int64_t) q * q + (int64_t) i * q + j0;
   if (any) load8(dm_row, d_next);
-  for (int h0 = 0; h0 < r; h0 += kMixHeadSlice) {
-    int slice = min(kMixHeadSlice, r - h0);
+  for (int h0 = 0; h0 < r; h0 += head_slice) {
+    int slice = min(head_slice, r - h0);
     __syncthreads();                              // the previous slice's sums are flushed
     for (int u = threadIdx.x; u < slice * q; u += blockDim.x) {
       cum_s[u] = cum[(bch0 + h0) * q + u];
-      col_s[u] = 0.f;
     }
     __syncthreads();
     for (int s = 0; s < slice; s++) {
@@ -721,16 +733,17 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
         for (int o = lanes; o < 32; o <<= 1) prefix[m] += __shfl_xor_sync(0xffffffffu, prefix[m], o);
       }
       if ((threadIdx.x & 31) < lanes) {
-        float* col = col_s + s * q + j0;
+        // the warp's own row: every column written (zeros too), so nothing needs clearing
+        float* col = col_s + ((int64_t) (threadIdx.x >> 5) * head_slice + s) * q + j0;
 #pragma unroll
-        for (int m = 0; m < 8; m++) {
-          if (prefix[m] != 0.f) atomicAdd(&col[m], prefix[m]);
-        }
+        for (int m = 0; m < 8; m++) col[m] = prefix[m];
       }
     }
     __syncthreads();
     for (int u = threadIdx.x; u < slice * q; u += blockDim.x) {
-      if (col_s[u] != 0.f) atomicAdd(&dlogd[(bch0 + h0) * q + u], col_s[u]);
+      float sum = 0.f;
+      for (int w = 0; w < warps; w++) sum += col_s[(int64_t) w * head_slice * q + u];
+      if (sum != 0.f) atomicAdd(&dlogd[(bch0 + h0) * q + u], sum);
     }
   }
   if (row_inside) store8(dscores + bcg * (int64_t) q * q + (int64_t) i * q + j0, ds);
@@ -1071,9 +1084,12 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
   bool aligned = ((reinterpret_cast<uintptr_t>(scores) | reinterpret_cast<uintptr_t>(dmixing) |
                    reinterpret_cast<uintptr_t>(dscores)) & 15) == 0;
   if (q % 8 == 0 && lanes <= 32 && (lanes & (lanes - 1)) == 0 && aligned) {
-    size_t shared = 2 * kMixHeadSlice * q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
-    ssd_mixing_backward_vec_kernel<T><<<grid, kMixRows * lanes, shared, stream>>>(scores, cum, seq, dmixing, dscores,
-                                                                                 dlogd, heads, groups, q, lanes);
+    int threads = kMixRows * lanes;
+    int warps = (threads + 31) / 32;
+    int slice = mix_warp_slice(warps, q);
+    size_t shared = (size_t) (1 + warps) * slice * q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
+    ssd_mixing_backward_vec_kernel<T><<<grid, threads, shared, stream>>>(scores, cum, seq, dmixing, dscores, dlogd,
+                                                                        heads, groups, q, lanes, slice);
     return;
   }
   size_t shared = (q + kMixRows + ((q + kMixRows) & 1)) * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
@@ -1546,14 +1562,18 @@ void silu_mul_backward(const T* gate, int64_t gate_row, const T* up, int64_t up_
 // ---------------------------------------------------------------------------------------------
 // Rotary position embedding, rotate_half form (transformers' apply_rotary_pos_emb): for x [b, t, h, d]
 // and cos, sin [B, 1, t, d] float32 (B = 1 or b; per-row positions restart in packed rows), with
-// x1, x2 the two halves of d: out1 = x1 cos1 - x2 sin1, out2 = x2 cos2 + x1 sin2. Backward:
-// dx1 = g1 cos1 + g2 sin2, dx2 = g2 cos2 - g1 sin1. Each thread owns 8 elements of each half. In
-// TorchScript it was a cat of the negated halves, two products and a sum each way (RoPE's cat alone
-// 2.4 ms of a 124 ms step at 8 x 2048).
+// x1, x2 the two halves of d: out1 = x1 cos1 - x2 sin1, out2 = x2 cos2 + x1 sin2, times `scale`.
+// Backward: dx1 = (g1 cos1 + g2 sin2) scale, dx2 = (g2 cos2 - g1 sin1) scale. Each thread owns 8
+// elements of each half. x and out are [b, t] rows of h heads side by side, x_row and out_row
+// elements apart: the forward reads q or k in place from the fused q, k, v projection, the backward
+// writes their gradients in place into the projection's gradient (qkv_rope, anneal_ops.cpp), and
+// `scale` carries Falcon-H1's key multiplier. In TorchScript it was a cat of the negated halves, two
+// products and a sum each way (RoPE's cat alone 2.4 ms of a 124 ms step at 8 x 2048).
 // ---------------------------------------------------------------------------------------------
 struct RopeShape {
   int b, t, h, d, cos_rows;
-  int64_t x_row;   // elements between x's consecutive (b, t) rows: h * d, or more for a slice of a fused projection
+  int64_t x_row, out_row;   // elements between consecutive (b, t) rows: h * d, or more in a fused projection
+  float scale;
 };
 
 template <typename T, bool kBackward>
@@ -1566,8 +1586,8 @@ __global__ void rope_kernel(const T* __restrict__ x, const float* __restrict__ c
   int64_t token_head = i / lanes;          // (b, t, h)
   int64_t bt = token_head / sh.h;
   int tt = (int) (bt % sh.t), bb = (int) (bt / sh.t);
-  int64_t at = token_head * sh.d + j;
-  int64_t x_at = bt * sh.x_row + (token_head % sh.h) * sh.d + j;
+  int64_t head_at = (token_head % sh.h) * sh.d + j;
+  int64_t x_at = bt * sh.x_row + head_at, at = bt * sh.out_row + head_at;
   int64_t angle = ((int64_t) (sh.cos_rows == 1 ? 0 : bb) * sh.t + tt) * sh.d + j;
   float x1[8], x2[8], o1[8], o2[8];
   load8(x + x_at, x1);
@@ -1576,11 +1596,11 @@ __global__ void rope_kernel(const T* __restrict__ x, const float* __restrict__ c
   for (int k = 0; k < 8; k++) {
     float c1 = cos[angle + k], s1 = sin[angle + k], c2 = cos[angle + half + k], s2 = sin[angle + half + k];
     if (kBackward) {  // x1, x2 hold the output gradient's halves
-      o1[k] = x1[k] * c1 + x2[k] * s2;
-      o2[k] = x2[k] * c2 - x1[k] * s1;
+      o1[k] = (x1[k] * c1 + x2[k] * s2) * sh.scale;
+      o2[k] = (x2[k] * c2 - x1[k] * s1) * sh.scale;
     } else {
-      o1[k] = x1[k] * c1 - x2[k] * s1;
-      o2[k] = x2[k] * c2 + x1[k] * s2;
+      o1[k] = (x1[k] * c1 - x2[k] * s1) * sh.scale;
+      o2[k] = (x2[k] * c2 + x1[k] * s2) * sh.scale;
     }
   }
   store8(out + at, o1);
@@ -1588,11 +1608,11 @@ __global__ void rope_kernel(const T* __restrict__ x, const float* __restrict__ c
 }
 
 template <typename T>
-void rope_apply(const T* x, int64_t x_row, const float* cos, const float* sin, T* out, int batch, int time, int heads,
-                int dim, int cos_rows, bool backward, cudaStream_t stream) {
+void rope_apply(const T* x, int64_t x_row, const float* cos, const float* sin, T* out, int64_t out_row, float scale,
+                int batch, int time, int heads, int dim, int cos_rows, bool backward, cudaStream_t stream) {
   int64_t threads = (int64_t) batch * time * heads * (dim / 16);
   if (threads == 0) return;
-  RopeShape sh{batch, time, heads, dim, cos_rows, x_row};
+  RopeShape sh{batch, time, heads, dim, cos_rows, x_row, out_row, scale};
   if (backward) {
     rope_kernel<T, true><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(x, cos, sin, out, sh);
   } else {
@@ -1815,8 +1835,8 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
                                          int64_t, int, float, cudaStream_t);                                        \
   template void residual_norm_backward<T>(const float*, const float*, const float*, const T*, const float*, float*,  \
                                           T*, T*, float*, int64_t, int, cudaStream_t);                              \
-  template void rope_apply<T>(const T*, int64_t, const float*, const float*, T*, int, int, int, int, int, bool,        \
-                              cudaStream_t);                                                                          \
+  template void rope_apply<T>(const T*, int64_t, const float*, const float*, T*, int64_t, float, int, int, int, int, \
+                              int, bool, cudaStream_t);                                                               \
   template void silu_mul_forward<T>(const T*, int64_t, const T*, int64_t, T*, int64_t, int, cudaStream_t);           \
   template void silu_mul_backward<T>(const T*, int64_t, const T*, int64_t, const T*, T*, T*, int64_t, int,          \
                                      cudaStream_t);                                                                 \

@@ -82,13 +82,13 @@ void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, cons
                                 const T* g_skip, const float* d_skip, T* dx, float* ddt, int batch, int time,
                                 int heads, int p, int q, cudaStream_t stream);
 
-/** RoPE (rotate_half) of x [b, t, h, dim] with cos, sin [cos_rows, 1, t, dim] float32 (cos_rows 1 or b), or with
- * `backward` its gradient from the output gradient in x's place; out [b, t, h, dim] contiguous. x's heads lie side
- * by side, its (b, t) rows x_row elements apart (h * dim when contiguous; a multiple of 8); dim a multiple of 16,
- * 16-byte aligned x. */
+/** RoPE (rotate_half) of x [b, t, h, dim] times `scale`, with cos, sin [cos_rows, 1, t, dim] float32 (cos_rows 1 or
+ * b), or with `backward` its gradient from the output gradient in x's place. x's and out's heads lie side by side,
+ * their (b, t) rows x_row and out_row elements apart (h * dim when contiguous, more in a fused q, k, v projection;
+ * multiples of 8); dim a multiple of 16, 16-byte aligned x and out. */
 template <typename T>
-void rope_apply(const T* x, int64_t x_row, const float* cos, const float* sin, T* out, int batch, int time, int heads,
-                int dim, int cos_rows, bool backward, cudaStream_t stream);
+void rope_apply(const T* x, int64_t x_row, const float* cos, const float* sin, T* out, int64_t out_row, float scale,
+                int batch, int time, int heads, int dim, int cos_rows, bool backward, cudaStream_t stream);
 
 /** The residual stream's RMSNorm: out [rows, width] (T) = s r w with s = x (+ a + b when a is given, then written to
  * `sum`), r = rsqrt(mean(s^2) + eps) written to rstd [rows]; x, sum, w float32. Needs residual_norm_supported. */

@@ -14,7 +14,8 @@
 //   silu_mul               silu(gate) * up (SwiGLU, the Mamba output gate), one pass each way
 //   rms_norm, add_rms_norm the float32 residual stream's RMSNorm into the compute type, the second
 //                          after adding the layer's two branches; one pass each way
-//   rope                   rotary position embedding (rotate_half), one pass each way
+//   qkv_rope               rotary position embedding (rotate_half) of q and k, the key multiplier and
+//                          v, from the fused projection and back into its gradient, one pass each way
 //   linear, linear_pair    x W^T + b with the float32 master weight cast inside, muP multipliers folded
 //                          into that cast; the backward adds the weight gradient straight into the
 //                          master's float32 .grad; the pair shares one x-gradient
@@ -30,6 +31,7 @@
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
@@ -568,8 +570,8 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     ctx->save_for_backward({x, dtc});
     ctx->saved_data["q"] = q;
     bool fold = skip_grad.has_value() && skip.has_value();
-    ctx->saved_data["skip_grad"] = fold ? c10::IValue(skip_grad->to(x.scalar_type()).contiguous()) : c10::IValue();
-    ctx->saved_data["skip"] = fold ? c10::IValue(skip->to(at::kFloat).contiguous()) : c10::IValue();
+    ctx->saved_data["skip_grad"] = optional_value(fold ? skip_grad->to(x.scalar_type()).contiguous() : Tensor());
+    ctx->saved_data["skip"] = optional_value(fold ? skip->to(at::kFloat).contiguous() : Tensor());
     return {tokens, heads};
   }
 
@@ -931,13 +933,20 @@ struct AddRmsNorm : torch::autograd::Function<AddRmsNorm> {
   }
 };
 
+// The weight's check, and whether the kernels serve x and `type`; else the composed form below.
+bool rms_norm_on_kernel(const char* op, const Tensor& x, const Tensor& weight, at::ScalarType type) {
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "anneal::", op, ": expected a weight of ",
+              x.size(-1), " channels, found ", weight.sizes());
+  return residual_norm_kernel(x, {}) && (type == at::kFloat || type == at::kHalf || type == at::kBFloat16);
+}
+
+Tensor rms_norm_composed(const Tensor& x, const Tensor& weight, double eps, at::ScalarType type) {
+  return at::rms_norm(x, {x.size(-1)}, weight, eps).to(type);
+}
+
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, int64_t dtype) {
   auto type = (at::ScalarType) dtype;
-  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "anneal::rms_norm: expected a weight of ",
-              x.size(-1), " channels, found ", weight.sizes());
-  if (!residual_norm_kernel(x, {}) || (type != at::kFloat && type != at::kHalf && type != at::kBFloat16)) {
-    return at::rms_norm(x, {x.size(-1)}, weight, eps).to(type);
-  }
+  if (!rms_norm_on_kernel("rms_norm", x, weight, type)) return rms_norm_composed(x, weight, eps, type);
   return RmsNorm::apply(x, weight, eps, dtype, false)[0];
 }
 
@@ -945,11 +954,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, int64_t dtype
 // in its own pass (RmsNorm's `keep`); the composed form returns x as it is.
 std::tuple<Tensor, Tensor> rms_norm_keep(const Tensor& x, const Tensor& weight, double eps, int64_t dtype) {
   auto type = (at::ScalarType) dtype;
-  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1), "anneal::rms_norm_keep: expected a weight of ",
-              x.size(-1), " channels, found ", weight.sizes());
-  if (!residual_norm_kernel(x, {}) || (type != at::kFloat && type != at::kHalf && type != at::kBFloat16)) {
-    return {at::rms_norm(x, {x.size(-1)}, weight, eps).to(type), x};
-  }
+  if (!rms_norm_on_kernel("rms_norm_keep", x, weight, type)) return {rms_norm_composed(x, weight, eps, type), x};
   variable_list out = RmsNorm::apply(x, weight, eps, dtype, true);
   return {out[0], out[1]};
 }
@@ -963,7 +968,7 @@ std::tuple<Tensor, Tensor> add_rms_norm(const Tensor& x, const Tensor& a, const 
               x.size(-1), " channels, found ", weight.sizes());
   if (!residual_norm_kernel(x, {&a, &b})) {
     Tensor sum = x + a + b;
-    return {sum, at::rms_norm(sum, {x.size(-1)}, weight, eps).to(a.scalar_type())};
+    return {sum, rms_norm_composed(sum, weight, eps, a.scalar_type())};
   }
   variable_list out = AddRmsNorm::apply(x, a, b, weight, eps);
   return {out[0], out[1]};
@@ -1055,68 +1060,96 @@ Tensor silu_mul(const Tensor& gate, const Tensor& up) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// rope(x [b,t,h,d], cos [B,1,t,d], sin [B,1,t,d]) -> x rotated (rotate_half form) in x's type, B = 1 or b,
-// cos and sin float32 and constant (no gradient): one pass each way (anneal_kernels.cu, rope_apply).
-// x is the projection's [b,t,h,d] view, read in place also when it is a slice of a fused q, k, v
-// projection (its rows further apart than h * d); the result is contiguous, and the caller transposes
-// it for attention.
+// qkv_rope(qkv [b,t,(heads + 2 kv_heads) d], cos [B,1,t,d], sin [B,1,t,d], heads, kv_heads, key_scale)
+//   -> (q [b,t,heads,d], k [b,t,kv_heads,d], v [b,t,kv_heads,d]) in qkv's type, contiguous:
+// q and k rotated (RoPE, rotate_half form: transformers' apply_rotary_pos_emb), k times Falcon-H1's
+// key multiplier, v as it is. B = 1 or b; cos and sin are float32 constants (no gradient). Each way,
+// one kernel for q, one for k and a row copy for v (anneal_kernels.cu, rope_apply): the forward reads
+// the fused projection in place, and the backward writes the three gradients in place into the
+// projection's gradient. So no cat of q, k and v gradients and no pass for the key multiplier are
+// left. The caller transposes q, k and v for attention.
 // ---------------------------------------------------------------------------------------------
-struct Rope : torch::autograd::Function<Rope> {
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& cos, const Tensor& sin) {
+struct QkvRope : torch::autograd::Function<QkvRope> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& qkv, const Tensor& cos, const Tensor& sin,
+                               int64_t heads, int64_t kv_heads, double key_scale) {
     Tensor cc = cos.contiguous(), sc = sin.contiguous();
-    Tensor out = at::empty(x.sizes(), x.options().memory_format(at::MemoryFormat::Contiguous));
-    rotate(x, token_row_stride(x), cc, sc, out, false);
+    int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / (heads + 2 * kv_heads);
+    Tensor q = at::empty({b, t, heads, d}, qkv.options());
+    Tensor k = at::empty({b, t, kv_heads, d}, qkv.options());
+    Tensor v = at::empty({b, t, kv_heads, d}, qkv.options());
+    run(qkv, q, k, v, cc, sc, heads, kv_heads, key_scale, false);
     ctx->save_for_backward({cc, sc});
-    return out;
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["kv_heads"] = kv_heads;
+    ctx->saved_data["key_scale"] = key_scale;
+    return {q, k, v};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor()};
-    Tensor g = grads[0].contiguous();
-    Tensor dx = at::empty_like(g);
-    rotate(g, g.size(2) * g.size(3), saved[0], saved[1], dx, true);
-    return {dx, Tensor(), Tensor()};
+    int64_t heads = ctx->saved_data["heads"].toInt(), kv_heads = ctx->saved_data["kv_heads"].toInt();
+    // (an output without gradient comes as zeros: grads are materialised)
+    Tensor dq = aligned(grads[0].contiguous()), dk = aligned(grads[1].contiguous()), dv = aligned(grads[2].contiguous());
+    Tensor dqkv = at::empty({dq.size(0), dq.size(1), (heads + 2 * kv_heads) * dq.size(3)}, dq.options());
+    run(dqkv, dq, dk, dv, saved[0], saved[1], heads, kv_heads, ctx->saved_data["key_scale"].toDouble(), true);
+    return {dqkv, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 
-  static void rotate(const Tensor& x, int64_t x_row, const Tensor& cos, const Tensor& sin, const Tensor& out,
-                     bool backward) {
-    c10::cuda::CUDAGuard guard(x.device());
+  // Forward: the projection read, q, k and v written. Backward: their gradients read, the projection's written.
+  static void run(const Tensor& projection, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cos,
+                  const Tensor& sin, int64_t heads, int64_t kv_heads, double key_scale, bool backward) {
+    int64_t b = q.size(0), t = q.size(1), d = q.size(3), width = projection.size(2);
+    c10::cuda::CUDAGuard guard(projection.device());
     auto stream = at::cuda::getCurrentCUDAStream();
-    by_type(x, "rope", [&](auto tag) {
+    by_type(projection, "qkv_rope", [&](auto tag) {
       using T = decltype(tag);
-      anneal::rope_apply<T>(ptr<T>(x), x_row, cos.data_ptr<float>(), sin.data_ptr<float>(), ptr<T>(out),
-                            (int) x.size(0), (int) x.size(1), (int) x.size(2), (int) x.size(3), (int) cos.size(0),
-                            backward, stream);
+      T* fused = ptr<T>(projection);
+      auto rotate = [&](const Tensor& part, int64_t offset, int64_t h, double scale) {
+        const T* from = backward ? ptr<T>(part) : fused + offset;
+        T* to = backward ? fused + offset : ptr<T>(part);
+        anneal::rope_apply<T>(from, backward ? h * d : width, cos.data_ptr<float>(), sin.data_ptr<float>(), to,
+                              backward ? width : h * d, (float) scale, (int) b, (int) t, (int) h, (int) d,
+                              (int) cos.size(0), backward, stream);
+      };
+      rotate(q, 0, heads, 1.0);
+      rotate(k, heads * d, kv_heads, key_scale);
+      size_t row = kv_heads * d * sizeof(T), fused_row = width * sizeof(T);
+      T* fused_v = fused + (heads + kv_heads) * d;
+      if (backward) {
+        C10_CUDA_CHECK(cudaMemcpy2DAsync(fused_v, fused_row, ptr<T>(v), row, row, b * t, cudaMemcpyDeviceToDevice,
+                                         stream));
+      } else {
+        C10_CUDA_CHECK(cudaMemcpy2DAsync(ptr<T>(v), row, fused_v, fused_row, row, b * t, cudaMemcpyDeviceToDevice,
+                                         stream));
+      }
     });
-  }
-
-  // The elements between consecutive (b, t) rows of x [b,t,h,d] whose heads lie side by side in each
-  // row (contiguous, or a slice of a fused projection's last dimension); -1 for any other layout.
-  static int64_t token_row_stride(const Tensor& x) {
-    int64_t heads = x.size(2) * x.size(3);
-    if (x.stride(3) != 1 || (x.size(2) > 1 && x.stride(2) != x.size(3))) return -1;
-    int64_t row = x.size(1) > 1 ? x.stride(1) : (x.size(0) > 1 ? x.stride(0) : heads);
-    if (x.size(1) > 1 && x.size(0) > 1 && x.stride(0) != row * x.size(1)) return -1;
-    return row >= heads ? row : -1;
   }
 };
 
-Tensor rope(const Tensor& x, const Tensor& cos, const Tensor& sin) {
-  TORCH_CHECK(x.dim() == 4 && cos.dim() == 4 && sin.sizes() == cos.sizes() && cos.size(1) == 1 &&
-              cos.size(2) == x.size(1) && cos.size(3) == x.size(3) && (cos.size(0) == 1 || cos.size(0) == x.size(0)),
-              "anneal::rope: expected x [b,t,h,d] and cos, sin [1 or b, 1, t, d], found ", x.sizes(), " and ",
-              cos.sizes());
-  int64_t d = x.size(3);
-  int64_t x_row = Rope::token_row_stride(x);
-  bool kernel = x.is_cuda() && d % 16 == 0 && cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat &&
-                x_row >= 0 && x_row % 8 == 0 && starts_aligned(x);
-  if (!kernel) {  // transformers' rotate_half, in x's type, with the angles broadcast over the heads
-    Tensor c = cos.transpose(1, 2).to(x.scalar_type()), s = sin.transpose(1, 2).to(x.scalar_type());
-    Tensor rotated = at::cat({x.narrow(3, d / 2, d / 2).neg(), x.narrow(3, 0, d / 2)}, 3);
-    return x * c + rotated * s;
+std::tuple<Tensor, Tensor, Tensor> qkv_rope(const Tensor& qkv, const Tensor& cos, const Tensor& sin, int64_t heads,
+                                            int64_t kv_heads, double key_scale) {
+  TORCH_CHECK(qkv.dim() == 3 && heads > 0 && kv_heads > 0 && qkv.size(2) % (heads + 2 * kv_heads) == 0,
+              "anneal::qkv_rope: expected qkv [b, t, (heads + 2 kv_heads) d] for ", heads, " heads and ", kv_heads,
+              " key-value heads, found ", qkv.sizes());
+  int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / (heads + 2 * kv_heads);
+  TORCH_CHECK(cos.dim() == 4 && sin.sizes() == cos.sizes() && cos.size(1) == 1 && cos.size(2) == t &&
+              cos.size(3) == d && (cos.size(0) == 1 || cos.size(0) == b),
+              "anneal::qkv_rope: expected cos and sin [1 or ", b, ", 1, ", t, ", ", d, "], found ", cos.sizes(),
+              " and ", sin.sizes());
+  bool kernel = qkv.is_cuda() && qkv.is_contiguous() && d % 16 == 0 && cos.scalar_type() == at::kFloat &&
+                sin.scalar_type() == at::kFloat && starts_aligned(qkv);
+  if (!kernel) {  // transformers' rotate_half, in qkv's type, with the angles broadcast over the heads
+    Tensor c = cos.transpose(1, 2).to(qkv.scalar_type()), s = sin.transpose(1, 2).to(qkv.scalar_type());
+    auto rotate = [&](const Tensor& x) {
+      return x * c + at::cat({x.narrow(3, d / 2, d / 2).neg(), x.narrow(3, 0, d / 2)}, 3) * s;
+    };
+    auto parts = at::split_with_sizes(qkv, {heads * d, kv_heads * d, kv_heads * d}, 2);
+    Tensor k = rotate(parts[1].reshape({b, t, kv_heads, d}));
+    return {rotate(parts[0].reshape({b, t, heads, d})), key_scale == 1.0 ? k : k * key_scale,
+            parts[2].reshape({b, t, kv_heads, d}).contiguous()};
   }
-  return Rope::apply(x, cos, sin);
+  variable_list out = QkvRope::apply(qkv, cos, sin, heads, kv_heads, key_scale);
+  return {out[0], out[1], out[2]};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1184,50 +1217,25 @@ Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bo
   return at::linear(x, cast, b.to(x.scalar_type()));
 }
 
-struct Linear : torch::autograd::Function<Linear> {
-  // bias is a tensor (an empty one when the layer has none): C++ autograd functions take no
-  // undefined tensors as inputs; columns is a constant (no gradient)
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                        bool has_bias, double scale, const c10::optional<Tensor>& columns) {
-    Tensor w;
-    Tensor out = cast_linear(x, weight, bias, has_bias, scale, optional_tensor(columns), w);
-    ctx->save_for_backward({x, w});
-    ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
-    ctx->saved_data["bias_type"] = has_bias ? (int64_t) bias.scalar_type() : (int64_t) -1;
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["columns"] = optional_value(optional_tensor(columns));
-    return out;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
-    auto saved = ctx->get_saved_variables();
-    Tensor x = saved[0], w = saved[1];
-    Tensor g = grads[0].to(x.scalar_type());
-    Tensor dx = ctx->needs_input_grad(0) ? at::matmul(g, w) : Tensor();
-    auto [dweight, dbias] = linear_parameter_grads(
-        ctx->saved_data["weight"].toTensor(), g.reshape({-1, w.size(0)}), x.reshape({-1, w.size(1)}),
-        ctx->saved_data["bias_type"].toInt(), ctx->needs_input_grad(1), ctx->needs_input_grad(2),
-        ctx->saved_data["scale"].toDouble(), saved_optional(ctx, "columns"));
-    return {dx, dweight, dbias, Tensor(), Tensor(), Tensor()};
-  }
-};
-
-// Two linear layers on one input (the MLP's gate and up projections; Mamba's input projection and
-// q, k, v): two GEMMs each way as for two `linear`s, but x's gradient is one tensor, the second
-// product added into the first's by the GEMM (C = the first, beta 1), where autograd would add two
-// half-precision [rows, in] gradients (about 24 us a pair at 8 x 2048). No weights are stacked, so
-// no memory is added. Each layer takes its own multipliers, as `linear` does.
-struct LinearPair : torch::autograd::Function<LinearPair> {
+// One linear layer on x, or two (the MLP's gate and up projections; Mamba's input projection and
+// q, k, v). A pair costs two GEMMs each way, as two single layers do, but x's gradient is one
+// tensor: the second product is added into the first's by the GEMM (C = the first, beta 1), where
+// autograd would add two half-precision [rows, in] gradients (about 24 us a pair at 8 x 2048). No
+// weights are stacked, so no memory is added. Each layer takes its own multipliers. C++ autograd
+// functions take no undefined tensors as inputs: a layer without bias passes an empty one
+// (has_bias false), a single layer an empty weight2.
+struct LinearLayers : torch::autograd::Function<LinearLayers> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight1, const Tensor& bias1,
                                bool has_bias1, const Tensor& weight2, const Tensor& bias2, bool has_bias2,
                                double scale1, double scale2, const c10::optional<Tensor>& columns1,
                                const c10::optional<Tensor>& columns2) {
+    int64_t layers = weight2.numel() > 0 ? 2 : 1;
     Tensor w1, w2;
-    Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), w1);
-    Tensor out2 = cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), w2);
+    variable_list out = {cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), w1)};
+    if (layers == 2) out.push_back(cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), w2));
     ctx->save_for_backward({x, w1, w2});
-    ctx->saved_data["weight1"] = weight1;
+    ctx->saved_data["layers"] = layers;
+    ctx->saved_data["weight1"] = weight1;  // the leaves themselves, whose .grad the backward adds into
     ctx->saved_data["weight2"] = weight2;
     ctx->saved_data["bias_type1"] = has_bias1 ? (int64_t) bias1.scalar_type() : (int64_t) -1;
     ctx->saved_data["bias_type2"] = has_bias2 ? (int64_t) bias2.scalar_type() : (int64_t) -1;
@@ -1236,7 +1244,7 @@ struct LinearPair : torch::autograd::Function<LinearPair> {
     ctx->saved_data["columns1"] = optional_value(optional_tensor(columns1));
     ctx->saved_data["columns2"] = optional_value(optional_tensor(columns2));
     ctx->set_materialize_grads(false);   // an output without gradient stays undefined: its GEMMs are skipped
-    return {out1, out2};
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -1245,7 +1253,8 @@ struct LinearPair : torch::autograd::Function<LinearPair> {
     Tensor x2 = x.reshape({-1, x.size(-1)});
     Tensor dx;
     Tensor param_grads[2][2];
-    for (int k = 0; k < 2; k++) {
+    int64_t layers = ctx->saved_data["layers"].toInt();
+    for (int k = 0; k < layers; k++) {
       if (!grads[k].defined()) continue;
       std::string n = std::to_string(k + 1);
       Tensor w = saved[1 + k];
@@ -1258,6 +1267,7 @@ struct LinearPair : torch::autograd::Function<LinearPair> {
           dx = at::matmul(g, w);
         }
       }
+      // needs_input_grad counts the tensor inputs only: x, weight1, bias1, weight2, bias2
       auto [dweight, dbias] = linear_parameter_grads(
           ctx->saved_data["weight" + n].toTensor(), g2, x2, ctx->saved_data["bias_type" + n].toInt(),
           ctx->needs_input_grad(1 + 2 * k), ctx->needs_input_grad(2 + 2 * k), ctx->saved_data["scale" + n].toDouble(),
@@ -1284,11 +1294,17 @@ void check_linear(const Tensor& x, const Tensor& weight, const c10::optional<Ten
               "anneal::linear: columns is a constant multiplier and gets no gradient, but it requires one");
 }
 
+// the bias, or an empty tensor in its place (LinearLayers takes no undefined inputs)
+Tensor bias_or_empty(const c10::optional<Tensor>& bias, const Tensor& weight) {
+  return bias.has_value() ? *bias : at::empty({0}, weight.options());
+}
+
 Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias, double scale,
               const c10::optional<Tensor>& columns) {
   check_linear(x, weight, bias, columns);
-  Tensor b = bias.has_value() ? *bias : at::empty({0}, weight.options());
-  return Linear::apply(x, weight, b, bias.has_value(), scale, columns);
+  Tensor none = at::empty({0}, weight.options());
+  return LinearLayers::apply(x, weight, bias_or_empty(bias, weight), bias.has_value(), none, none, false, scale, 1.0,
+                             columns, c10::nullopt)[0];
 }
 
 std::tuple<Tensor, Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
@@ -1297,10 +1313,9 @@ std::tuple<Tensor, Tensor> linear_pair(const Tensor& x, const Tensor& weight1, c
                                        const c10::optional<Tensor>& columns2) {
   check_linear(x, weight1, bias1, columns1);
   check_linear(x, weight2, bias2, columns2);
-  Tensor b1 = bias1.has_value() ? *bias1 : at::empty({0}, weight1.options());
-  Tensor b2 = bias2.has_value() ? *bias2 : at::empty({0}, weight2.options());
-  variable_list out = LinearPair::apply(x, weight1, b1, bias1.has_value(), weight2, b2, bias2.has_value(), scale1,
-                                        scale2, columns1, columns2);
+  variable_list out = LinearLayers::apply(x, weight1, bias_or_empty(bias1, weight1), bias1.has_value(), weight2,
+                                          bias_or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1,
+                                          columns2);
   return {out[0], out[1]};
 }
 
@@ -1507,7 +1522,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("rms_norm_keep(Tensor(a) x, Tensor weight, float eps, int dtype) -> (Tensor, Tensor(a))");
   m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
   m.def("residual_add(Tensor x, Tensor a) -> Tensor");
-  m.def("rope(Tensor x, Tensor cos, Tensor sin) -> Tensor");
+  m.def("qkv_rope(Tensor qkv, Tensor cos, Tensor sin, int heads, int kv_heads, float key_scale) -> (Tensor, Tensor, Tensor)");
   m.def("linear(Tensor x, Tensor weight, Tensor? bias, float scale=1.0, Tensor? columns=None) -> Tensor");
   m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2, float scale1=1.0, "
         "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None) -> (Tensor, Tensor)");
@@ -1534,7 +1549,7 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("rms_norm_keep", &rms_norm_keep);
   m.impl("add_rms_norm", &add_rms_norm);
   m.impl("residual_add", &residual_add);
-  m.impl("rope", &rope);
+  m.impl("qkv_rope", &qkv_rope);
   m.impl("linear", &linear);
   m.impl("linear_pair", &linear_pair);
 }
