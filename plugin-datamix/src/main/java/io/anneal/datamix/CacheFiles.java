@@ -4,12 +4,14 @@ import io.anneal.api.InputException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Where a source file's index and token cache live ({@code cache} and {@code cache-dir} of the data
@@ -24,6 +26,8 @@ import java.util.HexFormat;
 record CacheFiles(boolean enabled, Path dir) {
     static final CacheFiles OFF = new CacheFiles(false, null);
     static final CacheFiles NEXT_TO_FILE = new CacheFiles(true, null);
+    /** The end of the name of a writer's {@link #temporaryFor temporary file}. */
+    static final String TEMPORARY_SUFFIX = ".tmp";
 
     /** The cache file of {@code file} with {@code suffix} ({@code .anneal-index} or {@code .anneal-tokens}). */
     Path locate(Path file, String suffix) {
@@ -51,6 +55,32 @@ record CacheFiles(boolean enabled, Path dir) {
                     + (dir == null ? "set data.cache-dir to a writable folder (caches then go there)"
                             : "set data.cache-dir to a writable folder")
                     + ", or data.cache = false to re-read and re-tokenise every record at every draw");
+        }
+    }
+
+    /**
+     * Creates an empty temporary file of its own for one writer of {@code target}, in the target's
+     * folder (so the rename into place stays on one file system): {@code <target name>.<random>.tmp}.
+     * Processes that build the same cache at the same time (several {@code anneal run} started
+     * together on one data file) each write their own file and each rename a complete one into place;
+     * the last rename wins, and a reader only ever sees a complete cache. The file is created with
+     * the permissions of any new file (the umask's), not {@code Files.createTempFile}'s owner-only
+     * ones, so the published cache stays as readable as before. The writer deletes it when it does
+     * not commit. Since the names are unique, no later build overwrites a leftover: one that a killed
+     * process (or a failed delete) leaves stays until deleted by hand; nothing reads it.
+     */
+    static Path temporaryFor(Path target) throws IOException {
+        Path folder = target.toAbsolutePath().getParent();
+        String prefix = target.getFileName() + ".";
+        for (int attempt = 0;; attempt++) {
+            Path tmp = folder.resolve(prefix + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + TEMPORARY_SUFFIX);
+            try {
+                return Files.createFile(tmp); // exclusive: fails when the name is taken
+            } catch (FileAlreadyExistsException e) {
+                if (attempt == 100) {
+                    throw e;
+                }
+            }
         }
     }
 

@@ -432,29 +432,38 @@ final class SourceFile {
     }
 
     private void writeIndex(Path cache, String key) throws IOException {
-        Path tmp = cache.resolveSibling(cache.getFileName() + ".tmp");
-        try (DataOutputStream out = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16))) {
-            out.writeInt(MAGIC);
-            out.writeInt(VERSION);
-            out.writeUTF(key);
-            out.writeLong(tokens);
-            out.writeLong(supervisedTargets);
-            out.writeLong(skippedBad);
-            out.writeLong(skippedUnsupervised);
-            out.writeLong(allSupervised);
-            out.writeLong(assistantTurns);
-            out.writeLong(eosMasked);
-            out.writeInt(problems.size());
-            for (String p : problems) {
-                out.writeUTF(p.length() > 16000 ? p.substring(0, 16000) : p);
+        Path tmp = CacheFiles.temporaryFor(cache); // this writer's own: others may be building the same index
+        try {
+            try (DataOutputStream out = new DataOutputStream(new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16))) {
+                out.writeInt(MAGIC);
+                out.writeInt(VERSION);
+                out.writeUTF(key);
+                out.writeLong(tokens);
+                out.writeLong(supervisedTargets);
+                out.writeLong(skippedBad);
+                out.writeLong(skippedUnsupervised);
+                out.writeLong(allSupervised);
+                out.writeLong(assistantTurns);
+                out.writeLong(eosMasked);
+                out.writeInt(problems.size());
+                for (String p : problems) {
+                    out.writeUTF(p.length() > 16000 ? p.substring(0, 16000) : p);
+                }
+                out.writeInt(positions.length);
+                for (int i = 0; i < positions.length; i++) {
+                    out.writeLong(positions[i]);
+                    out.writeInt(lengths[i]);
+                    out.writeLong(lines[i]);
+                }
             }
-            out.writeInt(positions.length);
-            for (int i = 0; i < positions.length; i++) {
-                out.writeLong(positions[i]);
-                out.writeInt(lengths[i]);
-                out.writeLong(lines[i]);
+            CacheFiles.moveIntoPlace(tmp, cache);
+        } catch (IOException | RuntimeException e) {
+            try {
+                Files.deleteIfExists(tmp);
+            } catch (IOException suppressed) {
+                e.addSuppressed(suppressed);
             }
+            throw e;
         }
-        CacheFiles.moveIntoPlace(tmp, cache);
     }
 }

@@ -62,21 +62,29 @@ final class TokenCache {
         private int count;
         private ByteBuffer record = ByteBuffer.allocate(1 << 12).order(ByteOrder.LITTLE_ENDIAN);
         private final CRC32C crc = new CRC32C();
+        private boolean committed;
 
         Writer(Path target, String key, int vocabularySize) throws IOException {
             this.target = target;
-            this.tmp = target.resolveSibling(target.getFileName() + ".tmp");
+            this.tmp = CacheFiles.temporaryFor(target); // this writer's own: others may be building the same cache
             this.width = idWidth(vocabularySize);
-            this.out = new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16);
-            ByteArrayOutputStream header = new ByteArrayOutputStream();
-            try (DataOutputStream h = new DataOutputStream(header)) {
-                h.writeInt(MAGIC);
-                h.writeInt(VERSION);
-                h.writeUTF(key);
-                h.writeByte(width);
+            OutputStream opened = null;
+            try {
+                opened = new BufferedOutputStream(Files.newOutputStream(tmp), 1 << 16);
+                ByteArrayOutputStream header = new ByteArrayOutputStream();
+                try (DataOutputStream h = new DataOutputStream(header)) {
+                    h.writeInt(MAGIC);
+                    h.writeInt(VERSION);
+                    h.writeUTF(key);
+                    h.writeByte(width);
+                }
+                opened.write(header.toByteArray());
+                position = header.size();
+            } catch (IOException | RuntimeException e) {
+                discard(opened, tmp);
+                throw e;
             }
-            out.write(header.toByteArray());
-            position = header.size();
+            this.out = opened;
         }
 
         void append(Document d) throws IOException {
@@ -153,15 +161,29 @@ final class TokenCache {
                 c.force(true); // the rename must not publish a file whose bytes are not on disk yet
             }
             CacheFiles.moveIntoPlace(tmp, target);
+            committed = true;
         }
 
+        /** Without {@link #commit} (a failed pass), or after a commit that failed: deletes this writer's temporary file. */
         @Override
         public void close() {
+            if (!committed) { // committed: the file is the cache now
+                discard(out, tmp);
+            }
+        }
+
+        private static void discard(OutputStream out, Path tmp) {
             try {
-                out.close();
+                if (out != null) {
+                    out.close();
+                }
+            } catch (IOException ignored) {
+                // the file goes all the same
+            }
+            try {
                 Files.deleteIfExists(tmp);
             } catch (IOException ignored) {
-                // a leftover .tmp is overwritten by the next build
+                // left beside the cache under its own name: never read, and no other build writes to it
             }
         }
     }

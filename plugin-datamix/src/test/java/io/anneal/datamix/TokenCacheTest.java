@@ -145,6 +145,157 @@ class TokenCacheTest {
         assertEquals(20 + 9 + 16 + 15, narrow.dataBytes());
     }
 
+    /** The names in {@code dir}, sorted. */
+    private static List<String> names(Path dir) throws IOException {
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    private static void assertSameDocuments(Document[] expected, TokenCache.Reader r, Path file) throws IOException {
+        assertNotNull(r, file + " reads back");
+        assertEquals(expected.length, r.records());
+        try (FileChannel c = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer[] scratch = new ByteBuffer[1];
+            for (int i = 0; i < expected.length; i++) {
+                Document got = r.read(i, c, scratch);
+                assertArrayEquals(expected[i].ids(), got.ids(), "ids of " + i);
+                assertArrayEquals(expected[i].supervised(), got.supervised(), "mask of " + i);
+                assertEquals(expected[i].assistantTurns(), got.assistantTurns());
+                assertEquals(expected[i].eosMasked(), got.eosMasked());
+            }
+        }
+    }
+
+    @Test
+    void eachWriterGetsItsOwnTemporaryFileBesideTheTarget(@TempDir Path dir) throws IOException {
+        Path target = dir.resolve("units.jsonl" + TokenCache.SUFFIX);
+        Path a = CacheFiles.temporaryFor(target);
+        Path b = CacheFiles.temporaryFor(target);
+        assertFalse(a.equals(b));
+        for (Path tmp : List.of(a, b)) {
+            assertEquals(dir.toAbsolutePath(), tmp.getParent(), "in the target's folder: the rename stays on one file system");
+            String name = tmp.getFileName().toString();
+            assertTrue(name.startsWith("units.jsonl" + TokenCache.SUFFIX + ".") && name.endsWith(CacheFiles.TEMPORARY_SUFFIX), name);
+            assertEquals(0, Files.size(tmp));
+        }
+        if (Files.getFileStore(dir).supportsFileAttributeView("posix")) {
+            // The cache is this file renamed: as readable as any new file (the umask's), not owner-only.
+            Path plain = Files.createFile(dir.resolve("plain"));
+            assertEquals(Files.getPosixFilePermissions(plain), Files.getPosixFilePermissions(a));
+        }
+    }
+
+    @Test
+    void twoWritersOfOneCacheBothCommit(@TempDir Path dir) throws IOException {
+        // Three `anneal run` started together on one data file all built its token cache: with one fixed
+        // temporary name (<cache>.tmp) the first to commit renamed the file the others were still writing,
+        // and their commit failed with "cannot write the token cache: <cache>.tmp". Two processes, one
+        // thread: both writers open, the same documents through both, then one commit after the other.
+        Document[] docs = {
+            new Document(new int[] {1, 2, 3, 4}, new boolean[] {false, false, true, true}, 1, 0),
+            new Document(new int[] {9, 8, 7}, new boolean[] {false, true, true}, 1, 1),
+        };
+        Path file = dir.resolve("units.jsonl" + TokenCache.SUFFIX);
+        try (TokenCache.Writer first = new TokenCache.Writer(file, "k", 1000);
+                TokenCache.Writer second = new TokenCache.Writer(file, "k", 1000)) {
+            for (Document d : docs) {
+                first.append(d);
+                second.append(d);
+            }
+            first.commit();
+            assertSameDocuments(docs, TokenCache.open(file, "k", docs.length, 1000), file);
+            second.commit(); // the last one wins: the same bytes, complete
+        }
+        assertSameDocuments(docs, TokenCache.open(file, "k", docs.length, 1000), file);
+        assertEquals(List.of(file.getFileName().toString()), names(dir), "the cache and no temporary file");
+    }
+
+    @Test
+    void aWriterClosedWithoutCommitLeavesNoTemporaryFile(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("one.jsonl" + TokenCache.SUFFIX);
+        Document d = new Document(new int[] {5, 6}, new boolean[] {false, true}, 1, 0);
+        try (TokenCache.Writer w = new TokenCache.Writer(file, "k", 1000)) {
+            w.append(d);
+            assertEquals(1, names(dir).size(), "the writer's temporary file: " + names(dir));
+        } // no commit: a failed index pass
+        assertEquals(List.of(), names(dir));
+
+        // Nor does it take another writer's file with it: one pass fails while another goes on.
+        try (TokenCache.Writer going = new TokenCache.Writer(file, "k", 1000)) {
+            try (TokenCache.Writer failing = new TokenCache.Writer(file, "k", 1000)) {
+                failing.append(d);
+                going.append(d);
+            }
+            going.commit();
+        }
+        assertSameDocuments(new Document[] {d}, TokenCache.open(file, "k", 1, 1000), file);
+        assertEquals(List.of(file.getFileName().toString()), names(dir));
+    }
+
+    @Test
+    void aFailedIndexPassLeavesNoTemporaryFile(@TempDir Path dir) throws IOException {
+        Path f = dir.resolve("bad.jsonl");
+        Files.writeString(f, TemplateAndPackingTest.HI_OK_JSON + "\n{\"messages\": 3}\n");
+        HfTokenizer tokenizer = HfTokenizer.load(TestContext.tinyTokenizer());
+        ChatMlTemplate t = new ChatMlTemplate(tokenizer, LossOn.ASSISTANT, true);
+        InputException e = assertThrows(InputException.class,
+                () -> SourceFile.open(f, t, tokenizer, OnError.FAIL, CacheFiles.NEXT_TO_FILE));
+        assertTrue(e.getMessage().contains("bad.jsonl:2"), e.getMessage());
+        assertEquals(List.of("bad.jsonl"), names(dir), "the pass's temporary token cache is gone");
+    }
+
+    @Test
+    void anIndexPassBesideAnotherBuildOfTheSameCache(@TempDir Path dir) throws IOException {
+        // SourceFile.open runs its index pass to the end in one call, so the other process is a writer
+        // opened on the same cache before it and committed after it, with the same key and documents.
+        Path f = dir.resolve("dialog.jsonl");
+        Files.copy(TestContext.examples().resolve("data/dialog.jsonl"), f);
+        HfTokenizer tokenizer = HfTokenizer.load(TestContext.examples().resolve("tokenizer/tokenizer.json"));
+        ChatMlTemplate t = new ChatMlTemplate(tokenizer, LossOn.ASSISTANT, true);
+        Path tokens = CacheFiles.NEXT_TO_FILE.locate(f, TokenCache.SUFFIX);
+        Path index = CacheFiles.NEXT_TO_FILE.locate(f, ".anneal-index");
+        int vocabulary = tokenizer.vocabularySize();
+
+        // What the other process writes: the documents and key of a build of the same file.
+        SourceFile built = SourceFile.open(f, t, tokenizer, OnError.FAIL, CacheFiles.NEXT_TO_FILE);
+        assertFalse(built.fromCache);
+        String key;
+        try (java.io.DataInputStream in = new java.io.DataInputStream(Files.newInputStream(tokens))) {
+            in.readInt();
+            in.readInt();
+            key = in.readUTF();
+        }
+        Document[] docs = new Document[built.records()];
+        try (FileChannel c = FileChannel.open(tokens, StandardOpenOption.READ)) {
+            ByteBuffer[] scratch = new ByteBuffer[1];
+            for (int i = 0; i < docs.length; i++) {
+                docs[i] = built.tokenCache.read(i, c, scratch);
+            }
+        }
+        assertTrue(docs.length > 100, "records: " + docs.length);
+        Files.delete(tokens);
+        Files.delete(index);
+
+        try (TokenCache.Writer other = new TokenCache.Writer(tokens, key, vocabulary)) {
+            for (int i = 0; i < docs.length / 2; i++) {
+                other.append(docs[i]);
+            }
+            SourceFile pass = SourceFile.open(f, t, tokenizer, OnError.FAIL, CacheFiles.NEXT_TO_FILE);
+            assertFalse(pass.fromCache);
+            assertEquals(docs.length, pass.records());
+            for (int i = docs.length / 2; i < docs.length; i++) {
+                other.append(docs[i]);
+            }
+            other.commit();
+        }
+        SourceFile again = SourceFile.open(f, t, tokenizer, OnError.FAIL, CacheFiles.NEXT_TO_FILE);
+        assertTrue(again.fromCache, "the other process's cache is the same cache");
+        assertSameDocuments(docs, again.tokenCache, tokens);
+        assertEquals(List.of("dialog.jsonl", "dialog.jsonl.anneal-index", "dialog.jsonl" + TokenCache.SUFFIX), names(dir),
+                "no temporary file left");
+    }
+
     /** A mix of one plain JSONL file and a folder of gzip shards, copied to {@code dir}. */
     private static MixTrainingData copied(Path dir, boolean superviseEos, String cacheDir) throws IOException {
         Path data = dir.resolve("data");
