@@ -1560,63 +1560,81 @@ void silu_mul_backward(const T* gate, int64_t gate_row, const T* up, int64_t up_
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rotary position embedding, rotate_half form (transformers' apply_rotary_pos_emb): for x [b, t, h, d]
-// and cos, sin [B, 1, t, d] float32 (B = 1 or b; per-row positions restart in packed rows), with
-// x1, x2 the two halves of d: out1 = x1 cos1 - x2 sin1, out2 = x2 cos2 + x1 sin2, times `scale`.
-// Backward: dx1 = (g1 cos1 + g2 sin2) scale, dx2 = (g2 cos2 - g1 sin1) scale. Each thread owns 8
-// elements of each half. x and out are [b, t] rows of h heads side by side, x_row and out_row
-// elements apart: the forward reads q or k in place from the fused q, k, v projection, the backward
-// writes their gradients in place into the projection's gradient (qkv_rope, anneal_ops.cpp), and
-// `scale` carries Falcon-H1's key multiplier. In TorchScript it was a cat of the negated halves, two
+// Rotary position embedding, rotate_half form (transformers' apply_rotary_pos_emb), on the three
+// parts of a fused q, k, v projection (qkv_rope, anneal_ops.cpp): for q and k [b, t, h, d] and cos,
+// sin [B, 1, t, d] float32 (B = 1 or b; per-row positions restart in packed rows), with x1, x2 the
+// two halves of d: out1 = x1 cos1 - x2 sin1, out2 = x2 cos2 + x1 sin2, times the part's scale
+// (Falcon-H1's key multiplier for k). Backward: dx1 = (g1 cos1 + g2 sin2) scale,
+// dx2 = (g2 cos2 - g1 sin1) scale. v is copied, either way. Each thread owns 8 elements of each half
+// of one head. The forward reads the projection in place and writes q, k and v; the backward reads
+// their gradients and writes the projection's, so one launch each way serves all three (v's row
+// copies as cudaMemcpy2DAsync ran at about 1.3 TB/s, 0.29 ms a step at 8 x 2048:
+// docs/benchmarks/2026-12-03-h200-qkv-rope). In TorchScript RoPE was a cat of the negated halves, two
 // products and a sum each way (RoPE's cat alone 2.4 ms of a 124 ms step at 8 x 2048).
 // ---------------------------------------------------------------------------------------------
-struct RopeShape {
-  int b, t, h, d, cos_rows;
-  int64_t x_row, out_row;   // elements between consecutive (b, t) rows: h * d, or more in a fused projection
-  float scale;
-};
-
 template <typename T, bool kBackward>
-__global__ void rope_kernel(const T* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin,
-                            T* __restrict__ out, RopeShape sh) {
-  int half = sh.d / 2, lanes = half / 8;
+__global__ void qkv_rope_kernel(QkvParts<T> parts, const float* __restrict__ cos, const float* __restrict__ sin,
+                                int b, int t, int d, int cos_rows) {
+  int half = d / 2, lanes = half / 8;
+  int all_heads = parts.heads[0] + parts.heads[1] + parts.heads[2];
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
-  if (i >= (int64_t) sh.b * sh.t * sh.h * lanes) return;
+  if (i >= (int64_t) b * t * all_heads * lanes) return;
   int j = (int) (i % lanes) * 8;
-  int64_t token_head = i / lanes;          // (b, t, h)
-  int64_t bt = token_head / sh.h;
-  int tt = (int) (bt % sh.t), bb = (int) (bt / sh.t);
-  int64_t head_at = (token_head % sh.h) * sh.d + j;
-  int64_t x_at = bt * sh.x_row + head_at, at = bt * sh.out_row + head_at;
-  int64_t angle = ((int64_t) (sh.cos_rows == 1 ? 0 : bb) * sh.t + tt) * sh.d + j;
+  int64_t token_head = i / lanes;          // (b, t, head of the projection)
+  int64_t bt = token_head / all_heads;
+  int head = (int) (token_head % all_heads), part = 0;
+  if (head >= parts.heads[0]) {
+    head -= parts.heads[0];
+    part = 1;
+    if (head >= parts.heads[1]) {
+      head -= parts.heads[1];
+      part = 2;
+    }
+  }
+  int64_t head_at = (int64_t) head * d + j;
+  // the part's fields picked by constant indices (an index known only at run time put the whole
+  // parameter struct on the stack)
+  const T* x = (part == 0 ? parts.src[0] : part == 1 ? parts.src[1] : parts.src[2]) +
+               bt * (part == 0 ? parts.src_row[0] : part == 1 ? parts.src_row[1] : parts.src_row[2]) + head_at;
+  T* out = (part == 0 ? parts.dst[0] : part == 1 ? parts.dst[1] : parts.dst[2]) +
+           bt * (part == 0 ? parts.dst_row[0] : part == 1 ? parts.dst_row[1] : parts.dst_row[2]) + head_at;
   float x1[8], x2[8], o1[8], o2[8];
-  load8(x + x_at, x1);
-  load8(x + x_at + half, x2);
+  load8(x, x1);
+  load8(x + half, x2);
+  if (part == 2) {   // v: as it is
+    store8(out, x1);
+    store8(out + half, x2);
+    return;
+  }
+  int tt = (int) (bt % t), bb = (int) (bt / t);
+  int64_t angle = ((int64_t) (cos_rows == 1 ? 0 : bb) * t + tt) * d + j;
+  float scale = part == 0 ? parts.scale[0] : parts.scale[1];
 #pragma unroll
   for (int k = 0; k < 8; k++) {
     float c1 = cos[angle + k], s1 = sin[angle + k], c2 = cos[angle + half + k], s2 = sin[angle + half + k];
     if (kBackward) {  // x1, x2 hold the output gradient's halves
-      o1[k] = (x1[k] * c1 + x2[k] * s2) * sh.scale;
-      o2[k] = (x2[k] * c2 - x1[k] * s1) * sh.scale;
+      o1[k] = (x1[k] * c1 + x2[k] * s2) * scale;
+      o2[k] = (x2[k] * c2 - x1[k] * s1) * scale;
     } else {
-      o1[k] = (x1[k] * c1 - x2[k] * s1) * sh.scale;
-      o2[k] = (x2[k] * c2 + x1[k] * s2) * sh.scale;
+      o1[k] = (x1[k] * c1 - x2[k] * s1) * scale;
+      o2[k] = (x2[k] * c2 + x1[k] * s2) * scale;
     }
   }
-  store8(out + at, o1);
-  store8(out + at + half, o2);
+  store8(out, o1);
+  store8(out + half, o2);
 }
 
 template <typename T>
-void rope_apply(const T* x, int64_t x_row, const float* cos, const float* sin, T* out, int64_t out_row, float scale,
-                int batch, int time, int heads, int dim, int cos_rows, bool backward, cudaStream_t stream) {
-  int64_t threads = (int64_t) batch * time * heads * (dim / 16);
+void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin, int batch, int time, int dim,
+                    int cos_rows, bool backward, cudaStream_t stream) {
+  int64_t threads = (int64_t) batch * time * (parts.heads[0] + parts.heads[1] + parts.heads[2]) * (dim / 16);
   if (threads == 0) return;
-  RopeShape sh{batch, time, heads, dim, cos_rows, x_row, out_row, scale};
   if (backward) {
-    rope_kernel<T, true><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(x, cos, sin, out, sh);
+    qkv_rope_kernel<T, true><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(parts, cos, sin, batch, time,
+                                                                                    dim, cos_rows);
   } else {
-    rope_kernel<T, false><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(x, cos, sin, out, sh);
+    qkv_rope_kernel<T, false><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(parts, cos, sin, batch, time,
+                                                                                     dim, cos_rows);
   }
 }
 
@@ -1835,8 +1853,8 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
                                          int64_t, int, float, cudaStream_t);                                        \
   template void residual_norm_backward<T>(const float*, const float*, const float*, const T*, const float*, float*,  \
                                           T*, T*, float*, int64_t, int, cudaStream_t);                              \
-  template void rope_apply<T>(const T*, int64_t, const float*, const float*, T*, int64_t, float, int, int, int, int, \
-                              int, bool, cudaStream_t);                                                               \
+  template void qkv_rope_apply<T>(const QkvParts<T>&, const float*, const float*, int, int, int, int, bool,        \
+                                  cudaStream_t);                                                                      \
   template void silu_mul_forward<T>(const T*, int64_t, const T*, int64_t, T*, int64_t, int, cudaStream_t);           \
   template void silu_mul_backward<T>(const T*, int64_t, const T*, int64_t, const T*, T*, T*, int64_t, int,          \
                                      cudaStream_t);                                                                 \

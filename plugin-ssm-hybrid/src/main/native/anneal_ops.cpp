@@ -1063,11 +1063,11 @@ Tensor silu_mul(const Tensor& gate, const Tensor& up) {
 // qkv_rope(qkv [b,t,(heads + 2 kv_heads) d], cos [B,1,t,d], sin [B,1,t,d], heads, kv_heads, key_scale)
 //   -> (q [b,t,heads,d], k [b,t,kv_heads,d], v [b,t,kv_heads,d]) in qkv's type, contiguous:
 // q and k rotated (RoPE, rotate_half form: transformers' apply_rotary_pos_emb), k times Falcon-H1's
-// key multiplier, v as it is. B = 1 or b; cos and sin are float32 constants (no gradient). Each way,
-// one kernel for q, one for k and a row copy for v (anneal_kernels.cu, rope_apply): the forward reads
-// the fused projection in place, and the backward writes the three gradients in place into the
-// projection's gradient. So no cat of q, k and v gradients and no pass for the key multiplier are
-// left. The caller transposes q, k and v for attention.
+// key multiplier, v as it is. B = 1 or b; cos and sin are float32 constants (no gradient). One kernel
+// each way (anneal_kernels.cu, qkv_rope_apply): the forward reads the fused projection in place, and
+// the backward writes the three gradients in place into the projection's gradient. So no cat of q,
+// k and v gradients and no pass for the key multiplier are left. The caller transposes q, k and v
+// for attention.
 // ---------------------------------------------------------------------------------------------
 struct QkvRope : torch::autograd::Function<QkvRope> {
   static variable_list forward(AutogradContext* ctx, const Tensor& qkv, const Tensor& cos, const Tensor& sin,
@@ -1095,7 +1095,8 @@ struct QkvRope : torch::autograd::Function<QkvRope> {
     return {dqkv, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 
-  // Forward: the projection read, q, k and v written. Backward: their gradients read, the projection's written.
+  // Forward: the projection read, q, k and v written. Backward: their gradients read, the projection's
+  // written. One launch either way (anneal_kernels.cu, qkv_rope_apply).
   static void run(const Tensor& projection, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cos,
                   const Tensor& sin, int64_t heads, int64_t kv_heads, double key_scale, bool backward) {
     int64_t b = q.size(0), t = q.size(1), d = q.size(3), width = projection.size(2);
@@ -1104,24 +1105,22 @@ struct QkvRope : torch::autograd::Function<QkvRope> {
     by_type(projection, "qkv_rope", [&](auto tag) {
       using T = decltype(tag);
       T* fused = ptr<T>(projection);
-      auto rotate = [&](const Tensor& part, int64_t offset, int64_t h, double scale) {
-        const T* from = backward ? ptr<T>(part) : fused + offset;
-        T* to = backward ? fused + offset : ptr<T>(part);
-        anneal::rope_apply<T>(from, backward ? h * d : width, cos.data_ptr<float>(), sin.data_ptr<float>(), to,
-                              backward ? width : h * d, (float) scale, (int) b, (int) t, (int) h, (int) d,
-                              (int) cos.size(0), backward, stream);
-      };
-      rotate(q, 0, heads, 1.0);
-      rotate(k, heads * d, kv_heads, key_scale);
-      size_t row = kv_heads * d * sizeof(T), fused_row = width * sizeof(T);
-      T* fused_v = fused + (heads + kv_heads) * d;
-      if (backward) {
-        C10_CUDA_CHECK(cudaMemcpy2DAsync(fused_v, fused_row, ptr<T>(v), row, row, b * t, cudaMemcpyDeviceToDevice,
-                                         stream));
-      } else {
-        C10_CUDA_CHECK(cudaMemcpy2DAsync(ptr<T>(v), row, fused_v, fused_row, row, b * t, cudaMemcpyDeviceToDevice,
-                                         stream));
+      const Tensor* separate[3] = {&q, &k, &v};
+      int64_t part_heads[3] = {heads, kv_heads, kv_heads};
+      anneal::QkvParts<T> parts;
+      int64_t offset = 0;
+      for (int p = 0; p < 3; p++) {
+        T* own = ptr<T>(*separate[p]);
+        parts.src[p] = backward ? own : fused + offset;
+        parts.dst[p] = backward ? fused + offset : own;
+        parts.src_row[p] = backward ? part_heads[p] * d : width;
+        parts.dst_row[p] = backward ? width : part_heads[p] * d;
+        parts.heads[p] = (int) part_heads[p];
+        parts.scale[p] = p == 1 ? (float) key_scale : 1.0f;
+        offset += part_heads[p] * d;
       }
+      anneal::qkv_rope_apply<T>(parts, cos.data_ptr<float>(), sin.data_ptr<float>(), (int) b, (int) t, (int) d,
+                                (int) cos.size(0), backward, stream);
     });
   }
 };
