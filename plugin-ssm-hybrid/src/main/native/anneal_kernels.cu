@@ -93,7 +93,14 @@ inline unsigned vector_blocks(int64_t threads) {
 // token exists and lies in t's document (seq[b, t-(K-1)+k] == seq[b, t]); so a packed document
 // never sees the previous one, as transformers' causal_conv1d with seq_idx.
 // ---------------------------------------------------------------------------------------------
-constexpr int kConvTile = 32;     // time steps per thread
+// Time steps per thread. A candidate for the next measurement (tools/gpu/try-variants.sh with
+// -DANNEAL_CONV_TILE=64 or 16): a longer tile reads a smaller share of halo steps (K - 1 of a tile)
+// and writes half the weight-gradient partials that a reduction then reads, a shorter one gives
+// more blocks to hide the time loop's load latency.
+#ifndef ANNEAL_CONV_TILE
+#define ANNEAL_CONV_TILE 32
+#endif
+constexpr int kConvTile = ANNEAL_CONV_TILE;
 constexpr int kMaxKernel = 8;
 
 // Each thread walks V adjacent channels through a tile of time steps with the last M inputs (and
