@@ -18,7 +18,8 @@
 //                          v, from the fused projection and back into its gradient, one pass each way
 //   linear, linear_pair    x W^T + b with the float32 master weight cast inside, muP multipliers folded
 //                          into that cast; the backward adds the weight gradient straight into the
-//                          master's float32 .grad; the pair shares one x-gradient
+//                          master's float32 .grad; the pair shares one x-gradient, and its first
+//                          layer's output can come as column pieces whose gradients are never joined
 //
 //   graph_*                capture the calling thread's GPU work (a whole training step: forward,
 //                          autograd backward, optimizer) as CUDA graphs and replay them
@@ -1167,19 +1168,23 @@ std::tuple<Tensor, Tensor, Tensor> qkv_rope(const Tensor& qkv, const Tensor& cos
 // The weight's gradient scale diag(columns) g2^T x2 (added into its float32 .grad when it has one:
 // then undefined) and the bias's, columns * sum(g2) (bias_type < 0: none), from g2 [rows, out] and
 // x2 [rows, in], both in the compute type.
+// With row0, g2 holds the gradient of the outputs row0 .. row0 + g2.size(1) only (one piece of a
+// layer's output): the .grad's rows of that range take it, and what comes back covers that range.
 std::pair<Tensor, Tensor> linear_parameter_grads(const Tensor& weight, const Tensor& g2, const Tensor& x2,
                                                  int64_t bias_type, bool weight_needed, bool bias_needed,
-                                                 double scale, const Tensor& columns) {
-  Tensor rows = columns.defined() ? columns.to(at::kFloat).unsqueeze(1) : Tensor();
+                                                 double scale, const Tensor& columns, int64_t row0 = 0) {
+  int64_t n = g2.size(1);
+  Tensor rows = columns.defined() ? columns.narrow(0, row0, n).to(at::kFloat).unsqueeze(1) : Tensor();
   Tensor dweight;
   if (weight_needed) {
     Tensor sum = in_place_grad(weight);
+    if (sum.defined()) sum = sum.narrow(0, row0, n);   // whole rows of a contiguous [out, in]: contiguous
     if (sum.defined() && !rows.defined()) {
       transposed_product(sum, g2, x2, true, scale);  // dweight stays undefined: nothing left for autograd to add
     } else {
       // float32 from the GEMM: for the row scaling, a float32 weight that is no leaf (q, k, v weights
       // concatenated) or a half-precision one (cast once, after the float32 sum)
-      Tensor product = at::empty(weight.sizes(), weight.options().dtype(at::kFloat));
+      Tensor product = at::empty({n, weight.size(1)}, weight.options().dtype(at::kFloat));
       transposed_product(product, g2, x2, false, scale);
       if (sum.defined()) {
         sum.addcmul_(product, rows);
@@ -1223,17 +1228,33 @@ Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bo
 // weights are stacked, so no memory is added. Each layer takes its own multipliers. C++ autograd
 // functions take no undefined tensors as inputs: a layer without bias passes an empty one
 // (has_bias false), a single layer an empty weight2.
+// `pieces1` (sizes summing to weight1's outputs; empty: one) returns the first layer's output as
+// column pieces, views of its one GEMM's result (Mamba's in_proj: the gate, the conv's input and
+// dt). Their gradients arrive apart, and each piece's goes into x's gradient by a GEMM of its own
+// (beta 1) and into its rows of the weight's .grad: a split's backward would first concatenate them,
+// a pass over the whole [rows, out] gradient (about 96 us a layer at 8 x 2048).
 struct LinearLayers : torch::autograd::Function<LinearLayers> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight1, const Tensor& bias1,
                                bool has_bias1, const Tensor& weight2, const Tensor& bias2, bool has_bias2,
                                double scale1, double scale2, const c10::optional<Tensor>& columns1,
-                               const c10::optional<Tensor>& columns2) {
+                               const c10::optional<Tensor>& columns2, std::vector<int64_t> pieces1) {
     int64_t layers = weight2.numel() > 0 ? 2 : 1;
     Tensor w1, w2;
-    variable_list out = {cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), w1)};
+    Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), w1);
+    variable_list out;
+    if (pieces1.empty()) {
+      out.push_back(out1);
+    } else {
+      int64_t at = 0;
+      for (int64_t width : pieces1) {
+        out.push_back(out1.narrow(-1, at, width));
+        at += width;
+      }
+    }
     if (layers == 2) out.push_back(cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), w2));
     ctx->save_for_backward({x, w1, w2});
     ctx->saved_data["layers"] = layers;
+    ctx->saved_data["pieces1"] = pieces1;
     ctx->saved_data["weight1"] = weight1;  // the leaves themselves, whose .grad the backward adds into
     ctx->saved_data["weight2"] = weight2;
     ctx->saved_data["bias_type1"] = has_bias1 ? (int64_t) bias1.scalar_type() : (int64_t) -1;
@@ -1250,14 +1271,25 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
     auto saved = ctx->get_saved_variables();
     Tensor x = saved[0];
     Tensor x2 = x.reshape({-1, x.size(-1)});
+    // the outputs in order: the first layer's pieces (or its one output), then the second layer's;
+    // each as (layer, its first row of the layer's weight)
+    std::vector<std::pair<int, int64_t>> outputs;
+    std::vector<int64_t> pieces1 = ctx->saved_data["pieces1"].toIntVector();
+    if (pieces1.empty()) pieces1.push_back(saved[1].size(0));
+    int64_t row = 0;
+    for (int64_t width : pieces1) {
+      outputs.emplace_back(0, row);
+      row += width;
+    }
+    if (ctx->saved_data["layers"].toInt() == 2) outputs.emplace_back(1, 0);
     Tensor dx;
     Tensor param_grads[2][2];
-    int64_t layers = ctx->saved_data["layers"].toInt();
-    for (int k = 0; k < layers; k++) {
-      if (!grads[k].defined()) continue;
+    for (size_t i = 0; i < outputs.size(); i++) {
+      if (!grads[i].defined()) continue;
+      auto [k, row0] = outputs[i];
       std::string n = std::to_string(k + 1);
-      Tensor w = saved[1 + k];
-      Tensor g = grads[k].to(x.scalar_type());
+      Tensor g = grads[i].to(x.scalar_type());
+      Tensor w = saved[1 + k].narrow(0, row0, g.size(-1));   // the piece's rows: contiguous
       Tensor g2 = g.reshape({-1, w.size(0)});
       if (ctx->needs_input_grad(0)) {
         if (dx.defined()) {
@@ -1267,15 +1299,30 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
         }
       }
       // needs_input_grad counts the tensor inputs only: x, weight1, bias1, weight2, bias2
+      Tensor weight = ctx->saved_data["weight" + n].toTensor();
       auto [dweight, dbias] = linear_parameter_grads(
-          ctx->saved_data["weight" + n].toTensor(), g2, x2, ctx->saved_data["bias_type" + n].toInt(),
-          ctx->needs_input_grad(1 + 2 * k), ctx->needs_input_grad(2 + 2 * k), ctx->saved_data["scale" + n].toDouble(),
-          saved_optional(ctx, "columns" + n));
-      param_grads[k][0] = dweight;
-      param_grads[k][1] = dbias;
+          weight, g2, x2, ctx->saved_data["bias_type" + n].toInt(), ctx->needs_input_grad(1 + 2 * k),
+          ctx->needs_input_grad(2 + 2 * k), ctx->saved_data["scale" + n].toDouble(), saved_optional(ctx, "columns" + n),
+          row0);
+      param_grads[k][0] = into_rows(param_grads[k][0], dweight, weight.size(0), row0);
+      param_grads[k][1] = into_rows(param_grads[k][1], dbias, weight.size(0), row0);
     }
     return {dx, param_grads[0][0], param_grads[0][1], Tensor(), param_grads[1][0], param_grads[1][1], Tensor(),
-            Tensor(), Tensor(), Tensor(), Tensor()};
+            Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+
+  // A piece's gradient (rows row0 .. of a parameter with `rows` rows) placed into the parameter's
+  // whole gradient `total` (zeros where no piece's gradient came); a piece of all rows is the whole.
+  static Tensor into_rows(Tensor total, const Tensor& piece, int64_t rows, int64_t row0) {
+    if (!piece.defined()) return total;
+    if (!total.defined() && row0 == 0 && piece.size(0) == rows) return piece;
+    if (!total.defined()) {
+      std::vector<int64_t> shape = piece.sizes().vec();
+      shape[0] = rows;
+      total = at::zeros(shape, piece.options());
+    }
+    total.narrow(0, row0, piece.size(0)).copy_(piece);
+    return total;
   }
 };
 
@@ -1303,19 +1350,25 @@ Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>
   check_linear(x, weight, bias, columns);
   Tensor none = at::empty({0}, weight.options());
   return LinearLayers::apply(x, weight, bias_or_empty(bias, weight), bias.has_value(), none, none, false, scale, 1.0,
-                             columns, c10::nullopt)[0];
+                             columns, c10::nullopt, std::vector<int64_t>())[0];
 }
 
-std::tuple<Tensor, Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
-                                       const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1,
-                                       double scale2, const c10::optional<Tensor>& columns1,
-                                       const c10::optional<Tensor>& columns2) {
+std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
+                                const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1, double scale2,
+                                const c10::optional<Tensor>& columns1, const c10::optional<Tensor>& columns2,
+                                c10::IntArrayRef pieces1) {
   check_linear(x, weight1, bias1, columns1);
   check_linear(x, weight2, bias2, columns2);
-  variable_list out = LinearLayers::apply(x, weight1, bias_or_empty(bias1, weight1), bias1.has_value(), weight2,
-                                          bias_or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1,
-                                          columns2);
-  return {out[0], out[1]};
+  int64_t covered = 0;
+  for (int64_t width : pieces1) {
+    TORCH_CHECK(width > 0, "anneal::linear_pair: expected pieces1 of positive widths, found ", pieces1);
+    covered += width;
+  }
+  TORCH_CHECK(pieces1.empty() || covered == weight1.size(0), "anneal::linear_pair: expected pieces1 summing to the ",
+              weight1.size(0), " outputs of weight1, found ", pieces1, " (", covered, ")");
+  return LinearLayers::apply(x, weight1, bias_or_empty(bias1, weight1), bias1.has_value(), weight2,
+                             bias_or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1, columns2,
+                             pieces1.vec());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1524,7 +1577,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("qkv_rope(Tensor qkv, Tensor cos, Tensor sin, int heads, int kv_heads, float key_scale) -> (Tensor, Tensor, Tensor)");
   m.def("linear(Tensor x, Tensor weight, Tensor? bias, float scale=1.0, Tensor? columns=None) -> Tensor");
   m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2, float scale1=1.0, "
-        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None) -> (Tensor, Tensor)");
+        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None, int[] pieces1=[]) -> Tensor[]");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
   m.def("graph_begin(Tensor anchor) -> int", &graph_begin);

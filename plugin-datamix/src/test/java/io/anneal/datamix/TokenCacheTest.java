@@ -123,18 +123,7 @@ class TokenCacheTest {
                 }
                 w.commit();
             }
-            TokenCache.Reader r = TokenCache.open(file, "k", written.length, vocabulary);
-            assertNotNull(r);
-            try (FileChannel c = FileChannel.open(file, StandardOpenOption.READ)) {
-                ByteBuffer[] scratch = new ByteBuffer[1];
-                for (int i = 0; i < written.length; i++) {
-                    Document got = r.read(i, c, scratch);
-                    assertArrayEquals(written[i].ids(), got.ids(), "ids of " + i);
-                    assertArrayEquals(written[i].supervised(), got.supervised(), "mask of " + i);
-                    assertEquals(written[i].assistantTurns(), got.assistantTurns());
-                    assertEquals(written[i].eosMasked(), got.eosMasked());
-                }
-            }
+            assertSameDocuments(written, TokenCache.open(file, "k", written.length, vocabulary), file);
             assertNull(TokenCache.open(file, "other key", written.length, vocabulary), "another key is not trusted");
             assertNull(TokenCache.open(file, "k", written.length + 1, vocabulary), "another record count is not trusted");
         }

@@ -472,6 +472,47 @@ class DistributionIT {
         assertTrue(epochs > 1, arithmetic.get(0));
     }
 
+    /**
+     * Three commands started together on one data set without caches all build the same token caches
+     * (as several runs launched at once on one data file do): each writer has a temporary file of
+     * its own, so none fails on another's, and no temporary file is left.
+     */
+    @Test
+    void commandsStartedTogetherBuildOneTokenCache() throws Exception {
+        Path examples = home.resolve("together");
+        Distribution.copyTree(home.resolve("examples"), examples);
+        try (Stream<Path> files = Files.walk(examples)) {
+            for (Path f : files.filter(f -> isCacheFile(f.getFileName().toString())).toList()) {
+                Files.delete(f);
+            }
+        }
+        List<java.util.concurrent.Future<Result>> started = new ArrayList<>();
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(3);
+        try {
+            for (int i = 0; i < 3; i++) {
+                started.add(pool.submit(() -> anneal("data", "plan", "together/tiny-sft.conf")));
+            }
+            List<String> plans = new ArrayList<>();
+            for (java.util.concurrent.Future<Result> f : started) {
+                Result r = f.get();
+                assertEquals(0, r.exit(), r.out());
+                plans.add(r.out().lines().filter(l -> l.startsWith("budget ") || l.startsWith("arithmetic ")).toList().toString());
+            }
+            assertEquals(1, plans.stream().distinct().count(), "the three plans differ: " + plans);
+        } finally {
+            pool.shutdownNow();
+        }
+        try (Stream<Path> files = Files.walk(examples)) {
+            List<String> names = files.map(f -> f.getFileName().toString()).toList();
+            assertTrue(names.contains("units.jsonl.anneal-tokens"), names.toString());
+            assertTrue(names.stream().noneMatch(n -> n.endsWith(".tmp")), "temporary files left: " + names);
+        }
+    }
+
+    private static boolean isCacheFile(String name) {
+        return name.endsWith(".anneal-index") || name.endsWith(".anneal-tokens") || name.endsWith(".tmp");
+    }
+
     @Test
     void sftWithTheTokenizersOwnChatTemplate() throws Exception {
         // examples/tokenizer-chat-template: the bundled tokenizer with a BOS and an EOS, and the Falcon-H1
