@@ -90,11 +90,13 @@ def conv_reference(x, w, bias, seq):
     return F.silu(out)
 
 
-def test_conv(dtype, packed, k=4, strided=False, c=40):
+def test_conv(dtype, packed, k=4, strided=False, c=40, pieces=None, unused=None):
     """k picks the kernel's register window: 2, 4 (widths 3 and 4) or 8 (5 to 8); with `strided` x
     is a slice of a wider tensor, as the fused layer passes a slice of the input projection. An even
     number of channels takes two channels a thread (one access for both), an odd one one a thread;
-    300 channels need two blocks, the second partly filled."""
+    300 channels need two blocks, the second partly filled. With `pieces` the output comes as those
+    column pieces (as Mamba's x, B and C), each with a gradient of its own (an odd width takes one
+    channel a thread); `unused`: that piece gets none."""
     torch.manual_seed(1)
     b, t = 2, 77
     x = torch.randn(b, t, c, device="cuda")
@@ -104,6 +106,9 @@ def test_conv(dtype, packed, k=4, strided=False, c=40):
     xr, wr, br = leaves(x.double(), w.double(), bias.double())
     ref = conv_reference(xr, wr.view(c, k), br, seq)
     gout = torch.randn_like(ref)
+    if unused is not None:   # that piece's columns send no gradient
+        start = sum(pieces[:unused])
+        gout[..., start:start + pieces[unused]] = 0
     ref.backward(gout)
     wide = torch.cat([torch.randn(b, t, 8, device="cuda"), x, torch.randn(b, t, 16, device="cuda")], -1)
     wo, bo = leaves(w, bias)
@@ -112,11 +117,16 @@ def test_conv(dtype, packed, k=4, strided=False, c=40):
         xo = wide_o[..., 8:8 + c]
     else:
         (xo,) = leaves(x.to(dtype))
-    out = torch.ops.anneal.causal_conv1d_silu(xo, wo, bo, seq)
-    out.backward(gout.to(dtype))
+    outs = torch.ops.anneal.causal_conv1d_silu(xo, wo, bo, seq, pieces or [])
+    refs, gouts = (torch.split(ref, pieces, -1), torch.split(gout, pieces, -1)) if pieces else ([ref], [gout])
+    assert len(outs) == len(refs), f"causal_conv1d_silu returned {len(outs)} outputs, expected {len(refs)}"
+    used = [i for i in range(len(outs)) if i != unused]
+    torch.autograd.backward([outs[i] for i in used], [gouts[i].to(dtype) for i in used])
     dx = wide_o.grad[..., 8:8 + c] if strided else xo.grad
-    compare(f"causal_conv1d_silu K={k} C={c}{' packed' if packed else ''}{' x a strided view' if strided else ''}", dtype,
-            [("out", out, ref), ("dx", dx, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
+    compare(f"causal_conv1d_silu K={k} C={c}{' packed' if packed else ''}{' x a strided view' if strided else ''}"
+            f"{f' pieces {pieces}' if pieces else ''}{f' piece {unused + 1} unused' if unused is not None else ''}", dtype,
+            [(f"out{i + 1}", o, r) for i, (o, r) in enumerate(zip(outs, refs))]
+            + [("dx", dx, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
 
 
 # ---------------------------------------------------------------- gated RMSNorm
@@ -611,7 +621,7 @@ def timings(rows):
     wc = torch.randn(c, 1, 4, device="cuda", requires_grad=True)
     bc = torch.randn(c, device="cuda", requires_grad=True)
     timed(f"causal_conv1d_silu {b}x{t}x{c} bf16 packed",
-          lambda: torch.ops.anneal.causal_conv1d_silu(xc, wc, bc, seq).float().sum().backward())
+          lambda: torch.ops.anneal.causal_conv1d_silu(xc, wc, bc, seq)[0].float().sum().backward())
     y = torch.randn(b, t, 2048, device="cuda", requires_grad=True)
     z = torch.randn(b, t, 2048, device="cuda", dtype=bf, requires_grad=True)
     wn = torch.ones(2048, device="cuda", requires_grad=True)
@@ -680,6 +690,10 @@ def main():
             test_conv(dtype, packed, strided=True)
             test_conv(dtype, packed, c=39)
             test_conv(dtype, packed, c=300, strided=True)
+            # the output as Mamba's x, B and C pieces, their gradients read where they are
+            test_conv(dtype, packed, strided=True, pieces=[32, 4, 4])
+            test_conv(dtype, packed, c=300, strided=True, pieces=[256, 22, 22], unused=1)
+            test_conv(dtype, packed, pieces=[19, 10, 11])        # odd pieces: one channel a thread
             test_ssd(dtype, packed)
             test_ssd(dtype, packed, g=1)   # one group: the state GEMMs read the token layout without a copy
         test_ssd(dtype, True, t=64, chunk=64)

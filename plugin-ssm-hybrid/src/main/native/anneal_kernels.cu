@@ -261,11 +261,12 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 // Step t's x, dout and document id, loaded while step t - 1 computes (2V + 1 registers more, held to
 // 64 by the launch bounds: 2.51 -> 2.29 ms a step at 8 x 2048, docs/benchmarks/2026-12-03-h200-mup-linear;
 // loading a group of 4 steps instead doubled the registers and was slower). Zeros and kPastTheEnd
-// past the row's end; dout only for the outputs the thread differentiates (t >= t0).
+// past the row's end; dout only for the outputs the thread differentiates (t >= t0). dout is the
+// thread's piece of the output gradient, d_row channels a row, the thread's channels at d_c0.
 template <typename T, int V>
 __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int64_t x_row,
                                                     const int64_t* __restrict__ seq, const T* __restrict__ dout,
-                                                    int64_t row, int t, int time, int t0, int channels, int c0,
+                                                    int d_row, int d_c0, int64_t row, int t, int time, int t0, int c0,
                                                     float (&xv)[V], float (&dv)[V], int& doc) {
   bool inside = t < time;
 #pragma unroll
@@ -277,7 +278,7 @@ __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int
   if (inside) {
     loadv<V>(x, (row + t) * x_row + c0, xv);
     doc = seq ? (int) seq[row + t] : 0;
-    if (t >= t0) loadv<V>(dout, (row + t) * channels + c0, dv);
+    if (t >= t0) loadv<V>(dout, (row + t) * d_row + d_c0, dv);
   }
 }
 
@@ -287,11 +288,18 @@ __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int
 template <typename T, int M, int V>
 __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T* __restrict__ x, int64_t x_row, const float* __restrict__ w,
                                      const float* __restrict__ bias, const int64_t* __restrict__ seq,
-                                     const T* __restrict__ dout, T* __restrict__ dx,
+                                     ConvGradPieces<T> pieces, T* __restrict__ dx,
                                      float* __restrict__ dw_partial, float* __restrict__ db_partial,
                                      int time, int channels, int kernel) {
   int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
   if (c0 >= channels) return;
+  // the output gradient's piece that holds the thread's channels (V never straddles two: every
+  // piece's width is a multiple of V), picked by constant indices so the pieces stay in parameters
+  int piece = c0 < pieces.end[0] ? 0 : c0 < pieces.end[1] ? 1 : 2;
+  int d_start = piece == 0 ? 0 : piece == 1 ? pieces.end[0] : pieces.end[1];
+  int d_row = (piece == 0 ? pieces.end[0] : piece == 1 ? pieces.end[1] : pieces.end[2]) - d_start;
+  const T* __restrict__ dout = piece == 0 ? pieces.dout[0] : piece == 1 ? pieces.dout[1] : pieces.dout[2];
+  int d_c0 = c0 - d_start;
   int b = blockIdx.z;
   int tile = blockIdx.y;
   int t0 = tile * kConvTile;
@@ -325,7 +333,7 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   int t_first = max(0, t0 - (kernel - 1));
   float x_next[V], d_next[V];
   int doc_next;
-  conv_backward_fetch<T, V>(x, x_row, seq, dout, row, t_first, time, t0, channels, c0, x_next, d_next, doc_next);
+  conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first, time, t0, c0, x_next, d_next, doc_next);
   for (int t = t_first; t < t1 + kernel - 1; t++) {
     // one step at a time: loading a group of steps first (as the forward does) made this kernel
     // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy)
@@ -338,7 +346,7 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
       d[v] = d_next[v];
       gt[v] = 0.f;
     }
-    conv_backward_fetch<T, V>(x, x_row, seq, dout, row, t + 1, time, t0, channels, c0, x_next, d_next, doc_next);
+    conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 1, time, t0, c0, x_next, d_next, doc_next);
     win.push(xt, doc_t);
     // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
     if (t >= t0 && inside) {
@@ -1011,8 +1019,9 @@ void by_window(int kernel, F&& f) {
 // The channels a conv thread takes: kConvChannels when every access of V channels stays aligned
 // (the channels, x's row stride and the pointers), else 1.
 template <typename T, typename F>
-void by_conv_channels(int channels, int64_t x_row, std::initializer_list<const void*> pointers, F&& f) {
-  bool vector = channels % kConvChannels == 0 && x_row % kConvChannels == 0;
+void by_conv_channels(int channels, int64_t x_row, std::initializer_list<const void*> pointers, F&& f,
+                      bool also = true) {
+  bool vector = also && channels % kConvChannels == 0 && x_row % kConvChannels == 0;
   for (const void* p : pointers) vector = vector && reinterpret_cast<uintptr_t>(p) % (sizeof(T) * kConvChannels) == 0;
   if (vector) {
     f(std::integral_constant<int, kConvChannels>{});
@@ -1038,16 +1047,19 @@ int conv1d_silu_partials(int batch, int time) { return batch * (int) blocks(time
 
 template <typename T>
 void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq,
-                          const T* dout, T* dx, float* dw_partial, float* db_partial, int batch, int time, int channels,
-                          int kernel, cudaStream_t stream) {
-  by_conv_channels<T>(channels, x_row, {x, dout, dx}, [&](auto per_thread) {
+                          const ConvGradPieces<T>& dout, T* dx, float* dw_partial, float* db_partial, int batch,
+                          int time, int channels, int kernel, cudaStream_t stream) {
+  // V channels a thread only when no thread's V straddles two pieces: every piece's end a multiple of
+  // kConvChannels (by_conv_channels checks the channels themselves)
+  bool pieces_even = dout.end[0] % kConvChannels == 0 && dout.end[1] % kConvChannels == 0;
+  by_conv_channels<T>(channels, x_row, {x, dout.dout[0], dout.dout[1], dout.dout[2], dx}, [&](auto per_thread) {
     constexpr int V = decltype(per_thread)::value;
     dim3 grid(blocks(channels, kConvThreads * V), blocks(time, kConvTile), batch);
     by_window(kernel, [&](auto window) {
       conv_backward_kernel<T, decltype(window)::value, V><<<grid, kConvThreads, 0, stream>>>(
           x, x_row, w, bias, seq, dout, dx, dw_partial, db_partial, time, channels, kernel);
     });
-  });
+  }, pieces_even);
 }
 
 template <typename TY, typename TZ>
@@ -1837,8 +1849,8 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
 #define ANNEAL_CONV(T)                                                                                              \
   template void conv1d_silu_forward<T>(const T*, int64_t, const float*, const float*, const int64_t*, T*, int, int, \
                                        int, int, cudaStream_t);                                                    \
-  template void conv1d_silu_backward<T>(const T*, int64_t, const float*, const float*, const int64_t*, const T*, T*, \
-                                        float*, float*, int, int, int, int, cudaStream_t);
+  template void conv1d_silu_backward<T>(const T*, int64_t, const float*, const float*, const int64_t*,             \
+                                        const ConvGradPieces<T>&, T*, float*, float*, int, int, int, int, cudaStream_t);
 #define ANNEAL_ROWS(T)                                                                                             \
   template void ssd_mixing_forward<T>(const float*, const float*, const int64_t*, T*, int, int, int, int, int,       \
                                       cudaStream_t);                                                                \

@@ -12,10 +12,19 @@ void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float*
                          int batch, int time, int channels, int kernel, cudaStream_t stream);
 /** Rows of the weight- and bias-gradient partials the backward kernel writes. */
 int conv1d_silu_partials(int batch, int time);
+/** The output gradient of conv1d_silu_backward in up to three column pieces (the x, B and C that the SSD scan reads,
+ * whose gradients arrive apart): piece p holds channels end[p-1] .. end[p] (from 0 for the first), each piece
+ * [batch, time, its channels] contiguous at dout[p]. One piece: end = {channels, channels, channels}. */
+template <typename T>
+struct ConvGradPieces {
+  const T* dout[3];
+  int end[3];
+};
+
 template <typename T>
 void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq,
-                          const T* dout, T* dx, float* dw_partial, float* db_partial, int batch, int time,
-                          int channels, int kernel, cudaStream_t stream);
+                          const ConvGradPieces<T>& dout, T* dx, float* dw_partial, float* db_partial, int batch,
+                          int time, int channels, int kernel, cudaStream_t stream);
 
 template <typename TY, typename TZ>
 void gated_rms_norm_forward(const TY* y, const TZ* z, const float* w, TZ* out, float* rstd, int64_t rows, int width,

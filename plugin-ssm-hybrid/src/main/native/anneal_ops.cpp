@@ -3,7 +3,8 @@
 // the JVM never sees their intermediates. Built by tools/gpu/build-kernels.sh against the libtorch
 // DJL loads; loaded by the hybrid plugin with System.load (FusedKernels.java).
 //
-//   causal_conv1d_silu     Mamba-2's causal depthwise conv + SiLU, document resets (CUDA kernels)
+//   causal_conv1d_silu     Mamba-2's causal depthwise conv + SiLU, document resets (CUDA kernels); its
+//                          output can come as column pieces whose gradients are never joined
 //   gated_rms_norm         the gated RMSNorm of the Mamba-2 output (CUDA kernels)
 //   ssd_scan               the chunked SSD scan of Mamba-2, state carried across chunks and reset at
 //                          document starts; half-precision matmuls with float32 decay arithmetic;
@@ -171,13 +172,17 @@ void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accum
 }
 
 // ---------------------------------------------------------------------------------------------
-// causal_conv1d_silu(x [B,T,C], weight [C,K] or [C,1,K], bias [C]?, seq_idx [B,T]?) -> [B,T,C]
+// causal_conv1d_silu(x [B,T,C], weight [C,K] or [C,1,K], bias [C]?, seq_idx [B,T]?, pieces []) -> [[B,T,C]]
+// With pieces (channel counts summing to C) the output comes as those column pieces, views of one
+// result (Mamba's x, B and C for the SSD scan): their gradients arrive apart and the backward kernel
+// reads each where it is, where a split's backward would concatenate them first (a pass over the
+// whole [B,T,C] gradient, about 50 us a layer at 8 x 2048).
 // ---------------------------------------------------------------------------------------------
 struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
   // bias is a tensor (zeros when the conv has none) and seq_idx an optional: C++ autograd
   // functions take no undefined tensors as inputs.
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                        bool has_bias, const c10::optional<Tensor>& seq_idx) {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                               bool has_bias, const c10::optional<Tensor>& seq_idx, std::vector<int64_t> pieces) {
     check_cuda(x, "causal_conv1d_silu", "x");
     TORCH_CHECK(x.dim() == 3, "anneal::causal_conv1d_silu: x must be [batch, time, channels], found ", x.sizes());
     int64_t channels = x.size(2);
@@ -202,7 +207,15 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     ctx->save_for_backward({xc, weight, bias});
     ctx->saved_data["has_bias"] = has_bias;
     ctx->saved_data["seq"] = optional_value(s);
-    return out;
+    if (pieces.empty()) pieces.push_back(channels);
+    ctx->saved_data["pieces"] = pieces;
+    variable_list outputs;
+    int64_t at = 0;
+    for (int64_t width : pieces) {
+      outputs.push_back(pieces.size() == 1 ? out : out.narrow(-1, at, width));
+      at += width;
+    }
+    return outputs;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -214,8 +227,13 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     Tensor w = weight.reshape({channels, -1}).to(at::kFloat).contiguous();
     int64_t kernel = w.size(1);
     Tensor b = has_bias ? bias.to(at::kFloat).contiguous() : Tensor();
-    Tensor dout = grads[0].defined() ? grads[0].to(xc.scalar_type()).contiguous()
-                                     : at::zeros(xc.sizes(), xc.options());
+    // each piece's gradient where it is (contiguous; zeros for a piece without one: grads are materialised)
+    std::vector<int64_t> pieces = ctx->saved_data["pieces"].toIntVector();
+    TORCH_CHECK(pieces.size() <= 3, "anneal::causal_conv1d_silu: at most 3 pieces, found ", pieces.size());
+    std::vector<Tensor> douts;
+    for (size_t p = 0; p < pieces.size(); p++) {
+      douts.push_back(aligned(grads[p].to(xc.scalar_type()).contiguous()));
+    }
     Tensor dx = at::empty(xc.sizes(), xc.options());
     int partials = anneal::conv1d_silu_partials((int) batch, (int) time);
     Tensor dw = at::empty({partials, channels, kernel}, xc.options().dtype(at::kFloat));
@@ -224,20 +242,35 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(xc, "causal_conv1d_silu", [&](auto tag) {
       using T = decltype(tag);
+      anneal::ConvGradPieces<T> dout;
+      int64_t end = 0;
+      for (int p = 0; p < 3; p++) {
+        size_t q = std::min<size_t>(p, pieces.size() - 1);   // past the last piece: the last again (never read)
+        if ((size_t) p < pieces.size()) end += pieces[p];
+        dout.dout[p] = ptr<T>(douts[q]);
+        dout.end[p] = (int) end;
+      }
       anneal::conv1d_silu_backward<T>(ptr<T>(xc), row_stride(xc), w.data_ptr<float>(), float_or_null(b),
-                                      long_or_null(s), ptr<T>(dout), ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
+                                      long_or_null(s), dout, ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
                                       (int) batch, (int) time, (int) channels, (int) kernel, stream);
     });
     Tensor dweight = dw.sum(0).reshape(weight.sizes()).to(weight.scalar_type());
     Tensor dbias = has_bias ? db.sum(0).to(bias.scalar_type()) : Tensor();
-    return {dx, dweight, dbias, Tensor(), Tensor()};
+    return {dx, dweight, dbias, Tensor(), Tensor(), Tensor()};
   }
 };
 
-Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
-                          const c10::optional<Tensor>& seq_idx) {
+std::vector<Tensor> causal_conv1d_silu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                                       const c10::optional<Tensor>& seq_idx, c10::IntArrayRef pieces) {
+  int64_t covered = 0;
+  for (int64_t width : pieces) {
+    TORCH_CHECK(width > 0, "anneal::causal_conv1d_silu: expected pieces of positive widths, found ", pieces);
+    covered += width;
+  }
+  TORCH_CHECK(pieces.size() <= 3 && (pieces.empty() || covered == x.size(-1)), "anneal::causal_conv1d_silu: expected ",
+              "at most 3 pieces summing to the ", x.size(-1), " channels, found ", pieces);
   Tensor b = bias.has_value() ? *bias : at::zeros({x.size(-1)}, x.options().dtype(at::kFloat));
-  return CausalConv1dSilu::apply(x, weight, b, bias.has_value(), seq_idx);
+  return CausalConv1dSilu::apply(x, weight, b, bias.has_value(), seq_idx, pieces.vec());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1564,7 +1597,7 @@ Tensor host_read_end(const Tensor& anchor, int64_t id) {
 }  // namespace
 
 TORCH_LIBRARY(anneal, m) {
-  m.def("causal_conv1d_silu(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx) -> Tensor");
+  m.def("causal_conv1d_silu(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx, int[] pieces=[]) -> Tensor[]");
   m.def("gated_rms_norm(Tensor y, Tensor z, Tensor weight, int groups, float eps, bool norm_before_gate) -> Tensor");
   m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk) -> Tensor");
   m.def("ssd_scan_skip(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? seq_idx, int chunk) -> Tensor");
