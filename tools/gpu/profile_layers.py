@@ -130,6 +130,30 @@ def annotation(event):
     return getattr(event, "is_user_annotation", False) or event.key.startswith("Optimizer.")
 
 
+# Kernels a step launches many times for little work each: in a graph every launch also costs a gap
+# of about 1.7 us (86.4 ms graphed against 82.5 ms of kernels at 8 x 2048, 2,239 kernels a step).
+SMALL_KERNELS = {"memsets": lambda n: n.startswith("Memset"),
+                 "float32 additions": lambda n: "CUDAFunctor_add<float>" in n,
+                 "fills": lambda n: "FillFunctor" in n}
+
+
+def launch_sources(prof, wanted, depth=3):
+    """[(the launching operator and up to depth - 1 of its callers, kernels launched, their us)] for
+    the kernels whose name `wanted` accepts, most launches first."""
+    counts = defaultdict(lambda: [0, 0.0])
+    for e in prof.events():
+        launched = [k for k in getattr(e, "kernels", []) if wanted(k.name)]
+        if not launched:
+            continue
+        chain, parent = [], e
+        while parent is not None and len(chain) < depth:
+            chain.append(parent.name)
+            parent = parent.cpu_parent
+        counts[" < ".join(chain)][0] += len(launched)
+        counts[" < ".join(chain)][1] += sum(k.duration for k in launched)
+    return sorted(counts.items(), key=lambda kv: -kv[1][0])
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("library")
@@ -215,6 +239,18 @@ def main():
             print("   copying operators by device time (ms per step, calls, input shapes):")
             for item in r["copying_operators"]:
                 print(f"   {item['ms']:8.3f} ms {item['calls']:5d} x {item['name']} {item['shapes'][:150]}")
+            # where the many small kernels come from (a report only: the profile stands without it)
+            try:
+                r["small_kernel_sources"] = {}
+                for label, wanted in SMALL_KERNELS.items():
+                    sources = launch_sources(prof, wanted)[:15]
+                    r["small_kernel_sources"][label] = [{"launched_by": k, "per_step": n // 2, "us_per_step": round(us / 2, 1)}
+                                                       for k, (n, us) in sources]
+                    print(f"   {label} a step, by the operator that launched them (< its callers):")
+                    for item in r["small_kernel_sources"][label]:
+                        print(f"   {item['per_step']:5d} x {item['us_per_step']:8.1f} us  {item['launched_by'][:150]}")
+            except Exception as e:  # noqa: BLE001 - an older profiler's events differ; say so and go on
+                print(f"   small kernels by launching operator: not available ({type(e).__name__}: {e})")
         del layer
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1))
