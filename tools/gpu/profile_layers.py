@@ -244,8 +244,8 @@ def main():
                 r["small_kernel_sources"] = {}
                 for label, wanted in SMALL_KERNELS.items():
                     sources = launch_sources(prof, wanted)[:15]
-                    r["small_kernel_sources"][label] = [{"launched_by": k, "per_step": n // 2, "us_per_step": round(us / 2, 1)}
-                                                       for k, (n, us) in sources]
+                    r["small_kernel_sources"][label] = [
+                        {"launched_by": k, "per_step": n // 2, "us_per_step": round(us / 2, 1)} for k, (n, us) in sources]
                     print(f"   {label} a step, by the operator that launched them (< its callers):")
                     for item in r["small_kernel_sources"][label]:
                         print(f"   {item['per_step']:5d} x {item['us_per_step']:8.1f} us  {item['launched_by'][:150]}")
