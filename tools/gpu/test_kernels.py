@@ -195,8 +195,9 @@ def test_ssd(dtype, packed, t=150, chunk=32, g=2, p=8):
     name = f"ssd_scan T={t} chunk={chunk} groups={g}{f' P={p}' if p != 8 else ''}{' packed' if packed else ''}"
     # A's gradient, h values each summed over every token, gathers its terms with global float
     # atomics (the mixing and state-passing backwards) in no fixed order: in float32 its error moved
-    # between 4.4e-6 and 1.2e-5 over seven runs of one build at T=700 chunk=512 (every other
-    # gradient's stayed put, at most 5e-6; docs/benchmarks/2026-12-03-h200-qkv-rope)
+    # between 4.4e-6 and 1.2e-5 over seven runs at T=700 chunk=512, of builds with the same
+    # arithmetic for it (every other gradient's stayed put, at most 5e-6;
+    # docs/benchmarks/2026-12-03-h200-qkv-rope)
     bounds = {"dA": 3e-5} if dtype == torch.float32 else None
     compare(name, dtype, [("y", out, ref)] + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs)], bounds)
     if dtype == torch.float32:
