@@ -48,6 +48,11 @@ def shape(key):
     return f"{key[0]} x {key[1]}"
 
 
+def shortfall(have, need):
+    """", N% more" when have falls short of need, else nothing."""
+    return "" if have >= need else f", {100 * (need / have - 1):.1f}% more"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", type=Path)
@@ -80,7 +85,7 @@ def main():
         a, p = anneal[at8]["tokens_per_second"], peer[at8]["step"]["tokens_per_second"]
         need = 2 * p
         verdict("2x the peer at 8 x 2048", a >= need,
-                f"{a / p:.2f}x; 2x is {round(need):,} tokens/s" + ("" if a >= need else f", {100 * (need / a - 1):.1f}% more"))
+                f"{a / p:.2f}x; 2x is {round(need):,} tokens/s{shortfall(a, need)}")
     else:
         lines.append("- 2x the peer at 8 x 2048: not measured (no 8 x 2048 pair)")
     best_a = max(anneal, key=lambda k: anneal[k]["tokens_per_second"])
@@ -89,7 +94,7 @@ def main():
     need = 1.5 * p
     verdict("1.5x the peer's best micro-batch", a >= need,
             f"Anneal {round(a):,} at {shape(best_a)} against {round(p):,} at {shape(best_p)}: {a / p:.2f}x; "
-            f"1.5x is {round(need):,}" + ("" if a >= need else f", {100 * (need / a - 1):.1f}% more"))
+            f"1.5x is {round(need):,}{shortfall(a, need)}")
     for k in both:
         mine = anneal[k]["peak_memory_mib"] / GIB
         allocated = peer[k]["step"]["peak_memory_gib"]

@@ -274,9 +274,10 @@ def test_lm_head(dtype, v=1000, master=False):
 # ---------------------------------------------------------------- linear
 def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False, scale=1.0, columns=False):
     """linear against (scale x W^T + b) * c in float64 (the muP multipliers: `scale` an input one, or an
-    output one of a layer without bias; `columns` a constant multiplier c per output, as mup_vector). With `master` the weight (and bias) are float32 leaves cast
-    inside, and the weight's gradient goes into its .grad in place: over `passes` backward passes it
-    must sum to passes times the reference's (the first pass finds no .grad and makes it). Without,
+    output one of a layer without bias; `columns` a constant multiplier c per output, as mup_vector).
+    With `master` the weight (and bias) are float32 leaves cast inside, and the weight's gradient goes
+    into its .grad in place: over `passes` backward passes it must sum to passes times the
+    reference's (the first pass finds no .grad and makes it). Without,
     the weight is a leaf of x's type and its gradient comes back through autograd. `frozen`: a weight
     without gradient (a DPO reference model's), only x's gradient is asked for. `stacked`: the weight
     is two float32 leaves concatenated (the fused q, k, v projection), no leaf itself: its float32
