@@ -1373,16 +1373,17 @@ void check_linear(const Tensor& x, const Tensor& weight, const c10::optional<Ten
               "anneal::linear: columns is a constant multiplier and gets no gradient, but it requires one");
 }
 
-// the bias, or an empty tensor in its place (LinearLayers takes no undefined inputs)
-Tensor bias_or_empty(const c10::optional<Tensor>& bias, const Tensor& weight) {
-  return bias.has_value() ? *bias : at::empty({0}, weight.options());
+// the tensor, or an empty one of like's options in its place (LinearLayers takes no undefined inputs:
+// an absent bias, or the second weight of a single layer)
+Tensor or_empty(const c10::optional<Tensor>& value, const Tensor& like) {
+  return value.has_value() ? *value : at::empty({0}, like.options());
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias, double scale,
               const c10::optional<Tensor>& columns) {
   check_linear(x, weight, bias, columns);
-  Tensor none = at::empty({0}, weight.options());
-  return LinearLayers::apply(x, weight, bias_or_empty(bias, weight), bias.has_value(), none, none, false, scale, 1.0,
+  Tensor none = or_empty(c10::nullopt, weight);
+  return LinearLayers::apply(x, weight, or_empty(bias, weight), bias.has_value(), none, none, false, scale, 1.0,
                              columns, c10::nullopt, std::vector<int64_t>())[0];
 }
 
@@ -1399,8 +1400,8 @@ std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c1
   }
   TORCH_CHECK(pieces1.empty() || covered == weight1.size(0), "anneal::linear_pair: expected pieces1 summing to the ",
               weight1.size(0), " outputs of weight1, found ", pieces1, " (", covered, ")");
-  return LinearLayers::apply(x, weight1, bias_or_empty(bias1, weight1), bias1.has_value(), weight2,
-                             bias_or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1, columns2,
+  return LinearLayers::apply(x, weight1, or_empty(bias1, weight1), bias1.has_value(), weight2,
+                             or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1, columns2,
                              pieces1.vec());
 }
 
