@@ -74,9 +74,10 @@ if has layers; then
   # Python, the same operator library; needs the kernels part or build-kernels.sh first)
   for rows in ${LAYER_ROWS:-8}; do
     step "the fused step's kernels by time, $rows x 2048 (tools/gpu/profile_layers.py)"
-    timeout 120 python3 tools/gpu/profile_layers.py plugin-ssm-hybrid/target/native/anneal_ops.so --rows "$rows" --shapes \
+    timeout 120 python3 tools/gpu/profile_layers.py plugin-ssm-hybrid/target/native/anneal_ops.so --rows "$rows" --shapes --graphed \
       --out "$out/layers-${rows}x2048.json" > "$out/layers-${rows}x2048.log" 2>&1
     grep -A8 "^== fused" "$out/layers-${rows}x2048.log" || tail -5 "$out/layers-${rows}x2048.log"
+    grep "graphed (one CUDA graph" "$out/layers-${rows}x2048.log"
   done
 fi
 if has fused-mup; then

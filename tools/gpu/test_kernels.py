@@ -90,11 +90,13 @@ def conv_reference(x, w, bias, seq):
     return F.silu(out)
 
 
-def test_conv(dtype, packed, k=4, strided=False, c=40):
+def test_conv(dtype, packed, k=4, strided=False, c=40, pieces=None, unused=None):
     """k picks the kernel's register window: 2, 4 (widths 3 and 4) or 8 (5 to 8); with `strided` x
     is a slice of a wider tensor, as the fused layer passes a slice of the input projection. An even
     number of channels takes two channels a thread (one access for both), an odd one one a thread;
-    300 channels need two blocks, the second partly filled."""
+    300 channels need two blocks, the second partly filled. With `pieces` the output comes as those
+    column pieces (as Mamba's x, B and C), each with a gradient of its own (an odd width takes one
+    channel a thread); `unused`: that piece gets none."""
     torch.manual_seed(1)
     b, t = 2, 77
     x = torch.randn(b, t, c, device="cuda")
@@ -104,6 +106,9 @@ def test_conv(dtype, packed, k=4, strided=False, c=40):
     xr, wr, br = leaves(x.double(), w.double(), bias.double())
     ref = conv_reference(xr, wr.view(c, k), br, seq)
     gout = torch.randn_like(ref)
+    if unused is not None:   # that piece's columns send no gradient
+        start = sum(pieces[:unused])
+        gout[..., start:start + pieces[unused]] = 0
     ref.backward(gout)
     wide = torch.cat([torch.randn(b, t, 8, device="cuda"), x, torch.randn(b, t, 16, device="cuda")], -1)
     wo, bo = leaves(w, bias)
@@ -112,11 +117,16 @@ def test_conv(dtype, packed, k=4, strided=False, c=40):
         xo = wide_o[..., 8:8 + c]
     else:
         (xo,) = leaves(x.to(dtype))
-    out = torch.ops.anneal.causal_conv1d_silu(xo, wo, bo, seq)
-    out.backward(gout.to(dtype))
+    outs = torch.ops.anneal.causal_conv1d_silu(xo, wo, bo, seq, pieces or [])
+    refs, gouts = (torch.split(ref, pieces, -1), torch.split(gout, pieces, -1)) if pieces else ([ref], [gout])
+    assert len(outs) == len(refs), f"causal_conv1d_silu returned {len(outs)} outputs, expected {len(refs)}"
+    used = [i for i in range(len(outs)) if i != unused]
+    torch.autograd.backward([outs[i] for i in used], [gouts[i].to(dtype) for i in used])
     dx = wide_o.grad[..., 8:8 + c] if strided else xo.grad
-    compare(f"causal_conv1d_silu K={k} C={c}{' packed' if packed else ''}{' x a strided view' if strided else ''}", dtype,
-            [("out", out, ref), ("dx", dx, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
+    compare(f"causal_conv1d_silu K={k} C={c}{' packed' if packed else ''}{' x a strided view' if strided else ''}"
+            f"{f' pieces {pieces}' if pieces else ''}{f' piece {unused + 1} unused' if unused is not None else ''}", dtype,
+            [(f"out{i + 1}", o, r) for i, (o, r) in enumerate(zip(outs, refs))]
+            + [("dx", dx, xr.grad), ("dw", wo.grad, wr.grad), ("dbias", bo.grad, br.grad)])
 
 
 # ---------------------------------------------------------------- gated RMSNorm
@@ -358,6 +368,51 @@ def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, sca
             f"{' columns1' if columns1 else ''}", dtype, pairs)
 
 
+def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_first=False, passes=2):
+    """linear_pair with pieces1: the first layer's output in column pieces [40, 50, 6] (as Mamba's
+    in_proj gives the gate, the conv's input and dt), each piece's gradient arriving apart, against
+    the float64 reference of the whole output split the same way (the first layer with an input
+    multiplier 1.25 and, with `columns1`, a multiplier per output). `unused`: that piece gets no
+    gradient, so its rows of the weight's gradient must stay zero. `stacked_first`: the first weight
+    is two float32 leaves concatenated, with no .grad of its own to add into: the pieces' gradients
+    are put together into one."""
+    torch.manual_seed(14)
+    pieces = [40, 50, 6]
+    x = torch.randn(3, 50, 64, device="cuda")
+    w1, w2 = torch.randn(96, 64, device="cuda") * 0.1, torch.randn(40, 64, device="cuda") * 0.1
+    b1, b2 = torch.randn(96, device="cuda"), torch.randn(40, device="cuda")
+    c1 = torch.rand(96, device="cuda") + 0.2 if columns1 else None
+    xr, w1r, b1r, w2r, b2r = leaves(x.to(dtype).double(), w1.double(), b1.double(), w2.double(), b2.double())
+    whole = (1.25 * (xr @ w1r.t()) + (b1r if bias else 0)) * (c1.double() if columns1 else 1)
+    refs = list(torch.split(whole, pieces, -1)) + [xr @ w2r.t() + (b2r if bias else 0)]
+    gouts = [torch.randn_like(r) for r in refs]
+    used = [i for i in range(len(refs)) if i != unused]
+    sum((refs[i] * gouts[i]).sum() for i in used).backward()
+    (xo,) = leaves(x.to(dtype))
+    w1o, b1o, w2o, b2o = leaves(w1, b1, w2, b2)
+    if stacked_first:
+        top, bottom = leaves(w1[:30], w1[30:])
+    for _ in range(passes):
+        first = torch.cat([top, bottom]) if stacked_first else w1o
+        outs = torch.ops.anneal.linear_pair(xo, first, b1o if bias else None, w2o, b2o if bias else None,
+                                            1.25, 1.0, c1, None, pieces)
+        assert len(outs) == len(refs), f"linear_pair with pieces returned {len(outs)} outputs, expected {len(refs)}"
+        sum((outs[i].double() * gouts[i]).sum() for i in used).backward()
+    if stacked_first:
+        w1o.grad = torch.cat([top.grad, bottom.grad])
+    pairs = [(f"piece{i + 1}", outs[i], refs[i]) for i in range(len(pieces))]
+    pairs += [("out2", outs[-1], refs[-1]), ("dx", xo.grad, passes * xr.grad), ("dw1", w1o.grad, passes * w1r.grad),
+              ("dw2", w2o.grad, passes * w2r.grad)]
+    if bias:
+        pairs += [("db1", b1o.grad, passes * b1r.grad), ("db2", b2o.grad, passes * b2r.grad)]
+    if unused is not None and unused < len(pieces):
+        rows = slice(sum(pieces[:unused]), sum(pieces[:unused + 1]))
+        assert not w1o.grad[rows].any(), f"piece {unused + 1} got no gradient, but its weight rows did"
+    compare(f"linear_pair pieces {pieces}{' bias' if bias else ''}{' columns1' if columns1 else ''}"
+            f"{f' piece {unused + 1} unused' if unused is not None else ''}{' first stacked' if stacked_first else ''}",
+            dtype, pairs)
+
+
 def test_rms_norm_keep(dtype, width=1024, rows=37):
     """rms_norm_keep(x, w) -> (the norm, x again): x's gradient is the norm's plus whatever reaches the
     second output (here 2 * kept, as add_rms_norm's x-gradient reaches it in the layer), against
@@ -568,7 +623,7 @@ def timings(rows):
     wc = torch.randn(c, 1, 4, device="cuda", requires_grad=True)
     bc = torch.randn(c, device="cuda", requires_grad=True)
     timed(f"causal_conv1d_silu {b}x{t}x{c} bf16 packed",
-          lambda: torch.ops.anneal.causal_conv1d_silu(xc, wc, bc, seq).float().sum().backward())
+          lambda: torch.ops.anneal.causal_conv1d_silu(xc, wc, bc, seq)[0].float().sum().backward())
     y = torch.randn(b, t, 2048, device="cuda", requires_grad=True)
     z = torch.randn(b, t, 2048, device="cuda", dtype=bf, requires_grad=True)
     wn = torch.ones(2048, device="cuda", requires_grad=True)
@@ -637,6 +692,10 @@ def main():
             test_conv(dtype, packed, strided=True)
             test_conv(dtype, packed, c=39)
             test_conv(dtype, packed, c=300, strided=True)
+            # the output as Mamba's x, B and C pieces, their gradients read where they are
+            test_conv(dtype, packed, strided=True, pieces=[32, 4, 4])
+            test_conv(dtype, packed, c=300, strided=True, pieces=[256, 22, 22], unused=1)
+            test_conv(dtype, packed, pieces=[19, 10, 11])        # odd pieces: one channel a thread
             test_ssd(dtype, packed)
             test_ssd(dtype, packed, g=1)   # one group: the state GEMMs read the token layout without a copy
         test_ssd(dtype, True, t=64, chunk=64)
@@ -682,6 +741,11 @@ def main():
         # the layer's in_proj with q, k, v of a muP model (Falcon-H1's multipliers, the mup-untied fixture)
         test_linear_pair(dtype, bias=False, passes=2, stacked_second=True, scales=(1.25, 0.75), columns1=True)
         test_linear_pair(dtype, bias=False, only=0, scales=(0.8839, 1.0))
+        # the first layer's output in pieces (Mamba's in_proj: gate, conv input, dt), gradients never joined
+        test_linear_pair_pieces(dtype, bias=False, columns1=True)       # the 291M model's in_proj: mup_vector
+        test_linear_pair_pieces(dtype, bias=False, unused=2)            # dt without gradient
+        test_linear_pair_pieces(dtype, bias=True, columns1=True, unused=1)
+        test_linear_pair_pieces(dtype, bias=True, stacked_first=True)   # no .grad to add into
         test_rms_norm_keep(dtype)
         test_rms_norm_keep(dtype, width=4104)     # composed
         test_silu_mul(dtype, strided=False)

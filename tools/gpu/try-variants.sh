@@ -22,8 +22,8 @@ for flags in "$@"; do
     python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$n.json" > "$out/kernels-$n.log" 2>&1
     grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$n.log"
   fi
-  timeout 120 python3 tools/gpu/profile_layers.py "$dir/anneal_ops.so" --rows "${LAYER_ROWS:-8}" \
+  timeout 120 python3 tools/gpu/profile_layers.py "$dir/anneal_ops.so" --rows "${LAYER_ROWS:-8}" --graphed \
     --out "$out/layers-$n.json" > "$out/layers-$n.log" 2>&1
-  grep -E "^== fused|${VARIANT_KERNELS:-conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing}" "$out/layers-$n.log"
+  grep -E "^== fused|graphed \(one|${VARIANT_KERNELS:-conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing}" "$out/layers-$n.log"
 done
 tar czf "$OUT/variants.tgz" -C "$OUT" variants && rm -rf "$out"

@@ -93,7 +93,14 @@ inline unsigned vector_blocks(int64_t threads) {
 // token exists and lies in t's document (seq[b, t-(K-1)+k] == seq[b, t]); so a packed document
 // never sees the previous one, as transformers' causal_conv1d with seq_idx.
 // ---------------------------------------------------------------------------------------------
-constexpr int kConvTile = 32;     // time steps per thread
+// Time steps per thread. A candidate for the next measurement (tools/gpu/try-variants.sh with
+// -DANNEAL_CONV_TILE=64 or 16): a longer tile reads a smaller share of halo steps (K - 1 of a tile)
+// and writes half the weight-gradient partials that a reduction then reads, a shorter one gives
+// more blocks to hide the time loop's load latency.
+#ifndef ANNEAL_CONV_TILE
+#define ANNEAL_CONV_TILE 32
+#endif
+constexpr int kConvTile = ANNEAL_CONV_TILE;
 constexpr int kMaxKernel = 8;
 
 // Each thread walks V adjacent channels through a tile of time steps with the last M inputs (and
@@ -254,11 +261,12 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 // Step t's x, dout and document id, loaded while step t - 1 computes (2V + 1 registers more, held to
 // 64 by the launch bounds: 2.51 -> 2.29 ms a step at 8 x 2048, docs/benchmarks/2026-12-03-h200-mup-linear;
 // loading a group of 4 steps instead doubled the registers and was slower). Zeros and kPastTheEnd
-// past the row's end; dout only for the outputs the thread differentiates (t >= t0).
+// past the row's end; dout only for the outputs the thread differentiates (t >= t0). dout is the
+// thread's piece of the output gradient, d_row channels a row, the thread's channels at d_c0.
 template <typename T, int V>
 __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int64_t x_row,
                                                     const int64_t* __restrict__ seq, const T* __restrict__ dout,
-                                                    int64_t row, int t, int time, int t0, int channels, int c0,
+                                                    int d_row, int d_c0, int64_t row, int t, int time, int t0, int c0,
                                                     float (&xv)[V], float (&dv)[V], int& doc) {
   bool inside = t < time;
 #pragma unroll
@@ -270,7 +278,7 @@ __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int
   if (inside) {
     loadv<V>(x, (row + t) * x_row + c0, xv);
     doc = seq ? (int) seq[row + t] : 0;
-    if (t >= t0) loadv<V>(dout, (row + t) * channels + c0, dv);
+    if (t >= t0) loadv<V>(dout, (row + t) * d_row + d_c0, dv);
   }
 }
 
@@ -280,11 +288,18 @@ __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int
 template <typename T, int M, int V>
 __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T* __restrict__ x, int64_t x_row, const float* __restrict__ w,
                                      const float* __restrict__ bias, const int64_t* __restrict__ seq,
-                                     const T* __restrict__ dout, T* __restrict__ dx,
+                                     ConvGradPieces<T> pieces, T* __restrict__ dx,
                                      float* __restrict__ dw_partial, float* __restrict__ db_partial,
                                      int time, int channels, int kernel) {
   int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
   if (c0 >= channels) return;
+  // the output gradient's piece that holds the thread's channels (V never straddles two: every
+  // piece's width is a multiple of V), picked by constant indices so the pieces stay in parameters
+  int piece = c0 < pieces.end[0] ? 0 : c0 < pieces.end[1] ? 1 : 2;
+  int d_start = piece == 0 ? 0 : piece == 1 ? pieces.end[0] : pieces.end[1];
+  int d_row = (piece == 0 ? pieces.end[0] : piece == 1 ? pieces.end[1] : pieces.end[2]) - d_start;
+  const T* __restrict__ dout = piece == 0 ? pieces.dout[0] : piece == 1 ? pieces.dout[1] : pieces.dout[2];
+  int d_c0 = c0 - d_start;
   int b = blockIdx.z;
   int tile = blockIdx.y;
   int t0 = tile * kConvTile;
@@ -318,7 +333,7 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   int t_first = max(0, t0 - (kernel - 1));
   float x_next[V], d_next[V];
   int doc_next;
-  conv_backward_fetch<T, V>(x, x_row, seq, dout, row, t_first, time, t0, channels, c0, x_next, d_next, doc_next);
+  conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first, time, t0, c0, x_next, d_next, doc_next);
   for (int t = t_first; t < t1 + kernel - 1; t++) {
     // one step at a time: loading a group of steps first (as the forward does) made this kernel
     // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy)
@@ -331,7 +346,7 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
       d[v] = d_next[v];
       gt[v] = 0.f;
     }
-    conv_backward_fetch<T, V>(x, x_row, seq, dout, row, t + 1, time, t0, channels, c0, x_next, d_next, doc_next);
+    conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 1, time, t0, c0, x_next, d_next, doc_next);
     win.push(xt, doc_t);
     // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
     if (t >= t0 && inside) {
@@ -1004,8 +1019,9 @@ void by_window(int kernel, F&& f) {
 // The channels a conv thread takes: kConvChannels when every access of V channels stays aligned
 // (the channels, x's row stride and the pointers), else 1.
 template <typename T, typename F>
-void by_conv_channels(int channels, int64_t x_row, std::initializer_list<const void*> pointers, F&& f) {
-  bool vector = channels % kConvChannels == 0 && x_row % kConvChannels == 0;
+void by_conv_channels(int channels, int64_t x_row, std::initializer_list<const void*> pointers, F&& f,
+                      bool also = true) {
+  bool vector = also && channels % kConvChannels == 0 && x_row % kConvChannels == 0;
   for (const void* p : pointers) vector = vector && reinterpret_cast<uintptr_t>(p) % (sizeof(T) * kConvChannels) == 0;
   if (vector) {
     f(std::integral_constant<int, kConvChannels>{});
@@ -1031,16 +1047,19 @@ int conv1d_silu_partials(int batch, int time) { return batch * (int) blocks(time
 
 template <typename T>
 void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq,
-                          const T* dout, T* dx, float* dw_partial, float* db_partial, int batch, int time, int channels,
-                          int kernel, cudaStream_t stream) {
-  by_conv_channels<T>(channels, x_row, {x, dout, dx}, [&](auto per_thread) {
+                          const ConvGradPieces<T>& dout, T* dx, float* dw_partial, float* db_partial, int batch,
+                          int time, int channels, int kernel, cudaStream_t stream) {
+  // V channels a thread only when no thread's V straddles two pieces: every piece's end a multiple of
+  // kConvChannels (by_conv_channels checks the channels themselves)
+  bool pieces_even = dout.end[0] % kConvChannels == 0 && dout.end[1] % kConvChannels == 0;
+  by_conv_channels<T>(channels, x_row, {x, dout.dout[0], dout.dout[1], dout.dout[2], dx}, [&](auto per_thread) {
     constexpr int V = decltype(per_thread)::value;
     dim3 grid(blocks(channels, kConvThreads * V), blocks(time, kConvTile), batch);
     by_window(kernel, [&](auto window) {
       conv_backward_kernel<T, decltype(window)::value, V><<<grid, kConvThreads, 0, stream>>>(
           x, x_row, w, bias, seq, dout, dx, dw_partial, db_partial, time, channels, kernel);
     });
-  });
+  }, pieces_even);
 }
 
 template <typename TY, typename TZ>
@@ -1560,63 +1579,81 @@ void silu_mul_backward(const T* gate, int64_t gate_row, const T* up, int64_t up_
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rotary position embedding, rotate_half form (transformers' apply_rotary_pos_emb): for x [b, t, h, d]
-// and cos, sin [B, 1, t, d] float32 (B = 1 or b; per-row positions restart in packed rows), with
-// x1, x2 the two halves of d: out1 = x1 cos1 - x2 sin1, out2 = x2 cos2 + x1 sin2, times `scale`.
-// Backward: dx1 = (g1 cos1 + g2 sin2) scale, dx2 = (g2 cos2 - g1 sin1) scale. Each thread owns 8
-// elements of each half. x and out are [b, t] rows of h heads side by side, x_row and out_row
-// elements apart: the forward reads q or k in place from the fused q, k, v projection, the backward
-// writes their gradients in place into the projection's gradient (qkv_rope, anneal_ops.cpp), and
-// `scale` carries Falcon-H1's key multiplier. In TorchScript it was a cat of the negated halves, two
+// Rotary position embedding, rotate_half form (transformers' apply_rotary_pos_emb), on the three
+// parts of a fused q, k, v projection (qkv_rope, anneal_ops.cpp): for q and k [b, t, h, d] and cos,
+// sin [B, 1, t, d] float32 (B = 1 or b; per-row positions restart in packed rows), with x1, x2 the
+// two halves of d: out1 = x1 cos1 - x2 sin1, out2 = x2 cos2 + x1 sin2, times the part's scale
+// (Falcon-H1's key multiplier for k). Backward: dx1 = (g1 cos1 + g2 sin2) scale,
+// dx2 = (g2 cos2 - g1 sin1) scale. v is copied, either way. Each thread owns 8 elements of each half
+// of one head. The forward reads the projection in place and writes q, k and v; the backward reads
+// their gradients and writes the projection's, so one launch each way serves all three (v's row
+// copies as cudaMemcpy2DAsync ran at about 1.3 TB/s, 0.29 ms a step at 8 x 2048:
+// docs/benchmarks/2026-12-03-h200-qkv-rope). In TorchScript RoPE was a cat of the negated halves, two
 // products and a sum each way (RoPE's cat alone 2.4 ms of a 124 ms step at 8 x 2048).
 // ---------------------------------------------------------------------------------------------
-struct RopeShape {
-  int b, t, h, d, cos_rows;
-  int64_t x_row, out_row;   // elements between consecutive (b, t) rows: h * d, or more in a fused projection
-  float scale;
-};
-
 template <typename T, bool kBackward>
-__global__ void rope_kernel(const T* __restrict__ x, const float* __restrict__ cos, const float* __restrict__ sin,
-                            T* __restrict__ out, RopeShape sh) {
-  int half = sh.d / 2, lanes = half / 8;
+__global__ void qkv_rope_kernel(QkvParts<T> parts, const float* __restrict__ cos, const float* __restrict__ sin,
+                                int b, int t, int d, int cos_rows) {
+  int half = d / 2, lanes = half / 8;
+  int all_heads = parts.heads[0] + parts.heads[1] + parts.heads[2];
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
-  if (i >= (int64_t) sh.b * sh.t * sh.h * lanes) return;
+  if (i >= (int64_t) b * t * all_heads * lanes) return;
   int j = (int) (i % lanes) * 8;
-  int64_t token_head = i / lanes;          // (b, t, h)
-  int64_t bt = token_head / sh.h;
-  int tt = (int) (bt % sh.t), bb = (int) (bt / sh.t);
-  int64_t head_at = (token_head % sh.h) * sh.d + j;
-  int64_t x_at = bt * sh.x_row + head_at, at = bt * sh.out_row + head_at;
-  int64_t angle = ((int64_t) (sh.cos_rows == 1 ? 0 : bb) * sh.t + tt) * sh.d + j;
+  int64_t token_head = i / lanes;          // (b, t, head of the projection)
+  int64_t bt = token_head / all_heads;
+  int head = (int) (token_head % all_heads), part = 0;
+  if (head >= parts.heads[0]) {
+    head -= parts.heads[0];
+    part = 1;
+    if (head >= parts.heads[1]) {
+      head -= parts.heads[1];
+      part = 2;
+    }
+  }
+  int64_t head_at = (int64_t) head * d + j;
+  // the part's fields picked by constant indices (an index known only at run time put the whole
+  // parameter struct on the stack)
+  const T* x = (part == 0 ? parts.src[0] : part == 1 ? parts.src[1] : parts.src[2]) +
+               bt * (part == 0 ? parts.src_row[0] : part == 1 ? parts.src_row[1] : parts.src_row[2]) + head_at;
+  T* out = (part == 0 ? parts.dst[0] : part == 1 ? parts.dst[1] : parts.dst[2]) +
+           bt * (part == 0 ? parts.dst_row[0] : part == 1 ? parts.dst_row[1] : parts.dst_row[2]) + head_at;
   float x1[8], x2[8], o1[8], o2[8];
-  load8(x + x_at, x1);
-  load8(x + x_at + half, x2);
+  load8(x, x1);
+  load8(x + half, x2);
+  if (part == 2) {   // v: as it is
+    store8(out, x1);
+    store8(out + half, x2);
+    return;
+  }
+  int tt = (int) (bt % t), bb = (int) (bt / t);
+  int64_t angle = ((int64_t) (cos_rows == 1 ? 0 : bb) * t + tt) * d + j;
+  float scale = part == 0 ? parts.scale[0] : parts.scale[1];
 #pragma unroll
   for (int k = 0; k < 8; k++) {
     float c1 = cos[angle + k], s1 = sin[angle + k], c2 = cos[angle + half + k], s2 = sin[angle + half + k];
     if (kBackward) {  // x1, x2 hold the output gradient's halves
-      o1[k] = (x1[k] * c1 + x2[k] * s2) * sh.scale;
-      o2[k] = (x2[k] * c2 - x1[k] * s1) * sh.scale;
+      o1[k] = (x1[k] * c1 + x2[k] * s2) * scale;
+      o2[k] = (x2[k] * c2 - x1[k] * s1) * scale;
     } else {
-      o1[k] = (x1[k] * c1 - x2[k] * s1) * sh.scale;
-      o2[k] = (x2[k] * c2 + x1[k] * s2) * sh.scale;
+      o1[k] = (x1[k] * c1 - x2[k] * s1) * scale;
+      o2[k] = (x2[k] * c2 + x1[k] * s2) * scale;
     }
   }
-  store8(out + at, o1);
-  store8(out + at + half, o2);
+  store8(out, o1);
+  store8(out + half, o2);
 }
 
 template <typename T>
-void rope_apply(const T* x, int64_t x_row, const float* cos, const float* sin, T* out, int64_t out_row, float scale,
-                int batch, int time, int heads, int dim, int cos_rows, bool backward, cudaStream_t stream) {
-  int64_t threads = (int64_t) batch * time * heads * (dim / 16);
+void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin, int batch, int time, int dim,
+                    int cos_rows, bool backward, cudaStream_t stream) {
+  int64_t threads = (int64_t) batch * time * (parts.heads[0] + parts.heads[1] + parts.heads[2]) * (dim / 16);
   if (threads == 0) return;
-  RopeShape sh{batch, time, heads, dim, cos_rows, x_row, out_row, scale};
   if (backward) {
-    rope_kernel<T, true><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(x, cos, sin, out, sh);
+    qkv_rope_kernel<T, true><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(parts, cos, sin, batch, time,
+                                                                                    dim, cos_rows);
   } else {
-    rope_kernel<T, false><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(x, cos, sin, out, sh);
+    qkv_rope_kernel<T, false><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(parts, cos, sin, batch, time,
+                                                                                     dim, cos_rows);
   }
 }
 
@@ -1812,8 +1849,8 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
 #define ANNEAL_CONV(T)                                                                                              \
   template void conv1d_silu_forward<T>(const T*, int64_t, const float*, const float*, const int64_t*, T*, int, int, \
                                        int, int, cudaStream_t);                                                    \
-  template void conv1d_silu_backward<T>(const T*, int64_t, const float*, const float*, const int64_t*, const T*, T*, \
-                                        float*, float*, int, int, int, int, cudaStream_t);
+  template void conv1d_silu_backward<T>(const T*, int64_t, const float*, const float*, const int64_t*,             \
+                                        const ConvGradPieces<T>&, T*, float*, float*, int, int, int, int, cudaStream_t);
 #define ANNEAL_ROWS(T)                                                                                             \
   template void ssd_mixing_forward<T>(const float*, const float*, const int64_t*, T*, int, int, int, int, int,       \
                                       cudaStream_t);                                                                \
@@ -1835,8 +1872,8 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
                                          int64_t, int, float, cudaStream_t);                                        \
   template void residual_norm_backward<T>(const float*, const float*, const float*, const T*, const float*, float*,  \
                                           T*, T*, float*, int64_t, int, cudaStream_t);                              \
-  template void rope_apply<T>(const T*, int64_t, const float*, const float*, T*, int64_t, float, int, int, int, int, \
-                              int, bool, cudaStream_t);                                                               \
+  template void qkv_rope_apply<T>(const QkvParts<T>&, const float*, const float*, int, int, int, int, bool,        \
+                                  cudaStream_t);                                                                      \
   template void silu_mul_forward<T>(const T*, int64_t, const T*, int64_t, T*, int64_t, int, cudaStream_t);           \
   template void silu_mul_backward<T>(const T*, int64_t, const T*, int64_t, const T*, T*, T*, int64_t, int,          \
                                      cudaStream_t);                                                                 \

@@ -12,10 +12,19 @@ void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float*
                          int batch, int time, int channels, int kernel, cudaStream_t stream);
 /** Rows of the weight- and bias-gradient partials the backward kernel writes. */
 int conv1d_silu_partials(int batch, int time);
+/** The output gradient of conv1d_silu_backward in up to three column pieces (the x, B and C that the SSD scan reads,
+ * whose gradients arrive apart): piece p holds channels end[p-1] .. end[p] (from 0 for the first), each piece
+ * [batch, time, its channels] contiguous at dout[p]. One piece: end = {channels, channels, channels}. */
+template <typename T>
+struct ConvGradPieces {
+  const T* dout[3];
+  int end[3];
+};
+
 template <typename T>
 void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq,
-                          const T* dout, T* dx, float* dw_partial, float* db_partial, int batch, int time,
-                          int channels, int kernel, cudaStream_t stream);
+                          const ConvGradPieces<T>& dout, T* dx, float* dw_partial, float* db_partial, int batch,
+                          int time, int channels, int kernel, cudaStream_t stream);
 
 template <typename TY, typename TZ>
 void gated_rms_norm_forward(const TY* y, const TZ* z, const float* w, TZ* out, float* rstd, int64_t rows, int width,
@@ -82,13 +91,24 @@ void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, cons
                                 const T* g_skip, const float* d_skip, T* dx, float* ddt, int batch, int time,
                                 int heads, int p, int q, cudaStream_t stream);
 
-/** RoPE (rotate_half) of x [b, t, h, dim] times `scale`, with cos, sin [cos_rows, 1, t, dim] float32 (cos_rows 1 or
- * b), or with `backward` its gradient from the output gradient in x's place. x's and out's heads lie side by side,
- * their (b, t) rows x_row and out_row elements apart (h * dim when contiguous, more in a fused q, k, v projection;
- * multiples of 8); dim a multiple of 16, 16-byte aligned x and out. */
+/** The three parts of a fused q, k, v projection for qkv_rope_apply: part p has heads[p] heads of the head
+ * dimension side by side in each (b, t) row, read from src[p] (rows src_row[p] elements apart) and written to dst[p]
+ * (rows dst_row[p] apart); q and k (parts 0 and 1) are rotated and multiplied by scale[p], v (part 2) copied. */
 template <typename T>
-void rope_apply(const T* x, int64_t x_row, const float* cos, const float* sin, T* out, int64_t out_row, float scale,
-                int batch, int time, int heads, int dim, int cos_rows, bool backward, cudaStream_t stream);
+struct QkvParts {
+  const T* src[3];
+  T* dst[3];
+  int64_t src_row[3], dst_row[3];
+  int heads[3];
+  float scale[3];
+};
+
+/** RoPE (rotate_half) of q and k times their scales, and v copied, in one launch, with cos, sin [cos_rows, 1, t, dim]
+ * float32 (cos_rows 1 or b); with `backward` q's and k's gradients from their outputs' (v's copied likewise). Rows
+ * multiples of 8 elements, dim a multiple of 16, every part 16-byte aligned. */
+template <typename T>
+void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin, int batch, int time, int dim,
+                    int cos_rows, bool backward, cudaStream_t stream);
 
 /** The residual stream's RMSNorm: out [rows, width] (T) = s r w with s = x (+ a + b when a is given, then written to
  * `sum`), r = rsqrt(mean(s^2) + eps) written to rstd [rows]; x, sum, w float32. Needs residual_norm_supported. */

@@ -3,7 +3,8 @@
 // the JVM never sees their intermediates. Built by tools/gpu/build-kernels.sh against the libtorch
 // DJL loads; loaded by the hybrid plugin with System.load (FusedKernels.java).
 //
-//   causal_conv1d_silu     Mamba-2's causal depthwise conv + SiLU, document resets (CUDA kernels)
+//   causal_conv1d_silu     Mamba-2's causal depthwise conv + SiLU, document resets (CUDA kernels); its
+//                          output can come as column pieces whose gradients are never joined
 //   gated_rms_norm         the gated RMSNorm of the Mamba-2 output (CUDA kernels)
 //   ssd_scan               the chunked SSD scan of Mamba-2, state carried across chunks and reset at
 //                          document starts; half-precision matmuls with float32 decay arithmetic;
@@ -18,7 +19,8 @@
 //                          v, from the fused projection and back into its gradient, one pass each way
 //   linear, linear_pair    x W^T + b with the float32 master weight cast inside, muP multipliers folded
 //                          into that cast; the backward adds the weight gradient straight into the
-//                          master's float32 .grad; the pair shares one x-gradient
+//                          master's float32 .grad; the pair shares one x-gradient, and its first
+//                          layer's output can come as column pieces whose gradients are never joined
 //
 //   graph_*                capture the calling thread's GPU work (a whole training step: forward,
 //                          autograd backward, optimizer) as CUDA graphs and replay them
@@ -170,13 +172,17 @@ void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accum
 }
 
 // ---------------------------------------------------------------------------------------------
-// causal_conv1d_silu(x [B,T,C], weight [C,K] or [C,1,K], bias [C]?, seq_idx [B,T]?) -> [B,T,C]
+// causal_conv1d_silu(x [B,T,C], weight [C,K] or [C,1,K], bias [C]?, seq_idx [B,T]?, pieces []) -> [[B,T,C]]
+// With pieces (channel counts summing to C) the output comes as those column pieces, views of one
+// result (Mamba's x, B and C for the SSD scan): their gradients arrive apart and the backward kernel
+// reads each where it is, where a split's backward would concatenate them first (a pass over the
+// whole [B,T,C] gradient, about 50 us a layer at 8 x 2048).
 // ---------------------------------------------------------------------------------------------
 struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
   // bias is a tensor (zeros when the conv has none) and seq_idx an optional: C++ autograd
   // functions take no undefined tensors as inputs.
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                        bool has_bias, const c10::optional<Tensor>& seq_idx) {
+  static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                               bool has_bias, const c10::optional<Tensor>& seq_idx, std::vector<int64_t> pieces) {
     check_cuda(x, "causal_conv1d_silu", "x");
     TORCH_CHECK(x.dim() == 3, "anneal::causal_conv1d_silu: x must be [batch, time, channels], found ", x.sizes());
     int64_t channels = x.size(2);
@@ -201,7 +207,15 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     ctx->save_for_backward({xc, weight, bias});
     ctx->saved_data["has_bias"] = has_bias;
     ctx->saved_data["seq"] = optional_value(s);
-    return out;
+    if (pieces.empty()) pieces.push_back(channels);
+    ctx->saved_data["pieces"] = pieces;
+    variable_list outputs;
+    int64_t at = 0;
+    for (int64_t width : pieces) {
+      outputs.push_back(pieces.size() == 1 ? out : out.narrow(-1, at, width));
+      at += width;
+    }
+    return outputs;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -213,8 +227,13 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     Tensor w = weight.reshape({channels, -1}).to(at::kFloat).contiguous();
     int64_t kernel = w.size(1);
     Tensor b = has_bias ? bias.to(at::kFloat).contiguous() : Tensor();
-    Tensor dout = grads[0].defined() ? grads[0].to(xc.scalar_type()).contiguous()
-                                     : at::zeros(xc.sizes(), xc.options());
+    // each piece's gradient where it is (contiguous; zeros for a piece without one: grads are materialised)
+    std::vector<int64_t> pieces = ctx->saved_data["pieces"].toIntVector();
+    TORCH_CHECK(pieces.size() <= 3, "anneal::causal_conv1d_silu: at most 3 pieces, found ", pieces.size());
+    std::vector<Tensor> douts;
+    for (size_t p = 0; p < pieces.size(); p++) {
+      douts.push_back(aligned(grads[p].to(xc.scalar_type()).contiguous()));
+    }
     Tensor dx = at::empty(xc.sizes(), xc.options());
     int partials = anneal::conv1d_silu_partials((int) batch, (int) time);
     Tensor dw = at::empty({partials, channels, kernel}, xc.options().dtype(at::kFloat));
@@ -223,20 +242,35 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(xc, "causal_conv1d_silu", [&](auto tag) {
       using T = decltype(tag);
+      anneal::ConvGradPieces<T> dout;
+      int64_t end = 0;
+      for (int p = 0; p < 3; p++) {
+        size_t q = std::min<size_t>(p, pieces.size() - 1);   // past the last piece: the last again (never read)
+        if ((size_t) p < pieces.size()) end += pieces[p];
+        dout.dout[p] = ptr<T>(douts[q]);
+        dout.end[p] = (int) end;
+      }
       anneal::conv1d_silu_backward<T>(ptr<T>(xc), row_stride(xc), w.data_ptr<float>(), float_or_null(b),
-                                      long_or_null(s), ptr<T>(dout), ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
+                                      long_or_null(s), dout, ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
                                       (int) batch, (int) time, (int) channels, (int) kernel, stream);
     });
     Tensor dweight = dw.sum(0).reshape(weight.sizes()).to(weight.scalar_type());
     Tensor dbias = has_bias ? db.sum(0).to(bias.scalar_type()) : Tensor();
-    return {dx, dweight, dbias, Tensor(), Tensor()};
+    return {dx, dweight, dbias, Tensor(), Tensor(), Tensor()};
   }
 };
 
-Tensor causal_conv1d_silu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
-                          const c10::optional<Tensor>& seq_idx) {
+std::vector<Tensor> causal_conv1d_silu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
+                                       const c10::optional<Tensor>& seq_idx, c10::IntArrayRef pieces) {
+  int64_t covered = 0;
+  for (int64_t width : pieces) {
+    TORCH_CHECK(width > 0, "anneal::causal_conv1d_silu: expected pieces of positive widths, found ", pieces);
+    covered += width;
+  }
+  TORCH_CHECK(pieces.size() <= 3 && (pieces.empty() || covered == x.size(-1)), "anneal::causal_conv1d_silu: expected ",
+              "at most 3 pieces summing to the ", x.size(-1), " channels, found ", pieces);
   Tensor b = bias.has_value() ? *bias : at::zeros({x.size(-1)}, x.options().dtype(at::kFloat));
-  return CausalConv1dSilu::apply(x, weight, b, bias.has_value(), seq_idx);
+  return CausalConv1dSilu::apply(x, weight, b, bias.has_value(), seq_idx, pieces.vec());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1063,11 +1097,11 @@ Tensor silu_mul(const Tensor& gate, const Tensor& up) {
 // qkv_rope(qkv [b,t,(heads + 2 kv_heads) d], cos [B,1,t,d], sin [B,1,t,d], heads, kv_heads, key_scale)
 //   -> (q [b,t,heads,d], k [b,t,kv_heads,d], v [b,t,kv_heads,d]) in qkv's type, contiguous:
 // q and k rotated (RoPE, rotate_half form: transformers' apply_rotary_pos_emb), k times Falcon-H1's
-// key multiplier, v as it is. B = 1 or b; cos and sin are float32 constants (no gradient). Each way,
-// one kernel for q, one for k and a row copy for v (anneal_kernels.cu, rope_apply): the forward reads
-// the fused projection in place, and the backward writes the three gradients in place into the
-// projection's gradient. So no cat of q, k and v gradients and no pass for the key multiplier are
-// left. The caller transposes q, k and v for attention.
+// key multiplier, v as it is. B = 1 or b; cos and sin are float32 constants (no gradient). One kernel
+// each way (anneal_kernels.cu, qkv_rope_apply): the forward reads the fused projection in place, and
+// the backward writes the three gradients in place into the projection's gradient. So no cat of q,
+// k and v gradients and no pass for the key multiplier are left. The caller transposes q, k and v
+// for attention.
 // ---------------------------------------------------------------------------------------------
 struct QkvRope : torch::autograd::Function<QkvRope> {
   static variable_list forward(AutogradContext* ctx, const Tensor& qkv, const Tensor& cos, const Tensor& sin,
@@ -1095,7 +1129,8 @@ struct QkvRope : torch::autograd::Function<QkvRope> {
     return {dqkv, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 
-  // Forward: the projection read, q, k and v written. Backward: their gradients read, the projection's written.
+  // Forward: the projection read, q, k and v written. Backward: their gradients read, the projection's
+  // written. One launch either way (anneal_kernels.cu, qkv_rope_apply).
   static void run(const Tensor& projection, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& cos,
                   const Tensor& sin, int64_t heads, int64_t kv_heads, double key_scale, bool backward) {
     int64_t b = q.size(0), t = q.size(1), d = q.size(3), width = projection.size(2);
@@ -1104,24 +1139,22 @@ struct QkvRope : torch::autograd::Function<QkvRope> {
     by_type(projection, "qkv_rope", [&](auto tag) {
       using T = decltype(tag);
       T* fused = ptr<T>(projection);
-      auto rotate = [&](const Tensor& part, int64_t offset, int64_t h, double scale) {
-        const T* from = backward ? ptr<T>(part) : fused + offset;
-        T* to = backward ? fused + offset : ptr<T>(part);
-        anneal::rope_apply<T>(from, backward ? h * d : width, cos.data_ptr<float>(), sin.data_ptr<float>(), to,
-                              backward ? width : h * d, (float) scale, (int) b, (int) t, (int) h, (int) d,
-                              (int) cos.size(0), backward, stream);
-      };
-      rotate(q, 0, heads, 1.0);
-      rotate(k, heads * d, kv_heads, key_scale);
-      size_t row = kv_heads * d * sizeof(T), fused_row = width * sizeof(T);
-      T* fused_v = fused + (heads + kv_heads) * d;
-      if (backward) {
-        C10_CUDA_CHECK(cudaMemcpy2DAsync(fused_v, fused_row, ptr<T>(v), row, row, b * t, cudaMemcpyDeviceToDevice,
-                                         stream));
-      } else {
-        C10_CUDA_CHECK(cudaMemcpy2DAsync(ptr<T>(v), row, fused_v, fused_row, row, b * t, cudaMemcpyDeviceToDevice,
-                                         stream));
+      const Tensor* separate[3] = {&q, &k, &v};
+      int64_t part_heads[3] = {heads, kv_heads, kv_heads};
+      anneal::QkvParts<T> parts;
+      int64_t offset = 0;
+      for (int p = 0; p < 3; p++) {
+        T* own = ptr<T>(*separate[p]);
+        parts.src[p] = backward ? own : fused + offset;
+        parts.dst[p] = backward ? fused + offset : own;
+        parts.src_row[p] = backward ? part_heads[p] * d : width;
+        parts.dst_row[p] = backward ? width : part_heads[p] * d;
+        parts.heads[p] = (int) part_heads[p];
+        parts.scale[p] = p == 1 ? (float) key_scale : 1.0f;
+        offset += part_heads[p] * d;
       }
+      anneal::qkv_rope_apply<T>(parts, cos.data_ptr<float>(), sin.data_ptr<float>(), (int) b, (int) t, (int) d,
+                                (int) cos.size(0), backward, stream);
     });
   }
 };
@@ -1168,19 +1201,23 @@ std::tuple<Tensor, Tensor, Tensor> qkv_rope(const Tensor& qkv, const Tensor& cos
 // The weight's gradient scale diag(columns) g2^T x2 (added into its float32 .grad when it has one:
 // then undefined) and the bias's, columns * sum(g2) (bias_type < 0: none), from g2 [rows, out] and
 // x2 [rows, in], both in the compute type.
+// With row0, g2 holds the gradient of the outputs row0 .. row0 + g2.size(1) only (one piece of a
+// layer's output): the .grad's rows of that range take it, and what comes back covers that range.
 std::pair<Tensor, Tensor> linear_parameter_grads(const Tensor& weight, const Tensor& g2, const Tensor& x2,
                                                  int64_t bias_type, bool weight_needed, bool bias_needed,
-                                                 double scale, const Tensor& columns) {
-  Tensor rows = columns.defined() ? columns.to(at::kFloat).unsqueeze(1) : Tensor();
+                                                 double scale, const Tensor& columns, int64_t row0 = 0) {
+  int64_t n = g2.size(1);
+  Tensor rows = columns.defined() ? columns.narrow(0, row0, n).to(at::kFloat).unsqueeze(1) : Tensor();
   Tensor dweight;
   if (weight_needed) {
     Tensor sum = in_place_grad(weight);
+    if (sum.defined()) sum = sum.narrow(0, row0, n);   // whole rows of a contiguous [out, in]: contiguous
     if (sum.defined() && !rows.defined()) {
       transposed_product(sum, g2, x2, true, scale);  // dweight stays undefined: nothing left for autograd to add
     } else {
       // float32 from the GEMM: for the row scaling, a float32 weight that is no leaf (q, k, v weights
       // concatenated) or a half-precision one (cast once, after the float32 sum)
-      Tensor product = at::empty(weight.sizes(), weight.options().dtype(at::kFloat));
+      Tensor product = at::empty({n, weight.size(1)}, weight.options().dtype(at::kFloat));
       transposed_product(product, g2, x2, false, scale);
       if (sum.defined()) {
         sum.addcmul_(product, rows);
@@ -1224,17 +1261,33 @@ Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bo
 // weights are stacked, so no memory is added. Each layer takes its own multipliers. C++ autograd
 // functions take no undefined tensors as inputs: a layer without bias passes an empty one
 // (has_bias false), a single layer an empty weight2.
+// `pieces1` (sizes summing to weight1's outputs; empty: one) returns the first layer's output as
+// column pieces, views of its one GEMM's result (Mamba's in_proj: the gate, the conv's input and
+// dt). Their gradients arrive apart, and each piece's goes into x's gradient by a GEMM of its own
+// (beta 1) and into its rows of the weight's .grad: a split's backward would first concatenate them,
+// a pass over the whole [rows, out] gradient (about 96 us a layer at 8 x 2048).
 struct LinearLayers : torch::autograd::Function<LinearLayers> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight1, const Tensor& bias1,
                                bool has_bias1, const Tensor& weight2, const Tensor& bias2, bool has_bias2,
                                double scale1, double scale2, const c10::optional<Tensor>& columns1,
-                               const c10::optional<Tensor>& columns2) {
+                               const c10::optional<Tensor>& columns2, std::vector<int64_t> pieces1) {
     int64_t layers = weight2.numel() > 0 ? 2 : 1;
     Tensor w1, w2;
-    variable_list out = {cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), w1)};
+    Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), w1);
+    variable_list out;
+    if (pieces1.empty()) {
+      out.push_back(out1);
+    } else {
+      int64_t at = 0;
+      for (int64_t width : pieces1) {
+        out.push_back(out1.narrow(-1, at, width));
+        at += width;
+      }
+    }
     if (layers == 2) out.push_back(cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), w2));
     ctx->save_for_backward({x, w1, w2});
     ctx->saved_data["layers"] = layers;
+    ctx->saved_data["pieces1"] = pieces1;
     ctx->saved_data["weight1"] = weight1;  // the leaves themselves, whose .grad the backward adds into
     ctx->saved_data["weight2"] = weight2;
     ctx->saved_data["bias_type1"] = has_bias1 ? (int64_t) bias1.scalar_type() : (int64_t) -1;
@@ -1251,14 +1304,25 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
     auto saved = ctx->get_saved_variables();
     Tensor x = saved[0];
     Tensor x2 = x.reshape({-1, x.size(-1)});
+    // the outputs in order: the first layer's pieces (or its one output), then the second layer's;
+    // each as (layer, its first row of the layer's weight)
+    std::vector<std::pair<int, int64_t>> outputs;
+    std::vector<int64_t> pieces1 = ctx->saved_data["pieces1"].toIntVector();
+    if (pieces1.empty()) pieces1.push_back(saved[1].size(0));
+    int64_t row = 0;
+    for (int64_t width : pieces1) {
+      outputs.emplace_back(0, row);
+      row += width;
+    }
+    if (ctx->saved_data["layers"].toInt() == 2) outputs.emplace_back(1, 0);
     Tensor dx;
     Tensor param_grads[2][2];
-    int64_t layers = ctx->saved_data["layers"].toInt();
-    for (int k = 0; k < layers; k++) {
-      if (!grads[k].defined()) continue;
+    for (size_t i = 0; i < outputs.size(); i++) {
+      if (!grads[i].defined()) continue;
+      auto [k, row0] = outputs[i];
       std::string n = std::to_string(k + 1);
-      Tensor w = saved[1 + k];
-      Tensor g = grads[k].to(x.scalar_type());
+      Tensor g = grads[i].to(x.scalar_type());
+      Tensor w = saved[1 + k].narrow(0, row0, g.size(-1));   // the piece's rows: contiguous
       Tensor g2 = g.reshape({-1, w.size(0)});
       if (ctx->needs_input_grad(0)) {
         if (dx.defined()) {
@@ -1268,15 +1332,30 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
         }
       }
       // needs_input_grad counts the tensor inputs only: x, weight1, bias1, weight2, bias2
+      Tensor weight = ctx->saved_data["weight" + n].toTensor();
       auto [dweight, dbias] = linear_parameter_grads(
-          ctx->saved_data["weight" + n].toTensor(), g2, x2, ctx->saved_data["bias_type" + n].toInt(),
-          ctx->needs_input_grad(1 + 2 * k), ctx->needs_input_grad(2 + 2 * k), ctx->saved_data["scale" + n].toDouble(),
-          saved_optional(ctx, "columns" + n));
-      param_grads[k][0] = dweight;
-      param_grads[k][1] = dbias;
+          weight, g2, x2, ctx->saved_data["bias_type" + n].toInt(), ctx->needs_input_grad(1 + 2 * k),
+          ctx->needs_input_grad(2 + 2 * k), ctx->saved_data["scale" + n].toDouble(), saved_optional(ctx, "columns" + n),
+          row0);
+      param_grads[k][0] = into_rows(param_grads[k][0], dweight, weight.size(0), row0);
+      param_grads[k][1] = into_rows(param_grads[k][1], dbias, weight.size(0), row0);
     }
     return {dx, param_grads[0][0], param_grads[0][1], Tensor(), param_grads[1][0], param_grads[1][1], Tensor(),
-            Tensor(), Tensor(), Tensor(), Tensor()};
+            Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+
+  // A piece's gradient (rows row0 .. of a parameter with `rows` rows) placed into the parameter's
+  // whole gradient `total` (zeros where no piece's gradient came); a piece of all rows is the whole.
+  static Tensor into_rows(Tensor total, const Tensor& piece, int64_t rows, int64_t row0) {
+    if (!piece.defined()) return total;
+    if (!total.defined() && row0 == 0 && piece.size(0) == rows) return piece;
+    if (!total.defined()) {
+      std::vector<int64_t> shape = piece.sizes().vec();
+      shape[0] = rows;
+      total = at::zeros(shape, piece.options());
+    }
+    total.narrow(0, row0, piece.size(0)).copy_(piece);
+    return total;
   }
 };
 
@@ -1294,29 +1373,36 @@ void check_linear(const Tensor& x, const Tensor& weight, const c10::optional<Ten
               "anneal::linear: columns is a constant multiplier and gets no gradient, but it requires one");
 }
 
-// the bias, or an empty tensor in its place (LinearLayers takes no undefined inputs)
-Tensor bias_or_empty(const c10::optional<Tensor>& bias, const Tensor& weight) {
-  return bias.has_value() ? *bias : at::empty({0}, weight.options());
+// the tensor, or an empty one of like's options in its place (LinearLayers takes no undefined inputs:
+// an absent bias, or the second weight of a single layer)
+Tensor or_empty(const c10::optional<Tensor>& value, const Tensor& like) {
+  return value.has_value() ? *value : at::empty({0}, like.options());
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias, double scale,
               const c10::optional<Tensor>& columns) {
   check_linear(x, weight, bias, columns);
-  Tensor none = at::empty({0}, weight.options());
-  return LinearLayers::apply(x, weight, bias_or_empty(bias, weight), bias.has_value(), none, none, false, scale, 1.0,
-                             columns, c10::nullopt)[0];
+  Tensor none = or_empty(c10::nullopt, weight);
+  return LinearLayers::apply(x, weight, or_empty(bias, weight), bias.has_value(), none, none, false, scale, 1.0,
+                             columns, c10::nullopt, std::vector<int64_t>())[0];
 }
 
-std::tuple<Tensor, Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
-                                       const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1,
-                                       double scale2, const c10::optional<Tensor>& columns1,
-                                       const c10::optional<Tensor>& columns2) {
+std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
+                                const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1, double scale2,
+                                const c10::optional<Tensor>& columns1, const c10::optional<Tensor>& columns2,
+                                c10::IntArrayRef pieces1) {
   check_linear(x, weight1, bias1, columns1);
   check_linear(x, weight2, bias2, columns2);
-  variable_list out = LinearLayers::apply(x, weight1, bias_or_empty(bias1, weight1), bias1.has_value(), weight2,
-                                          bias_or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1,
-                                          columns2);
-  return {out[0], out[1]};
+  int64_t covered = 0;
+  for (int64_t width : pieces1) {
+    TORCH_CHECK(width > 0, "anneal::linear_pair: expected pieces1 of positive widths, found ", pieces1);
+    covered += width;
+  }
+  TORCH_CHECK(pieces1.empty() || covered == weight1.size(0), "anneal::linear_pair: expected pieces1 summing to the ",
+              weight1.size(0), " outputs of weight1, found ", pieces1, " (", covered, ")");
+  return LinearLayers::apply(x, weight1, or_empty(bias1, weight1), bias1.has_value(), weight2,
+                             or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1, columns2,
+                             pieces1.vec());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1512,7 +1598,7 @@ Tensor host_read_end(const Tensor& anchor, int64_t id) {
 }  // namespace
 
 TORCH_LIBRARY(anneal, m) {
-  m.def("causal_conv1d_silu(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx) -> Tensor");
+  m.def("causal_conv1d_silu(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx, int[] pieces=[]) -> Tensor[]");
   m.def("gated_rms_norm(Tensor y, Tensor z, Tensor weight, int groups, float eps, bool norm_before_gate) -> Tensor");
   m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk) -> Tensor");
   m.def("ssd_scan_skip(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? seq_idx, int chunk) -> Tensor");
@@ -1525,7 +1611,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("qkv_rope(Tensor qkv, Tensor cos, Tensor sin, int heads, int kv_heads, float key_scale) -> (Tensor, Tensor, Tensor)");
   m.def("linear(Tensor x, Tensor weight, Tensor? bias, float scale=1.0, Tensor? columns=None) -> Tensor");
   m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2, float scale1=1.0, "
-        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None) -> (Tensor, Tensor)");
+        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None, int[] pieces1=[]) -> Tensor[]");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
   m.def("graph_begin(Tensor anchor) -> int", &graph_begin);
