@@ -93,10 +93,11 @@ inline unsigned vector_blocks(int64_t threads) {
 // token exists and lies in t's document (seq[b, t-(K-1)+k] == seq[b, t]); so a packed document
 // never sees the previous one, as transformers' causal_conv1d with seq_idx.
 // ---------------------------------------------------------------------------------------------
-// Time steps per thread. A candidate for the next measurement (tools/gpu/try-variants.sh with
-// -DANNEAL_CONV_TILE=64 or 16): a longer tile reads a smaller share of halo steps (K - 1 of a tile)
-// and writes half the weight-gradient partials that a reduction then reads, a shorter one gives
-// more blocks to hide the time loop's load latency.
+// Time steps per thread. A longer tile reads a smaller share of halo steps (K - 1 of a tile) and
+// writes half the weight-gradient partials that a reduction then reads, a shorter one gives more
+// blocks to hide the time loop's load latency; 32 measured best: the backward took 2.20 ms a step
+// at 8 x 2048, against 2.29 with 64 and 2.39 with 16 (tools/gpu/try-variants.sh with
+// -DANNEAL_CONV_TILE=..., docs/benchmarks/2026-12-03-h200-pieces).
 #ifndef ANNEAL_CONV_TILE
 #define ANNEAL_CONV_TILE 32
 #endif
