@@ -9,6 +9,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <mma.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -765,6 +766,98 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
   if (row_inside) store8(dscores + bcg * (int64_t) q * q + (int64_t) i * q + j0, ds);
 }
 
+// ---------------------------------------------------------------------------------------------
+// The SSD's intra-chunk output without the mixing matrix in memory (forward, the half types):
+//   y_diag[b,c,h] = M[b,c,h] X[b,c,h],   M = S[b,c,g(h)] * exp(cum_i - cum_j) on j <= i in i's document
+// (Mamba-2, Dao & Gu 2024, section 6, the diagonal blocks; M as ssd_mixing_forward_vec_kernel makes it).
+// One block per (b, c, h): M is built in shared memory in the matmul type (rounded as the mixing
+// tensor was), X's [q, p] block is staged beside it, and the warps multiply 16 x 16 tiles on the
+// tensor cores (WMMA, float32 accumulation), skipping M's tiles above the diagonal. The first
+// forward pass wrote M ([b,c,h,q,q], 134 MB at the 291M model's 8 x 2048) and read it back in a
+// batched GEMM; the backward's recomputation keeps that form, whose M its matmul gradients read.
+// ---------------------------------------------------------------------------------------------
+constexpr int kDiagThreads = 256;
+constexpr int kDiagTile = 16;
+constexpr int kDiagMaxChunk = 128;
+constexpr int kDiagMaxHeadDim = 128;
+
+size_t ssd_diagonal_shared_bytes(int q, int p, bool documents) {
+  return (size_t) (q * q + q * p) * 2 + (kDiagThreads / 32) * kDiagTile * kDiagTile * sizeof(float) +
+         q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kDiagThreads) ssd_diagonal_forward_kernel(
+    const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
+    const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, T* __restrict__ y, int heads,
+    int groups, int q, int p) {
+  namespace wmma = nvcuda::wmma;
+  extern __shared__ __align__(128) unsigned char diag_smem[];
+  T* m_s = reinterpret_cast<T*>(diag_smem);                    // [q][q]
+  T* x_s = m_s + q * q;                                         // [q][p]
+  float* stage = reinterpret_cast<float*>(x_s + q * p);         // [warps][16 * 16]: a tile on its way out
+  float* cum_s = stage + (kDiagThreads / 32) * kDiagTile * kDiagTile;
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;  // q % 16 == 0: 8-byte aligned
+  int64_t bch = blockIdx.x;                                     // ((b * chunks) + c) * heads + h
+  int h = (int) (bch % heads);
+  int64_t bc = bch / heads;
+  int g = h / (heads / groups);
+  for (int u = threadIdx.x; u < q; u += blockDim.x) {
+    cum_s[u] = cum[bch * q + u];
+    if (seq) doc_s[u] = seq[bc * q + u];
+  }
+  const T* xh = x + bc * x_chunk + h * x_head;
+  int row_vectors = p / 8;
+  for (int u = threadIdx.x; u < q * row_vectors; u += blockDim.x) {
+    int i = u / row_vectors, v = u % row_vectors;
+    *reinterpret_cast<uint4*>(x_s + i * p + v * 8) = *reinterpret_cast<const uint4*>(xh + i * x_row + v * 8);
+  }
+  __syncthreads();
+  const float* s = scores + (bc * groups + g) * (int64_t) q * q;
+  int row_groups = q / 8;
+  for (int u = threadIdx.x; u < q * row_groups; u += blockDim.x) {
+    int i = u / row_groups, j0 = (u % row_groups) * 8;
+    float v[8];
+#pragma unroll
+    for (int m = 0; m < 8; m++) v[m] = 0.f;
+    if (j0 <= i) {
+      float sv[8];
+      load8(s + (int64_t) i * q + j0, sv);
+      float ci = cum_s[i];
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        if (mix_valid(doc_s, i, j0 + m)) v[m] = sv[m] * __expf(ci - cum_s[j0 + m]);
+      }
+    }
+    store8(m_s + i * q + j0, v);
+  }
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int row_tiles = q / kDiagTile, col_tiles = p / kDiagTile;
+  float* st = stage + warp * kDiagTile * kDiagTile;
+  T* yh = y + bch * (int64_t) q * p;
+  for (int tile = warp; tile < row_tiles * col_tiles; tile += kDiagThreads / 32) {
+    int rt = tile / col_tiles, ct = tile % col_tiles;
+    wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int kt = 0; kt <= rt; kt++) {  // M's tiles right of the diagonal are zero
+      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
+      wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
+      wmma::load_matrix_sync(a, m_s + rt * kDiagTile * q + kt * kDiagTile, q);
+      wmma::load_matrix_sync(b, x_s + kt * kDiagTile * p + ct * kDiagTile, p);
+      wmma::mma_sync(acc, a, b, acc);
+    }
+    wmma::store_matrix_sync(st, acc, kDiagTile, wmma::mem_row_major);
+    __syncwarp();
+    int r = lane / 2, c0 = (lane % 2) * 8;  // 8 of the tile's 256 values a lane, one 16-byte store
+    float v[8];
+#pragma unroll
+    for (int m = 0; m < 8; m++) v[m] = st[r * kDiagTile + c0 + m];
+    store8(yh + (int64_t) (rt * kDiagTile + r) * p + ct * kDiagTile + c0, v);
+    __syncwarp();
+  }
+}
+
 // dlogd[t] = sum_{s >= t} dcum[s] within each chunk (rows of q), in place: the fallback kernel above
 // gives the gradient with respect to cum, this the one with respect to logd that SsdMixing returns.
 __global__ void reverse_cumsum_rows_kernel(float* __restrict__ x, int64_t rows, int q) {
@@ -1120,6 +1213,7 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
 }
 
 int ssd_mixing_max_chunk() { return 1024; }
+
 
 // The elements a thread carries: the widest V (4, 2, 1) that divides the state's elements and the
 // inner run (so V elements are consecutive in memory) and to whose access size the arrays align.
@@ -1847,6 +1941,28 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
   return row_scale_lanes(p, pointers) != 0;
 }
 
+bool ssd_diagonal_supported(int q, int p, int64_t x_chunk, int64_t x_head, int64_t x_row,
+                            std::initializer_list<const void*> pointers) {
+  return q % kDiagTile == 0 && q <= kDiagMaxChunk && p % kDiagTile == 0 && p <= kDiagMaxHeadDim &&
+         x_chunk % 8 == 0 && x_head % 8 == 0 && x_row % 8 == 0 && all_vectorisable(pointers);
+}
+
+template <typename T>
+void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                          int64_t x_head, int64_t x_row, T* y, int batch, int chunks, int heads, int groups, int q,
+                          int p, cudaStream_t stream) {
+  // the largest block this launcher makes, allowed once (over the default 48 KiB)
+  static const bool allowed = [] {
+    cudaFuncSetAttribute(ssd_diagonal_forward_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int) ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    return true;
+  }();
+  (void) allowed;
+  unsigned grid = (unsigned) ((int64_t) batch * chunks * heads);
+  ssd_diagonal_forward_kernel<T><<<grid, kDiagThreads, ssd_diagonal_shared_bytes(q, p, seq != nullptr), stream>>>(
+      scores, cum, seq, x, x_chunk, x_head, x_row, y, heads, groups, q, p);
+}
+
 #define ANNEAL_CONV(T)                                                                                              \
   template void conv1d_silu_forward<T>(const T*, int64_t, const float*, const float*, const int64_t*, T*, int, int, \
                                        int, int, cudaStream_t);                                                    \
@@ -1886,6 +2002,12 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
 ANNEAL_ROWS(float)
 ANNEAL_ROWS(__half)
 ANNEAL_ROWS(__nv_bfloat16)
+
+#define ANNEAL_DIAGONAL(T)                                                                                        \
+  template void ssd_diagonal_forward<T>(const float*, const float*, const int64_t*, const T*, int64_t, int64_t,     \
+                                        int64_t, T*, int, int, int, int, int, int, cudaStream_t);
+ANNEAL_DIAGONAL(__half)
+ANNEAL_DIAGONAL(__nv_bfloat16)
 
 ANNEAL_CONV(float)
 ANNEAL_CONV(__half)

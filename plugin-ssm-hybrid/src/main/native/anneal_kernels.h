@@ -48,6 +48,16 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
                          float* dlogd, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream);
 int ssd_mixing_max_chunk();
 
+/** The SSD's intra-chunk output y_diag [b, c, h, q, p] (contiguous) = M X without M in memory, M as
+ * ssd_mixing_forward makes it; x's [q, p] block of chunk (b, c) and head h starts at
+ * (b * chunks + c) * x_chunk + h * x_head, its rows x_row apart. Half types only (tensor cores). */
+bool ssd_diagonal_supported(int q, int p, int64_t x_chunk, int64_t x_head, int64_t x_row,
+                            std::initializer_list<const void*> pointers);
+template <typename T>
+void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                          int64_t x_head, int64_t x_row, T* y, int batch, int chunks, int heads, int groups, int q,
+                          int p, cudaStream_t stream);
+
 /** SSD state passing across chunks: entering [b, c, h, E] from chunk-end states [b, c, h, E], chunk log decays
  * [b, c, h] and optional document-continuation flags keep [b, c] (float 0/1). With inner > 0 both are laid
  * out [b, c, g, n, r * inner] instead (E = n * inner, heads = g * r, r = heads_per_group). */

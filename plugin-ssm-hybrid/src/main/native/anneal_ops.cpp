@@ -663,6 +663,42 @@ struct GradientOnlyProduct : torch::autograd::Function<GradientOnlyProduct> {
   }
 };
 
+// The SSD's intra-chunk output M X in one kernel (anneal_kernels.cu, ssd_diagonal_forward) from the
+// scores [b,c,g,q,q] float32, cum [b,c,h,q], the padded document ids (or undefined) and x as
+// [b,c,g,r,q,p] (the heads' layout, or the token layout's permuted view): for a pass that nothing
+// differentiates, on a GPU in a half type; undefined where it does not apply (float32, chunks over
+// 128 or not a multiple of 16, head dimensions likewise), and the caller takes the mixing matrix.
+// At the 291M model's 8 x 2048 it replaces the mixing kernel (52 us a layer) and the batched GEMM
+// that read its output (68 us).
+Tensor ssd_diagonal(const Tensor& scores, const Tensor& cum, const Tensor& seq, const Tensor& xs) {
+  auto mm = xs.scalar_type();
+  if (!xs.is_cuda() || (mm != at::kHalf && mm != at::kBFloat16)) return Tensor();
+  int64_t b = xs.size(0), c = xs.size(1), g = xs.size(2), r = xs.size(3), q = xs.size(4), p = xs.size(5);
+  // (b, c) and (g, r) must each flatten to one stride: the kernel walks chunks and heads
+  if (xs.stride(5) != 1 || xs.stride(0) != c * xs.stride(1) || xs.stride(2) != r * xs.stride(3)) return Tensor();
+  Tensor sc = aligned(scores.contiguous()), cc = cum.contiguous();
+  Tensor sq = seq.defined() ? seq.contiguous() : Tensor();
+  if (!anneal::ssd_diagonal_supported((int) q, (int) p, xs.stride(1), xs.stride(3), xs.stride(4),
+                                      {sc.data_ptr(), xs.data_ptr()})) {
+    return Tensor();
+  }
+  Tensor y = at::empty({b, c, g, r, q, p}, xs.options());
+  c10::cuda::CUDAGuard guard(xs.device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  auto launch = [&](auto tag) {
+    using T = decltype(tag);
+    anneal::ssd_diagonal_forward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(xs),
+                                    xs.stride(1), xs.stride(3), xs.stride(4), ptr<T>(y), (int) b, (int) c,
+                                    (int) (g * r), (int) g, (int) q, (int) p, stream);
+  };
+  if (mm == at::kBFloat16) {
+    launch(__nv_bfloat16{});
+  } else {
+    launch(__half{});
+  }
+  return y;
+}
+
 // The SSD scan; with `skip` (D [h], Mamba-2's skip connection) defined, y + x D in x's type, else y
 // in float32. `recompute`: SsdScan::backward's pass, which only differentiates the result; on the
 // combine kernel's path neither the result nor y_diag is computed (GradientOnlyProduct, SsdCombine's
@@ -732,23 +768,26 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
 
   // 1. intra-chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) x_j dt_j
   Tensor scores = at::matmul(cc, bc.transpose(-1, -2)).to(f32);                        // [b,c,g,q,q]
-  Tensor mixing;
-  if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
-    c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
-    mixing = SsdMixing::apply(scores, logd_heads, cum.detach(), docs, (int64_t) mm).view({b, c, g, r, q, q});
-  } else {  // the composed form (chunks that are not a multiple of 32)
-    Tensor intra = at::ones({q, q}, x.options().dtype(at::kBool)).tril();  // [q,q], or [b,c,1,q,q] with documents
-    if (sp.defined()) {
-      Tensor sc = sp.view({b, c, q});
-      intra = (sc.unsqueeze(-1) == sc.unsqueeze(-2)).logical_and(intra).unsqueeze(2);
-    }
-    Tensor decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
-    mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
-  }
   bool combine = skip.defined() && ssd_combine_applies(x);
   bool graph_only = recompute && combine;
-  Tensor y_diag = graph_only ? GradientOnlyProduct::apply(mixing, xs)                // [b,c,g,r,q,p] mm
-                             : at::matmul(mixing, xs);
+  // the first forward pass, which nothing differentiates: one kernel, the mixing matrix never in memory
+  Tensor y_diag = recompute ? Tensor() : ssd_diagonal(scores, cum, sp, xs);          // [b,c,g,r,q,p] mm
+  if (!y_diag.defined()) {
+    Tensor mixing;
+    if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
+      c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
+      mixing = SsdMixing::apply(scores, logd_heads, cum.detach(), docs, (int64_t) mm).view({b, c, g, r, q, q});
+    } else {  // the composed form (chunks that are not a multiple of 32)
+      Tensor intra = at::ones({q, q}, x.options().dtype(at::kBool)).tril();  // [q,q], or [b,c,1,q,q] with documents
+      if (sp.defined()) {
+        Tensor sc = sp.view({b, c, q});
+        intra = (sc.unsqueeze(-1) == sc.unsqueeze(-2)).logical_and(intra).unsqueeze(2);
+      }
+      Tensor decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
+      mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
+    }
+    y_diag = graph_only ? GradientOnlyProduct::apply(mixing, xs) : at::matmul(mixing, xs);
+  }
 
   // 2. the state at each chunk's end: sum_j exp(cum_last - cum_j) x_j dt_j B_j^T, the decay applied
   // in the token layout ([b,c,q,h,1] against [b,c,q,h,p])
