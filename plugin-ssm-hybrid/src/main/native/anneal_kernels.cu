@@ -776,14 +776,26 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
 // forward pass wrote M ([b,c,h,q,q], 134 MB at the 291M model's 8 x 2048) and read it back in a
 // batched GEMM; the backward's recomputation keeps that form, whose M its matmul gradients read.
 // ---------------------------------------------------------------------------------------------
+// Shared rows are padded by kDiagPad elements (16 bytes): unpadded, the rows of M (256 bytes at a chunk
+// of 128) and of X (128 bytes) all start on the same banks, and the tensor cores' tile loads were
+// many-way bank conflicts: 3.61 ms a step at 8 x 2048, against the 1.44 it replaces (the first
+// forward's mixing kernels, 0.63, and the GEMM that read their output, 0.81; docs/benchmarks/
+// 2026-12-03-h200-diagonal). -DANNEAL_SSD_DIAGONAL=0 builds
+// without this path (the mixing kernel and the GEMM), for tools/gpu/try-variants.sh.
+#ifndef ANNEAL_SSD_DIAGONAL
+#define ANNEAL_SSD_DIAGONAL 1
+#endif
 constexpr int kDiagThreads = 256;
 constexpr int kDiagTile = 16;
+constexpr int kDiagPad = 8;
+constexpr int kDiagStage = kDiagTile + 4;  // the staged tile's row, in floats (padded likewise)
 constexpr int kDiagMaxChunk = 128;
 constexpr int kDiagMaxHeadDim = 128;
 
 size_t ssd_diagonal_shared_bytes(int q, int p, bool documents) {
-  return (size_t) (q * q + q * p) * 2 + (kDiagThreads / 32) * kDiagTile * kDiagTile * sizeof(float) +
-         q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
+  return (size_t) (q * (q + kDiagPad) + q * (p + kDiagPad)) * 2 +
+         (kDiagThreads / 32) * kDiagTile * kDiagStage * sizeof(float) + q * sizeof(float) +
+         (documents ? q * sizeof(int64_t) : 0);
 }
 
 template <typename T>
@@ -793,10 +805,11 @@ __global__ void __launch_bounds__(kDiagThreads) ssd_diagonal_forward_kernel(
     int groups, int q, int p) {
   namespace wmma = nvcuda::wmma;
   extern __shared__ __align__(128) unsigned char diag_smem[];
-  T* m_s = reinterpret_cast<T*>(diag_smem);                    // [q][q]
-  T* x_s = m_s + q * q;                                         // [q][p]
-  float* stage = reinterpret_cast<float*>(x_s + q * p);         // [warps][16 * 16]: a tile on its way out
-  float* cum_s = stage + (kDiagThreads / 32) * kDiagTile * kDiagTile;
+  int ldm = q + kDiagPad, ldx = p + kDiagPad;
+  T* m_s = reinterpret_cast<T*>(diag_smem);                    // [q][ldm]
+  T* x_s = m_s + q * ldm;                                       // [q][ldx]
+  float* stage = reinterpret_cast<float*>(x_s + q * ldx);       // [warps][16][kDiagStage]: a tile on its way out
+  float* cum_s = stage + (kDiagThreads / 32) * kDiagTile * kDiagStage;
   int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;  // q % 16 == 0: 8-byte aligned
   int64_t bch = blockIdx.x;                                     // ((b * chunks) + c) * heads + h
   int h = (int) (bch % heads);
@@ -810,7 +823,7 @@ __global__ void __launch_bounds__(kDiagThreads) ssd_diagonal_forward_kernel(
   int row_vectors = p / 8;
   for (int u = threadIdx.x; u < q * row_vectors; u += blockDim.x) {
     int i = u / row_vectors, v = u % row_vectors;
-    *reinterpret_cast<uint4*>(x_s + i * p + v * 8) = *reinterpret_cast<const uint4*>(xh + i * x_row + v * 8);
+    *reinterpret_cast<uint4*>(x_s + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(xh + i * x_row + v * 8);
   }
   __syncthreads();
   const float* s = scores + (bc * groups + g) * (int64_t) q * q;
@@ -829,12 +842,12 @@ __global__ void __launch_bounds__(kDiagThreads) ssd_diagonal_forward_kernel(
         if (mix_valid(doc_s, i, j0 + m)) v[m] = sv[m] * __expf(ci - cum_s[j0 + m]);
       }
     }
-    store8(m_s + i * q + j0, v);
+    store8(m_s + i * ldm + j0, v);
   }
   __syncthreads();
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int row_tiles = q / kDiagTile, col_tiles = p / kDiagTile;
-  float* st = stage + warp * kDiagTile * kDiagTile;
+  float* st = stage + warp * kDiagTile * kDiagStage;
   T* yh = y + bch * (int64_t) q * p;
   for (int tile = warp; tile < row_tiles * col_tiles; tile += kDiagThreads / 32) {
     int rt = tile / col_tiles, ct = tile % col_tiles;
@@ -843,16 +856,16 @@ __global__ void __launch_bounds__(kDiagThreads) ssd_diagonal_forward_kernel(
     for (int kt = 0; kt <= rt; kt++) {  // M's tiles right of the diagonal are zero
       wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
       wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
-      wmma::load_matrix_sync(a, m_s + rt * kDiagTile * q + kt * kDiagTile, q);
-      wmma::load_matrix_sync(b, x_s + kt * kDiagTile * p + ct * kDiagTile, p);
+      wmma::load_matrix_sync(a, m_s + rt * kDiagTile * ldm + kt * kDiagTile, ldm);
+      wmma::load_matrix_sync(b, x_s + kt * kDiagTile * ldx + ct * kDiagTile, ldx);
       wmma::mma_sync(acc, a, b, acc);
     }
-    wmma::store_matrix_sync(st, acc, kDiagTile, wmma::mem_row_major);
+    wmma::store_matrix_sync(st, acc, kDiagStage, wmma::mem_row_major);
     __syncwarp();
     int r = lane / 2, c0 = (lane % 2) * 8;  // 8 of the tile's 256 values a lane, one 16-byte store
     float v[8];
 #pragma unroll
-    for (int m = 0; m < 8; m++) v[m] = st[r * kDiagTile + c0 + m];
+    for (int m = 0; m < 8; m++) v[m] = st[r * kDiagStage + c0 + m];
     store8(yh + (int64_t) (rt * kDiagTile + r) * p + ct * kDiagTile + c0, v);
     __syncwarp();
   }
@@ -1943,7 +1956,7 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
 
 bool ssd_diagonal_supported(int q, int p, int64_t x_chunk, int64_t x_head, int64_t x_row,
                             std::initializer_list<const void*> pointers) {
-  return q % kDiagTile == 0 && q <= kDiagMaxChunk && p % kDiagTile == 0 && p <= kDiagMaxHeadDim &&
+  return ANNEAL_SSD_DIAGONAL && q % kDiagTile == 0 && q <= kDiagMaxChunk && p % kDiagTile == 0 && p <= kDiagMaxHeadDim &&
          x_chunk % 8 == 0 && x_head % 8 == 0 && x_row % 8 == 0 && all_vectorisable(pointers);
 }
 
