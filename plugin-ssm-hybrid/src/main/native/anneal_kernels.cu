@@ -770,48 +770,63 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
 // The SSD's intra-chunk output without the mixing matrix in memory (forward, the half types):
 //   y_diag[b,c,h] = M[b,c,h] X[b,c,h],   M = S[b,c,g(h)] * exp(cum_i - cum_j) on j <= i in i's document
 // (Mamba-2, Dao & Gu 2024, section 6, the diagonal blocks; M as ssd_mixing_forward_vec_kernel makes it).
-// One block per (b, c, h): M is built in shared memory in the matmul type (rounded as the mixing
-// tensor was), X's [q, p] block is staged beside it, and the warps multiply 16 x 16 tiles on the
-// tensor cores (WMMA, float32 accumulation), skipping M's tiles above the diagonal. The first
-// forward pass wrote M ([b,c,h,q,q], 134 MB at the 291M model's 8 x 2048) and read it back in a
-// batched GEMM; the backward's recomputation keeps that form, whose M its matmul gradients read.
+// The first forward pass wrote M ([b,c,h,q,q], 134 MB at the 291M model's 8 x 2048) and read it back
+// in a batched GEMM; the backward's recomputation keeps that form, whose M its matmul gradients read.
+//
+// One block per (b, c, h), kDiagWarps warps. X's [q, p] block is staged in shared memory once; then
+// each warp runs on its own, without block barriers: it owns a 16-row strip of y (all p columns
+// in tensor-core accumulators) and walks the strip's 16 x 16 tiles of M left of the diagonal,
+// building each tile from the scores in registers (the next tile's scores loaded while this one's
+// product runs), passing it through a small shared tile into the tensor cores (WMMA, float32
+// accumulation). A warp takes strips s and n - 1 - s, so every warp does n + 1 tiles.
+// The first version built the whole M in shared memory between two block barriers and then
+// multiplied: 1.97 ms a step at 8 x 2048 (3.61 before its rows were padded against bank
+// conflicts), against the 1.46 it replaces (docs/benchmarks/2026-12-03-h200-diagonal).
+// Shared rows are padded by 16 bytes, so that the tensor cores' row loads fall on distinct banks.
+// -DANNEAL_SSD_DIAGONAL=0 builds without this path (the mixing kernel and the GEMM), for
+// tools/gpu/try-variants.sh.
 // ---------------------------------------------------------------------------------------------
-// Shared rows are padded by kDiagPad elements (16 bytes): unpadded, the rows of M (256 bytes at a chunk
-// of 128) and of X (128 bytes) all start on the same banks, and the tensor cores' tile loads were
-// many-way bank conflicts: 3.61 ms a step at 8 x 2048, against the 1.44 it replaces (the first
-// forward's mixing kernels, 0.63, and the GEMM that read their output, 0.81; docs/benchmarks/
-// 2026-12-03-h200-diagonal). -DANNEAL_SSD_DIAGONAL=0 builds
-// without this path (the mixing kernel and the GEMM), for tools/gpu/try-variants.sh.
 #ifndef ANNEAL_SSD_DIAGONAL
 #define ANNEAL_SSD_DIAGONAL 1
 #endif
-constexpr int kDiagThreads = 256;
+constexpr int kDiagWarps = 4;
 constexpr int kDiagTile = 16;
-constexpr int kDiagPad = 8;
-constexpr int kDiagStage = kDiagTile + 4;  // the staged tile's row, in floats (padded likewise)
+constexpr int kDiagTileRow = kDiagTile + 8;    // a warp's M tile, its row in elements (48 bytes)
+constexpr int kDiagStageRow = kDiagTile + 4;   // a warp's float32 output tile, its row in floats
+constexpr int kDiagPad = 8;                    // X's rows: p + 8 elements
 constexpr int kDiagMaxChunk = 128;
 constexpr int kDiagMaxHeadDim = 128;
 
 size_t ssd_diagonal_shared_bytes(int q, int p, bool documents) {
-  return (size_t) (q * (q + kDiagPad) + q * (p + kDiagPad)) * 2 +
-         (kDiagThreads / 32) * kDiagTile * kDiagStage * sizeof(float) + q * sizeof(float) +
-         (documents ? q * sizeof(int64_t) : 0);
+  return (size_t) kDiagWarps * kDiagTile * (kDiagStageRow * sizeof(float) + kDiagTileRow * 2) +
+         (size_t) q * (p + kDiagPad) * 2 + q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kDiagThreads) ssd_diagonal_forward_kernel(
+// Tile (row strip rs, column strip kt) of M, the lane's 8 values: row rs * 16 + lane / 2, columns
+// kt * 16 + (lane % 2) * 8 + 0..7, from those columns' scores sv.
+__device__ __forceinline__ void diagonal_tile_values(const float (&sv)[8], const float* cum_s, const int64_t* doc_s,
+                                                     int i, int j0, float (&v)[8]) {
+  float ci = cum_s[i];
+#pragma unroll
+  for (int m = 0; m < 8; m++) v[m] = mix_valid(doc_s, i, j0 + m) ? sv[m] * __expf(ci - cum_s[j0 + m]) : 0.f;
+}
+
+// COLS = p / 16 column tiles (1, 2, 4 or 8), a template parameter so that the accumulators take only
+// the registers they need (with 8 for every p: 118 registers a thread).
+template <typename T, int COLS>
+__global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
     const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
     const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, T* __restrict__ y, int heads,
     int groups, int q, int p) {
   namespace wmma = nvcuda::wmma;
   extern __shared__ __align__(128) unsigned char diag_smem[];
-  int ldm = q + kDiagPad, ldx = p + kDiagPad;
-  T* m_s = reinterpret_cast<T*>(diag_smem);                    // [q][ldm]
-  T* x_s = m_s + q * ldm;                                       // [q][ldx]
-  float* stage = reinterpret_cast<float*>(x_s + q * ldx);       // [warps][16][kDiagStage]: a tile on its way out
-  float* cum_s = stage + (kDiagThreads / 32) * kDiagTile * kDiagStage;
-  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;  // q % 16 == 0: 8-byte aligned
-  int64_t bch = blockIdx.x;                                     // ((b * chunks) + c) * heads + h
+  int ldx = p + kDiagPad;
+  float* stage_all = reinterpret_cast<float*>(diag_smem);                          // [warps][16][kDiagStageRow]
+  T* tile_all = reinterpret_cast<T*>(stage_all + kDiagWarps * kDiagTile * kDiagStageRow);  // [warps][16][kDiagTileRow]
+  T* x_s = tile_all + kDiagWarps * kDiagTile * kDiagTileRow;                       // [q][ldx]
+  float* cum_s = reinterpret_cast<float*>(x_s + q * ldx);
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;          // q % 16 == 0: 8-byte aligned
+  int64_t bch = blockIdx.x;                                                        // ((b * chunks) + c) * heads + h
   int h = (int) (bch % heads);
   int64_t bc = bch / heads;
   int g = h / (heads / groups);
@@ -826,48 +841,50 @@ __global__ void __launch_bounds__(kDiagThreads) ssd_diagonal_forward_kernel(
     *reinterpret_cast<uint4*>(x_s + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(xh + i * x_row + v * 8);
   }
   __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* stage = stage_all + warp * kDiagTile * kDiagStageRow;
+  T* tile = tile_all + warp * kDiagTile * kDiagTileRow;
   const float* s = scores + (bc * groups + g) * (int64_t) q * q;
-  int row_groups = q / 8;
-  for (int u = threadIdx.x; u < q * row_groups; u += blockDim.x) {
-    int i = u / row_groups, j0 = (u % row_groups) * 8;
-    float v[8];
+  T* yh = y + bch * (int64_t) q * p;
+  int strips = q / kDiagTile;
+  int r = lane / 2, c0 = (lane % 2) * 8;  // the lane's 8 values of a 16 x 16 tile: row r, columns c0..c0+7
+  for (int pair = warp; pair < (strips + 1) / 2; pair += kDiagWarps) {
+    for (int half = 0; half < 2; half++) {
+      int rs = half == 0 ? pair : strips - 1 - pair;
+      if (half == 1 && rs == pair) break;
+      wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc[COLS];
 #pragma unroll
-    for (int m = 0; m < 8; m++) v[m] = 0.f;
-    if (j0 <= i) {
+      for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc[ct], 0.f);
+      int i = rs * kDiagTile + r;
       float sv[8];
-      load8(s + (int64_t) i * q + j0, sv);
-      float ci = cum_s[i];
+      load8(s + (int64_t) i * q + c0, sv);
+      for (int kt = 0; kt <= rs; kt++) {  // M's tiles right of the diagonal are zero
+        float v[8];
+        diagonal_tile_values(sv, cum_s, doc_s, i, kt * kDiagTile + c0, v);
+        if (kt < rs) load8(s + (int64_t) i * q + (kt + 1) * kDiagTile + c0, sv);  // the next tile's, in flight
+        store8(tile + r * kDiagTileRow + c0, v);
+        __syncwarp();
+        wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
+        wmma::load_matrix_sync(a, tile, kDiagTileRow);
 #pragma unroll
-      for (int m = 0; m < 8; m++) {
-        if (mix_valid(doc_s, i, j0 + m)) v[m] = sv[m] * __expf(ci - cum_s[j0 + m]);
+        for (int ct = 0; ct < COLS; ct++) {
+          wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
+          wmma::load_matrix_sync(b, x_s + kt * kDiagTile * ldx + ct * kDiagTile, ldx);
+          wmma::mma_sync(acc[ct], a, b, acc[ct]);
+        }
+        __syncwarp();  // the tile is read before the next one overwrites it
+      }
+#pragma unroll
+      for (int ct = 0; ct < COLS; ct++) {
+        wmma::store_matrix_sync(stage, acc[ct], kDiagStageRow, wmma::mem_row_major);
+        __syncwarp();
+        float v[8];
+#pragma unroll
+        for (int m = 0; m < 8; m++) v[m] = stage[r * kDiagStageRow + c0 + m];
+        store8(yh + (int64_t) i * p + ct * kDiagTile + c0, v);
+        __syncwarp();
       }
     }
-    store8(m_s + i * ldm + j0, v);
-  }
-  __syncthreads();
-  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  int row_tiles = q / kDiagTile, col_tiles = p / kDiagTile;
-  float* st = stage + warp * kDiagTile * kDiagStage;
-  T* yh = y + bch * (int64_t) q * p;
-  for (int tile = warp; tile < row_tiles * col_tiles; tile += kDiagThreads / 32) {
-    int rt = tile / col_tiles, ct = tile % col_tiles;
-    wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc;
-    wmma::fill_fragment(acc, 0.f);
-    for (int kt = 0; kt <= rt; kt++) {  // M's tiles right of the diagonal are zero
-      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
-      wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
-      wmma::load_matrix_sync(a, m_s + rt * kDiagTile * ldm + kt * kDiagTile, ldm);
-      wmma::load_matrix_sync(b, x_s + kt * kDiagTile * ldx + ct * kDiagTile, ldx);
-      wmma::mma_sync(acc, a, b, acc);
-    }
-    wmma::store_matrix_sync(st, acc, kDiagStage, wmma::mem_row_major);
-    __syncwarp();
-    int r = lane / 2, c0 = (lane % 2) * 8;  // 8 of the tile's 256 values a lane, one 16-byte store
-    float v[8];
-#pragma unroll
-    for (int m = 0; m < 8; m++) v[m] = st[r * kDiagStage + c0 + m];
-    store8(yh + (int64_t) (rt * kDiagTile + r) * p + ct * kDiagTile + c0, v);
-    __syncwarp();
   }
 }
 
@@ -1956,24 +1973,36 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
 
 bool ssd_diagonal_supported(int q, int p, int64_t x_chunk, int64_t x_head, int64_t x_row,
                             std::initializer_list<const void*> pointers) {
-  return ANNEAL_SSD_DIAGONAL && q % kDiagTile == 0 && q <= kDiagMaxChunk && p % kDiagTile == 0 && p <= kDiagMaxHeadDim &&
+  return ANNEAL_SSD_DIAGONAL && q % kDiagTile == 0 && q <= kDiagMaxChunk && (p == 16 || p == 32 || p == 64 || p == 128) &&
          x_chunk % 8 == 0 && x_head % 8 == 0 && x_row % 8 == 0 && all_vectorisable(pointers);
+}
+
+template <typename T, int COLS>
+void ssd_diagonal_launch(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                         int64_t x_head, int64_t x_row, T* y, int64_t blocks, int heads, int groups, int q, int p,
+                         cudaStream_t stream) {
+  // the largest block this launcher makes, allowed once (over the default 48 KiB)
+  static const bool allowed = [] {
+    cudaFuncSetAttribute(ssd_diagonal_forward_kernel<T, COLS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int) ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    return true;
+  }();
+  (void) allowed;
+  ssd_diagonal_forward_kernel<T, COLS><<<(unsigned) blocks, kDiagWarps * 32, ssd_diagonal_shared_bytes(q, p, seq != nullptr),
+                                         stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row, y, heads, groups, q, p);
 }
 
 template <typename T>
 void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
                           int64_t x_head, int64_t x_row, T* y, int batch, int chunks, int heads, int groups, int q,
                           int p, cudaStream_t stream) {
-  // the largest block this launcher makes, allowed once (over the default 48 KiB)
-  static const bool allowed = [] {
-    cudaFuncSetAttribute(ssd_diagonal_forward_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         (int) ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
-    return true;
-  }();
-  (void) allowed;
-  unsigned grid = (unsigned) ((int64_t) batch * chunks * heads);
-  ssd_diagonal_forward_kernel<T><<<grid, kDiagThreads, ssd_diagonal_shared_bytes(q, p, seq != nullptr), stream>>>(
-      scores, cum, seq, x, x_chunk, x_head, x_row, y, heads, groups, q, p);
+  int64_t blocks = (int64_t) batch * chunks * heads;
+  switch (p / kDiagTile) {
+    case 1: ssd_diagonal_launch<T, 1>(scores, cum, seq, x, x_chunk, x_head, x_row, y, blocks, heads, groups, q, p, stream); break;
+    case 2: ssd_diagonal_launch<T, 2>(scores, cum, seq, x, x_chunk, x_head, x_row, y, blocks, heads, groups, q, p, stream); break;
+    case 4: ssd_diagonal_launch<T, 4>(scores, cum, seq, x, x_chunk, x_head, x_row, y, blocks, heads, groups, q, p, stream); break;
+    default: ssd_diagonal_launch<T, 8>(scores, cum, seq, x, x_chunk, x_head, x_row, y, blocks, heads, groups, q, p, stream);
+  }
 }
 
 #define ANNEAL_CONV(T)                                                                                              \

@@ -50,7 +50,8 @@ int ssd_mixing_max_chunk();
 
 /** The SSD's intra-chunk output y_diag [b, c, h, q, p] (contiguous) = M X without M in memory, M as
  * ssd_mixing_forward makes it; x's [q, p] block of chunk (b, c) and head h starts at
- * (b * chunks + c) * x_chunk + h * x_head, its rows x_row apart. Half types only (tensor cores). */
+ * (b * chunks + c) * x_chunk + h * x_head, its rows x_row apart. Half types only (tensor cores); chunks a
+ * multiple of 16 up to 128, p 16, 32, 64 or 128. */
 bool ssd_diagonal_supported(int q, int p, int64_t x_chunk, int64_t x_head, int64_t x_row,
                             std::initializer_list<const void*> pointers);
 template <typename T>

@@ -667,7 +667,8 @@ struct GradientOnlyProduct : torch::autograd::Function<GradientOnlyProduct> {
 // scores [b,c,g,q,q] float32, cum [b,c,h,q], the padded document ids (or undefined) and x as
 // [b,c,g,r,q,p] (the heads' layout, or the token layout's permuted view): for a pass that nothing
 // differentiates, on a GPU in a half type; undefined where it does not apply (float32, chunks over
-// 128 or not a multiple of 16, head dimensions likewise), and the caller takes the mixing matrix.
+// 128 or not a multiple of 16, head dimensions other than 16, 32, 64 and 128), and the caller takes
+// the mixing matrix.
 // At the 291M model's 8 x 2048 it replaces the mixing kernel (52 us a layer) and the batched GEMM
 // that read its output (68 us).
 Tensor ssd_diagonal(const Tensor& scores, const Tensor& cum, const Tensor& seq, const Tensor& xs) {
