@@ -324,6 +324,17 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False,
             assert "constant multiplier" in str(e), f"linear refused trainable columns without saying why: {e}"
 
 
+def linear_pair_inputs(dtype, columns1):
+    """The linear_pair tests' random inputs, drawn in one order: x [3, 50, 64], the weights [96, 64] and
+    [40, 64], their biases, the first layer's multiplier per output (with `columns1`, else None), and
+    x (rounded to dtype), the weights and the biases as float64 leaves (x, w1, b1, w2, b2)."""
+    x = torch.randn(3, 50, 64, device="cuda")
+    w1, w2 = torch.randn(96, 64, device="cuda") * 0.1, torch.randn(40, 64, device="cuda") * 0.1
+    b1, b2 = torch.randn(96, device="cuda"), torch.randn(40, device="cuda")
+    c1 = torch.rand(96, device="cuda") + 0.2 if columns1 else None
+    return x, w1, w2, b1, b2, c1, leaves(x.to(dtype).double(), w1.double(), b1.double(), w2.double(), b2.double())
+
+
 def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, scales=(1.0, 1.0), columns1=False):
     """linear_pair(x, W1, b1, W2, b2, s1, s2, c1) against ((s1 x W1^T + b1) c1, s2 x W2^T + b2) in float64
     (the muP multipliers, as in `test_linear`; `columns1`: the first layer has c1), with float32 master
@@ -332,11 +343,7 @@ def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, sca
     output is used, the other gets no gradient. `stacked_second`: the second weight is two float32
     leaves concatenated (the fused q, k, v projection beside Mamba's input projection)."""
     torch.manual_seed(13)
-    x = torch.randn(3, 50, 64, device="cuda")
-    w1, w2 = torch.randn(96, 64, device="cuda") * 0.1, torch.randn(40, 64, device="cuda") * 0.1
-    b1, b2 = torch.randn(96, device="cuda"), torch.randn(40, device="cuda")
-    c1 = torch.rand(96, device="cuda") + 0.2 if columns1 else None
-    xr, w1r, b1r, w2r, b2r = leaves(x.to(dtype).double(), w1.double(), b1.double(), w2.double(), b2.double())
+    x, w1, w2, b1, b2, c1, (xr, w1r, b1r, w2r, b2r) = linear_pair_inputs(dtype, columns1)
     refs = [(scales[0] * (xr @ w1r.t()) + (b1r if bias else 0)) * (c1.double() if columns1 else 1),
             scales[1] * (xr @ w2r.t()) + (b2r if bias else 0)]
     gouts = [torch.randn_like(r) for r in refs]
@@ -378,11 +385,7 @@ def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_fi
     are put together into one."""
     torch.manual_seed(14)
     pieces = [40, 50, 6]
-    x = torch.randn(3, 50, 64, device="cuda")
-    w1, w2 = torch.randn(96, 64, device="cuda") * 0.1, torch.randn(40, 64, device="cuda") * 0.1
-    b1, b2 = torch.randn(96, device="cuda"), torch.randn(40, device="cuda")
-    c1 = torch.rand(96, device="cuda") + 0.2 if columns1 else None
-    xr, w1r, b1r, w2r, b2r = leaves(x.to(dtype).double(), w1.double(), b1.double(), w2.double(), b2.double())
+    x, w1, w2, b1, b2, c1, (xr, w1r, b1r, w2r, b2r) = linear_pair_inputs(dtype, columns1)
     whole = (1.25 * (xr @ w1r.t()) + (b1r if bias else 0)) * (c1.double() if columns1 else 1)
     refs = list(torch.split(whole, pieces, -1)) + [xr @ w2r.t() + (b2r if bias else 0)]
     gouts = [torch.randn_like(r) for r in refs]
