@@ -7,6 +7,8 @@ was built for.
 
 ANNEAL_BUILD_FLAGS adds flags to both compiles, C++ and CUDA: a variant behind a macro, compared
 with the default build by tools/gpu/try-variants.sh; anneal_ops.json records them.
+ANNEAL_SOURCE_DIR builds other sources than the tree's (another commit's, from
+tools/gpu/variant-sources.sh, for try-variants.sh "@DIR").
 
 The hybrid plugin finds the library in plugins/ssm-hybrid/native/ or at $ANNEAL_KERNELS.
 """
@@ -20,7 +22,7 @@ import torch
 from torch.utils.cpp_extension import load
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-source = os.path.join(root, "plugin-ssm-hybrid", "src", "main", "native")
+source = os.path.abspath(os.environ.get("ANNEAL_SOURCE_DIR") or os.path.join(root, "plugin-ssm-hybrid", "src", "main", "native"))
 out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "plugin-ssm-hybrid", "target", "native"))
 os.makedirs(out, exist_ok=True)
 major, minor = torch.cuda.get_device_capability()
