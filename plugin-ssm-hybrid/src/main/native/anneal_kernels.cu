@@ -802,6 +802,11 @@ size_t ssd_diagonal_shared_bytes(int q, int p, bool documents) {
          (size_t) q * (p + kDiagPad) * 2 + q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
 }
 
+size_t ssd_diagonal_backward_shared_bytes(int q, int p, bool documents) {
+  return (size_t) kDiagWarps * kDiagTile * (kDiagStageRow * sizeof(float) + kDiagTileRow * 2) +
+         (size_t) 2 * q * (p + kDiagPad) * 2 + 2 * q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
+}
+
 // Tile (row strip rs, column strip kt) of M, the lane's 8 values: row rs * 16 + lane / 2, columns
 // kt * 16 + (lane % 2) * 8 + 0..7, from those columns' scores sv.
 __device__ __forceinline__ void diagonal_tile_values(const float (&sv)[8], const float* cum_s, const int64_t* doc_s,
@@ -884,6 +889,165 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
         store8(yh + (int64_t) i * p + ct * kDiagTile + c0, v);
         __syncwarp();
       }
+    }
+  }
+}
+
+// Its backward without M or M's gradient in memory (the recomputation's mixing kernel, the two
+// batched GEMMs of M's product and the mixing backward, 3.8 ms a step at 8 x 2048, in one kernel):
+//   dX = M^T dY,   dM = dY X^T,   dS[b,c,g] += dM * L over the group's heads,
+//   dseg = dM * M:  dcum_i = sum_j dseg[i,j] - sum_k dseg[k,i],  dlogd = dcum's reverse cumulative sum
+// within the chunk (the gradient with respect to the per-token log decays whose cumulative sum cum
+// is, as ssd_mixing_backward gives it; the row-minus-column form cancels to zero over a chunk, which
+// float32 would feel at its 1e-5 bound, the half types do not: this path is theirs only).
+// One block per (b, c, h): X and dY staged in shared memory; each warp owns 16-column strips of M
+// (strips s and n - 1 - s, n + 1 tiles a warp), walks their tiles down from the diagonal, and for
+// each builds M's tile, takes dM's tile on the tensor cores, adds M's tile transposed times dY's
+// rows into its dX strip, and spreads dM's tile into dS (float4 atomics: the group's heads share S),
+// and into the block's dcum row (shared atomics).
+template <typename T, int COLS>
+__global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
+    const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
+    const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, const T* __restrict__ dy,
+    float* __restrict__ dscores, float* __restrict__ dlogd, T* __restrict__ dx, int heads, int groups, int q, int p) {
+  namespace wmma = nvcuda::wmma;
+  extern __shared__ __align__(128) unsigned char diag_smem[];
+  int ldx = p + kDiagPad;
+  float* stage_all = reinterpret_cast<float*>(diag_smem);                          // [warps][16][kDiagStageRow]
+  T* tile_all = reinterpret_cast<T*>(stage_all + kDiagWarps * kDiagTile * kDiagStageRow);  // [warps][16][kDiagTileRow]
+  T* x_s = tile_all + kDiagWarps * kDiagTile * kDiagTileRow;                       // [q][ldx]
+  T* dy_s = x_s + q * ldx;                                                         // [q][ldx]
+  float* cum_s = reinterpret_cast<float*>(dy_s + q * ldx);
+  float* dcum_s = cum_s + q;
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(dcum_s + q) : nullptr;         // q % 16 == 0: 8-byte aligned
+  int64_t bch = blockIdx.x;                                                        // ((b * chunks) + c) * heads + h
+  int h = (int) (bch % heads);
+  int64_t bc = bch / heads;
+  int g = h / (heads / groups);
+  for (int u = threadIdx.x; u < q; u += blockDim.x) {
+    cum_s[u] = cum[bch * q + u];
+    dcum_s[u] = 0.f;
+    if (seq) doc_s[u] = seq[bc * q + u];
+  }
+  const T* xh = x + bc * x_chunk + h * x_head;
+  const T* dyh = dy + bch * (int64_t) q * p;
+  int row_vectors = p / 8;
+  for (int u = threadIdx.x; u < q * row_vectors; u += blockDim.x) {
+    int i = u / row_vectors, v = u % row_vectors;
+    *reinterpret_cast<uint4*>(x_s + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(xh + i * x_row + v * 8);
+    *reinterpret_cast<uint4*>(dy_s + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(dyh + (int64_t) i * p + v * 8);
+  }
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* stage = stage_all + warp * kDiagTile * kDiagStageRow;
+  T* tile = tile_all + warp * kDiagTile * kDiagTileRow;
+  const float* s = scores + (bc * groups + g) * (int64_t) q * q;
+  float* ds_group = dscores + (bc * groups + g) * (int64_t) q * q;
+  T* dxh = dx + bch * (int64_t) q * p;
+  int strips = q / kDiagTile;
+  int r = lane / 2, c0 = (lane % 2) * 8;  // the lane's 8 values of a 16 x 16 tile: row r, columns c0..c0+7
+  for (int pair = warp; pair < (strips + 1) / 2; pair += kDiagWarps) {
+    for (int half = 0; half < 2; half++) {
+      int cs = half == 0 ? pair : strips - 1 - pair;
+      if (half == 1 && cs == pair) break;
+      wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc_dx[COLS];
+#pragma unroll
+      for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc_dx[ct], 0.f);
+      int j0 = cs * kDiagTile + c0;
+      float sv[8];
+      load8(s + (int64_t) (cs * kDiagTile + r) * q + j0, sv);
+      for (int rs = cs; rs < strips; rs++) {  // M's tiles of this column strip, on and below the diagonal
+        int i = rs * kDiagTile + r;
+        float v[8], l[8];
+        float ci = cum_s[i];
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+          l[m] = mix_valid(doc_s, i, j0 + m) ? __expf(ci - cum_s[j0 + m]) : 0.f;
+          v[m] = sv[m] * l[m];
+        }
+        if (rs + 1 < strips) load8(s + (int64_t) (i + kDiagTile) * q + j0, sv);  // the next tile's, in flight
+        store8(tile + r * kDiagTileRow + c0, v);
+        __syncwarp();
+        // dM's tile: dY's rows of strip rs times X's rows of strip cs, transposed
+        wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc_dm;
+        wmma::fill_fragment(acc_dm, 0.f);
+#pragma unroll
+        for (int kk = 0; kk < COLS; kk++) {
+          wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
+          wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> bt;
+          wmma::load_matrix_sync(a, dy_s + rs * kDiagTile * ldx + kk * kDiagTile, ldx);
+          wmma::load_matrix_sync(bt, x_s + cs * kDiagTile * ldx + kk * kDiagTile, ldx);
+          wmma::mma_sync(acc_dm, a, bt, acc_dm);
+        }
+        // dX's strip cs: M's tile transposed (read column-major) times dY's rows of strip rs
+        wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> mt;
+        wmma::load_matrix_sync(mt, tile, kDiagTileRow);
+#pragma unroll
+        for (int ct = 0; ct < COLS; ct++) {
+          wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
+          wmma::load_matrix_sync(b, dy_s + rs * kDiagTile * ldx + ct * kDiagTile, ldx);
+          wmma::mma_sync(acc_dx[ct], mt, b, acc_dx[ct]);
+        }
+        wmma::store_matrix_sync(stage, acc_dm, kDiagStageRow, wmma::mem_row_major);
+        __syncwarp();
+        float ds[8], seg[8], row = 0.f;
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+          float dm = stage[r * kDiagStageRow + c0 + m];
+          ds[m] = dm * l[m];
+          seg[m] = dm * v[m];
+          row += seg[m];
+        }
+        if (rs > cs || c0 <= r) {  // a tile's columns wholly above the diagonal add nothing
+          float* d = ds_group + (int64_t) i * q + j0;
+#if __CUDA_ARCH__ >= 900  // vector atomics on global memory: Hopper on
+          atomicAdd(reinterpret_cast<float4*>(d), make_float4(ds[0], ds[1], ds[2], ds[3]));
+          atomicAdd(reinterpret_cast<float4*>(d + 4), make_float4(ds[4], ds[5], ds[6], ds[7]));
+#else
+#pragma unroll
+          for (int m = 0; m < 8; m++) atomicAdd(d + m, ds[m]);
+#endif
+        }
+        // row i's share of dcum (its two lanes summed), and minus the columns' over the tile's 16 rows
+        row += __shfl_xor_sync(0xffffffffu, row, 1);
+        if (lane % 2 == 0) atomicAdd(&dcum_s[i], row);
+#pragma unroll
+        for (int m = 0; m < 8; m++) {
+          for (int o = 2; o < 32; o <<= 1) seg[m] += __shfl_xor_sync(0xffffffffu, seg[m], o);
+        }
+        if (lane < 2) {
+#pragma unroll
+          for (int m = 0; m < 8; m++) atomicAdd(&dcum_s[j0 + m], -seg[m]);
+        }
+        __syncwarp();  // the tile and the stage are read before the next tile overwrites them
+      }
+#pragma unroll
+      for (int ct = 0; ct < COLS; ct++) {
+        wmma::store_matrix_sync(stage, acc_dx[ct], kDiagStageRow, wmma::mem_row_major);
+        __syncwarp();
+        float v[8];
+#pragma unroll
+        for (int m = 0; m < 8; m++) v[m] = stage[r * kDiagStageRow + c0 + m];
+        store8(dxh + (int64_t) (cs * kDiagTile + r) * p + ct * kDiagTile + c0, v);
+        __syncwarp();
+      }
+    }
+  }
+  __syncthreads();
+  // dlogd = dcum's reverse cumulative sum: warp 0, each lane a run of consecutive positions
+  if (warp == 0) {
+    int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
+    float total = 0.f;
+    for (int t = t0; t < t1; t++) total += dcum_s[t];
+    float suffix = total;  // the runs' totals summed from this lane's to the last (a suffix scan)
+    for (int o = 1; o < 32; o <<= 1) {
+      float w = __shfl_down_sync(0xffffffffu, suffix, o);
+      if (lane + o < 32) suffix += w;
+    }
+    float sum = suffix - total;  // the positions after this lane's run
+    for (int t = t1 - 1; t >= t0; t--) {
+      sum += dcum_s[t];
+      dlogd[bch * q + t] = sum;
     }
   }
 }
@@ -1992,6 +2156,35 @@ void ssd_diagonal_launch(const float* scores, const float* cum, const int64_t* s
                                          stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row, y, heads, groups, q, p);
 }
 
+template <typename T, int COLS>
+void ssd_diagonal_backward_launch(const float* scores, const float* cum, const int64_t* seq, const T* x,
+                                  int64_t x_chunk, int64_t x_head, int64_t x_row, const T* dy, float* dscores,
+                                  float* dlogd, T* dx, int64_t blocks, int heads, int groups, int q, int p,
+                                  cudaStream_t stream) {
+  static const bool allowed = [] {
+    cudaFuncSetAttribute(ssd_diagonal_backward_kernel<T, COLS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                         (int) ssd_diagonal_backward_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    return true;
+  }();
+  (void) allowed;
+  ssd_diagonal_backward_kernel<T, COLS><<<(unsigned) blocks, kDiagWarps * 32,
+                                          ssd_diagonal_backward_shared_bytes(q, p, seq != nullptr), stream>>>(
+      scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, heads, groups, q, p);
+}
+
+template <typename T>
+void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                           int64_t x_head, int64_t x_row, const T* dy, float* dscores, float* dlogd, T* dx, int batch,
+                           int chunks, int heads, int groups, int q, int p, cudaStream_t stream) {
+  int64_t blocks = (int64_t) batch * chunks * heads;
+  switch (p / kDiagTile) {
+    case 1: ssd_diagonal_backward_launch<T, 1>(scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, blocks, heads, groups, q, p, stream); break;
+    case 2: ssd_diagonal_backward_launch<T, 2>(scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, blocks, heads, groups, q, p, stream); break;
+    case 4: ssd_diagonal_backward_launch<T, 4>(scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, blocks, heads, groups, q, p, stream); break;
+    default: ssd_diagonal_backward_launch<T, 8>(scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, blocks, heads, groups, q, p, stream);
+  }
+}
+
 template <typename T>
 void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
                           int64_t x_head, int64_t x_row, T* y, int batch, int chunks, int heads, int groups, int q,
@@ -2047,7 +2240,10 @@ ANNEAL_ROWS(__nv_bfloat16)
 
 #define ANNEAL_DIAGONAL(T)                                                                                        \
   template void ssd_diagonal_forward<T>(const float*, const float*, const int64_t*, const T*, int64_t, int64_t,     \
-                                        int64_t, T*, int, int, int, int, int, int, cudaStream_t);
+                                        int64_t, T*, int, int, int, int, int, int, cudaStream_t);                         \
+  template void ssd_diagonal_backward<T>(const float*, const float*, const int64_t*, const T*, int64_t, int64_t,    \
+                                         int64_t, const T*, float*, float*, T*, int, int, int, int, int, int,       \
+                                         cudaStream_t);
 ANNEAL_DIAGONAL(__half)
 ANNEAL_DIAGONAL(__nv_bfloat16)
 

@@ -58,6 +58,13 @@ template <typename T>
 void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
                           int64_t x_head, int64_t x_row, T* y, int batch, int chunks, int heads, int groups, int q,
                           int p, cudaStream_t stream);
+/** Its backward from dy [b, c, h, q, p] (contiguous): dx in the same layout (written), dscores [b, c, g, q, q]
+ * accumulated (zero it first: the group's heads add into it), dlogd [b, c, h, q] written (as ssd_mixing_backward's,
+ * the gradient with respect to the log decays whose within-chunk cumulative sum cum is). */
+template <typename T>
+void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                           int64_t x_head, int64_t x_row, const T* dy, float* dscores, float* dlogd, T* dx, int batch,
+                           int chunks, int heads, int groups, int q, int p, cudaStream_t stream);
 
 /** SSD state passing across chunks: entering [b, c, h, E] from chunk-end states [b, c, h, E], chunk log decays
  * [b, c, h] and optional document-continuation flags keep [b, c] (float 0/1). With inner > 0 both are laid

@@ -663,42 +663,74 @@ struct GradientOnlyProduct : torch::autograd::Function<GradientOnlyProduct> {
   }
 };
 
-// The SSD's intra-chunk output M X in one kernel (anneal_kernels.cu, ssd_diagonal_forward) from the
-// scores [b,c,g,q,q] float32, cum [b,c,h,q], the padded document ids (or undefined) and x as
-// [b,c,g,r,q,p] (the heads' layout, or the token layout's permuted view): for a pass that nothing
-// differentiates, on a GPU in a half type; undefined where it does not apply (float32, chunks over
-// 128 or not a multiple of 16, head dimensions other than 16, 32, 64 and 128), and the caller takes
-// the mixing matrix.
-// At the 291M model's 8 x 2048 it replaces the mixing kernel (52 us a layer) and the batched GEMM
-// that read its output (68 us).
-Tensor ssd_diagonal(const Tensor& scores, const Tensor& cum, const Tensor& seq, const Tensor& xs) {
+// The SSD's intra-chunk output M X in one kernel each way (anneal_kernels.cu, ssd_diagonal_*), M = S * L
+// as SsdMixing makes it, never in memory, nor its gradient: no batched GEMMs either. For a GPU in a
+// half type, chunks a multiple of 16 up to 128 and head dimensions of 16, 32, 64 or 128, with x as
+// [b,c,g,r,q,p] whose (b, c) and (g, r) each flatten to one stride (the heads' layout, or the token
+// layout's permuted view); elsewhere the caller takes the mixing matrix and the GEMM.
+bool ssd_diagonal_applies(const Tensor& xs) {
   auto mm = xs.scalar_type();
-  if (!xs.is_cuda() || (mm != at::kHalf && mm != at::kBFloat16)) return Tensor();
-  int64_t b = xs.size(0), c = xs.size(1), g = xs.size(2), r = xs.size(3), q = xs.size(4), p = xs.size(5);
-  // (b, c) and (g, r) must each flatten to one stride: the kernel walks chunks and heads
-  if (xs.stride(5) != 1 || xs.stride(0) != c * xs.stride(1) || xs.stride(2) != r * xs.stride(3)) return Tensor();
-  Tensor sc = aligned(scores.contiguous()), cc = cum.contiguous();
-  Tensor sq = seq.defined() ? seq.contiguous() : Tensor();
-  if (!anneal::ssd_diagonal_supported((int) q, (int) p, xs.stride(1), xs.stride(3), xs.stride(4),
-                                      {sc.data_ptr(), xs.data_ptr()})) {
-    return Tensor();
+  if (!xs.is_cuda() || (mm != at::kHalf && mm != at::kBFloat16)) return false;
+  if (xs.stride(5) != 1 || xs.stride(0) != xs.size(1) * xs.stride(1) || xs.stride(2) != xs.size(3) * xs.stride(3)) {
+    return false;
   }
-  Tensor y = at::empty({b, c, g, r, q, p}, xs.options());
-  c10::cuda::CUDAGuard guard(xs.device());
-  auto stream = at::cuda::getCurrentCUDAStream();
-  auto launch = [&](auto tag) {
-    using T = decltype(tag);
-    anneal::ssd_diagonal_forward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(xs),
-                                    xs.stride(1), xs.stride(3), xs.stride(4), ptr<T>(y), (int) b, (int) c,
-                                    (int) (g * r), (int) g, (int) q, (int) p, stream);
-  };
-  if (mm == at::kBFloat16) {
-    launch(__nv_bfloat16{});
-  } else {
-    launch(__half{});
-  }
-  return y;
+  return anneal::ssd_diagonal_supported((int) xs.size(4), (int) xs.size(5), xs.stride(1), xs.stride(3), xs.stride(4),
+                                        {xs.data_ptr()});
 }
+
+template <typename F>
+void by_half_type(const Tensor& t, F&& f) {
+  if (t.scalar_type() == at::kBFloat16) {
+    f(__nv_bfloat16{});
+  } else {
+    f(__half{});
+  }
+}
+
+// Inputs as SsdMixing's (the scores, the log decays for their gradient, cum's values, the document
+// ids) and x; `value_needed` false (the combine path's recomputation, which only differentiates)
+// returns uninitialised memory of the product's shape, as GradientOnlyProduct does.
+struct SsdDiagonal : torch::autograd::Function<SsdDiagonal> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& scores, const Tensor& logd, const Tensor& cum,
+                        const c10::optional<Tensor>& seq, const Tensor& xs, bool value_needed) {
+    Tensor sc = aligned(scores.contiguous()), cc = cum.contiguous();
+    Tensor sq = seq.has_value() ? seq->contiguous() : Tensor();
+    ctx->save_for_backward({sc, cc, xs});
+    ctx->saved_data["seq"] = optional_value(sq);
+    Tensor y = at::empty(xs.sizes(), xs.options());  // [b,c,g,r,q,p]
+    if (!value_needed) return y;
+    int64_t b = xs.size(0), c = xs.size(1), g = xs.size(2), r = xs.size(3), q = xs.size(4), p = xs.size(5);
+    c10::cuda::CUDAGuard guard(xs.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_half_type(xs, [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_diagonal_forward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(xs),
+                                      xs.stride(1), xs.stride(3), xs.stride(4), ptr<T>(y), (int) b, (int) c,
+                                      (int) (g * r), (int) g, (int) q, (int) p, stream);
+    });
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    auto saved = ctx->get_saved_variables();
+    Tensor sc = saved[0], cc = saved[1], xs = saved[2];
+    Tensor sq = saved_optional(ctx, "seq");
+    Tensor dy = grads[0].to(xs.scalar_type()).contiguous();
+    int64_t b = xs.size(0), c = xs.size(1), g = xs.size(2), r = xs.size(3), q = xs.size(4), p = xs.size(5);
+    Tensor dscores = at::zeros_like(sc), dlogd = at::empty_like(cc), dxs = at::empty(xs.sizes(), xs.options());
+    c10::cuda::CUDAGuard guard(xs.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_half_type(xs, [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_diagonal_backward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(xs),
+                                       xs.stride(1), xs.stride(3), xs.stride(4), ptr<T>(dy), dscores.data_ptr<float>(),
+                                       dlogd.data_ptr<float>(), ptr<T>(dxs), (int) b, (int) c, (int) (g * r), (int) g,
+                                       (int) q, (int) p, stream);
+    });
+    return {dscores, dlogd, Tensor(), Tensor(), dxs, Tensor()};
+  }
+};
 
 // The SSD scan; with `skip` (D [h], Mamba-2's skip connection) defined, y + x D in x's type, else y
 // in float32. `recompute`: SsdScan::backward's pass, which only differentiates the result; on the
@@ -771,9 +803,11 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor scores = at::matmul(cc, bc.transpose(-1, -2)).to(f32);                        // [b,c,g,q,q]
   bool combine = skip.defined() && ssd_combine_applies(x);
   bool graph_only = recompute && combine;
-  // the first forward pass, which nothing differentiates: one kernel, the mixing matrix never in memory
-  Tensor y_diag = recompute ? Tensor() : ssd_diagonal(scores, cum, sp, xs);          // [b,c,g,r,q,p] mm
-  if (!y_diag.defined()) {
+  Tensor y_diag;                                                                      // [b,c,g,r,q,p] mm
+  if (ssd_diagonal_applies(xs)) {
+    c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
+    y_diag = SsdDiagonal::apply(scores, logd_heads, cum.detach(), docs, xs, !graph_only);
+  } else {
     Tensor mixing;
     if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
       c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
