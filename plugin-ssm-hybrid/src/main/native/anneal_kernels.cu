@@ -767,6 +767,153 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The SSD's per-token decays of one chunk, each way in one kernel (Mamba-2, Dao & Gu 2024, section 6):
+//   logd[t] = dt[t] A[h] (0 past the row's end, so padded tokens neither feed nor decay the state),
+//   cum = logd's inclusive cumulative sum within the chunk, last = cum[q - 1],
+//   to_end[t] = exp(last - cum[t]) where t is in the chunk's last document (else 0),
+//   from_start[t] = exp(cum[t]) where t is in the document that ends the chunk before (else 0),
+//   keep[b, c] = whether the state crosses from chunk c - 1 into c (the same document).
+// The composed form took about 25 launches a layer for these (the product, the cumulative sum, the
+// differences, exps, masks and their casts, and autograd's flips, negations, reductions and
+// additions each way), each a gap in the step's graph.
+// One block per (b, c): the chunk's [q, h] decays staged in shared memory (rows padded by one float
+// against bank conflicts), one warp per head at a time, each lane a run of consecutive tokens.
+// to_end leaves in the tokens' layout [b, c, q, h], the one the row scaling of x dt reads. The exps
+// are taken in double (the file's fast math would make them __expf): the float32 path's bounds are
+// 1e-5, and these few values (q h a chunk) cost nothing either way.
+// ---------------------------------------------------------------------------------------------
+constexpr int kDecayThreads = 256;
+constexpr size_t kDecayMaxShared = 96 * 1024;
+
+__device__ __forceinline__ bool decay_in(const int64_t* doc, int t, int64_t document) {
+  return doc == nullptr || doc[t] == document;
+}
+
+// The warp's exclusive prefix of per-lane totals (a scan over the lanes' runs).
+__device__ __forceinline__ float lanes_exclusive_prefix(float total, int lane) {
+  float inclusive = total;
+  for (int o = 1; o < 32; o <<= 1) {
+    float w = __shfl_up_sync(0xffffffffu, inclusive, o);
+    if (lane >= o) inclusive += w;
+  }
+  return inclusive - total;
+}
+
+// The warp's exclusive suffix of per-lane totals (the sum over the lanes after this one).
+__device__ __forceinline__ float lanes_exclusive_suffix(float total, int lane) {
+  float inclusive = total;
+  for (int o = 1; o < 32; o <<= 1) {
+    float w = __shfl_down_sync(0xffffffffu, inclusive, o);
+    if (lane + o < 32) inclusive += w;
+  }
+  return inclusive - total;
+}
+
+__global__ void __launch_bounds__(kDecayThreads) ssd_decays_forward_kernel(
+    const float* __restrict__ dt, const float* __restrict__ a, const int64_t* __restrict__ seq,
+    float* __restrict__ logd_out, float* __restrict__ cum_out, float* __restrict__ to_end_tok,
+    float* __restrict__ from_start, float* __restrict__ last_out, float* __restrict__ keep, int time, int chunks,
+    int q, int h) {
+  extern __shared__ __align__(16) unsigned char decay_smem[];
+  int ld = h + 1;
+  float* v = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: logd, then to_end
+  int64_t bc = blockIdx.x;                            // b * chunks + c
+  int b = (int) (bc / chunks), c = (int) (bc % chunks);
+  const int64_t* doc = seq ? seq + (int64_t) b * chunks * q + (int64_t) c * q : nullptr;
+  int64_t last_doc = doc ? doc[q - 1] : 0;
+  int64_t previous_last = doc ? (c == 0 ? last_doc : doc[-1]) : 0;  // chunk 0: its own (nothing enters it)
+  for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
+    int t = u / h, hh = u % h, tt = c * q + t;
+    v[t * ld + hh] = tt < time ? dt[((int64_t) b * time + tt) * h + hh] * a[hh] : 0.f;
+  }
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
+  for (int hh = warp; hh < h; hh += warps) {
+    float total = 0.f;
+    for (int t = t0; t < t1; t++) total += v[t * ld + hh];
+    float acc = lanes_exclusive_prefix(total, lane);
+    float last = __shfl_sync(0xffffffffu, acc + total, 31);  // the last lane's inclusive sum: cum[q - 1]
+    int64_t row = (bc * h + hh) * (int64_t) q;
+    for (int t = t0; t < t1; t++) {
+      float logd = v[t * ld + hh];
+      acc += logd;
+      logd_out[row + t] = logd;
+      cum_out[row + t] = acc;
+      from_start[row + t] = decay_in(doc, t, previous_last) ? (float) exp((double) acc) : 0.f;
+      v[t * ld + hh] = decay_in(doc, t, last_doc) ? (float) exp((double) (last - acc)) : 0.f;  // this warp's cell alone
+    }
+    if (lane == 0) last_out[bc * h + hh] = last;
+  }
+  __syncthreads();
+  for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
+    int t = u / h, hh = u % h;
+    to_end_tok[(bc * q + t) * h + hh] = v[t * ld + hh];
+  }
+  if (keep && threadIdx.x == 0) keep[bc] = last_doc == previous_last ? 1.f : 0.f;
+}
+
+// d cum[t] = g_from_start[t] from_start[t] - g_to_end[t] to_end[t], and at q - 1 also g_last plus
+// sum_t g_to_end[t] to_end[t]; dlogd = g_logd + d cum's reverse cumulative sum; ddt = dlogd A (the
+// tokens before the row's end), dA[h] += sum dlogd dt (one float atomic a block and head). The
+// decays are recomputed from cum and the document ids.
+__global__ void __launch_bounds__(kDecayThreads) ssd_decays_backward_kernel(
+    const float* __restrict__ dt, const float* __restrict__ a, const int64_t* __restrict__ seq,
+    const float* __restrict__ cum, const float* __restrict__ g_logd, const float* __restrict__ g_to_end_tok,
+    const float* __restrict__ g_from_start, const float* __restrict__ g_last, float* __restrict__ ddt,
+    float* __restrict__ da, int time, int chunks, int q, int h) {
+  extern __shared__ __align__(16) unsigned char decay_smem[];
+  int ld = h + 1;
+  float* gv = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: g_to_end, then dlogd
+  float* dts = gv + q * ld;                           // [q][h + 1]: dt
+  int64_t bc = blockIdx.x;
+  int b = (int) (bc / chunks), c = (int) (bc % chunks);
+  const int64_t* doc = seq ? seq + (int64_t) b * chunks * q + (int64_t) c * q : nullptr;
+  int64_t last_doc = doc ? doc[q - 1] : 0;
+  int64_t previous_last = doc ? (c == 0 ? last_doc : doc[-1]) : 0;
+  for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
+    int t = u / h, hh = u % h, tt = c * q + t;
+    gv[t * ld + hh] = g_to_end_tok ? g_to_end_tok[(bc * q + t) * h + hh] : 0.f;
+    dts[t * ld + hh] = tt < time ? dt[((int64_t) b * time + tt) * h + hh] : 0.f;
+  }
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
+  for (int hh = warp; hh < h; hh += warps) {
+    int64_t row = (bc * h + hh) * (int64_t) q;
+    float last = cum[row + q - 1];
+    float to_end_sum = 0.f;  // sum_t g_to_end[t] to_end[t], the share of cum[q - 1]
+    for (int t = t0; t < t1; t++) {
+      float te = decay_in(doc, t, last_doc) ? (float) exp((double) (last - cum[row + t])) : 0.f;
+      float fs = decay_in(doc, t, previous_last) ? (float) exp((double) cum[row + t]) : 0.f;
+      float gte = gv[t * ld + hh] * te;
+      to_end_sum += gte;
+      gv[t * ld + hh] = (g_from_start ? g_from_start[row + t] * fs : 0.f) - gte;  // d cum[t], less the last's share
+    }
+    for (int o = 16; o > 0; o >>= 1) to_end_sum += __shfl_xor_sync(0xffffffffu, to_end_sum, o);
+    if (t0 <= q - 1 && q - 1 < t1) gv[(q - 1) * ld + hh] += to_end_sum + (g_last ? g_last[bc * h + hh] : 0.f);
+    __syncwarp();
+    float total = 0.f;
+    for (int t = t0; t < t1; t++) total += gv[t * ld + hh];
+    float acc = lanes_exclusive_suffix(total, lane);
+    float dad = 0.f;
+    for (int t = t1 - 1; t >= t0; t--) {
+      acc += gv[t * ld + hh];
+      float dl = acc + (g_logd ? g_logd[row + t] : 0.f);
+      gv[t * ld + hh] = dl;
+      dad += dl * dts[t * ld + hh];
+    }
+    for (int o = 16; o > 0; o >>= 1) dad += __shfl_xor_sync(0xffffffffu, dad, o);
+    if (lane == 0) atomicAdd(&da[hh], dad);
+  }
+  __syncthreads();
+  for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
+    int t = u / h, hh = u % h, tt = c * q + t;
+    if (tt < time) ddt[((int64_t) b * time + tt) * h + hh] = gv[t * ld + hh] * a[hh];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The SSD's intra-chunk output without the mixing matrix in memory (forward, the half types):
 //   y_diag[b,c,h] = M[b,c,h] X[b,c,h],   M = S[b,c,g(h)] * exp(cum_i - cum_j) on j <= i in i's document
 // (Mamba-2, Dao & Gu 2024, section 6, the diagonal blocks; M as ssd_mixing_forward_vec_kernel makes it).
@@ -1407,6 +1554,38 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
 }
 
 int ssd_mixing_max_chunk() { return 1024; }
+
+static size_t ssd_decays_shared_bytes(int q, int h, bool backward) {
+  return (size_t) (backward ? 2 : 1) * q * (h + 1) * sizeof(float);
+}
+
+bool ssd_decays_supported(int q, int h) { return ssd_decays_shared_bytes(q, h, true) <= kDecayMaxShared; }
+
+void ssd_decays_forward(const float* dt, const float* a, const int64_t* seq, float* logd, float* cum,
+                        float* to_end_tok, float* from_start, float* last, float* keep, int batch, int time,
+                        int chunks, int q, int h, cudaStream_t stream) {
+  static const bool allowed = [] {
+    cudaFuncSetAttribute(ssd_decays_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) kDecayMaxShared);
+    return true;
+  }();
+  (void) allowed;
+  ssd_decays_forward_kernel<<<(unsigned) ((int64_t) batch * chunks), kDecayThreads,
+                              ssd_decays_shared_bytes(q, h, false), stream>>>(dt, a, seq, logd, cum, to_end_tok,
+                                                                              from_start, last, keep, time, chunks, q, h);
+}
+
+void ssd_decays_backward(const float* dt, const float* a, const int64_t* seq, const float* cum, const float* g_logd,
+                         const float* g_to_end_tok, const float* g_from_start, const float* g_last, float* ddt,
+                         float* da, int batch, int time, int chunks, int q, int h, cudaStream_t stream) {
+  static const bool allowed = [] {
+    cudaFuncSetAttribute(ssd_decays_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) kDecayMaxShared);
+    return true;
+  }();
+  (void) allowed;
+  ssd_decays_backward_kernel<<<(unsigned) ((int64_t) batch * chunks), kDecayThreads,
+                               ssd_decays_shared_bytes(q, h, true), stream>>>(
+      dt, a, seq, cum, g_logd, g_to_end_tok, g_from_start, g_last, ddt, da, time, chunks, q, h);
+}
 
 
 // The elements a thread carries: the widest V (4, 2, 1) that divides the state's elements and the

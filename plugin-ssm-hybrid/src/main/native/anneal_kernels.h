@@ -48,6 +48,20 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
                          float* dlogd, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream);
 int ssd_mixing_max_chunk();
 
+/** The SSD's decays of each chunk (anneal_kernels.cu, ssd_decays_*): from dt [b, time, h] float32 (contiguous) and A
+ * [h], with the padded document ids seq [b, chunks * q] or null: logd, cum and from_start [b, chunks, h, q],
+ * to_end [b, chunks, q, h] (the tokens' layout), last [b, chunks, h], keep [b, chunks] (with seq). Whether a chunk
+ * of q and h heads fits the kernels' shared memory: */
+bool ssd_decays_supported(int q, int h);
+void ssd_decays_forward(const float* dt, const float* a, const int64_t* seq, float* logd, float* cum,
+                        float* to_end_tok, float* from_start, float* last, float* keep, int batch, int time,
+                        int chunks, int q, int h, cudaStream_t stream);
+/** Its backward from the outputs' gradients (each may be null: zero): ddt [b, time, h] written, da [h] accumulated
+ * (zero it first). */
+void ssd_decays_backward(const float* dt, const float* a, const int64_t* seq, const float* cum, const float* g_logd,
+                         const float* g_to_end_tok, const float* g_from_start, const float* g_last, float* ddt,
+                         float* da, int batch, int time, int chunks, int q, int h, cudaStream_t stream);
+
 /** The SSD's intra-chunk output y_diag [b, c, h, q, p] (contiguous) = M X without M in memory, M as
  * ssd_mixing_forward makes it; x's [q, p] block of chunk (b, c) and head h starts at
  * (b * chunks + c) * x_chunk + h * x_head, its rows x_row apart. Half types only (tensor cores); chunks a
