@@ -782,6 +782,10 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
 // are taken in double (the file's fast math would make them __expf): the float32 path's bounds are
 // 1e-5, and these few values (q h a chunk) cost nothing either way.
 // ---------------------------------------------------------------------------------------------
+// -DANNEAL_SSD_DECAYS=0 builds without these kernels (the composed form), for tools/gpu/try-variants.sh.
+#ifndef ANNEAL_SSD_DECAYS
+#define ANNEAL_SSD_DECAYS 1
+#endif
 constexpr int kDecayThreads = 256;
 constexpr size_t kDecayMaxShared = 96 * 1024;
 
@@ -1559,7 +1563,9 @@ static size_t ssd_decays_shared_bytes(int q, int h, bool backward) {
   return (size_t) (backward ? 2 : 1) * q * (h + 1) * sizeof(float);
 }
 
-bool ssd_decays_supported(int q, int h) { return ssd_decays_shared_bytes(q, h, true) <= kDecayMaxShared; }
+bool ssd_decays_supported(int q, int h) {
+  return ANNEAL_SSD_DECAYS && ssd_decays_shared_bytes(q, h, true) <= kDecayMaxShared;
+}
 
 void ssd_decays_forward(const float* dt, const float* a, const int64_t* seq, float* logd, float* cum,
                         float* to_end_tok, float* from_start, float* last, float* keep, int batch, int time,
