@@ -22,7 +22,8 @@ import torch
 from torch.utils.cpp_extension import load
 
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-source = os.path.abspath(os.environ.get("ANNEAL_SOURCE_DIR") or os.path.join(root, "plugin-ssm-hybrid", "src", "main", "native"))
+source = os.path.abspath(os.environ.get("ANNEAL_SOURCE_DIR")
+                         or os.path.join(root, "plugin-ssm-hybrid", "src", "main", "native"))
 out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "plugin-ssm-hybrid", "target", "native"))
 os.makedirs(out, exist_ok=True)
 major, minor = torch.cuda.get_device_capability()

@@ -247,7 +247,8 @@ def main():
             "seconds_per_step": seconds, "tokens_per_second": b * t / seconds,
             "peak_allocated_gib": torch.cuda.max_memory_allocated() / 2 ** 30,
             "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2 ** 30,
-            "kernel_ms_per_step": total, "launches_per_step": launches, "by_kind_ms": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
+            "kernel_ms_per_step": total, "launches_per_step": launches,
+            "by_kind_ms": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
             "top_kernels": [{"name": k[:160], "ms": round(v[0], 3), "calls": v[1]} for k, v in top]}
         r = results["variants"][name]
         print(f"== {name} (SSD chunk {args.chunk}): {seconds * 1e3:.1f} ms/step, {r['tokens_per_second']:,.0f} tokens/s, "

@@ -13,7 +13,10 @@ rev=${1:?$usage}
 dir=${2:?$usage}
 root=$(git rev-parse --show-toplevel)
 cd "$root"
-commit=$(git rev-parse --verify --quiet "$rev^{commit}") || { echo "variant-sources: '$rev' names no commit here" >&2; exit 2; }
+if ! commit=$(git rev-parse --verify --quiet "$rev^{commit}"); then
+  echo "variant-sources: '$rev' names no commit here" >&2
+  exit 2
+fi
 mkdir -p "$dir/native"
 for f in anneal_kernels.cu anneal_kernels.h anneal_ops.cpp; do
   git show "$commit:plugin-ssm-hybrid/src/main/native/$f" > "$dir/native/$f"
