@@ -8,6 +8,8 @@
 #                    peer-all: its parts, kernels building and testing the operators, build only building them;
 #                    fused-mup: the fused step with Falcon-H1's muP multipliers (examples/bench/falcon-h1-291m-mup-fused.conf);
 #                    layers: the fused step's kernels by time;
+#                    profile-fused: the JVM's own fused step (CUDA graphs) under libtorch's profiler at LAYER_ROWS,
+#                    beside layers (what the JVM's step holds that profile_layers.py's does not);
 #                    fwd train train-packed train-ndarray train-accumulate train-large profile torch roundtrip
 #                    fixture-logits (every Falcon-H1 fixture's logits on the GPU against transformers')
 #                    peer (= peer-all at 2 and 8 rows) real dpo-run; quick = fwd train torch roundtrip)
@@ -166,6 +168,19 @@ if has profile; then
     --steps 3 --profile "$out/trace.json" --out "$out/anneal-step-profiled.json" > "$out/profile.log" 2>&1; tail -3 "$out/profile.log"
   python3 tools/bench/summarize_trace.py "$out/trace.json" > "$out/profile-summary.txt" 2>&1; head -60 "$out/profile-summary.txt"
   gzip -f "$out/trace.json"
+fi
+if has profile-fused; then
+  # bench-train profiles two more steps after the timed ones, the graphs' replays included
+  for rows in ${LAYER_ROWS:-8}; do
+    step "Anneal's fused step, CUDA graphs, under libtorch's profiler, $rows x 2048"
+    timeout 240 bash .gpu/run bin/anneal bench-train examples/bench/falcon-h1-291m-fused.conf --rows "$rows" \
+      --sequence-length 2048 --warmup 3 --steps 4 --profile "$out/trace-fused-${rows}x2048.json" \
+      --out "$out/anneal-fused-profiled-${rows}x2048.json" > "$out/profile-fused-${rows}x2048.log" 2>&1
+    tail -3 "$out/profile-fused-${rows}x2048.log"
+    python3 tools/bench/summarize_trace.py "$out/trace-fused-${rows}x2048.json" > "$out/profile-fused-${rows}x2048-summary.txt" 2>&1
+    head -40 "$out/profile-fused-${rows}x2048-summary.txt"
+    gzip -f "$out/trace-fused-${rows}x2048.json"
+  done
 fi
 if has torch; then
   step "transformers torch path, 2 x 2048"
