@@ -6,13 +6,15 @@ kernels by total time, grouped by kind: what a training step is made of on the G
 a host-free step of this arithmetic reaches.
 
     python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--shapes] [--graphed] [--out F.json]
-        [--source LAYER.torchscript] [--chunk 128] [--top 80]
+        [--source LAYER.torchscript] [--chunk 128] [--top 80] [--sdp cudnn|flash|efficient]
 
 (--chunk: the SSD's chunk length, the model's 128 by default: the scan's result does not depend on it
 (Dao & Gu 2024, section 6), its cost does. --top: how many kernels the JSON keeps, by time.)
 (--graphed: the same step also captured as one CUDA graph and replayed, as Anneal's GraphedStep
 replays it: the graphed step less the kernels' sum is what the launches cost between kernels, the
 gaps that only fewer kernels take back.)
+(--sdp: the only attention backend scaled_dot_product_attention may take, to time the others
+against the one torch picks, cuDNN's on the H200; the layer's causal call with enable_gqa.)
 (--source: another version of the layer, e.g. `git show HEAD:<path> > before.torchscript`, to compare
 a change to the TorchScript with the committed one in one GPU call.)
 
@@ -191,10 +193,17 @@ def main():
     ap.add_argument("--top", type=int, default=80, help="kernels kept in the JSON, by time")
     ap.add_argument("--graphed", action="store_true",
                     help="also time the step captured as one CUDA graph (the launches' gaps: graphed less kernels)")
+    ap.add_argument("--sdp", choices=["cudnn", "flash", "efficient"],
+                    help="allow only this attention backend (default: torch's choice)")
     ap.add_argument("--shapes", action="store_true",
                     help="also list the copying operators (copy_, cat, clone, ...) by device time and input shapes")
     args = ap.parse_args()
     torch.ops.load_library(args.library)
+    if args.sdp:
+        torch.backends.cuda.enable_cudnn_sdp(args.sdp == "cudnn")
+        torch.backends.cuda.enable_flash_sdp(args.sdp == "flash")
+        torch.backends.cuda.enable_mem_efficient_sdp(args.sdp == "efficient")
+        torch.backends.cuda.enable_math_sdp(False)  # a backend that cannot take the call fails, not falls back
     g = torch.Generator(device="cuda").manual_seed(0)
     weights = [layer_weights(g) for _ in range(LAYERS)]
     norm = torch.ones(HIDDEN, device="cuda", requires_grad=True)
@@ -206,7 +215,7 @@ def main():
     embed = torch.randn(b, t, HIDDEN, device="cuda", generator=g, requires_grad=True)
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
-    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "variants": {}}
+    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "sdp": args.sdp or "default", "variants": {}}
     for name in ["fused"]:
         layer = compile_layer(Path(args.source).read_text(), args.chunk)
 
