@@ -831,9 +831,9 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // The decays: logd = dt A per token, cum its cumulative sum within the chunk, last = cum's last,
   // to_end = exp(last - cum) in the chunk's last document ([b,c,q,h]), from_start = exp(cum) in the
   // document the chunk before ended with; keep_flags: whether a state crosses into each chunk.
+  c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;  // the padded ids
   Tensor logd_heads, cum, last, to_end_tok, from_start, keep_flags, same_last_doc;    // [b,c,h,q] / [b,c,h,1]
   if (x.is_cuda() && anneal::ssd_decays_supported((int) q, (int) h)) {
-    c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
     variable_list d = SsdDecays::apply(dtf, a.to(f32), docs, q);
     logd_heads = d[0];
     cum = d[1];
@@ -868,12 +868,10 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   bool graph_only = recompute && combine;
   Tensor y_diag;                                                                      // [b,c,g,r,q,p] mm
   if (ssd_diagonal_applies(xs)) {
-    c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
     y_diag = SsdDiagonal::apply(scores, logd_heads, cum.detach(), docs, xs, !graph_only);
   } else {
     Tensor mixing;
     if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
-      c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
       mixing = SsdMixing::apply(scores, logd_heads, cum.detach(), docs, (int64_t) mm).view({b, c, g, r, q, q});
     } else {  // the composed form (chunks that are not a multiple of 32)
       Tensor intra = at::ones({q, q}, x.options().dtype(at::kBool)).tril();  // [q,q], or [b,c,1,q,q] with documents
