@@ -958,13 +958,54 @@ size_t ssd_diagonal_backward_shared_bytes(int q, int p, bool documents) {
          (size_t) 2 * q * (p + kDiagPad) * 2 + 2 * q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
 }
 
-// Tile (row strip rs, column strip kt) of M, the lane's 8 values: row rs * 16 + lane / 2, columns
-// kt * 16 + (lane % 2) * 8 + 0..7, from those columns' scores sv.
+// The lane's 8 values of one of M's 16 x 16 tiles, row i, columns j0..j0+7, from those columns'
+// scores sv: l the decays exp(cum_i - cum_j) (0 off the causal, same-document mask), v = sv l.
 __device__ __forceinline__ void diagonal_tile_values(const float (&sv)[8], const float* cum_s, const int64_t* doc_s,
-                                                     int i, int j0, float (&v)[8]) {
+                                                     int i, int j0, float (&v)[8], float (&l)[8]) {
   float ci = cum_s[i];
 #pragma unroll
-  for (int m = 0; m < 8; m++) v[m] = mix_valid(doc_s, i, j0 + m) ? sv[m] * __expf(ci - cum_s[j0 + m]) : 0.f;
+  for (int m = 0; m < 8; m++) {
+    l[m] = mix_valid(doc_s, i, j0 + m) ? __expf(ci - cum_s[j0 + m]) : 0.f;
+    v[m] = sv[m] * l[m];
+  }
+}
+
+// A [q, p] block of T rows (src_row elements apart, 16-byte aligned) into shared rows ldx apart.
+template <typename T>
+__device__ __forceinline__ void diagonal_stage_rows(T* dst, int ldx, const T* src, int64_t src_row, int q, int p) {
+  int row_vectors = p / 8;
+  for (int u = threadIdx.x; u < q * row_vectors; u += blockDim.x) {
+    int i = u / row_vectors, v = u % row_vectors;
+    *reinterpret_cast<uint4*>(dst + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(src + i * src_row + v * 8);
+  }
+}
+
+// f(s) for each 16-row (or 16-column) strip s the calling warp owns: s and n - 1 - s for s = warp,
+// warp + kDiagWarps, ...: a strip and its mirror take n + 1 tiles together.
+template <typename F>
+__device__ __forceinline__ void for_warp_strips(int strips, int warp, F&& f) {
+  for (int pair = warp; pair < (strips + 1) / 2; pair += kDiagWarps) {
+    f(pair);
+    if (strips - 1 - pair != pair) f(strips - 1 - pair);
+  }
+}
+
+// A warp's 16-row strip of float32 accumulators (COLS tiles) out as T rows of p elements starting at
+// out, through the warp's stage: the lane writes 8 values of row r, columns c0.. of each tile.
+template <typename T, int COLS>
+__device__ __forceinline__ void diagonal_store_strip(
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> (&acc)[COLS],
+    float* stage, T* out, int p, int r, int c0) {
+#pragma unroll
+  for (int ct = 0; ct < COLS; ct++) {
+    nvcuda::wmma::store_matrix_sync(stage, acc[ct], kDiagStageRow, nvcuda::wmma::mem_row_major);
+    __syncwarp();
+    float v[8];
+#pragma unroll
+    for (int m = 0; m < 8; m++) v[m] = stage[r * kDiagStageRow + c0 + m];
+    store8(out + (int64_t) r * p + ct * kDiagTile + c0, v);
+    __syncwarp();
+  }
 }
 
 // COLS = p / 16 column tiles (1, 2, 4 or 8), a template parameter so that the accumulators take only
@@ -990,58 +1031,39 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
     cum_s[u] = cum[bch * q + u];
     if (seq) doc_s[u] = seq[bc * q + u];
   }
-  const T* xh = x + bc * x_chunk + h * x_head;
-  int row_vectors = p / 8;
-  for (int u = threadIdx.x; u < q * row_vectors; u += blockDim.x) {
-    int i = u / row_vectors, v = u % row_vectors;
-    *reinterpret_cast<uint4*>(x_s + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(xh + i * x_row + v * 8);
-  }
+  diagonal_stage_rows(x_s, ldx, x + bc * x_chunk + h * x_head, x_row, q, p);
   __syncthreads();
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* stage = stage_all + warp * kDiagTile * kDiagStageRow;
   T* tile = tile_all + warp * kDiagTile * kDiagTileRow;
   const float* s = scores + (bc * groups + g) * (int64_t) q * q;
   T* yh = y + bch * (int64_t) q * p;
-  int strips = q / kDiagTile;
   int r = lane / 2, c0 = (lane % 2) * 8;  // the lane's 8 values of a 16 x 16 tile: row r, columns c0..c0+7
-  for (int pair = warp; pair < (strips + 1) / 2; pair += kDiagWarps) {
-    for (int half = 0; half < 2; half++) {
-      int rs = half == 0 ? pair : strips - 1 - pair;
-      if (half == 1 && rs == pair) break;
-      wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc[COLS];
+  for_warp_strips(q / kDiagTile, warp, [&](int rs) {
+    wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc[COLS];
 #pragma unroll
-      for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc[ct], 0.f);
-      int i = rs * kDiagTile + r;
-      float sv[8];
-      load8(s + (int64_t) i * q + c0, sv);
-      for (int kt = 0; kt <= rs; kt++) {  // M's tiles right of the diagonal are zero
-        float v[8];
-        diagonal_tile_values(sv, cum_s, doc_s, i, kt * kDiagTile + c0, v);
-        if (kt < rs) load8(s + (int64_t) i * q + (kt + 1) * kDiagTile + c0, sv);  // the next tile's, in flight
-        store8(tile + r * kDiagTileRow + c0, v);
-        __syncwarp();
-        wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
-        wmma::load_matrix_sync(a, tile, kDiagTileRow);
-#pragma unroll
-        for (int ct = 0; ct < COLS; ct++) {
-          wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
-          wmma::load_matrix_sync(b, x_s + kt * kDiagTile * ldx + ct * kDiagTile, ldx);
-          wmma::mma_sync(acc[ct], a, b, acc[ct]);
-        }
-        __syncwarp();  // the tile is read before the next one overwrites it
-      }
+    for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc[ct], 0.f);
+    int i = rs * kDiagTile + r;
+    float sv[8];
+    load8(s + (int64_t) i * q + c0, sv);
+    for (int kt = 0; kt <= rs; kt++) {  // M's tiles right of the diagonal are zero
+      float v[8], l[8];
+      diagonal_tile_values(sv, cum_s, doc_s, i, kt * kDiagTile + c0, v, l);
+      if (kt < rs) load8(s + (int64_t) i * q + (kt + 1) * kDiagTile + c0, sv);  // the next tile's, in flight
+      store8(tile + r * kDiagTileRow + c0, v);
+      __syncwarp();
+      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
+      wmma::load_matrix_sync(a, tile, kDiagTileRow);
 #pragma unroll
       for (int ct = 0; ct < COLS; ct++) {
-        wmma::store_matrix_sync(stage, acc[ct], kDiagStageRow, wmma::mem_row_major);
-        __syncwarp();
-        float v[8];
-#pragma unroll
-        for (int m = 0; m < 8; m++) v[m] = stage[r * kDiagStageRow + c0 + m];
-        store8(yh + (int64_t) i * p + ct * kDiagTile + c0, v);
-        __syncwarp();
+        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
+        wmma::load_matrix_sync(b, x_s + kt * kDiagTile * ldx + ct * kDiagTile, ldx);
+        wmma::mma_sync(acc[ct], a, b, acc[ct]);
       }
+      __syncwarp();  // the tile is read before the next one overwrites it
     }
-  }
+    diagonal_store_strip<T, COLS>(acc, stage, yh + (int64_t) rs * kDiagTile * p, p, r, c0);
+  });
 }
 
 // Its backward without M or M's gradient in memory (the recomputation's mixing kernel, the two
@@ -1080,14 +1102,8 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
     dcum_s[u] = 0.f;
     if (seq) doc_s[u] = seq[bc * q + u];
   }
-  const T* xh = x + bc * x_chunk + h * x_head;
-  const T* dyh = dy + bch * (int64_t) q * p;
-  int row_vectors = p / 8;
-  for (int u = threadIdx.x; u < q * row_vectors; u += blockDim.x) {
-    int i = u / row_vectors, v = u % row_vectors;
-    *reinterpret_cast<uint4*>(x_s + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(xh + i * x_row + v * 8);
-    *reinterpret_cast<uint4*>(dy_s + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(dyh + (int64_t) i * p + v * 8);
-  }
+  diagonal_stage_rows(x_s, ldx, x + bc * x_chunk + h * x_head, x_row, q, p);
+  diagonal_stage_rows(dy_s, ldx, dy + bch * (int64_t) q * p, p, q, p);
   __syncthreads();
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   float* stage = stage_all + warp * kDiagTile * kDiagStageRow;
@@ -1097,105 +1113,82 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
   T* dxh = dx + bch * (int64_t) q * p;
   int strips = q / kDiagTile;
   int r = lane / 2, c0 = (lane % 2) * 8;  // the lane's 8 values of a 16 x 16 tile: row r, columns c0..c0+7
-  for (int pair = warp; pair < (strips + 1) / 2; pair += kDiagWarps) {
-    for (int half = 0; half < 2; half++) {
-      int cs = half == 0 ? pair : strips - 1 - pair;
-      if (half == 1 && cs == pair) break;
-      wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc_dx[COLS];
+  for_warp_strips(strips, warp, [&](int cs) {
+    wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc_dx[COLS];
 #pragma unroll
-      for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc_dx[ct], 0.f);
-      int j0 = cs * kDiagTile + c0;
-      float sv[8];
-      load8(s + (int64_t) (cs * kDiagTile + r) * q + j0, sv);
-      for (int rs = cs; rs < strips; rs++) {  // M's tiles of this column strip, on and below the diagonal
-        int i = rs * kDiagTile + r;
-        float v[8], l[8];
-        float ci = cum_s[i];
+    for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc_dx[ct], 0.f);
+    int j0 = cs * kDiagTile + c0;
+    float sv[8];
+    load8(s + (int64_t) (cs * kDiagTile + r) * q + j0, sv);
+    for (int rs = cs; rs < strips; rs++) {  // M's tiles of this column strip, on and below the diagonal
+      int i = rs * kDiagTile + r;
+      float v[8], l[8];
+      diagonal_tile_values(sv, cum_s, doc_s, i, j0, v, l);
+      if (rs + 1 < strips) load8(s + (int64_t) (i + kDiagTile) * q + j0, sv);  // the next tile's, in flight
+      store8(tile + r * kDiagTileRow + c0, v);
+      __syncwarp();
+      // dM's tile: dY's rows of strip rs times X's rows of strip cs, transposed
+      wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc_dm;
+      wmma::fill_fragment(acc_dm, 0.f);
 #pragma unroll
-        for (int m = 0; m < 8; m++) {
-          l[m] = mix_valid(doc_s, i, j0 + m) ? __expf(ci - cum_s[j0 + m]) : 0.f;
-          v[m] = sv[m] * l[m];
-        }
-        if (rs + 1 < strips) load8(s + (int64_t) (i + kDiagTile) * q + j0, sv);  // the next tile's, in flight
-        store8(tile + r * kDiagTileRow + c0, v);
-        __syncwarp();
-        // dM's tile: dY's rows of strip rs times X's rows of strip cs, transposed
-        wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc_dm;
-        wmma::fill_fragment(acc_dm, 0.f);
-#pragma unroll
-        for (int kk = 0; kk < COLS; kk++) {
-          wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
-          wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> bt;
-          wmma::load_matrix_sync(a, dy_s + rs * kDiagTile * ldx + kk * kDiagTile, ldx);
-          wmma::load_matrix_sync(bt, x_s + cs * kDiagTile * ldx + kk * kDiagTile, ldx);
-          wmma::mma_sync(acc_dm, a, bt, acc_dm);
-        }
-        // dX's strip cs: M's tile transposed (read column-major) times dY's rows of strip rs
-        wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> mt;
-        wmma::load_matrix_sync(mt, tile, kDiagTileRow);
-#pragma unroll
-        for (int ct = 0; ct < COLS; ct++) {
-          wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
-          wmma::load_matrix_sync(b, dy_s + rs * kDiagTile * ldx + ct * kDiagTile, ldx);
-          wmma::mma_sync(acc_dx[ct], mt, b, acc_dx[ct]);
-        }
-        wmma::store_matrix_sync(stage, acc_dm, kDiagStageRow, wmma::mem_row_major);
-        __syncwarp();
-        float ds[8], seg[8], row = 0.f;
-#pragma unroll
-        for (int m = 0; m < 8; m++) {
-          float dm = stage[r * kDiagStageRow + c0 + m];
-          ds[m] = dm * l[m];
-          seg[m] = dm * v[m];
-          row += seg[m];
-        }
-        if (rs > cs || c0 <= r) {  // a tile's columns wholly above the diagonal add nothing
-          float* d = ds_group + (int64_t) i * q + j0;
-#if __CUDA_ARCH__ >= 900  // vector atomics on global memory: Hopper on
-          atomicAdd(reinterpret_cast<float4*>(d), make_float4(ds[0], ds[1], ds[2], ds[3]));
-          atomicAdd(reinterpret_cast<float4*>(d + 4), make_float4(ds[4], ds[5], ds[6], ds[7]));
-#else
-#pragma unroll
-          for (int m = 0; m < 8; m++) atomicAdd(d + m, ds[m]);
-#endif
-        }
-        // row i's share of dcum (its two lanes summed), and minus the columns' over the tile's 16 rows
-        row += __shfl_xor_sync(0xffffffffu, row, 1);
-        if (lane % 2 == 0) atomicAdd(&dcum_s[i], row);
-#pragma unroll
-        for (int m = 0; m < 8; m++) {
-          for (int o = 2; o < 32; o <<= 1) seg[m] += __shfl_xor_sync(0xffffffffu, seg[m], o);
-        }
-        if (lane < 2) {
-#pragma unroll
-          for (int m = 0; m < 8; m++) atomicAdd(&dcum_s[j0 + m], -seg[m]);
-        }
-        __syncwarp();  // the tile and the stage are read before the next tile overwrites them
+      for (int kk = 0; kk < COLS; kk++) {
+        wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> bt;
+        wmma::load_matrix_sync(a, dy_s + rs * kDiagTile * ldx + kk * kDiagTile, ldx);
+        wmma::load_matrix_sync(bt, x_s + cs * kDiagTile * ldx + kk * kDiagTile, ldx);
+        wmma::mma_sync(acc_dm, a, bt, acc_dm);
       }
+      // dX's strip cs: M's tile transposed (read column-major) times dY's rows of strip rs
+      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> mt;
+      wmma::load_matrix_sync(mt, tile, kDiagTileRow);
 #pragma unroll
       for (int ct = 0; ct < COLS; ct++) {
-        wmma::store_matrix_sync(stage, acc_dx[ct], kDiagStageRow, wmma::mem_row_major);
-        __syncwarp();
-        float v[8];
-#pragma unroll
-        for (int m = 0; m < 8; m++) v[m] = stage[r * kDiagStageRow + c0 + m];
-        store8(dxh + (int64_t) (cs * kDiagTile + r) * p + ct * kDiagTile + c0, v);
-        __syncwarp();
+        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
+        wmma::load_matrix_sync(b, dy_s + rs * kDiagTile * ldx + ct * kDiagTile, ldx);
+        wmma::mma_sync(acc_dx[ct], mt, b, acc_dx[ct]);
       }
+      wmma::store_matrix_sync(stage, acc_dm, kDiagStageRow, wmma::mem_row_major);
+      __syncwarp();
+      float ds[8], seg[8], row = 0.f;
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        float dm = stage[r * kDiagStageRow + c0 + m];
+        ds[m] = dm * l[m];
+        seg[m] = dm * v[m];
+        row += seg[m];
+      }
+      if (rs > cs || c0 <= r) {  // a tile's columns wholly above the diagonal add nothing
+        float* d = ds_group + (int64_t) i * q + j0;
+#if __CUDA_ARCH__ >= 900  // vector atomics on global memory: Hopper on
+        atomicAdd(reinterpret_cast<float4*>(d), make_float4(ds[0], ds[1], ds[2], ds[3]));
+        atomicAdd(reinterpret_cast<float4*>(d + 4), make_float4(ds[4], ds[5], ds[6], ds[7]));
+#else
+#pragma unroll
+        for (int m = 0; m < 8; m++) atomicAdd(d + m, ds[m]);
+#endif
+      }
+      // row i's share of dcum (its two lanes summed), and minus the columns' over the tile's 16 rows
+      row += __shfl_xor_sync(0xffffffffu, row, 1);
+      if (lane % 2 == 0) atomicAdd(&dcum_s[i], row);
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        for (int o = 2; o < 32; o <<= 1) seg[m] += __shfl_xor_sync(0xffffffffu, seg[m], o);
+      }
+      if (lane < 2) {
+#pragma unroll
+        for (int m = 0; m < 8; m++) atomicAdd(&dcum_s[j0 + m], -seg[m]);
+      }
+      __syncwarp();  // the tile and the stage are read before the next tile overwrites them
     }
-  }
+    diagonal_store_strip<T, COLS>(acc_dx, stage, dxh + (int64_t) cs * kDiagTile * p, p, r, c0);
+  });
   __syncthreads();
   // dlogd = dcum's reverse cumulative sum: warp 0, each lane a run of consecutive positions
   if (warp == 0) {
     int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
     float total = 0.f;
     for (int t = t0; t < t1; t++) total += dcum_s[t];
-    float suffix = total;  // the runs' totals summed from this lane's to the last (a suffix scan)
-    for (int o = 1; o < 32; o <<= 1) {
-      float w = __shfl_down_sync(0xffffffffu, suffix, o);
-      if (lane + o < 32) suffix += w;
-    }
-    float sum = suffix - total;  // the positions after this lane's run
+    float sum = lanes_exclusive_suffix(total, lane);  // the positions after this lane's run
     for (int t = t1 - 1; t >= t0; t--) {
       sum += dcum_s[t];
       dlogd[bch * q + t] = sum;
