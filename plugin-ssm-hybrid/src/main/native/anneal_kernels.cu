@@ -532,6 +532,27 @@ __device__ __forceinline__ bool mix_valid(const int64_t* doc, int i, int j) {
   return j <= i && (doc == nullptr || doc[i] == doc[j]);
 }
 
+// The (b, c, h) that block blockIdx.x ((b * chunks + c) * heads + h) works on, with head h's group;
+// cum's row of the block's head and the chunk's document ids (with seq) go into shared memory (the
+// caller's barrier makes them visible).
+struct ChunkHead {
+  int64_t bch, bc;  // the block's (b, c, h) and (b, c) rows
+  int h, g;
+};
+__device__ __forceinline__ ChunkHead stage_chunk_head(const float* cum, const int64_t* seq, float* cum_s,
+                                                      int64_t* doc_s, int heads, int groups, int q) {
+  ChunkHead at;
+  at.bch = blockIdx.x;
+  at.h = (int) (at.bch % heads);
+  at.bc = at.bch / heads;
+  at.g = at.h / (heads / groups);
+  for (int u = threadIdx.x; u < q; u += blockDim.x) {
+    cum_s[u] = cum[at.bch * q + u];
+    if (seq) doc_s[u] = seq[at.bc * q + u];
+  }
+  return at;
+}
+
 // Forward: each thread on 8 consecutive columns of a row (16-byte stores; one 2-byte element a
 // thread took 1.48 ms a step at the 291M model's shape, this 1.27), blockDim / (q / 8) rows at a
 // time. Columns wholly above the diagonal store zeros without reading the scores. The caller's
@@ -543,14 +564,9 @@ __global__ void ssd_mixing_forward_vec_kernel(const float* __restrict__ scores, 
   extern __shared__ unsigned char smem[];
   float* cum_s = reinterpret_cast<float*>(smem);
   int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;  // q % 8 == 0: 8-byte aligned
-  int64_t bch = blockIdx.x;                  // ((b * chunks) + c) * heads + h
-  int h = (int) (bch % heads);
-  int64_t bc = bch / heads;
-  int g = h / (heads / groups);
-  for (int u = threadIdx.x; u < q; u += blockDim.x) {
-    cum_s[u] = cum[bch * q + u];
-    if (seq) doc_s[u] = seq[bc * q + u];
-  }
+  ChunkHead at = stage_chunk_head(cum, seq, cum_s, doc_s, heads, groups, q);
+  int64_t bch = at.bch, bc = at.bc;
+  int g = at.g;
   __syncthreads();
   const float* s = scores + (bc * groups + g) * (int64_t) q * q;
   T* out = mixing + bch * (int64_t) q * q;
@@ -1023,14 +1039,9 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
   T* x_s = tile_all + kDiagWarps * kDiagTile * kDiagTileRow;                       // [q][ldx]
   float* cum_s = reinterpret_cast<float*>(x_s + q * ldx);
   int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;          // q % 16 == 0: 8-byte aligned
-  int64_t bch = blockIdx.x;                                                        // ((b * chunks) + c) * heads + h
-  int h = (int) (bch % heads);
-  int64_t bc = bch / heads;
-  int g = h / (heads / groups);
-  for (int u = threadIdx.x; u < q; u += blockDim.x) {
-    cum_s[u] = cum[bch * q + u];
-    if (seq) doc_s[u] = seq[bc * q + u];
-  }
+  ChunkHead at = stage_chunk_head(cum, seq, cum_s, doc_s, heads, groups, q);
+  int64_t bch = at.bch, bc = at.bc;
+  int h = at.h, g = at.g;
   diagonal_stage_rows(x_s, ldx, x + bc * x_chunk + h * x_head, x_row, q, p);
   __syncthreads();
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -1093,15 +1104,10 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
   float* cum_s = reinterpret_cast<float*>(dy_s + q * ldx);
   float* dcum_s = cum_s + q;
   int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(dcum_s + q) : nullptr;         // q % 16 == 0: 8-byte aligned
-  int64_t bch = blockIdx.x;                                                        // ((b * chunks) + c) * heads + h
-  int h = (int) (bch % heads);
-  int64_t bc = bch / heads;
-  int g = h / (heads / groups);
-  for (int u = threadIdx.x; u < q; u += blockDim.x) {
-    cum_s[u] = cum[bch * q + u];
-    dcum_s[u] = 0.f;
-    if (seq) doc_s[u] = seq[bc * q + u];
-  }
+  ChunkHead at = stage_chunk_head(cum, seq, cum_s, doc_s, heads, groups, q);
+  int64_t bch = at.bch, bc = at.bc;
+  int h = at.h, g = at.g;
+  for (int u = threadIdx.x; u < q; u += blockDim.x) dcum_s[u] = 0.f;
   diagonal_stage_rows(x_s, ldx, x + bc * x_chunk + h * x_head, x_row, q, p);
   diagonal_stage_rows(dy_s, ldx, dy + bch * (int64_t) q * p, p, q, p);
   __syncthreads();
@@ -1550,6 +1556,17 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
   reverse_cumsum_rows_kernel<<<blocks(rows, kVectorThreads), kVectorThreads, 0, stream>>>(dlogd, rows, q);
 }
 
+// Kernel's dynamic shared memory allowed up to `largest` bytes (over the default 48 KiB), once: the
+// kernel is the template argument, so each kernel has its own flag.
+template <auto Kernel>
+void allow_shared(size_t largest) {
+  static const bool allowed = [&] {
+    cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) largest);
+    return true;
+  }();
+  (void) allowed;
+}
+
 int ssd_mixing_max_chunk() { return 1024; }
 
 static size_t ssd_decays_shared_bytes(int q, int h, bool backward) {
@@ -1563,11 +1580,7 @@ bool ssd_decays_supported(int q, int h) {
 void ssd_decays_forward(const float* dt, const float* a, const int64_t* seq, float* logd, float* cum,
                         float* to_end_tok, float* from_start, float* last, float* keep, int batch, int time,
                         int chunks, int q, int h, cudaStream_t stream) {
-  static const bool allowed = [] {
-    cudaFuncSetAttribute(ssd_decays_forward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) kDecayMaxShared);
-    return true;
-  }();
-  (void) allowed;
+  allow_shared<ssd_decays_forward_kernel>(kDecayMaxShared);
   ssd_decays_forward_kernel<<<(unsigned) ((int64_t) batch * chunks), kDecayThreads,
                               ssd_decays_shared_bytes(q, h, false), stream>>>(dt, a, seq, logd, cum, to_end_tok,
                                                                               from_start, last, keep, time, chunks, q, h);
@@ -1576,11 +1589,7 @@ void ssd_decays_forward(const float* dt, const float* a, const int64_t* seq, flo
 void ssd_decays_backward(const float* dt, const float* a, const int64_t* seq, const float* cum, const float* g_logd,
                          const float* g_to_end_tok, const float* g_from_start, const float* g_last, float* ddt,
                          float* da, int batch, int time, int chunks, int q, int h, cudaStream_t stream) {
-  static const bool allowed = [] {
-    cudaFuncSetAttribute(ssd_decays_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) kDecayMaxShared);
-    return true;
-  }();
-  (void) allowed;
+  allow_shared<ssd_decays_backward_kernel>(kDecayMaxShared);
   ssd_decays_backward_kernel<<<(unsigned) ((int64_t) batch * chunks), kDecayThreads,
                                ssd_decays_shared_bytes(q, h, true), stream>>>(
       dt, a, seq, cum, g_logd, g_to_end_tok, g_from_start, g_last, ddt, da, time, chunks, q, h);
@@ -2319,47 +2328,14 @@ bool ssd_diagonal_supported(int q, int p, int64_t x_chunk, int64_t x_head, int64
          x_chunk % 8 == 0 && x_head % 8 == 0 && x_row % 8 == 0 && all_vectorisable(pointers);
 }
 
-template <typename T, int COLS>
-void ssd_diagonal_launch(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
-                         int64_t x_head, int64_t x_row, T* y, int64_t blocks, int heads, int groups, int q, int p,
-                         cudaStream_t stream) {
-  // the largest block this launcher makes, allowed once (over the default 48 KiB)
-  static const bool allowed = [] {
-    cudaFuncSetAttribute(ssd_diagonal_forward_kernel<T, COLS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         (int) ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
-    return true;
-  }();
-  (void) allowed;
-  ssd_diagonal_forward_kernel<T, COLS><<<(unsigned) blocks, kDiagWarps * 32, ssd_diagonal_shared_bytes(q, p, seq != nullptr),
-                                         stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row, y, heads, groups, q, p);
-}
-
-template <typename T, int COLS>
-void ssd_diagonal_backward_launch(const float* scores, const float* cum, const int64_t* seq, const T* x,
-                                  int64_t x_chunk, int64_t x_head, int64_t x_row, const T* dy, float* dscores,
-                                  float* dlogd, T* dx, int64_t blocks, int heads, int groups, int q, int p,
-                                  cudaStream_t stream) {
-  static const bool allowed = [] {
-    cudaFuncSetAttribute(ssd_diagonal_backward_kernel<T, COLS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                         (int) ssd_diagonal_backward_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
-    return true;
-  }();
-  (void) allowed;
-  ssd_diagonal_backward_kernel<T, COLS><<<(unsigned) blocks, kDiagWarps * 32,
-                                          ssd_diagonal_backward_shared_bytes(q, p, seq != nullptr), stream>>>(
-      scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, heads, groups, q, p);
-}
-
-template <typename T>
-void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
-                           int64_t x_head, int64_t x_row, const T* dy, float* dscores, float* dlogd, T* dx, int batch,
-                           int chunks, int heads, int groups, int q, int p, cudaStream_t stream) {
-  int64_t blocks = (int64_t) batch * chunks * heads;
+// f(kernel-selector) with the column tiles p / 16 (1, 2, 4 or 8) as a compile-time constant.
+template <typename F>
+void by_column_tiles(int p, F&& f) {
   switch (p / kDiagTile) {
-    case 1: ssd_diagonal_backward_launch<T, 1>(scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, blocks, heads, groups, q, p, stream); break;
-    case 2: ssd_diagonal_backward_launch<T, 2>(scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, blocks, heads, groups, q, p, stream); break;
-    case 4: ssd_diagonal_backward_launch<T, 4>(scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, blocks, heads, groups, q, p, stream); break;
-    default: ssd_diagonal_backward_launch<T, 8>(scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, blocks, heads, groups, q, p, stream);
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    default: f(std::integral_constant<int, 8>{});
   }
 }
 
@@ -2367,13 +2343,26 @@ template <typename T>
 void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
                           int64_t x_head, int64_t x_row, T* y, int batch, int chunks, int heads, int groups, int q,
                           int p, cudaStream_t stream) {
-  int64_t blocks = (int64_t) batch * chunks * heads;
-  switch (p / kDiagTile) {
-    case 1: ssd_diagonal_launch<T, 1>(scores, cum, seq, x, x_chunk, x_head, x_row, y, blocks, heads, groups, q, p, stream); break;
-    case 2: ssd_diagonal_launch<T, 2>(scores, cum, seq, x, x_chunk, x_head, x_row, y, blocks, heads, groups, q, p, stream); break;
-    case 4: ssd_diagonal_launch<T, 4>(scores, cum, seq, x, x_chunk, x_head, x_row, y, blocks, heads, groups, q, p, stream); break;
-    default: ssd_diagonal_launch<T, 8>(scores, cum, seq, x, x_chunk, x_head, x_row, y, blocks, heads, groups, q, p, stream);
-  }
+  by_column_tiles(p, [&](auto cols) {
+    constexpr auto kernel = ssd_diagonal_forward_kernel<T, decltype(cols)::value>;
+    allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
+             ssd_diagonal_shared_bytes(q, p, seq != nullptr), stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row,
+                                                                         y, heads, groups, q, p);
+  });
+}
+
+template <typename T>
+void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                           int64_t x_head, int64_t x_row, const T* dy, float* dscores, float* dlogd, T* dx, int batch,
+                           int chunks, int heads, int groups, int q, int p, cudaStream_t stream) {
+  by_column_tiles(p, [&](auto cols) {
+    constexpr auto kernel = ssd_diagonal_backward_kernel<T, decltype(cols)::value>;
+    allow_shared<kernel>(ssd_diagonal_backward_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
+             ssd_diagonal_backward_shared_bytes(q, p, seq != nullptr), stream>>>(
+        scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, heads, groups, q, p);
+  });
 }
 
 #define ANNEAL_CONV(T)                                                                                              \
