@@ -102,6 +102,13 @@ inline unsigned vector_blocks(int64_t threads) {
 #ifndef ANNEAL_CONV_TILE
 #define ANNEAL_CONV_TILE 32
 #endif
+// Steps the conv backward loads ahead of the one it computes (conv_backward_kernel). At 1 each thread
+// has one step's loads in flight, and the backward ran at about 1.6 TB/s (2.20 ms a step at 8 x 2048,
+// against about 1.0 at the bandwidth its bytes need). -DANNEAL_CONV_PREFETCH=2 is a candidate for
+// tools/gpu/try-variants.sh: one more step in flight, 2V + 1 registers more.
+#ifndef ANNEAL_CONV_PREFETCH
+#define ANNEAL_CONV_PREFETCH 1
+#endif
 constexpr int kConvTile = ANNEAL_CONV_TILE;
 constexpr int kMaxKernel = 8;
 
@@ -336,6 +343,12 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   float x_next[V], d_next[V];
   int doc_next;
   conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first, time, t0, c0, x_next, d_next, doc_next);
+#if ANNEAL_CONV_PREFETCH >= 2
+  float x_after[V], d_after[V];  // step t + 2's, one step further ahead
+  int doc_after;
+  conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first + 1, time, t0, c0, x_after, d_after,
+                            doc_after);
+#endif
   for (int t = t_first; t < t1 + kernel - 1; t++) {
     // one step at a time: loading a group of steps first (as the forward does) made this kernel
     // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy)
@@ -348,7 +361,17 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
       d[v] = d_next[v];
       gt[v] = 0.f;
     }
+#if ANNEAL_CONV_PREFETCH >= 2
+#pragma unroll
+    for (int v = 0; v < V; v++) {
+      x_next[v] = x_after[v];
+      d_next[v] = d_after[v];
+    }
+    doc_next = doc_after;
+    conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 2, time, t0, c0, x_after, d_after, doc_after);
+#else
     conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 1, time, t0, c0, x_next, d_next, doc_next);
+#endif
     win.push(xt, doc_t);
     // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
     if (t >= t0 && inside) {
