@@ -171,6 +171,31 @@ void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accum
   }
 }
 
+// Column pieces: an operator's output handed back as views of its one result, each piece's gradient
+// read where it arrives (causal_conv1d_silu's x, B and C; linear_pair's in_proj gate, conv input and dt).
+// `name` of op's argument: positive widths summing to the output's `columns` (`what` they are), or none.
+void check_pieces(const char* op, const char* name, c10::IntArrayRef pieces, int64_t columns, const char* what) {
+  int64_t covered = 0;
+  for (int64_t width : pieces) {
+    TORCH_CHECK(width > 0, op, ": expected ", name, " of positive widths, found ", pieces);
+    covered += width;
+  }
+  TORCH_CHECK(pieces.empty() || covered == columns, op, ": expected ", name, " summing to the ", columns, " ", what,
+              ", found ", pieces, " (", covered, ")");
+}
+
+// out's column pieces of these widths (views), or out itself for one piece or none.
+variable_list column_pieces(const Tensor& out, const std::vector<int64_t>& widths) {
+  if (widths.size() <= 1) return {out};
+  variable_list pieces;
+  int64_t at = 0;
+  for (int64_t width : widths) {
+    pieces.push_back(out.narrow(-1, at, width));
+    at += width;
+  }
+  return pieces;
+}
+
 // ---------------------------------------------------------------------------------------------
 // causal_conv1d_silu(x [B,T,C], weight [C,K] or [C,1,K], bias [C]?, seq_idx [B,T]?, pieces []) -> [[B,T,C]]
 // With pieces (channel counts summing to C) the output comes as those column pieces, views of one
@@ -209,13 +234,7 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
     ctx->saved_data["seq"] = optional_value(s);
     if (pieces.empty()) pieces.push_back(channels);
     ctx->saved_data["pieces"] = pieces;
-    variable_list outputs;
-    int64_t at = 0;
-    for (int64_t width : pieces) {
-      outputs.push_back(pieces.size() == 1 ? out : out.narrow(-1, at, width));
-      at += width;
-    }
-    return outputs;
+    return column_pieces(out, pieces);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -262,13 +281,8 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
 
 std::vector<Tensor> causal_conv1d_silu(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias,
                                        const c10::optional<Tensor>& seq_idx, c10::IntArrayRef pieces) {
-  int64_t covered = 0;
-  for (int64_t width : pieces) {
-    TORCH_CHECK(width > 0, "anneal::causal_conv1d_silu: expected pieces of positive widths, found ", pieces);
-    covered += width;
-  }
-  TORCH_CHECK(pieces.size() <= 3 && (pieces.empty() || covered == x.size(-1)), "anneal::causal_conv1d_silu: expected ",
-              "at most 3 pieces summing to the ", x.size(-1), " channels, found ", pieces);
+  check_pieces("anneal::causal_conv1d_silu", "pieces", pieces, x.size(-1), "channels");
+  TORCH_CHECK(pieces.size() <= 3, "anneal::causal_conv1d_silu: expected at most 3 pieces, found ", pieces);
   Tensor b = bias.has_value() ? *bias : at::zeros({x.size(-1)}, x.options().dtype(at::kFloat));
   return CausalConv1dSilu::apply(x, weight, b, bias.has_value(), seq_idx, pieces.vec());
 }
@@ -1406,16 +1420,7 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
     int64_t layers = weight2.numel() > 0 ? 2 : 1;
     Tensor w1, w2;
     Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), w1);
-    variable_list out;
-    if (pieces1.empty()) {
-      out.push_back(out1);
-    } else {
-      int64_t at = 0;
-      for (int64_t width : pieces1) {
-        out.push_back(out1.narrow(-1, at, width));
-        at += width;
-      }
-    }
+    variable_list out = column_pieces(out1, pieces1);
     if (layers == 2) out.push_back(cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), w2));
     ctx->save_for_backward({x, w1, w2});
     ctx->saved_data["layers"] = layers;
@@ -1525,13 +1530,7 @@ std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c1
                                 c10::IntArrayRef pieces1) {
   check_linear(x, weight1, bias1, columns1);
   check_linear(x, weight2, bias2, columns2);
-  int64_t covered = 0;
-  for (int64_t width : pieces1) {
-    TORCH_CHECK(width > 0, "anneal::linear_pair: expected pieces1 of positive widths, found ", pieces1);
-    covered += width;
-  }
-  TORCH_CHECK(pieces1.empty() || covered == weight1.size(0), "anneal::linear_pair: expected pieces1 summing to the ",
-              weight1.size(0), " outputs of weight1, found ", pieces1, " (", covered, ")");
+  check_pieces("anneal::linear_pair", "pieces1", pieces1, weight1.size(0), "outputs of weight1");
   return LinearLayers::apply(x, weight1, or_empty(bias1, weight1), bias1.has_value(), weight2,
                              or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1, columns2,
                              pieces1.vec());

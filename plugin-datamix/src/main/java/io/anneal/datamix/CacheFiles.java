@@ -84,6 +84,21 @@ record CacheFiles(boolean enabled, Path dir) {
         }
     }
 
+    /**
+     * Deletes a writer's temporary file that will not be committed. A failed delete is added to
+     * {@code cause} (the failure that stopped the writer) when there is one, else dropped: the file
+     * stays beside the cache under its own name, where nothing reads it and no other build writes.
+     */
+    static void deleteTemporary(Path tmp, Throwable cause) {
+        try {
+            Files.deleteIfExists(tmp);
+        } catch (IOException e) {
+            if (cause != null) {
+                cause.addSuppressed(e);
+            }
+        }
+    }
+
     /** Renames a finished temporary file over its target, atomically where the file system can. */
     static void moveIntoPlace(Path tmp, Path target) throws IOException {
         try {

@@ -458,11 +458,7 @@ final class SourceFile {
             }
             CacheFiles.moveIntoPlace(tmp, cache);
         } catch (IOException | RuntimeException e) {
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException suppressed) {
-                e.addSuppressed(suppressed);
-            }
+            CacheFiles.deleteTemporary(tmp, e);
             throw e;
         }
     }

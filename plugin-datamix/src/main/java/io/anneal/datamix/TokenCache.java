@@ -81,7 +81,7 @@ final class TokenCache {
                 opened.write(header.toByteArray());
                 position = header.size();
             } catch (IOException | RuntimeException e) {
-                discard(opened, tmp);
+                discard(opened, tmp, e);
                 throw e;
             }
             this.out = opened;
@@ -168,11 +168,12 @@ final class TokenCache {
         @Override
         public void close() {
             if (!committed) { // committed: the file is the cache now
-                discard(out, tmp);
+                discard(out, tmp, null);
             }
         }
 
-        private static void discard(OutputStream out, Path tmp) {
+        /** Closes the writer's stream (if open) and deletes its temporary file (CacheFiles.deleteTemporary). */
+        private static void discard(OutputStream out, Path tmp, Throwable cause) {
             try {
                 if (out != null) {
                     out.close();
@@ -180,11 +181,7 @@ final class TokenCache {
             } catch (IOException ignored) {
                 // the file goes all the same
             }
-            try {
-                Files.deleteIfExists(tmp);
-            } catch (IOException ignored) {
-                // left beside the cache under its own name: never read, and no other build writes to it
-            }
+            CacheFiles.deleteTemporary(tmp, cause);
         }
     }
 
