@@ -7,40 +7,63 @@
 # tools/gpu/variant-sources.sh REV DIR: built from DIR/native and profiled with its layer, not
 # tested (this tree's test cases call this tree's operators).
 # VARIANT_TESTS=0 profiles without the tests (when the default build was tested already).
+# PROFILE_ARGS adds arguments to every profile (e.g. "--sdp flash").
+# All builds run at once first (each is one nvcc process, about 35 s; the machine has 16 cores),
+# then the tests and profiles run one after another, so that no two share the GPU.
 # Results: $OUT/variants.tgz, holding {build,kernels,layers}-N.* for the N-th argument (packed: the
 # device tool returns only a few files a call); the printed lines say which is which.
 set -u
 out=${OUT:?set OUT}/variants
 mkdir -p "$out"
+declare -a dirs sources_of layers_of pids
 n=0
 for flags in "$@"; do
   n=$((n + 1))
-  dir=plugin-ssm-hybrid/target/native-variant$n
-  sources="" layer=()
+  dirs[n]=plugin-ssm-hybrid/target/native-variant$n
+  sources="" layer=""
   if [[ $flags == @* ]]; then
     sources=${flags#@}
     if [[ ! -f $sources/native/anneal_ops.cpp || ! -f $sources/FalconH1FusedLayer.torchscript ]]; then
       echo "== variant $n: $sources holds no operator sources (tools/gpu/variant-sources.sh REV $sources makes them)"
+      dirs[n]=""
       continue
     fi
     echo "== variant $n: the sources of $sources ($(cut -c1-12 "$sources/commit" 2>/dev/null))"
-    layer=(--source "$sources/FalconH1FusedLayer.torchscript")
+    layer=$sources/FalconH1FusedLayer.torchscript
     sources=$PWD/$sources/native
     flags=""
   else
     echo "== variant $n: flags '${flags}'"
   fi
-  if ! ANNEAL_SOURCE_DIR="$sources" ANNEAL_BUILD_FLAGS="$flags" python3 tools/gpu/build_kernels.py "$dir" \
-      > "$out/build-$n.log" 2>&1; then
-    tail -5 "$out/build-$n.log"
-    continue
+  sources_of[n]=$sources
+  layers_of[n]=$layer
+  ANNEAL_SOURCE_DIR="$sources" ANNEAL_BUILD_FLAGS="$flags" python3 tools/gpu/build_kernels.py "${dirs[n]}" \
+    > "$out/build-$n.log" 2>&1 &
+  pids[n]=$!
+done
+for ((i = 1; i <= n; i++)); do
+  [[ -n ${dirs[i]} ]] || continue
+  if ! wait "${pids[i]}"; then
+    echo "== variant $i: the build failed"
+    tail -5 "$out/build-$i.log"
+    dirs[i]=""
   fi
-  if [[ ${VARIANT_TESTS:-1} == 1 && -z $sources ]]; then
-    python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$n.json" > "$out/kernels-$n.log" 2>&1
-    grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$n.log"
+done
+for ((i = 1; i <= n; i++)); do
+  dir=${dirs[i]}
+  [[ -n $dir ]] || continue
+  echo "== variant $i"
+  if [[ ${VARIANT_TESTS:-1} == 1 && -z ${sources_of[i]} ]]; then
+    python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$i.json" > "$out/kernels-$i.log" 2>&1
+    grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$i.log"
   fi
+  layer=()
+  [[ -z ${layers_of[i]} ]] || layer=(--source "${layers_of[i]}")
+  # PROFILE_ARGS is split into words on purpose: several arguments in one variable.
+  # shellcheck disable=SC2086
   timeout 120 python3 tools/gpu/profile_layers.py "$dir/anneal_ops.so" --rows "${LAYER_ROWS:-8}" --graphed \
-    ${layer[@]+"${layer[@]}"} --out "$out/layers-$n.json" > "$out/layers-$n.log" 2>&1
-  grep -E "^== fused|graphed \(one|${VARIANT_KERNELS:-conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing}" "$out/layers-$n.log"
+    ${layer[@]+"${layer[@]}"} ${PROFILE_ARGS:-} --out "$out/layers-$i.json" > "$out/layers-$i.log" 2>&1
+  grep -E "^== fused|graphed \(one|${VARIANT_KERNELS:-conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing}" \
+    "$out/layers-$i.log"
 done
 tar czf "$OUT/variants.tgz" -C "$OUT" variants && rm -rf "$out"
