@@ -817,9 +817,11 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
 // additions each way), each a gap in the step's graph.
 // One block per (b, c): the chunk's [q, h] decays staged in shared memory (rows padded by one float
 // against bank conflicts), one warp per head at a time, each lane a run of consecutive tokens.
-// to_end leaves in the tokens' layout [b, c, q, h], the one the row scaling of x dt reads. The exps
-// are taken in double (the file's fast math would make them __expf): the float32 path's bounds are
-// 1e-5, and these few values (q h a chunk) cost nothing either way.
+// to_end leaves in the tokens' layout [b, c, q, h], the one the row scaling of x dt reads. The sums
+// and exps are taken in double (the file's fast math would make the exps __expf): the float32 path's
+// bounds are 1e-5, and these few values (q h a chunk) cost nothing either way. With float sums (a
+// run of q / 32 tokens a lane, then a scan over the lanes) cum came out less exact than
+// torch.cumsum's: at a chunk of 512 the float32 scan's dx error rose from 3.2e-6 to 1.5e-5.
 // ---------------------------------------------------------------------------------------------
 // -DANNEAL_SSD_DECAYS=0 builds without these kernels (the composed form), for tools/gpu/try-variants.sh.
 #ifndef ANNEAL_SSD_DECAYS
@@ -833,20 +835,20 @@ __device__ __forceinline__ bool decay_in(const int64_t* doc, int t, int64_t docu
 }
 
 // The warp's exclusive prefix of per-lane totals (a scan over the lanes' runs).
-__device__ __forceinline__ float lanes_exclusive_prefix(float total, int lane) {
-  float inclusive = total;
+__device__ __forceinline__ double lanes_exclusive_prefix(double total, int lane) {
+  double inclusive = total;
   for (int o = 1; o < 32; o <<= 1) {
-    float w = __shfl_up_sync(0xffffffffu, inclusive, o);
+    double w = __shfl_up_sync(0xffffffffu, inclusive, o);
     if (lane >= o) inclusive += w;
   }
   return inclusive - total;
 }
 
 // The warp's exclusive suffix of per-lane totals (the sum over the lanes after this one).
-__device__ __forceinline__ float lanes_exclusive_suffix(float total, int lane) {
-  float inclusive = total;
+__device__ __forceinline__ double lanes_exclusive_suffix(double total, int lane) {
+  double inclusive = total;
   for (int o = 1; o < 32; o <<= 1) {
-    float w = __shfl_down_sync(0xffffffffu, inclusive, o);
+    double w = __shfl_down_sync(0xffffffffu, inclusive, o);
     if (lane + o < 32) inclusive += w;
   }
   return inclusive - total;
@@ -873,20 +875,20 @@ __global__ void __launch_bounds__(kDecayThreads) ssd_decays_forward_kernel(
   int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
   int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
   for (int hh = warp; hh < h; hh += warps) {
-    float total = 0.f;
+    double total = 0.0;
     for (int t = t0; t < t1; t++) total += v[t * ld + hh];
-    float acc = lanes_exclusive_prefix(total, lane);
-    float last = __shfl_sync(0xffffffffu, acc + total, 31);  // the last lane's inclusive sum: cum[q - 1]
+    double acc = lanes_exclusive_prefix(total, lane);
+    double last = __shfl_sync(0xffffffffu, acc + total, 31);  // the last lane's inclusive sum: cum[q - 1]
     int64_t row = (bc * h + hh) * (int64_t) q;
     for (int t = t0; t < t1; t++) {
       float logd = v[t * ld + hh];
       acc += logd;
       logd_out[row + t] = logd;
-      cum_out[row + t] = acc;
-      from_start[row + t] = decay_in(doc, t, previous_last) ? (float) exp((double) acc) : 0.f;
-      v[t * ld + hh] = decay_in(doc, t, last_doc) ? (float) exp((double) (last - acc)) : 0.f;  // this warp's cell alone
+      cum_out[row + t] = (float) acc;
+      from_start[row + t] = decay_in(doc, t, previous_last) ? (float) exp(acc) : 0.f;
+      v[t * ld + hh] = decay_in(doc, t, last_doc) ? (float) exp(last - acc) : 0.f;  // this warp's cell alone
     }
-    if (lane == 0) last_out[bc * h + hh] = last;
+    if (lane == 0) last_out[bc * h + hh] = (float) last;
   }
   __syncthreads();
   for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
@@ -936,18 +938,18 @@ __global__ void __launch_bounds__(kDecayThreads) ssd_decays_backward_kernel(
     for (int o = 16; o > 0; o >>= 1) to_end_sum += __shfl_xor_sync(0xffffffffu, to_end_sum, o);
     if (t0 <= q - 1 && q - 1 < t1) gv[(q - 1) * ld + hh] += to_end_sum + (g_last ? g_last[bc * h + hh] : 0.f);
     __syncwarp();
-    float total = 0.f;
+    double total = 0.0;
     for (int t = t0; t < t1; t++) total += gv[t * ld + hh];
-    float acc = lanes_exclusive_suffix(total, lane);
-    float dad = 0.f;
+    double acc = lanes_exclusive_suffix(total, lane);
+    double dad = 0.0;
     for (int t = t1 - 1; t >= t0; t--) {
       acc += gv[t * ld + hh];
-      float dl = acc + (g_logd ? g_logd[row + t] : 0.f);
+      float dl = (float) (acc + (g_logd ? g_logd[row + t] : 0.f));
       gv[t * ld + hh] = dl;
-      dad += dl * dts[t * ld + hh];
+      dad += (double) dl * dts[t * ld + hh];
     }
     for (int o = 16; o > 0; o >>= 1) dad += __shfl_xor_sync(0xffffffffu, dad, o);
-    if (lane == 0) atomicAdd(&da[hh], dad);
+    if (lane == 0) atomicAdd(&da[hh], (float) dad);
   }
   __syncthreads();
   for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
@@ -1215,12 +1217,12 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
   // dlogd = dcum's reverse cumulative sum: warp 0, each lane a run of consecutive positions
   if (warp == 0) {
     int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
-    float total = 0.f;
+    double total = 0.0;  // in double, as the decays' scans (ssd_decays_*)
     for (int t = t0; t < t1; t++) total += dcum_s[t];
-    float sum = lanes_exclusive_suffix(total, lane);  // the positions after this lane's run
+    double sum = lanes_exclusive_suffix(total, lane);  // the positions after this lane's run
     for (int t = t1 - 1; t >= t0; t--) {
       sum += dcum_s[t];
-      dlogd[bch * q + t] = sum;
+      dlogd[bch * q + t] = (float) sum;
     }
   }
 }
