@@ -718,6 +718,13 @@ def main():
         test_ssd_skip(dtype, packed=True, t=128, chunk=32)
         test_ssd_skip(dtype, packed=False, t=256, chunk=64, g=1)
         test_ssd_skip(dtype, packed=True, t=300, chunk=128, g=1)   # the 291M model's chunk and groups
+        # the first forward's intra-chunk output in one kernel (ssd_diagonal, half types): the 291M model's
+        # whole chunks in the heads' layout, and the token layout's view with two groups (the other cases
+        # with P and the chunk multiples of 16 take it too; P = 8, 6, 3 and chunks over 128 do not)
+        test_ssd_skip(dtype, packed=True, t=256, chunk=128, g=1)
+        test_ssd(dtype, True, p=32)
+        test_ssd_skip(dtype, packed=True, t=128, chunk=64, g=1, p=128)   # 8 column tiles a strip
+        test_ssd(dtype, True, t=40, chunk=16, p=16)                        # one strip a chunk
         for before in (False, True):
             test_gated_norm(dtype, before, 1)
         test_gated_norm(dtype, False, 4)

@@ -9,6 +9,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <mma.h>
 
 #include <cstdint>
 #include <initializer_list>
@@ -100,6 +101,13 @@ inline unsigned vector_blocks(int64_t threads) {
 // -DANNEAL_CONV_TILE=..., docs/benchmarks/2026-12-03-h200-pieces).
 #ifndef ANNEAL_CONV_TILE
 #define ANNEAL_CONV_TILE 32
+#endif
+// Steps the conv backward loads ahead of the one it computes (conv_backward_kernel). At 1 each thread
+// has one step's loads in flight, and the backward ran at about 1.6 TB/s (2.20 ms a step at 8 x 2048,
+// against about 1.0 at the bandwidth its bytes need). -DANNEAL_CONV_PREFETCH=2 is a candidate for
+// tools/gpu/try-variants.sh: one more step in flight, 2V + 1 registers more.
+#ifndef ANNEAL_CONV_PREFETCH
+#define ANNEAL_CONV_PREFETCH 1
 #endif
 constexpr int kConvTile = ANNEAL_CONV_TILE;
 constexpr int kMaxKernel = 8;
@@ -335,6 +343,12 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   float x_next[V], d_next[V];
   int doc_next;
   conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first, time, t0, c0, x_next, d_next, doc_next);
+#if ANNEAL_CONV_PREFETCH >= 2
+  float x_after[V], d_after[V];  // step t + 2's, one step further ahead
+  int doc_after;
+  conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first + 1, time, t0, c0, x_after, d_after,
+                            doc_after);
+#endif
   for (int t = t_first; t < t1 + kernel - 1; t++) {
     // one step at a time: loading a group of steps first (as the forward does) made this kernel
     // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy)
@@ -347,7 +361,17 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
       d[v] = d_next[v];
       gt[v] = 0.f;
     }
+#if ANNEAL_CONV_PREFETCH >= 2
+#pragma unroll
+    for (int v = 0; v < V; v++) {
+      x_next[v] = x_after[v];
+      d_next[v] = d_after[v];
+    }
+    doc_next = doc_after;
+    conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 2, time, t0, c0, x_after, d_after, doc_after);
+#else
     conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 1, time, t0, c0, x_next, d_next, doc_next);
+#endif
     win.push(xt, doc_t);
     // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
     if (t >= t0 && inside) {
@@ -531,6 +555,27 @@ __device__ __forceinline__ bool mix_valid(const int64_t* doc, int i, int j) {
   return j <= i && (doc == nullptr || doc[i] == doc[j]);
 }
 
+// The (b, c, h) that block blockIdx.x ((b * chunks + c) * heads + h) works on, with head h's group;
+// cum's row of the block's head and the chunk's document ids (with seq) go into shared memory (the
+// caller's barrier makes them visible).
+struct ChunkHead {
+  int64_t bch, bc;  // the block's (b, c, h) and (b, c) rows
+  int h, g;
+};
+__device__ __forceinline__ ChunkHead stage_chunk_head(const float* cum, const int64_t* seq, float* cum_s,
+                                                      int64_t* doc_s, int heads, int groups, int q) {
+  ChunkHead at;
+  at.bch = blockIdx.x;
+  at.h = (int) (at.bch % heads);
+  at.bc = at.bch / heads;
+  at.g = at.h / (heads / groups);
+  for (int u = threadIdx.x; u < q; u += blockDim.x) {
+    cum_s[u] = cum[at.bch * q + u];
+    if (seq) doc_s[u] = seq[at.bc * q + u];
+  }
+  return at;
+}
+
 // Forward: each thread on 8 consecutive columns of a row (16-byte stores; one 2-byte element a
 // thread took 1.48 ms a step at the 291M model's shape, this 1.27), blockDim / (q / 8) rows at a
 // time. Columns wholly above the diagonal store zeros without reading the scores. The caller's
@@ -542,14 +587,9 @@ __global__ void ssd_mixing_forward_vec_kernel(const float* __restrict__ scores, 
   extern __shared__ unsigned char smem[];
   float* cum_s = reinterpret_cast<float*>(smem);
   int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;  // q % 8 == 0: 8-byte aligned
-  int64_t bch = blockIdx.x;                  // ((b * chunks) + c) * heads + h
-  int h = (int) (bch % heads);
-  int64_t bc = bch / heads;
-  int g = h / (heads / groups);
-  for (int u = threadIdx.x; u < q; u += blockDim.x) {
-    cum_s[u] = cum[bch * q + u];
-    if (seq) doc_s[u] = seq[bc * q + u];
-  }
+  ChunkHead at = stage_chunk_head(cum, seq, cum_s, doc_s, heads, groups, q);
+  int64_t bch = at.bch, bc = at.bc;
+  int g = at.g;
   __syncthreads();
   const float* s = scores + (bc * groups + g) * (int64_t) q * q;
   T* out = mixing + bch * (int64_t) q * q;
@@ -763,6 +803,428 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
     }
   }
   if (row_inside) store8(dscores + bcg * (int64_t) q * q + (int64_t) i * q + j0, ds);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SSD's per-token decays of one chunk, each way in one kernel (Mamba-2, Dao & Gu 2024, section 6):
+//   logd[t] = dt[t] A[h] (0 past the row's end, so padded tokens neither feed nor decay the state),
+//   cum = logd's inclusive cumulative sum within the chunk, last = cum[q - 1],
+//   to_end[t] = exp(last - cum[t]) where t is in the chunk's last document (else 0),
+//   from_start[t] = exp(cum[t]) where t is in the document that ends the chunk before (else 0),
+//   keep[b, c] = whether the state crosses from chunk c - 1 into c (the same document).
+// The composed form took about 25 launches a layer for these (the product, the cumulative sum, the
+// differences, exps, masks and their casts, and autograd's flips, negations, reductions and
+// additions each way), each a gap in the step's graph.
+// One block per (b, c): the chunk's [q, h] decays staged in shared memory (rows padded by one float
+// against bank conflicts), one warp per head at a time, each lane a run of consecutive tokens.
+// to_end leaves in the tokens' layout [b, c, q, h], the one the row scaling of x dt reads. The sums
+// and exps are taken in double (the file's fast math would make the exps __expf): the float32 path's
+// bounds are 1e-5, and these few values (q h a chunk) cost nothing either way. With float sums (a
+// run of q / 32 tokens a lane, then a scan over the lanes) cum came out less exact than
+// torch.cumsum's: at a chunk of 512 the float32 scan's dx error rose from 3.2e-6 to 1.5e-5.
+// ---------------------------------------------------------------------------------------------
+// -DANNEAL_SSD_DECAYS=0 builds without these kernels (the composed form), for tools/gpu/try-variants.sh.
+#ifndef ANNEAL_SSD_DECAYS
+#define ANNEAL_SSD_DECAYS 1
+#endif
+constexpr int kDecayThreads = 256;
+constexpr size_t kDecayMaxShared = 96 * 1024;
+
+__device__ __forceinline__ bool decay_in(const int64_t* doc, int t, int64_t document) {
+  return doc == nullptr || doc[t] == document;
+}
+
+// The warp's exclusive prefix of per-lane totals (a scan over the lanes' runs).
+__device__ __forceinline__ double lanes_exclusive_prefix(double total, int lane) {
+  double inclusive = total;
+  for (int o = 1; o < 32; o <<= 1) {
+    double w = __shfl_up_sync(0xffffffffu, inclusive, o);
+    if (lane >= o) inclusive += w;
+  }
+  return inclusive - total;
+}
+
+// The warp's exclusive suffix of per-lane totals (the sum over the lanes after this one).
+__device__ __forceinline__ double lanes_exclusive_suffix(double total, int lane) {
+  double inclusive = total;
+  for (int o = 1; o < 32; o <<= 1) {
+    double w = __shfl_down_sync(0xffffffffu, inclusive, o);
+    if (lane + o < 32) inclusive += w;
+  }
+  return inclusive - total;
+}
+
+__global__ void __launch_bounds__(kDecayThreads) ssd_decays_forward_kernel(
+    const float* __restrict__ dt, const float* __restrict__ a, const int64_t* __restrict__ seq,
+    float* __restrict__ logd_out, float* __restrict__ cum_out, float* __restrict__ to_end_tok,
+    float* __restrict__ from_start, float* __restrict__ last_out, float* __restrict__ keep, int time, int chunks,
+    int q, int h) {
+  extern __shared__ __align__(16) unsigned char decay_smem[];
+  int ld = h + 1;
+  float* v = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: logd, then to_end
+  int64_t bc = blockIdx.x;                            // b * chunks + c
+  int b = (int) (bc / chunks), c = (int) (bc % chunks);
+  const int64_t* doc = seq ? seq + (int64_t) b * chunks * q + (int64_t) c * q : nullptr;
+  int64_t last_doc = doc ? doc[q - 1] : 0;
+  int64_t previous_last = doc ? (c == 0 ? last_doc : doc[-1]) : 0;  // chunk 0: its own (nothing enters it)
+  for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
+    int t = u / h, hh = u % h, tt = c * q + t;
+    v[t * ld + hh] = tt < time ? dt[((int64_t) b * time + tt) * h + hh] * a[hh] : 0.f;
+  }
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
+  for (int hh = warp; hh < h; hh += warps) {
+    double total = 0.0;
+    for (int t = t0; t < t1; t++) total += v[t * ld + hh];
+    double acc = lanes_exclusive_prefix(total, lane);
+    double last = __shfl_sync(0xffffffffu, acc + total, 31);  // the last lane's inclusive sum: cum[q - 1]
+    int64_t row = (bc * h + hh) * (int64_t) q;
+    for (int t = t0; t < t1; t++) {
+      float logd = v[t * ld + hh];
+      acc += logd;
+      logd_out[row + t] = logd;
+      cum_out[row + t] = (float) acc;
+      from_start[row + t] = decay_in(doc, t, previous_last) ? (float) exp(acc) : 0.f;
+      v[t * ld + hh] = decay_in(doc, t, last_doc) ? (float) exp(last - acc) : 0.f;  // this warp's cell alone
+    }
+    if (lane == 0) last_out[bc * h + hh] = (float) last;
+  }
+  __syncthreads();
+  for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
+    int t = u / h, hh = u % h;
+    to_end_tok[(bc * q + t) * h + hh] = v[t * ld + hh];
+  }
+  if (keep && threadIdx.x == 0) keep[bc] = last_doc == previous_last ? 1.f : 0.f;
+}
+
+// d cum[t] = g_from_start[t] from_start[t] - g_to_end[t] to_end[t], and at q - 1 also g_last plus
+// sum_t g_to_end[t] to_end[t]; dlogd = g_logd + d cum's reverse cumulative sum; ddt = dlogd A (the
+// tokens before the row's end), dA[h] += sum dlogd dt (one float atomic a block and head). The
+// decays are recomputed from cum and the document ids.
+__global__ void __launch_bounds__(kDecayThreads) ssd_decays_backward_kernel(
+    const float* __restrict__ dt, const float* __restrict__ a, const int64_t* __restrict__ seq,
+    const float* __restrict__ cum, const float* __restrict__ g_logd, const float* __restrict__ g_to_end_tok,
+    const float* __restrict__ g_from_start, const float* __restrict__ g_last, float* __restrict__ ddt,
+    float* __restrict__ da, int time, int chunks, int q, int h) {
+  extern __shared__ __align__(16) unsigned char decay_smem[];
+  int ld = h + 1;
+  float* gv = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: g_to_end, then dlogd
+  float* dts = gv + q * ld;                           // [q][h + 1]: dt
+  int64_t bc = blockIdx.x;
+  int b = (int) (bc / chunks), c = (int) (bc % chunks);
+  const int64_t* doc = seq ? seq + (int64_t) b * chunks * q + (int64_t) c * q : nullptr;
+  int64_t last_doc = doc ? doc[q - 1] : 0;
+  int64_t previous_last = doc ? (c == 0 ? last_doc : doc[-1]) : 0;
+  for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
+    int t = u / h, hh = u % h, tt = c * q + t;
+    gv[t * ld + hh] = g_to_end_tok ? g_to_end_tok[(bc * q + t) * h + hh] : 0.f;
+    dts[t * ld + hh] = tt < time ? dt[((int64_t) b * time + tt) * h + hh] : 0.f;
+  }
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
+  for (int hh = warp; hh < h; hh += warps) {
+    int64_t row = (bc * h + hh) * (int64_t) q;
+    float last = cum[row + q - 1];
+    float to_end_sum = 0.f;  // sum_t g_to_end[t] to_end[t], the share of cum[q - 1]
+    for (int t = t0; t < t1; t++) {
+      float te = decay_in(doc, t, last_doc) ? (float) exp((double) (last - cum[row + t])) : 0.f;
+      float fs = decay_in(doc, t, previous_last) ? (float) exp((double) cum[row + t]) : 0.f;
+      float gte = gv[t * ld + hh] * te;
+      to_end_sum += gte;
+      gv[t * ld + hh] = (g_from_start ? g_from_start[row + t] * fs : 0.f) - gte;  // d cum[t], less the last's share
+    }
+    for (int o = 16; o > 0; o >>= 1) to_end_sum += __shfl_xor_sync(0xffffffffu, to_end_sum, o);
+    if (t0 <= q - 1 && q - 1 < t1) gv[(q - 1) * ld + hh] += to_end_sum + (g_last ? g_last[bc * h + hh] : 0.f);
+    __syncwarp();
+    double total = 0.0;
+    for (int t = t0; t < t1; t++) total += gv[t * ld + hh];
+    double acc = lanes_exclusive_suffix(total, lane);
+    double dad = 0.0;
+    for (int t = t1 - 1; t >= t0; t--) {
+      acc += gv[t * ld + hh];
+      float dl = (float) (acc + (g_logd ? g_logd[row + t] : 0.f));
+      gv[t * ld + hh] = dl;
+      dad += (double) dl * dts[t * ld + hh];
+    }
+    for (int o = 16; o > 0; o >>= 1) dad += __shfl_xor_sync(0xffffffffu, dad, o);
+    if (lane == 0) atomicAdd(&da[hh], (float) dad);
+  }
+  __syncthreads();
+  for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
+    int t = u / h, hh = u % h, tt = c * q + t;
+    if (tt < time) ddt[((int64_t) b * time + tt) * h + hh] = gv[t * ld + hh] * a[hh];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The SSD's intra-chunk output without the mixing matrix in memory (forward, the half types):
+//   y_diag[b,c,h] = M[b,c,h] X[b,c,h],   M = S[b,c,g(h)] * exp(cum_i - cum_j) on j <= i in i's document
+// (Mamba-2, Dao & Gu 2024, section 6, the diagonal blocks; M as ssd_mixing_forward_vec_kernel makes it).
+// The first forward pass wrote M ([b,c,h,q,q], 134 MB at the 291M model's 8 x 2048) and read it back
+// in a batched GEMM; the backward's recomputation keeps that form, whose M its matmul gradients read.
+//
+// One block per (b, c, h), kDiagWarps warps. X's [q, p] block is staged in shared memory once; then
+// each warp runs on its own, without block barriers: it owns a 16-row strip of y (all p columns
+// in tensor-core accumulators) and walks the strip's 16 x 16 tiles of M left of the diagonal,
+// building each tile from the scores in registers (the next tile's scores loaded while this one's
+// product runs), passing it through a small shared tile into the tensor cores (WMMA, float32
+// accumulation). A warp takes strips s and n - 1 - s, so every warp does n + 1 tiles.
+// The first version built the whole M in shared memory between two block barriers and then
+// multiplied: 1.97 ms a step at 8 x 2048 (3.61 before its rows were padded against bank
+// conflicts), against the 1.46 it replaces (docs/benchmarks/2026-12-03-h200-diagonal).
+// Shared rows are padded by 16 bytes, so that the tensor cores' row loads fall on distinct banks.
+// -DANNEAL_SSD_DIAGONAL=0 builds without this path (the mixing kernel and the GEMM), for
+// tools/gpu/try-variants.sh.
+// ---------------------------------------------------------------------------------------------
+#ifndef ANNEAL_SSD_DIAGONAL
+#define ANNEAL_SSD_DIAGONAL 1
+#endif
+constexpr int kDiagWarps = 4;
+constexpr int kDiagTile = 16;
+constexpr int kDiagTileRow = kDiagTile + 8;    // a warp's M tile, its row in elements (48 bytes)
+constexpr int kDiagStageRow = kDiagTile + 4;   // a warp's float32 output tile, its row in floats
+constexpr int kDiagPad = 8;                    // X's rows: p + 8 elements
+constexpr int kDiagMaxChunk = 128;
+constexpr int kDiagMaxHeadDim = 128;
+
+size_t ssd_diagonal_shared_bytes(int q, int p, bool documents) {
+  return (size_t) kDiagWarps * kDiagTile * (kDiagStageRow * sizeof(float) + kDiagTileRow * 2) +
+         (size_t) q * (p + kDiagPad) * 2 + q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
+}
+
+size_t ssd_diagonal_backward_shared_bytes(int q, int p, bool documents) {
+  return (size_t) kDiagWarps * kDiagTile * (kDiagStageRow * sizeof(float) + kDiagTileRow * 2) +
+         (size_t) 2 * q * (p + kDiagPad) * 2 + 2 * q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
+}
+
+// The lane's 8 values of one of M's 16 x 16 tiles, row i, columns j0..j0+7, from those columns'
+// scores sv: l the decays exp(cum_i - cum_j) (0 off the causal, same-document mask), v = sv l.
+__device__ __forceinline__ void diagonal_tile_values(const float (&sv)[8], const float* cum_s, const int64_t* doc_s,
+                                                     int i, int j0, float (&v)[8], float (&l)[8]) {
+  float ci = cum_s[i];
+#pragma unroll
+  for (int m = 0; m < 8; m++) {
+    l[m] = mix_valid(doc_s, i, j0 + m) ? __expf(ci - cum_s[j0 + m]) : 0.f;
+    v[m] = sv[m] * l[m];
+  }
+}
+
+// A [q, p] block of T rows (src_row elements apart, 16-byte aligned) into shared rows ldx apart.
+template <typename T>
+__device__ __forceinline__ void diagonal_stage_rows(T* dst, int ldx, const T* src, int64_t src_row, int q, int p) {
+  int row_vectors = p / 8;
+  for (int u = threadIdx.x; u < q * row_vectors; u += blockDim.x) {
+    int i = u / row_vectors, v = u % row_vectors;
+    *reinterpret_cast<uint4*>(dst + i * ldx + v * 8) = *reinterpret_cast<const uint4*>(src + i * src_row + v * 8);
+  }
+}
+
+// f(s) for each 16-row (or 16-column) strip s the calling warp owns: s and n - 1 - s for s = warp,
+// warp + kDiagWarps, ...: a strip and its mirror take n + 1 tiles together.
+template <typename F>
+__device__ __forceinline__ void for_warp_strips(int strips, int warp, F&& f) {
+  for (int pair = warp; pair < (strips + 1) / 2; pair += kDiagWarps) {
+    f(pair);
+    if (strips - 1 - pair != pair) f(strips - 1 - pair);
+  }
+}
+
+// A warp's 16-row strip of float32 accumulators (COLS tiles) out as T rows of p elements starting at
+// out, through the warp's stage: the lane writes 8 values of row r, columns c0.. of each tile.
+template <typename T, int COLS>
+__device__ __forceinline__ void diagonal_store_strip(
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> (&acc)[COLS],
+    float* stage, T* out, int p, int r, int c0) {
+#pragma unroll
+  for (int ct = 0; ct < COLS; ct++) {
+    nvcuda::wmma::store_matrix_sync(stage, acc[ct], kDiagStageRow, nvcuda::wmma::mem_row_major);
+    __syncwarp();
+    float v[8];
+#pragma unroll
+    for (int m = 0; m < 8; m++) v[m] = stage[r * kDiagStageRow + c0 + m];
+    store8(out + (int64_t) r * p + ct * kDiagTile + c0, v);
+    __syncwarp();
+  }
+}
+
+// COLS = p / 16 column tiles (1, 2, 4 or 8), a template parameter so that the accumulators take only
+// the registers they need (with 8 for every p: 118 registers a thread).
+template <typename T, int COLS>
+__global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
+    const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
+    const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, T* __restrict__ y, int heads,
+    int groups, int q, int p) {
+  namespace wmma = nvcuda::wmma;
+  extern __shared__ __align__(128) unsigned char diag_smem[];
+  int ldx = p + kDiagPad;
+  float* stage_all = reinterpret_cast<float*>(diag_smem);                          // [warps][16][kDiagStageRow]
+  T* tile_all = reinterpret_cast<T*>(stage_all + kDiagWarps * kDiagTile * kDiagStageRow);  // [warps][16][kDiagTileRow]
+  T* x_s = tile_all + kDiagWarps * kDiagTile * kDiagTileRow;                       // [q][ldx]
+  float* cum_s = reinterpret_cast<float*>(x_s + q * ldx);
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;          // q % 16 == 0: 8-byte aligned
+  ChunkHead at = stage_chunk_head(cum, seq, cum_s, doc_s, heads, groups, q);
+  int64_t bch = at.bch, bc = at.bc;
+  int h = at.h, g = at.g;
+  diagonal_stage_rows(x_s, ldx, x + bc * x_chunk + h * x_head, x_row, q, p);
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* stage = stage_all + warp * kDiagTile * kDiagStageRow;
+  T* tile = tile_all + warp * kDiagTile * kDiagTileRow;
+  const float* s = scores + (bc * groups + g) * (int64_t) q * q;
+  T* yh = y + bch * (int64_t) q * p;
+  int r = lane / 2, c0 = (lane % 2) * 8;  // the lane's 8 values of a 16 x 16 tile: row r, columns c0..c0+7
+  for_warp_strips(q / kDiagTile, warp, [&](int rs) {
+    wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc[COLS];
+#pragma unroll
+    for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc[ct], 0.f);
+    int i = rs * kDiagTile + r;
+    float sv[8];
+    load8(s + (int64_t) i * q + c0, sv);
+    for (int kt = 0; kt <= rs; kt++) {  // M's tiles right of the diagonal are zero
+      float v[8], l[8];
+      diagonal_tile_values(sv, cum_s, doc_s, i, kt * kDiagTile + c0, v, l);
+      if (kt < rs) load8(s + (int64_t) i * q + (kt + 1) * kDiagTile + c0, sv);  // the next tile's, in flight
+      store8(tile + r * kDiagTileRow + c0, v);
+      __syncwarp();
+      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
+      wmma::load_matrix_sync(a, tile, kDiagTileRow);
+#pragma unroll
+      for (int ct = 0; ct < COLS; ct++) {
+        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
+        wmma::load_matrix_sync(b, x_s + kt * kDiagTile * ldx + ct * kDiagTile, ldx);
+        wmma::mma_sync(acc[ct], a, b, acc[ct]);
+      }
+      __syncwarp();  // the tile is read before the next one overwrites it
+    }
+    diagonal_store_strip<T, COLS>(acc, stage, yh + (int64_t) rs * kDiagTile * p, p, r, c0);
+  });
+}
+
+// Its backward without M or M's gradient in memory (the recomputation's mixing kernel, the two
+// batched GEMMs of M's product and the mixing backward, 3.8 ms a step at 8 x 2048, in one kernel):
+//   dX = M^T dY,   dM = dY X^T,   dS[b,c,g] += dM * L over the group's heads,
+//   dseg = dM * M:  dcum_i = sum_j dseg[i,j] - sum_k dseg[k,i],  dlogd = dcum's reverse cumulative sum
+// within the chunk (the gradient with respect to the per-token log decays whose cumulative sum cum
+// is, as ssd_mixing_backward gives it; the row-minus-column form cancels to zero over a chunk, which
+// float32 would feel at its 1e-5 bound, the half types do not: this path is theirs only).
+// One block per (b, c, h): X and dY staged in shared memory; each warp owns 16-column strips of M
+// (strips s and n - 1 - s, n + 1 tiles a warp), walks their tiles down from the diagonal, and for
+// each builds M's tile, takes dM's tile on the tensor cores, adds M's tile transposed times dY's
+// rows into its dX strip, and spreads dM's tile into dS (float4 atomics: the group's heads share S),
+// and into the block's dcum row (shared atomics).
+template <typename T, int COLS>
+__global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
+    const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
+    const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, const T* __restrict__ dy,
+    float* __restrict__ dscores, float* __restrict__ dlogd, T* __restrict__ dx, int heads, int groups, int q, int p) {
+  namespace wmma = nvcuda::wmma;
+  extern __shared__ __align__(128) unsigned char diag_smem[];
+  int ldx = p + kDiagPad;
+  float* stage_all = reinterpret_cast<float*>(diag_smem);                          // [warps][16][kDiagStageRow]
+  T* tile_all = reinterpret_cast<T*>(stage_all + kDiagWarps * kDiagTile * kDiagStageRow);  // [warps][16][kDiagTileRow]
+  T* x_s = tile_all + kDiagWarps * kDiagTile * kDiagTileRow;                       // [q][ldx]
+  T* dy_s = x_s + q * ldx;                                                         // [q][ldx]
+  float* cum_s = reinterpret_cast<float*>(dy_s + q * ldx);
+  float* dcum_s = cum_s + q;
+  int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(dcum_s + q) : nullptr;         // q % 16 == 0: 8-byte aligned
+  ChunkHead at = stage_chunk_head(cum, seq, cum_s, doc_s, heads, groups, q);
+  int64_t bch = at.bch, bc = at.bc;
+  int h = at.h, g = at.g;
+  for (int u = threadIdx.x; u < q; u += blockDim.x) dcum_s[u] = 0.f;
+  diagonal_stage_rows(x_s, ldx, x + bc * x_chunk + h * x_head, x_row, q, p);
+  diagonal_stage_rows(dy_s, ldx, dy + bch * (int64_t) q * p, p, q, p);
+  __syncthreads();
+  int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float* stage = stage_all + warp * kDiagTile * kDiagStageRow;
+  T* tile = tile_all + warp * kDiagTile * kDiagTileRow;
+  const float* s = scores + (bc * groups + g) * (int64_t) q * q;
+  float* ds_group = dscores + (bc * groups + g) * (int64_t) q * q;
+  T* dxh = dx + bch * (int64_t) q * p;
+  int strips = q / kDiagTile;
+  int r = lane / 2, c0 = (lane % 2) * 8;  // the lane's 8 values of a 16 x 16 tile: row r, columns c0..c0+7
+  for_warp_strips(strips, warp, [&](int cs) {
+    wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc_dx[COLS];
+#pragma unroll
+    for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc_dx[ct], 0.f);
+    int j0 = cs * kDiagTile + c0;
+    float sv[8];
+    load8(s + (int64_t) (cs * kDiagTile + r) * q + j0, sv);
+    for (int rs = cs; rs < strips; rs++) {  // M's tiles of this column strip, on and below the diagonal
+      int i = rs * kDiagTile + r;
+      float v[8], l[8];
+      diagonal_tile_values(sv, cum_s, doc_s, i, j0, v, l);
+      if (rs + 1 < strips) load8(s + (int64_t) (i + kDiagTile) * q + j0, sv);  // the next tile's, in flight
+      store8(tile + r * kDiagTileRow + c0, v);
+      __syncwarp();
+      // dM's tile: dY's rows of strip rs times X's rows of strip cs, transposed
+      wmma::fragment<wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> acc_dm;
+      wmma::fill_fragment(acc_dm, 0.f);
+#pragma unroll
+      for (int kk = 0; kk < COLS; kk++) {
+        wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
+        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> bt;
+        wmma::load_matrix_sync(a, dy_s + rs * kDiagTile * ldx + kk * kDiagTile, ldx);
+        wmma::load_matrix_sync(bt, x_s + cs * kDiagTile * ldx + kk * kDiagTile, ldx);
+        wmma::mma_sync(acc_dm, a, bt, acc_dm);
+      }
+      // dX's strip cs: M's tile transposed (read column-major) times dY's rows of strip rs
+      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> mt;
+      wmma::load_matrix_sync(mt, tile, kDiagTileRow);
+#pragma unroll
+      for (int ct = 0; ct < COLS; ct++) {
+        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
+        wmma::load_matrix_sync(b, dy_s + rs * kDiagTile * ldx + ct * kDiagTile, ldx);
+        wmma::mma_sync(acc_dx[ct], mt, b, acc_dx[ct]);
+      }
+      wmma::store_matrix_sync(stage, acc_dm, kDiagStageRow, wmma::mem_row_major);
+      __syncwarp();
+      float ds[8], seg[8], row = 0.f;
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        float dm = stage[r * kDiagStageRow + c0 + m];
+        ds[m] = dm * l[m];
+        seg[m] = dm * v[m];
+        row += seg[m];
+      }
+      if (rs > cs || c0 <= r) {  // a tile's columns wholly above the diagonal add nothing
+        float* d = ds_group + (int64_t) i * q + j0;
+#if __CUDA_ARCH__ >= 900  // vector atomics on global memory: Hopper on
+        atomicAdd(reinterpret_cast<float4*>(d), make_float4(ds[0], ds[1], ds[2], ds[3]));
+        atomicAdd(reinterpret_cast<float4*>(d + 4), make_float4(ds[4], ds[5], ds[6], ds[7]));
+#else
+#pragma unroll
+        for (int m = 0; m < 8; m++) atomicAdd(d + m, ds[m]);
+#endif
+      }
+      // row i's share of dcum (its two lanes summed), and minus the columns' over the tile's 16 rows
+      row += __shfl_xor_sync(0xffffffffu, row, 1);
+      if (lane % 2 == 0) atomicAdd(&dcum_s[i], row);
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        for (int o = 2; o < 32; o <<= 1) seg[m] += __shfl_xor_sync(0xffffffffu, seg[m], o);
+      }
+      if (lane < 2) {
+#pragma unroll
+        for (int m = 0; m < 8; m++) atomicAdd(&dcum_s[j0 + m], -seg[m]);
+      }
+      __syncwarp();  // the tile and the stage are read before the next tile overwrites them
+    }
+    diagonal_store_strip<T, COLS>(acc_dx, stage, dxh + (int64_t) cs * kDiagTile * p, p, r, c0);
+  });
+  __syncthreads();
+  // dlogd = dcum's reverse cumulative sum: warp 0, each lane a run of consecutive positions
+  if (warp == 0) {
+    int run = (q + 31) / 32, t0 = min(q, lane * run), t1 = min(q, t0 + run);
+    double total = 0.0;  // in double, as the decays' scans (ssd_decays_*)
+    for (int t = t0; t < t1; t++) total += dcum_s[t];
+    double sum = lanes_exclusive_suffix(total, lane);  // the positions after this lane's run
+    for (int t = t1 - 1; t >= t0; t--) {
+      sum += dcum_s[t];
+      dlogd[bch * q + t] = (float) sum;
+    }
+  }
 }
 
 // dlogd[t] = sum_{s >= t} dcum[s] within each chunk (rows of q), in place: the fallback kernel above
@@ -1119,7 +1581,45 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
   reverse_cumsum_rows_kernel<<<blocks(rows, kVectorThreads), kVectorThreads, 0, stream>>>(dlogd, rows, q);
 }
 
+// Kernel's dynamic shared memory allowed up to `largest` bytes (over the default 48 KiB), once: the
+// kernel is the template argument, so each kernel has its own flag.
+template <auto Kernel>
+void allow_shared(size_t largest) {
+  static const bool allowed = [&] {
+    cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) largest);
+    return true;
+  }();
+  (void) allowed;
+}
+
 int ssd_mixing_max_chunk() { return 1024; }
+
+static size_t ssd_decays_shared_bytes(int q, int h, bool backward) {
+  return (size_t) (backward ? 2 : 1) * q * (h + 1) * sizeof(float);
+}
+
+bool ssd_decays_supported(int q, int h) {
+  return ANNEAL_SSD_DECAYS && ssd_decays_shared_bytes(q, h, true) <= kDecayMaxShared;
+}
+
+void ssd_decays_forward(const float* dt, const float* a, const int64_t* seq, float* logd, float* cum,
+                        float* to_end_tok, float* from_start, float* last, float* keep, int batch, int time,
+                        int chunks, int q, int h, cudaStream_t stream) {
+  allow_shared<ssd_decays_forward_kernel>(kDecayMaxShared);
+  ssd_decays_forward_kernel<<<(unsigned) ((int64_t) batch * chunks), kDecayThreads,
+                              ssd_decays_shared_bytes(q, h, false), stream>>>(dt, a, seq, logd, cum, to_end_tok,
+                                                                              from_start, last, keep, time, chunks, q, h);
+}
+
+void ssd_decays_backward(const float* dt, const float* a, const int64_t* seq, const float* cum, const float* g_logd,
+                         const float* g_to_end_tok, const float* g_from_start, const float* g_last, float* ddt,
+                         float* da, int batch, int time, int chunks, int q, int h, cudaStream_t stream) {
+  allow_shared<ssd_decays_backward_kernel>(kDecayMaxShared);
+  ssd_decays_backward_kernel<<<(unsigned) ((int64_t) batch * chunks), kDecayThreads,
+                               ssd_decays_shared_bytes(q, h, true), stream>>>(
+      dt, a, seq, cum, g_logd, g_to_end_tok, g_from_start, g_last, ddt, da, time, chunks, q, h);
+}
+
 
 // The elements a thread carries: the widest V (4, 2, 1) that divides the state's elements and the
 // inner run (so V elements are consecutive in memory) and to whose access size the arrays align.
@@ -1847,6 +2347,49 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
   return row_scale_lanes(p, pointers) != 0;
 }
 
+bool ssd_diagonal_supported(int q, int p, int64_t x_chunk, int64_t x_head, int64_t x_row,
+                            std::initializer_list<const void*> pointers) {
+  return ANNEAL_SSD_DIAGONAL && q % kDiagTile == 0 && q <= kDiagMaxChunk && (p == 16 || p == 32 || p == 64 || p == 128) &&
+         x_chunk % 8 == 0 && x_head % 8 == 0 && x_row % 8 == 0 && all_vectorisable(pointers);
+}
+
+// f(kernel-selector) with the column tiles p / 16 (1, 2, 4 or 8) as a compile-time constant.
+template <typename F>
+void by_column_tiles(int p, F&& f) {
+  switch (p / kDiagTile) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    default: f(std::integral_constant<int, 8>{});
+  }
+}
+
+template <typename T>
+void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                          int64_t x_head, int64_t x_row, T* y, int batch, int chunks, int heads, int groups, int q,
+                          int p, cudaStream_t stream) {
+  by_column_tiles(p, [&](auto cols) {
+    constexpr auto kernel = ssd_diagonal_forward_kernel<T, decltype(cols)::value>;
+    allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
+             ssd_diagonal_shared_bytes(q, p, seq != nullptr), stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row,
+                                                                         y, heads, groups, q, p);
+  });
+}
+
+template <typename T>
+void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                           int64_t x_head, int64_t x_row, const T* dy, float* dscores, float* dlogd, T* dx, int batch,
+                           int chunks, int heads, int groups, int q, int p, cudaStream_t stream) {
+  by_column_tiles(p, [&](auto cols) {
+    constexpr auto kernel = ssd_diagonal_backward_kernel<T, decltype(cols)::value>;
+    allow_shared<kernel>(ssd_diagonal_backward_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
+             ssd_diagonal_backward_shared_bytes(q, p, seq != nullptr), stream>>>(
+        scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, heads, groups, q, p);
+  });
+}
+
 #define ANNEAL_CONV(T)                                                                                              \
   template void conv1d_silu_forward<T>(const T*, int64_t, const float*, const float*, const int64_t*, T*, int, int, \
                                        int, int, cudaStream_t);                                                    \
@@ -1886,6 +2429,15 @@ bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers) {
 ANNEAL_ROWS(float)
 ANNEAL_ROWS(__half)
 ANNEAL_ROWS(__nv_bfloat16)
+
+#define ANNEAL_DIAGONAL(T)                                                                                        \
+  template void ssd_diagonal_forward<T>(const float*, const float*, const int64_t*, const T*, int64_t, int64_t,     \
+                                        int64_t, T*, int, int, int, int, int, int, cudaStream_t);                         \
+  template void ssd_diagonal_backward<T>(const float*, const float*, const int64_t*, const T*, int64_t, int64_t,    \
+                                         int64_t, const T*, float*, float*, T*, int, int, int, int, int, int,       \
+                                         cudaStream_t);
+ANNEAL_DIAGONAL(__half)
+ANNEAL_DIAGONAL(__nv_bfloat16)
 
 ANNEAL_CONV(float)
 ANNEAL_CONV(__half)

@@ -48,6 +48,38 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
                          float* dlogd, int batch, int chunks, int heads, int groups, int q, cudaStream_t stream);
 int ssd_mixing_max_chunk();
 
+/** The SSD's decays of each chunk (anneal_kernels.cu, ssd_decays_*): from dt [b, time, h] float32 (contiguous) and A
+ * [h], with the padded document ids seq [b, chunks * q] or null: logd, cum and from_start [b, chunks, h, q],
+ * to_end [b, chunks, q, h] (the tokens' layout), last [b, chunks, h], keep [b, chunks] (with seq). Whether a chunk
+ * of q and h heads fits the kernels' shared memory: */
+bool ssd_decays_supported(int q, int h);
+void ssd_decays_forward(const float* dt, const float* a, const int64_t* seq, float* logd, float* cum,
+                        float* to_end_tok, float* from_start, float* last, float* keep, int batch, int time,
+                        int chunks, int q, int h, cudaStream_t stream);
+/** Its backward from the outputs' gradients (each may be null: zero): ddt [b, time, h] written, da [h] accumulated
+ * (zero it first). */
+void ssd_decays_backward(const float* dt, const float* a, const int64_t* seq, const float* cum, const float* g_logd,
+                         const float* g_to_end_tok, const float* g_from_start, const float* g_last, float* ddt,
+                         float* da, int batch, int time, int chunks, int q, int h, cudaStream_t stream);
+
+/** The SSD's intra-chunk output y_diag [b, c, h, q, p] (contiguous) = M X without M in memory, M as
+ * ssd_mixing_forward makes it; x's [q, p] block of chunk (b, c) and head h starts at
+ * (b * chunks + c) * x_chunk + h * x_head, its rows x_row apart. Half types only (tensor cores); chunks a
+ * multiple of 16 up to 128, p 16, 32, 64 or 128. */
+bool ssd_diagonal_supported(int q, int p, int64_t x_chunk, int64_t x_head, int64_t x_row,
+                            std::initializer_list<const void*> pointers);
+template <typename T>
+void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                          int64_t x_head, int64_t x_row, T* y, int batch, int chunks, int heads, int groups, int q,
+                          int p, cudaStream_t stream);
+/** Its backward from dy [b, c, h, q, p] (contiguous): dx in the same layout (written), dscores [b, c, g, q, q]
+ * accumulated (zero it first: the group's heads add into it), dlogd [b, c, h, q] written (as ssd_mixing_backward's,
+ * the gradient with respect to the log decays whose within-chunk cumulative sum cum is). */
+template <typename T>
+void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t* seq, const T* x, int64_t x_chunk,
+                           int64_t x_head, int64_t x_row, const T* dy, float* dscores, float* dlogd, T* dx, int batch,
+                           int chunks, int heads, int groups, int q, int p, cudaStream_t stream);
+
 /** SSD state passing across chunks: entering [b, c, h, E] from chunk-end states [b, c, h, E], chunk log decays
  * [b, c, h] and optional document-continuation flags keep [b, c] (float 0/1). With inner > 0 both are laid
  * out [b, c, g, n, r * inner] instead (E = n * inner, heads = g * r, r = heads_per_group). */

@@ -677,6 +677,120 @@ struct GradientOnlyProduct : torch::autograd::Function<GradientOnlyProduct> {
   }
 };
 
+// The SSD's decays of each chunk in one kernel each way (anneal_kernels.cu, ssd_decays_*), on a GPU:
+// dt [b,t,h] and A [h] float32, the padded document ids [b, c*q] (or none) -> logd and from_start
+// [b,c,h,q], cum [b,c,h,q] (its values only: the mixing reads it detached), to_end in the tokens'
+// layout [b,c,q,h], last [b,c,h], keep [b,c] (0 elements without documents). In place of about 25
+// launches a layer of the composed form (ssd_forward's CPU path gives the same values).
+struct SsdDecays : torch::autograd::Function<SsdDecays> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& dt, const Tensor& a,
+                               const c10::optional<Tensor>& seq, int64_t q) {
+    Tensor dtc = dt.contiguous(), ac = a.contiguous();
+    Tensor sq = seq.has_value() ? seq->contiguous() : Tensor();
+    int64_t b = dtc.size(0), t = dtc.size(1), h = dtc.size(2), c = (t + q - 1) / q;
+    auto f32 = dtc.options();
+    Tensor logd = at::empty({b, c, h, q}, f32), cum = at::empty({b, c, h, q}, f32);
+    Tensor to_end = at::empty({b, c, q, h}, f32), from_start = at::empty({b, c, h, q}, f32);
+    Tensor last = at::empty({b, c, h}, f32), keep = at::empty({sq.defined() ? b : 0, c}, f32);
+    c10::cuda::CUDAGuard guard(dtc.device());
+    anneal::ssd_decays_forward(dtc.data_ptr<float>(), ac.data_ptr<float>(), long_or_null(sq), logd.data_ptr<float>(),
+                               cum.data_ptr<float>(), to_end.data_ptr<float>(), from_start.data_ptr<float>(),
+                               last.data_ptr<float>(), sq.defined() ? keep.data_ptr<float>() : nullptr, (int) b, (int) t,
+                               (int) c, (int) q, (int) h, at::cuda::getCurrentCUDAStream());
+    ctx->mark_non_differentiable({cum, keep});
+    ctx->save_for_backward({dtc, ac, cum});
+    ctx->saved_data["seq"] = optional_value(sq);
+    ctx->saved_data["q"] = q;
+    return {logd, cum, to_end, from_start, last, keep};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor dtc = saved[0], ac = saved[1], cum = saved[2];
+    Tensor sq = saved_optional(ctx, "seq");
+    int64_t q = ctx->saved_data["q"].toInt();
+    int64_t b = dtc.size(0), t = dtc.size(1), h = dtc.size(2), c = cum.size(1);
+    auto grad = [&](int i) { return grads[i].defined() ? grads[i].to(at::kFloat).contiguous() : Tensor(); };
+    Tensor g_logd = grad(0), g_to_end = grad(2), g_from_start = grad(3), g_last = grad(4);
+    Tensor ddt = at::empty_like(dtc), da = at::zeros_like(ac);
+    c10::cuda::CUDAGuard guard(dtc.device());
+    anneal::ssd_decays_backward(dtc.data_ptr<float>(), ac.data_ptr<float>(), long_or_null(sq), cum.data_ptr<float>(),
+                                float_or_null(g_logd), float_or_null(g_to_end), float_or_null(g_from_start),
+                                float_or_null(g_last), ddt.data_ptr<float>(), da.data_ptr<float>(), (int) b, (int) t,
+                                (int) c, (int) q, (int) h, at::cuda::getCurrentCUDAStream());
+    return {ddt, da, Tensor(), Tensor()};
+  }
+};
+
+// The SSD's intra-chunk output M X in one kernel each way (anneal_kernels.cu, ssd_diagonal_*), M = S * L
+// as SsdMixing makes it, never in memory, nor its gradient: no batched GEMMs either. For a GPU in a
+// half type, chunks a multiple of 16 up to 128 and head dimensions of 16, 32, 64 or 128, with x as
+// [b,c,g,r,q,p] whose (b, c) and (g, r) each flatten to one stride (the heads' layout, or the token
+// layout's permuted view); elsewhere the caller takes the mixing matrix and the GEMM.
+bool ssd_diagonal_applies(const Tensor& xs) {
+  auto mm = xs.scalar_type();
+  if (!xs.is_cuda() || (mm != at::kHalf && mm != at::kBFloat16)) return false;
+  if (xs.stride(5) != 1 || xs.stride(0) != xs.size(1) * xs.stride(1) || xs.stride(2) != xs.size(3) * xs.stride(3)) {
+    return false;
+  }
+  return anneal::ssd_diagonal_supported((int) xs.size(4), (int) xs.size(5), xs.stride(1), xs.stride(3), xs.stride(4),
+                                        {xs.data_ptr()});
+}
+
+template <typename F>
+void by_half_type(const Tensor& t, F&& f) {
+  if (t.scalar_type() == at::kBFloat16) {
+    f(__nv_bfloat16{});
+  } else {
+    f(__half{});
+  }
+}
+
+// Inputs as SsdMixing's (the scores, the log decays for their gradient, cum's values, the document
+// ids) and x; `value_needed` false (the combine path's recomputation, which only differentiates)
+// returns uninitialised memory of the product's shape, as GradientOnlyProduct does.
+struct SsdDiagonal : torch::autograd::Function<SsdDiagonal> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& scores, const Tensor& logd, const Tensor& cum,
+                        const c10::optional<Tensor>& seq, const Tensor& xs, bool value_needed) {
+    Tensor sc = aligned(scores.contiguous()), cc = cum.contiguous();
+    Tensor sq = seq.has_value() ? seq->contiguous() : Tensor();
+    ctx->save_for_backward({sc, cc, xs});
+    ctx->saved_data["seq"] = optional_value(sq);
+    Tensor y = at::empty(xs.sizes(), xs.options());  // [b,c,g,r,q,p]
+    if (!value_needed) return y;
+    int64_t b = xs.size(0), c = xs.size(1), g = xs.size(2), r = xs.size(3), q = xs.size(4), p = xs.size(5);
+    c10::cuda::CUDAGuard guard(xs.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_half_type(xs, [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_diagonal_forward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(xs),
+                                      xs.stride(1), xs.stride(3), xs.stride(4), ptr<T>(y), (int) b, (int) c,
+                                      (int) (g * r), (int) g, (int) q, (int) p, stream);
+    });
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    auto saved = ctx->get_saved_variables();
+    Tensor sc = saved[0], cc = saved[1], xs = saved[2];
+    Tensor sq = saved_optional(ctx, "seq");
+    Tensor dy = grads[0].to(xs.scalar_type()).contiguous();
+    int64_t b = xs.size(0), c = xs.size(1), g = xs.size(2), r = xs.size(3), q = xs.size(4), p = xs.size(5);
+    Tensor dscores = at::zeros_like(sc), dlogd = at::empty_like(cc), dxs = at::empty(xs.sizes(), xs.options());
+    c10::cuda::CUDAGuard guard(xs.device());
+    auto stream = at::cuda::getCurrentCUDAStream();
+    by_half_type(xs, [&](auto tag) {
+      using T = decltype(tag);
+      anneal::ssd_diagonal_backward<T>(sc.data_ptr<float>(), cc.data_ptr<float>(), long_or_null(sq), ptr<T>(xs),
+                                       xs.stride(1), xs.stride(3), xs.stride(4), ptr<T>(dy), dscores.data_ptr<float>(),
+                                       dlogd.data_ptr<float>(), ptr<T>(dxs), (int) b, (int) c, (int) (g * r), (int) g,
+                                       (int) q, (int) p, stream);
+    });
+    return {dscores, dlogd, Tensor(), Tensor(), dxs, Tensor()};
+  }
+};
+
 // The SSD scan; with `skip` (D [h], Mamba-2's skip connection) defined, y + x D in x's type, else y
 // in float32. `recompute`: SsdScan::backward's pass, which only differentiates the result; on the
 // combine kernel's path neither the result nor y_diag is computed (GradientOnlyProduct, SsdCombine's
@@ -709,12 +823,10 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   } else {
     xdt = scale_rows(x.to(mm), dtf, mm);
   }
-  Tensor logd = dtf * a.to(f32);
   Tensor bp = bm, cp = cm, sp = seq;
   if (pad > 0) {
     // zero input and zero decay: padded tokens neither feed nor decay the state
     xdt = at::constant_pad_nd(xdt, {0, 0, 0, 0, 0, pad});
-    logd = at::constant_pad_nd(logd, {0, 0, 0, pad});
     bp = at::constant_pad_nd(bm, {0, 0, 0, 0, 0, pad});
     cp = at::constant_pad_nd(cm, {0, 0, 0, 0, 0, pad});
     if (seq.defined()) sp = at::cat({seq, seq.narrow(1, t - 1, 1).expand({b, pad})}, 1);
@@ -727,49 +839,71 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   Tensor xtok = xdt.view({b, c, q, h, p});                                             // [b,c,q,h,p] mm
   Tensor xs = two_layouts ? x_heads.view({b, c, g, r, q, p})                           // [b,c,g,r,q,p] mm
                           : xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});
-  Tensor logd_heads = logd.view({b, c, q, h}).permute({0, 1, 3, 2});                 // [b,c,h,q]
-  Tensor cum = logd_heads.cumsum(-1);
   Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
   Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
 
-  Tensor to_end_mask, from_start_mask, keep_flags, same_last_doc;
-  if (sp.defined()) {
-    Tensor sc = sp.view({b, c, q});
-    Tensor last_doc = sc.select(-1, q - 1);                                           // [b,c]
-    to_end_mask = (sc == last_doc.unsqueeze(-1)).to(f32).unsqueeze(2);                // [b,c,1,q]
-    Tensor previous_last = at::cat({last_doc.narrow(1, 0, 1), last_doc.narrow(1, 0, c - 1)}, 1);
-    from_start_mask = (sc == previous_last.unsqueeze(-1)).to(f32).unsqueeze(2);       // [b,c,1,q]
-    same_last_doc = (last_doc.unsqueeze(-1) == last_doc.unsqueeze(-2)).unsqueeze(1);  // [b,1,c,c], the CPU's carry
-    // a state crosses from chunk j-1 into j only when j's last document is j-1's (ids never decrease)
-    keep_flags = (last_doc == previous_last).to(f32);                                 // [b,c]
+  // The decays: logd = dt A per token, cum its cumulative sum within the chunk, last = cum's last,
+  // to_end = exp(last - cum) in the chunk's last document ([b,c,q,h]), from_start = exp(cum) in the
+  // document the chunk before ended with; keep_flags: whether a state crosses into each chunk.
+  c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;  // the padded ids
+  Tensor logd_heads, cum, last, to_end_tok, from_start, keep_flags, same_last_doc;    // [b,c,h,q] / [b,c,h,1]
+  if (x.is_cuda() && anneal::ssd_decays_supported((int) q, (int) h)) {
+    variable_list d = SsdDecays::apply(dtf, a.to(f32), docs, q);
+    logd_heads = d[0];
+    cum = d[1];
+    to_end_tok = d[2];
+    from_start = d[3];
+    last = d[4].unsqueeze(-1);
+    if (sp.defined()) keep_flags = d[5];
+  } else {
+    Tensor logd = dtf * a.to(f32);
+    if (pad > 0) logd = at::constant_pad_nd(logd, {0, 0, 0, pad});
+    logd_heads = logd.view({b, c, q, h}).permute({0, 1, 3, 2});
+    cum = logd_heads.cumsum(-1);
+    last = cum.narrow(-1, q - 1, 1);
+    Tensor to_end = (last - cum).exp();
+    from_start = cum.exp();
+    if (sp.defined()) {
+      Tensor sc = sp.view({b, c, q});
+      Tensor last_doc = sc.select(-1, q - 1);                                         // [b,c]
+      Tensor previous_last = at::cat({last_doc.narrow(1, 0, 1), last_doc.narrow(1, 0, c - 1)}, 1);
+      to_end = to_end * (sc == last_doc.unsqueeze(-1)).to(f32).unsqueeze(2);
+      from_start = from_start * (sc == previous_last.unsqueeze(-1)).to(f32).unsqueeze(2);
+      same_last_doc = (last_doc.unsqueeze(-1) == last_doc.unsqueeze(-2)).unsqueeze(1);  // [b,1,c,c], the CPU's carry
+      // a state crosses from chunk j-1 into j only when j's last document is j-1's (ids never decrease)
+      keep_flags = (last_doc == previous_last).to(f32);                               // [b,c]
+    }
+    to_end_tok = to_end.transpose(-1, -2);                                            // [b,c,q,h]
   }
 
   // 1. intra-chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) x_j dt_j
   Tensor scores = at::matmul(cc, bc.transpose(-1, -2)).to(f32);                        // [b,c,g,q,q]
-  Tensor mixing;
-  if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
-    c10::optional<Tensor> docs = sp.defined() ? c10::optional<Tensor>(sp) : c10::nullopt;
-    mixing = SsdMixing::apply(scores, logd_heads, cum.detach(), docs, (int64_t) mm).view({b, c, g, r, q, q});
-  } else {  // the composed form (chunks that are not a multiple of 32)
-    Tensor intra = at::ones({q, q}, x.options().dtype(at::kBool)).tril();  // [q,q], or [b,c,1,q,q] with documents
-    if (sp.defined()) {
-      Tensor sc = sp.view({b, c, q});
-      intra = (sc.unsqueeze(-1) == sc.unsqueeze(-2)).logical_and(intra).unsqueeze(2);
-    }
-    Tensor decay = (cum.unsqueeze(-1) - cum.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
-    mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
-  }
   bool combine = skip.defined() && ssd_combine_applies(x);
   bool graph_only = recompute && combine;
-  Tensor y_diag = graph_only ? GradientOnlyProduct::apply(mixing, xs)                // [b,c,g,r,q,p] mm
-                             : at::matmul(mixing, xs);
+  Tensor y_diag;                                                                      // [b,c,g,r,q,p] mm
+  if (ssd_diagonal_applies(xs)) {
+    y_diag = SsdDiagonal::apply(scores, logd_heads, cum.detach(), docs, xs, !graph_only);
+  } else {
+    Tensor mixing;
+    if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
+      mixing = SsdMixing::apply(scores, logd_heads, cum.detach(), docs, (int64_t) mm).view({b, c, g, r, q, q});
+    } else {  // the composed form (chunks that are not a multiple of 32)
+      Tensor intra = at::ones({q, q}, x.options().dtype(at::kBool)).tril();  // [q,q], or [b,c,1,q,q] with documents
+      if (sp.defined()) {
+        Tensor sc = sp.view({b, c, q});
+        intra = (sc.unsqueeze(-1) == sc.unsqueeze(-2)).logical_and(intra).unsqueeze(2);
+      }
+      // SsdDecays' cum carries values only: differentiated here, the sum is taken again through autograd
+      Tensor cum_d = !cum.requires_grad() && logd_heads.requires_grad() ? logd_heads.cumsum(-1) : cum;
+      Tensor decay = (cum_d.unsqueeze(-1) - cum_d.unsqueeze(-2)).masked_fill(intra.logical_not(), neg_inf).exp();
+      mixing = (scores.unsqueeze(3) * decay.view({b, c, g, r, q, q})).to(mm);
+    }
+    y_diag = graph_only ? GradientOnlyProduct::apply(mixing, xs) : at::matmul(mixing, xs);
+  }
 
   // 2. the state at each chunk's end: sum_j exp(cum_last - cum_j) x_j dt_j B_j^T, the decay applied
   // in the token layout ([b,c,q,h,1] against [b,c,q,h,p])
-  Tensor last = cum.narrow(-1, q - 1, 1);                                             // [b,c,h,1]
-  Tensor to_end = (last - cum).exp();
-  if (to_end_mask.defined()) to_end = to_end * to_end_mask;
-  Tensor weighted = scale_rows(xtok, to_end.transpose(-1, -2), mm);                   // [b,c,q,h,p] mm
+  Tensor weighted = scale_rows(xtok, to_end_tok, mm);                                 // [b,c,q,h,p] mm
 
   // 3. across chunks: S_j = sum_{k<=j} exp(cs_j - cs_k) states_k, cs the cumulative chunk decays;
   // the state entering chunk j is S_{j-1} (zero for the first)
@@ -798,8 +932,6 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
 
   // 4. the entering state's contribution: C_i . S exp(cum_i) (y_off above, computed straight into
   // the token layout), scaled by the decay from the chunk's start
-  Tensor from_start = cum.exp();
-  if (from_start_mask.defined()) from_start = from_start * from_start_mask;
   if (combine) {
     return SsdCombine::apply(y_off, from_start, y_diag, fold_skip ? x.detach() : x,
                              c10::optional<Tensor>(skip.to(f32)), q, !graph_only);
