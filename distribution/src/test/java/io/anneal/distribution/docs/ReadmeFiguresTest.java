@@ -16,7 +16,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The README's figures against the files they come from: the GPU table and its ratios against
- * {@code docs/benchmarks/2026-12-03-h200-table-qkv-rope/*.json} (one call: Anneal's row and the peer's),
+ * {@code docs/benchmarks/2026-12-03-h200-table-ssd-diagonal/*.json} (one call: Anneal's row and the peer's),
  * the session before's table and the peer's earlier 8 x 2048 runs, the muP call's 8 x 2048 figures, and
  * {@code docs/benchmarks/2026-12-02-h200-fused/*.json}, the main job's losses against
  * {@code docs/runs/tiny-sft-cpu/metrics.jsonl}, the contention table against
@@ -29,15 +29,16 @@ class ReadmeFiguresTest {
     private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
     private static final Path FUSED = ROOT.resolve("docs/benchmarks/2026-12-02-h200-fused");
     /** The table's call: Anneal's row (2 to 64 x 2048) and the peer's, every cell. */
-    private static final Path KERNELS = ROOT.resolve("docs/benchmarks/2026-12-03-h200-table-qkv-rope");
+    private static final Path KERNELS = ROOT.resolve("docs/benchmarks/2026-12-03-h200-table-ssd-diagonal");
     /** The session before's table: its Anneal row. */
-    private static final Path BEFORE = ROOT.resolve("docs/benchmarks/2026-12-03-h200-table");
+    private static final Path BEFORE = ROOT.resolve("docs/benchmarks/2026-12-03-h200-table-qkv-rope");
     /** The session before's muP call: 8 x 2048 with and without muP multipliers. */
     private static final Path MUP = ROOT.resolve("docs/benchmarks/2026-12-03-h200-mup-linear");
     /** Every run of the peer at 8 x 2048 on record: its spread, against which the README gives its fastest. */
     private static final List<Path> PEER_8X2048_RUNS = List.of(KERNELS.resolve("hf-fast-8x2048.json"),
-            ROOT.resolve("docs/benchmarks/2026-12-03-h200-diagonal/hf-fast-8x2048.json"),
             BEFORE.resolve("hf-fast-8x2048.json"),
+            ROOT.resolve("docs/benchmarks/2026-12-03-h200-diagonal/hf-fast-8x2048.json"),
+            ROOT.resolve("docs/benchmarks/2026-12-03-h200-table/hf-fast-8x2048.json"),
             ROOT.resolve("docs/benchmarks/2026-12-03-h200-head-slices/hf-fast-8x2048.json"),
             ROOT.resolve("docs/benchmarks/2026-12-03-h200-mixing/hf-fast-8x2048.json"),
             ROOT.resolve("docs/benchmarks/2026-12-03-h200-conv-ssd-recompute/hf-fast-8x2048.json"),
@@ -168,7 +169,7 @@ class ReadmeFiguresTest {
                 String.format(Locale.ROOT, "Anneal runs on to %,d tokens/s at 64 x 2048 (%.1f GiB)",
                         Math.round(tokensPerSecond(KERNELS, "anneal-fused-64x2048.json")),
                         json(KERNELS.resolve("anneal-fused-64x2048.json")).get("peak_memory_mib").asDouble() / 1024),
-                String.format(Locale.ROOT, "%,d-%,d tokens/s in thirteen runs over ten sessions; against its fastest run Anneal is %.2fx",
+                String.format(Locale.ROOT, "%,d-%,d tokens/s in fourteen runs over eleven sessions; against its fastest run Anneal is %.2fx",
                         Math.round(peer8.stream().mapToDouble(d -> d).min().orElseThrow()), Math.round(fastest),
                         tokensPerSecond(KERNELS, "anneal-fused-8x2048.json") / fastest))) {
             assertTrue(text.contains(expected), "expected the README to say: " + expected);
