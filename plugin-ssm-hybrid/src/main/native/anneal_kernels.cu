@@ -1949,6 +1949,7 @@ __global__ void scale_two_layouts_forward_kernel(const T* __restrict__ x, const 
 #pragma unroll
   for (int k = 0; k < 8; k++) v[k] *= scale;
   store8(tokens + row * sh.p + pp, v);
+  if (heads_layout == nullptr) return;   // the tokens' layout alone (the diagonal kernels read it)
   int cc = tt / sh.q, ii = tt % sh.q;
   store8(heads_layout + ((((int64_t) bb * sh.c + cc) * h + hh) * sh.q + ii) * sh.p + pp, v);
 }

@@ -111,7 +111,8 @@ void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, i
 bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers);
 
 /** x dt from x [b, t, h, p] (x_row elements between tokens) and dt [b, t, h] into the tokens' layout [b, t, h, p]
- * and the heads' [b, t / q, h, q, p]; t a multiple of q, the same conditions as ssd_combine_supported. */
+ * and the heads' [b, t / q, h, q, p] (heads_layout null: the tokens' alone); t a multiple of q, the same
+ * conditions as ssd_combine_supported. */
 template <typename T>
 void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* tokens, T* heads_layout, int batch,
                                int time, int heads, int p, int q, cudaStream_t stream);

@@ -601,19 +601,26 @@ bool ssd_combine_applies(const Tensor& x) {
 // known before SsdScan::backward recomputes) and D, the backward's dx also holds the skip's share,
 // skip_grad D: one pass instead of a second [b,t,h,p] gradient and a bfloat16 addition of the two
 // (about 48 us a layer at 8 x 2048).
+// With heads_values false the heads' layout is not written: the second output then holds no values
+// (one element, every stride 0), only the gradient edge through which the intra-chunk kernels'
+// x-gradient, in the heads' layout, reaches this backward, which sums it with the tokens' as it reads
+// them. The diagonal kernels read x dt from the tokens' layout instead (SsdDiagonal's xs_values).
 struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, int64_t q,
-                               const c10::optional<Tensor>& skip_grad, const c10::optional<Tensor>& skip) {
+                               const c10::optional<Tensor>& skip_grad, const c10::optional<Tensor>& skip,
+                               bool heads_values) {
     Tensor dtc = dt.contiguous();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3);
     Tensor tokens = at::empty({b, t, h, p}, x.options());
-    Tensor heads = at::empty({b, t / q, h, q, p}, x.options());
+    Tensor heads = heads_values ? at::empty({b, t / q, h, q, p}, x.options())
+                                : at::empty_strided({b, t / q, h, q, p}, {0, 0, 0, 0, 0}, x.options());
     c10::cuda::CUDAGuard guard(x.device());
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(x, "ssd_scan", [&](auto tag) {
       using T = decltype(tag);
       anneal::scale_two_layouts_forward<T>(ptr<T>(x), x.stride(1), dtc.data_ptr<float>(), ptr<T>(tokens),
-                                           ptr<T>(heads), (int) b, (int) t, (int) h, (int) p, (int) q, stream);
+                                           heads_values ? ptr<T>(heads) : nullptr, (int) b, (int) t, (int) h,
+                                           (int) p, (int) q, stream);
     });
     ctx->save_for_backward({x, dtc});
     ctx->saved_data["q"] = q;
@@ -630,7 +637,7 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     Tensor g_skip = saved_optional(ctx, "skip_grad");
     Tensor d_skip = saved_optional(ctx, "skip");
     if (!grads[0].defined() && !grads[1].defined() && !g_skip.defined()) {
-      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
     Tensor g_tokens = grads[0].defined() ? grads[0].to(x.scalar_type()).contiguous() : Tensor();
     Tensor g_heads = grads[1].defined() ? grads[1].to(x.scalar_type()).contiguous() : Tensor();
@@ -647,7 +654,7 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
                                             ptr<T>(dx), ddt.data_ptr<float>(), (int) b, (int) t, (int) h, (int) p,
                                             (int) q, stream);
     });
-    return {dx, ddt, Tensor(), Tensor(), Tensor()};
+    return {dx, ddt, Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -737,6 +744,20 @@ bool ssd_diagonal_applies(const Tensor& xs) {
                                         {xs.data_ptr()});
 }
 
+// Whether the diagonal kernels can read x dt where ScaleTwoLayouts writes the tokens' layout (a
+// contiguous [b, t, h, p], viewed as [b,c,g,r,q,p]): the half types on a GPU, a chunk and head size
+// they take. Then the heads' layout is not written (about 16 us a layer each way at 8 x 2048: the
+// forward and the backward's recomputation). -DANNEAL_SSD_TOKEN_LAYOUT=0 writes it, for
+// tools/gpu/try-variants.sh.
+#ifndef ANNEAL_SSD_TOKEN_LAYOUT
+#define ANNEAL_SSD_TOKEN_LAYOUT 1
+#endif
+bool ssd_diagonal_reads_tokens(const Tensor& x, int64_t q, int64_t h, int64_t p) {
+  auto mm = x.scalar_type();
+  return ANNEAL_SSD_TOKEN_LAYOUT && x.is_cuda() && (mm == at::kHalf || mm == at::kBFloat16) &&
+         anneal::ssd_diagonal_supported((int) q, (int) p, q * h * p, p, h * p, {});
+}
+
 template <typename F>
 void by_half_type(const Tensor& t, F&& f) {
   if (t.scalar_type() == at::kBFloat16) {
@@ -749,11 +770,15 @@ void by_half_type(const Tensor& t, F&& f) {
 // Inputs as SsdMixing's (the scores, the log decays for their gradient, cum's values, the document
 // ids) and x; `value_needed` false (the combine path's recomputation, which only differentiates)
 // returns uninitialised memory of the product's shape, as GradientOnlyProduct does.
+// xs_values (not differentiated here): where x dt is read, when xs is only the gradient's edge (the
+// tokens' layout [b,c,q,h,p] viewed as [b,c,g,r,q,p], under ScaleTwoLayouts without heads_values).
 struct SsdDiagonal : torch::autograd::Function<SsdDiagonal> {
   static Tensor forward(AutogradContext* ctx, const Tensor& scores, const Tensor& logd, const Tensor& cum,
-                        const c10::optional<Tensor>& seq, const Tensor& xs, bool value_needed) {
+                        const c10::optional<Tensor>& seq, const Tensor& xs_edge, bool value_needed,
+                        const c10::optional<Tensor>& xs_values) {
     Tensor sc = aligned(scores.contiguous()), cc = cum.contiguous();
     Tensor sq = seq.has_value() ? seq->contiguous() : Tensor();
+    const Tensor& xs = xs_values.has_value() ? *xs_values : xs_edge;
     ctx->save_for_backward({sc, cc, xs});
     ctx->saved_data["seq"] = optional_value(sq);
     Tensor y = at::empty(xs.sizes(), xs.options());  // [b,c,g,r,q,p]
@@ -771,7 +796,7 @@ struct SsdDiagonal : torch::autograd::Function<SsdDiagonal> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     auto saved = ctx->get_saved_variables();
     Tensor sc = saved[0], cc = saved[1], xs = saved[2];
     Tensor sq = saved_optional(ctx, "seq");
@@ -787,7 +812,7 @@ struct SsdDiagonal : torch::autograd::Function<SsdDiagonal> {
                                        dlogd.data_ptr<float>(), ptr<T>(dxs), (int) b, (int) c, (int) (g * r), (int) g,
                                        (int) q, (int) p, stream);
     });
-    return {dscores, dlogd, Tensor(), Tensor(), dxs, Tensor()};
+    return {dscores, dlogd, Tensor(), Tensor(), dxs, Tensor(), Tensor()};
   }
 };
 
@@ -809,6 +834,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // x dt in the matmul type: one pass over the largest input instead of a float32 copy and product;
   // on a GPU in both layouts it is read in (rows a whole number of chunks)
   bool two_layouts = pad == 0 && ssd_combine_applies(x);
+  // the heads' layout only for the batched GEMM: the diagonal kernels read the tokens'
+  bool tokens_only = two_layouts && ssd_diagonal_reads_tokens(x, q, h, p);
   bool fold_skip = two_layouts && recompute && skip.defined() && skip_grad.defined();
   Tensor xdt, x_heads;
   if (two_layouts) {
@@ -817,7 +844,7 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
       fold_grad = skip_grad;
       fold_d = skip.detach();
     }
-    variable_list both = ScaleTwoLayouts::apply(x, dtf, q, fold_grad, fold_d);
+    variable_list both = ScaleTwoLayouts::apply(x, dtf, q, fold_grad, fold_d, !tokens_only);
     xdt = both[0];
     x_heads = both[1];
   } else {
@@ -837,8 +864,9 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // third of the bandwidth, half the scan's time). With one group the state GEMMs read the token
   // layout directly (a transposed operand, no copy).
   Tensor xtok = xdt.view({b, c, q, h, p});                                             // [b,c,q,h,p] mm
-  Tensor xs = two_layouts ? x_heads.view({b, c, g, r, q, p})                           // [b,c,g,r,q,p] mm
-                          : xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});
+  Tensor xs_tokens = xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});        // [b,c,g,r,q,p] view
+  Tensor xs = two_layouts ? x_heads.view({b, c, g, r, q, p}) : xs_tokens;              // [b,c,g,r,q,p] mm
+  // (tokens_only: xs holds no values, it is the heads' gradient edge; the values are xs_tokens)
   Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
   Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
 
@@ -881,8 +909,11 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   bool combine = skip.defined() && ssd_combine_applies(x);
   bool graph_only = recompute && combine;
   Tensor y_diag;                                                                      // [b,c,g,r,q,p] mm
-  if (ssd_diagonal_applies(xs)) {
-    y_diag = SsdDiagonal::apply(scores, logd_heads, cum.detach(), docs, xs, !graph_only);
+  if (tokens_only) {
+    y_diag = SsdDiagonal::apply(scores, logd_heads, cum.detach(), docs, xs, !graph_only,
+                                c10::optional<Tensor>(xs_tokens.detach()));
+  } else if (ssd_diagonal_applies(xs)) {
+    y_diag = SsdDiagonal::apply(scores, logd_heads, cum.detach(), docs, xs, !graph_only, c10::nullopt);
   } else {
     Tensor mixing;
     if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
