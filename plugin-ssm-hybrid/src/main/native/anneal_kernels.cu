@@ -1150,6 +1150,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
     for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc_dx[ct], 0.f);
     int j0 = cs * kDiagTile + c0;
     float sv[8];
+    float column[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};  // the lane's share of its columns' dseg sums
     load8(s + (int64_t) (cs * kDiagTile + r) * q + j0, sv);
     for (int rs = cs; rs < strips; rs++) {  // M's tiles of this column strip, on and below the diagonal
       int i = rs * kDiagTile + r;
@@ -1187,6 +1188,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
         ds[m] = dm * l[m];
         seg[m] = dm * v[m];
         row += seg[m];
+        column[m] += seg[m];
       }
       if (rs > cs || c0 <= r) {  // a tile's columns wholly above the diagonal add nothing
         float* d = ds_group + (int64_t) i * q + j0;
@@ -1198,18 +1200,21 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
         for (int m = 0; m < 8; m++) atomicAdd(d + m, ds[m]);
 #endif
       }
-      // row i's share of dcum (its two lanes summed), and minus the columns' over the tile's 16 rows
+      // row i's share of dcum (its two lanes summed); the columns' come once the strip is done
       row += __shfl_xor_sync(0xffffffffu, row, 1);
       if (lane % 2 == 0) atomicAdd(&dcum_s[i], row);
-#pragma unroll
-      for (int m = 0; m < 8; m++) {
-        for (int o = 2; o < 32; o <<= 1) seg[m] += __shfl_xor_sync(0xffffffffu, seg[m], o);
-      }
-      if (lane < 2) {
-#pragma unroll
-        for (int m = 0; m < 8; m++) atomicAdd(&dcum_s[j0 + m], -seg[m]);
-      }
       __syncwarp();  // the tile and the stage are read before the next tile overwrites them
+    }
+    // minus the strip's columns summed over all its rows: the warp owns these columns over every
+    // tile, so the lanes' sums are reduced once a strip (reduced once a tile, 32 shuffles each, they
+    // took about 0.85 ms of this kernel's 3.4 a step at 8 x 2048: docs/benchmarks/2026-12-03-h200-ssd-diagonal)
+#pragma unroll
+    for (int m = 0; m < 8; m++) {
+      for (int o = 2; o < 32; o <<= 1) column[m] += __shfl_xor_sync(0xffffffffu, column[m], o);
+    }
+    if (lane < 2) {
+#pragma unroll
+      for (int m = 0; m < 8; m++) atomicAdd(&dcum_s[j0 + m], -column[m]);
     }
     diagonal_store_strip<T, COLS>(acc_dx, stage, dxh + (int64_t) cs * kDiagTile * p, p, r, c0);
   });
