@@ -562,12 +562,26 @@ struct ChunkHead {
   int64_t bch, bc;  // the block's (b, c, h) and (b, c) rows
   int h, g;
 };
+// -DANNEAL_HEADS_OUTER=1 (a variant to measure, for tools/gpu/try-variants.sh) orders the blocks
+// heads outermost: the blocks running at once then belong to different chunks, whose dS rows the
+// diagonal backward's float4 atomics hit, instead of one chunk's heads all adding into the same dS
+// (about 0.35 ms of its 3.4 a step at 8 x 2048: docs/benchmarks/2026-12-03-h200-ssd-diagonal).
+#ifndef ANNEAL_HEADS_OUTER
+#define ANNEAL_HEADS_OUTER 0
+#endif
 __device__ __forceinline__ ChunkHead stage_chunk_head(const float* cum, const int64_t* seq, float* cum_s,
                                                       int64_t* doc_s, int heads, int groups, int q) {
   ChunkHead at;
+#if ANNEAL_HEADS_OUTER
+  int64_t chunks = gridDim.x / heads;   // b c
+  at.h = (int) (blockIdx.x / chunks);
+  at.bc = blockIdx.x % chunks;
+  at.bch = at.bc * heads + at.h;
+#else
   at.bch = blockIdx.x;
   at.h = (int) (at.bch % heads);
   at.bc = at.bch / heads;
+#endif
   at.g = at.h / (heads / groups);
   for (int u = threadIdx.x; u < q; u += blockDim.x) {
     cum_s[u] = cum[at.bch * q + u];
