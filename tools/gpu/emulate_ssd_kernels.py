@@ -78,6 +78,7 @@ def backward(S, cum, doc, X, dY, dS):
         tile = np.zeros(TILE * TROW); stage = np.zeros(TILE * SROW)
         for cs in pairs(strips, warp):
             acc_dx = [np.zeros((TILE, TILE)) for _ in range(cols)]
+            column = np.zeros((32, 8))   # each lane's share of its columns' dseg sums, over the strip
             for rs in range(cs, strips):
                 v = np.zeros((32, 8)); l = np.zeros((32, 8))
                 for lane in range(32):
@@ -104,15 +105,16 @@ def backward(S, cum, doc, X, dY, dS):
                         if rs > cs or c0 <= r:
                             dS[i, j0 + m] += dm * l[lane, m]
                     rows[lane] = seg[lane].sum()
+                    column[lane] += seg[lane]
                 for lane in range(32):   # shfl_xor 1, then the even lanes add their row
                     if lane % 2 == 0:
                         dcum[rs * TILE + lane // 2] += rows[lane] + rows[lane ^ 1]
-                colsum = np.zeros((32, 8))   # xor-reduction over lane bits 1..4: lanes 0 and 1 hold the sums
-                for lane in range(32):
-                    colsum[lane] = seg[[k for k in range(32) if k % 2 == lane % 2]].sum(0)
-                for lane in range(2):
-                    for m in range(8):
-                        dcum[cs * TILE + lane * 8 + m] -= colsum[lane, m]
+            colsum = np.zeros((32, 8))   # once a strip: xor-reduction over lane bits 1..4, lanes 0 and 1 hold the sums
+            for lane in range(32):
+                colsum[lane] = column[[k for k in range(32) if k % 2 == lane % 2]].sum(0)
+            for lane in range(2):
+                for m in range(8):
+                    dcum[cs * TILE + lane * 8 + m] -= colsum[lane, m]
             for ct in range(cols):
                 store(stage, 0, SROW, acc_dx[ct])
                 for lane in range(32):

@@ -562,12 +562,26 @@ struct ChunkHead {
   int64_t bch, bc;  // the block's (b, c, h) and (b, c) rows
   int h, g;
 };
+// -DANNEAL_HEADS_OUTER=1 (a variant to measure, for tools/gpu/try-variants.sh) orders the blocks
+// heads outermost: the blocks running at once then belong to different chunks, whose dS rows the
+// diagonal backward's float4 atomics hit, instead of one chunk's heads all adding into the same dS
+// (about 0.35 ms of its 3.4 a step at 8 x 2048: docs/benchmarks/2026-12-03-h200-ssd-diagonal).
+#ifndef ANNEAL_HEADS_OUTER
+#define ANNEAL_HEADS_OUTER 0
+#endif
 __device__ __forceinline__ ChunkHead stage_chunk_head(const float* cum, const int64_t* seq, float* cum_s,
                                                       int64_t* doc_s, int heads, int groups, int q) {
   ChunkHead at;
+#if ANNEAL_HEADS_OUTER
+  int64_t chunks = gridDim.x / heads;   // b c
+  at.h = (int) (blockIdx.x / chunks);
+  at.bc = blockIdx.x % chunks;
+  at.bch = at.bc * heads + at.h;
+#else
   at.bch = blockIdx.x;
   at.h = (int) (at.bch % heads);
   at.bc = at.bch / heads;
+#endif
   at.g = at.h / (heads / groups);
   for (int u = threadIdx.x; u < q; u += blockDim.x) {
     cum_s[u] = cum[at.bch * q + u];
@@ -1049,6 +1063,25 @@ __device__ __forceinline__ void diagonal_store_strip(
   }
 }
 
+// acc[ct] += A B_ct for each of a strip's COLS column tiles: A one 16 x 16 tile (lda apart, in the
+// layout ALayout: row_major, or col_major for its transpose), B_ct the tile at columns 16 ct of the
+// 16 rows at b (ldb apart). The forward's y strip (A = M's tile) and the backward's dX strip (A = M's
+// tile transposed) both take their products this way.
+template <typename T, int COLS, typename ALayout>
+__device__ __forceinline__ void diagonal_strip_mma(
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> (&acc)[COLS],
+    const T* a_tile, int lda, const T* b, int ldb) {
+  namespace wmma = nvcuda::wmma;
+  wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, ALayout> a;
+  wmma::load_matrix_sync(a, a_tile, lda);
+#pragma unroll
+  for (int ct = 0; ct < COLS; ct++) {
+    wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> bt;
+    wmma::load_matrix_sync(bt, b + ct * kDiagTile, ldb);
+    wmma::mma_sync(acc[ct], a, bt, acc[ct]);
+  }
+}
+
 // COLS = p / 16 column tiles (1, 2, 4 or 8), a template parameter so that the accumulators take only
 // the registers they need (with 8 for every p: 118 registers a thread).
 template <typename T, int COLS>
@@ -1088,14 +1121,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
       if (kt < rs) load8(s + (int64_t) i * q + (kt + 1) * kDiagTile + c0, sv);  // the next tile's, in flight
       store8(tile + r * kDiagTileRow + c0, v);
       __syncwarp();
-      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
-      wmma::load_matrix_sync(a, tile, kDiagTileRow);
-#pragma unroll
-      for (int ct = 0; ct < COLS; ct++) {
-        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
-        wmma::load_matrix_sync(b, x_s + kt * kDiagTile * ldx + ct * kDiagTile, ldx);
-        wmma::mma_sync(acc[ct], a, b, acc[ct]);
-      }
+      diagonal_strip_mma<T, COLS, wmma::row_major>(acc, tile, kDiagTileRow, x_s + kt * kDiagTile * ldx, ldx);
       __syncwarp();  // the tile is read before the next one overwrites it
     }
     diagonal_store_strip<T, COLS>(acc, stage, yh + (int64_t) rs * kDiagTile * p, p, r, c0);
@@ -1150,6 +1176,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
     for (int ct = 0; ct < COLS; ct++) wmma::fill_fragment(acc_dx[ct], 0.f);
     int j0 = cs * kDiagTile + c0;
     float sv[8];
+    float column[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};  // the lane's share of its columns' dseg sums
     load8(s + (int64_t) (cs * kDiagTile + r) * q + j0, sv);
     for (int rs = cs; rs < strips; rs++) {  // M's tiles of this column strip, on and below the diagonal
       int i = rs * kDiagTile + r;
@@ -1170,14 +1197,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
         wmma::mma_sync(acc_dm, a, bt, acc_dm);
       }
       // dX's strip cs: M's tile transposed (read column-major) times dY's rows of strip rs
-      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> mt;
-      wmma::load_matrix_sync(mt, tile, kDiagTileRow);
-#pragma unroll
-      for (int ct = 0; ct < COLS; ct++) {
-        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
-        wmma::load_matrix_sync(b, dy_s + rs * kDiagTile * ldx + ct * kDiagTile, ldx);
-        wmma::mma_sync(acc_dx[ct], mt, b, acc_dx[ct]);
-      }
+      diagonal_strip_mma<T, COLS, wmma::col_major>(acc_dx, tile, kDiagTileRow, dy_s + rs * kDiagTile * ldx, ldx);
       wmma::store_matrix_sync(stage, acc_dm, kDiagStageRow, wmma::mem_row_major);
       __syncwarp();
       float ds[8], seg[8], row = 0.f;
@@ -1187,6 +1207,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
         ds[m] = dm * l[m];
         seg[m] = dm * v[m];
         row += seg[m];
+        column[m] += seg[m];
       }
       if (rs > cs || c0 <= r) {  // a tile's columns wholly above the diagonal add nothing
         float* d = ds_group + (int64_t) i * q + j0;
@@ -1198,18 +1219,21 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
         for (int m = 0; m < 8; m++) atomicAdd(d + m, ds[m]);
 #endif
       }
-      // row i's share of dcum (its two lanes summed), and minus the columns' over the tile's 16 rows
+      // row i's share of dcum (its two lanes summed); the columns' come once the strip is done
       row += __shfl_xor_sync(0xffffffffu, row, 1);
       if (lane % 2 == 0) atomicAdd(&dcum_s[i], row);
-#pragma unroll
-      for (int m = 0; m < 8; m++) {
-        for (int o = 2; o < 32; o <<= 1) seg[m] += __shfl_xor_sync(0xffffffffu, seg[m], o);
-      }
-      if (lane < 2) {
-#pragma unroll
-        for (int m = 0; m < 8; m++) atomicAdd(&dcum_s[j0 + m], -seg[m]);
-      }
       __syncwarp();  // the tile and the stage are read before the next tile overwrites them
+    }
+    // minus the strip's columns summed over all its rows: the warp owns these columns over every
+    // tile, so the lanes' sums are reduced once a strip (reduced once a tile, 32 shuffles each, they
+    // took about 0.85 ms of this kernel's 3.4 a step at 8 x 2048: docs/benchmarks/2026-12-03-h200-ssd-diagonal)
+#pragma unroll
+    for (int m = 0; m < 8; m++) {
+      for (int o = 2; o < 32; o <<= 1) column[m] += __shfl_xor_sync(0xffffffffu, column[m], o);
+    }
+    if (lane < 2) {
+#pragma unroll
+      for (int m = 0; m < 8; m++) atomicAdd(&dcum_s[j0 + m], -column[m]);
     }
     diagonal_store_strip<T, COLS>(acc_dx, stage, dxh + (int64_t) cs * kDiagTile * p, p, r, c0);
   });
