@@ -1140,8 +1140,16 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
 // each builds M's tile, takes dM's tile on the tensor cores, adds M's tile transposed times dY's
 // rows into its dX strip, and spreads dM's tile into dS (float4 atomics: the group's heads share S),
 // and into the block's dcum row (shared atomics).
+// Up to p = 64 (COLS <= 4) the backward is held to 128 registers a thread, 4 blocks an SM: the
+// column sums kept across the strip's tiles took it from 128 to 164 registers, 3 blocks an SM, for
+// 8 bytes of spill when held (p = 128 would spill 276 bytes: left unbounded).
+// -DANNEAL_DIAG_BACKWARD_MIN_BLOCKS=1 leaves every p unbounded, for tools/gpu/try-variants.sh.
+#ifndef ANNEAL_DIAG_BACKWARD_MIN_BLOCKS
+#define ANNEAL_DIAG_BACKWARD_MIN_BLOCKS 4
+#endif
 template <typename T, int COLS>
-__global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
+__global__ void __launch_bounds__(kDiagWarps * 32, COLS <= 4 ? ANNEAL_DIAG_BACKWARD_MIN_BLOCKS : 1)
+    ssd_diagonal_backward_kernel(
     const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
     const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, const T* __restrict__ dy,
     float* __restrict__ dscores, float* __restrict__ dlogd, T* __restrict__ dx, int heads, int groups, int q, int p) {
