@@ -1084,8 +1084,15 @@ __device__ __forceinline__ void diagonal_strip_mma(
 
 // COLS = p / 16 column tiles (1, 2, 4 or 8), a template parameter so that the accumulators take only
 // the registers they need (with 8 for every p: 118 registers a thread).
+// Up to p = 64 the forward is held to 80 registers a thread (no spill), 6 blocks an SM instead of
+// the 5 its 102 registers allowed (its shared memory, 28 KB a block at q = 128 and p = 64, allows 8).
+// -DANNEAL_DIAG_FORWARD_MIN_BLOCKS=1 leaves it unbounded, for tools/gpu/try-variants.sh.
+#ifndef ANNEAL_DIAG_FORWARD_MIN_BLOCKS
+#define ANNEAL_DIAG_FORWARD_MIN_BLOCKS 6
+#endif
 template <typename T, int COLS>
-__global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
+__global__ void __launch_bounds__(kDiagWarps * 32, COLS <= 4 ? ANNEAL_DIAG_FORWARD_MIN_BLOCKS : 1)
+    ssd_diagonal_forward_kernel(
     const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
     const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, T* __restrict__ y, int heads,
     int groups, int q, int p) {
