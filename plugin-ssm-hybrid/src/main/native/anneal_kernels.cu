@@ -1049,6 +1049,25 @@ __device__ __forceinline__ void diagonal_store_strip(
   }
 }
 
+// acc[ct] += A B_ct for each of a strip's COLS column tiles: A one 16 x 16 tile (lda apart, in the
+// layout ALayout: row_major, or col_major for its transpose), B_ct the tile at columns 16 ct of the
+// 16 rows at b (ldb apart). The forward's y strip (A = M's tile) and the backward's dX strip (A = M's
+// tile transposed) both take their products this way.
+template <typename T, int COLS, typename ALayout>
+__device__ __forceinline__ void diagonal_strip_mma(
+    nvcuda::wmma::fragment<nvcuda::wmma::accumulator, kDiagTile, kDiagTile, kDiagTile, float> (&acc)[COLS],
+    const T* a_tile, int lda, const T* b, int ldb) {
+  namespace wmma = nvcuda::wmma;
+  wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, ALayout> a;
+  wmma::load_matrix_sync(a, a_tile, lda);
+#pragma unroll
+  for (int ct = 0; ct < COLS; ct++) {
+    wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> bt;
+    wmma::load_matrix_sync(bt, b + ct * kDiagTile, ldb);
+    wmma::mma_sync(acc[ct], a, bt, acc[ct]);
+  }
+}
+
 // COLS = p / 16 column tiles (1, 2, 4 or 8), a template parameter so that the accumulators take only
 // the registers they need (with 8 for every p: 118 registers a thread).
 template <typename T, int COLS>
@@ -1088,14 +1107,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_forward_kernel(
       if (kt < rs) load8(s + (int64_t) i * q + (kt + 1) * kDiagTile + c0, sv);  // the next tile's, in flight
       store8(tile + r * kDiagTileRow + c0, v);
       __syncwarp();
-      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> a;
-      wmma::load_matrix_sync(a, tile, kDiagTileRow);
-#pragma unroll
-      for (int ct = 0; ct < COLS; ct++) {
-        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
-        wmma::load_matrix_sync(b, x_s + kt * kDiagTile * ldx + ct * kDiagTile, ldx);
-        wmma::mma_sync(acc[ct], a, b, acc[ct]);
-      }
+      diagonal_strip_mma<T, COLS, wmma::row_major>(acc, tile, kDiagTileRow, x_s + kt * kDiagTile * ldx, ldx);
       __syncwarp();  // the tile is read before the next one overwrites it
     }
     diagonal_store_strip<T, COLS>(acc, stage, yh + (int64_t) rs * kDiagTile * p, p, r, c0);
@@ -1170,14 +1182,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32) ssd_diagonal_backward_kernel(
         wmma::mma_sync(acc_dm, a, bt, acc_dm);
       }
       // dX's strip cs: M's tile transposed (read column-major) times dY's rows of strip rs
-      wmma::fragment<wmma::matrix_a, kDiagTile, kDiagTile, kDiagTile, T, wmma::col_major> mt;
-      wmma::load_matrix_sync(mt, tile, kDiagTileRow);
-#pragma unroll
-      for (int ct = 0; ct < COLS; ct++) {
-        wmma::fragment<wmma::matrix_b, kDiagTile, kDiagTile, kDiagTile, T, wmma::row_major> b;
-        wmma::load_matrix_sync(b, dy_s + rs * kDiagTile * ldx + ct * kDiagTile, ldx);
-        wmma::mma_sync(acc_dx[ct], mt, b, acc_dx[ct]);
-      }
+      diagonal_strip_mma<T, COLS, wmma::col_major>(acc_dx, tile, kDiagTileRow, dy_s + rs * kDiagTile * ldx, ldx);
       wmma::store_matrix_sync(stage, acc_dm, kDiagStageRow, wmma::mem_row_major);
       __syncwarp();
       float ds[8], seg[8], row = 0.f;
