@@ -989,14 +989,11 @@ constexpr int kDiagPad = 8;                    // X's rows: p + 8 elements
 constexpr int kDiagMaxChunk = 128;
 constexpr int kDiagMaxHeadDim = 128;
 
-size_t ssd_diagonal_shared_bytes(int q, int p, bool documents) {
+// A diagonal kernel's shared memory: the warps' stages and tiles, then `staged` [q, p] blocks (X; the
+// backward also dY) and as many float rows of q (cum; the backward also dcum), then the document ids.
+size_t ssd_diagonal_shared_bytes(int q, int p, bool documents, int staged) {
   return (size_t) kDiagWarps * kDiagTile * (kDiagStageRow * sizeof(float) + kDiagTileRow * 2) +
-         (size_t) q * (p + kDiagPad) * 2 + q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
-}
-
-size_t ssd_diagonal_backward_shared_bytes(int q, int p, bool documents) {
-  return (size_t) kDiagWarps * kDiagTile * (kDiagStageRow * sizeof(float) + kDiagTileRow * 2) +
-         (size_t) 2 * q * (p + kDiagPad) * 2 + 2 * q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
+         (size_t) staged * q * ((p + kDiagPad) * 2 + sizeof(float)) + (documents ? q * sizeof(int64_t) : 0);
 }
 
 // The lane's 8 values of one of M's 16 x 16 tiles, row i, columns j0..j0+7, from those columns'
@@ -2375,9 +2372,9 @@ void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* 
                           int p, cudaStream_t stream) {
   by_column_tiles(p, [&](auto cols) {
     constexpr auto kernel = ssd_diagonal_forward_kernel<T, decltype(cols)::value>;
-    allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true, 1));
     kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
-             ssd_diagonal_shared_bytes(q, p, seq != nullptr), stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row,
+             ssd_diagonal_shared_bytes(q, p, seq != nullptr, 1), stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row,
                                                                          y, heads, groups, q, p);
   });
 }
@@ -2388,9 +2385,9 @@ void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t*
                            int chunks, int heads, int groups, int q, int p, cudaStream_t stream) {
   by_column_tiles(p, [&](auto cols) {
     constexpr auto kernel = ssd_diagonal_backward_kernel<T, decltype(cols)::value>;
-    allow_shared<kernel>(ssd_diagonal_backward_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true, 2));
     kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
-             ssd_diagonal_backward_shared_bytes(q, p, seq != nullptr), stream>>>(
+             ssd_diagonal_shared_bytes(q, p, seq != nullptr, 2), stream>>>(
         scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, heads, groups, q, p);
   });
 }
