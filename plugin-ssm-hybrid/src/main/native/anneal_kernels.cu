@@ -834,6 +834,26 @@ __device__ __forceinline__ bool decay_in(const int64_t* doc, int t, int64_t docu
   return doc == nullptr || doc[t] == document;
 }
 
+// The chunk of block blockIdx.x (b * chunks + c) and its documents: doc its q ids (null without
+// seq), last_doc the one it ends in, previous_last the one the chunk before ends in (chunk 0: its own,
+// nothing enters it).
+struct DecayChunk {
+  int64_t bc;
+  int b, c;
+  const int64_t* doc;
+  int64_t last_doc, previous_last;
+};
+__device__ __forceinline__ DecayChunk decay_chunk(const int64_t* seq, int chunks, int q) {
+  DecayChunk at;
+  at.bc = blockIdx.x;
+  at.b = (int) (at.bc / chunks);
+  at.c = (int) (at.bc % chunks);
+  at.doc = seq ? seq + (int64_t) at.b * chunks * q + (int64_t) at.c * q : nullptr;
+  at.last_doc = at.doc ? at.doc[q - 1] : 0;
+  at.previous_last = at.doc ? (at.c == 0 ? at.last_doc : at.doc[-1]) : 0;
+  return at;
+}
+
 // The warp's exclusive prefix of per-lane totals (a scan over the lanes' runs).
 __device__ __forceinline__ double lanes_exclusive_prefix(double total, int lane) {
   double inclusive = total;
@@ -862,11 +882,10 @@ __global__ void __launch_bounds__(kDecayThreads) ssd_decays_forward_kernel(
   extern __shared__ __align__(16) unsigned char decay_smem[];
   int ld = h + 1;
   float* v = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: logd, then to_end
-  int64_t bc = blockIdx.x;                            // b * chunks + c
-  int b = (int) (bc / chunks), c = (int) (bc % chunks);
-  const int64_t* doc = seq ? seq + (int64_t) b * chunks * q + (int64_t) c * q : nullptr;
-  int64_t last_doc = doc ? doc[q - 1] : 0;
-  int64_t previous_last = doc ? (c == 0 ? last_doc : doc[-1]) : 0;  // chunk 0: its own (nothing enters it)
+  DecayChunk at = decay_chunk(seq, chunks, q);
+  int64_t bc = at.bc, last_doc = at.last_doc, previous_last = at.previous_last;
+  int b = at.b, c = at.c;
+  const int64_t* doc = at.doc;
   for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
     int t = u / h, hh = u % h, tt = c * q + t;
     v[t * ld + hh] = tt < time ? dt[((int64_t) b * time + tt) * h + hh] * a[hh] : 0.f;
@@ -911,11 +930,10 @@ __global__ void __launch_bounds__(kDecayThreads) ssd_decays_backward_kernel(
   int ld = h + 1;
   float* gv = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: g_to_end, then dlogd
   float* dts = gv + q * ld;                           // [q][h + 1]: dt
-  int64_t bc = blockIdx.x;
-  int b = (int) (bc / chunks), c = (int) (bc % chunks);
-  const int64_t* doc = seq ? seq + (int64_t) b * chunks * q + (int64_t) c * q : nullptr;
-  int64_t last_doc = doc ? doc[q - 1] : 0;
-  int64_t previous_last = doc ? (c == 0 ? last_doc : doc[-1]) : 0;
+  DecayChunk at = decay_chunk(seq, chunks, q);
+  int64_t bc = at.bc, last_doc = at.last_doc, previous_last = at.previous_last;
+  int b = at.b, c = at.c;
+  const int64_t* doc = at.doc;
   for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
     int t = u / h, hh = u % h, tt = c * q + t;
     gv[t * ld + hh] = g_to_end_tok ? g_to_end_tok[(bc * q + t) * h + hh] : 0.f;
