@@ -848,6 +848,26 @@ __device__ __forceinline__ bool decay_in(const int64_t* doc, int t, int64_t docu
   return doc == nullptr || doc[t] == document;
 }
 
+// The chunk of block blockIdx.x (b * chunks + c) and its documents: doc its q ids (null without
+// seq), last_doc the one it ends in, previous_last the one the chunk before ends in (chunk 0: its own,
+// nothing enters it).
+struct DecayChunk {
+  int64_t bc;
+  int b, c;
+  const int64_t* doc;
+  int64_t last_doc, previous_last;
+};
+__device__ __forceinline__ DecayChunk decay_chunk(const int64_t* seq, int chunks, int q) {
+  DecayChunk at;
+  at.bc = blockIdx.x;
+  at.b = (int) (at.bc / chunks);
+  at.c = (int) (at.bc % chunks);
+  at.doc = seq ? seq + (int64_t) at.b * chunks * q + (int64_t) at.c * q : nullptr;
+  at.last_doc = at.doc ? at.doc[q - 1] : 0;
+  at.previous_last = at.doc ? (at.c == 0 ? at.last_doc : at.doc[-1]) : 0;
+  return at;
+}
+
 // The warp's exclusive prefix of per-lane totals (a scan over the lanes' runs).
 __device__ __forceinline__ double lanes_exclusive_prefix(double total, int lane) {
   double inclusive = total;
@@ -876,11 +896,10 @@ __global__ void __launch_bounds__(kDecayThreads) ssd_decays_forward_kernel(
   extern __shared__ __align__(16) unsigned char decay_smem[];
   int ld = h + 1;
   float* v = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: logd, then to_end
-  int64_t bc = blockIdx.x;                            // b * chunks + c
-  int b = (int) (bc / chunks), c = (int) (bc % chunks);
-  const int64_t* doc = seq ? seq + (int64_t) b * chunks * q + (int64_t) c * q : nullptr;
-  int64_t last_doc = doc ? doc[q - 1] : 0;
-  int64_t previous_last = doc ? (c == 0 ? last_doc : doc[-1]) : 0;  // chunk 0: its own (nothing enters it)
+  DecayChunk at = decay_chunk(seq, chunks, q);
+  int64_t bc = at.bc, last_doc = at.last_doc, previous_last = at.previous_last;
+  int b = at.b, c = at.c;
+  const int64_t* doc = at.doc;
   for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
     int t = u / h, hh = u % h, tt = c * q + t;
     v[t * ld + hh] = tt < time ? dt[((int64_t) b * time + tt) * h + hh] * a[hh] : 0.f;
@@ -925,11 +944,10 @@ __global__ void __launch_bounds__(kDecayThreads) ssd_decays_backward_kernel(
   int ld = h + 1;
   float* gv = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: g_to_end, then dlogd
   float* dts = gv + q * ld;                           // [q][h + 1]: dt
-  int64_t bc = blockIdx.x;
-  int b = (int) (bc / chunks), c = (int) (bc % chunks);
-  const int64_t* doc = seq ? seq + (int64_t) b * chunks * q + (int64_t) c * q : nullptr;
-  int64_t last_doc = doc ? doc[q - 1] : 0;
-  int64_t previous_last = doc ? (c == 0 ? last_doc : doc[-1]) : 0;
+  DecayChunk at = decay_chunk(seq, chunks, q);
+  int64_t bc = at.bc, last_doc = at.last_doc, previous_last = at.previous_last;
+  int b = at.b, c = at.c;
+  const int64_t* doc = at.doc;
   for (int u = threadIdx.x; u < q * h; u += blockDim.x) {
     int t = u / h, hh = u % h, tt = c * q + t;
     gv[t * ld + hh] = g_to_end_tok ? g_to_end_tok[(bc * q + t) * h + hh] : 0.f;
@@ -1003,14 +1021,11 @@ constexpr int kDiagPad = 8;                    // X's rows: p + 8 elements
 constexpr int kDiagMaxChunk = 128;
 constexpr int kDiagMaxHeadDim = 128;
 
-size_t ssd_diagonal_shared_bytes(int q, int p, bool documents) {
+// A diagonal kernel's shared memory: the warps' stages and tiles, then `staged` [q, p] blocks (X; the
+// backward also dY) and as many float rows of q (cum; the backward also dcum), then the document ids.
+size_t ssd_diagonal_shared_bytes(int q, int p, bool documents, int staged) {
   return (size_t) kDiagWarps * kDiagTile * (kDiagStageRow * sizeof(float) + kDiagTileRow * 2) +
-         (size_t) q * (p + kDiagPad) * 2 + q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
-}
-
-size_t ssd_diagonal_backward_shared_bytes(int q, int p, bool documents) {
-  return (size_t) kDiagWarps * kDiagTile * (kDiagStageRow * sizeof(float) + kDiagTileRow * 2) +
-         (size_t) 2 * q * (p + kDiagPad) * 2 + 2 * q * sizeof(float) + (documents ? q * sizeof(int64_t) : 0);
+         (size_t) staged * q * ((p + kDiagPad) * 2 + sizeof(float)) + (documents ? q * sizeof(int64_t) : 0);
 }
 
 // The lane's 8 values of one of M's 16 x 16 tiles, row i, columns j0..j0+7, from those columns'
@@ -2410,9 +2425,9 @@ void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* 
                           int p, cudaStream_t stream) {
   by_column_tiles(p, [&](auto cols) {
     constexpr auto kernel = ssd_diagonal_forward_kernel<T, decltype(cols)::value>;
-    allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true, 1));
     kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
-             ssd_diagonal_shared_bytes(q, p, seq != nullptr), stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row,
+             ssd_diagonal_shared_bytes(q, p, seq != nullptr, 1), stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row,
                                                                          y, heads, groups, q, p);
   });
 }
@@ -2423,9 +2438,9 @@ void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t*
                            int chunks, int heads, int groups, int q, int p, cudaStream_t stream) {
   by_column_tiles(p, [&](auto cols) {
     constexpr auto kernel = ssd_diagonal_backward_kernel<T, decltype(cols)::value>;
-    allow_shared<kernel>(ssd_diagonal_backward_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true));
+    allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true, 2));
     kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
-             ssd_diagonal_backward_shared_bytes(q, p, seq != nullptr), stream>>>(
+             ssd_diagonal_shared_bytes(q, p, seq != nullptr, 2), stream>>>(
         scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, heads, groups, q, p);
   });
 }
