@@ -102,13 +102,6 @@ inline unsigned vector_blocks(int64_t threads) {
 #ifndef ANNEAL_CONV_TILE
 #define ANNEAL_CONV_TILE 32
 #endif
-// Steps the conv backward loads ahead of the one it computes (conv_backward_kernel). At 1 each thread
-// has one step's loads in flight, and the backward ran at about 1.6 TB/s (2.20 ms a step at 8 x 2048,
-// against about 1.0 at the bandwidth its bytes need). -DANNEAL_CONV_PREFETCH=2 is a candidate for
-// tools/gpu/try-variants.sh: one more step in flight, 2V + 1 registers more.
-#ifndef ANNEAL_CONV_PREFETCH
-#define ANNEAL_CONV_PREFETCH 1
-#endif
 constexpr int kConvTile = ANNEAL_CONV_TILE;
 constexpr int kMaxKernel = 8;
 
@@ -343,15 +336,10 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   float x_next[V], d_next[V];
   int doc_next;
   conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first, time, t0, c0, x_next, d_next, doc_next);
-#if ANNEAL_CONV_PREFETCH >= 2
-  float x_after[V], d_after[V];  // step t + 2's, one step further ahead
-  int doc_after;
-  conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first + 1, time, t0, c0, x_after, d_after,
-                            doc_after);
-#endif
   for (int t = t_first; t < t1 + kernel - 1; t++) {
     // one step at a time: loading a group of steps first (as the forward does) made this kernel
-    // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy)
+    // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy); so did
+    // fetching two steps ahead, 2.21 -> 2.30 ms (docs/benchmarks/2026-12-03-h200-diag-dcum)
     bool inside = t < time;
     float xt[V], gt[V], d[V];
     int doc_t = doc_next;
@@ -361,17 +349,7 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
       d[v] = d_next[v];
       gt[v] = 0.f;
     }
-#if ANNEAL_CONV_PREFETCH >= 2
-#pragma unroll
-    for (int v = 0; v < V; v++) {
-      x_next[v] = x_after[v];
-      d_next[v] = d_after[v];
-    }
-    doc_next = doc_after;
-    conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 2, time, t0, c0, x_after, d_after, doc_after);
-#else
     conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 1, time, t0, c0, x_next, d_next, doc_next);
-#endif
     win.push(xt, doc_t);
     // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
     if (t >= t0 && inside) {
@@ -562,26 +540,14 @@ struct ChunkHead {
   int64_t bch, bc;  // the block's (b, c, h) and (b, c) rows
   int h, g;
 };
-// -DANNEAL_HEADS_OUTER=1 (a variant to measure, for tools/gpu/try-variants.sh) orders the blocks
-// heads outermost: the blocks running at once then belong to different chunks, whose dS rows the
-// diagonal backward's float4 atomics hit, instead of one chunk's heads all adding into the same dS
-// (about 0.35 ms of its 3.4 a step at 8 x 2048: docs/benchmarks/2026-12-03-h200-ssd-diagonal).
-#ifndef ANNEAL_HEADS_OUTER
-#define ANNEAL_HEADS_OUTER 0
-#endif
 __device__ __forceinline__ ChunkHead stage_chunk_head(const float* cum, const int64_t* seq, float* cum_s,
                                                       int64_t* doc_s, int heads, int groups, int q) {
   ChunkHead at;
-#if ANNEAL_HEADS_OUTER
-  int64_t chunks = gridDim.x / heads;   // b c
-  at.h = (int) (blockIdx.x / chunks);
-  at.bc = blockIdx.x % chunks;
-  at.bch = at.bc * heads + at.h;
-#else
+  // blocks in (b, c, h) order: heads outermost, so that the diagonal backward's dS atomics running at
+  // once hit different chunks, gave a step no faster (81.3 against 80.9 ms graphed at 8 x 2048)
   at.bch = blockIdx.x;
   at.h = (int) (at.bch % heads);
   at.bc = at.bch / heads;
-#endif
   at.g = at.h / (heads / groups);
   for (int u = threadIdx.x; u < q; u += blockDim.x) {
     cum_s[u] = cum[at.bch * q + u];
@@ -1101,7 +1067,8 @@ __device__ __forceinline__ void diagonal_strip_mma(
 // the registers they need (with 8 for every p: 118 registers a thread).
 // Up to p = 64 the forward is held to 80 registers a thread (no spill), 6 blocks an SM instead of
 // the 5 its 102 registers allowed (its shared memory, 28 KB a block at q = 128 and p = 64, allows 8).
-// -DANNEAL_DIAG_FORWARD_MIN_BLOCKS=1 leaves it unbounded, for tools/gpu/try-variants.sh.
+// Measured at 8 x 2048: 1.32 ms a step held, 1.56 unbounded (-DANNEAL_DIAG_FORWARD_MIN_BLOCKS=1, for
+// tools/gpu/try-variants.sh; docs/benchmarks/2026-12-03-h200-diag-dcum).
 #ifndef ANNEAL_DIAG_FORWARD_MIN_BLOCKS
 #define ANNEAL_DIAG_FORWARD_MIN_BLOCKS 6
 #endif
@@ -1165,7 +1132,8 @@ __global__ void __launch_bounds__(kDiagWarps * 32, COLS <= 4 ? ANNEAL_DIAG_FORWA
 // Up to p = 64 (COLS <= 4) the backward is held to 128 registers a thread, 4 blocks an SM: the
 // column sums kept across the strip's tiles took it from 128 to 164 registers, 3 blocks an SM, for
 // 8 bytes of spill when held (p = 128 would spill 276 bytes: left unbounded).
-// -DANNEAL_DIAG_BACKWARD_MIN_BLOCKS=1 leaves every p unbounded, for tools/gpu/try-variants.sh.
+// Measured at 8 x 2048: 3.00 ms a step held, 3.37 unbounded (-DANNEAL_DIAG_BACKWARD_MIN_BLOCKS=1 leaves
+// every p unbounded, for tools/gpu/try-variants.sh; docs/benchmarks/2026-12-03-h200-diag-dcum).
 #ifndef ANNEAL_DIAG_BACKWARD_MIN_BLOCKS
 #define ANNEAL_DIAG_BACKWARD_MIN_BLOCKS 4
 #endif

@@ -747,7 +747,8 @@ bool ssd_diagonal_applies(const Tensor& xs) {
 // Whether the diagonal kernels can read x dt where ScaleTwoLayouts writes the tokens' layout (a
 // contiguous [b, t, h, p], viewed as [b,c,g,r,q,p]): the half types on a GPU, a chunk and head size
 // they take. Then the heads' layout is not written (about 16 us a layer each way at 8 x 2048: the
-// forward and the backward's recomputation). -DANNEAL_SSD_TOKEN_LAYOUT=0 writes it, for
+// forward and the backward's recomputation; the graphed step at 8 x 2048 took 80.9 against 81.7 ms,
+// docs/benchmarks/2026-12-03-h200-diag-dcum). -DANNEAL_SSD_TOKEN_LAYOUT=0 writes it, for
 // tools/gpu/try-variants.sh.
 #ifndef ANNEAL_SSD_TOKEN_LAYOUT
 #define ANNEAL_SSD_TOKEN_LAYOUT 1
