@@ -11,6 +11,7 @@
 #include <cuda_fp16.h>
 #include <mma.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <type_traits>
@@ -86,6 +87,58 @@ constexpr int kVectorThreads = 256;
 
 inline unsigned vector_blocks(int64_t threads) {
   return (unsigned) ((threads + kVectorThreads - 1) / kVectorThreads);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Column sums of a [rows, width] float32 matrix: the weight-gradient partials that the backward
+// kernels write a row a block (2,048 x 1,024 for a residual norm at 8 x 2048, 512 x 9,216 for the
+// conv's taps). ATen's sum(0) read them at about 0.7 TB/s: 61 sums took 0.88 ms of a step at 8 x 2048
+// (docs/benchmarks/2026-12-03-h200-diag-dcum). Here a block's 32 lanes take 4 columns each and its
+// warps a share of one split's rows; splits x column tiles fill the GPU, and a second launch sums
+// the splits. The order is fixed by the shapes: the same sums every step.
+// ---------------------------------------------------------------------------------------------
+constexpr int kSumWarps = 8;
+constexpr int kSumColumns = 32 * 4;      // a block's columns
+constexpr int kSumTargetBlocks = 1024;   // about 8 blocks an SM of an H100 or H200 in the first launch
+constexpr int kSumMinRows = 32;          // a split's rows at least: 4 a warp
+constexpr int kSumMaxSplits = 128;       // the second launch's rows at most: 16 a warp
+
+__global__ void __launch_bounds__(kSumWarps * 32) column_sums_kernel(const float* __restrict__ in, int64_t rows,
+                                                                     int width, int64_t split_rows,
+                                                                     float* __restrict__ out) {
+  __shared__ float4 warp_sums[kSumWarps][32];
+  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  int col = blockIdx.x * kSumColumns + lane * 4;
+  int64_t r0 = blockIdx.y * split_rows, r1 = min(rows, r0 + split_rows);
+  bool vector = width % 4 == 0 && col < width;   // rows start 16-byte aligned: a float4 a row
+  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 4   // four rows' loads in flight a warp
+  for (int64_t r = r0 + warp; r < r1; r += kSumWarps) {
+    const float* row = in + r * width;
+    if (vector) {
+      float4 v = __ldg(reinterpret_cast<const float4*>(row + col));
+      acc.x += v.x, acc.y += v.y, acc.z += v.z, acc.w += v.w;
+    } else {
+      if (col < width) acc.x += row[col];
+      if (col + 1 < width) acc.y += row[col + 1];
+      if (col + 2 < width) acc.z += row[col + 2];
+      if (col + 3 < width) acc.w += row[col + 3];
+    }
+  }
+  warp_sums[warp][lane] = acc;
+  __syncthreads();
+  if (warp > 0) return;
+  float4 sum = warp_sums[0][lane];
+#pragma unroll
+  for (int w = 1; w < kSumWarps; w++) {
+    float4 v = warp_sums[w][lane];
+    sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
+  }
+  float* o = out + (int64_t) blockIdx.y * width;
+  if (col < width) o[col] = sum.x;
+  if (col + 1 < width) o[col + 1] = sum.y;
+  if (col + 2 < width) o[col + 2] = sum.z;
+  if (col + 3 < width) o[col + 3] = sum.w;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1526,6 +1579,26 @@ void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float*
           x, x_row, w, bias, seq, out, time, channels, kernel);
     });
   });
+}
+
+int column_sums_splits(int64_t rows, int width) {
+  int64_t by_blocks = blocks(kSumTargetBlocks, (int) blocks(width, kSumColumns));
+  int64_t by_rows = blocks(rows, kSumMinRows);
+  return (int) std::max<int64_t>(1, std::min({by_blocks, by_rows, (int64_t) kSumMaxSplits}));
+}
+
+void column_sums(const float* in, int64_t rows, int width, float* scratch, float* out, cudaStream_t stream) {
+  if (width == 0) return;
+  unsigned tiles = blocks(width, kSumColumns);
+  int splits = column_sums_splits(rows, width);
+  int64_t split_rows = (rows + splits - 1) / splits;
+  if (splits == 1) {
+    column_sums_kernel<<<dim3(tiles, 1), kSumWarps * 32, 0, stream>>>(in, rows, width, std::max<int64_t>(rows, 1), out);
+    return;
+  }
+  column_sums_kernel<<<dim3(tiles, (unsigned) splits), kSumWarps * 32, 0, stream>>>(in, rows, width, split_rows,
+                                                                                     scratch);
+  column_sums_kernel<<<dim3(tiles, 1), kSumWarps * 32, 0, stream>>>(scratch, splits, width, splits, out);
 }
 
 int conv1d_silu_partials(int batch, int time) { return batch * (int) blocks(time, kConvTile); }

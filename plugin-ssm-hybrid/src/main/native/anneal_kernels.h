@@ -10,6 +10,12 @@ namespace anneal {
 template <typename T>
 void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float* bias, const int64_t* seq, T* out,
                          int batch, int time, int channels, int kernel, cudaStream_t stream);
+/** Rows of the [column_sums_splits(rows, width), width] float32 scratch that column_sums needs (1: none). */
+int column_sums_splits(int64_t rows, int width);
+/** out[j] = sum over i of in[i, j], in a contiguous [rows, width] float32 (weight-gradient partials), in an order
+ * fixed by the shapes. */
+void column_sums(const float* in, int64_t rows, int width, float* scratch, float* out, cudaStream_t stream);
+
 /** Rows of the weight- and bias-gradient partials the backward kernel writes. */
 int conv1d_silu_partials(int batch, int time);
 /** The output gradient of conv1d_silu_backward in up to three column pieces (the x, B and C that the SSD scan reads,

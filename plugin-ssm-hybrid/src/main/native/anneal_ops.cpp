@@ -84,6 +84,27 @@ Tensor aligned(const Tensor& t) { return starts_aligned(t) ? t : t.clone(); }
 const float* float_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 const int64_t* long_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<int64_t>() : nullptr; }
 
+// The column sums [width] of weight-gradient partials, a contiguous float32 [rows, width] on the GPU that a
+// backward kernel wrote (anneal::column_sums: 0.57 ms for a step's 61 at 8 x 2048, against 0.88 for ATen's sum(0)
+// and about 0.54 for cuBLAS's matrix-vector product with its vector of ones; docs/benchmarks/2026-12-03-h200-diag-dcum).
+// -DANNEAL_PARTIAL_SUMS=0 takes ATen's sum(0), for tools/gpu/try-variants.sh.
+#ifndef ANNEAL_PARTIAL_SUMS
+#define ANNEAL_PARTIAL_SUMS 1
+#endif
+Tensor column_sums(const Tensor& partials) {
+#if ANNEAL_PARTIAL_SUMS
+  int64_t rows = partials.size(0), width = partials.size(1);
+  Tensor out = at::empty({width}, partials.options());
+  int splits = anneal::column_sums_splits(rows, (int) width);
+  Tensor scratch = at::empty({splits > 1 ? splits : 0, width}, partials.options());
+  anneal::column_sums(partials.data_ptr<float>(), rows, (int) width, scratch.data_ptr<float>(), out.data_ptr<float>(),
+                      at::cuda::getCurrentCUDAStream());
+  return out;
+#else
+  return partials.sum(0);
+#endif
+}
+
 // The elements between consecutive rows of x viewed as [rows, W], or -1 when its rows are not
 // evenly spaced with contiguous elements.
 int64_t row_stride(const Tensor& x) {
@@ -273,8 +294,8 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
                                       long_or_null(s), dout, ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
                                       (int) batch, (int) time, (int) channels, (int) kernel, stream);
     });
-    Tensor dweight = dw.sum(0).reshape(weight.sizes()).to(weight.scalar_type());
-    Tensor dbias = has_bias ? db.sum(0).to(bias.scalar_type()) : Tensor();
+    Tensor dweight = column_sums(dw.view({partials, -1})).reshape(weight.sizes()).to(weight.scalar_type());
+    Tensor dbias = has_bias ? column_sums(db).to(bias.scalar_type()) : Tensor();
     return {dx, dweight, dbias, Tensor(), Tensor(), Tensor()};
   }
 };
@@ -345,7 +366,7 @@ struct GatedRmsNorm : torch::autograd::Function<GatedRmsNorm> {
                                                  norm_before_gate, stream);
     });
     auto shape = grads[0].defined() ? grads[0].sizes().vec() : std::vector<int64_t>{rows, width};
-    return {dy.to(y_type).reshape(shape), dz.reshape(shape), dw.sum(0).to(weight.scalar_type()), Tensor(), Tensor(),
+    return {dy.to(y_type).reshape(shape), dz.reshape(shape), column_sums(dw).to(weight.scalar_type()), Tensor(), Tensor(),
             Tensor()};
   }
 };
@@ -580,7 +601,7 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
                                       dd_partial.defined() ? dd_partial.data_ptr<float>() : nullptr, (int) b, (int) c,
                                       (int) q, (int) g, (int) r, (int) p, (int) t, stream);
     });
-    Tensor dD = dd.defined() ? dd_partial.sum(0) : Tensor();
+    Tensor dD = dd.defined() ? column_sums(dd_partial) : Tensor();
     return {dy_off, dfs, dy_diag, dx, dD, Tensor(), Tensor()};
   }
 };
@@ -1065,7 +1086,7 @@ variable_list residual_norm_grads(const Tensor& s, const Tensor& weight, const T
                                       branches ? ptr<T>(da) : nullptr, branches ? ptr<T>(db) : nullptr,
                                       dw.data_ptr<float>(), shape.rows, (int) shape.width, stream);
   });
-  return {ds, da, db, dw.sum(0).to(weight.scalar_type())};
+  return {ds, da, db, column_sums(dw).to(weight.scalar_type())};
 }
 
 // The forward both forms share: the norm of x (+ a + b, then written to sum) in `type`, rstd per row.
