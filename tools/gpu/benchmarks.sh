@@ -37,6 +37,12 @@ out=${OUT:?set OUT}/bench
 mkdir -p "$out"
 fixture=$root/plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1/mup-untied
 step() { echo "== $(date +%T) $1"; }
+# The fused Anneal runs load the operators built here from this tree's sources, which the packed
+# plugin refuses when it carries others (a distribution packed before the last change to them):
+# stop now, not after every run has started a JVM and failed (docs/benchmarks/2026-12-03-h200-diag-dcum)
+if [[ -d .gpu/app ]] && { has fused || has fused-mup || has fused-eager || has loss || has profile-fused; }; then
+  python3 tools/gpu/check_operator_sources.py .gpu/app || exit 2
+fi
 # Sources the peer kit's setup.sh and says whether the fast path imports. setup.sh keeps what an
 # earlier call left in /tmp/peer-kernels; a copy cut short there (an empty .so) would fail every
 # import, so on failure the folder is removed and the setup tried once more. Without the fast path
