@@ -93,6 +93,9 @@ const int64_t* long_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<i
 #endif
 Tensor column_sums(const Tensor& partials) {
 #if ANNEAL_PARTIAL_SUMS
+  TORCH_CHECK(partials.dim() == 2 && partials.is_contiguous() && partials.scalar_type() == at::kFloat &&
+                  partials.is_cuda() && starts_aligned(partials),
+              "anneal: weight-gradient partials must be a contiguous, 16-byte aligned float32 [rows, width] on the GPU");
   int64_t rows = partials.size(0), width = partials.size(1);
   Tensor out = at::empty({width}, partials.options());
   int splits = anneal::column_sums_splits(rows, (int) width);
