@@ -934,11 +934,9 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   bool combine = skip.defined() && ssd_combine_applies(x);
   bool graph_only = recompute && combine;
   Tensor y_diag;                                                                      // [b,c,g,r,q,p] mm
-  if (tokens_only) {
+  if (tokens_only || ssd_diagonal_applies(xs)) {   // (tokens_only first: xs is then an edge without values)
     y_diag = SsdDiagonal::apply(scores, logd_heads, cum.detach(), docs, xs, !graph_only,
-                                c10::optional<Tensor>(xs_tokens.detach()));
-  } else if (ssd_diagonal_applies(xs)) {
-    y_diag = SsdDiagonal::apply(scores, logd_heads, cum.detach(), docs, xs, !graph_only, c10::nullopt);
+                                tokens_only ? c10::optional<Tensor>(xs_tokens.detach()) : c10::nullopt);
   } else {
     Tensor mixing;
     if (x.is_cuda() && q % 32 == 0 && q <= anneal::ssd_mixing_max_chunk()) {
