@@ -596,8 +596,9 @@ struct ChunkHead {
 __device__ __forceinline__ ChunkHead stage_chunk_head(const float* cum, const int64_t* seq, float* cum_s,
                                                       int64_t* doc_s, int heads, int groups, int q) {
   ChunkHead at;
-  // blocks in (b, c, h) order: heads outermost, so that the diagonal backward's dS atomics running at
-  // once hit different chunks, gave a step no faster (81.3 against 80.9 ms graphed at 8 x 2048)
+  // blocks in (b, c, h) order. Ordering them heads outermost, so that the diagonal backward's dS
+  // atomics running at once hit different chunks, gave a step no faster (81.3 against 80.9 ms graphed
+  // at 8 x 2048, docs/benchmarks/2026-12-03-h200-diag-dcum)
   at.bch = blockIdx.x;
   at.h = (int) (at.bch % heads);
   at.bc = at.bch / heads;
