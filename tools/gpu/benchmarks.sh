@@ -7,6 +7,8 @@
 #                    on the H200, each row from 8 x 2048); kernels fused reference
 #                    peer-all: its parts, kernels building and testing the operators, build only building them;
 #                    fused-mup: the fused step with Falcon-H1's muP multipliers (examples/bench/falcon-h1-291m-mup-fused.conf);
+#                    fused-kept: the fused step with the SSD scan's intermediates kept, not recomputed
+#                    (examples/bench/falcon-h1-291m-fused-kept.conf, model.ssd-recompute = false; KEPT_ROWS, default 32 64);
 #                    layers: the fused step's kernels by time;
 #                    profile-fused: the JVM's own fused step (CUDA graphs) under libtorch's profiler at LAYER_ROWS,
 #                    beside layers (what the JVM's step holds that profile_layers.py's does not);
@@ -14,8 +16,8 @@
 #                    fixture-logits (every Falcon-H1 fixture's logits on the GPU against transformers')
 #                    peer (= peer-all at 2 and 8 rows) real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
-# Settings: ROWS, MUP_ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
-# fused-mup, fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
+# Settings: ROWS, MUP_ROWS, KEPT_ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
+# fused-mup, fused-kept, fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
 # default 300), DPO_TIMEOUT (seconds, default 560). Bound a part's time with these, not by wrapping
 # this script in `timeout`: that stops the script but not the timed run it started (each run's own
 # `timeout` is a process group of its own), which then holds the GPU's memory for the next call.
@@ -40,7 +42,7 @@ step() { echo "== $(date +%T) $1"; }
 # The fused Anneal runs load the operators built here from this tree's sources, which the packed
 # plugin refuses when it carries others (a distribution packed before the last change to them):
 # stop now, not after every run has started a JVM and failed (docs/benchmarks/2026-12-03-h200-diag-dcum)
-if [[ -d .gpu/app ]] && { has fused || has fused-mup || has fused-eager || has loss || has profile-fused; }; then
+if [[ -d .gpu/app ]] && { has fused || has fused-mup || has fused-kept || has fused-eager || has loss || has profile-fused; }; then
   python3 tools/gpu/check_operator_sources.py .gpu/app || exit 2
 fi
 # Sources the peer kit's setup.sh and says whether the fast path imports. setup.sh keeps what an
@@ -95,6 +97,14 @@ if has fused-mup; then
     bench_step fused-mup examples/bench/falcon-h1-291m-mup-fused.conf "$rows"
   done
 fi
+if has fused-kept; then
+  # the SSD scan keeping its intermediates for the backward: a large micro-batch's setting (memory
+  # for time; anneal_ops.cpp, ssd_scan_any)
+  for rows in ${KEPT_ROWS:-32 64}; do
+    step "Anneal, fused operators, the SSD scan's intermediates kept, CUDA graphs, $rows x 2048"
+    bench_step fused-kept examples/bench/falcon-h1-291m-fused-kept.conf "$rows"
+  done
+fi
 if has fused-eager; then
   for rows in ${EAGER_ROWS:-2 8}; do
     step "Anneal, fused operators, launched eagerly (no CUDA graphs), $rows x 2048"
@@ -108,24 +118,27 @@ if has reference; then
   done
 fi
 if has loss; then
-  # 300 steps on the bundled data: fused, reference, and the reference with another seed (its
-  # spread), the three at once on the one GPU (each needs under 20 GiB); run-dir resolves against
-  # the working directory (.gpu/app)
-  step "Anneal, 300 steps of the 291M model on the bundled data: fused seed 1, reference seeds 1 and 7, in parallel"
-  bash .gpu/run java -version > /dev/null 2>&1   # unpack the Java runtime once, before three runs race to
-  for run in "fused 1" "reference 1" "reference 7"; do
+  # 300 steps on the bundled data: fused, fused with the SSD scan's intermediates kept, reference,
+  # and the reference with another seed (its spread), the four at once on the one GPU (each needs
+  # under 20 GiB); run-dir resolves against the working directory (.gpu/app)
+  step "Anneal, 300 steps of the 291M model on the bundled data: fused and fused-kept seed 1, reference seeds 1 and 7, in parallel"
+  bash .gpu/run java -version > /dev/null 2>&1   # unpack the Java runtime once, before the runs race to
+  for run in "fused 1 fused true" "fused-kept 1 fused false" "reference 1 reference true" "reference 7 reference true"; do
     set -- $run
-    timeout 300 bash .gpu/run bin/anneal run examples/bench/falcon-h1-291m-loss.conf model.kernels=$1 pipeline.seed=$2 \
-      pipeline.run-dir=runs/loss-$1-$2 > "$out/loss-$1-$2.log" 2>&1 &
+    timeout 300 bash .gpu/run bin/anneal run examples/bench/falcon-h1-291m-loss.conf model.kernels=$3 \
+      model.ssd-recompute=$4 pipeline.seed=$2 pipeline.run-dir=runs/loss-$1-$2 > "$out/loss-$1-$2.log" 2>&1 &
   done
   wait
-  for run in fused-1 reference-1 reference-7; do
+  for run in fused-1 fused-kept-1 reference-1 reference-7; do
     grep -E "kernels:|graphs:|results in" "$out/loss-$run.log" | head -3
     cp .gpu/app/runs/loss-$run/*/metrics.jsonl "$out/loss-$run.metrics.jsonl"
   done
-  python3 tools/bench/compare_losses.py --candidate "$out/loss-fused-1.metrics.jsonl" \
-    --reference "$out/loss-reference-1.metrics.jsonl" --reference-other "$out/loss-reference-7.metrics.jsonl" \
-    --out "$out/loss-comparison.json" | tail -25
+  for candidate in "fused-1 loss-comparison" "fused-kept-1 loss-comparison-kept"; do
+    set -- $candidate
+    python3 tools/bench/compare_losses.py --candidate "$out/loss-$1.metrics.jsonl" \
+      --reference "$out/loss-reference-1.metrics.jsonl" --reference-other "$out/loss-reference-7.metrics.jsonl" \
+      --out "$out/$2.json" | tail -25
+  done
 fi
 if has peer-all; then
   step "transformers fast path (mamba_ssm + causal_conv1d kernels), every micro-batch"

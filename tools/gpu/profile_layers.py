@@ -26,7 +26,9 @@ import argparse
 import io
 import json
 import os
+import re
 import struct
+import sys
 import time
 import zipfile
 from collections import defaultdict
@@ -47,7 +49,7 @@ D_SSM, M_HEADS, M_HEAD_DIM, STATE, GROUPS, CONV, CHUNK, VOCAB = 2048, 32, 64, 12
 CONV_DIM = D_SSM + 2 * GROUPS * STATE
 
 
-def attributes(chunk=CHUNK):
+def attributes(chunk=CHUNK, recompute=True):
     # the order of the class's declarations, as TorchScriptLayers.attributes writes them
     return [("training", True), ("half", True), ("heads", HEADS), ("kv_heads", KV), ("head_dim", HEAD_DIM),
             ("d_ssm", D_SSM), ("conv_dim", CONV_DIM), ("m_heads", M_HEADS), ("m_head_dim", M_HEAD_DIM),
@@ -55,7 +57,14 @@ def attributes(chunk=CHUNK):
             ("attention_in", 1.0), ("attention_out", 1.0), ("key_multiplier", 1.0), ("ssm_in", 1.0),
             ("ssm_out", 1.0), ("mlp_gate", 1.0), ("mlp_down", 1.0), ("mamba_rms_norm", False),
             ("norm_before_gate", True), ("dt_low", 0.0), ("dt_high", 3.4028234663852886e38),
-            ("clip_dt", False), ("ssd_chunk", chunk), ("lm_head", 1.0), ("head_chunk", 4096)]
+            ("clip_dt", False), ("ssd_chunk", chunk), ("ssd_recompute", recompute), ("lm_head", 1.0),
+            ("head_chunk", 4096)]
+
+
+def declared(source, class_name="FalconH1Layer"):
+    """The attribute names the class declares (`  name : type` lines), in order."""
+    body = source.split(f"class {class_name}", 1)[1]
+    return re.findall(r"^  (\w+) : \w+\s*$", body.split("\n  def ", 1)[0], re.MULTILINE)
 
 
 def module_pickle(class_name, attrs):
@@ -73,11 +82,19 @@ def module_pickle(class_name, attrs):
     return bytes(out + b"ub.")
 
 
-def compile_layer(source, chunk=CHUNK):
+def compile_layer(source, chunk=CHUNK, recompute=True):
+    # only the attributes the source declares: --source may be another commit's layer, from before one
+    names = declared(source)
+    attrs = [(k, v) for k, v in attributes(chunk, recompute) if k in names]
+    missing = [k for k in names if k not in dict(attrs)]
+    if missing:
+        sys.exit(f"profile_layers.py: the layer declares attributes this script does not set: {missing}")
+    if not recompute and "ssd_recompute" not in names:
+        sys.exit("profile_layers.py: --keep-ssd needs a layer that declares ssd_recompute")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
         z.writestr("archive/version", "3\n")
-        z.writestr("archive/data.pkl", module_pickle("FalconH1Layer", attributes(chunk)))
+        z.writestr("archive/data.pkl", module_pickle("FalconH1Layer", attrs))
         z.writestr("archive/constants.pkl", b"\x80\x02).")
         z.writestr("archive/code/__torch__.py", source)
     buffer.seek(0)
@@ -194,6 +211,8 @@ def main():
     ap.add_argument("--out")
     ap.add_argument("--source", default=str(SOURCE), help="the fused layer's TorchScript (default: the tree's)")
     ap.add_argument("--chunk", type=int, default=CHUNK, help="the SSD chunk length (default: the model's)")
+    ap.add_argument("--keep-ssd", action="store_true",
+                    help="the scan keeps its intermediates for backward (model.ssd-recompute = false)")
     ap.add_argument("--top", type=int, default=80, help="kernels kept in the JSON, by time")
     ap.add_argument("--graphed", action="store_true",
                     help="also time the step captured as one CUDA graph (the launches' gaps: graphed less kernels)")
@@ -219,9 +238,10 @@ def main():
     embed = torch.randn(b, t, HIDDEN, device="cuda", generator=g, requires_grad=True)
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
-    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "sdp": args.sdp or "default", "variants": {}}
+    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "ssd_recompute": not args.keep_ssd,
+               "sdp": args.sdp or "default", "variants": {}}
     for name in ["fused"]:
-        layer = compile_layer(Path(args.source).read_text(), args.chunk)
+        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd)
 
         def step():
             h = embed

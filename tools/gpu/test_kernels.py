@@ -175,7 +175,7 @@ def ssd_reference(x, dt, a, bm, cm, seq):
     return torch.stack(ys, 1)
 
 
-def test_ssd(dtype, packed, t=150, chunk=32, g=2, p=8):
+def test_ssd(dtype, packed, t=150, chunk=32, g=2, p=8, recompute=True):
     torch.manual_seed(3)
     b, h, n = 2, 4, 16
     x = torch.randn(b, t, h, p, device="cuda")
@@ -189,10 +189,11 @@ def test_ssd(dtype, packed, t=150, chunk=32, g=2, p=8):
     gout = torch.randn_like(ref)
     ref.backward(gout)
     ops = leaves(x.to(dtype), dt, a, bm.to(dtype), cm.to(dtype))
-    out = torch.ops.anneal.ssd_scan(*ops, seq, chunk)
+    out = torch.ops.anneal.ssd_scan(*ops, seq, chunk, recompute)
     out.backward(gout.float())
     names = ["dx", "ddt", "dA", "dB", "dC"]
-    name = f"ssd_scan T={t} chunk={chunk} groups={g}{f' P={p}' if p != 8 else ''}{' packed' if packed else ''}"
+    name = (f"ssd_scan T={t} chunk={chunk} groups={g}{f' P={p}' if p != 8 else ''}{' packed' if packed else ''}"
+            f"{'' if recompute else ' kept'}")
     # A's gradient, h values each summed over every token, gathers its terms with global float
     # atomics (the mixing and state-passing backwards) in no fixed order: in float32 its error moved
     # between 4.4e-6 and 1.2e-5 over seven runs at T=700 chunk=512, of builds with the same
@@ -210,9 +211,11 @@ def test_ssd(dtype, packed, t=150, chunk=32, g=2, p=8):
               " ".join(f"{k}={relative_error(v, e):.1e}" for k, v, e in errors))
 
 
-def test_ssd_skip(dtype, packed, t=150, chunk=32, g=2, p=64):
+def test_ssd_skip(dtype, packed, t=150, chunk=32, g=2, p=64, recompute=True):
     """ssd_scan_skip: the scan plus the skip connection x D[h], returned in x's type, with x a view of
-    a wider [b, t, width] tensor as the fused layer passes it (the conv output's first channels)."""
+    a wider [b, t, width] tensor as the fused layer passes it (the conv output's first channels).
+    recompute=False: the kept scan, differentiated by autograd through its intermediates, x's skip
+    gradient through ScaleTwoLayouts' edge on whole chunks."""
     torch.manual_seed(6)
     b, h, n = 2, 4, 16
     wide = torch.randn(b, t, h * p + 24, device="cuda")
@@ -230,13 +233,14 @@ def test_ssd_skip(dtype, packed, t=150, chunk=32, g=2, p=64):
     wide_op = wide.to(dtype).requires_grad_(True)
     ops = leaves(dt, a, bm.to(dtype), cm.to(dtype), d)
     out = torch.ops.anneal.ssd_scan_skip(wide_op[..., : h * p].reshape(b, t, h, p), ops[0], ops[1], ops[2], ops[3],
-                                         ops[4], seq, chunk)
+                                         ops[4], seq, chunk, recompute)
     if out.dtype != dtype:
         failures.append(f"ssd_scan_skip returned {out.dtype} for {dtype} input")
     out.backward(gout.to(out.dtype))
     dx = wide_op.grad[..., : h * p].reshape(b, t, h, p)
     names = ["ddt", "dA", "dB", "dC", "dD"]
-    compare(f"ssd_scan_skip T={t} chunk={chunk} groups={g} P={p}{' packed' if packed else ''}", dtype,
+    compare(f"ssd_scan_skip T={t} chunk={chunk} groups={g} P={p}{' packed' if packed else ''}"
+            f"{'' if recompute else ' kept'}", dtype,
             [("y", out, ref), ("dx", dx, refs[0].grad)]
             + [(nm, o.grad, r.grad) for nm, o, r in zip(names, ops, refs[1:])])
 
@@ -622,6 +626,8 @@ def timings(rows):
     timed(f"ssd_scan + x D composed, bfloat16 out {b}x{t}", ssd_skip_composed)
     timed(f"ssd_scan_skip {b}x{t} H{h} P{p} N{n} bf16",
           lambda: torch.ops.anneal.ssd_scan_skip(x, dt, a, bm, cm, d, None, 128).sum().backward())
+    timed(f"ssd_scan_skip {b}x{t} H{h} P{p} N{n} bf16 kept",
+          lambda: torch.ops.anneal.ssd_scan_skip(x, dt, a, bm, cm, d, None, 128, False).sum().backward())
     xc = torch.randn(b, t, c, device="cuda", dtype=bf, requires_grad=True)
     wc = torch.randn(c, 1, 4, device="cuda", requires_grad=True)
     bc = torch.randn(c, device="cuda", requires_grad=True)
@@ -725,6 +731,12 @@ def main():
         test_ssd(dtype, True, p=32)
         test_ssd_skip(dtype, packed=True, t=128, chunk=64, g=1, p=128)   # 8 column tiles a strip
         test_ssd(dtype, True, t=40, chunk=16, p=16)                        # one strip a chunk
+        # the kept scan (recompute=False): the model's shape with and without documents, the skip's edge
+        # (whole chunks), a padded tail (no edge), and the plain scan
+        test_ssd_skip(dtype, packed=True, t=256, chunk=128, g=1, recompute=False)
+        test_ssd_skip(dtype, packed=False, t=128, chunk=32, recompute=False)
+        test_ssd_skip(dtype, packed=True, recompute=False)
+        test_ssd(dtype, True, t=300, chunk=128, recompute=False)
         for before in (False, True):
             test_gated_norm(dtype, before, 1)
         test_gated_norm(dtype, False, 4)

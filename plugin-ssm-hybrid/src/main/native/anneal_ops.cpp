@@ -8,7 +8,8 @@
 //   gated_rms_norm         the gated RMSNorm of the Mamba-2 output (CUDA kernels)
 //   ssd_scan               the chunked SSD scan of Mamba-2, state carried across chunks and reset at
 //                          document starts; half-precision matmuls with float32 decay arithmetic;
-//                          only its inputs are kept for backward (the pass is recomputed there)
+//                          only its inputs are kept for backward (the pass is recomputed there),
+//                          unless recompute=False: then its intermediates are kept (faster, more memory)
 //   ssd_scan_skip          the same plus the skip connection x D, in x's type
 //   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
 //                          float32 logits are ever materialised; backward recomputes each chunk
@@ -556,9 +557,12 @@ Tensor scale_rows(const Tensor& x, const Tensor& s, at::ScalarType type) {
 // ---------------------------------------------------------------------------------------------
 struct SsdCombine : torch::autograd::Function<SsdCombine> {
   // value_needed false: only the backward is wanted (SsdScan::backward's recomputation), the
-  // result's memory is left unwritten
+  // result's memory is left unwritten. skip_edge (ScaleTwoLayouts' third output, no values; x then
+  // comes detached): the skip's x-gradient leaves through it as y's own gradient, for
+  // ScaleTwoLayouts to multiply by D as it writes dx.
   static Tensor forward(AutogradContext* ctx, const Tensor& y_off, const Tensor& from_start, const Tensor& y_diag,
-                        const Tensor& x, const c10::optional<Tensor>& d, int64_t q, bool value_needed) {
+                        const Tensor& x, const c10::optional<Tensor>& d, int64_t q, bool value_needed,
+                        const c10::optional<Tensor>& skip_edge) {
     Tensor yo = y_off.contiguous(), fs = from_start.contiguous();
     Tensor dd = d.has_value() ? d->contiguous() : Tensor();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = yo.size(2), c = yo.size(1);
@@ -577,6 +581,8 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
     ctx->save_for_backward({yo, fs, x});
     ctx->saved_data["d"] = optional_value(dd);
     ctx->saved_data["q"] = q;
+    // (a flag, not needs_input_grad: edge indices count only the tensors given, and D may be absent)
+    ctx->saved_data["skip_edge"] = skip_edge.has_value();
     return out;
   }
 
@@ -585,7 +591,7 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
     Tensor yo = saved[0], fs = saved[1], x = saved[2];
     Tensor dd = saved_optional(ctx, "d");
     int64_t q = ctx->saved_data["q"].toInt();
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     Tensor gy = grads[0].to(x.scalar_type()).contiguous();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3), g = yo.size(2), c = yo.size(1), r = h / g;
     Tensor dy_off = at::empty_like(yo), dfs = at::empty_like(fs);
@@ -605,7 +611,7 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
                                       (int) q, (int) g, (int) r, (int) p, (int) t, stream);
     });
     Tensor dD = dd.defined() ? column_sums(dd_partial) : Tensor();
-    return {dy_off, dfs, dy_diag, dx, dD, Tensor(), Tensor()};
+    return {dy_off, dfs, dy_diag, dx, dD, Tensor(), Tensor(), ctx->saved_data["skip_edge"].toBool() ? gy : Tensor()};
   }
 };
 
@@ -629,10 +635,17 @@ bool ssd_combine_applies(const Tensor& x) {
 // (one element, every stride 0), only the gradient edge through which the intra-chunk kernels'
 // x-gradient, in the heads' layout, reaches this backward, which sums it with the tokens' as it reads
 // them. The diagonal kernels read x dt from the tokens' layout instead (SsdDiagonal's xs_values).
+// With `skip_edge` (the kept scan: no recomputation knows skip_grad in advance) and D, a third output
+// is returned, again without values: SsdCombine takes it in place of x's gradient and hands it y's
+// gradient, which this backward folds in as skip_grad. The skip's x-gradient is then again no second
+// [b,t,h,p] tensor and no addition.
 struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, int64_t q,
                                const c10::optional<Tensor>& skip_grad, const c10::optional<Tensor>& skip,
-                               bool heads_values) {
+                               bool heads_values, bool skip_edge) {
+    TORCH_CHECK(!skip_edge || skip.has_value(), "anneal::ssd_scan: a skip edge needs D");
+    // an output that no later node uses gets no gradient (not zeros: the edge would then be read)
+    ctx->set_materialize_grads(false);
     Tensor dtc = dt.contiguous();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3);
     Tensor tokens = at::empty({b, t, h, p}, x.options());
@@ -650,8 +663,9 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     ctx->saved_data["q"] = q;
     bool fold = skip_grad.has_value() && skip.has_value();
     ctx->saved_data["skip_grad"] = optional_value(fold ? skip_grad->to(x.scalar_type()).contiguous() : Tensor());
-    ctx->saved_data["skip"] = optional_value(fold ? skip->to(at::kFloat).contiguous() : Tensor());
-    return {tokens, heads};
+    ctx->saved_data["skip"] = optional_value(fold || skip_edge ? skip->to(at::kFloat).contiguous() : Tensor());
+    if (!skip_edge) return {tokens, heads};
+    return {tokens, heads, at::empty_strided({b, t, h, p}, {0, 0, 0, 0}, x.options())};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -659,9 +673,10 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     Tensor x = saved[0], dtc = saved[1];
     int64_t q = ctx->saved_data["q"].toInt();
     Tensor g_skip = saved_optional(ctx, "skip_grad");
+    if (grads.size() > 2 && grads[2].defined()) g_skip = grads[2].to(x.scalar_type()).contiguous();  // the edge's
     Tensor d_skip = saved_optional(ctx, "skip");
     if (!grads[0].defined() && !grads[1].defined() && !g_skip.defined()) {
-      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
     Tensor g_tokens = grads[0].defined() ? grads[0].to(x.scalar_type()).contiguous() : Tensor();
     Tensor g_heads = grads[1].defined() ? grads[1].to(x.scalar_type()).contiguous() : Tensor();
@@ -678,7 +693,7 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
                                             ptr<T>(dx), ddt.data_ptr<float>(), (int) b, (int) t, (int) h, (int) p,
                                             (int) q, stream);
     });
-    return {dx, ddt, Tensor(), Tensor(), Tensor(), Tensor()};
+    return {dx, ddt, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -862,16 +877,18 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // the heads' layout only for the batched GEMM: the diagonal kernels read the tokens'
   bool tokens_only = two_layouts && ssd_diagonal_reads_tokens(x, q, h, p);
   bool fold_skip = two_layouts && recompute && skip.defined() && skip_grad.defined();
-  Tensor xdt, x_heads;
+  // the kept scan (recompute=False, differentiated by autograd with no second pass): the skip's
+  // x-gradient through ScaleTwoLayouts' edge instead of a second dx and an addition
+  bool skip_edge = two_layouts && !recompute && skip.defined() && at::GradMode::is_enabled();
+  Tensor xdt, x_heads, edge;
   if (two_layouts) {
     c10::optional<Tensor> fold_grad, fold_d;
-    if (fold_skip) {
-      fold_grad = skip_grad;
-      fold_d = skip.detach();
-    }
-    variable_list both = ScaleTwoLayouts::apply(x, dtf, q, fold_grad, fold_d, !tokens_only);
+    if (fold_skip) fold_grad = skip_grad;
+    if (fold_skip || skip_edge) fold_d = skip.detach();
+    variable_list both = ScaleTwoLayouts::apply(x, dtf, q, fold_grad, fold_d, !tokens_only, skip_edge);
     xdt = both[0];
     x_heads = both[1];
+    if (skip_edge) edge = both[2];
   } else {
     xdt = scale_rows(x.to(mm), dtf, mm);
   }
@@ -987,8 +1004,9 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // 4. the entering state's contribution: C_i . S exp(cum_i) (y_off above, computed straight into
   // the token layout), scaled by the decay from the chunk's start
   if (combine) {
-    return SsdCombine::apply(y_off, from_start, y_diag, fold_skip ? x.detach() : x,
-                             c10::optional<Tensor>(skip.to(f32)), q, !graph_only);
+    return SsdCombine::apply(y_off, from_start, y_diag, fold_skip || skip_edge ? x.detach() : x,
+                             c10::optional<Tensor>(skip.to(f32)), q, !graph_only,
+                             skip_edge ? c10::optional<Tensor>(edge) : c10::nullopt);
   }
   Tensor y_off_tok = y_off.permute({0, 1, 3, 2, 4}).reshape({b, c, q, h, p});         // a view with one group
   // the sum in float32, in [b,t,h,p] order; the heads' layout of the intra-chunk part is read
@@ -1000,16 +1018,22 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   return (y + x.to(f32) * skip.to(f32).view({h, 1})).to(mm);
 }
 
+void check_ssd_inputs(const Tensor& x, const Tensor& dt, const Tensor& bm, const Tensor& cm, int64_t chunk,
+                      const c10::optional<Tensor>& skip) {
+  TORCH_CHECK(x.dim() == 4 && dt.dim() == 3 && bm.dim() == 4 && cm.dim() == 4,
+              "anneal::ssd_scan: expected x [B,T,H,P], dt [B,T,H], B and C [B,T,G,N]");
+  TORCH_CHECK(x.size(2) % bm.size(2) == 0, "anneal::ssd_scan: ", x.size(2), " heads in ", bm.size(2), " groups");
+  TORCH_CHECK(chunk > 0, "anneal::ssd_scan: chunk must be positive");
+  TORCH_CHECK(!skip.has_value() || skip->numel() == x.size(2), "anneal::ssd_scan_skip: expected D of ", x.size(2),
+              " heads, found ", skip.has_value() ? skip->numel() : 0);
+}
+
+// Keeps only the inputs; its backward recomputes the forward (the default: the least memory).
 struct SsdScan : torch::autograd::Function<SsdScan> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm,
                         const Tensor& cm, const c10::optional<Tensor>& seq_idx, int64_t chunk,
                         const c10::optional<Tensor>& skip) {
-    TORCH_CHECK(x.dim() == 4 && dt.dim() == 3 && bm.dim() == 4 && cm.dim() == 4,
-                "anneal::ssd_scan: expected x [B,T,H,P], dt [B,T,H], B and C [B,T,G,N]");
-    TORCH_CHECK(x.size(2) % bm.size(2) == 0, "anneal::ssd_scan: ", x.size(2), " heads in ", bm.size(2), " groups");
-    TORCH_CHECK(chunk > 0, "anneal::ssd_scan: chunk must be positive");
-    TORCH_CHECK(!skip.has_value() || skip->numel() == x.size(2), "anneal::ssd_scan_skip: expected D of ", x.size(2),
-                " heads, found ", skip.has_value() ? skip->numel() : 0);
+    check_ssd_inputs(x, dt, bm, cm, chunk, skip);
     Tensor seq = seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor();
     Tensor d = skip.has_value() ? skip->reshape({-1}) : Tensor();
     ctx->save_for_backward({x, dt, a, bm, cm, d});
@@ -1041,16 +1065,28 @@ struct SsdScan : torch::autograd::Function<SsdScan> {
   }
 };
 
+// recompute false: the scan's own nodes keep their intermediates for the backward (x dt, the
+// weighted tokens, the entering states, y_off: about 4 x 67 MB a layer at 8 x 2048 on the benchmark
+// model) and autograd differentiates them directly, without SsdScan::backward's second forward pass.
+Tensor ssd_scan_any(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
+                    const c10::optional<Tensor>& seq_idx, int64_t chunk, const c10::optional<Tensor>& skip,
+                    bool recompute) {
+  if (recompute) return SsdScan::apply(x, dt, a, bm, cm, seq_idx, chunk, skip);
+  check_ssd_inputs(x, dt, bm, cm, chunk, skip);
+  return ssd_forward(x, dt, a, bm, cm, seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor(), chunk,
+                     skip.has_value() ? skip->reshape({-1}) : Tensor());
+}
+
 Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
-                const c10::optional<Tensor>& seq_idx, int64_t chunk) {
-  return SsdScan::apply(x, dt, a, bm, cm, seq_idx, chunk, c10::nullopt);
+                const c10::optional<Tensor>& seq_idx, int64_t chunk, bool recompute) {
+  return ssd_scan_any(x, dt, a, bm, cm, seq_idx, chunk, c10::nullopt, recompute);
 }
 
 // ssd_scan plus Mamba-2's skip connection, y + x D[h], returned in x's type (bfloat16 on the fused
 // path): one pass assembles it on a GPU, so no float32 y, no float32 copy of x and no cast follow.
 Tensor ssd_scan_skip(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
-                     const Tensor& d, const c10::optional<Tensor>& seq_idx, int64_t chunk) {
-  return SsdScan::apply(x, dt, a, bm, cm, seq_idx, chunk, c10::optional<Tensor>(d));
+                     const Tensor& d, const c10::optional<Tensor>& seq_idx, int64_t chunk, bool recompute) {
+  return ssd_scan_any(x, dt, a, bm, cm, seq_idx, chunk, c10::optional<Tensor>(d), recompute);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1785,8 +1821,10 @@ Tensor host_read_end(const Tensor& anchor, int64_t id) {
 TORCH_LIBRARY(anneal, m) {
   m.def("causal_conv1d_silu(Tensor x, Tensor weight, Tensor? bias, Tensor? seq_idx, int[] pieces=[]) -> Tensor[]");
   m.def("gated_rms_norm(Tensor y, Tensor z, Tensor weight, int groups, float eps, bool norm_before_gate) -> Tensor");
-  m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk) -> Tensor");
-  m.def("ssd_scan_skip(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? seq_idx, int chunk) -> Tensor");
+  m.def("ssd_scan(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor? seq_idx, int chunk, "
+        "bool recompute=True) -> Tensor");
+  m.def("ssd_scan_skip(Tensor x, Tensor dt, Tensor A, Tensor B, Tensor C, Tensor D, Tensor? seq_idx, int chunk, "
+        "bool recompute=True) -> Tensor");
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
   m.def("silu_mul(Tensor gate, Tensor up) -> Tensor");
   m.def("rms_norm(Tensor x, Tensor weight, float eps, int dtype) -> Tensor");

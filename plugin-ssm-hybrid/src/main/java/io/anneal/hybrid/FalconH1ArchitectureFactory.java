@@ -54,8 +54,10 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
         MupMultipliers mup = config.has(MUP) ? mupBlock(config, context) : FalconH1Multipliers.fromHocon(config);
         LayerImplementation implementation = config.getEnum("layers", LayerImplementation.class);
         FusedKernels.Mode kernels = config.getEnum("kernels", FusedKernels.Mode.class);
+        boolean ssdRecompute = config.getBoolean("ssd-recompute");
         SaveFormat save = SaveFormat.fromHocon(config);
-        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, implementation, kernels, save);
+        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, implementation, kernels, ssdRecompute,
+                save);
     }
 
     /**

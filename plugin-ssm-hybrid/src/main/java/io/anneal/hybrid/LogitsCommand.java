@@ -96,8 +96,9 @@ public final class LogitsCommand implements CliCommand {
                 new ModelOptions(device, DataType.FLOAT32, 0));
                 NDManager manager = NDManager.newBaseManager(device)) {
             checkVocabulary(ids, model.vocabSize(), input);
-            // as model.kernels does for a pipeline (the library loads once DJL's engine has started)
-            context.out().println(FalconH1Architecture.useTorchScriptLayers(model, mode, device, "--kernels"));
+            // as model.kernels does for a pipeline (the library loads once DJL's engine has started); no
+            // backward here, so the SSD scan's recomputation setting does not matter
+            context.out().println(FalconH1Architecture.useTorchScriptLayers(model, mode, device, "--kernels", true));
             NDArray logits = logits(model, manager, ids);
             writeFloat32(output, logits);
             context.out().println("wrote " + output + ": float32 " + logits.getShape());

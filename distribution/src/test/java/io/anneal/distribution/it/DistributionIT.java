@@ -106,6 +106,7 @@ class DistributionIT {
     void shippedPipelinesValidate() throws Exception {
         for (String file : List.of("examples/tiny-sft.conf", "examples/gpu-small-sft.conf", "examples/gpu-small-dpo.conf",
                 "examples/bench/falcon-h1-291m.conf", "examples/bench/falcon-h1-291m-mup-fused.conf",
+                "examples/bench/falcon-h1-291m-fused-kept.conf",
                 "examples/falcon-h1-coord-check.conf")) {
             Result r = anneal("validate", file);
             assertEquals(0, r.exit(), file + ":\n" + r.out());

@@ -24,7 +24,8 @@ class RunConfigRecordTest {
         RunConfigRecord.check(run, STARTED, false, List.of());
         assertTrue(Files.isRegularFile(run.resolve("pipeline.json")));
         RunConfigRecord.check(run, STARTED, true, List.of());
-        Config elsewhere = ConfigFactory.parseString("pipeline.threads = 16, model.kernels = fused").withFallback(STARTED);
+        Config elsewhere = ConfigFactory.parseString("pipeline.threads = 16, model.kernels = fused, model.ssd-recompute = false")
+                .withFallback(STARTED);
         RunConfigRecord.check(run, elsewhere, true, List.of());
     }
 

@@ -19,14 +19,17 @@ public final class FalconH1Architecture implements ModelArchitecture {
     private final MupMultipliers multipliers;
     private final LayerImplementation layers;
     private final FusedKernels.Mode kernels;
+    /** model.ssd-recompute: false keeps the fused SSD scan's intermediates for the backward. */
+    private final boolean ssdRecompute;
     private final SaveFormat saveFormat;
 
     public FalconH1Architecture(FalconH1Config config, MupMultipliers multipliers,
-            LayerImplementation layers, FusedKernels.Mode kernels, SaveFormat saveFormat) {
+            LayerImplementation layers, FusedKernels.Mode kernels, boolean ssdRecompute, SaveFormat saveFormat) {
         this.config = config;
         this.multipliers = multipliers;
         this.layers = layers;
         this.kernels = kernels;
+        this.ssdRecompute = ssdRecompute;
         this.saveFormat = saveFormat;
     }
 
@@ -48,7 +51,7 @@ public final class FalconH1Architecture implements ModelArchitecture {
     private FalconH1Model withLayers(FalconH1Model model, ModelOptions options) {
         model.saveAs(saveFormat);
         if (layers == LayerImplementation.TORCHSCRIPT) {
-            System.out.println(useTorchScriptLayers(model, kernels, options.device(), "model.kernels"));
+            System.out.println(useTorchScriptLayers(model, kernels, options.device(), "model.kernels", ssdRecompute));
             return model;
         }
         if (kernels == FusedKernels.Mode.FUSED) {
@@ -56,20 +59,23 @@ public final class FalconH1Architecture implements ModelArchitecture {
             throw new InputException("model.kernels = fused needs model.layers = torchscript, found "
                     + layers.configName());
         }
-        return model.useLayers(layers, false);
+        return model.useLayers(layers);
     }
 
     /**
      * Puts {@code model}'s layers on TorchScript, on the fused operators where {@code mode} and
      * {@code device} allow ({@link FusedKernels#select}; {@code setting} names the setting in errors),
      * and returns the one line that says which. A pipeline's {@code model.kernels} and
-     * {@code anneal logits --kernels} both decide here.
+     * {@code anneal logits --kernels} both decide here. {@code ssdRecompute} false: the fused SSD scan
+     * keeps its intermediates for the backward (model.ssd-recompute), which the line then says.
      */
     public static String useTorchScriptLayers(FalconH1Model model, FusedKernels.Mode mode, Device device,
-            String setting) {
+            String setting, boolean ssdRecompute) {
         FusedKernels.Status status = FusedKernels.select(mode, device, setting);
-        model.useLayers(LayerImplementation.TORCHSCRIPT, status.fused());
-        return status.line();
+        model.useLayers(LayerImplementation.TORCHSCRIPT, status.fused(), ssdRecompute);
+        return status.fused() && !ssdRecompute
+                ? status.line() + "; the SSD scan keeps its intermediates for the backward (model.ssd-recompute = false)"
+                : status.line();
     }
 
     /**

@@ -102,16 +102,19 @@ public final class FalconH1Model implements ObservableModel {
 
     /** Selects how the decoder layers run (TorchScript by default; see {@link LayerImplementation}). */
     public FalconH1Model useLayers(LayerImplementation implementation) {
-        return useLayers(implementation, false);
+        return useLayers(implementation, false, true);
     }
 
     /**
      * Selects how the decoder layers run; {@code fused} (TorchScript only) puts the Mamba-2 mixer and
      * the LM head on the fused operators, which {@link FusedKernels#select} must have loaded.
+     * {@code ssdRecompute} (fused only) false: the SSD scan keeps its intermediates for the backward.
      */
-    public FalconH1Model useLayers(LayerImplementation implementation, boolean fused) {
+    public FalconH1Model useLayers(LayerImplementation implementation, boolean fused, boolean ssdRecompute) {
         boolean wantFused = fused && implementation == LayerImplementation.TORCHSCRIPT;
-        if (torchScript != null && implementation == LayerImplementation.TORCHSCRIPT && torchScript.fused() == wantFused) {
+        boolean recompute = !wantFused || ssdRecompute;
+        if (torchScript != null && implementation == LayerImplementation.TORCHSCRIPT && torchScript.fused() == wantFused
+                && torchScript.ssdRecompute() == recompute) {
             return this;
         }
         if (torchScript != null) {
@@ -119,7 +122,8 @@ public final class FalconH1Model implements ObservableModel {
             torchScript = null;
         }
         if (implementation == LayerImplementation.TORCHSCRIPT) {
-            torchScript = new TorchScriptLayers(config, mup, compute, manager, parameters, mupVector, wantFused);
+            torchScript = new TorchScriptLayers(config, mup, compute, manager, parameters, mupVector, wantFused,
+                    recompute);
         }
         return this;
     }

@@ -37,11 +37,14 @@ final class TorchScriptLayers implements AutoCloseable {
     private final List<Map<String, Parameter>> layerWeights = new ArrayList<>();
     private final NDArray mupVector;
     private final boolean fused;
+    private final boolean ssdRecompute;
 
+    /** {@code ssdRecompute} (fused only): false keeps the SSD scan's intermediates for the backward. */
     TorchScriptLayers(FalconH1Config config, MupMultipliers mup, DataType compute, NDManager manager,
-            Map<String, Parameter> parameters, NDArray mupVector, boolean fused) {
+            Map<String, Parameter> parameters, NDArray mupVector, boolean fused, boolean ssdRecompute) {
         this.mupVector = mupVector;
         this.fused = fused;
+        this.ssdRecompute = ssdRecompute;
         for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
             String prefix = "model.layers." + layer + ".";
             Map<String, Parameter> weights = new LinkedHashMap<>();
@@ -52,15 +55,22 @@ final class TorchScriptLayers implements AutoCloseable {
             }
             layerWeights.add(weights);
         }
-        Map<String, Object> attributes = attributes(config, mup, compute);
-        if (fused) {
-            attributes.put("ssd_chunk", config.mambaChunkSize());
-            attributes.put("lm_head", mup.lmHead());
-            attributes.put("head_chunk", HEAD_CHUNK);
-        }
+        Map<String, Object> attributes = fused ? fusedAttributes(config, mup, compute, ssdRecompute)
+                : attributes(config, mup, compute);
         module = TorchScriptModule.compile("FalconH1Layer",
                 TorchScriptLayers.class.getResourceAsStream(fused ? FUSED_SOURCE : SOURCE), attributes,
                 manager.getDevice());
+    }
+
+    /** The fused layer's attributes ({@code FalconH1FusedLayer.torchscript}), in its declarations' order. */
+    static Map<String, Object> fusedAttributes(FalconH1Config config, MupMultipliers mup, DataType compute,
+            boolean ssdRecompute) {
+        Map<String, Object> attributes = attributes(config, mup, compute);
+        attributes.put("ssd_chunk", config.mambaChunkSize());
+        attributes.put("ssd_recompute", ssdRecompute);
+        attributes.put("lm_head", mup.lmHead());
+        attributes.put("head_chunk", HEAD_CHUNK);
+        return attributes;
     }
 
     /** The configuration as the module attributes the TorchScript class declares, in its order. */
@@ -133,6 +143,10 @@ final class TorchScriptLayers implements AutoCloseable {
 
     boolean fused() {
         return fused;
+    }
+
+    boolean ssdRecompute() {
+        return ssdRecompute;
     }
 
     /**

@@ -1,0 +1,110 @@
+package io.anneal.hybrid.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import ai.djl.ndarray.types.DataType;
+import io.anneal.api.model.MupMultipliers;
+import io.anneal.toolkit.mup.FalconH1Multipliers;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The attributes TorchScriptLayers writes against the ones each TorchScript class declares: same
+ * names, same order (the archive's pickle is read by position), same types. The fused layer compiles
+ * only on a GPU, so without this a mismatch (a new attribute such as ssd_recompute declared but not
+ * written) would first show there.
+ */
+class TorchScriptAttributesTest {
+    private static final Pattern DECLARATION = Pattern.compile("^  (\\w+) : (\\w+)\\s*$", Pattern.MULTILINE);
+
+    private static FalconH1Config config() {
+        return FalconH1Config.fromConfigJson(Map.of("vocab_size", 97, "hidden_size", 32, "intermediate_size", 48,
+                "num_hidden_layers", 2, "num_attention_heads", 4, "num_key_value_heads", 2, "mamba_d_ssm", 32,
+                "mamba_n_heads", 4, "mamba_d_state", 8, "mamba_chunk_size", 8), "test config");
+    }
+
+    private static MupMultipliers multipliers() {
+        return FalconH1Multipliers.fromConfigJson(Map.of(), "defaults");
+    }
+
+    /** The class's declarations before its first method, name to TorchScript type, in order. */
+    static Map<String, String> declared(String resource) throws Exception {
+        String source;
+        try (InputStream in = TorchScriptLayers.class.getResourceAsStream(resource)) {
+            source = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        String body = source.substring(source.indexOf("class FalconH1Layer"));
+        body = body.substring(0, body.indexOf("\n  def "));
+        Map<String, String> names = new LinkedHashMap<>();
+        Matcher m = DECLARATION.matcher(body);
+        while (m.find()) {
+            names.put(m.group(1), m.group(2));
+        }
+        return names;
+    }
+
+    private static String typeOf(Object value) {
+        if (value instanceof Boolean) {
+            return "bool";
+        }
+        if (value instanceof Integer || value instanceof Long) {
+            return "int";
+        }
+        return value instanceof Double || value instanceof Float ? "float" : value.getClass().getSimpleName();
+    }
+
+    private static void assertMatches(Map<String, String> declared, Map<String, Object> written) {
+        assertEquals(new ArrayList<>(declared.keySet()), new ArrayList<>(written.keySet()), "names, in order");
+        List<String> types = new ArrayList<>();
+        written.values().forEach(v -> types.add(typeOf(v)));
+        assertEquals(new ArrayList<>(declared.values()), types, "types, in order");
+    }
+
+    @Test
+    void theReferenceLayersAttributesAreItsDeclarations() throws Exception {
+        Map<String, String> declared = declared("FalconH1Layer.torchscript");
+        assertTrue(declared.size() > 20, declared.toString());
+        assertMatches(declared, TorchScriptLayers.attributes(config(), multipliers(), DataType.FLOAT16));
+    }
+
+    @Test
+    void theFusedLayersAttributesAreItsDeclarationsWithTheScansSetting() throws Exception {
+        Map<String, String> declared = declared("FalconH1FusedLayer.torchscript");
+        assertEquals("bool", declared.get("ssd_recompute"));
+        for (boolean recompute : new boolean[] {true, false}) {
+            Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
+                    recompute);
+            assertMatches(declared, written);
+            assertEquals(recompute, written.get("ssd_recompute"));
+        }
+    }
+
+    @Test
+    void twoAttributesSwappedAreCaught() throws Exception {
+        Map<String, String> declared = declared("FalconH1FusedLayer.torchscript");
+        Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
+                true);
+        Map<String, Object> swapped = new LinkedHashMap<>();
+        List<String> keys = new ArrayList<>(written.keySet());
+        int i = keys.indexOf("ssd_chunk");
+        keys.set(i, "ssd_recompute");
+        keys.set(i + 1, "ssd_chunk");
+        keys.forEach(k -> swapped.put(k, written.get(k)));
+        assertFalse(new ArrayList<>(declared.keySet()).equals(new ArrayList<>(swapped.keySet())));
+        try {
+            assertMatches(declared, swapped);
+        } catch (AssertionError expected) {
+            return;
+        }
+        throw new AssertionError("a swapped pair of attributes passed");
+    }
+}
