@@ -33,7 +33,15 @@ if [[ $parts == *" table "* ]]; then
 fi
 # 'peer' is peer-all at 2 and 8 x 2048 (the first sessions' comparison)
 [[ $parts == *" peer "* ]] && parts="$parts peer-all " && PEER_ROWS=${PEER_ROWS:-2 8}
+# 'loss' runs the fused path too: the operators are built first (in seconds when current); a fresh
+# pack holds none, and each fused run then stopped at start (docs/benchmarks/2026-12-04-h200-ssd-kept)
+[[ $parts == *" loss "* ]] && parts="$parts build "
 has() { [[ $parts == *" $1 "* ]]; }
+# the loss part reads the bundled data through plugin datamix, which pack.sh --table leaves out
+if has loss && [[ -d .gpu/app ]] && [[ ! -d .gpu/app/plugins/datamix ]]; then
+  echo "benchmarks.sh: the loss part needs plugin datamix, which this kit lacks (tools/gpu/pack.sh --table leaves it out); pack with tools/gpu/pack.sh" >&2
+  exit 2
+fi
 root=$(pwd)
 out=${OUT:?set OUT}/bench
 mkdir -p "$out"

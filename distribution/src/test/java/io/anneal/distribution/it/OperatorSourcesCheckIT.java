@@ -49,6 +49,23 @@ class OperatorSourcesCheckIT {
         assertTrue(!run.output.contains("anneal_kernels.cu differs"), run.output);
     }
 
+    /**
+     * benchmarks.sh's loss part needs plugin datamix (the bundled data), which pack.sh --table leaves
+     * out: it stops before any GPU work, saying so, where two calls' loss runs each failed at start.
+     */
+    @Test
+    void theLossPartOnAKitWithoutDatamixStopsAtOnceNamingTheFix(@TempDir Path dir) throws Exception {
+        Files.createDirectories(dir.resolve(".gpu/app/plugins/ssm-hybrid"));
+        ProcessBuilder pb = new ProcessBuilder("bash", ROOT.resolve("tools/gpu/benchmarks.sh").toString(), "loss")
+                .directory(dir.toFile()).redirectErrorStream(true);
+        pb.environment().put("OUT", dir.resolve("out").toString());
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(2, p.waitFor(), out);
+        assertTrue(out.contains("the loss part needs plugin datamix") && out.contains("pack with tools/gpu/pack.sh"), out);
+        assertTrue(!out.contains("=="), "no part started: " + out);
+    }
+
     private record Run(int exit, String output) {}
 
     private static Run check(Path dist) throws Exception {
