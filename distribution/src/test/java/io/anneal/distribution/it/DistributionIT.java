@@ -111,6 +111,17 @@ class DistributionIT {
             Result r = anneal("validate", file);
             assertEquals(0, r.exit(), file + ":\n" + r.out());
         }
+        // the kept scan's setting: shown by config, and a wrong value named with its file and line
+        Result shown = anneal("config", "examples/bench/falcon-h1-291m-fused-kept.conf");
+        assertEquals(0, shown.exit(), shown.out());
+        assertTrue(shown.out().contains("model.ssd-recompute = false  #"), shown.out());
+        Files.writeString(home.resolve("examples/bench/kept-typo.conf"),
+                "include \"falcon-h1-291m-fused.conf\"\nmodel.ssd-recompute = maybe\n");
+        Result typo = anneal("validate", "examples/bench/kept-typo.conf");
+        assertEquals(2, typo.exit(), typo.out());
+        assertTrue(typo.out().contains("kept-typo.conf:2: model.ssd-recompute: expected true or false, found \"maybe\""),
+                typo.out());
+        Files.delete(home.resolve("examples/bench/kept-typo.conf"));
         Result recipe = anneal("validate", "examples/falcon-h1-sft.conf");
         assertEquals(2, recipe.exit(), recipe.out());
         assertTrue(recipe.out().startsWith("anneal: 9 configuration problems:"), recipe.out());
