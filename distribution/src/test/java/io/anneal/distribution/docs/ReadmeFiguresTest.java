@@ -243,16 +243,7 @@ class ReadmeFiguresTest {
      */
     @Test
     void theTableScriptPrintsTheReadmesRows() throws Exception {
-        Process p;
-        try {
-            p = new ProcessBuilder("python3", ROOT.resolve("tools/bench/issue_table.py").toString(), KERNELS.toString())
-                    .redirectErrorStream(true).start();
-        } catch (java.io.IOException e) {
-            org.junit.jupiter.api.Assumptions.abort("no python3 here: tools/bench/issue_table.py not run (" + e.getMessage() + ")");
-            return;
-        }
-        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
-        assertEquals(0, p.waitFor(), out);
+        String out = issueTable(KERNELS);
         List<String> lines = out.lines().toList();
         String readme = readme();
         for (String label : List.of("Anneal, fused operators, CUDA graphs", "transformers fast path")) {
@@ -262,6 +253,53 @@ class ReadmeFiguresTest {
         }
         assertTrue(out.contains(String.format(Locale.ROOT, "- 2x the peer at 8 x 2048: missed (%.2fx;", ratioToPeer(8))), out);
         assertTrue(out.contains("- memory at 8 x 2048: met"), out);
+    }
+
+    /**
+     * With the kept scan's runs in the folder (as the table part now writes them), issue_table.py
+     * gives them a line of their own, each against the peer at the same micro-batch, and takes
+     * Anneal's best over both settings, naming the kept one: here the table's call plus the kept
+     * scan's 32 and 64 x 2048 runs of another call, ratios worked out from the files.
+     */
+    @Test
+    void theTableScriptTakesAnnealsBestOverBothSettings(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        try (var files = Files.list(KERNELS)) {
+            for (Path f : files.filter(f -> f.getFileName().toString().endsWith(".json")).toList()) {
+                Files.copy(f, dir.resolve(f.getFileName()));
+            }
+        }
+        for (int rows : new int[] {32, 64}) {
+            Files.copy(KEPT.resolve("anneal-fused-kept-" + rows + "x2048.json"), dir.resolve("anneal-fused-kept-" + rows + "x2048.json"));
+        }
+        String out = issueTable(dir);
+        double kept64 = tokensPerSecond(KEPT, "anneal-fused-kept-64x2048.json");
+        double peerBest = best(PEER_ROWS, "hf-fast-");
+        assertTrue(out.contains(String.format(Locale.ROOT, "- 1.5x the peer's best micro-batch: met (Anneal %,d at 64 x 2048,"
+                + " intermediates kept against %,d at 32 x 2048: %.3fx;", Math.round(kept64), Math.round(peerBest),
+                kept64 / peerBest)), out);
+        assertTrue(out.contains(String.format(Locale.ROOT, "32 x 2048 %,d (%.1f%%), %.1f GiB, %.2fx the peer;",
+                Math.round(tokensPerSecond(KEPT, "anneal-fused-kept-32x2048.json")),
+                100 * json(KEPT.resolve("anneal-fused-kept-32x2048.json")).get("fraction_of_matmul").asDouble(),
+                json(KEPT.resolve("anneal-fused-kept-32x2048.json")).get("peak_memory_mib").asDouble() / 1024,
+                tokensPerSecond(KEPT, "anneal-fused-kept-32x2048.json") / peerTokensPerSecond(KERNELS.resolve("hf-fast-32x2048.json")))),
+                out);
+        // the default setting's rows are the table's as before
+        assertEquals(issueTable(KERNELS).lines().filter(l -> l.startsWith("| ")).toList(),
+                out.lines().filter(l -> l.startsWith("| ")).toList());
+    }
+
+    private static String issueTable(Path folder) throws Exception {
+        Process p;
+        try {
+            p = new ProcessBuilder("python3", ROOT.resolve("tools/bench/issue_table.py").toString(), folder.toString())
+                    .redirectErrorStream(true).start();
+        } catch (java.io.IOException e) {
+            org.junit.jupiter.api.Assumptions.abort("no python3 here: tools/bench/issue_table.py not run (" + e.getMessage() + ")");
+            return null;
+        }
+        String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), out);
+        return out;
     }
 
     @Test
