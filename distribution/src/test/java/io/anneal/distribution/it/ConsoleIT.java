@@ -239,8 +239,12 @@ class ConsoleIT {
             if (m.find()) {
                 graceful++;
                 assertEquals(Path.of(m.group(2)), newestComplete(checkpoints), context + ": " + out);
-                assertTrue(out.contains("anneal: stopped by SIG" + signal), context + ": " + out);
-                assertTrue(out.contains("resume with: anneal run " + dist.tinyExample()), context + ": " + out);
+                // a second signal stops at once, printing nothing: one that lands between the
+                // checkpoint's line and the closing lines leaves them out (seen in a CI-like run)
+                if (i % 4 != 3) {
+                    assertTrue(out.contains("anneal: stopped by SIG" + signal), context + ": " + out);
+                    assertTrue(out.contains("resume with: anneal run " + dist.tinyExample()), context + ": " + out);
+                }
             }
         }
         try (Stream<Path> files = Files.walk(tmp)) {
