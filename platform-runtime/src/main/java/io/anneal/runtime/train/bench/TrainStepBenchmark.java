@@ -45,7 +45,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * float16 mixed precision. It prints tokens/s, model TFLOP/s (6 x parameters x tokens/s, the usual
  * dense-transformer estimate of forward plus backward), the float16 8192^3 matmul rate measured in
  * the same process through DJL, the fraction of it reached, and the peak device memory sampled from
- * {@code nvidia-smi --query-gpu=memory.used} (DJL exposes no CUDA allocator statistics).
+ * {@code nvidia-smi --query-gpu=memory.used} while the steps run, not while the matmul rate is
+ * measured (DJL exposes no CUDA allocator statistics).
  *
  * <p>Only the model and optimizer blocks are read, each checked as it is built: the steps run on
  * random tokens, so the pipeline's data (its plugins, tokenizer and files) need not be present, as
@@ -144,6 +145,10 @@ public final class TrainStepBenchmark implements CliCommand {
             if (profile != null) {
                 profileSteps(step, batches, lossScale, profile, context);
             }
+            // the peak is the steps': the matmul probe below holds about 0.9 GiB of its own (float32
+            // and float16 8192^2 operands, a product) on top of the step's, and the peer's figures
+            // are read before its own probe too (tools/bench/transformers_falcon_h1_step.py)
+            memory.stop();
             double tokensPerSecond = tokensPerStep * steps / seconds;
             double modelTflops = 6.0 * parameters * tokensPerSecond / 1e12;
             double matmulTflops = matmulRate(device, matmulSize);
@@ -264,8 +269,12 @@ public final class TrainStepBenchmark implements CliCommand {
     static double matmulRate(Device device, int n) {
         try (NDManager manager = NDManager.newBaseManager(device)) {
             Shape shape = new Shape(n, n);
-            NDArray a = manager.randomNormal(shape).toType(DataType.FLOAT16, false);
-            NDArray b = manager.randomNormal(shape).toType(DataType.FLOAT16, false);
+            NDArray a;
+            NDArray b;
+            try (NDArray a32 = manager.randomNormal(shape); NDArray b32 = manager.randomNormal(shape)) {
+                a = a32.toType(DataType.FLOAT16, false);
+                b = b32.toType(DataType.FLOAT16, false);
+            }
             int repeats = device.isGpu() ? 50 : 1;
             for (int i = 0; i < 3; i++) {
                 try (NDArray c = a.matMul(b)) {
@@ -317,13 +326,23 @@ public final class TrainStepBenchmark implements CliCommand {
             thread.start();
         }
 
+        private volatile long stoppedPeak = Long.MIN_VALUE;
+
+        /**
+         * Ends the sampling (a sample under way gets 2 s to finish) and freezes the peak: a sample that
+         * lands later, or a second stop, changes nothing.
+         */
         void stop() throws InterruptedException {
+            if (stoppedPeak != Long.MIN_VALUE) {
+                return;
+            }
             running = false;
             thread.join(2000);
+            stoppedPeak = peak.get();
         }
 
         long peakMib() {
-            return peak.get();
+            return stoppedPeak != Long.MIN_VALUE ? stoppedPeak : peak.get();
         }
 
         private static long sample() {
