@@ -176,7 +176,8 @@ public final class TrainStepBenchmark implements CliCommand {
             memory.stop();
         }
         result.put("peak_memory_mib", memory.peakMib());
-        result.put("peak_memory_source", memory.peakMib() < 0 ? "nvidia-smi unavailable" : "nvidia-smi memory.used, sampled every 100 ms while the steps ran (not during the matmul-rate probe)");
+        result.put("peak_memory_source", memory.peakMib() < 0 ? "nvidia-smi unavailable"
+                : "nvidia-smi memory.used, sampled every 100 ms while the steps ran (not during the matmul-rate probe)");
         String json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(result);
         Files.writeString(out, json);
         context.out().printf(Locale.ROOT, "bench-train: %.0f tokens/s, model %.1f TFLOP/s = %.1f%% of the float16 matmul rate "
