@@ -5,9 +5,10 @@
 BENCH_DIR holds Anneal's `anneal-fused-RxS.json` (`anneal bench-train --out`) and the peer's
 `hf-fast-RxS.json` (tools/bench/transformers_falcon_h1_step.py), as `tools/gpu/benchmarks.sh table`
 writes them, and may hold `anneal-fused-kept-RxS.json`: Anneal with the SSD scan's intermediates
-kept (model.ssd-recompute = false), a line of its own, which competes for Anneal's best micro-batch. Prints a markdown table (tokens/s, share of the fp16 matmul rate, peak memory; Anneal's
-memory is its process's as nvidia-smi shows it, the peer's its allocated peak and what the device
-showed in use), the ratios, and each goal of issue 12 with what it still needs:
+kept (model.ssd-recompute = false), a line of its own, which competes for Anneal's best micro-batch.
+Prints a markdown table (tokens/s, share of the fp16 matmul rate, peak memory; Anneal's memory is
+its process's as nvidia-smi shows it, the peer's its allocated peak and what the device showed in
+use), the ratios, and each goal of issue 12 with what it still needs:
 - at least 2x the peer's tokens/s at 8 x 2048;
 - Anneal's best micro-batch at least 1.5x the peer's best;
 - peak memory no more than the peer's at the same micro-batch (against what the device showed in
@@ -78,9 +79,12 @@ def main():
         lines.append("Anneal alone: " + "; ".join(f"{shape(k)} {anneal_cell(anneal[k])}" for k in beyond) + ".")
         lines.append("")
     if kept:
-        lines.append("Anneal, the SSD scan's intermediates kept (model.ssd-recompute = false): " + "; ".join(
-            f"{shape(k)} {anneal_cell(kept[k])}" + (f", {kept[k]['tokens_per_second'] / peer[k]['step']['tokens_per_second']:.2f}x"
-                                                   " the peer" if k in peer else "") for k in sorted(kept)) + ".")
+        def kept_cell(k):
+            ratio = f", {kept[k]['tokens_per_second'] / peer[k]['step']['tokens_per_second']:.2f}x the peer" \
+                if k in peer else ""
+            return f"{shape(k)} {anneal_cell(kept[k])}{ratio}"
+        lines.append("Anneal, the SSD scan's intermediates kept (model.ssd-recompute = false): "
+                     + "; ".join(kept_cell(k) for k in sorted(kept)) + ".")
         lines.append("")
 
     def verdict(name, met, detail):
