@@ -101,7 +101,7 @@ def main():
         lines.append("- 2x the peer at 8 x 2048: not measured (no 8 x 2048 pair)")
     # Anneal's best over both settings, named when it is the kept scan's
     candidates = [(r["tokens_per_second"], k, "") for k, r in anneal.items()]
-    candidates += [(r["tokens_per_second"], k, ", intermediates kept") for k, r in kept.items()]
+    candidates += [(r["tokens_per_second"], k, ", intermediates kept,") for k, r in kept.items()]
     a, best_a, setting = max(candidates)
     best_p = max(peer, key=lambda k: peer[k]["step"]["tokens_per_second"])
     p = peer[best_p]["step"]["tokens_per_second"]
