@@ -7,8 +7,9 @@ BENCH_DIR holds Anneal's `anneal-fused-RxS.json` (`anneal bench-train --out`) an
 writes them, and may hold `anneal-fused-kept-RxS.json`: Anneal with the SSD scan's intermediates
 kept (model.ssd-recompute = false), a line of its own, which competes for Anneal's best micro-batch.
 Prints a markdown table (tokens/s, share of the fp16 matmul rate, peak memory; Anneal's memory is
-its process's as nvidia-smi shows it, the peer's its allocated peak and what the device showed in
-use), the ratios, and each goal of issue 12 with what it still needs:
+its process's as nvidia-smi shows it, with the allocator's allocated peak before it where bench-train
+recorded one; the peer's its allocated peak and what the device showed in use), the ratios, and each
+goal of issue 12 with what it still needs:
 - at least 2x the peer's tokens/s at 8 x 2048;
 - Anneal's best micro-batch at least 1.5x the peer's best;
 - peak memory no more than the peer's at the same micro-batch (against what the device showed in
@@ -35,8 +36,11 @@ def runs(folder, prefix):
 
 
 def anneal_cell(r):
+    # as the peer's cell when the allocator's peak is known (bench-train after 2026-12-04): allocated, used
+    allocated = f"{r['peak_allocated_mib'] / GIB:.1f} GiB, " if "peak_allocated_mib" in r else ""
+    used = " used" if allocated else ""
     return (f"{round(r['tokens_per_second']):,} ({100 * r['fraction_of_matmul']:.1f}%), "
-            f"{r['peak_memory_mib'] / GIB:.1f} GiB")
+            f"{allocated}{r['peak_memory_mib'] / GIB:.1f} GiB{used}")
 
 
 def peer_cell(r):
@@ -123,6 +127,10 @@ def main():
             against_allocated = "; also under its allocated peak"
         else:
             against_allocated = "; over its allocated peak"
+        if "peak_allocated_mib" in anneal[k]:  # allocated against allocated too
+            mine_allocated = anneal[k]["peak_allocated_mib"] / GIB
+            against_allocated = (f"; allocated {mine_allocated:.1f} GiB against {allocated:.1f}, "
+                                 f"{'under' if mine_allocated <= allocated else 'over'}")
         verdict(f"memory at {shape(k)}", mine <= used,
                 f"{mine:.1f} GiB against the peer's {allocated:.1f} allocated, {used:.1f} used{against_allocated}")
     text = "\n".join(lines) + "\n"

@@ -82,7 +82,7 @@ fi
 bench_step() { # label config rows [extra options]; 3 warm-up steps: 2 eager, then the CUDA graphs' capture
   timeout 240 bash .gpu/run bin/anneal bench-train "$2" --rows "$3" --sequence-length 2048 --warmup 3 --steps 8 \
     "${@:4}" --out "$out/anneal-$1-${3}x2048.json" > "$out/anneal-$1-${3}x2048.log" 2>&1
-  grep -E "kernels:|graphs:|tokens/s|rror" "$out/anneal-$1-${3}x2048.log" | tail -4
+  grep -E "kernels:|graphs:|tokens/s|allocator:|rror" "$out/anneal-$1-${3}x2048.log" | tail -5
 }
 if has fused; then
   for rows in ${ROWS:-2 8 16 32}; do

@@ -1746,6 +1746,11 @@ int64_t graph_side_stream(const Tensor& anchor) {
     ready.record(current);
     ready.block(*side_stream);
     c10::cuda::setCurrentCUDAStream(*side_stream);
+    // The caching allocator reuses a freed block only on the stream it was allocated on: what the
+    // model's initialisation freed on the old stream (the parameters' first arrays, which the
+    // optimizer's flat buffer replaced, and the initialisers' temporaries) could never serve the
+    // steps again, yet stayed reserved under them. Back to the driver now.
+    c10::cuda::CUDACachingAllocator::emptyCache();
   }
   return (int64_t) side_stream->id();
 }
@@ -1778,6 +1783,35 @@ int64_t graph_release(const Tensor& anchor, int64_t id) {
   TORCH_CHECK(id >= 0 && id < (int64_t) step_graphs.size(), "anneal::graph_release: no graph ", id);
   step_graphs[id].reset();
   return id;
+}
+
+// The caching allocator's figures on the anchor's device, for bench-train (DJL exposes none):
+// [allocated, peak allocated, reserved, peak reserved, device used (cudaMemGetInfo: every process's
+// memory and the CUDA context, as nvidia-smi shows)], in bytes, as int64 on the host. With
+// reset_peaks the peaks start again from the current figures once read, as
+// torch.cuda.reset_peak_memory_stats does. Reserved counts the graphs' private pools; allocated
+// counts what a capture left allocated, not what a replay uses of its pool.
+Tensor memory_stats(const Tensor& anchor, bool reset_peaks) {
+  TORCH_CHECK(anchor.is_cuda(), "anneal::memory_stats: expected a CUDA tensor, found ", anchor.device());
+  auto device = anchor.device().index();
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+  size_t free_bytes = 0;
+  size_t total_bytes = 0;
+  {
+    c10::cuda::CUDAGuard guard(anchor.device());
+    C10_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  }
+  Tensor out = at::empty({5}, at::TensorOptions().dtype(at::kLong));
+  int64_t* v = out.data_ptr<int64_t>();
+  v[0] = stats.allocated_bytes[0].current;  // index 0: the aggregate over the small and large pools
+  v[1] = stats.allocated_bytes[0].peak;
+  v[2] = stats.reserved_bytes[0].current;
+  v[3] = stats.reserved_bytes[0].peak;
+  v[4] = (int64_t) (total_bytes - free_bytes);
+  if (reset_peaks) {
+    c10::cuda::CUDACachingAllocator::resetPeakStats(device);
+  }
+  return out;
 }
 
 // Reads back to the host that wait for nothing queued after them (issue 12: "metrics come back to
@@ -1843,6 +1877,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("graph_release(Tensor anchor, int id) -> int", &graph_release);
   m.def("host_read_begin(Tensor source) -> int", &host_read_begin);
   m.def("host_read_end(Tensor anchor, int id) -> Tensor", &host_read_end);
+  m.def("memory_stats(Tensor anchor, bool reset_peaks) -> Tensor", &memory_stats);
 }
 
 // CompositeImplicitAutograd: the dispatcher calls these for every backend and under autograd; each

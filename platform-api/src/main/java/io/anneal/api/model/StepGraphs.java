@@ -2,6 +2,7 @@ package io.anneal.api.model;
 
 import ai.djl.ndarray.NDArray;
 import io.anneal.api.Experimental;
+import java.util.Optional;
 
 /**
  * CUDA graphs of whole training steps, offered by a model whose forward pass can be captured
@@ -67,6 +68,29 @@ public interface StepGraphs {
     default HostRead read(NDArray source) {
         float[] values = source.toFloatArray();
         return () -> values;
+    }
+
+    /**
+     * The device's memory as the GPU's caching allocator counts it, which DJL does not expose:
+     * what a benchmark compares with PyTorch's {@code torch.cuda.max_memory_allocated} and
+     * {@code max_memory_reserved}. With {@code resetPeaks} the peaks start again from the current
+     * figures once read ({@code torch.cuda.reset_peak_memory_stats}). Empty where the
+     * implementation cannot read them, as this default.
+     *
+     * @since API 1.2 (default methods, added within 1.2: plugins built against 1.2 keep working)
+     */
+    default Optional<DeviceMemory> memory(boolean resetPeaks) {
+        return Optional.empty();
+    }
+
+    /**
+     * Bytes on one device: what live arrays hold ({@code allocated}), what the allocator holds
+     * from the driver for them, its cache and the graphs' private pools ({@code reserved}), each
+     * with its peak since the last reset, and the device's whole use ({@code deviceUsed}: every
+     * process, the CUDA context included, as nvidia-smi shows it). A replayed graph uses its pool
+     * without allocating, so for graphed steps {@code reserved} is the figure that counts.
+     */
+    record DeviceMemory(long allocated, long peakAllocated, long reserved, long peakReserved, long deviceUsed) {
     }
 
     /** A read of {@link #read} in flight. */

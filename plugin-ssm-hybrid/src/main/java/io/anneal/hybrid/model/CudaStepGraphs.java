@@ -11,6 +11,7 @@ import io.anneal.toolkit.torchscript.TorchScriptModule;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * {@link StepGraphs} through the graph operators of Anneal's library ({@code graph_*} in
@@ -84,6 +85,16 @@ final class CudaStepGraphs implements StepGraphs {
                 return result.singletonOrThrow().toFloatArray();
             }
         };
+    }
+
+    /** The allocator's figures through {@code memory_stats} (anneal_ops.cpp). */
+    @Override
+    public Optional<DeviceMemory> memory(boolean resetPeaks) {
+        try (NDArray reset = hostManager.create(new long[] {resetPeaks ? 1 : 0});
+             NDList result = control.call("memory", Arrays.asList(anchor, reset), Arrays.asList(new String[2]), false)) {
+            long[] v = result.singletonOrThrow().toLongArray();
+            return Optional.of(new DeviceMemory(v[0], v[1], v[2], v[3], v[4]));
+        }
     }
 
     private static void checkSameShape(NDArray destination, NDArray source) {

@@ -18,6 +18,8 @@ import io.anneal.api.data.PackedBatch;
 import io.anneal.api.model.CausalLanguageModel;
 import io.anneal.api.model.ModelArchitecture;
 import io.anneal.api.model.ModelOptions;
+import io.anneal.api.model.StepGraphs;
+import io.anneal.api.model.StepGraphs.DeviceMemory;
 import io.anneal.api.optim.OptimizerFactory;
 import io.anneal.api.optim.ParameterOptimizer;
 import io.anneal.api.optim.StepResult;
@@ -34,6 +36,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicLong;
@@ -113,6 +116,11 @@ public final class TrainStepBenchmark implements CliCommand {
                 throw new InputException("anneal bench-train: --cuda-graphs on, but " + step.graphsLine()
                         + "; use --cuda-graphs auto or off to time the eager step");
             }
+            // the allocator's own figures where the model's graphs can read them: after setup (the
+            // model and the optimizer's state), then the peaks of the warm-up (eager steps and the
+            // captures) and of the timed steps, each phase's peaks started afresh
+            Optional<StepGraphs> graphs = device.isGpu() ? model.stepGraphs() : Optional.empty();
+            Optional<DeviceMemory> afterSetup = graphs.flatMap(g -> g.memory(true));
             long parameters = model.parameterCount();
             List<PackedBatch> batches = randomBatches(microBatches, rows, sequenceLength, documentsPerRow, model.vocabSize());
             long tokensPerStep = (long) microBatches * rows * sequenceLength;
@@ -121,6 +129,7 @@ public final class TrainStepBenchmark implements CliCommand {
             for (int i = 0; i < warmup; i++) {
                 lastLoss = begin(step, batches, lossScale).take().loss();
             }
+            Optional<DeviceMemory> warmUp = graphs.flatMap(g -> g.memory(true));
             // as the trainer runs them: a replayed step's numbers are taken after the next step is enqueued
             long start = System.nanoTime();
             int skipped = 0;
@@ -142,6 +151,7 @@ public final class TrainStepBenchmark implements CliCommand {
             if (replayed == steps) { // one replayed step: forward, backward and optimizer are not told apart
                 gradientNanos = (long) (seconds * 1e9);
             }
+            Optional<DeviceMemory> timed = graphs.flatMap(g -> g.memory(false));
             if (profile != null) {
                 profileSteps(step, batches, lossScale, profile, context);
             }
@@ -172,6 +182,10 @@ public final class TrainStepBenchmark implements CliCommand {
             result.put("fraction_of_matmul", modelTflops / matmulTflops);
             result.put("last_loss", lastLoss);
             result.put("cuda_graphs", step.graphsLine());
+            if (afterSetup.isPresent() && warmUp.isPresent() && timed.isPresent()) {
+                allocatorFigures(result, afterSetup.get(), warmUp.get(), timed.get());
+                context.out().println("bench-train: " + allocatorLine(afterSetup.get(), warmUp.get(), timed.get()));
+            }
         } finally {
             memory.stop();
         }
@@ -186,6 +200,45 @@ public final class TrainStepBenchmark implements CliCommand {
                 100 * result.get("fraction_of_matmul").asDouble(), result.get("float16_matmul_tflops").asDouble(),
                 memory.peakMib() < 0 ? "not measured (no nvidia-smi)" : memory.peakMib() + " MiB", out);
         return 0;
+    }
+
+    private static long mib(long bytes) {
+        return Math.round(bytes / (1024.0 * 1024.0));
+    }
+
+    /**
+     * The allocator's figures in MiB: peak_allocated_mib and peak_reserved_mib (over the warm-up and
+     * the timed steps: a replay allocates nothing, so a graphed step's live arrays peak during its
+     * capture, and its pool shows in reserved), comparable to PyTorch's max_memory_allocated and
+     * max_memory_reserved; and each phase's figures under "allocator".
+     */
+    private static void allocatorFigures(ObjectNode result, DeviceMemory setup, DeviceMemory warmUp, DeviceMemory timed) {
+        result.put("peak_allocated_mib", mib(Math.max(warmUp.peakAllocated(), timed.peakAllocated())));
+        result.put("peak_reserved_mib", mib(Math.max(warmUp.peakReserved(), timed.peakReserved())));
+        ObjectNode phases = result.putObject("allocator");
+        phases.put("source", "the CUDA caching allocator's statistics and cudaMemGetInfo, read through the model's "
+                + "step graphs; each phase's peaks start at its beginning, setup's at the start of the process");
+        ObjectNode s = phases.putObject("after_setup");
+        s.put("allocated_mib", mib(setup.allocated()));
+        s.put("reserved_mib", mib(setup.reserved()));
+        s.put("peak_allocated_mib", mib(setup.peakAllocated()));
+        s.put("peak_reserved_mib", mib(setup.peakReserved()));
+        s.put("device_used_mib", mib(setup.deviceUsed()));
+        for (Map.Entry<String, DeviceMemory> phase : List.of(Map.entry("warm_up_and_capture", warmUp),
+                Map.entry("timed_steps", timed))) {
+            ObjectNode p = phases.putObject(phase.getKey());
+            p.put("peak_allocated_mib", mib(phase.getValue().peakAllocated()));
+            p.put("peak_reserved_mib", mib(phase.getValue().peakReserved()));
+            p.put("device_used_mib", mib(phase.getValue().deviceUsed()));
+        }
+    }
+
+    private static String allocatorLine(DeviceMemory setup, DeviceMemory warmUp, DeviceMemory timed) {
+        return String.format(Locale.ROOT, "allocator: after setup %,d MiB allocated (the model and the optimizer's state), "
+                        + "%,d reserved, %,d device used; warm-up and capture: peak %,d allocated, %,d reserved; "
+                        + "timed steps: peak %,d reserved, %,d device used",
+                mib(setup.allocated()), mib(setup.reserved()), mib(setup.deviceUsed()), mib(warmUp.peakAllocated()),
+                mib(warmUp.peakReserved()), mib(timed.peakReserved()), mib(timed.deviceUsed()));
     }
 
     private record StepOutcome(double loss, boolean skipped, boolean replayed, long gradientNanos) {
