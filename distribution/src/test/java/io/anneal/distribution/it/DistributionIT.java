@@ -577,16 +577,20 @@ class DistributionIT {
     }
 
     @Test
-    void launcherRunsCublasWithoutItsWorkspaceUnlessTheEnvironmentSaysOtherwise() throws Exception {
+    void launcherSetsCublasAllocatorAndOpenMpDefaultsUnlessTheEnvironmentSaysOtherwise() throws Exception {
         // bin/anneal's defaults, as the JVM (and so libtorch) sees them: anneal env prints its environment
-        Result defaults = dist.command("env").withoutEnv("CUBLAS_WORKSPACE_CONFIG").withoutEnv("OMP_WAIT_POLICY").run();
+        Result defaults = dist.command("env").withoutEnv("CUBLAS_WORKSPACE_CONFIG").withoutEnv("OMP_WAIT_POLICY")
+                .withoutEnv("PYTORCH_CUDA_ALLOC_CONF").run();
         assertEquals(0, defaults.exit(), defaults.out());
         assertTrue(defaults.out().contains("\nCUBLAS_WORKSPACE_CONFIG=:0:0\n"), defaults.out());
         assertTrue(defaults.out().contains("\nOMP_WAIT_POLICY=PASSIVE\n"), defaults.out());
-        Result own = dist.command("env").env("CUBLAS_WORKSPACE_CONFIG", ":4096:8").env("OMP_WAIT_POLICY", "ACTIVE").run();
+        assertTrue(defaults.out().contains("\nPYTORCH_CUDA_ALLOC_CONF=expandable_segments:True\n"), defaults.out());
+        Result own = dist.command("env").env("CUBLAS_WORKSPACE_CONFIG", ":4096:8").env("OMP_WAIT_POLICY", "ACTIVE")
+                .env("PYTORCH_CUDA_ALLOC_CONF", "max_split_size_mb:512").run();
         assertEquals(0, own.exit(), own.out());
         assertTrue(own.out().contains("\nCUBLAS_WORKSPACE_CONFIG=:4096:8\n"), own.out());
         assertTrue(own.out().contains("\nOMP_WAIT_POLICY=ACTIVE\n"), own.out());
+        assertTrue(own.out().contains("\nPYTORCH_CUDA_ALLOC_CONF=max_split_size_mb:512\n"), own.out());
     }
 
     @Test

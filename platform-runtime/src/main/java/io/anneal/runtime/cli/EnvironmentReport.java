@@ -17,13 +17,14 @@ import java.util.Map;
 /**
  * {@code anneal env}: what a bug report needs, as {@code trl env} prints it: versions, where
  * libtorch comes from and what it is, the GPUs, the environment variables that steer DJL, libtorch
- * and Anneal (bin/anneal sets OMP_WAIT_POLICY and CUBLAS_WORKSPACE_CONFIG unless they are set), and
+ * and Anneal (bin/anneal sets OMP_WAIT_POLICY, CUBLAS_WORKSPACE_CONFIG and PYTORCH_CUDA_ALLOC_CONF unless
+ * they are set), and
  * the plugins loaded.
  */
 final class EnvironmentReport {
     private static final List<String> VARIABLES = List.of("PYTORCH_LIBRARY_PATH", "PYTORCH_VERSION", "PYTORCH_FLAVOR",
             "DJL_CACHE_DIR", "ENGINE_CACHE_DIR", "ANNEAL_KERNELS", "ANNEAL_TORCH", "CUDA_VISIBLE_DEVICES",
-            "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "CUBLAS_WORKSPACE_CONFIG");
+            "OMP_NUM_THREADS", "OMP_WAIT_POLICY", "CUBLAS_WORKSPACE_CONFIG", "PYTORCH_CUDA_ALLOC_CONF");
 
     private final Map<String, String> env;
     private final String annealHome;
