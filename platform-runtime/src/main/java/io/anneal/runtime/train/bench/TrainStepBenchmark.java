@@ -49,7 +49,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * dense-transformer estimate of forward plus backward), the float16 8192^3 matmul rate measured in
  * the same process through DJL, the fraction of it reached, and the peak device memory sampled from
  * {@code nvidia-smi --query-gpu=memory.used} while the steps run, not while the matmul rate is
- * measured (DJL exposes no CUDA allocator statistics).
+ * measured. Where the model's step graphs can read the CUDA caching allocator's statistics (DJL
+ * exposes none; {@link StepGraphs#memory}), it also prints and writes those: the allocated and
+ * reserved peaks, as PyTorch's max_memory_allocated and max_memory_reserved give them.
  *
  * <p>Only the model and optimizer blocks are read, each checked as it is built: the steps run on
  * random tokens, so the pipeline's data (its plugins, tokenizer and files) need not be present, as
@@ -212,7 +214,7 @@ public final class TrainStepBenchmark implements CliCommand {
      * capture, and its pool shows in reserved), comparable to PyTorch's max_memory_allocated and
      * max_memory_reserved; and each phase's figures under "allocator".
      */
-    private static void allocatorFigures(ObjectNode result, DeviceMemory setup, DeviceMemory warmUp, DeviceMemory timed) {
+    static void allocatorFigures(ObjectNode result, DeviceMemory setup, DeviceMemory warmUp, DeviceMemory timed) {
         result.put("peak_allocated_mib", mib(Math.max(warmUp.peakAllocated(), timed.peakAllocated())));
         result.put("peak_reserved_mib", mib(Math.max(warmUp.peakReserved(), timed.peakReserved())));
         ObjectNode phases = result.putObject("allocator");
@@ -233,7 +235,7 @@ public final class TrainStepBenchmark implements CliCommand {
         }
     }
 
-    private static String allocatorLine(DeviceMemory setup, DeviceMemory warmUp, DeviceMemory timed) {
+    static String allocatorLine(DeviceMemory setup, DeviceMemory warmUp, DeviceMemory timed) {
         return String.format(Locale.ROOT, "allocator: after setup %,d MiB allocated (the model and the optimizer's state), "
                         + "%,d reserved, %,d device used; warm-up and capture: peak %,d allocated, %,d reserved; "
                         + "timed steps: peak %,d reserved, %,d device used",
