@@ -351,6 +351,26 @@ class ReadmeFiguresTest {
                 out.lines().filter(l -> l.startsWith("| ")).toList());
     }
 
+    /**
+     * Where bench-train recorded the allocator's peak, issue_table.py shows Anneal's memory as the
+     * peer's (allocated, then used) and checks allocated against allocated too.
+     */
+    @Test
+    void theTableScriptShowsAnnealsAllocatedPeakWhereRecorded() throws Exception {
+        Path folder = RECAST.resolve("at-8x2048");
+        JsonNode mine = json(folder.resolve("anneal-fused-8x2048.json"));
+        JsonNode peer = json(folder.resolve("hf-fast-8x2048.json")).get("step");
+        double allocated = mine.get("peak_allocated_mib").asDouble() / 1024;
+        double used = mine.get("peak_memory_mib").asDouble() / 1024;
+        String out = issueTable(folder);
+        assertTrue(out.contains(String.format(Locale.ROOT, "| Anneal, fused operators, CUDA graphs | %,d (%.1f%%), %.1f GiB, %.1f GiB used |",
+                Math.round(mine.get("tokens_per_second").asDouble()), 100 * mine.get("fraction_of_matmul").asDouble(), allocated,
+                used)), out);
+        assertTrue(out.contains(String.format(Locale.ROOT, "- memory at 8 x 2048: met (%.1f GiB against the peer's %.1f allocated, "
+                + "%.1f used; allocated %.1f GiB against %.1f, under)", used, peer.get("peak_memory_gib").asDouble(),
+                peer.get("device_used_gib").asDouble(), allocated, peer.get("peak_memory_gib").asDouble())), out);
+    }
+
     private static String issueTable(Path folder) throws Exception {
         Process p;
         try {
