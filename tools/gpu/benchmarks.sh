@@ -18,7 +18,8 @@
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
 # Settings: ROWS, MUP_ROWS, KEPT_ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
 # fused-mup, fused-kept, fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
-# default 300), DPO_TIMEOUT (seconds, default 560). Bound a part's time with these, not by wrapping
+# default 300), DPO_TIMEOUT (seconds, default 560), CALL_SECONDS (what the device call has left when
+# this script starts; table: 595 by default). Bound a part's time with these, not by wrapping
 # this script in `timeout`: that stops the script but not the timed run it started (each run's own
 # `timeout` is a process group of its own), which then holds the GPU's memory for the next call.
 set -u
@@ -50,6 +51,30 @@ out=${OUT:?set OUT}/bench
 mkdir -p "$out"
 fixture=$root/plugin-ssm-hybrid/src/test/resources/fixtures/falcon-h1/mup-untied
 step() { echo "== $(date +%T) $1"; }
+# The device tool stops a command at 600 s, and of what a stopped call wrote under $OUT only a few
+# files come back: a table call that ran past it lost the kept run and the peer's rows
+# (docs/benchmarks/2026-12-04-h200-weight-recast). With CALL_SECONDS each run is bounded by what is
+# left of the call, less 10 s for packing the results, and one is not started with under 15 s left;
+# a skipped or stopped run is named in skipped.txt. When other work comes first in the same call,
+# give what it leaves: CALL_SECONDS=$((600 - its seconds)).
+call_seconds=${CALL_SECONDS:-}
+[[ -z $call_seconds && $parts == *" table "* ]] && call_seconds=595
+limit() { # a run's own bound in seconds, or what the call has left when that is less
+  if [[ -z $call_seconds ]]; then echo "$1"; return; fi
+  local left=$(( call_seconds - SECONDS - 10 ))
+  if (( left < $1 )); then echo "$left"; else echo "$1"; fi
+}
+fits() { # a run named $1 may start: 15 s or more of the call are left
+  local left; left=$(limit 1000000)
+  (( left >= 15 )) && return 0
+  echo "skipped: $1 (${left} s of CALL_SECONDS=$call_seconds left after $SECONDS s)" | tee -a "$out/skipped.txt"
+  return 1
+}
+stopped() { # after a run named $1 exited with $2: 124 is timeout's, the run's bound or the call's end
+  (( $2 == 124 )) && echo "stopped: $1 at its bound, after $SECONDS s of the script (CALL_SECONDS=${call_seconds:-none})" \
+    | tee -a "$out/skipped.txt"
+  return 0
+}
 # The fused Anneal runs load the operators built here from this tree's sources, which the packed
 # plugin refuses when it carries others (a distribution packed before the last change to them):
 # stop now, not after every run has started a JVM and failed (docs/benchmarks/2026-12-03-h200-diag-dcum)
@@ -80,8 +105,10 @@ if has kernels; then
     > "$out/kernels.log" 2>&1; grep -v "^ok " "$out/kernels.log" | tail -12
 fi
 bench_step() { # label config rows [extra options]; 3 warm-up steps: 2 eager, then the CUDA graphs' capture
-  timeout 240 bash .gpu/run bin/anneal bench-train "$2" --rows "$3" --sequence-length 2048 --warmup 3 --steps 8 \
+  fits "Anneal $1 ${3}x2048" || return 0
+  timeout "$(limit 240)" bash .gpu/run bin/anneal bench-train "$2" --rows "$3" --sequence-length 2048 --warmup 3 --steps 8 \
     "${@:4}" --out "$out/anneal-$1-${3}x2048.json" > "$out/anneal-$1-${3}x2048.log" 2>&1
+  stopped "Anneal $1 ${3}x2048" $?
   grep -E "kernels:|graphs:|tokens/s|allocator:|rror" "$out/anneal-$1-${3}x2048.log" | tail -5
 }
 if has fused; then
@@ -156,8 +183,10 @@ if has peer-all; then
   # the peer's kit: .gpu/peer from tools/gpu/pack.sh --table (or --peer), or a copy of
   # ../shared/device/peer in PEER_DIR
   peer_ready "${PEER_DIR:-.gpu/peer}" && for rows in ${PEER_ROWS:-2 8 16 32}; do
-    timeout "${PEER_TIMEOUT:-300}" python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" --seq 2048 --label transformers-fast \
+    fits "peer ${rows}x2048" || continue
+    timeout "$(limit "${PEER_TIMEOUT:-300}")" python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" --seq 2048 --label transformers-fast \
       --autocast bfloat16 --weights bfloat16 --out "$out/hf-fast-${rows}x2048.json" >> "$out/hf-fast.log" 2>&1
+    stopped "peer ${rows}x2048" $?
     tail -2 "$out/hf-fast.log"
   done
 fi
@@ -267,6 +296,7 @@ fi
 if has table; then
   step "the table of issue 12 and its goals (tools/bench/issue_table.py, also in table.md)"
   python3 tools/bench/issue_table.py "$out" --out "$out/table.md"
+  [[ -f $out/skipped.txt ]] && cat "$out/skipped.txt"
 fi
 # a name per invocation: several invocations in one call keep every archive (the same parts twice
 # used to overwrite the first one's results)
