@@ -1514,8 +1514,8 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
     if (layers == 2) out.push_back(cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), w2));
     // The half-precision casts are not kept for the backward, which makes them again for x's
     // gradient, one layer at a time: kept, every layer's stayed alive from its forward to its
-    // backward, 0.5 GiB at the 291M model's peak, for 0.44 ms of casts a step at any micro-batch
-    // (docs/benchmarks/2026-12-04-h200-weight-recast).
+    // backward. The 291M model's allocated peak at 2 x 2048 fell by 426 MiB, for 0.44 ms of casts a
+    // step at any micro-batch (docs/benchmarks/2026-12-04-h200-weight-recast).
     ctx->save_for_backward({x});
     ctx->saved_data["layers"] = layers;
     ctx->saved_data["pieces1"] = pieces1;
