@@ -9,7 +9,6 @@ import ai.djl.ndarray.types.Shape;
 import io.anneal.api.model.StepGraphs;
 import io.anneal.toolkit.torchscript.TorchScriptModule;
 import java.util.Arrays;
-import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 
@@ -81,7 +80,7 @@ final class CudaStepGraphs implements StepGraphs {
         int read = call("read_begin", source);
         return () -> {
             try (NDArray id = hostManager.create(new long[] {read});
-                 NDList result = control.call("read_end", Arrays.asList(anchor, id), Arrays.asList(new String[2]), false)) {
+                 NDList result = invoke("read_end", anchor, id)) {
                 return result.singletonOrThrow().toFloatArray();
             }
         };
@@ -91,7 +90,7 @@ final class CudaStepGraphs implements StepGraphs {
     @Override
     public Optional<DeviceMemory> memory(boolean resetPeaks) {
         try (NDArray reset = hostManager.create(new long[] {resetPeaks ? 1 : 0});
-             NDList result = control.call("memory", Arrays.asList(anchor, reset), Arrays.asList(new String[2]), false)) {
+             NDList result = invoke("memory", anchor, reset)) {
             long[] v = result.singletonOrThrow().toLongArray();
             return Optional.of(new DeviceMemory(v[0], v[1], v[2], v[3], v[4]));
         }
@@ -104,9 +103,14 @@ final class CudaStepGraphs implements StepGraphs {
         }
     }
 
+    /** One method of GraphControl on {@code inputs}, unnamed; the caller closes the result. */
+    private NDList invoke(String method, NDArray... inputs) {
+        return control.call(method, Arrays.asList(inputs), Arrays.asList(new String[inputs.length]), false);
+    }
+
+    /** A method whose result is one number (an id). */
     private int call(String method, NDArray... inputs) {
-        List<NDArray> list = Arrays.asList(inputs);
-        try (NDList result = control.call(method, list, Arrays.asList(new String[inputs.length]), false)) {
+        try (NDList result = invoke(method, inputs)) {
             return (int) result.singletonOrThrow().toLongArray()[0];
         }
     }
