@@ -64,15 +64,16 @@ limit() { # a run's own bound in seconds, or what the call has left when that is
   local left=$(( call_seconds - SECONDS - 10 ))
   if (( left < $1 )); then echo "$left"; else echo "$1"; fi
 }
-fits() { # a run named $1 may start: 15 s or more of the call are left
+exec 3>&1   # bounded's own lines reach the console while a run's output goes to its log
+bounded() { # label, the run's own bound in seconds, the command; 1 when skipped
   local left; left=$(limit 1000000)
-  (( left >= 15 )) && return 0
-  echo "skipped: $1 (${left} s of CALL_SECONDS=$call_seconds left after $SECONDS s)" | tee -a "$out/skipped.txt"
-  return 1
-}
-stopped() { # after a run named $1 exited with $2: 124 is timeout's, the run's bound or the call's end
-  (( $2 == 124 )) && echo "stopped: $1 at its bound, after $SECONDS s of the script (CALL_SECONDS=${call_seconds:-none})" \
-    | tee -a "$out/skipped.txt"
+  if (( left < 15 )); then
+    echo "skipped: $1 (${left} s of CALL_SECONDS=$call_seconds left after $SECONDS s)" | tee -a "$out/skipped.txt" >&3
+    return 1
+  fi
+  timeout "$(limit "$2")" "${@:3}"
+  (( $? == 124 )) && echo "stopped: $1 at its bound, after $SECONDS s of the script (CALL_SECONDS=${call_seconds:-none})" \
+    | tee -a "$out/skipped.txt" >&3
   return 0
 }
 # The fused Anneal runs load the operators built here from this tree's sources, which the packed
@@ -105,10 +106,8 @@ if has kernels; then
     > "$out/kernels.log" 2>&1; grep -v "^ok " "$out/kernels.log" | tail -12
 fi
 bench_step() { # label config rows [extra options]; 3 warm-up steps: 2 eager, then the CUDA graphs' capture
-  fits "Anneal $1 ${3}x2048" || return 0
-  timeout "$(limit 240)" bash .gpu/run bin/anneal bench-train "$2" --rows "$3" --sequence-length 2048 --warmup 3 --steps 8 \
-    "${@:4}" --out "$out/anneal-$1-${3}x2048.json" > "$out/anneal-$1-${3}x2048.log" 2>&1
-  stopped "Anneal $1 ${3}x2048" $?
+  bounded "Anneal $1 ${3}x2048" 240 bash .gpu/run bin/anneal bench-train "$2" --rows "$3" --sequence-length 2048 \
+    --warmup 3 --steps 8 "${@:4}" --out "$out/anneal-$1-${3}x2048.json" > "$out/anneal-$1-${3}x2048.log" 2>&1 || return 0
   grep -E "kernels:|graphs:|tokens/s|allocator:|rror" "$out/anneal-$1-${3}x2048.log" | tail -5
 }
 if has fused; then
@@ -183,10 +182,9 @@ if has peer-all; then
   # the peer's kit: .gpu/peer from tools/gpu/pack.sh --table (or --peer), or a copy of
   # ../shared/device/peer in PEER_DIR
   peer_ready "${PEER_DIR:-.gpu/peer}" && for rows in ${PEER_ROWS:-2 8 16 32}; do
-    fits "peer ${rows}x2048" || continue
-    timeout "$(limit "${PEER_TIMEOUT:-300}")" python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" --seq 2048 --label transformers-fast \
-      --autocast bfloat16 --weights bfloat16 --out "$out/hf-fast-${rows}x2048.json" >> "$out/hf-fast.log" 2>&1
-    stopped "peer ${rows}x2048" $?
+    bounded "peer ${rows}x2048" "${PEER_TIMEOUT:-300}" python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" \
+      --seq 2048 --label transformers-fast --autocast bfloat16 --weights bfloat16 --out "$out/hf-fast-${rows}x2048.json" \
+      >> "$out/hf-fast.log" 2>&1 || continue
     tail -2 "$out/hf-fast.log"
   done
 fi
