@@ -7,6 +7,11 @@ a host-free step of this arithmetic reaches.
 
     python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--shapes] [--graphed] [--out F.json]
         [--source LAYER.torchscript] [--chunk 128] [--top 80] [--sdp cudnn|flash|efficient]
+        [--head-chunk 4096] [--memory]
+
+(--memory: the caching allocator's trace of one eager step: where its allocated peak falls, and what
+is alive there by the phase that allocated it: each layer's forward and backward, the LM head's, the
+optimizer.)
 
 (--chunk: the SSD's chunk length, the model's 128 by default: the scan's result does not depend on it
 (Dao & Gu 2024, section 6), its cost does. --top: how many kernels the JSON keeps, by time.)
@@ -49,7 +54,7 @@ D_SSM, M_HEADS, M_HEAD_DIM, STATE, GROUPS, CONV, CHUNK, VOCAB = 2048, 32, 64, 12
 CONV_DIM = D_SSM + 2 * GROUPS * STATE
 
 
-def attributes(chunk=CHUNK, recompute=True):
+def attributes(chunk=CHUNK, recompute=True, head_chunk=4096):
     # the order of the class's declarations, as TorchScriptLayers.attributes writes them
     return [("training", True), ("half", True), ("heads", HEADS), ("kv_heads", KV), ("head_dim", HEAD_DIM),
             ("d_ssm", D_SSM), ("conv_dim", CONV_DIM), ("m_heads", M_HEADS), ("m_head_dim", M_HEAD_DIM),
@@ -58,7 +63,7 @@ def attributes(chunk=CHUNK, recompute=True):
             ("ssm_out", 1.0), ("mlp_gate", 1.0), ("mlp_down", 1.0), ("mamba_rms_norm", False),
             ("norm_before_gate", True), ("dt_low", 0.0), ("dt_high", 3.4028234663852886e38),
             ("clip_dt", False), ("ssd_chunk", chunk), ("ssd_recompute", recompute), ("lm_head", 1.0),
-            ("head_chunk", 4096)]
+            ("head_chunk", head_chunk)]
 
 
 def declared(source, class_name="FalconH1Layer"):
@@ -82,10 +87,10 @@ def module_pickle(class_name, attrs):
     return bytes(out + b"ub.")
 
 
-def compile_layer(source, chunk=CHUNK, recompute=True):
+def compile_layer(source, chunk=CHUNK, recompute=True, head_chunk=4096):
     # only the attributes the source declares: --source may be another commit's layer, from before one
     names = declared(source)
-    attrs = [(k, v) for k, v in attributes(chunk, recompute) if k in names]
+    attrs = [(k, v) for k, v in attributes(chunk, recompute, head_chunk) if k in names]
     missing = [k for k in names if k not in dict(attrs)]
     if missing:
         sys.exit(f"profile_layers.py: the layer declares attributes this script does not set: {missing}")
@@ -180,6 +185,60 @@ def launch_sources(prof, wanted, depth=3):
     return sorted(counts.items(), key=lambda kv: -kv[1][0])
 
 
+# Phase markers for --memory: an allocation of a size no tensor of the step has, freed at once: a
+# prime number (over 1,000) of the small pool's 512-byte blocks, where the model's sizes factor into
+# 2, 3 and 137 (a first try with 1,000 + the phase's number hit a real 512 KiB tensor at 1,024). The
+# allocator's trace then says which phase each block was allocated in, with no clock shared between
+# host and trace.
+MARKER_BLOCKS = [n for n in range(1009, 2000) if all(n % k for k in range(2, int(n ** 0.5) + 1))]
+PHASES = []
+
+
+def mark(label):
+    PHASES.append(label)
+    del_me = torch.empty(512 * MARKER_BLOCKS[len(PHASES) - 1], dtype=torch.uint8, device="cuda")
+    del del_me
+
+
+def memory_report(trace, baseline, top=25):
+    """Where the step's allocated peak falls and what is alive there: from the caching allocator's
+    trace of one step (torch.cuda.memory._record_memory_history), blocks grouped by the phase
+    (mark) that allocated them. `baseline` is what was allocated when the recording began (the
+    weights, gradients and optimizer state)."""
+    markers = {512 * MARKER_BLOCKS[i]: label for i, label in enumerate(PHASES)}
+    phase, live, current, peak, at_peak, peak_phase = "before the first mark", {}, 0, 0, {}, None
+    for entry in trace:
+        action, addr, size = entry["action"], entry["addr"], entry["size"]
+        if action == "alloc" and size in markers:
+            phase = markers[size]
+            continue
+        if action == "alloc":
+            live[addr] = (size, phase)
+            current += size
+            if current > peak:
+                peak, at_peak, peak_phase = current, dict(live), phase
+        elif action == "free_completed" and addr in live:
+            current -= live.pop(addr)[0]
+    mib = 2 ** 20
+    by_phase = defaultdict(lambda: [0, 0])
+    for size, allocated_in in at_peak.values():
+        by_phase[allocated_in][0] += size
+        by_phase[allocated_in][1] += 1
+    largest = sorted(at_peak.values(), key=lambda v: -v[0])[:top]
+    report = {"baseline_mib": round(baseline / mib, 1), "step_peak_mib": round(peak / mib, 1),
+              "peak_allocated_mib": round((baseline + peak) / mib, 1), "peak_phase": peak_phase,
+              "live_at_peak_by_phase": [{"phase": k, "mib": round(v[0] / mib, 1), "blocks": v[1]}
+                                        for k, v in sorted(by_phase.items(), key=lambda kv: -kv[1][0])],
+              "largest_live_at_peak": [{"mib": round(size / mib, 2), "phase": ph} for size, ph in largest]}
+    print(f"   memory: {report['baseline_mib']:,.0f} MiB allocated before the step, its peak "
+          f"{report['peak_allocated_mib']:,.0f} MiB during '{peak_phase}'; alive there, by the phase that allocated it:")
+    for item in report["live_at_peak_by_phase"][:20]:
+        print(f"   {item['mib']:9.1f} MiB in {item['blocks']:4d} blocks  {item['phase']}")
+    print("   the largest blocks alive at the peak: " + ", ".join(
+        f"{b['mib']:.1f} ({b['phase']})" for b in report["largest_live_at_peak"]))
+    return report
+
+
 def graphed_seconds(step, steps):
     """Seconds a step takes captured as one CUDA graph and replayed (warm-up on a side stream first,
     as torch.cuda.graphs' documentation asks)."""
@@ -218,6 +277,9 @@ def main():
                     help="also time the step captured as one CUDA graph (the launches' gaps: graphed less kernels)")
     ap.add_argument("--sdp", choices=["cudnn", "flash", "efficient"],
                     help="allow only this attention backend (default: torch's choice)")
+    ap.add_argument("--head-chunk", type=int, default=4096, help="tokens per chunk of the LM head (TorchScriptLayers)")
+    ap.add_argument("--memory", action="store_true",
+                    help="record the allocator's trace of one step and report where its peak falls and what is alive there")
     ap.add_argument("--shapes", action="store_true",
                     help="also list the copying operators (copy_, cat, clone, ...) by device time and input shapes")
     args = ap.parse_args()
@@ -238,23 +300,49 @@ def main():
     embed = torch.randn(b, t, HIDDEN, device="cuda", generator=g, requires_grad=True)
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
-    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "ssd_recompute": not args.keep_ssd,
+    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "head_chunk": args.head_chunk, "ssd_recompute": not args.keep_ssd,
                "sdp": args.sdp or "default", "variants": {}}
     for name in ["fused"]:
-        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd)
+        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd, args.head_chunk)
+        marking = [False]
 
         def step():
             h = embed
-            for w in weights:
+            for i, w in enumerate(weights):
+                if marking[0]:
+                    mark(f"forward, layer {i}")
                 h = layer.forward(h, w, cos, sin)
+                if marking[0]:  # runs when backward reaches this layer's output
+                    h.register_hook(lambda grad, i=i: mark(f"backward, layer {i}"))
+            if marking[0]:
+                mark("head, forward")
             log_prob, _, _ = layer.head(h, norm, head, labels)
+            if marking[0]:
+                log_prob.register_hook(lambda grad: mark("head, backward"))
             (-log_prob.sum() / (b * t) * 1024.0).backward()
+            if marking[0]:
+                mark("optimizer")
             optimizer.step()
             optimizer.zero_grad(set_to_none=False)
 
         for _ in range(3):
             step()
         torch.cuda.synchronize()
+        if args.memory:
+            torch.cuda.reset_peak_memory_stats()
+            baseline = torch.cuda.memory_allocated()
+            torch.cuda.memory._record_memory_history(max_entries=1_000_000, stacks="python")
+            marking[0] = True
+            step()
+            marking[0] = False
+            torch.cuda.synchronize()
+            trace = torch.cuda.memory._snapshot()["device_traces"][torch.cuda.current_device()]
+            torch.cuda.memory._record_memory_history(enabled=None)
+            results["memory"] = memory_report(trace, baseline)
+            results["memory"]["max_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+            results["memory"]["max_memory_reserved_mib"] = round(torch.cuda.max_memory_reserved() / 2 ** 20, 1)
+            print(f"   (torch's own figures for that step: peak allocated {results['memory']['max_memory_allocated_mib']:,.0f} MiB,"
+                  f" reserved {results['memory']['max_memory_reserved_mib']:,.0f} MiB)")
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
         for _ in range(args.steps):
@@ -315,8 +403,13 @@ def main():
             except Exception as e:  # noqa: BLE001 - an older profiler's events differ; say so and go on
                 print(f"   small kernels by launching operator: not available ({type(e).__name__}: {e})")
         if args.graphed:
+            torch.cuda.reset_peak_memory_stats()
             graphed = graphed_seconds(step, args.steps)
             r["graphed_seconds_per_step"] = graphed
+            r["graphed_peak_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+            r["graphed_peak_reserved_mib"] = round(torch.cuda.max_memory_reserved() / 2 ** 20, 1)
+            print(f"   graphed: peak allocated {r['graphed_peak_allocated_mib']:,.0f} MiB, reserved "
+                  f"{r['graphed_peak_reserved_mib']:,.0f} MiB (the warm-up on a side stream and the capture's pool)")
             gap = graphed * 1e3 - total
             print(f"   graphed (one CUDA graph a step): {graphed * 1e3:.1f} ms/step, {b * t / graphed:,.0f} tokens/s; "
                   f"less the kernels: {gap:.1f} ms, {gap / launches * 1e3:.2f} us a launch")
