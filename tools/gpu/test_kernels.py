@@ -462,6 +462,48 @@ def test_silu_mul(dtype, strided, width=96):
             [("out", out, ref), ("dgate", dgate, gr.grad), ("dup", up_op.grad, ur.grad)])
 
 
+def test_silu_mul_linear(dtype, bias, strided=False, master=True, passes=2, scale=1.0, frozen=False, width=96):
+    """silu_mul_linear against scale (silu(gate) * up) W^T + b in float64: the product that the backward
+    writes again (not kept from the forward) must give the gradients the kept one gives. `strided`:
+    the gate is a slice of a wider tensor (the Mamba gate, a piece of the input projection). `master`:
+    a float32 weight leaf whose gradient goes into its .grad in place, summed over `passes`; else the
+    weight in gate's type, its gradient through autograd. `frozen`: the weight takes no gradient. A
+    width that is no multiple of 8 takes the composed form (silu_mul, then linear)."""
+    torch.manual_seed(12)
+    rows, outputs = 37, 40
+    wide = torch.randn(2, rows, width + 40, device="cuda") * 3
+    up = torch.randn(2, rows, width, device="cuda")
+    w = torch.randn(outputs, width, device="cuda") * 0.1
+    b = torch.randn(outputs, device="cuda")
+    gr, ur, wr, br = leaves(wide[..., :width].to(dtype).double(), up.to(dtype).double(), w.double(), b.double())
+    ref = scale * ((F.silu(gr) * ur) @ wr.t()) + (br if bias else 0)
+    gout = torch.randn_like(ref)
+    (ref * gout).sum().backward()
+    wide_op = wide.to(dtype).requires_grad_(True)
+    (gate_leaf, up_op) = leaves(wide[..., :width].to(dtype), up.to(dtype))
+    wo, bo = leaves(w if master else w.to(dtype), b if master else b.to(dtype))
+    if frozen:
+        wo.requires_grad_(False)
+    for _ in range(passes):
+        gate_op = wide_op[..., :width] if strided else gate_leaf
+        out = torch.ops.anneal.silu_mul_linear(gate_op, up_op, wo, bo if bias else None, scale)
+        (out.double() * gout).sum().backward()
+    assert out.dtype == dtype, f"silu_mul_linear came back in {out.dtype}, not {dtype}"
+    dgate = wide_op.grad[..., :width] if strided else gate_leaf.grad
+    pairs = [("out", out, ref), ("dgate", dgate, passes * gr.grad), ("dup", up_op.grad, passes * ur.grad)]
+    if frozen:
+        assert wo.grad is None, "a weight without requires_grad got a gradient"
+    else:
+        assert wo.grad.dtype == wo.dtype, f"the weight's gradient is {wo.grad.dtype}, not {wo.dtype}"
+        pairs.append(("dw", wo.grad, passes * wr.grad))
+    if bias:
+        pairs.append(("db", bo.grad, passes * br.grad))
+    kind = "float32 master" if master else "weight in gate's type"
+    compare(f"silu_mul_linear width={width} {kind}{' bias' if bias else ''} {passes} pass(es)"
+            f"{' gate a strided view' if strided else ''}{f' scale {scale}' if scale != 1.0 else ''}"
+            f"{' frozen' if frozen else ''}", dtype, pairs)
+
+
 # ---------------------------------------------------------------- the residual stream's RMSNorm
 def test_residual_norm(dtype, add, width, rows=37, misaligned=False):
     """rms_norm (x float32 -> the norm in dtype) and add_rms_norm (x + a + b float32 and its norm)
@@ -779,6 +821,15 @@ def main():
         test_silu_mul(dtype, strided=False)
         test_silu_mul(dtype, strided=True)
         test_silu_mul(dtype, strided=True, width=100)
+        # the MLP's down projection (a float32 master weight; the muP model's multiplier folded) and the
+        # Mamba out_proj (the gate a piece of the input projection); a weight in the compute type with a
+        # bias; a frozen weight (a DPO reference model); the composed form
+        test_silu_mul_linear(dtype, bias=False)
+        test_silu_mul_linear(dtype, bias=False, scale=0.5, strided=True)
+        test_silu_mul_linear(dtype, bias=True, master=False, passes=1, scale=1.25)
+        test_silu_mul_linear(dtype, bias=True, strided=True)
+        test_silu_mul_linear(dtype, bias=False, frozen=True, passes=1)
+        test_silu_mul_linear(dtype, bias=True, strided=True, width=100)
         test_qkv_rope(dtype, per_row=True)
         test_qkv_rope(dtype, per_row=True, d=64, heads=16, kv_heads=4)  # the 291M model's attention
         test_qkv_rope(dtype, per_row=True, d=64, key_scale=0.390625)    # Falcon-H1-0.5B's key multiplier

@@ -2116,7 +2116,8 @@ void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, cons
 // ---------------------------------------------------------------------------------------------
 // silu(gate) * up, the SwiGLU of the MLP and the Mamba output gate, over rows of `width` elements
 // (each input with its own row stride: the Mamba gate is a view of the input projection). Backward
-// recomputes the sigmoid: d gate = g up s (1 + gate (1 - s)), d up = g gate s. TorchScript's fuser
+// recomputes the sigmoid: d gate = g up s (1 + gate (1 - s)), d up = g gate s; given `product`, it also
+// writes the forward's result again there (silu_mul_linear keeps no product). TorchScript's fuser
 // made these kernels at about half the memory bandwidth (9.1 ms of a 124 ms step at 8 x 2048).
 // ---------------------------------------------------------------------------------------------
 template <typename T>
@@ -2138,13 +2139,13 @@ __global__ void silu_mul_forward_kernel(const T* __restrict__ gate, int64_t gate
 template <typename T>
 __global__ void silu_mul_backward_kernel(const T* __restrict__ gate, int64_t gate_row, const T* __restrict__ up,
                                          int64_t up_row, const T* __restrict__ grad, T* __restrict__ dgate,
-                                         T* __restrict__ dup, int64_t rows, int width) {
+                                         T* __restrict__ dup, T* __restrict__ product, int64_t rows, int width) {
   int lanes = width / 8;
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   if (i >= rows * lanes) return;
   int64_t row = i / lanes;
   int col = (int) (i % lanes) * 8;
-  float g[8], u[8], d[8], dg[8], du[8];
+  float g[8], u[8], d[8], dg[8], du[8], out[8];
   load8(gate + row * gate_row + col, g);
   load8(up + row * up_row + col, u);
   load8(grad + row * width + col, d);
@@ -2153,9 +2154,11 @@ __global__ void silu_mul_backward_kernel(const T* __restrict__ gate, int64_t gat
     float s = sigmoid(g[k]);
     du[k] = d[k] * g[k] * s;
     dg[k] = d[k] * u[k] * s * (1.f + g[k] * (1.f - s));
+    out[k] = g[k] * s * u[k];   // the forward's product, in its order of operations
   }
   store8(dgate + row * width + col, dg);
   store8(dup + row * width + col, du);
+  if (product != nullptr) store8(product + row * width + col, out);
 }
 
 template <typename T>
@@ -2169,11 +2172,11 @@ void silu_mul_forward(const T* gate, int64_t gate_row, const T* up, int64_t up_r
 
 template <typename T>
 void silu_mul_backward(const T* gate, int64_t gate_row, const T* up, int64_t up_row, const T* grad, T* dgate, T* dup,
-                       int64_t rows, int width, cudaStream_t stream) {
+                       T* product, int64_t rows, int width, cudaStream_t stream) {
   int64_t threads = rows * (width / 8);
   if (threads == 0) return;
-  silu_mul_backward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(gate, gate_row, up, up_row,
-                                                                                      grad, dgate, dup, rows, width);
+  silu_mul_backward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(
+      gate, gate_row, up, up_row, grad, dgate, dup, product, rows, width);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2516,7 +2519,7 @@ void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t*
   template void qkv_rope_apply<T>(const QkvParts<T>&, const float*, const float*, int, int, int, int, bool,        \
                                   cudaStream_t);                                                                      \
   template void silu_mul_forward<T>(const T*, int64_t, const T*, int64_t, T*, int64_t, int, cudaStream_t);           \
-  template void silu_mul_backward<T>(const T*, int64_t, const T*, int64_t, const T*, T*, T*, int64_t, int,          \
+  template void silu_mul_backward<T>(const T*, int64_t, const T*, int64_t, const T*, T*, T*, T*, int64_t, int,      \
                                      cudaStream_t);                                                                 \
   template void scale_two_layouts_forward<T>(const T*, int64_t, const float*, T*, T*, int, int, int, int, int,       \
                                              cudaStream_t);                                                         \

@@ -171,10 +171,11 @@ bool residual_norm_supported(int width, std::initializer_list<const void*> point
 template <typename T>
 void silu_mul_forward(const T* gate, int64_t gate_row, const T* up, int64_t up_row, T* out, int64_t rows, int width,
                       cudaStream_t stream);
-/** Its gradients dgate and dup [rows, width] from grad [rows, width]. */
+/** Its gradients dgate and dup [rows, width] from grad [rows, width]; with `product` not null, also
+ * silu(gate) * up [rows, width] again, as the forward computes it. */
 template <typename T>
 void silu_mul_backward(const T* gate, int64_t gate_row, const T* up, int64_t up_row, const T* grad, T* dgate, T* dup,
-                       int64_t rows, int width, cudaStream_t stream);
+                       T* product, int64_t rows, int width, cudaStream_t stream);
 bool silu_mul_supported(int width, int64_t gate_row, int64_t up_row, int element_size,
                         std::initializer_list<const void*> pointers);
 

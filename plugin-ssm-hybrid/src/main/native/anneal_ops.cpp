@@ -14,6 +14,8 @@
 //   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
 //                          float32 logits are ever materialised; backward recomputes each chunk
 //   silu_mul               silu(gate) * up (SwiGLU, the Mamba output gate), one pass each way
+//   silu_mul_linear        the same into a linear layer (the down projection, out_proj): the product
+//                          is not kept for backward but written again by silu_mul's backward pass
 //   rms_norm, add_rms_norm the float32 residual stream's RMSNorm into the compute type, the second
 //                          after adding the layer's two branches; one pass each way
 //   qkv_rope               rotary position embedding (rotate_half) of q and k, the key multiplier and
@@ -1283,49 +1285,69 @@ Tensor residual_add(const Tensor& x, const Tensor& a) {
 // whose rows are evenly spaced (the Mamba gate is a slice of the input projection): no copy.
 // ---------------------------------------------------------------------------------------------
 
+// gate and up as the kernels read them: a view with evenly spaced rows as it is, any other contiguous
+Tensor rows_evenly_spaced(const Tensor& t) { return row_stride(t) < 0 ? t.contiguous() : t; }
+
+// silu(g) * u [..., W] in their type (one kernel)
+Tensor silu_mul_product(const Tensor& g, const Tensor& u) {
+  int64_t width = g.size(-1), rows = width == 0 ? 0 : g.numel() / width;
+  Tensor out = at::empty(g.sizes(), g.options());
+  c10::cuda::CUDAGuard guard(g.device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_type(g, "silu_mul", [&](auto tag) {
+    using T = decltype(tag);
+    anneal::silu_mul_forward<T>(ptr<T>(g), row_stride(g), ptr<T>(u), row_stride(u), ptr<T>(out), rows, (int) width,
+                                stream);
+  });
+  return out;
+}
+
+// (dgate, dup) from the product's gradient d (contiguous, g's type) in one kernel, which also writes
+// the product again into `product` when it is defined
+std::pair<Tensor, Tensor> silu_mul_grads(const Tensor& g, const Tensor& u, const Tensor& d, const Tensor& product) {
+  int64_t width = g.size(-1), rows = width == 0 ? 0 : g.numel() / width;
+  Tensor dgate = at::empty(g.sizes(), g.options()), dup = at::empty(u.sizes(), u.options());
+  c10::cuda::CUDAGuard guard(g.device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_type(g, "silu_mul", [&](auto tag) {
+    using T = decltype(tag);
+    anneal::silu_mul_backward<T>(ptr<T>(g), row_stride(g), ptr<T>(u), row_stride(u), ptr<T>(d), ptr<T>(dgate),
+                                 ptr<T>(dup), product.defined() ? ptr<T>(product) : nullptr, rows, (int) width, stream);
+  });
+  return {dgate, dup};
+}
+
 struct SiluMul : torch::autograd::Function<SiluMul> {
   static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up) {
-    int64_t width = gate.size(-1), rows = width == 0 ? 0 : gate.numel() / width;
-    Tensor g = row_stride(gate) < 0 ? gate.contiguous() : gate;
-    Tensor u = row_stride(up) < 0 ? up.contiguous() : up;
-    Tensor out = at::empty(gate.sizes(), gate.options());
-    c10::cuda::CUDAGuard guard(gate.device());
-    auto stream = at::cuda::getCurrentCUDAStream();
-    by_type(g, "silu_mul", [&](auto tag) {
-      using T = decltype(tag);
-      anneal::silu_mul_forward<T>(ptr<T>(g), row_stride(g), ptr<T>(u), row_stride(u), ptr<T>(out), rows, (int) width,
-                                  stream);
-    });
+    Tensor g = rows_evenly_spaced(gate), u = rows_evenly_spaced(up);
     ctx->save_for_backward({g, u});
-    return out;
+    return silu_mul_product(g, u);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    Tensor g = saved[0], u = saved[1];
     if (!grads[0].defined()) return {Tensor(), Tensor()};
-    Tensor d = grads[0].to(g.scalar_type()).contiguous();
-    int64_t width = g.size(-1), rows = width == 0 ? 0 : g.numel() / width;
-    Tensor dgate = at::empty(g.sizes(), g.options()), dup = at::empty(u.sizes(), u.options());
-    c10::cuda::CUDAGuard guard(g.device());
-    auto stream = at::cuda::getCurrentCUDAStream();
-    by_type(g, "silu_mul", [&](auto tag) {
-      using T = decltype(tag);
-      anneal::silu_mul_backward<T>(ptr<T>(g), row_stride(g), ptr<T>(u), row_stride(u), ptr<T>(d), ptr<T>(dgate),
-                                   ptr<T>(dup), rows, (int) width, stream);
-    });
+    auto [dgate, dup] = silu_mul_grads(saved[0], saved[1], grads[0].to(saved[0].scalar_type()).contiguous(), Tensor());
     return {dgate, dup};
   }
 };
 
-Tensor silu_mul(const Tensor& gate, const Tensor& up) {
-  TORCH_CHECK(gate.sizes() == up.sizes() && gate.scalar_type() == up.scalar_type(), "anneal::silu_mul: expected gate "
+// whether silu_mul's kernels take gate and up (else the composed form)
+bool silu_mul_on_kernel(const Tensor& gate, const Tensor& up) {
+  return gate.is_cuda() && gate.dim() >= 1 && row_stride(gate) >= 0 && row_stride(up) >= 0 &&
+         anneal::silu_mul_supported((int) gate.size(-1), row_stride(gate), row_stride(up), (int) gate.element_size(),
+                                    {gate.data_ptr(), up.data_ptr()});
+}
+
+void check_silu_mul(const char* op, const Tensor& gate, const Tensor& up) {
+  TORCH_CHECK(gate.sizes() == up.sizes() && gate.scalar_type() == up.scalar_type(), "anneal::", op, ": expected gate "
               "and up of one shape and type, found ", gate.sizes(), " ", gate.scalar_type(), " and ", up.sizes(), " ",
               up.scalar_type());
-  bool kernel = gate.is_cuda() && gate.dim() >= 1 && row_stride(gate) >= 0 && row_stride(up) >= 0 &&
-                anneal::silu_mul_supported((int) gate.size(-1), row_stride(gate), row_stride(up),
-                                           (int) gate.element_size(), {gate.data_ptr(), up.data_ptr()});
-  if (!kernel) return at::silu(gate) * up;
+}
+
+Tensor silu_mul(const Tensor& gate, const Tensor& up) {
+  check_silu_mul("silu_mul", gate, up);
+  if (!silu_mul_on_kernel(gate, up)) return at::silu(gate) * up;
   return SiluMul::apply(gate, up);
 }
 
@@ -1633,6 +1655,56 @@ std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c1
 }
 
 // ---------------------------------------------------------------------------------------------
+// silu_mul_linear(gate [..., W], up [..., W], weight [out, W], bias?, scale) -> linear(silu(gate) * up,
+// weight, bias, scale): the MLP's SwiGLU with its down projection, and the Mamba output gate with
+// out_proj. silu_mul keeps gate and up for its backward anyway; the linear layer kept the product as
+// well, a third [tokens, W] tensor a layer (24 MiB for the MLP and 16 for out_proj a layer at
+// 2 x 2048 on the 291M model). Here the product is not kept: its gradient dh = g W comes first, then
+// silu_mul's backward kernel writes the product again beside gate's and up's gradients (one more
+// write of [tokens, W] in a pass that reads gate and up anyway), and the weight's gradient reads it.
+// (Recomputing a cheap elementwise function rather than keeping its output: Chen et al. 2016,
+// "Training Deep Nets with Sublinear Memory Cost"; as Megatron-LM's recomputation of activations.)
+// ---------------------------------------------------------------------------------------------
+struct SiluMulLinear : torch::autograd::Function<SiluMulLinear> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up, const Tensor& weight,
+                        const Tensor& bias, bool has_bias, double scale) {
+    Tensor g = rows_evenly_spaced(gate), u = rows_evenly_spaced(up);
+    Tensor out = cast_linear(silu_mul_product(g, u), weight, bias, has_bias, scale, Tensor());
+    ctx->save_for_backward({g, u});
+    ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
+    ctx->saved_data["bias_type"] = has_bias ? (int64_t) bias.scalar_type() : (int64_t) -1;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    Tensor g = saved[0], u = saved[1];
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    Tensor weight = ctx->saved_data["weight"].toTensor();
+    double scale = ctx->saved_data["scale"].toDouble();
+    Tensor d = grads[0].to(g.scalar_type());
+    Tensor dh = at::matmul(d, cast_weight(weight, g.scalar_type(), scale, Tensor())).contiguous();
+    Tensor product = at::empty(g.sizes(), g.options());
+    auto [dgate, dup] = silu_mul_grads(g, u, dh, product);
+    dh.reset();
+    // needs_input_grad counts the tensor inputs only: gate, up, weight, bias
+    auto [dweight, dbias] = linear_parameter_grads(
+        weight, d.reshape({-1, d.size(-1)}), product.reshape({-1, product.size(-1)}),
+        ctx->saved_data["bias_type"].toInt(), ctx->needs_input_grad(2), ctx->needs_input_grad(3), scale, Tensor());
+    return {dgate, dup, dweight, dbias, Tensor(), Tensor()};
+  }
+};
+
+Tensor silu_mul_linear(const Tensor& gate, const Tensor& up, const Tensor& weight, const c10::optional<Tensor>& bias,
+                       double scale) {
+  check_silu_mul("silu_mul_linear", gate, up);
+  check_linear(gate, weight, bias, c10::nullopt);
+  if (!silu_mul_on_kernel(gate, up)) return linear(silu_mul(gate, up), weight, bias, scale, c10::nullopt);
+  return SiluMulLinear::apply(gate, up, weight, or_empty(bias, weight), bias.has_value(), scale);
+}
+
+// ---------------------------------------------------------------------------------------------
 // lm_head_cross_entropy(hidden [N,D], weight [V,D], labels [N], scale, chunk) -> (log_prob [N], correct [N])
 //
 // log_prob_i = log softmax(scale * hidden_i W^T)[label_i] (0 where label_i = -100), correct_i = 1
@@ -1867,6 +1939,7 @@ TORCH_LIBRARY(anneal, m) {
         "bool recompute=True) -> Tensor");
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
   m.def("silu_mul(Tensor gate, Tensor up) -> Tensor");
+  m.def("silu_mul_linear(Tensor gate, Tensor up, Tensor weight, Tensor? bias, float scale=1.0) -> Tensor");
   m.def("rms_norm(Tensor x, Tensor weight, float eps, int dtype) -> Tensor");
   m.def("rms_norm_keep(Tensor(a) x, Tensor weight, float eps, int dtype) -> (Tensor, Tensor(a))");
   m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
@@ -1895,6 +1968,7 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("ssd_scan_skip", &ssd_scan_skip);
   m.impl("lm_head_cross_entropy", &lm_head_cross_entropy);
   m.impl("silu_mul", &silu_mul);
+  m.impl("silu_mul_linear", &silu_mul_linear);
   m.impl("rms_norm", &rms_norm);
   m.impl("rms_norm_keep", &rms_norm_keep);
   m.impl("add_rms_norm", &add_rms_norm);
