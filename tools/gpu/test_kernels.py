@@ -276,6 +276,20 @@ def test_lm_head(dtype, v=1000, master=False):
 
 
 # ---------------------------------------------------------------- linear
+def parameter_gradients(wo, wr, bo, br, passes, frozen):
+    """A linear layer's weight and bias gradients (bo None: no bias) against passes times the float64
+    reference's; a frozen weight must have none, and a weight's gradient comes in its own type."""
+    pairs = []
+    if frozen:
+        assert wo.grad is None, "a weight without requires_grad got a gradient"
+    else:
+        assert wo.grad.dtype == wo.dtype, f"the weight's gradient is {wo.grad.dtype}, not {wo.dtype}"
+        pairs.append(("dw", wo.grad, passes * wr.grad))
+    if bo is not None:
+        pairs.append(("db", bo.grad, passes * br.grad))
+    return pairs
+
+
 def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False, scale=1.0, columns=False):
     """linear against (scale x W^T + b) * c in float64 (the muP multipliers: `scale` an input one, or an
     output one of a layer without bias; `columns` a constant multiplier c per output, as mup_vector).
@@ -310,13 +324,7 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False,
         assert top.grad.dtype == torch.float32, f"a stacked weight's gradient came back in {top.grad.dtype}"
     assert out.dtype == dtype, f"linear came back in {out.dtype}, not {dtype}"
     pairs = [("out", out, ref), ("dx", xo.grad, passes * xr.grad)]
-    if frozen:
-        assert wo.grad is None, "a weight without requires_grad got a gradient"
-    else:
-        assert wo.grad.dtype == wo.dtype, f"the weight's gradient is {wo.grad.dtype}, not {wo.dtype}"
-        pairs.append(("dw", wo.grad, passes * wr.grad))
-    if bias:
-        pairs.append(("db", bo.grad, passes * br.grad))
+    pairs += parameter_gradients(wo, wr, bo if bias else None, br, passes, frozen)
     kind = "stacked float32 masters" if stacked else "float32 master" if master else "weight in x's type"
     compare(f"linear {kind}{' bias' if bias else ''} {passes} pass(es){' frozen' if frozen else ''}"
             f"{f' scale {scale}' if scale != 1.0 else ''}{' columns' if columns else ''}", dtype, pairs)
@@ -491,13 +499,7 @@ def test_silu_mul_linear(dtype, bias, strided=False, master=True, passes=2, scal
     assert out.dtype == dtype, f"silu_mul_linear came back in {out.dtype}, not {dtype}"
     dgate = wide_op.grad[..., :width] if strided else gate_leaf.grad
     pairs = [("out", out, ref), ("dgate", dgate, passes * gr.grad), ("dup", up_op.grad, passes * ur.grad)]
-    if frozen:
-        assert wo.grad is None, "a weight without requires_grad got a gradient"
-    else:
-        assert wo.grad.dtype == wo.dtype, f"the weight's gradient is {wo.grad.dtype}, not {wo.dtype}"
-        pairs.append(("dw", wo.grad, passes * wr.grad))
-    if bias:
-        pairs.append(("db", bo.grad, passes * br.grad))
+    pairs += parameter_gradients(wo, wr, bo if bias else None, br, passes, frozen)
     kind = "float32 master" if master else "weight in gate's type"
     compare(f"silu_mul_linear width={width} {kind}{' bias' if bias else ''} {passes} pass(es)"
             f"{' gate a strided view' if strided else ''}{f' scale {scale}' if scale != 1.0 else ''}"

@@ -1030,14 +1030,21 @@ void check_ssd_inputs(const Tensor& x, const Tensor& dt, const Tensor& bm, const
               " heads, found ", skip.has_value() ? skip->numel() : 0);
 }
 
+// The scan's inputs checked, and the two conversions both forms of it make: (the document ids as
+// int64, D as one dimension), each undefined when absent.
+std::pair<Tensor, Tensor> ssd_checked(const Tensor& x, const Tensor& dt, const Tensor& bm, const Tensor& cm,
+                                      int64_t chunk, const c10::optional<Tensor>& seq_idx,
+                                      const c10::optional<Tensor>& skip) {
+  check_ssd_inputs(x, dt, bm, cm, chunk, skip);
+  return {seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor(), skip.has_value() ? skip->reshape({-1}) : Tensor()};
+}
+
 // Keeps only the inputs; its backward recomputes the forward (the default: the least memory).
 struct SsdScan : torch::autograd::Function<SsdScan> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm,
                         const Tensor& cm, const c10::optional<Tensor>& seq_idx, int64_t chunk,
                         const c10::optional<Tensor>& skip) {
-    check_ssd_inputs(x, dt, bm, cm, chunk, skip);
-    Tensor seq = seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor();
-    Tensor d = skip.has_value() ? skip->reshape({-1}) : Tensor();
+    auto [seq, d] = ssd_checked(x, dt, bm, cm, chunk, seq_idx, skip);
     ctx->save_for_backward({x, dt, a, bm, cm, d});
     ctx->saved_data["chunk"] = chunk;
     ctx->saved_data["seq"] = optional_value(seq);
@@ -1074,9 +1081,8 @@ Tensor ssd_scan_any(const Tensor& x, const Tensor& dt, const Tensor& a, const Te
                     const c10::optional<Tensor>& seq_idx, int64_t chunk, const c10::optional<Tensor>& skip,
                     bool recompute) {
   if (recompute) return SsdScan::apply(x, dt, a, bm, cm, seq_idx, chunk, skip);
-  check_ssd_inputs(x, dt, bm, cm, chunk, skip);
-  return ssd_forward(x, dt, a, bm, cm, seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor(), chunk,
-                     skip.has_value() ? skip->reshape({-1}) : Tensor());
+  auto [seq, d] = ssd_checked(x, dt, bm, cm, chunk, seq_idx, skip);
+  return ssd_forward(x, dt, a, bm, cm, seq, chunk, d);
 }
 
 Tensor ssd_scan(const Tensor& x, const Tensor& dt, const Tensor& a, const Tensor& bm, const Tensor& cm,
