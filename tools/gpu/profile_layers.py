@@ -43,6 +43,7 @@ from pathlib import Path
 # read when torch makes its first cuBLAS handle
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":0:0")
 import torch  # noqa: E402 (after the environment it reads)
+import memory_trace  # noqa: E402 (tools/gpu, beside this script)
 from torch.profiler import ProfilerActivity, profile
 
 SOURCE = Path(__file__).resolve().parents[2] / (
@@ -185,58 +186,13 @@ def launch_sources(prof, wanted, depth=3):
     return sorted(counts.items(), key=lambda kv: -kv[1][0])
 
 
-# Phase markers for --memory: an allocation of a size no tensor of the step has, freed at once: a
-# prime number (over 1,000) of the small pool's 512-byte blocks, where the model's sizes factor into
-# 2, 3 and 137 (a first try with 1,000 + the phase's number hit a real 512 KiB tensor at 1,024). The
-# allocator's trace then says which phase each block was allocated in, with no clock shared between
-# host and trace.
-MARKER_BLOCKS = [n for n in range(1009, 2000) if all(n % k for k in range(2, int(n ** 0.5) + 1))]
-PHASES = []
+PHASES = []   # --memory's phase labels, in the order their markers were allocated (memory_trace.py)
 
 
 def mark(label):
     PHASES.append(label)
-    del_me = torch.empty(512 * MARKER_BLOCKS[len(PHASES) - 1], dtype=torch.uint8, device="cuda")
+    del_me = torch.empty(memory_trace.marker_bytes(len(PHASES) - 1), dtype=torch.uint8, device="cuda")
     del del_me
-
-
-def memory_report(trace, baseline, top=25):
-    """Where the step's allocated peak falls and what is alive there: from the caching allocator's
-    trace of one step (torch.cuda.memory._record_memory_history), blocks grouped by the phase
-    (mark) that allocated them. `baseline` is what was allocated when the recording began (the
-    weights, gradients and optimizer state)."""
-    markers = {512 * MARKER_BLOCKS[i]: label for i, label in enumerate(PHASES)}
-    phase, live, current, peak, at_peak, peak_phase = "before the first mark", {}, 0, 0, {}, None
-    for entry in trace:
-        action, addr, size = entry["action"], entry["addr"], entry["size"]
-        if action == "alloc" and size in markers:
-            phase = markers[size]
-            continue
-        if action == "alloc":
-            live[addr] = (size, phase)
-            current += size
-            if current > peak:
-                peak, at_peak, peak_phase = current, dict(live), phase
-        elif action == "free_completed" and addr in live:
-            current -= live.pop(addr)[0]
-    mib = 2 ** 20
-    by_phase = defaultdict(lambda: [0, 0])
-    for size, allocated_in in at_peak.values():
-        by_phase[allocated_in][0] += size
-        by_phase[allocated_in][1] += 1
-    largest = sorted(at_peak.values(), key=lambda v: -v[0])[:top]
-    report = {"baseline_mib": round(baseline / mib, 1), "step_peak_mib": round(peak / mib, 1),
-              "peak_allocated_mib": round((baseline + peak) / mib, 1), "peak_phase": peak_phase,
-              "live_at_peak_by_phase": [{"phase": k, "mib": round(v[0] / mib, 1), "blocks": v[1]}
-                                        for k, v in sorted(by_phase.items(), key=lambda kv: -kv[1][0])],
-              "largest_live_at_peak": [{"mib": round(size / mib, 2), "phase": ph} for size, ph in largest]}
-    print(f"   memory: {report['baseline_mib']:,.0f} MiB allocated before the step, its peak "
-          f"{report['peak_allocated_mib']:,.0f} MiB during '{peak_phase}'; alive there, by the phase that allocated it:")
-    for item in report["live_at_peak_by_phase"][:20]:
-        print(f"   {item['mib']:9.1f} MiB in {item['blocks']:4d} blocks  {item['phase']}")
-    print("   the largest blocks alive at the peak: " + ", ".join(
-        f"{b['mib']:.1f} ({b['phase']})" for b in report["largest_live_at_peak"]))
-    return report
 
 
 def graphed_seconds(step, steps):
@@ -338,7 +294,8 @@ def main():
             torch.cuda.synchronize()
             trace = torch.cuda.memory._snapshot()["device_traces"][torch.cuda.current_device()]
             torch.cuda.memory._record_memory_history(enabled=None)
-            results["memory"] = memory_report(trace, baseline)
+            results["memory"] = memory_trace.report(trace, baseline, PHASES)
+            memory_trace.print_report(results["memory"])
             results["memory"]["max_memory_allocated_mib"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
             results["memory"]["max_memory_reserved_mib"] = round(torch.cuda.max_memory_reserved() / 2 ** 20, 1)
             print(f"   (torch's own figures for that step: peak allocated {results['memory']['max_memory_allocated_mib']:,.0f} MiB,"
