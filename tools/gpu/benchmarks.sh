@@ -162,8 +162,9 @@ if has loss; then
   bash .gpu/run java -version > /dev/null 2>&1   # unpack the Java runtime once, before the runs race to
   for run in "fused 1 fused true" "fused-kept 1 fused false" "reference 1 reference true" "reference 7 reference true"; do
     set -- $run
-    timeout "$(limit 300)" bash .gpu/run bin/anneal run examples/bench/falcon-h1-291m-loss.conf model.kernels=$3 \
-      model.ssd-recompute=$4 pipeline.seed=$2 pipeline.run-dir=runs/loss-$1-$2 > "$out/loss-$1-$2.log" 2>&1 &
+    bounded "loss $1 seed $2" 300 bash .gpu/run bin/anneal run examples/bench/falcon-h1-291m-loss.conf \
+      model.kernels=$3 model.ssd-recompute=$4 pipeline.seed=$2 pipeline.run-dir=runs/loss-$1-$2 \
+      > "$out/loss-$1-$2.log" 2>&1 &
   done
   wait
   for run in fused-1 fused-kept-1 reference-1 reference-7; do
