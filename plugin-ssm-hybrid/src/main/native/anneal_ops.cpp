@@ -1291,10 +1291,8 @@ Tensor residual_add(const Tensor& x, const Tensor& a) {
 // whose rows are evenly spaced (the Mamba gate is a slice of the input projection): no copy.
 // ---------------------------------------------------------------------------------------------
 
-// gate and up as the kernels read them: a view with evenly spaced rows as it is, any other contiguous
-Tensor rows_evenly_spaced(const Tensor& t) { return row_stride(t) < 0 ? t.contiguous() : t; }
-
-// silu(g) * u [..., W] in their type (one kernel)
+// silu(g) * u [..., W] in their type (one kernel). Here and below, g and u are as silu_mul_on_kernel
+// accepted them: rows evenly spaced (a view of a wider tensor as it is), aligned.
 Tensor silu_mul_product(const Tensor& g, const Tensor& u) {
   int64_t width = g.size(-1), rows = width == 0 ? 0 : g.numel() / width;
   Tensor out = at::empty(g.sizes(), g.options());
@@ -1325,9 +1323,8 @@ std::pair<Tensor, Tensor> silu_mul_grads(const Tensor& g, const Tensor& u, const
 
 struct SiluMul : torch::autograd::Function<SiluMul> {
   static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up) {
-    Tensor g = rows_evenly_spaced(gate), u = rows_evenly_spaced(up);
-    ctx->save_for_backward({g, u});
-    return silu_mul_product(g, u);
+    ctx->save_for_backward({gate, up});
+    return silu_mul_product(gate, up);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -1674,9 +1671,8 @@ std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c1
 struct SiluMulLinear : torch::autograd::Function<SiluMulLinear> {
   static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up, const Tensor& weight,
                         const Tensor& bias, bool has_bias, double scale) {
-    Tensor g = rows_evenly_spaced(gate), u = rows_evenly_spaced(up);
-    Tensor out = cast_linear(silu_mul_product(g, u), weight, bias, has_bias, scale, Tensor());
-    ctx->save_for_backward({g, u});
+    Tensor out = cast_linear(silu_mul_product(gate, up), weight, bias, has_bias, scale, Tensor());
+    ctx->save_for_backward({gate, up});
     ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
     ctx->saved_data["bias_type"] = has_bias ? (int64_t) bias.scalar_type() : (int64_t) -1;
     ctx->saved_data["scale"] = scale;
