@@ -7,7 +7,7 @@ a host-free step of this arithmetic reaches.
 
     python3 tools/gpu/profile_layers.py LIBRARY.so [--rows 8] [--shapes] [--graphed] [--out F.json]
         [--source LAYER.torchscript] [--chunk 128] [--top 80] [--sdp cudnn|flash|efficient]
-        [--head-chunk 4096] [--memory]
+        [--memory]
 
 (--memory: the caching allocator's trace of one eager step: where its allocated peak falls, and what
 is alive there by the phase that allocated it: each layer's forward and backward, the LM head's, the
@@ -55,7 +55,12 @@ D_SSM, M_HEADS, M_HEAD_DIM, STATE, GROUPS, CONV, CHUNK, VOCAB = 2048, 32, 64, 12
 CONV_DIM = D_SSM + 2 * GROUPS * STATE
 
 
-def attributes(chunk=CHUNK, recompute=True, head_chunk=4096):
+# tokens per chunk of the LM head without gradients (TorchScriptLayers.HEAD_CHUNK); a training step's
+# head makes all its logits at once, so the profiles here never take it
+HEAD_CHUNK = 4096
+
+
+def attributes(chunk=CHUNK, recompute=True):
     # the order of the class's declarations, as TorchScriptLayers.attributes writes them
     return [("training", True), ("half", True), ("heads", HEADS), ("kv_heads", KV), ("head_dim", HEAD_DIM),
             ("d_ssm", D_SSM), ("conv_dim", CONV_DIM), ("m_heads", M_HEADS), ("m_head_dim", M_HEAD_DIM),
@@ -64,7 +69,7 @@ def attributes(chunk=CHUNK, recompute=True, head_chunk=4096):
             ("ssm_out", 1.0), ("mlp_gate", 1.0), ("mlp_down", 1.0), ("mamba_rms_norm", False),
             ("norm_before_gate", True), ("dt_low", 0.0), ("dt_high", 3.4028234663852886e38),
             ("clip_dt", False), ("ssd_chunk", chunk), ("ssd_recompute", recompute), ("lm_head", 1.0),
-            ("head_chunk", head_chunk)]
+            ("head_chunk", HEAD_CHUNK)]
 
 
 def declared(source, class_name="FalconH1Layer"):
@@ -88,10 +93,10 @@ def module_pickle(class_name, attrs):
     return bytes(out + b"ub.")
 
 
-def compile_layer(source, chunk=CHUNK, recompute=True, head_chunk=4096):
+def compile_layer(source, chunk=CHUNK, recompute=True):
     # only the attributes the source declares: --source may be another commit's layer, from before one
     names = declared(source)
-    attrs = [(k, v) for k, v in attributes(chunk, recompute, head_chunk) if k in names]
+    attrs = [(k, v) for k, v in attributes(chunk, recompute) if k in names]
     missing = [k for k in names if k not in dict(attrs)]
     if missing:
         sys.exit(f"profile_layers.py: the layer declares attributes this script does not set: {missing}")
@@ -233,7 +238,6 @@ def main():
                     help="also time the step captured as one CUDA graph (the launches' gaps: graphed less kernels)")
     ap.add_argument("--sdp", choices=["cudnn", "flash", "efficient"],
                     help="allow only this attention backend (default: torch's choice)")
-    ap.add_argument("--head-chunk", type=int, default=4096, help="tokens per chunk of the LM head (TorchScriptLayers)")
     ap.add_argument("--memory", action="store_true",
                     help="record the allocator's trace of one step and report where its peak falls and what is alive there")
     ap.add_argument("--shapes", action="store_true",
@@ -256,10 +260,10 @@ def main():
     embed = torch.randn(b, t, HIDDEN, device="cuda", generator=g, requires_grad=True)
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
-    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "head_chunk": args.head_chunk, "ssd_recompute": not args.keep_ssd,
+    results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "ssd_recompute": not args.keep_ssd,
                "sdp": args.sdp or "default", "variants": {}}
     for name in ["fused"]:
-        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd, args.head_chunk)
+        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd)
         marking = [False]
 
         def step():

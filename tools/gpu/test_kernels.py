@@ -246,10 +246,14 @@ def test_ssd_skip(dtype, packed, t=150, chunk=32, g=2, p=64, recompute=True):
 
 
 # ---------------------------------------------------------------- LM head + cross-entropy
-def test_lm_head(dtype, v=1000, master=False):
+def test_lm_head(dtype, v=1000, master=False, frozen=False):
     """v a multiple of 8: the cross-entropy kernels' 16-byte accesses; else their scalar loop. With
     `master` the weight is a float32 leaf, as the fused layer passes it: cast inside, and its gradient
-    summed into its .grad in place, over two backward passes (expected: twice the reference's)."""
+    summed into its .grad in place, over two backward passes (expected: twice the reference's); with
+    `frozen` the weight wants no gradient. The incoming gradient differs per token (as DPO's does),
+    which the backward applies to the forward's d log_prob / d logits row by row. The same call
+    under no_grad takes the chunked path (300 tokens in chunks of 128, the last one partial) and
+    must give the same values."""
     torch.manual_seed(4)
     tokens, d, scale = 300, 64, 0.7
     hidden = torch.randn(tokens, d, device="cuda")
@@ -264,15 +268,23 @@ def test_lm_head(dtype, v=1000, master=False):
     gout = torch.randn(tokens, device="cuda", dtype=torch.float64)
     picked.backward(gout)
     ho, wo = leaves(hidden.to(dtype), weight if master else weight.to(dtype))
+    wo.requires_grad_(not frozen)
     passes = 2 if master else 1
     for _ in range(passes):
         log_prob, correct = torch.ops.anneal.lm_head_cross_entropy(ho, wo, labels, scale, 128)
         log_prob.backward(gout.float())
+    with torch.no_grad():
+        chunked, chunked_correct = torch.ops.anneal.lm_head_cross_entropy(ho, wo, labels, scale, 128)
     pairs = [("log_prob", log_prob, picked), ("dhidden", ho.grad, passes * hr.grad),
-             ("dweight", wo.grad, passes * wr.grad)]
+             ("no_grad log_prob", chunked, picked)]
+    if not frozen:
+        pairs.append(("dweight", wo.grad, passes * wr.grad))
+    elif wo.grad is not None:
+        failures.append(f"lm_head_cross_entropy frozen weight {dtype}: a gradient reached the frozen weight")
     if dtype == torch.float32:
-        pairs.append(("correct", correct, correct_ref))
-    compare(f"lm_head_cross_entropy chunk=128 vocab={v}{' float32 master, 2 passes' if master else ''}", dtype, pairs)
+        pairs += [("correct", correct, correct_ref), ("no_grad correct", chunked_correct, correct_ref)]
+    compare(f"lm_head_cross_entropy chunk=128 vocab={v}{' float32 master, 2 passes' if master else ''}"
+            f"{' frozen weight' if frozen else ''}", dtype, pairs)
 
 
 # ---------------------------------------------------------------- linear
@@ -793,6 +805,7 @@ def main():
         test_lm_head(dtype)
         test_lm_head(dtype, v=1003)
         test_lm_head(dtype, master=True)
+        test_lm_head(dtype, frozen=True)
         for bias in (False, True):
             test_linear(dtype, bias, passes=2)
         test_linear(dtype, bias=True, master=False)

@@ -1318,10 +1318,11 @@ __global__ void reverse_cumsum_rows_kernel(float* __restrict__ x, int64_t rows, 
 
 // ---------------------------------------------------------------------------------------------
 // Cross-entropy rows over half-precision logits [L, V] (times `scale`, the LM-head multiplier):
-// forward gives lse, log p(label) (0 where label = -100) and whether the arg-max (first maximum,
-// as torch.argmax) is the label; backward overwrites the logits with
-// d log p(label) / d logits = scale * g * (onehot(label) - softmax), g the incoming gradient.
-// One block per row; the online softmax of Milakov & Gimelshein (2018) in one read.
+// log p(label) (0 where label = -100) and whether the arg-max (first maximum, as torch.argmax)
+// is the label; with `dlogits` the same pass then overwrites the logits with
+// d log p(label) / d logits = scale * (onehot(label) - softmax), the gradient for an incoming 1 that
+// the backward scales by each row's incoming gradient. One block per row; the online softmax of
+// Milakov & Gimelshein (2018) in one read, the rewrite in a second (from L2).
 // ---------------------------------------------------------------------------------------------
 constexpr int kRowThreads = 512;
 constexpr int64_t kIgnore = -100;
@@ -1356,15 +1357,16 @@ __device__ __forceinline__ RowState combine(RowState a, RowState b) {
   return o;
 }
 
-template <typename T>
-__global__ void ce_forward_kernel(const T* __restrict__ logits, const int64_t* __restrict__ labels, float scale,
-                                  int64_t vocab, float* __restrict__ lse, float* __restrict__ log_prob,
-                                  float* __restrict__ correct) {
+template <typename T, bool Dlogits>
+__global__ void ce_forward_kernel(T* __restrict__ logits, const int64_t* __restrict__ labels, float scale,
+                                  int64_t vocab, float* __restrict__ log_prob, float* __restrict__ correct) {
   __shared__ RowState partial[kRowThreads / 32];
+  __shared__ float row_lse;
   int64_t row = blockIdx.x;
-  const T* l = logits + row * vocab;
+  T* l = logits + row * vocab;
+  bool vector = vocab % 8 == 0 && (reinterpret_cast<uintptr_t>(l) & 15) == 0;   // 16-byte accesses
   RowState st{-INFINITY, 0.f, -INFINITY, vocab};
-  if (vocab % 8 == 0 && (reinterpret_cast<uintptr_t>(l) & 15) == 0) {   // 16-byte loads
+  if (vector) {
     for (int64_t v = threadIdx.x * 8; v < vocab; v += (int64_t) blockDim.x * 8) {
       float x[8];
       load8(l + v, x);
@@ -1381,28 +1383,23 @@ __global__ void ce_forward_kernel(const T* __restrict__ logits, const int64_t* _
   }
   if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = st;
   __syncthreads();
+  int64_t label = labels[row];
   if (threadIdx.x == 0) {
     RowState total = partial[0];
     for (int w = 1; w < (int) (blockDim.x >> 5); w++) total = combine(total, partial[w]);
     float z = total.max + logf(total.sum);
-    int64_t label = labels[row];
-    lse[row] = z;
+    row_lse = z;
     bool valid = label != kIgnore;
-    log_prob[row] = valid ? scale * load(l, label) - z : 0.f;
+    log_prob[row] = valid ? scale * load(l, label) - z : 0.f;   // read before any thread overwrites the row
     correct[row] = valid && total.best_index == label ? 1.f : 0.f;
   }
-}
-
-template <typename T>
-__global__ void ce_backward_kernel(T* __restrict__ logits, const int64_t* __restrict__ labels,
-                                   const float* __restrict__ lse, const float* __restrict__ grad, float scale,
-                                   int64_t vocab) {
-  int64_t row = blockIdx.x;
-  T* l = logits + row * vocab;
-  int64_t label = labels[row];
-  float f = label == kIgnore ? 0.f : grad[row] * scale;
-  float z = lse[row];
-  if (vocab % 8 == 0 && (reinterpret_cast<uintptr_t>(l) & 15) == 0) {   // 16-byte accesses
+  if (!Dlogits) return;
+  __syncthreads();
+  // the row again (from L2: the block read it just now), overwritten with
+  // d log p(label) / d logits = scale * (onehot(label) - softmax), 0 for an ignored label
+  float z = row_lse;
+  float f = label == kIgnore ? 0.f : scale;
+  if (vector) {
     for (int64_t v = threadIdx.x * 8; v < vocab; v += (int64_t) blockDim.x * 8) {
       float x[8];
       load8(l + v, x);
@@ -1767,16 +1764,16 @@ void ssd_state_passing_backward(const T* entering, const float* decay, const flo
 }
 
 template <typename T>
-void cross_entropy_forward(const T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,
-                           float* lse, float* log_prob, float* correct, cudaStream_t stream) {
-  ce_forward_kernel<T><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, scale, vocab, lse, log_prob,
-                                                                    correct);
-}
-
-template <typename T>
-void cross_entropy_backward(T* logits, const int64_t* labels, const float* lse, const float* grad, float scale,
-                            int64_t rows, int64_t vocab, cudaStream_t stream) {
-  ce_backward_kernel<T><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, lse, grad, scale, vocab);
+void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,
+                           float* log_prob, float* correct, bool dlogits, cudaStream_t stream) {
+  if (rows == 0) return;
+  if (dlogits) {
+    ce_forward_kernel<T, true><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, scale, vocab, log_prob,
+                                                                            correct);
+  } else {
+    ce_forward_kernel<T, false><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, scale, vocab, log_prob,
+                                                                             correct);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2500,10 +2497,8 @@ void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t*
                                       cudaStream_t);                                                                \
   template void ssd_mixing_backward<T>(const float*, const float*, const int64_t*, const T*, float*, float*, int,    \
                                        int, int, int, int, cudaStream_t);                                          \
-  template void cross_entropy_forward<T>(const T*, const int64_t*, float, int64_t, int64_t, float*, float*, float*,  \
+  template void cross_entropy_forward<T>(T*, const int64_t*, float, int64_t, int64_t, float*, float*, bool,         \
                                          cudaStream_t);                                                            \
-  template void cross_entropy_backward<T>(T*, const int64_t*, const float*, const float*, float, int64_t, int64_t,   \
-                                          cudaStream_t);                                                           \
   template void ssd_state_passing_forward<T>(const T*, const float*, const float*, T*, int, int, int, int64_t, int, \
                                              int, cudaStream_t);                                                   \
   template void ssd_state_passing_backward<T>(const T*, const float*, const float*, const T*, T*, float*, int, int, \

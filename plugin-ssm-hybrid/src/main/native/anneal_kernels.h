@@ -187,13 +187,10 @@ template <typename TX, typename TO>
 void row_scale_backward(const TX* x, const float* s, const TO* grad, TX* dx, float* ds, int64_t rows, int width,
                         cudaStream_t stream);
 
-/** Per row of logits [rows, vocab]: logsumexp, log p(label), arg-max == label. */
+/** Per row of logits [rows, vocab]: log p(label), arg-max == label; with `dlogits` the logits are then
+ *  overwritten with d log p(label) / d logits (0 rows where label = -100). */
 template <typename T>
-void cross_entropy_forward(const T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,
-                           float* lse, float* log_prob, float* correct, cudaStream_t stream);
-/** Overwrites the logits with d log p(label) / d logits times grad. */
-template <typename T>
-void cross_entropy_backward(T* logits, const int64_t* labels, const float* lse, const float* grad, float scale,
-                            int64_t rows, int64_t vocab, cudaStream_t stream);
+void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,
+                           float* log_prob, float* correct, bool dlogits, cudaStream_t stream);
 
 }  // namespace anneal

@@ -11,8 +11,9 @@
 //                          only its inputs are kept for backward (the pass is recomputed there),
 //                          unless recompute=False: then its intermediates are kept (faster, more memory)
 //   ssd_scan_skip          the same plus the skip connection x D, in x's type
-//   lm_head_cross_entropy  the LM head and token log-likelihoods in token chunks: no [tokens, vocab]
-//                          float32 logits are ever materialised; backward recomputes each chunk
+//   lm_head_cross_entropy  the LM head and token log-likelihoods: no float32 logits; for a backward
+//                          the forward leaves d log p / d logits in place of the logits (computed once),
+//                          without one it runs in token chunks
 //   silu_mul               silu(gate) * up (SwiGLU, the Mamba output gate), one pass each way
 //   silu_mul_linear        the same into a linear layer (the down projection, out_proj): the product
 //                          is not kept for backward but written again by silu_mul's backward pass
@@ -1710,14 +1711,35 @@ Tensor silu_mul_linear(const Tensor& gate, const Tensor& up, const Tensor& weigh
 // lm_head_cross_entropy(hidden [N,D], weight [V,D], labels [N], scale, chunk) -> (log_prob [N], correct [N])
 //
 // log_prob_i = log softmax(scale * hidden_i W^T)[label_i] (0 where label_i = -100), correct_i = 1
-// where the arg-max logit is the label. Computed over chunks of `chunk` tokens, so at most
-// [chunk, V] float32 logits exist at once; backward recomputes each chunk's logits and uses
-// d log_prob / d logits = onehot - softmax (the chunked loss of Liger-Kernel / Cut Cross-Entropy).
+// where the arg-max logit is the label. No float32 logits exist: the logits are in hidden's type.
+// - With a backward to come, the logits of all tokens are made at once, and the forward's kernel
+//   turns them in place into G = d log_prob / d logits = scale (onehot - softmax), the gradient for
+//   an incoming 1 (the chunked loss of Liger-Kernel / Cut Cross-Entropy, without its second GEMM).
+//   G is all the backward needs: for incoming gradients g, dlogits = diag(g) G, so
+//   dhidden = diag(g) (G W) and dW = G^T (diag(g) hidden), g scaling [N, D] rows, not [N, V] ones.
+//   The logits are computed once a step instead of twice, for [N, V] kept from the head's forward
+//   to its backward (the first node of the backward pass, so nothing of the layers' backward is
+//   alive beside it).
+// - Without one (evaluation, a frozen model), chunks of `chunk` tokens: [chunk, V] logits at most.
 // ---------------------------------------------------------------------------------------------
+
+// x [N, W] with each row i times s[i] (float32), in x's type, one vectorised pass
+Tensor rows_scaled(const Tensor& x, const Tensor& s) {
+  Tensor xc = x.contiguous();
+  Tensor out = at::empty_like(xc);
+  int64_t width = xc.size(-1), rows = width == 0 ? 0 : xc.numel() / width;
+  c10::cuda::CUDAGuard guard(xc.device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_type(xc, "rows_scaled", [&](auto tag) {
+    using T = decltype(tag);
+    anneal::row_scale_forward<T, T>(ptr<T>(xc), s.data_ptr<float>(), ptr<T>(out), rows, (int) width, stream);
+  });
+  return out;
+}
 
 struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
   static variable_list forward(AutogradContext* ctx, const Tensor& hidden, const Tensor& weight, const Tensor& labels,
-                               double scale, int64_t chunk) {
+                               double scale, int64_t chunk, bool for_backward) {
     TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1),
                 "anneal::lm_head_cross_entropy: hidden [N,D] and weight [V,D] expected, found ", hidden.sizes(), " ",
                 weight.sizes());
@@ -1729,69 +1751,59 @@ struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
     Tensor lab = labels.to(at::kLong).contiguous();
     Tensor log_prob = at::empty({tokens}, hidden.options().dtype(at::kFloat));
     Tensor correct = at::empty({tokens}, hidden.options().dtype(at::kFloat));
-    Tensor lse = at::empty({tokens}, hidden.options().dtype(at::kFloat));
     int64_t vocab = w.size(0);
+    Tensor dlogits = for_backward ? at::empty({tokens, vocab}, hidden.options()) : Tensor();
+    int64_t step = for_backward ? std::max<int64_t>(tokens, 1) : chunk;
     c10::cuda::CUDAGuard guard(hidden.device());
     auto stream = at::cuda::getCurrentCUDAStream();
-    for (int64_t start = 0; start < tokens; start += chunk) {
-      int64_t len = std::min(chunk, tokens - start);
-      // the logits of this chunk in the matmul type; one kernel reads them once for all three results
-      Tensor logits = at::matmul(hidden.narrow(0, start, len), w.t()).contiguous();
+    for (int64_t start = 0; start < tokens; start += step) {
+      int64_t len = std::min(step, tokens - start);
+      Tensor logits = for_backward ? dlogits.narrow(0, start, len) : at::empty({len, vocab}, hidden.options());
+      at::matmul_out(logits, hidden.narrow(0, start, len), w.t());
+      // one kernel reads the logits once for both results (and, for a backward, rewrites them as G)
       by_type(logits, "lm_head_cross_entropy", [&](auto tag) {
         using T = decltype(tag);
         anneal::cross_entropy_forward<T>(ptr<T>(logits), lab.data_ptr<int64_t>() + start, (float) scale, len, vocab,
-                                         lse.data_ptr<float>() + start, log_prob.data_ptr<float>() + start,
-                                         correct.data_ptr<float>() + start, stream);
+                                         log_prob.data_ptr<float>() + start, correct.data_ptr<float>() + start,
+                                         for_backward, stream);
       });
     }
-    ctx->save_for_backward({hidden, weight, lab, lse});
+    ctx->save_for_backward({hidden, weight, dlogits});
     ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["chunk"] = chunk;
     ctx->mark_non_differentiable({correct});
     return {log_prob, correct};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    Tensor hidden = saved[0], weight = saved[1], lab = saved[2], lse = saved[3];
-    double scale = ctx->saved_data["scale"].toDouble();
-    int64_t chunk = ctx->saved_data["chunk"].toInt();
-    int64_t tokens = hidden.size(0);
-    Tensor w = weight.to(hidden.scalar_type());
+    Tensor hidden = saved[0], weight = saved[1], dlogits = saved[2];
+    TORCH_CHECK(dlogits.defined(), "anneal::lm_head_cross_entropy: a backward through a forward that ran without "
+                "gradients (no input required one, or grad mode was off)");
+    variable_list none(6);
+    if (!grads[0].defined()) return none;
+    Tensor g = grads[0].to(at::kFloat).contiguous();
     bool want_hidden = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
-    Tensor dhidden = want_hidden ? at::empty_like(hidden) : Tensor();
-    // a float32 master head weight takes its gradient into its own .grad, chunk by chunk
-    Tensor master_grad = want_weight ? in_place_grad(ctx->saved_data["weight"].toTensor()) : Tensor();
-    Tensor dweight = want_weight && !master_grad.defined()
-                         ? at::zeros(weight.sizes(), weight.options().dtype(at::kFloat)) : Tensor();
-    Tensor g = grads[0].defined() ? grads[0].to(at::kFloat).contiguous() : at::zeros({tokens}, lse.options());
-    int64_t vocab = w.size(0);
-    c10::cuda::CUDAGuard guard(hidden.device());
-    auto stream = at::cuda::getCurrentCUDAStream();
-    for (int64_t start = 0; start < tokens; start += chunk) {
-      int64_t len = std::min(chunk, tokens - start);
-      Tensor h = hidden.narrow(0, start, len);
-      // recomputed logits, overwritten in place by d log_prob / d logits = scale * g * (onehot - softmax)
-      Tensor dlogits = at::matmul(h, w.t()).contiguous();
-      by_type(dlogits, "lm_head_cross_entropy", [&](auto tag) {
-        using T = decltype(tag);
-        anneal::cross_entropy_backward<T>(ptr<T>(dlogits), lab.data_ptr<int64_t>() + start,
-                                          lse.data_ptr<float>() + start, g.data_ptr<float>() + start, (float) scale,
-                                          len, vocab, stream);
-      });
-      if (want_hidden) dhidden.narrow(0, start, len).copy_(at::matmul(dlogits, w));
-      if (want_weight) transposed_product(master_grad.defined() ? master_grad : dweight, dlogits, h, true);
+    Tensor dhidden = want_hidden ? rows_scaled(at::matmul(dlogits, weight.to(hidden.scalar_type())), g) : Tensor();
+    Tensor dweight;
+    if (want_weight) {
+      // a float32 master head weight takes its gradient into its own .grad
+      Tensor master_grad = in_place_grad(ctx->saved_data["weight"].toTensor());
+      if (!master_grad.defined()) dweight = at::empty(weight.sizes(), weight.options().dtype(at::kFloat));
+      transposed_product(master_grad.defined() ? master_grad : dweight, dlogits, rows_scaled(hidden, g),
+                         master_grad.defined());
     }
     // dweight undefined: the sum is already in the master's .grad
-    return {dhidden, dweight.defined() ? dweight.to(weight.scalar_type()) : Tensor(), Tensor(), Tensor(), Tensor()};
+    return {dhidden, dweight.defined() ? dweight.to(weight.scalar_type()) : Tensor(), Tensor(), Tensor(), Tensor(),
+            Tensor()};
   }
 };
 
 std::tuple<Tensor, Tensor> lm_head_cross_entropy(const Tensor& hidden, const Tensor& weight, const Tensor& labels,
                                                  double scale, int64_t chunk) {
   TORCH_CHECK(chunk > 0, "anneal::lm_head_cross_entropy: chunk must be positive");
-  auto out = LmHeadCrossEntropy::apply(hidden, weight, labels, scale, chunk);
+  // decided here, where grad mode is still the caller's (it is off inside forward)
+  bool for_backward = at::GradMode::is_enabled() && (hidden.requires_grad() || weight.requires_grad());
+  auto out = LmHeadCrossEntropy::apply(hidden, weight, labels, scale, chunk, for_backward);
   return {out[0], out[1]};
 }
 

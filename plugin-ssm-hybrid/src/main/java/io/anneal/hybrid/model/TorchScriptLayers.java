@@ -29,7 +29,11 @@ import java.util.Map;
 final class TorchScriptLayers implements AutoCloseable {
     private static final String SOURCE = "FalconH1Layer.torchscript";
     private static final String FUSED_SOURCE = "FalconH1FusedLayer.torchscript";
-    /** Tokens per chunk of the fused LM head: [4096, vocab] float32 logits at most at a time. */
+    /**
+     * Tokens per chunk of the fused LM head when no gradient is wanted (evaluation, DPO's frozen
+     * reference): [4096, vocab] logits at most at a time. A training step's head makes all its
+     * logits at once and keeps their gradient direction for the backward (anneal_ops.cpp).
+     */
     private static final int HEAD_CHUNK = 4096;
 
     private final TorchScriptModule module;
