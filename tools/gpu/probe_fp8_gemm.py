@@ -103,7 +103,15 @@ def probe(m, k, n, warmup, iters, fast_accum):
         # bound: a fused kernel does the amax, cast and transposed copy in one or two passes)
         cast = timed(lambda: (to_fp8(a, a_type), to_fp8(b_rows, b_type)), warmup, iters)
         bytes_moved = 2 * (a.numel() + b_rows.numel()) + (a.numel() + b_rows.numel())
-        results.append({"role": role, "m": rows, "k": inner, "n": cols,
+        # the step's own wgrad: bfloat16 operands summed into the float32 master's .grad (the C operand)
+        into_float32 = None
+        if role == "wgrad":
+            grad = torch.zeros(rows, cols, device="cuda")
+            try:
+                into_float32 = timed(lambda: torch.addmm(grad, a, b, out_dtype=torch.float32), warmup, iters)
+            except (TypeError, RuntimeError) as e:
+                print(f"  (no float32-output addmm in this torch: {e})")
+        results.append({"bf16_into_float32_ms": into_float32,"role": role, "m": rows, "k": inner, "n": cols,
                         "bf16_ms": bf16, "bf16_tflops": flops / bf16 / 1e9,
                         "fp8_tensorwise_ms": tensorwise, "fp8_tensorwise_tflops": flops / tensorwise / 1e9,
                         "fp8_rowwise_ms": rowwise, "fp8_rowwise_tflops": flops / rowwise / 1e9,
@@ -149,6 +157,13 @@ def main():
                   f" {r['bf16_tflops']:5.0f} {r['fp8_tensorwise_ms']:8.3f} {r['fp8_tensorwise_tflops']:5.0f}"
                   f" {r['fp8_rowwise_ms']:8.3f} {r['fp8_rowwise_tflops']:5.0f} {r['torch_cast_ms']:7.3f}")
     report["per_step_ms"] = totals
+    wgrad = [(r["bf16_ms"], r["bf16_into_float32_ms"], r["per_step"]) for r in report["gemms"]
+             if r["role"] == "wgrad" and r["bf16_into_float32_ms"] is not None]
+    if wgrad:
+        report["wgrad_bf16_ms"] = sum(b * n for b, _, n in wgrad)
+        report["wgrad_into_float32_ms"] = sum(f * n for _, f, n in wgrad)
+        print(f"wgrad GEMMs a step: {report['wgrad_bf16_ms']:.2f} ms into bfloat16, "
+              f"{report['wgrad_into_float32_ms']:.2f} ms summed into float32 .grad (the step's way)")
     print("a step's GEMMs (every layer, the head's chunks): bf16 {bf16_ms:.1f} ms, fp8 tensorwise "
           "{fp8_tensorwise_ms:.1f} ms, fp8 rowwise {fp8_rowwise_ms:.1f} ms; torch's casts for them "
           "{torch_cast_ms:.1f} ms".format(**totals))
