@@ -162,6 +162,15 @@ Tensor in_place_grad(const Tensor& weight) {
   return usable ? grad : Tensor();
 }
 
+// -DANNEAL_WGRAD_FLOAT32_GEMM=0 builds with the half-precision product and one addition (the
+// fallback below) from the first call, for tools/gpu/try-variants.sh: the step's weight-gradient
+// GEMMs took 15.61 ms summing into a float32 C against 13.52 ms writing bfloat16
+// (tools/gpu/probe_fp8_gemm.py, docs/benchmarks/2026-12-04-h200-head-once/side-by-side/probe-wgrad.log);
+// the addition reads and writes the float32 .grad once more. Not measured in a step yet.
+#ifndef ANNEAL_WGRAD_FLOAT32_GEMM
+#define ANNEAL_WGRAD_FLOAT32_GEMM 1
+#endif
+
 // out (+)= alpha a^T b for a [N, M] and b [N, K] of one type, summed in float32 into out [M, K]
 // (float32): added to out's values when `accumulate`, else written over them. Half-precision inputs go through
 // the GEMM with a float32 output (aten::addmm.dtype_out; torch 2.11 has it); a torch without it (or
@@ -174,7 +183,7 @@ void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accum
     out.addmm_(a_t, b, beta, alpha);
     return;
   }
-  static std::atomic<bool> mixed{true};
+  static std::atomic<bool> mixed{ANNEAL_WGRAD_FLOAT32_GEMM != 0};
   if (mixed.load()) {
     static auto op = c10::Dispatcher::singleton().findSchema({"aten::addmm", "dtype_out"});
     try {
