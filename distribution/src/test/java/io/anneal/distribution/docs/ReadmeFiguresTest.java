@@ -376,6 +376,45 @@ class ReadmeFiguresTest {
     }
 
     /**
+     * Where the step's time goes, from profile_layers.py's JSON of this session's code at 8 x 2048:
+     * the kernels' sum and launches, the graphed step, the time by kind, and three of Anneal's
+     * kernels by name (SwiGLU and the Mamba gate both ways summed).
+     */
+    @Test
+    void theStepProfileIsItsFile() throws Exception {
+        String text = readme().replaceAll("\\s+", " ");
+        JsonNode profile = json(HEAD.resolve("new-8x2048-2.json")).get("variants").get("fused");
+        JsonNode kinds = profile.get("by_kind_ms");
+        double silu = 0;
+        double diagonal = 0;
+        double conv = 0;
+        for (JsonNode k : profile.get("top_kernels")) {
+            String name = k.get("name").asText();
+            if (name.contains("silu_mul_forward_kernel") || name.contains("silu_mul_backward_kernel")) {
+                silu += k.get("ms").asDouble();
+            } else if (name.contains("ssd_diagonal_backward_kernel")) {
+                diagonal += k.get("ms").asDouble();
+            } else if (name.contains("conv_backward_kernel")) {
+                conv += k.get("ms").asDouble();
+            }
+        }
+        for (String expected : List.of(
+                String.format(Locale.ROOT, "At 8 x 2048 its kernels sum to %.1f ms in %,d launches, and the step replayed as one"
+                        + " CUDA graph takes %.1f ms", profile.get("kernel_ms_per_step").asDouble(),
+                        profile.get("launches_per_step").asLong(), 1000 * profile.get("graphed_seconds_per_step").asDouble()),
+                String.format(Locale.ROOT, "- %.1f ms matmuls;", kinds.get("matmul (cuBLAS/CUTLASS)").asDouble()),
+                String.format(Locale.ROOT, "- %.1f ms Anneal's kernels (the SSD's intra-chunk backward %.1f ms, SwiGLU and the Mamba"
+                        + " gate %.1f ms both ways, the conv backward %.1f ms);", kinds.get("Anneal kernels").asDouble(), diagonal,
+                        silu, conv),
+                String.format(Locale.ROOT, "- %.1f ms attention", kinds.get("attention (sdpa)").asDouble()),
+                String.format(Locale.ROOT, "- %.1f ms the optimizer's kernels;", kinds.get("optimizer").asDouble()),
+                String.format(Locale.ROOT, "- %.2f ms ATen element-wise kernels, %.1f ms copies, casts and concatenations.",
+                        kinds.get("element-wise (ATen)").asDouble(), kinds.get("copies / casts / cat").asDouble()))) {
+            assertTrue(text.contains(expected), "expected the README to say: " + expected);
+        }
+    }
+
+    /**
      * tools/bench/issue_table.py, which benchmarks.sh's table part runs on the GPU machine, prints
      * the README's Anneal and peer rows from the same files (a second implementation of the cells,
      * in Python), and the goals.
