@@ -520,22 +520,29 @@ void by_scale_types(const Tensor& x, const Tensor& out, F&& f) {
   }
 }
 
+// x [..., W] with each row i times s[i] (float32), written in `type` (x's own, or float32 from a half
+// type), one vectorised pass; no autograd (RowScale's forward, and the LM head's backward).
+Tensor rows_scaled(const Tensor& x, const Tensor& s, at::ScalarType type) {
+  Tensor xc = x.contiguous(), sc = s.contiguous();
+  int64_t width = xc.size(-1), rows = width == 0 ? 0 : xc.numel() / width;
+  TORCH_CHECK(sc.scalar_type() == at::kFloat && sc.numel() == rows, "anneal::row_scale: expected ", rows,
+              " float32 row scales, found ", sc.numel(), " ", sc.scalar_type());
+  Tensor out = at::empty(xc.sizes(), xc.options().dtype(type));
+  c10::cuda::CUDAGuard guard(xc.device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_scale_types(xc, out, [&](auto tx, auto to) {
+    using TX = decltype(tx);
+    using TO = decltype(to);
+    anneal::row_scale_forward<TX, TO>(ptr<TX>(xc), sc.data_ptr<float>(), ptr<TO>(out), rows, (int) width, stream);
+  });
+  return out;
+}
+
 struct RowScale : torch::autograd::Function<RowScale> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& s, int64_t type) {
     Tensor xc = x.contiguous(), sc = s.contiguous();
-    int64_t width = xc.size(-1), rows = width == 0 ? 0 : xc.numel() / width;
-    TORCH_CHECK(sc.scalar_type() == at::kFloat && sc.numel() == rows, "anneal::row_scale: expected ", rows,
-                " float32 row scales, found ", sc.numel(), " ", sc.scalar_type());
-    Tensor out = at::empty(xc.sizes(), xc.options().dtype((at::ScalarType) type));
-    c10::cuda::CUDAGuard guard(xc.device());
-    auto stream = at::cuda::getCurrentCUDAStream();
-    by_scale_types(xc, out, [&](auto tx, auto to) {
-      using TX = decltype(tx);
-      using TO = decltype(to);
-      anneal::row_scale_forward<TX, TO>(ptr<TX>(xc), sc.data_ptr<float>(), ptr<TO>(out), rows, (int) width, stream);
-    });
     ctx->save_for_backward({xc, sc});
-    return out;
+    return rows_scaled(xc, sc, (at::ScalarType) type);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -1732,20 +1739,6 @@ Tensor silu_mul_linear(const Tensor& gate, const Tensor& up, const Tensor& weigh
 // - Without one (evaluation, a frozen model), chunks of `chunk` tokens: [chunk, V] logits at most.
 // ---------------------------------------------------------------------------------------------
 
-// x [N, W] with each row i times s[i] (float32), in x's type, one vectorised pass
-Tensor rows_scaled(const Tensor& x, const Tensor& s) {
-  Tensor xc = x.contiguous();
-  Tensor out = at::empty_like(xc);
-  int64_t width = xc.size(-1), rows = width == 0 ? 0 : xc.numel() / width;
-  c10::cuda::CUDAGuard guard(xc.device());
-  auto stream = at::cuda::getCurrentCUDAStream();
-  by_type(xc, "rows_scaled", [&](auto tag) {
-    using T = decltype(tag);
-    anneal::row_scale_forward<T, T>(ptr<T>(xc), s.data_ptr<float>(), ptr<T>(out), rows, (int) width, stream);
-  });
-  return out;
-}
-
 struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
   static variable_list forward(AutogradContext* ctx, const Tensor& hidden, const Tensor& weight, const Tensor& labels,
                                double scale, int64_t chunk, bool for_backward) {
@@ -1792,14 +1785,16 @@ struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
     if (!grads[0].defined()) return none;
     Tensor g = grads[0].to(at::kFloat).contiguous();
     bool want_hidden = ctx->needs_input_grad(0), want_weight = ctx->needs_input_grad(1);
-    Tensor dhidden = want_hidden ? rows_scaled(at::matmul(dlogits, weight.to(hidden.scalar_type())), g) : Tensor();
+    Tensor dhidden = want_hidden
+                         ? rows_scaled(at::matmul(dlogits, weight.to(hidden.scalar_type())), g, hidden.scalar_type())
+                         : Tensor();
     Tensor dweight;
     if (want_weight) {
       // a float32 master head weight takes its gradient into its own .grad
       Tensor master_grad = in_place_grad(ctx->saved_data["weight"].toTensor());
       if (!master_grad.defined()) dweight = at::empty(weight.sizes(), weight.options().dtype(at::kFloat));
-      transposed_product(master_grad.defined() ? master_grad : dweight, dlogits, rows_scaled(hidden, g),
-                         master_grad.defined());
+      transposed_product(master_grad.defined() ? master_grad : dweight, dlogits,
+                         rows_scaled(hidden, g, hidden.scalar_type()), master_grad.defined());
     }
     // dweight undefined: the sum is already in the master's .grad
     return {dhidden, dweight.defined() ? dweight.to(weight.scalar_type()) : Tensor(), Tensor(), Tensor(), Tensor(),
