@@ -277,10 +277,7 @@ def test_lm_head(dtype, v=1000, master=False, frozen=False):
         chunked, chunked_correct = torch.ops.anneal.lm_head_cross_entropy(ho, wo, labels, scale, 128)
     pairs = [("log_prob", log_prob, picked), ("dhidden", ho.grad, passes * hr.grad),
              ("no_grad log_prob", chunked, picked)]
-    if not frozen:
-        pairs.append(("dweight", wo.grad, passes * wr.grad))
-    elif wo.grad is not None:
-        failures.append(f"lm_head_cross_entropy frozen weight {dtype}: a gradient reached the frozen weight")
+    pairs += parameter_gradients(wo, wr, None, None, passes, frozen)
     if dtype == torch.float32:
         pairs += [("correct", correct, correct_ref), ("no_grad correct", chunked_correct, correct_ref)]
     compare(f"lm_head_cross_entropy chunk=128 vocab={v}{' float32 master, 2 passes' if master else ''}"
