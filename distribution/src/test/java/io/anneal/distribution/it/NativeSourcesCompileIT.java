@@ -1,0 +1,70 @@
+package io.anneal.distribution.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code tools/gpu/compile-check.sh}: the fused operators' sources compile on a machine without a GPU
+ * (nvcc for the kernels, g++ against torch's headers for the operators), so that a change to them is
+ * known to build before a GPU call is spent on it. Runs where nvcc is (this project's machines have
+ * CUDA 13's); elsewhere the script exits 3 and the tests are skipped, saying why.
+ */
+class NativeSourcesCompileIT {
+    private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
+    private static final Path NATIVE = ROOT.resolve("plugin-ssm-hybrid/src/main/native");
+
+    @Test
+    void theTreesOperatorSourcesCompile() throws Exception {
+        Run run = check(NATIVE);
+        assertEquals(0, run.exit, run.output);
+        assertTrue(run.output.contains("compile-check: default compiles"), run.output);
+    }
+
+    @Test
+    void aSourceThatDoesNotCompileIsNamedWithItsLine(@TempDir Path dir) throws Exception {
+        for (String name : List.of("anneal_ops.cpp", "anneal_kernels.cu", "anneal_kernels.h")) {
+            Files.copy(NATIVE.resolve(name), dir.resolve(name));
+        }
+        int opsLine = appendLine(dir.resolve("anneal_ops.cpp"), "static int broken_operator() { return no_such_operator_value; }");
+        int kernelLine = appendLine(dir.resolve("anneal_kernels.cu"), "static int broken_kernel() { return no_such_kernel_value; }");
+        Run run = check(dir);
+        assertEquals(2, run.exit, run.output);
+        assertTrue(run.output.contains("anneal_ops.cpp does not compile (default)"), run.output);
+        assertTrue(run.output.contains("anneal_ops.cpp:" + opsLine + ":") && run.output.contains("no_such_operator_value"), run.output);
+        assertTrue(run.output.contains("anneal_kernels.cu does not compile (default)"), run.output);
+        assertTrue(run.output.contains("anneal_kernels.cu(" + kernelLine + ")") && run.output.contains("no_such_kernel_value"), run.output);
+        assertTrue(!run.output.contains("default compiles"), run.output);
+    }
+
+    private record Run(int exit, String output) {}
+
+    private static Run check(Path sources) throws Exception {
+        ProcessBuilder pb = new ProcessBuilder("bash", ROOT.resolve("tools/gpu/compile-check.sh").toString()).redirectErrorStream(true);
+        pb.environment().put("ANNEAL_SOURCE_DIR", sources.toString());
+        Process p = pb.start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        int exit = p.waitFor();
+        Assumptions.assumeTrue(exit != 3, () -> "tools/gpu/compile-check.sh cannot check on this machine: " + out);
+        return new Run(exit, out);
+    }
+
+    /** Appends {@code line} to {@code file} and returns its 1-based line number. */
+    private static int appendLine(Path file, String line) throws Exception {
+        String text = Files.readString(file);
+        if (!text.endsWith("\n")) {
+            text += "\n";
+        }
+        int number = (int) text.chars().filter(c -> c == '\n').count() + 1;
+        Files.writeString(file, text + line + "\n", StandardOpenOption.TRUNCATE_EXISTING);
+        return number;
+    }
+}

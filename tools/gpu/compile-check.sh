@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Compiles the fused operators' sources (plugin-ssm-hybrid/src/main/native) on a machine without a
+# GPU or a Python torch, so that a change to them is known to compile before a GPU call is spent on
+# it (a build that fails there costs the call's start and its build).
+#
+#   bash tools/gpu/compile-check.sh                      # the default build
+#   bash tools/gpu/compile-check.sh "" "-DANNEAL_X=0"    # one build per argument, as try-variants.sh
+#
+# - anneal_kernels.cu: nvcc, compiled for real (-arch=sm_90, the H200's), as build_kernels.py does.
+# - anneal_ops.cpp: g++ -fsyntax-only against libtorch's headers. Where no torch headers are given
+#   (TORCH_INCLUDE=DIR, a torch's include/ folder), Debian's libtorch-cuda-dev is fetched once into
+#   ${XDG_CACHE_HOME:-~/.cache}/anneal/ and checked against its SHA-256. It is torch 2.6, older than
+#   the GPU machine's 2.11: an API newer than 2.6 fails here while it builds there (say so in the
+#   commit and rely on the GPU build). The CUDA toolkit's cuBLAS, cuSPARSE and cuSOLVER headers,
+#   which the torch headers include for their types only, come from tools/gpu/compile-check-stubs
+#   where the toolkit has none (they are searched after the toolkit's own).
+#
+# ANNEAL_SOURCE_DIR checks other sources than the tree's (as build_kernels.py).
+# Exit 0: every build compiles. 2: a build does not; the compiler's errors are printed, with the
+# file and line. 3: this machine cannot check (no nvcc or g++, or no torch headers to be had).
+set -u
+root=$(cd "$(dirname "$0")/../.." && pwd)
+source_dir=${ANNEAL_SOURCE_DIR:-$root/plugin-ssm-hybrid/src/main/native}
+stubs=$root/tools/gpu/compile-check-stubs
+deb_url=http://deb.debian.org/debian/pool/contrib/p/pytorch-cuda/libtorch-cuda-dev_2.6.0+dfsg-7+b1_amd64.deb
+deb_sha256=8906705aa8824b1ad3783b80688accd5bc05fedd97d0ccb40cb461f8f43f5182
+
+cannot() { echo "compile-check: cannot check on this machine: $*" >&2; exit 3; }
+
+nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null) || cannot "no nvcc on PATH or in /usr/local/cuda/bin"
+command -v g++ > /dev/null || cannot "no g++ on PATH"
+# nvcc may be a wrapper script: ask it where the toolkit's headers are (its dry run names them).
+cuda_include=$("$nvcc" --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/.* INCLUDES="-I\([^"]*\)".*/\1/p' | head -1)
+[[ -f $cuda_include/cuda_runtime_api.h ]] || cannot "$nvcc names no CUDA include folder with cuda_runtime_api.h"
+[[ -f $source_dir/anneal_ops.cpp && -f $source_dir/anneal_kernels.cu ]] \
+  || { echo "compile-check: $source_dir holds no anneal_ops.cpp and anneal_kernels.cu" >&2; exit 2; }
+
+torch_headers() {
+  if [[ -n ${TORCH_INCLUDE:-} ]]; then
+    [[ -f $TORCH_INCLUDE/torch/library.h ]] || cannot "TORCH_INCLUDE=$TORCH_INCLUDE holds no torch/library.h"
+    echo "$TORCH_INCLUDE"
+    return
+  fi
+  local cache=${XDG_CACHE_HOME:-$HOME/.cache}/anneal/libtorch-cuda-dev-2.6.0
+  if [[ ! -f $cache/usr/include/torch/library.h ]]; then
+    local tmp
+    tmp=$(mktemp -d) || cannot "no temporary folder"
+    echo "compile-check: fetching torch 2.6's headers (Debian's libtorch-cuda-dev, 2.4 MB) into $cache" >&2
+    curl -sSfL --max-time 120 -o "$tmp/headers.deb" "$deb_url" || cannot "could not fetch $deb_url"
+    echo "$deb_sha256  $tmp/headers.deb" | sha256sum -c --quiet - >&2 || cannot "$deb_url is not the file pinned here"
+    (cd "$tmp" && ar x headers.deb && mkdir -p tree && tar -xf data.tar.* -C tree) \
+      || cannot "could not unpack $deb_url (needs ar and tar)"
+    mkdir -p "$(dirname "$cache")" && rm -rf "$cache" && mv "$tmp/tree" "$cache"
+    rm -rf "$tmp"
+  fi
+  echo "$cache/usr/include"
+}
+torch_include=$(torch_headers) || exit $?
+
+[[ $# -gt 0 ]] || set -- ""
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failed=0
+for flags in "$@"; do
+  label=${flags:-default}
+  broken=0
+  # shellcheck disable=SC2086 # flags are words, as build_kernels.py splits ANNEAL_BUILD_FLAGS
+  if ! "$nvcc" -std=c++17 -O3 --use_fast_math -arch=sm_90 -I"$source_dir" $flags \
+      -c "$source_dir/anneal_kernels.cu" -o "$work/kernels.o" > "$work/nvcc.log" 2>&1; then
+    echo "compile-check: anneal_kernels.cu does not compile ($label):"
+    grep -E "error|warning" "$work/nvcc.log" | head -40
+    broken=1
+  fi
+  # shellcheck disable=SC2086
+  if ! g++ -std=c++17 -fsyntax-only -Wall -Werror=return-type -I"$source_dir" -I"$torch_include" \
+      -I"$torch_include/torch/csrc/api/include" -I"$cuda_include" -idirafter "$stubs" \
+      -DANNEAL_ARCH=sm_90 $flags "$source_dir/anneal_ops.cpp" > "$work/gxx.log" 2>&1; then
+    echo "compile-check: anneal_ops.cpp does not compile ($label):"
+    grep -E "error" "$work/gxx.log" | head -40
+    broken=1
+  elif grep -q "anneal_ops.cpp.*warning" "$work/gxx.log"; then
+    echo "compile-check: anneal_ops.cpp compiles with warnings ($label):"
+    grep -A3 "anneal_ops.cpp.*warning" "$work/gxx.log" | head -40
+  fi
+  if [[ $broken == 1 ]]; then failed=1; continue; fi
+  echo "compile-check: $label compiles (anneal_kernels.cu with nvcc for sm_90, anneal_ops.cpp against $torch_include)"
+done
+[[ $failed == 0 ]] || exit 2
