@@ -1899,10 +1899,11 @@ Tensor memory_stats(const Tensor& anchor, bool reset_peaks) {
   }
   Tensor out = at::empty({5}, at::TensorOptions().dtype(at::kLong));
   int64_t* v = out.data_ptr<int64_t>();
-  v[0] = stats.allocated_bytes[0].current;  // index 0: the aggregate over the small and large pools
-  v[1] = stats.allocated_bytes[0].peak;
-  v[2] = stats.reserved_bytes[0].current;
-  v[3] = stats.reserved_bytes[0].peak;
+  constexpr auto all_pools = static_cast<size_t>(c10::CachingDeviceAllocator::StatType::AGGREGATE);  // small + large
+  v[0] = stats.allocated_bytes[all_pools].current;
+  v[1] = stats.allocated_bytes[all_pools].peak;
+  v[2] = stats.reserved_bytes[all_pools].current;
+  v[3] = stats.reserved_bytes[all_pools].peak;
   v[4] = (int64_t) (total_bytes - free_bytes);
   if (reset_peaks) {
     c10::cuda::CUDACachingAllocator::resetPeakStats(device);
