@@ -26,6 +26,8 @@ import statistics
 
 import torch
 
+import bench_model  # tools/gpu, beside this script: the dimensions of the model bench-train runs
+
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
 
@@ -123,9 +125,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--seq", type=int, default=2048)
-    parser.add_argument("--layers", type=int, default=12)
-    parser.add_argument("--head-chunk", type=int, default=4096)
-    parser.add_argument("--vocab", type=int, default=32768)
+    parser.add_argument("--conf", default=str(bench_model.CONF), help="the pipeline whose model block gives the shapes")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--no-fast-accum", action="store_true")
@@ -137,15 +137,19 @@ def main():
     if (major, minor) < (8, 9):
         raise SystemExit(f"probe_fp8_gemm.py: {torch.cuda.get_device_name()} is sm_{major}{minor}; float8 GEMMs need sm_89+")
     m = args.rows * args.seq
-    gemms = layer_gemms(1024, 3072, 2048, 1, 128, 32, 16, 4, 64)
+    model = bench_model.dimensions(args.conf)
+    layers, hidden, vocab = model["num-hidden-layers"], model["hidden-size"], model["vocab-size"]
+    gemms = layer_gemms(hidden, model["intermediate-size"], model["mamba-d-ssm"], model["mamba-n-groups"],
+                        model["mamba-d-state"], model["mamba-n-heads"], model["num-attention-heads"],
+                        model["num-key-value-heads"], model["head-dim"])
     report = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "tokens": m,
-              "layers": args.layers, "fast_accum_forward": not args.no_fast_accum, "gemms": []}
+              "layers": layers, "conf": args.conf, "fast_accum_forward": not args.no_fast_accum, "gemms": []}
     totals = {"bf16_ms": 0.0, "fp8_tensorwise_ms": 0.0, "fp8_rowwise_ms": 0.0, "torch_cast_ms": 0.0}
-    print(f"{report['device']}, torch {torch.__version__}, {m} tokens a step, {args.layers} layers")
+    print(f"{report['device']}, torch {torch.__version__}, {m} tokens a step, {layers} layers")
     print(f"{'GEMM':30} {'role':8} {'M x K x N':>20} {'bf16 ms':>8} {'TF/s':>5} {'fp8 t ms':>8} {'TF/s':>5}"
           f" {'fp8 r ms':>8} {'TF/s':>5} {'cast ms':>7}")
-    shapes = [(name, m, k, n, args.layers) for name, k, n in gemms]
-    shapes.append(("LM head (a chunk)", args.head_chunk, 1024, args.vocab, m // args.head_chunk))
+    shapes = [(name, m, k, n, layers) for name, k, n in gemms]
+    shapes.append(("LM head", m, hidden, vocab, 1))   # a training step makes all its logits at once
     for name, rows, k, n, count in shapes:
         for r in probe(rows, k, n, args.warmup, args.iters, not args.no_fast_accum):
             r["gemm"] = name
@@ -164,7 +168,7 @@ def main():
         report["wgrad_into_float32_ms"] = sum(f * n for _, f, n in wgrad)
         print(f"wgrad GEMMs a step: {report['wgrad_bf16_ms']:.2f} ms into bfloat16, "
               f"{report['wgrad_into_float32_ms']:.2f} ms summed into float32 .grad (the step's way)")
-    print("a step's GEMMs (every layer, the head's chunks): bf16 {bf16_ms:.1f} ms, fp8 tensorwise "
+    print("a step's GEMMs (every layer and the head): bf16 {bf16_ms:.1f} ms, fp8 tensorwise "
           "{fp8_tensorwise_ms:.1f} ms, fp8 rowwise {fp8_rowwise_ms:.1f} ms; torch's casts for them "
           "{torch_cast_ms:.1f} ms".format(**totals))
     if args.out:

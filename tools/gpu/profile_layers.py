@@ -43,15 +43,20 @@ from pathlib import Path
 # read when torch makes its first cuBLAS handle
 os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":0:0")
 import torch  # noqa: E402 (after the environment it reads)
+import bench_model  # noqa: E402 (tools/gpu, beside this script)
 import memory_trace  # noqa: E402 (tools/gpu, beside this script)
 from torch.profiler import ProfilerActivity, profile
 
 SOURCE = Path(__file__).resolve().parents[2] / (
     "plugin-ssm-hybrid/src/main/resources/io/anneal/hybrid/model/FalconH1FusedLayer.torchscript")
 
-# examples/bench/falcon-h1-291m.conf, the defaults of FalconH1Config (transformers' FalconH1Config)
-HIDDEN, INTER, LAYERS, HEADS, KV, HEAD_DIM = 1024, 3072, 12, 16, 4, 64
-D_SSM, M_HEADS, M_HEAD_DIM, STATE, GROUPS, CONV, CHUNK, VOCAB = 2048, 32, 64, 128, 1, 4, 128, 32768
+# the model bench-train runs (examples/bench/falcon-h1-291m.conf)
+_MODEL = bench_model.dimensions()
+HIDDEN, INTER, LAYERS = _MODEL["hidden-size"], _MODEL["intermediate-size"], _MODEL["num-hidden-layers"]
+HEADS, KV, HEAD_DIM = _MODEL["num-attention-heads"], _MODEL["num-key-value-heads"], _MODEL["head-dim"]
+D_SSM, M_HEADS, M_HEAD_DIM = _MODEL["mamba-d-ssm"], _MODEL["mamba-n-heads"], _MODEL["mamba-d-head"]
+STATE, GROUPS, CONV = _MODEL["mamba-d-state"], _MODEL["mamba-n-groups"], _MODEL["mamba-d-conv"]
+CHUNK, VOCAB = _MODEL["mamba-chunk-size"], _MODEL["vocab-size"]
 CONV_DIM = D_SSM + 2 * GROUPS * STATE
 
 
