@@ -9,6 +9,8 @@
 #                    fused-mup: the fused step with Falcon-H1's muP multipliers (examples/bench/falcon-h1-291m-mup-fused.conf);
 #                    fused-kept: the fused step with the SSD scan's intermediates kept, not recomputed
 #                    (examples/bench/falcon-h1-291m-fused-kept.conf, model.ssd-recompute = false; KEPT_ROWS, default 32 64);
+#                    fused-branch: the fused step with each layer's attention on a second stream beside Mamba
+#                    (examples/bench/falcon-h1-291m-fused-branch.conf, model.branch-stream = attention; BRANCH_ROWS, default 8 2);
 #                    layers: the fused step's kernels by time;
 #                    profile-fused: the JVM's own fused step (CUDA graphs) under libtorch's profiler at LAYER_ROWS,
 #                    beside layers (what the JVM's step holds that profile_layers.py's does not);
@@ -16,8 +18,8 @@
 #                    fixture-logits (every Falcon-H1 fixture's logits on the GPU against transformers')
 #                    peer (= peer-all at 2 and 8 rows) real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
-# Settings: ROWS, MUP_ROWS, KEPT_ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
-# fused-mup, fused-kept, fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
+# Settings: ROWS, MUP_ROWS, KEPT_ROWS, BRANCH_ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
+# fused-mup, fused-kept, fused-branch, fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
 # default 300), DPO_TIMEOUT (seconds, default 560), CALL_SECONDS (what the device call has left when
 # this script starts; table: 595 by default). Bound a part's time with these, not by wrapping
 # this script in `timeout`: that stops the script but not the timed run it started (each run's own
@@ -140,6 +142,13 @@ if has fused-kept; then
   for rows in ${KEPT_ROWS:-32 64}; do
     step "Anneal, fused operators, the SSD scan's intermediates kept, CUDA graphs, $rows x 2048"
     bench_step fused-kept examples/bench/falcon-h1-291m-fused-kept.conf "$rows"
+  done
+fi
+if has fused-branch; then
+  # each layer's two mixers overlapping on two streams (anneal_ops.cpp, branch_*)
+  for rows in ${BRANCH_ROWS:-8 2}; do
+    step "Anneal, fused operators, attention beside Mamba on two streams, CUDA graphs, $rows x 2048"
+    bench_step fused-branch examples/bench/falcon-h1-291m-fused-branch.conf "$rows"
   done
 fi
 if has fused-eager; then

@@ -65,7 +65,11 @@ CONV_DIM = D_SSM + 2 * GROUPS * STATE
 HEAD_CHUNK = 4096
 
 
-def attributes(chunk=CHUNK, recompute=True):
+# model.branch-stream as the layer's branch_streams attribute (FusedLayerOptions.BranchStream)
+BRANCH_STREAMS = {"none": 0, "attention": 1, "mamba": 2}
+
+
+def attributes(chunk=CHUNK, recompute=True, branch="none"):
     # the order of the class's declarations, as TorchScriptLayers.attributes writes them
     return [("training", True), ("half", True), ("heads", HEADS), ("kv_heads", KV), ("head_dim", HEAD_DIM),
             ("d_ssm", D_SSM), ("conv_dim", CONV_DIM), ("m_heads", M_HEADS), ("m_head_dim", M_HEAD_DIM),
@@ -73,8 +77,8 @@ def attributes(chunk=CHUNK, recompute=True):
             ("attention_in", 1.0), ("attention_out", 1.0), ("key_multiplier", 1.0), ("ssm_in", 1.0),
             ("ssm_out", 1.0), ("mlp_gate", 1.0), ("mlp_down", 1.0), ("mamba_rms_norm", False),
             ("norm_before_gate", True), ("dt_low", 0.0), ("dt_high", 3.4028234663852886e38),
-            ("clip_dt", False), ("ssd_chunk", chunk), ("ssd_recompute", recompute), ("lm_head", 1.0),
-            ("head_chunk", HEAD_CHUNK)]
+            ("clip_dt", False), ("ssd_chunk", chunk), ("ssd_recompute", recompute),
+            ("branch_streams", BRANCH_STREAMS[branch]), ("lm_head", 1.0), ("head_chunk", HEAD_CHUNK)]
 
 
 def declared(source, class_name="FalconH1Layer"):
@@ -98,15 +102,17 @@ def module_pickle(class_name, attrs):
     return bytes(out + b"ub.")
 
 
-def compile_layer(source, chunk=CHUNK, recompute=True):
+def compile_layer(source, chunk=CHUNK, recompute=True, branch="none"):
     # only the attributes the source declares: --source may be another commit's layer, from before one
     names = declared(source)
-    attrs = [(k, v) for k, v in attributes(chunk, recompute) if k in names]
+    attrs = [(k, v) for k, v in attributes(chunk, recompute, branch) if k in names]
     missing = [k for k in names if k not in dict(attrs)]
     if missing:
         sys.exit(f"profile_layers.py: the layer declares attributes this script does not set: {missing}")
     if not recompute and "ssd_recompute" not in names:
         sys.exit("profile_layers.py: --keep-ssd needs a layer that declares ssd_recompute")
+    if branch != "none" and "branch_streams" not in names:
+        sys.exit("profile_layers.py: --branch-stream needs a layer that declares branch_streams")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
         z.writestr("archive/version", "3\n")
@@ -238,6 +244,8 @@ def main():
     ap.add_argument("--chunk", type=int, default=CHUNK, help="the SSD chunk length (default: the model's)")
     ap.add_argument("--keep-ssd", action="store_true",
                     help="the scan keeps its intermediates for backward (model.ssd-recompute = false)")
+    ap.add_argument("--branch-stream", choices=list(BRANCH_STREAMS), default="none",
+                    help="the mixer on a second stream beside the other (model.branch-stream)")
     ap.add_argument("--top", type=int, default=80, help="kernels kept in the JSON, by time")
     ap.add_argument("--graphed", action="store_true",
                     help="also time the step captured as one CUDA graph (the launches' gaps: graphed less kernels)")
@@ -266,9 +274,10 @@ def main():
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
     results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "ssd_recompute": not args.keep_ssd,
+               "branch_stream": args.branch_stream,
                "sdp": args.sdp or "default", "variants": {}}
     for name in ["fused"]:
-        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd)
+        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd, args.branch_stream)
         marking = [False]
 
         def step():

@@ -632,6 +632,72 @@ def test_layer_head():
     compare("layer.head mean_logit (TRL's logits/*)", torch.float32, [("mean_logit", mean_logit, expected)])
 
 
+def test_layer_branch_streams(branch, packed):
+    """The fused layer with one mixer on a second stream (model.branch-stream: anneal_ops.cpp's
+    branch_* switches) against the same layer on one stream: two layers at the 291M model's widths,
+    forward and backward, run eagerly and captured as one CUDA graph and replayed, on the same weights
+    and inputs. The kernels are the same ones, so the results may differ only by the order in which
+    some backward kernels' float atomics sum (the SSD's dS); the bound is that order's own spread,
+    measured by running the one-stream layer three times (4 times the largest difference, and at least
+    1e-4 of the largest value: a race, a block reused while another stream reads it or read before
+    it is written, moves values by far more)."""
+    from profile_layers import SOURCE, HIDDEN, compile_layer, layer_weights, rope
+    source = SOURCE.read_text()
+    g = torch.Generator(device="cuda").manual_seed(11)
+    weights = [layer_weights(g) for _ in range(2)]
+    params = [p for w in weights for p in w.values()]
+    b, t = 2, 384
+    embed = torch.randn(b, t, HIDDEN, device="cuda", generator=g).requires_grad_(True)
+    cos, sin = rope(t)
+    seq = documents(b, t, [100, 200, 84], "cuda") if packed else None
+    if packed:
+        causal = torch.ones(t, t, device="cuda", dtype=torch.bool).tril()
+        allowed = (causal & (seq.unsqueeze(2) == seq.unsqueeze(1))).unsqueeze(1)
+    weight = torch.randn(b, t, HIDDEN, device="cuda", generator=g)   # d loss / d output
+
+    def step(layer):
+        h = embed
+        for w in weights:
+            h = layer.packed(h, w, cos, sin, allowed, seq) if packed else layer.forward(h, w, cos, sin)
+        (h * weight).sum().backward()
+
+    def results(layer, graphed):
+        for p in params + [embed]:
+            p.grad = None
+        if graphed:   # warm-up on a side stream, then capture and replay, as profile_layers.py does
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(2):
+                    step(layer)
+            torch.cuda.current_stream().wait_stream(side)
+            for p in params + [embed]:
+                p.grad = torch.zeros_like(p)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                step(layer)
+            for p in params + [embed]:
+                p.grad.zero_()
+            graph.replay()
+            torch.cuda.synchronize()
+        else:
+            step(layer)
+        return [p.grad.detach().clone() for p in params + [embed]]
+
+    one = compile_layer(source)
+    two = compile_layer(source, branch=branch)
+    names = [f"{i}.{k}" for i, w in enumerate(weights) for k in w] + ["embed"]
+    for graphed in (False, True):
+        expected = results(one, graphed)
+        again = [results(one, graphed) for _ in range(2)]
+        branched = results(two, graphed)
+        spread = {n: max(relative_error(r[i], expected[i]) for r in again) for i, n in enumerate(names)}
+        bounds = {n: max(4 * spread[n], 1e-4) for n in names}
+        compare(f"layer x2, {branch} on a second stream{' packed' if packed else ''}{' graphed' if graphed else ''}",
+                torch.float32, [(n, a, e) for n, a, e in zip(names, branched, expected)], bounds)
+    del one, two
+
+
 # ---------------------------------------------------------------- timings at the benchmark shapes
 def timed(name, fn, steps=20):
     for _ in range(3):
@@ -859,6 +925,9 @@ def main():
     # more chunks than a state-passing backward block sums at once (kPassSegment = 256)
     test_ssd(torch.float32, True, t=32 * 258, chunk=32)
     test_layer_head()
+    for branch in ("attention", "mamba"):
+        for packed in (False, True):
+            test_layer_branch_streams(branch, packed)
     if not args.checks_only:
         timings(args.rows)
     results["failures"] = failures

@@ -6,6 +6,9 @@
 # "@DIR" is another commit's operators and fused layer, copied into DIR by
 # tools/gpu/variant-sources.sh REV DIR: built from DIR/native and profiled with its layer, not
 # tested (this tree's test cases call this tree's operators).
+# "+ARGS" profiles the build before it again with ARGS added (profile_layers.py's options, e.g.
+# "+--branch-stream attention"; "+" alone repeats its profile): no build and no tests of its own, so
+# one build's settings alternate within the call ("" "+--keep-ssd" "+" "+--keep-ssd").
 # VARIANT_TESTS=0 profiles without the tests (when the default build was tested already).
 # PROFILE_ARGS adds arguments to every profile (e.g. "--sdp flash").
 # All builds run at once first (each is one nvcc process, about 35 s; the machine has 16 cores),
@@ -15,10 +18,23 @@
 set -u
 out=${OUT:?set OUT}/variants
 mkdir -p "$out"
-declare -a dirs sources_of layers_of pids
+declare -a dirs sources_of layers_of pids extra_of reprofile base_of
 n=0
+built=0
 for flags in "$@"; do
   n=$((n + 1))
+  if [[ $flags == +* ]]; then
+    if ((built == 0)); then
+      echo "== variant $n: '$flags' profiles the build before it, and there is none"
+      dirs[n]=""
+      continue
+    fi
+    echo "== variant $n: variant $built's build, profiled with '${flags#+}'"
+    dirs[n]=${dirs[built]} sources_of[n]=${sources_of[built]} layers_of[n]=${layers_of[built]}
+    extra_of[n]=${flags#+} reprofile[n]=1 base_of[n]=$built
+    continue
+  fi
+  built=$n
   dirs[n]=plugin-ssm-hybrid/target/native-variant$n
   sources="" layer=""
   if [[ $flags == @* ]]; then
@@ -42,7 +58,7 @@ for flags in "$@"; do
   pids[n]=$!
 done
 for ((i = 1; i <= n; i++)); do
-  [[ -n ${dirs[i]} ]] || continue
+  [[ -n ${dirs[i]} && -z ${reprofile[i]:-} ]] || continue
   if ! wait "${pids[i]}"; then
     echo "== variant $i: the build failed"
     tail -5 "$out/build-$i.log"
@@ -51,9 +67,13 @@ for ((i = 1; i <= n; i++)); do
 done
 for ((i = 1; i <= n; i++)); do
   dir=${dirs[i]}
+  if [[ -n ${reprofile[i]:-} ]]; then
+    dir=${dirs[${base_of[i]}]}
+    [[ -n $dir ]] || echo "== variant $i: not profiled, variant ${base_of[i]}'s build failed"
+  fi
   [[ -n $dir ]] || continue
   echo "== variant $i"
-  if [[ ${VARIANT_TESTS:-1} == 1 && -z ${sources_of[i]} ]]; then
+  if [[ ${VARIANT_TESTS:-1} == 1 && -z ${sources_of[i]} && -z ${reprofile[i]:-} ]]; then
     python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$i.json" > "$out/kernels-$i.log" 2>&1
     grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$i.log"
   fi
@@ -62,7 +82,7 @@ for ((i = 1; i <= n; i++)); do
   # PROFILE_ARGS is split into words on purpose: several arguments in one variable.
   # shellcheck disable=SC2086
   timeout 120 python3 tools/gpu/profile_layers.py "$dir/anneal_ops.so" --rows "${LAYER_ROWS:-8}" --graphed \
-    ${layer[@]+"${layer[@]}"} ${PROFILE_ARGS:-} --out "$out/layers-$i.json" > "$out/layers-$i.log" 2>&1
+    ${layer[@]+"${layer[@]}"} ${PROFILE_ARGS:-} ${extra_of[i]:-} --out "$out/layers-$i.json" > "$out/layers-$i.log" 2>&1
   grep -E "^== fused|graphed \(one|${VARIANT_KERNELS:-conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing}" \
     "$out/layers-$i.log"
 done

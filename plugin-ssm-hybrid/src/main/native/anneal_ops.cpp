@@ -28,6 +28,7 @@
 //
 //   graph_*                capture the calling thread's GPU work (a whole training step: forward,
 //                          autograd backward, optimizer) as CUDA graphs and replay them
+//   branch_*               run one of a layer's two mixers on a second stream beside the other
 //
 // Nothing here synchronises with the host (no .item(), no data-dependent shapes), so a step that
 // uses them can be captured as a CUDA graph.
@@ -48,7 +49,9 @@
 
 #include <atomic>
 #include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -1947,6 +1950,87 @@ Tensor host_read_end(const Tensor& anchor, int64_t id) {
   return host;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Falcon-H1's two mixers side by side (model.branch-stream). Attention and Mamba-2 read the same
+// normed input and meet again only at the next norm, so the layer (FalconH1FusedLayer.torchscript,
+// mixers) runs one of them on a second stream while the other runs on the caller's:
+//
+//   xs = branch_begin(xs)   the branch stream waits for what the caller's stream has queued, then
+//                           becomes the thread's current stream (the first mixer runs there)
+//   xs = branch_end(xs)     the branch's end is recorded; the caller's stream is current again (the other)
+//   xs = branch_join(xs)    the caller's stream waits for the branch's end (both mixers' outputs ready)
+//
+// Each passes its tensors through unchanged: the layer routes the branches' inputs and outputs
+// through them, so TorchScript cannot move an operator across a switch. They are registered
+// CONSERVATIVE (side effects) for the same reason, and are no autograd nodes: the autograd engine
+// runs each backward on the stream its forward ran on and synchronises (and records) the gradients
+// that cross (PyTorch's "stream semantics of backward passes"), so the backward overlaps the same way.
+// Under CUDA graph capture the event record and wait are the fork and join that take the branch
+// stream into the capture, and its allocations into the graph's pool.
+// The branch stream comes from the high-priority pool, so it is never the caller's stream (graph
+// capture's and the JVM's side stream come from the low-priority one), and it is the same stream in
+// every step: the warm-up's autograd nodes and the capture's see one stream.
+// ---------------------------------------------------------------------------------------------
+struct OpenBranch {
+  c10::optional<c10::cuda::CUDAStream> caller;   // the stream current at branch_begin
+  std::shared_ptr<at::cuda::CUDAEvent> end;      // recorded on the branch stream at branch_end
+};
+thread_local OpenBranch open_branch;  // c10's current stream is per thread, and so is a branch
+
+// The device's branch stream, the same one for every layer, step and thread.
+c10::cuda::CUDAStream branch_stream(c10::DeviceIndex device) {
+  static std::mutex guard;
+  static std::map<c10::DeviceIndex, c10::cuda::CUDAStream> streams;
+  std::lock_guard<std::mutex> lock(guard);
+  auto found = streams.find(device);
+  if (found == streams.end()) {
+    found = streams.emplace(device, c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device)).first;
+  }
+  return found->second;
+}
+
+const Tensor& branch_anchor(const std::vector<Tensor>& xs, const char* op) {
+  TORCH_CHECK(!xs.empty() && xs[0].is_cuda(), "anneal::", op, ": expected CUDA tensors, found ",
+              xs.empty() ? std::string("none") : xs[0].device().str());
+  return xs[0];
+}
+
+std::vector<Tensor> branch_begin(const std::vector<Tensor>& xs) {
+  auto device = branch_anchor(xs, "branch_begin").device().index();
+  if (open_branch.caller.has_value()) {
+    // a step that failed inside a branch (an exception between begin and join) left it open: the
+    // caller's stream back first, so the next step starts where the failed one did
+    c10::cuda::setCurrentCUDAStream(*open_branch.caller);
+    open_branch = OpenBranch{};
+  }
+  auto caller = c10::cuda::getCurrentCUDAStream(device);
+  auto branch = branch_stream(device);
+  at::cuda::CUDAEvent forked;
+  forked.record(caller);
+  forked.block(branch);
+  open_branch.caller = caller;
+  c10::cuda::setCurrentCUDAStream(branch);
+  return xs;
+}
+
+std::vector<Tensor> branch_end(const std::vector<Tensor>& xs) {
+  auto device = branch_anchor(xs, "branch_end").device().index();
+  TORCH_CHECK(open_branch.caller.has_value() && !open_branch.end,
+              "anneal::branch_end: no branch open (branch_begin first)");
+  open_branch.end = std::make_shared<at::cuda::CUDAEvent>();
+  open_branch.end->record(c10::cuda::getCurrentCUDAStream(device));
+  c10::cuda::setCurrentCUDAStream(*open_branch.caller);
+  return xs;
+}
+
+std::vector<Tensor> branch_join(const std::vector<Tensor>& xs) {
+  branch_anchor(xs, "branch_join");
+  TORCH_CHECK(open_branch.end, "anneal::branch_join: no branch ended (branch_begin, branch_end first)");
+  open_branch.end->block(*open_branch.caller);
+  open_branch = OpenBranch{};
+  return xs;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(anneal, m) {
@@ -1976,6 +2060,10 @@ TORCH_LIBRARY(anneal, m) {
   m.def("host_read_begin(Tensor source) -> int", &host_read_begin);
   m.def("host_read_end(Tensor anchor, int id) -> Tensor", &host_read_end);
   m.def("memory_stats(Tensor anchor, bool reset_peaks) -> Tensor", &memory_stats);
+  // side effects: TorchScript keeps them, in order, and moves no operator across them
+  m.def(torch::schema("branch_begin(Tensor[] xs) -> Tensor[]", c10::AliasAnalysisKind::CONSERVATIVE), &branch_begin);
+  m.def(torch::schema("branch_end(Tensor[] xs) -> Tensor[]", c10::AliasAnalysisKind::CONSERVATIVE), &branch_end);
+  m.def(torch::schema("branch_join(Tensor[] xs) -> Tensor[]", c10::AliasAnalysisKind::CONSERVATIVE), &branch_join);
 }
 
 // CompositeImplicitAutograd: the dispatcher calls these for every backend and under autograd; each

@@ -10,6 +10,7 @@ import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.LayerImplementation;
 import io.anneal.hybrid.model.FalconH1Config;
 import io.anneal.hybrid.model.FusedKernels;
+import io.anneal.hybrid.model.FusedLayerOptions;
 import io.anneal.hybrid.model.SaveFormat;
 import java.util.Map;
 
@@ -54,10 +55,9 @@ public final class FalconH1ArchitectureFactory implements ExtensionFactory<Model
         MupMultipliers mup = config.has(MUP) ? mupBlock(config, context) : FalconH1Multipliers.fromHocon(config);
         LayerImplementation implementation = config.getEnum("layers", LayerImplementation.class);
         FusedKernels.Mode kernels = config.getEnum("kernels", FusedKernels.Mode.class);
-        boolean ssdRecompute = config.getBoolean("ssd-recompute");
         SaveFormat save = SaveFormat.fromHocon(config);
-        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, implementation, kernels, ssdRecompute,
-                save);
+        return new FalconH1Architecture(FalconH1Config.fromHocon(config), mup, implementation, kernels,
+                FusedLayerOptions.fromHocon(config), save);
     }
 
     /**

@@ -18,6 +18,7 @@ import io.anneal.hybrid.model.FalconH1Architecture;
 import io.anneal.hybrid.model.FalconH1Checkpoints;
 import io.anneal.hybrid.model.FalconH1Model;
 import io.anneal.hybrid.model.FusedKernels;
+import io.anneal.hybrid.model.FusedLayerOptions;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
@@ -98,7 +99,7 @@ public final class LogitsCommand implements CliCommand {
             checkVocabulary(ids, model.vocabSize(), input);
             // as model.kernels does for a pipeline (the library loads once DJL's engine has started); no
             // backward here, so the SSD scan's recomputation setting does not matter
-            context.out().println(FalconH1Architecture.useTorchScriptLayers(model, mode, device, "--kernels", true));
+            context.out().println(FalconH1Architecture.useTorchScriptLayers(model, mode, device, "--kernels", FusedLayerOptions.DEFAULT));
             NDArray logits = logits(model, manager, ids);
             writeFloat32(output, logits);
             context.out().println("wrote " + output + ": float32 " + logits.getShape());

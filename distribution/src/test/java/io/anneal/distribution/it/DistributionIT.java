@@ -106,7 +106,7 @@ class DistributionIT {
     void shippedPipelinesValidate() throws Exception {
         for (String file : List.of("examples/tiny-sft.conf", "examples/gpu-small-sft.conf", "examples/gpu-small-dpo.conf",
                 "examples/bench/falcon-h1-291m.conf", "examples/bench/falcon-h1-291m-mup-fused.conf",
-                "examples/bench/falcon-h1-291m-fused-kept.conf",
+                "examples/bench/falcon-h1-291m-fused-kept.conf", "examples/bench/falcon-h1-291m-fused-branch.conf",
                 "examples/falcon-h1-coord-check.conf")) {
             Result r = anneal("validate", file);
             assertEquals(0, r.exit(), file + ":\n" + r.out());
@@ -115,6 +115,9 @@ class DistributionIT {
         Result shown = anneal("config", "examples/bench/falcon-h1-291m-fused-kept.conf");
         assertEquals(0, shown.exit(), shown.out());
         assertTrue(shown.out().contains("model.ssd-recompute = false  #"), shown.out());
+        Result branch = anneal("config", "examples/bench/falcon-h1-291m-fused-branch.conf");
+        assertEquals(0, branch.exit(), branch.out());
+        assertTrue(branch.out().contains("model.branch-stream = \"attention\"  #"), branch.out());
         Files.writeString(home.resolve("examples/bench/kept-typo.conf"),
                 "include \"falcon-h1-291m-fused.conf\"\nmodel.ssd-recompute = maybe\n");
         Result typo = anneal("validate", "examples/bench/kept-typo.conf");

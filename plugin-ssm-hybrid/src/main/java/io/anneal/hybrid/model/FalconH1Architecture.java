@@ -19,17 +19,17 @@ public final class FalconH1Architecture implements ModelArchitecture {
     private final MupMultipliers multipliers;
     private final LayerImplementation layers;
     private final FusedKernels.Mode kernels;
-    /** model.ssd-recompute: false keeps the fused SSD scan's intermediates for the backward. */
-    private final boolean ssdRecompute;
+    /** model.ssd-recompute and model.branch-stream: how the fused layers run. */
+    private final FusedLayerOptions fusedOptions;
     private final SaveFormat saveFormat;
 
     public FalconH1Architecture(FalconH1Config config, MupMultipliers multipliers,
-            LayerImplementation layers, FusedKernels.Mode kernels, boolean ssdRecompute, SaveFormat saveFormat) {
+            LayerImplementation layers, FusedKernels.Mode kernels, FusedLayerOptions fusedOptions, SaveFormat saveFormat) {
         this.config = config;
         this.multipliers = multipliers;
         this.layers = layers;
         this.kernels = kernels;
-        this.ssdRecompute = ssdRecompute;
+        this.fusedOptions = fusedOptions;
         this.saveFormat = saveFormat;
     }
 
@@ -51,7 +51,7 @@ public final class FalconH1Architecture implements ModelArchitecture {
     private FalconH1Model withLayers(FalconH1Model model, ModelOptions options) {
         model.saveAs(saveFormat);
         if (layers == LayerImplementation.TORCHSCRIPT) {
-            System.out.println(useTorchScriptLayers(model, kernels, options.device(), "model.kernels", ssdRecompute));
+            System.out.println(useTorchScriptLayers(model, kernels, options.device(), "model.kernels", fusedOptions));
             return model;
         }
         if (kernels == FusedKernels.Mode.FUSED) {
@@ -66,16 +66,14 @@ public final class FalconH1Architecture implements ModelArchitecture {
      * Puts {@code model}'s layers on TorchScript, on the fused operators where {@code mode} and
      * {@code device} allow ({@link FusedKernels#select}; {@code setting} names the setting in errors),
      * and returns the one line that says which. A pipeline's {@code model.kernels} and
-     * {@code anneal logits --kernels} both decide here. {@code ssdRecompute} false: the fused SSD scan
-     * keeps its intermediates for the backward (model.ssd-recompute), which the line then says.
+     * {@code anneal logits --kernels} both decide here. {@code fusedOptions}: how the fused layers
+     * run (model.ssd-recompute, model.branch-stream); the line says those that are not the defaults.
      */
     public static String useTorchScriptLayers(FalconH1Model model, FusedKernels.Mode mode, Device device,
-            String setting, boolean ssdRecompute) {
+            String setting, FusedLayerOptions fusedOptions) {
         FusedKernels.Status status = FusedKernels.select(mode, device, setting);
-        model.useLayers(LayerImplementation.TORCHSCRIPT, status.fused(), ssdRecompute);
-        return status.fused() && !ssdRecompute
-                ? status.line() + "; the SSD scan keeps its intermediates for the backward (model.ssd-recompute = false)"
-                : status.line();
+        model.useLayers(LayerImplementation.TORCHSCRIPT, status.fused(), fusedOptions);
+        return status.fused() ? status.line() + fusedOptions.describe() : status.line();
     }
 
     /**

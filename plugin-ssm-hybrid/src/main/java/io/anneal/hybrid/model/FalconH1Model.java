@@ -102,19 +102,19 @@ public final class FalconH1Model implements ObservableModel {
 
     /** Selects how the decoder layers run (TorchScript by default; see {@link LayerImplementation}). */
     public FalconH1Model useLayers(LayerImplementation implementation) {
-        return useLayers(implementation, false, true);
+        return useLayers(implementation, false, FusedLayerOptions.DEFAULT);
     }
 
     /**
      * Selects how the decoder layers run; {@code fused} (TorchScript only) puts the Mamba-2 mixer and
      * the LM head on the fused operators, which {@link FusedKernels#select} must have loaded.
-     * {@code ssdRecompute} (fused only) false: the SSD scan keeps its intermediates for the backward.
+     * {@code options} (fused only): how the fused layers run (model.ssd-recompute, model.branch-stream).
      */
-    public FalconH1Model useLayers(LayerImplementation implementation, boolean fused, boolean ssdRecompute) {
+    public FalconH1Model useLayers(LayerImplementation implementation, boolean fused, FusedLayerOptions options) {
         boolean wantFused = fused && implementation == LayerImplementation.TORCHSCRIPT;
-        boolean recompute = !wantFused || ssdRecompute;
+        FusedLayerOptions wanted = wantFused ? options : FusedLayerOptions.DEFAULT;
         if (torchScript != null && implementation == LayerImplementation.TORCHSCRIPT && torchScript.fused() == wantFused
-                && torchScript.ssdRecompute() == recompute) {
+                && torchScript.options().equals(wanted)) {
             return this;
         }
         if (torchScript != null) {
@@ -123,7 +123,7 @@ public final class FalconH1Model implements ObservableModel {
         }
         if (implementation == LayerImplementation.TORCHSCRIPT) {
             torchScript = new TorchScriptLayers(config, mup, compute, manager, parameters, mupVector, wantFused,
-                    recompute);
+                    wanted);
         }
         return this;
     }

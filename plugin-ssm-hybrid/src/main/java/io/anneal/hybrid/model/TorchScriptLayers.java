@@ -41,14 +41,14 @@ final class TorchScriptLayers implements AutoCloseable {
     private final List<Map<String, Parameter>> layerWeights = new ArrayList<>();
     private final NDArray mupVector;
     private final boolean fused;
-    private final boolean ssdRecompute;
+    private final FusedLayerOptions options;
 
-    /** {@code ssdRecompute} (fused only): false keeps the SSD scan's intermediates for the backward. */
+    /** {@code options}: how the fused layers run (ignored on the reference layers). */
     TorchScriptLayers(FalconH1Config config, MupMultipliers mup, DataType compute, NDManager manager,
-            Map<String, Parameter> parameters, NDArray mupVector, boolean fused, boolean ssdRecompute) {
+            Map<String, Parameter> parameters, NDArray mupVector, boolean fused, FusedLayerOptions options) {
         this.mupVector = mupVector;
         this.fused = fused;
-        this.ssdRecompute = ssdRecompute;
+        this.options = options;
         for (int layer = 0; layer < config.numHiddenLayers(); layer++) {
             String prefix = "model.layers." + layer + ".";
             Map<String, Parameter> weights = new LinkedHashMap<>();
@@ -59,7 +59,7 @@ final class TorchScriptLayers implements AutoCloseable {
             }
             layerWeights.add(weights);
         }
-        Map<String, Object> attributes = fused ? fusedAttributes(config, mup, compute, ssdRecompute)
+        Map<String, Object> attributes = fused ? fusedAttributes(config, mup, compute, options)
                 : attributes(config, mup, compute);
         module = TorchScriptModule.compile("FalconH1Layer",
                 TorchScriptLayers.class.getResourceAsStream(fused ? FUSED_SOURCE : SOURCE), attributes,
@@ -68,10 +68,11 @@ final class TorchScriptLayers implements AutoCloseable {
 
     /** The fused layer's attributes ({@code FalconH1FusedLayer.torchscript}), in its declarations' order. */
     static Map<String, Object> fusedAttributes(FalconH1Config config, MupMultipliers mup, DataType compute,
-            boolean ssdRecompute) {
+            FusedLayerOptions options) {
         Map<String, Object> attributes = attributes(config, mup, compute);
         attributes.put("ssd_chunk", config.mambaChunkSize());
-        attributes.put("ssd_recompute", ssdRecompute);
+        attributes.put("ssd_recompute", options.ssdRecompute());
+        attributes.put("branch_streams", options.branchStream().torchScriptValue());
         attributes.put("lm_head", mup.lmHead());
         attributes.put("head_chunk", HEAD_CHUNK);
         return attributes;
@@ -149,8 +150,8 @@ final class TorchScriptLayers implements AutoCloseable {
         return fused;
     }
 
-    boolean ssdRecompute() {
-        return ssdRecompute;
+    FusedLayerOptions options() {
+        return options;
     }
 
     /**

@@ -82,9 +82,39 @@ class TorchScriptAttributesTest {
         assertEquals("bool", declared.get("ssd_recompute"));
         for (boolean recompute : new boolean[] {true, false}) {
             Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
-                    recompute);
+                    new FusedLayerOptions(recompute, FusedLayerOptions.BranchStream.NONE));
             assertMatches(declared, written);
             assertEquals(recompute, written.get("ssd_recompute"));
+        }
+    }
+
+    /** model.branch-stream as the layer's mixers() reads branch_streams: 0 one stream, 1 attention beside, 2 Mamba beside. */
+    @Test
+    void theBranchStreamSettingIsTheValueTheLayerBranchesOn() throws Exception {
+        Map<String, String> declared = declared("FalconH1FusedLayer.torchscript");
+        assertEquals("int", declared.get("branch_streams"));
+        String source;
+        try (InputStream in = TorchScriptLayers.class.getResourceAsStream("FalconH1FusedLayer.torchscript")) {
+            source = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
+        Map<FusedLayerOptions.BranchStream, String> firstOnTheBranch = Map.of(
+                FusedLayerOptions.BranchStream.ATTENTION, "attention = self.attention(qkv[0]",
+                FusedLayerOptions.BranchStream.MAMBA, "mamba = self.mamba(pieces[0]");
+        for (FusedLayerOptions.BranchStream branch : FusedLayerOptions.BranchStream.values()) {
+            Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
+                    new FusedLayerOptions(true, branch));
+            assertMatches(declared, written);
+            int value = (Integer) written.get("branch_streams");
+            if (branch == FusedLayerOptions.BranchStream.NONE) {
+                assertEquals(0, value);
+                continue;
+            }
+            // the branch taken for this value begins with that mixer on the second stream
+            String taken = source.substring(source.indexOf("if self.branch_streams == " + value + ":"));
+            taken = taken.substring(0, taken.indexOf("return ops.anneal.branch_join"));
+            int first = taken.indexOf(firstOnTheBranch.get(branch));
+            assertTrue(taken.contains("ops.anneal.branch_begin") && first >= 0 && first < taken.indexOf("ops.anneal.branch_end"),
+                    branch + " -> " + value + ":\n" + taken);
         }
     }
 
@@ -92,7 +122,7 @@ class TorchScriptAttributesTest {
     void twoAttributesSwappedAreCaught() throws Exception {
         Map<String, String> declared = declared("FalconH1FusedLayer.torchscript");
         Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
-                true);
+                FusedLayerOptions.DEFAULT);
         Map<String, Object> swapped = new LinkedHashMap<>();
         List<String> keys = new ArrayList<>(written.keySet());
         int i = keys.indexOf("ssd_chunk");

@@ -1,0 +1,71 @@
+package io.anneal.hybrid.model;
+
+import io.anneal.api.config.ConfigView;
+
+/**
+ * How the fused layers run, where the choice changes speed and memory but not the arithmetic (so a
+ * run may change them across a resume, and they do nothing on the reference path).
+ *
+ * @param ssdRecompute model.ssd-recompute: true recomputes the SSD scan's forward pass in the backward
+ *     (the least memory); false keeps its intermediates
+ * @param branchStream model.branch-stream: which mixer, if any, runs on a second CUDA stream beside the
+ *     other (Falcon-H1's attention and Mamba-2 read the same input and meet again at the next norm)
+ */
+public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream) {
+    /** The defaults of reference.conf: the least memory, one stream. */
+    public static final FusedLayerOptions DEFAULT = new FusedLayerOptions(true, BranchStream.NONE);
+
+    public FusedLayerOptions {
+        if (branchStream == null) {
+            throw new IllegalArgumentException("branchStream must not be null (BranchStream.NONE: one stream)");
+        }
+    }
+
+    /** The model block's settings. */
+    public static FusedLayerOptions fromHocon(ConfigView model) {
+        return new FusedLayerOptions(model.getBoolean("ssd-recompute"), model.getEnum("branch-stream", BranchStream.class));
+    }
+
+    /** What the fused path's status line adds for settings other than the defaults ("" for none). */
+    String describe() {
+        StringBuilder line = new StringBuilder();
+        if (!ssdRecompute) {
+            line.append("; the SSD scan keeps its intermediates for the backward (model.ssd-recompute = false)");
+        }
+        if (branchStream != BranchStream.NONE) {
+            line.append("; ").append(branchStream == BranchStream.ATTENTION ? "attention" : "Mamba")
+                    .append(" runs on a second stream beside ").append(branchStream == BranchStream.ATTENTION ? "Mamba" : "attention")
+                    .append(" (model.branch-stream = ").append(branchStream.configName()).append(")");
+        }
+        return line.toString();
+    }
+
+    /**
+     * Which of a layer's two mixers runs on a second stream, beside the other on the step's own
+     * ({@code FalconH1FusedLayer.torchscript}'s {@code branch_streams}; {@code anneal_ops.cpp}, branch_*).
+     * The second stream has the higher priority: its kernels' blocks are scheduled first when both wait.
+     */
+    public enum BranchStream {
+        /** One stream: the mixers one after the other. */
+        NONE(0),
+        /** Attention on the second stream. */
+        ATTENTION(1),
+        /** Mamba-2 on the second stream. */
+        MAMBA(2);
+
+        private final int torchScriptValue;
+
+        BranchStream(int torchScriptValue) {
+            this.torchScriptValue = torchScriptValue;
+        }
+
+        public String configName() {
+            return ConfigView.configName(this);
+        }
+
+        /** The TorchScript layer's {@code branch_streams} attribute. */
+        int torchScriptValue() {
+            return torchScriptValue;
+        }
+    }
+}

@@ -1,0 +1,41 @@
+package io.anneal.hybrid.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.anneal.api.config.ConfigException;
+import io.anneal.hybrid.model.FusedLayerOptions.BranchStream;
+import io.anneal.testkit.TestConfig;
+import org.junit.jupiter.api.Test;
+
+/** model.ssd-recompute and model.branch-stream, over the plugin's reference.conf defaults. */
+class FusedLayerOptionsTest {
+    private static FusedLayerOptions options(String hocon) {
+        return FusedLayerOptions.fromHocon(TestConfig.block("model-architecture", "type = falcon-h1" + hocon).at("model"));
+    }
+
+    @Test
+    void defaultsRecomputeTheScanOnOneStream() {
+        assertEquals(new FusedLayerOptions(true, BranchStream.NONE), options(""));
+        assertEquals(FusedLayerOptions.DEFAULT, options(""));
+        assertEquals("", FusedLayerOptions.DEFAULT.describe());
+    }
+
+    @Test
+    void settingsAreReadAndTheStatusLineSaysThose() {
+        FusedLayerOptions both = options(", ssd-recompute = false, branch-stream = attention");
+        assertEquals(new FusedLayerOptions(false, BranchStream.ATTENTION), both);
+        assertEquals("; the SSD scan keeps its intermediates for the backward (model.ssd-recompute = false)"
+                + "; attention runs on a second stream beside Mamba (model.branch-stream = attention)", both.describe());
+        assertEquals("; Mamba runs on a second stream beside attention (model.branch-stream = mamba)",
+                options(", branch-stream = mamba").describe());
+    }
+
+    @Test
+    void anUnknownBranchNamesTheKeyAndTheChoices() {
+        ConfigException e = assertThrows(ConfigException.class, () -> options(", branch-stream = both"));
+        assertTrue(e.getMessage().contains("model.branch-stream") && e.getMessage().contains("none")
+                && e.getMessage().contains("attention") && e.getMessage().contains("mamba"), e.getMessage());
+    }
+}
