@@ -29,6 +29,8 @@
 //   graph_*                capture the calling thread's GPU work (a whole training step: forward,
 //                          autograd backward, optimizer) as CUDA graphs and replay them
 //   branch_*               run one of a layer's two mixers on a second stream beside the other
+//   wgrad_fence            with -DANNEAL_WGRAD_STREAM=1, where the backward waits for the weight-gradient
+//                          GEMMs that ran on a stream of their own (an experiment; else the identity)
 //
 // Nothing here synchronises with the host (no .item(), no data-dependent shapes), so a step that
 // uses them can be captured as a CUDA graph.
@@ -209,6 +211,120 @@ void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accum
     out.copy_(at::mm(a_t, b));
     if (alpha != 1.0) out.mul_(alpha);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streams of the operators' own, created once per device and role, so they are never the caller's
+// (a pool stream could be) and stay the same across steps (the warm-up's autograd nodes and a graph
+// capture's must see one stream). The branch stream runs one of a layer's mixers beside the other
+// (branch_*, below) at the device's highest priority, so its blocks are scheduled first; the
+// weight-gradient stream runs the weight-gradient GEMMs, which nothing in the backward waits for, at
+// the lowest (the caller's own, from c10's low-priority pool, has it too).
+// ---------------------------------------------------------------------------------------------
+enum class StreamRole { kBranch, kWeightGradients };
+
+c10::cuda::CUDAStream dedicated_stream(c10::DeviceIndex device, StreamRole role) {
+  static std::mutex guard;
+  static std::map<std::pair<c10::DeviceIndex, StreamRole>, c10::cuda::CUDAStream> streams;
+  std::lock_guard<std::mutex> lock(guard);
+  auto key = std::make_pair(device, role);
+  auto found = streams.find(key);
+  if (found == streams.end()) {
+    c10::cuda::CUDAGuard on_device(device);
+    int least = 0, greatest = 0;
+    C10_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    cudaStream_t raw = nullptr;   // never destroyed: it lives as long as the process, as c10's pool streams
+    C10_CUDA_CHECK(cudaStreamCreateWithPriority(&raw, cudaStreamNonBlocking,
+                                                role == StreamRole::kBranch ? greatest : least));
+    found = streams.emplace(key, c10::cuda::getStreamFromExternal(raw, device)).first;
+  }
+  return found->second;
+}
+
+// -DANNEAL_WGRAD_STREAM=1 (an experiment for tools/gpu/try-variants.sh, off by default): the GEMMs
+// that add a weight gradient into a float32 master's .grad run on the weight-gradient stream, beside
+// the rest of the backward, since only the optimizer reads them. Each waits for what the caller's
+// stream queued before it (its inputs) and keeps its inputs alive until the caller's stream has
+// waited for it: wgrad_fence's backward, at the start of every fused layer (so after each layer's
+// backward), makes the caller's stream wait for all of them and lets the inputs go. The caller's
+// stream then reuses their memory only after the GEMMs that read it.
+#ifndef ANNEAL_WGRAD_STREAM
+#define ANNEAL_WGRAD_STREAM 0
+#endif
+
+struct PendingWeightGradients {
+  std::mutex guard;
+  std::shared_ptr<at::cuda::CUDAEvent> last;   // recorded after the latest GEMM (one stream: it covers all)
+  std::vector<Tensor> inputs;                  // what those GEMMs read, alive until they are joined
+};
+PendingWeightGradients pending_weight_gradients;  // the autograd engine's device thread adds to it
+
+// The caller's `stream` waits for every weight-gradient GEMM queued so far; their inputs are released.
+void join_weight_gradients(const c10::cuda::CUDAStream& stream) {
+  std::shared_ptr<at::cuda::CUDAEvent> last;
+  std::vector<Tensor> inputs;
+  {
+    std::lock_guard<std::mutex> lock(pending_weight_gradients.guard);
+    last.swap(pending_weight_gradients.last);
+    inputs.swap(pending_weight_gradients.inputs);
+  }
+  if (last) last->block(stream);
+}   // inputs freed here, after the wait is queued
+
+// grad += alpha a^T b (grad: a master weight's float32 .grad), on the weight-gradient stream with
+// -DANNEAL_WGRAD_STREAM=1, else in place on the caller's.
+void add_weight_gradient(Tensor grad, const Tensor& a, const Tensor& b, double alpha = 1.0) {
+  if (!ANNEAL_WGRAD_STREAM || !grad.is_cuda()) {
+    transposed_product(grad, a, b, true, alpha);
+    return;
+  }
+  auto device = grad.device().index();
+  auto caller = c10::cuda::getCurrentCUDAStream(device);
+  auto side = dedicated_stream(device, StreamRole::kWeightGradients);
+  at::cuda::CUDAEvent ready;   // a, b and the .grad (made as zeros at the first backward) are written
+  ready.record(caller);
+  ready.block(side);
+  {
+    c10::cuda::CUDAStreamGuard on_side(side);
+    transposed_product(grad, a, b, true, alpha);
+  }
+  auto done = std::make_shared<at::cuda::CUDAEvent>();
+  done->record(side);
+  std::lock_guard<std::mutex> lock(pending_weight_gradients.guard);
+  pending_weight_gradients.last = done;
+  pending_weight_gradients.inputs.push_back(a);
+  pending_weight_gradients.inputs.push_back(b);
+}
+
+// wgrad_fence(x) -> x: its backward joins the weight-gradient GEMMs queued so far (join_weight_gradients)
+// on its own stream, the caller's. Without -DANNEAL_WGRAD_STREAM=1, or without gradients, x itself
+// (no autograd node).
+struct WeightGradientFence : torch::autograd::Function<WeightGradientFence> {
+  static Tensor forward(AutogradContext*, const Tensor& x) {
+    // a backward that reached no fence (none of its layers needed one) left GEMMs unjoined: they
+    // finish before this step's work
+    join_weight_gradients(c10::cuda::getCurrentCUDAStream(x.device().index()));
+    return x;
+  }
+  static variable_list backward(AutogradContext*, variable_list grads) {
+    if (grads[0].defined()) join_weight_gradients(c10::cuda::getCurrentCUDAStream(grads[0].device().index()));
+    return {grads[0]};
+  }
+};
+
+// The calling thread's current stream waits for the weight-gradient GEMMs queued so far: for a
+// caller that reads .grad after an operator's backward outside the layers (tools/gpu/test_kernels.py).
+int64_t wgrad_join(const Tensor& anchor) {
+  TORCH_CHECK(anchor.is_cuda(), "anneal::wgrad_join: expected a CUDA tensor, found ", anchor.device());
+  join_weight_gradients(c10::cuda::getCurrentCUDAStream(anchor.device().index()));
+  return ANNEAL_WGRAD_STREAM;
+}
+
+Tensor wgrad_fence(const Tensor& x) {
+  if (ANNEAL_WGRAD_STREAM && x.is_cuda() && at::GradMode::is_enabled() && x.requires_grad()) {
+    return WeightGradientFence::apply(x);
+  }
+  return x;
 }
 
 // Column pieces: an operator's output handed back as views of its one result, each piece's gradient
@@ -1494,7 +1610,7 @@ std::pair<Tensor, Tensor> linear_parameter_grads(const Tensor& weight, const Ten
     Tensor sum = in_place_grad(weight);
     if (sum.defined()) sum = sum.narrow(0, row0, n);   // whole rows of a contiguous [out, in]: contiguous
     if (sum.defined() && !rows.defined()) {
-      transposed_product(sum, g2, x2, true, scale);  // dweight stays undefined: nothing left for autograd to add
+      add_weight_gradient(sum, g2, x2, scale);  // dweight stays undefined: nothing left for autograd to add
     } else {
       // float32 from the GEMM: for the row scaling, a float32 weight that is no leaf (q, k, v weights
       // concatenated) or a half-precision one (cast once, after the float32 sum)
@@ -1795,9 +1911,13 @@ struct LmHeadCrossEntropy : torch::autograd::Function<LmHeadCrossEntropy> {
     if (want_weight) {
       // a float32 master head weight takes its gradient into its own .grad
       Tensor master_grad = in_place_grad(ctx->saved_data["weight"].toTensor());
-      if (!master_grad.defined()) dweight = at::empty(weight.sizes(), weight.options().dtype(at::kFloat));
-      transposed_product(master_grad.defined() ? master_grad : dweight, dlogits,
-                         rows_scaled(hidden, g, hidden.scalar_type()), master_grad.defined());
+      Tensor scaled = rows_scaled(hidden, g, hidden.scalar_type());
+      if (master_grad.defined()) {
+        add_weight_gradient(master_grad, dlogits, scaled);
+      } else {
+        dweight = at::empty(weight.sizes(), weight.options().dtype(at::kFloat));
+        transposed_product(dweight, dlogits, scaled, false);
+      }
     }
     // dweight undefined: the sum is already in the master's .grad
     return {dhidden, dweight.defined() ? dweight.to(weight.scalar_type()) : Tensor(), Tensor(), Tensor(), Tensor(),
@@ -1967,27 +2087,14 @@ Tensor host_read_end(const Tensor& anchor, int64_t id) {
 // that cross (PyTorch's "stream semantics of backward passes"), so the backward overlaps the same way.
 // Under CUDA graph capture the event record and wait are the fork and join that take the branch
 // stream into the capture, and its allocations into the graph's pool.
-// The branch stream comes from the high-priority pool, so it is never the caller's stream (graph
-// capture's and the JVM's side stream come from the low-priority one), and it is the same stream in
-// every step: the warm-up's autograd nodes and the capture's see one stream.
+// The branch stream is a dedicated one of the highest priority (dedicated_stream), the same in every
+// step: the warm-up's autograd nodes and the capture's see one stream.
 // ---------------------------------------------------------------------------------------------
 struct OpenBranch {
   c10::optional<c10::cuda::CUDAStream> caller;   // the stream current at branch_begin
   std::shared_ptr<at::cuda::CUDAEvent> end;      // recorded on the branch stream at branch_end
 };
 thread_local OpenBranch open_branch;  // c10's current stream is per thread, and so is a branch
-
-// The device's branch stream, the same one for every layer, step and thread.
-c10::cuda::CUDAStream branch_stream(c10::DeviceIndex device) {
-  static std::mutex guard;
-  static std::map<c10::DeviceIndex, c10::cuda::CUDAStream> streams;
-  std::lock_guard<std::mutex> lock(guard);
-  auto found = streams.find(device);
-  if (found == streams.end()) {
-    found = streams.emplace(device, c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device)).first;
-  }
-  return found->second;
-}
 
 const Tensor& branch_anchor(const std::vector<Tensor>& xs, const char* op) {
   TORCH_CHECK(!xs.empty() && xs[0].is_cuda(), "anneal::", op, ": expected CUDA tensors, found ",
@@ -2004,7 +2111,7 @@ std::vector<Tensor> branch_begin(const std::vector<Tensor>& xs) {
     open_branch = OpenBranch{};
   }
   auto caller = c10::cuda::getCurrentCUDAStream(device);
-  auto branch = branch_stream(device);
+  auto branch = dedicated_stream(device, StreamRole::kBranch);
   at::cuda::CUDAEvent forked;
   forked.record(caller);
   forked.block(branch);
@@ -2051,6 +2158,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("linear(Tensor x, Tensor weight, Tensor? bias, float scale=1.0, Tensor? columns=None) -> Tensor");
   m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2, float scale1=1.0, "
         "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None, int[] pieces1=[]) -> Tensor[]");
+  m.def("wgrad_fence(Tensor(a) x) -> Tensor(a)");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
   m.def("graph_begin(Tensor anchor) -> int", &graph_begin);
@@ -2060,6 +2168,7 @@ TORCH_LIBRARY(anneal, m) {
   m.def("host_read_begin(Tensor source) -> int", &host_read_begin);
   m.def("host_read_end(Tensor anchor, int id) -> Tensor", &host_read_end);
   m.def("memory_stats(Tensor anchor, bool reset_peaks) -> Tensor", &memory_stats);
+  m.def("wgrad_join(Tensor anchor) -> int", &wgrad_join);
   // side effects: TorchScript keeps them, in order, and moves no operator across them
   m.def(torch::schema("branch_begin(Tensor[] xs) -> Tensor[]", c10::AliasAnalysisKind::CONSERVATIVE), &branch_begin);
   m.def(torch::schema("branch_end(Tensor[] xs) -> Tensor[]", c10::AliasAnalysisKind::CONSERVATIVE), &branch_end);
@@ -2083,4 +2192,5 @@ TORCH_LIBRARY_IMPL(anneal, CompositeImplicitAutograd, m) {
   m.impl("qkv_rope", &qkv_rope);
   m.impl("linear", &linear);
   m.impl("linear_pair", &linear_pair);
+  m.impl("wgrad_fence", &wgrad_fence);
 }
