@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.Iterator;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -30,16 +30,16 @@ class BenchModelIT {
         JsonNode python = bench_model(conf);
         Distribution.Result resolved = Distribution.assembled().run("config", conf.toString());
         assertEquals(0, resolved.exit(), resolved.out());
-        Map<String, String> settings = new java.util.HashMap<>();
+        Map<String, String> settings = new HashMap<>();
         Matcher m = SETTING.matcher(resolved.out());
         while (m.find()) {
             settings.put(m.group(1), m.group(2));
         }
         int compared = 0;
-        for (Iterator<Map.Entry<String, JsonNode>> it = python.fields(); it.hasNext(); compared++) {
-            Map.Entry<String, JsonNode> dimension = it.next();
+        for (Map.Entry<String, JsonNode> dimension : python.properties()) {
             assertEquals(settings.get(dimension.getKey()), dimension.getValue().asText(),
                     "model." + dimension.getKey() + ": bench_model.py against bin/anneal config\n" + resolved.out());
+            compared++;
         }
         assertEquals(14, compared, python.toString());
     }
