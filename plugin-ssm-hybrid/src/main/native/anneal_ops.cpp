@@ -2096,13 +2096,13 @@ struct OpenBranch {
 };
 thread_local OpenBranch open_branch;  // c10's current stream is per thread, and so is a branch
 
-const Tensor& branch_anchor(const std::vector<Tensor>& xs, const char* op) {
+const Tensor& branch_anchor(at::TensorList xs, const char* op) {
   TORCH_CHECK(!xs.empty() && xs[0].is_cuda(), "anneal::", op, ": expected CUDA tensors, found ",
               xs.empty() ? std::string("none") : xs[0].device().str());
   return xs[0];
 }
 
-std::vector<Tensor> branch_begin(const std::vector<Tensor>& xs) {
+std::vector<Tensor> branch_begin(at::TensorList xs) {
   auto device = branch_anchor(xs, "branch_begin").device().index();
   if (open_branch.caller.has_value()) {
     // a step that failed inside a branch (an exception between begin and join) left it open: the
@@ -2117,25 +2117,25 @@ std::vector<Tensor> branch_begin(const std::vector<Tensor>& xs) {
   forked.block(branch);
   open_branch.caller = caller;
   c10::cuda::setCurrentCUDAStream(branch);
-  return xs;
+  return xs.vec();
 }
 
-std::vector<Tensor> branch_end(const std::vector<Tensor>& xs) {
+std::vector<Tensor> branch_end(at::TensorList xs) {
   auto device = branch_anchor(xs, "branch_end").device().index();
   TORCH_CHECK(open_branch.caller.has_value() && !open_branch.end,
               "anneal::branch_end: no branch open (branch_begin first)");
   open_branch.end = std::make_shared<at::cuda::CUDAEvent>();
   open_branch.end->record(c10::cuda::getCurrentCUDAStream(device));
   c10::cuda::setCurrentCUDAStream(*open_branch.caller);
-  return xs;
+  return xs.vec();
 }
 
-std::vector<Tensor> branch_join(const std::vector<Tensor>& xs) {
+std::vector<Tensor> branch_join(at::TensorList xs) {
   branch_anchor(xs, "branch_join");
   TORCH_CHECK(open_branch.end, "anneal::branch_join: no branch ended (branch_begin, branch_end first)");
   open_branch.end->block(*open_branch.caller);
   open_branch = OpenBranch{};
-  return xs;
+  return xs.vec();
 }
 
 }  // namespace
