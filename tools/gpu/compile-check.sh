@@ -46,7 +46,7 @@ torch_headers() {
     local tmp
     tmp=$(mktemp -d) || cannot "no temporary folder"
     echo "compile-check: fetching torch 2.6's headers (Debian's libtorch-cuda-dev, 2.4 MB) into $cache" >&2
-    curl -sSfL --max-time 120 -o "$tmp/headers.deb" "$deb_url" || cannot "could not fetch $deb_url"
+    curl -sSfL --connect-timeout 20 --max-time 120 -o "$tmp/headers.deb" "$deb_url" || cannot "could not fetch $deb_url"
     echo "$deb_sha256  $tmp/headers.deb" | sha256sum -c --quiet - >&2 || cannot "$deb_url is not the file pinned here"
     (cd "$tmp" && ar x headers.deb && mkdir -p tree && tar -xf data.tar.* -C tree) \
       || cannot "could not unpack $deb_url (needs ar and tar)"
