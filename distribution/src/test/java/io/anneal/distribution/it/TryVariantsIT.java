@@ -1,0 +1,62 @@
+package io.anneal.distribution.it;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code tools/gpu/try-variants.sh}, which compares builds of the operators and settings of the step
+ * in one GPU call: each plain argument is a build, tested and profiled; each "+ARGS" profiles the
+ * build before it again with profile_layers.py's ARGS added, with no build or tests of its own; a
+ * failed build skips its "+" profiles, saying so. Run here with a stand-in python3 on the PATH that
+ * records each call (the builds, tests and profiles need a GPU) and fails the build whose flags say FAIL.
+ */
+class TryVariantsIT {
+    private static final Path ROOT = Path.of("").toAbsolutePath().getParent();
+
+    @Test
+    void plusArgumentsProfileThePreviousBuildAgainWithTheirOptions(@TempDir Path dir) throws Exception {
+        Path bin = Files.createDirectories(dir.resolve("bin"));
+        Path calls = dir.resolve("calls.txt");
+        Path python = bin.resolve("python3");
+        Files.writeString(python, String.join("\n",
+                "#!/bin/bash",
+                "echo \"$ANNEAL_BUILD_FLAGS|$*\" >> " + calls,
+                "case \"$1\" in",
+                "  tools/gpu/build_kernels.py) [[ \"$ANNEAL_BUILD_FLAGS\" == *FAIL* ]] && exit 1; mkdir -p \"$2\"; touch \"$2/anneal_ops.so\";;",
+                "  tools/gpu/profile_layers.py) echo \"== fused $*\";;",
+                "  tools/gpu/test_kernels.py) echo 'all operators agree with their references';;",
+                "esac", ""));
+        Files.setPosixFilePermissions(python, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path repo = Files.createDirectories(dir.resolve("repo/tools/gpu")).getParent().getParent();
+        Files.copy(ROOT.resolve("tools/gpu/try-variants.sh"), repo.resolve("tools/gpu/try-variants.sh"));
+
+        ProcessBuilder pb = new ProcessBuilder("bash", "tools/gpu/try-variants.sh", "+--early", "",
+                "+--branch-stream attention", "+", "-DFAIL", "+--keep-ssd").directory(repo.toFile()).redirectErrorStream(true);
+        pb.environment().put("OUT", dir.resolve("out").toString());
+        pb.environment().put("PATH", bin + ":" + System.getenv("PATH"));
+        Process p = pb.start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), log);
+
+        assertTrue(log.contains("== variant 1: '+--early' profiles the build before it, and there is none"), log);
+        assertTrue(log.contains("== variant 3: variant 2's build, profiled with '--branch-stream attention'"), log);
+        assertTrue(log.contains("== variant 5: the build failed"), log);
+        assertTrue(log.contains("== variant 6: not profiled, variant 5's build failed"), log);
+        List<String> made = Files.readAllLines(calls);
+        assertEquals(2, made.stream().filter(c -> c.contains("build_kernels.py")).count(), String.join("\n", made));
+        assertEquals(List.of("|tools/gpu/test_kernels.py plugin-ssm-hybrid/target/native-variant2/anneal_ops.so"),
+                made.stream().filter(c -> c.contains("test_kernels.py")).map(c -> c.replaceAll(" --out .*", "")).toList());
+        String library = "tools/gpu/profile_layers.py plugin-ssm-hybrid/target/native-variant2/anneal_ops.so --rows 8 --graphed";
+        assertEquals(List.of("|" + library, "|" + library + " --branch-stream attention", "|" + library),
+                made.stream().filter(c -> c.contains("profile_layers.py")).map(c -> c.replaceAll(" --out .*", "")).toList());
+        assertTrue(Files.exists(dir.resolve("out/variants.tgz")), log);
+    }
+}
