@@ -9,6 +9,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <mma.h>
 
 #include <algorithm>
@@ -2537,6 +2538,47 @@ ANNEAL_DIAGONAL(__nv_bfloat16)
 ANNEAL_CONV(float)
 ANNEAL_CONV(__half)
 ANNEAL_CONV(__nv_bfloat16)
+
+#if ANNEAL_FP8_FORWARD
+// Row-wise float8 (e4m3) for the forward GEMMs: q = x / s with s = max|x_row| / 448, e4m3's largest
+// finite value, one s per row (torch._scaled_mm's row-wise scales, for the rows of x [M, K] and of
+// W [N, K] alike); a row of zeros takes s = 1. A block a row, two passes over it (the second from L1/L2).
+constexpr float kE4m3Max = 448.f;
+constexpr int kQuantizeThreads = 256;
+
+template <typename T>
+__global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
+    const T* __restrict__ x, int64_t row_stride, int cols, __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
+  const T* xr = x + (int64_t) blockIdx.x * row_stride;
+  float amax = 0.f;
+  for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) amax = fmaxf(amax, fabsf(load(xr, c)));
+  for (int offset = 16; offset > 0; offset >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  __shared__ float warp_max[kQuantizeThreads / 32];
+  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) warp_max[warp] = amax;
+  __syncthreads();
+  amax = 0.f;
+#pragma unroll
+  for (int w = 0; w < kQuantizeThreads / 32; w++) amax = fmaxf(amax, warp_max[w]);
+  float s = amax > 0.f ? amax / kE4m3Max : 1.f;
+  float inverse = 1.f / s;
+  __nv_fp8_e4m3* qr = q + (int64_t) blockIdx.x * cols;
+  for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) qr[c] = __nv_fp8_e4m3(load(xr, c) * inverse);  // satfinite
+  if (threadIdx.x == 0) scale[blockIdx.x] = s;
+}
+
+template <typename T>
+void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
+                        cudaStream_t stream) {
+  if (rows == 0) return;
+  quantize_rows_e4m3_kernel<T><<<(unsigned) rows, kQuantizeThreads, 0, stream>>>(
+      x, row_stride, cols, reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
+}
+template void quantize_rows_e4m3<float>(const float*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);
+template void quantize_rows_e4m3<__half>(const __half*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);
+template void quantize_rows_e4m3<__nv_bfloat16>(const __nv_bfloat16*, int64_t, int64_t, int, uint8_t*, float*,
+                                                cudaStream_t);
+#endif
 
 #define ANNEAL_NORM(TY, TZ)                                                                                      \
   template void gated_rms_norm_forward<TY, TZ>(const TY*, const TZ*, const float*, TZ*, float*, int64_t, int, int, \

@@ -193,4 +193,16 @@ template <typename T>
 void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_t rows, int64_t vocab,
                            float* log_prob, float* correct, bool dlogits, cudaStream_t stream);
 
+#ifndef ANNEAL_FP8_FORWARD
+#define ANNEAL_FP8_FORWARD 0
+#endif
+#if ANNEAL_FP8_FORWARD
+/** Row-wise float8 e4m3 (-DANNEAL_FP8_FORWARD=1): q [rows, cols] (e4m3 bytes) and scale [rows] with
+ *  x[i, :] ~ q[i, :] * scale[i], scale[i] = max_j |x[i, j]| / 448 (1 for a row of zeros); x's rows
+ *  `row_stride` elements apart, q's `cols`. */
+template <typename T>
+void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
+                        cudaStream_t stream);
+#endif
+
 }  // namespace anneal

@@ -1642,10 +1642,54 @@ Tensor cast_weight(const Tensor& weight, at::ScalarType type, double scale, cons
   return cast;
 }
 
+#if ANNEAL_FP8_FORWARD
+// -DANNEAL_FP8_FORWARD=1 (an experiment for tools/gpu/try-variants.sh, off by default): a linear
+// layer's forward GEMM in float8 e4m3, one scale per row of x and of the cast weight (cuBLASLt through
+// aten::_scaled_mm, with its fast accumulation as Transformer Engine's forward GEMMs), where x is
+// bfloat16, the layer has no bias, and K and N are multiples of 16 (cuBLASLt's float8 alignment).
+// The backward's GEMMs stay bfloat16, on the unquantised x and weight. tools/gpu/probe_fp8_gemm.py put
+// the step's forward GEMMs at 12.2 ms in bfloat16 against 7.8 ms so at 8 x 2048
+// (docs/benchmarks/2026-12-04-h200-fp8-probe); here each x costs one more pass (read in bfloat16,
+// written in e4m3 with its scales), and each cast weight one.
+
+// (q [rows, cols] e4m3, s [rows, 1] float32) with m's rows ~ q's rows times s (quantize_rows_e4m3).
+std::pair<Tensor, Tensor> rows_e4m3(const Tensor& m) {
+  Tensor mc = m.stride(-1) == 1 && m.stride(0) >= m.size(1) ? m : m.contiguous();
+  int64_t rows = mc.size(0), cols = mc.size(1);
+  Tensor q = at::empty({rows, cols}, mc.options().dtype(at::kFloat8_e4m3fn));
+  Tensor s = at::empty({rows, 1}, mc.options().dtype(at::kFloat));
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_type(mc, "linear (float8 forward)", [&](auto tag) {
+    using T = decltype(tag);
+    anneal::quantize_rows_e4m3<T>(ptr<T>(mc), rows, mc.stride(0), (int) cols, reinterpret_cast<uint8_t*>(q.data_ptr()),
+                                  s.data_ptr<float>(), stream);
+  });
+  return {q, s};
+}
+
+bool fp8_forward(const Tensor& x, const Tensor& cast, bool has_bias) {
+  return !has_bias && x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 && cast.size(0) % 16 == 0;
+}
+
+// x cast^T in bfloat16 through e4m3 operands.
+Tensor fp8_linear(const Tensor& x, const Tensor& cast) {
+  auto [xq, xs] = rows_e4m3(x.reshape({-1, x.size(-1)}));
+  auto [wq, ws] = rows_e4m3(cast);
+  Tensor y = at::_scaled_mm(xq, wq.t(), xs, ws.view({1, -1}), c10::nullopt, c10::nullopt, at::kBFloat16,
+                            /*use_fast_accum=*/true);
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = cast.size(0);
+  return y.view(shape);
+}
+#endif
+
 // x (scale diag(columns) W)^T + b * columns in x's type; the cast weight is freed on return.
 Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool has_bias, double scale,
                    const Tensor& columns) {
   Tensor cast = cast_weight(weight, x.scalar_type(), scale, columns);
+#if ANNEAL_FP8_FORWARD
+  if (fp8_forward(x, cast, has_bias)) return fp8_linear(x, cast);
+#endif
   if (!has_bias) return at::linear(x, cast);
   Tensor b = columns.defined() ? bias.to(at::kFloat) * columns.to(at::kFloat) : bias;
   return at::linear(x, cast, b.to(x.scalar_type()));
@@ -1937,7 +1981,8 @@ std::tuple<Tensor, Tensor> lm_head_cross_entropy(const Tensor& hidden, const Ten
 // What the library was built against, for the loader's version check (FusedKernels.java).
 std::string build_info(const Tensor&) {
   return std::string("torch ") + TORCH_VERSION + "; cuda " + std::to_string(CUDART_VERSION / 1000) + "." +
-         std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH);
+         std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH) +
+         (ANNEAL_FP8_FORWARD ? "; float8 forward GEMMs" : "") + (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "");
 }
 
 

@@ -71,7 +71,7 @@ public final class FusedKernels {
         }
         Path library = locate();
         if (loaded != null) {
-            return new Status(true, "kernels: fused (" + loaded + ")");
+            return new Status(true, "kernels: fused (" + loaded + builtWith(loaded) + ")");
         }
         if (library == null || !Files.isRegularFile(library)) {
             return refuseOr(mode, setting, "no fused operators at " + (library == null ? "$" + ENVIRONMENT : library)
@@ -89,7 +89,22 @@ public final class FusedKernels {
                     + engineVersion());
         }
         loaded = library;
-        return new Status(true, "kernels: fused (" + library + ")");
+        return new Status(true, "kernels: fused (" + library + builtWith(library) + ")");
+    }
+
+    /**
+     * "; built with FLAGS" for a library built with flags of its own (anneal_ops.json's build_flags:
+     * an experiment's build, tools/gpu/try-variants.sh or ANNEAL_BUILD_FLAGS), so that a run's log says
+     * which operators it ran; "" for the default build.
+     */
+    static String builtWith(Path library) {
+        try {
+            String flags = new ObjectMapper().readTree(library.resolveSibling("anneal_ops.json").toFile())
+                    .path("build_flags").asText("").trim();
+            return flags.isEmpty() ? "" : "; built with " + flags;
+        } catch (IOException e) {
+            return "";   // read once already by mismatch(): a record that went away since says nothing more
+        }
     }
 
     private static Status refuseOr(Mode mode, String setting, String why) {

@@ -65,6 +65,17 @@ class FusedKernelsTest {
         assertTrue(FusedKernels.mismatch(library, Device.gpu()).contains("(fingerprint none)"));
     }
 
+    /** An experiment's library (built with flags of its own) says so in the status line; the default build adds nothing. */
+    @Test
+    void aLibraryBuiltWithFlagsNamesThem(@TempDir Path dir) throws Exception {
+        Path library = dir.resolve(FusedKernels.LIBRARY);
+        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\", "
+                + "\"build_flags\": \"-DANNEAL_FP8_FORWARD=1\"}");
+        assertEquals("; built with -DANNEAL_FP8_FORWARD=1", FusedKernels.builtWith(library));
+        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\"}");
+        assertEquals("", FusedKernels.builtWith(library));
+    }
+
     /**
      * The fingerprint of the sources the jar carries, against one computed here from the source tree
      * with the recipe tools/gpu/build_kernels.py follows (name, NUL, bytes, NUL per file, in order).
