@@ -9,6 +9,7 @@
 #                    fused-mup: the fused step with Falcon-H1's muP multipliers (examples/bench/falcon-h1-291m-mup-fused.conf);
 #                    fused-kept: the fused step with the SSD scan's intermediates kept, not recomputed
 #                    (examples/bench/falcon-h1-291m-fused-kept.conf, model.ssd-recompute = false; KEPT_ROWS, default 32 64);
+#                    (loss: LOSS_BRANCH=attention|mamba adds a fused run with model.branch-stream set, against the same references)
 #                    fused-branch: the fused step with each layer's attention on a second stream beside Mamba
 #                    (examples/bench/falcon-h1-291m-fused-branch.conf, model.branch-stream = attention; BRANCH_ROWS, default 8 2);
 #                    layers: the fused step's kernels by time;
@@ -167,20 +168,29 @@ if has loss; then
   # 300 steps on the bundled data: fused, fused with the SSD scan's intermediates kept, reference,
   # and the reference with another seed (its spread), the four at once on the one GPU (each needs
   # under 20 GiB); run-dir resolves against the working directory (.gpu/app)
-  step "Anneal, 300 steps of the 291M model on the bundled data: fused and fused-kept seed 1, reference seeds 1 and 7, in parallel"
+  # LOSS_BRANCH=attention (or mamba) adds a fifth run, fused with model.branch-stream set so
+  step "Anneal, 300 steps of the 291M model on the bundled data: fused and fused-kept seed 1, reference seeds 1 and 7${LOSS_BRANCH:+, fused with $LOSS_BRANCH on a second stream}, in parallel"
   bash .gpu/run java -version > /dev/null 2>&1   # unpack the Java runtime once, before the runs race to
-  for run in "fused 1 fused true" "fused-kept 1 fused false" "reference 1 reference true" "reference 7 reference true"; do
+  runs=("fused 1 fused true none" "fused-kept 1 fused false none" "reference 1 reference true none"
+        "reference 7 reference true none")
+  candidates=("fused-1 loss-comparison" "fused-kept-1 loss-comparison-kept")
+  if [[ -n ${LOSS_BRANCH:-} ]]; then
+    runs+=("fused-branch 1 fused true $LOSS_BRANCH")
+    candidates+=("fused-branch-1 loss-comparison-branch")
+  fi
+  for run in "${runs[@]}"; do
     set -- $run
     bounded "loss $1 seed $2" 300 bash .gpu/run bin/anneal run examples/bench/falcon-h1-291m-loss.conf \
-      model.kernels=$3 model.ssd-recompute=$4 pipeline.seed=$2 pipeline.run-dir=runs/loss-$1-$2 \
-      > "$out/loss-$1-$2.log" 2>&1 &
+      model.kernels=$3 model.ssd-recompute=$4 model.branch-stream=$5 pipeline.seed=$2 \
+      pipeline.run-dir=runs/loss-$1-$2 > "$out/loss-$1-$2.log" 2>&1 &
   done
   wait
-  for run in fused-1 fused-kept-1 reference-1 reference-7; do
-    grep -E "kernels:|graphs:|results in" "$out/loss-$run.log" | head -3
-    cp .gpu/app/runs/loss-$run/*/metrics.jsonl "$out/loss-$run.metrics.jsonl"
+  for run in "${runs[@]}"; do
+    set -- $run
+    grep -E "kernels:|graphs:|results in" "$out/loss-$1-$2.log" | head -3
+    cp .gpu/app/runs/loss-$1-$2/*/metrics.jsonl "$out/loss-$1-$2.metrics.jsonl"
   done
-  for candidate in "fused-1 loss-comparison" "fused-kept-1 loss-comparison-kept"; do
+  for candidate in "${candidates[@]}"; do
     set -- $candidate
     python3 tools/bench/compare_losses.py --candidate "$out/loss-$1.metrics.jsonl" \
       --reference "$out/loss-reference-1.metrics.jsonl" --reference-other "$out/loss-reference-7.metrics.jsonl" \
