@@ -2026,6 +2026,9 @@ int64_t graph_side_stream(const Tensor& anchor) {
 
 int64_t graph_begin(const Tensor& anchor) {
   graph_side_stream(anchor);
+  // weight-gradient GEMMs left unjoined by an eager step (-DANNEAL_WGRAD_STREAM=1) are joined before
+  // the capture: a capturing stream may not wait on work recorded outside it
+  join_weight_gradients(c10::cuda::getCurrentCUDAStream(anchor.device().index()));
   // the eager steps' cached blocks back to the driver: the graph's own pool holds its memory from now on
   c10::cuda::CUDACachingAllocator::emptyCache();
   step_graphs.push_back(std::make_unique<at::cuda::CUDAGraph>());
@@ -2037,6 +2040,9 @@ int64_t graph_begin(const Tensor& anchor) {
 
 int64_t graph_end(const Tensor& anchor) {
   TORCH_CHECK(!step_graphs.empty(), "anneal::graph_end: no capture was begun");
+  // every stream the capture forked must be joined back before it ends: the weight-gradient stream
+  // too, whatever the layers' fences have joined already
+  join_weight_gradients(c10::cuda::getCurrentCUDAStream(anchor.device().index()));
   step_graphs.back()->capture_end();
   return (int64_t) step_graphs.size() - 1;
 }
