@@ -253,6 +253,9 @@ def main():
                     help="allow only this attention backend (default: torch's choice)")
     ap.add_argument("--memory", action="store_true",
                     help="record the allocator's trace of one step and report where its peak falls and what is alive there")
+    ap.add_argument("--trace", metavar="FILE.json.gz",
+                    help="write the profiled steps' Chrome trace (chrome://tracing, Perfetto): where kernels "
+                         "of two streams overlap, as model.branch-stream and -DANNEAL_WGRAD_STREAM=1 intend")
     ap.add_argument("--shapes", action="store_true",
                     help="also list the copying operators (copy_, cat, clone, ...) by device time and input shapes")
     args = ap.parse_args()
@@ -328,6 +331,8 @@ def main():
             for _ in range(2):
                 step()
             torch.cuda.synchronize()
+        if args.trace:
+            prof.export_chrome_trace(args.trace)
         kernels = defaultdict(lambda: [0.0, 0])
         for e in prof.key_averages():
             if e.device_type == torch.autograd.DeviceType.CUDA and e.self_device_time_total > 0 and not annotation(e):
