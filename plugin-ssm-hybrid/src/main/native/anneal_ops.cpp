@@ -223,6 +223,14 @@ void transposed_product(Tensor out, const Tensor& a, const Tensor& b, bool accum
 // ---------------------------------------------------------------------------------------------
 enum class StreamRole { kBranch, kWeightGradients };
 
+// `waiter` runs what is queued on it from now on only after what `queued_on` has queued so far (an
+// event recorded there and waited for: under graph capture, the fork that takes `waiter` into it).
+void wait_for_queued(const c10::cuda::CUDAStream& waiter, const c10::cuda::CUDAStream& queued_on) {
+  at::cuda::CUDAEvent queued;
+  queued.record(queued_on);
+  queued.block(waiter);
+}
+
 c10::cuda::CUDAStream dedicated_stream(c10::DeviceIndex device, StreamRole role) {
   static std::mutex guard;
   static std::map<std::pair<c10::DeviceIndex, StreamRole>, c10::cuda::CUDAStream> streams;
@@ -259,8 +267,9 @@ struct PendingWeightGradients {
 };
 PendingWeightGradients pending_weight_gradients;  // the autograd engine's device thread adds to it
 
-// The caller's `stream` waits for every weight-gradient GEMM queued so far; their inputs are released.
-void join_weight_gradients(const c10::cuda::CUDAStream& stream) {
+// The calling thread's current stream on `device` waits for every weight-gradient GEMM queued so far;
+// their inputs are released.
+void join_weight_gradients(c10::DeviceIndex device) {
   std::shared_ptr<at::cuda::CUDAEvent> last;
   std::vector<Tensor> inputs;
   {
@@ -268,7 +277,7 @@ void join_weight_gradients(const c10::cuda::CUDAStream& stream) {
     last.swap(pending_weight_gradients.last);
     inputs.swap(pending_weight_gradients.inputs);
   }
-  if (last) last->block(stream);
+  if (last) last->block(c10::cuda::getCurrentCUDAStream(device));
 }   // inputs freed here, after the wait is queued
 
 // grad += alpha a^T b (grad: a master weight's float32 .grad), on the weight-gradient stream with
@@ -281,9 +290,7 @@ void add_weight_gradient(Tensor grad, const Tensor& a, const Tensor& b, double a
   auto device = grad.device().index();
   auto caller = c10::cuda::getCurrentCUDAStream(device);
   auto side = dedicated_stream(device, StreamRole::kWeightGradients);
-  at::cuda::CUDAEvent ready;   // a, b and the .grad (made as zeros at the first backward) are written
-  ready.record(caller);
-  ready.block(side);
+  wait_for_queued(side, caller);   // a, b and the .grad (made as zeros at the first backward) are written
   {
     c10::cuda::CUDAStreamGuard on_side(side);
     transposed_product(grad, a, b, true, alpha);
@@ -303,11 +310,11 @@ struct WeightGradientFence : torch::autograd::Function<WeightGradientFence> {
   static Tensor forward(AutogradContext*, const Tensor& x) {
     // a backward that reached no fence (none of its layers needed one) left GEMMs unjoined: they
     // finish before this step's work
-    join_weight_gradients(c10::cuda::getCurrentCUDAStream(x.device().index()));
+    join_weight_gradients(x.device().index());
     return x;
   }
   static variable_list backward(AutogradContext*, variable_list grads) {
-    if (grads[0].defined()) join_weight_gradients(c10::cuda::getCurrentCUDAStream(grads[0].device().index()));
+    if (grads[0].defined()) join_weight_gradients(grads[0].device().index());
     return {grads[0]};
   }
 };
@@ -316,7 +323,7 @@ struct WeightGradientFence : torch::autograd::Function<WeightGradientFence> {
 // caller that reads .grad after an operator's backward outside the layers (tools/gpu/test_kernels.py).
 int64_t wgrad_join(const Tensor& anchor) {
   TORCH_CHECK(anchor.is_cuda(), "anneal::wgrad_join: expected a CUDA tensor, found ", anchor.device());
-  join_weight_gradients(c10::cuda::getCurrentCUDAStream(anchor.device().index()));
+  join_weight_gradients(anchor.device().index());
   return ANNEAL_WGRAD_STREAM;
 }
 
@@ -2011,9 +2018,7 @@ int64_t graph_side_stream(const Tensor& anchor) {
   }
   auto current = c10::cuda::getCurrentCUDAStream(anchor.device().index());
   if (current != *side_stream) {
-    at::cuda::CUDAEvent ready;  // the side stream starts after what the thread queued so far
-    ready.record(current);
-    ready.block(*side_stream);
+    wait_for_queued(*side_stream, current);  // the side stream starts after what the thread queued so far
     c10::cuda::setCurrentCUDAStream(*side_stream);
     // The caching allocator reuses a freed block only on the stream it was allocated on: what the
     // model's initialisation freed on the old stream (the parameters' first arrays, which the
@@ -2028,7 +2033,7 @@ int64_t graph_begin(const Tensor& anchor) {
   graph_side_stream(anchor);
   // weight-gradient GEMMs left unjoined by an eager step (-DANNEAL_WGRAD_STREAM=1) are joined before
   // the capture: a capturing stream may not wait on work recorded outside it
-  join_weight_gradients(c10::cuda::getCurrentCUDAStream(anchor.device().index()));
+  join_weight_gradients(anchor.device().index());
   // the eager steps' cached blocks back to the driver: the graph's own pool holds its memory from now on
   c10::cuda::CUDACachingAllocator::emptyCache();
   step_graphs.push_back(std::make_unique<at::cuda::CUDAGraph>());
@@ -2042,7 +2047,7 @@ int64_t graph_end(const Tensor& anchor) {
   TORCH_CHECK(!step_graphs.empty(), "anneal::graph_end: no capture was begun");
   // every stream the capture forked must be joined back before it ends: the weight-gradient stream
   // too, whatever the layers' fences have joined already
-  join_weight_gradients(c10::cuda::getCurrentCUDAStream(anchor.device().index()));
+  join_weight_gradients(anchor.device().index());
   step_graphs.back()->capture_end();
   return (int64_t) step_graphs.size() - 1;
 }
@@ -2168,9 +2173,7 @@ std::vector<Tensor> branch_begin(at::TensorList xs) {
   }
   auto caller = c10::cuda::getCurrentCUDAStream(device);
   auto branch = dedicated_stream(device, StreamRole::kBranch);
-  at::cuda::CUDAEvent forked;
-  forked.record(caller);
-  forked.block(branch);
+  wait_for_queued(branch, caller);
   open_branch.caller = caller;
   c10::cuda::setCurrentCUDAStream(branch);
   return xs.vec();
