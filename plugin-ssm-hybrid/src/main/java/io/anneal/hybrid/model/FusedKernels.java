@@ -53,7 +53,8 @@ public final class FusedKernels {
 
     static final String LIBRARY = "anneal_ops.so";
     private static final String ENVIRONMENT = "ANNEAL_KERNELS";
-    private static Path loaded;
+    /** The status line of the library loaded in this process (it loads once), or null. */
+    private static String loaded;
 
     private FusedKernels() {
     }
@@ -71,7 +72,7 @@ public final class FusedKernels {
         }
         Path library = locate();
         if (loaded != null) {
-            return new Status(true, "kernels: fused (" + loaded + builtWith(loaded) + ")");
+            return new Status(true, loaded);
         }
         if (library == null || !Files.isRegularFile(library)) {
             return refuseOr(mode, setting, "no fused operators at " + (library == null ? "$" + ENVIRONMENT : library)
@@ -88,8 +89,8 @@ public final class FusedKernels {
                     + "); rebuild it with tools/gpu/build-kernels.sh against the libtorch in use, "
                     + engineVersion());
         }
-        loaded = library;
-        return new Status(true, "kernels: fused (" + library + builtWith(library) + ")");
+        loaded = "kernels: fused (" + library + builtWith(library) + ")";
+        return new Status(true, loaded);
     }
 
     /**
