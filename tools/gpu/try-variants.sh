@@ -18,7 +18,7 @@
 set -u
 out=${OUT:?set OUT}/variants
 mkdir -p "$out"
-declare -a dirs sources_of layers_of pids extra_of reprofile base_of
+declare -a dirs sources_of layers_of pids extra_of base_of
 n=0
 built=0
 for flags in "$@"; do
@@ -30,8 +30,7 @@ for flags in "$@"; do
       continue
     fi
     echo "== variant $n: variant $built's build, profiled with '${flags#+}'"
-    dirs[n]=${dirs[built]} sources_of[n]=${sources_of[built]} layers_of[n]=${layers_of[built]}
-    extra_of[n]=${flags#+} reprofile[n]=1 base_of[n]=$built
+    base_of[n]=$built extra_of[n]=${flags#+}
     continue
   fi
   built=$n
@@ -58,7 +57,7 @@ for flags in "$@"; do
   pids[n]=$!
 done
 for ((i = 1; i <= n; i++)); do
-  [[ -n ${dirs[i]} && -z ${reprofile[i]:-} ]] || continue
+  [[ -n ${dirs[i]:-} ]] || continue   # a "+" variant builds nothing
   if ! wait "${pids[i]}"; then
     echo "== variant $i: the build failed"
     tail -5 "$out/build-$i.log"
@@ -66,19 +65,17 @@ for ((i = 1; i <= n; i++)); do
   fi
 done
 for ((i = 1; i <= n; i++)); do
-  dir=${dirs[i]}
-  if [[ -n ${reprofile[i]:-} ]]; then
-    dir=${dirs[${base_of[i]}]}
-    [[ -n $dir ]] || echo "== variant $i: not profiled, variant ${base_of[i]}'s build failed"
-  fi
+  b=${base_of[i]:-$i}   # the variant whose build this one profiles: itself, or the build before a "+"
+  dir=${dirs[b]:-}
+  [[ -n $dir || $b == "$i" ]] || echo "== variant $i: not profiled, variant $b's build failed"
   [[ -n $dir ]] || continue
   echo "== variant $i"
-  if [[ ${VARIANT_TESTS:-1} == 1 && -z ${sources_of[i]} && -z ${reprofile[i]:-} ]]; then
+  if [[ ${VARIANT_TESTS:-1} == 1 && -z ${sources_of[b]} && $b == "$i" ]]; then
     python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$i.json" > "$out/kernels-$i.log" 2>&1
     grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$i.log"
   fi
   layer=()
-  [[ -z ${layers_of[i]} ]] || layer=(--source "${layers_of[i]}")
+  [[ -z ${layers_of[b]} ]] || layer=(--source "${layers_of[b]}")
   # PROFILE_ARGS is split into words on purpose: several arguments in one variable.
   # shellcheck disable=SC2086
   timeout 120 python3 tools/gpu/profile_layers.py "$dir/anneal_ops.so" --rows "${LAYER_ROWS:-8}" --graphed \
