@@ -211,18 +211,26 @@ def mark(label):
     del del_me
 
 
-def graphed_seconds(step, steps):
-    """Seconds a step takes captured as one CUDA graph and replayed (warm-up on a side stream first,
-    as torch.cuda.graphs' documentation asks)."""
+def captured(step, warmups=3, before_capture=lambda: None):
+    """step captured as one CUDA graph, after `warmups` eager runs on a side stream (as
+    torch.cuda.graphs' documentation asks); before_capture runs between them (e.g. to make the
+    static tensors the graph will write)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
-        for _ in range(3):
+        for _ in range(warmups):
             step()
     torch.cuda.current_stream().wait_stream(side)
+    before_capture()
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         step()
+    return graph
+
+
+def graphed_seconds(step, steps):
+    """Seconds a step takes captured as one CUDA graph and replayed."""
+    graph = captured(step)
     for _ in range(3):
         graph.replay()
     torch.cuda.synchronize()

@@ -652,7 +652,7 @@ def test_layer_branch_streams(branch, packed):
     measured by running the one-stream layer three times (4 times the largest difference, and at least
     1e-4 of the largest value: a race, a block reused while another stream reads it or read before
     it is written, moves values by far more)."""
-    from profile_layers import SOURCE, HIDDEN, compile_layer, layer_weights, rope
+    from profile_layers import SOURCE, HIDDEN, captured, compile_layer, layer_weights, rope
     source = SOURCE.read_text()
     g = torch.Generator(device="cuda").manual_seed(11)
     weights = [layer_weights(g) for _ in range(2)]
@@ -675,18 +675,11 @@ def test_layer_branch_streams(branch, packed):
     def results(layer, graphed):
         for p in params + [embed]:
             p.grad = None
-        if graphed:   # warm-up on a side stream, then capture and replay, as profile_layers.py does
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(2):
-                    step(layer)
-            torch.cuda.current_stream().wait_stream(side)
-            for p in params + [embed]:
-                p.grad = torch.zeros_like(p)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                step(layer)
+        if graphed:   # warm-up, capture and replay, as profile_layers.py times it; the graph writes static .grads
+            def static_grads():
+                for p in params + [embed]:
+                    p.grad = torch.zeros_like(p)
+            graph = captured(lambda: step(layer), 2, static_grads)
             for p in params + [embed]:
                 p.grad.zero_()
             graph.replay()
