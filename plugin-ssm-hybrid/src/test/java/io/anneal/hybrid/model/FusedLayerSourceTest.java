@@ -6,10 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.Device;
 import ai.djl.ndarray.types.DataType;
-import io.anneal.toolkit.mup.FalconH1Multipliers;
 import io.anneal.toolkit.torchscript.TorchScriptModule;
-import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -31,16 +28,9 @@ class FusedLayerSourceTest {
     private static final Pattern LITERAL = Pattern.compile("\"((?:[^\"\\\\]|\\\\.)*)\"");
     private static final Pattern SCHEMA = Pattern.compile("(\\w+)\\((.*)\\)\\s*->\\s*(.+)");
 
-    private static String resource(String name) throws Exception {
-        try (InputStream in = TorchScriptLayers.class.getResourceAsStream(name)) {
-            assertTrue(in != null, name + " is not on the class path");
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        }
-    }
-
     /** The schemas of TORCH_LIBRARY(anneal, m) in the plugin's copy of anneal_ops.cpp, by operator name. */
     static Map<String, String[]> schemas() throws Exception {
-        String source = resource("/io/anneal/hybrid/kernels/anneal_ops.cpp");
+        String source = TorchScriptAttributesTest.resource("/io/anneal/hybrid/kernels/anneal_ops.cpp");
         String block = source.substring(source.indexOf("TORCH_LIBRARY(anneal, m) {"));
         block = block.substring(0, block.indexOf("\n}\n"));
         Map<String, String[]> schemas = new LinkedHashMap<>();
@@ -137,22 +127,19 @@ class FusedLayerSourceTest {
     }
 
     private static Map<String, Object> layerAttributes() {
-        FalconH1Config config = FalconH1Config.fromConfigJson(Map.of("vocab_size", 97, "hidden_size", 32,
-                "intermediate_size", 48, "num_hidden_layers", 2, "num_attention_heads", 4, "num_key_value_heads", 2,
-                "mamba_d_ssm", 32, "mamba_n_heads", 4, "mamba_d_state", 8, "mamba_chunk_size", 8), "test config");
-        return TorchScriptLayers.fusedAttributes(config, FalconH1Multipliers.fromConfigJson(Map.of(), "defaults"),
-                DataType.FLOAT32, FusedLayerOptions.DEFAULT);
+        return TorchScriptLayers.fusedAttributes(TorchScriptAttributesTest.config(),
+                TorchScriptAttributesTest.multipliers(), DataType.FLOAT32, FusedLayerOptions.DEFAULT);
     }
 
     @Test
     void theFusedLayerTypeChecksAgainstTheOperatorsSchemas() throws Exception {
-        String layer = onStubs(resource("FalconH1FusedLayer.torchscript"), "FalconH1Layer", schemas());
+        String layer = onStubs(TorchScriptAttributesTest.resource("FalconH1FusedLayer.torchscript"), "FalconH1Layer", schemas());
         TorchScriptModule.compile("FalconH1Layer", layer, layerAttributes(), Device.cpu());
     }
 
     @Test
     void graphControlTypeChecksAgainstTheOperatorsSchemas() throws Exception {
-        String control = onStubs(resource("GraphControl.torchscript"), "GraphControl", schemas());
+        String control = onStubs(TorchScriptAttributesTest.resource("GraphControl.torchscript"), "GraphControl", schemas());
         TorchScriptModule.compile("GraphControl", control, Map.of("training", false), Device.cpu());
     }
 
@@ -160,7 +147,7 @@ class FusedLayerSourceTest {
     @Test
     void aCallThatDoesNotMatchItsSchemaIsRefused() throws Exception {
         Map<String, String[]> schemas = schemas();
-        String source = resource("FalconH1FusedLayer.torchscript");
+        String source = TorchScriptAttributesTest.resource("FalconH1FusedLayer.torchscript");
         String missing = source.replace("ops.anneal.residual_add(summed[0], self.mlp(summed[1], w))",
                 "ops.anneal.residual_add(summed[0])");
         String wrongResult = source.replace("    mamba = mixers[0]\n", "    mamba = mixers\n");

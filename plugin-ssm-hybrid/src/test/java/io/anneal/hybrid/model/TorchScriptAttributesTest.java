@@ -26,22 +26,28 @@ import org.junit.jupiter.api.Test;
 class TorchScriptAttributesTest {
     private static final Pattern DECLARATION = Pattern.compile("^  (\\w+) : (\\w+)\\s*$", Pattern.MULTILINE);
 
-    private static FalconH1Config config() {
+    /** A small fused-layer configuration (also FusedLayerSourceTest's). */
+    static FalconH1Config config() {
         return FalconH1Config.fromConfigJson(Map.of("vocab_size", 97, "hidden_size", 32, "intermediate_size", 48,
                 "num_hidden_layers", 2, "num_attention_heads", 4, "num_key_value_heads", 2, "mamba_d_ssm", 32,
                 "mamba_n_heads", 4, "mamba_d_state", 8, "mamba_chunk_size", 8), "test config");
     }
 
-    private static MupMultipliers multipliers() {
+    static MupMultipliers multipliers() {
         return FalconH1Multipliers.fromConfigJson(Map.of(), "defaults");
+    }
+
+    /** A resource beside TorchScriptLayers (or an absolute one), as text. */
+    static String resource(String name) throws Exception {
+        try (InputStream in = TorchScriptLayers.class.getResourceAsStream(name)) {
+            assertTrue(in != null, name + " is not on the class path");
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        }
     }
 
     /** The class's declarations before its first method, name to TorchScript type, in order. */
     static Map<String, String> declared(String resource) throws Exception {
-        String source;
-        try (InputStream in = TorchScriptLayers.class.getResourceAsStream(resource)) {
-            source = new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        }
+        String source = resource(resource);
         String body = source.substring(source.indexOf("class FalconH1Layer"));
         body = body.substring(0, body.indexOf("\n  def "));
         Map<String, String> names = new LinkedHashMap<>();
@@ -93,10 +99,7 @@ class TorchScriptAttributesTest {
     void theBranchStreamSettingIsTheValueTheLayerBranchesOn() throws Exception {
         Map<String, String> declared = declared("FalconH1FusedLayer.torchscript");
         assertEquals("int", declared.get("branch_streams"));
-        String source;
-        try (InputStream in = TorchScriptLayers.class.getResourceAsStream("FalconH1FusedLayer.torchscript")) {
-            source = new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        }
+        String source = resource("FalconH1FusedLayer.torchscript");
         Map<FusedLayerOptions.BranchStream, String> firstOnTheBranch = Map.of(
                 FusedLayerOptions.BranchStream.ATTENTION, "attention = self.attention(qkv[0]",
                 FusedLayerOptions.BranchStream.MAMBA, "mamba = self.mamba(pieces[0]");
