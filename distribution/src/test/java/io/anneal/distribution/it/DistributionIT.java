@@ -118,6 +118,13 @@ class DistributionIT {
         Result branch = anneal("config", "examples/bench/falcon-h1-291m-fused-branch.conf");
         assertEquals(0, branch.exit(), branch.out());
         assertTrue(branch.out().contains("model.branch-stream = \"attention\"  #"), branch.out());
+        Files.writeString(home.resolve("examples/bench/branch-typo.conf"),
+                "include \"falcon-h1-291m-fused.conf\"\nmodel.branch-stream = both\n");
+        Result branchTypo = anneal("validate", "examples/bench/branch-typo.conf");
+        assertEquals(2, branchTypo.exit(), branchTypo.out());
+        assertTrue(branchTypo.out().contains("branch-typo.conf:2: model.branch-stream: expected one of none, attention, mamba, "
+                + "found \"both\""), branchTypo.out());
+        Files.delete(home.resolve("examples/bench/branch-typo.conf"));
         Files.writeString(home.resolve("examples/bench/kept-typo.conf"),
                 "include \"falcon-h1-291m-fused.conf\"\nmodel.ssd-recompute = maybe\n");
         Result typo = anneal("validate", "examples/bench/kept-typo.conf");
