@@ -11,6 +11,11 @@ ANNEAL_SOURCE_DIR builds other sources than the tree's (another commit's, from
 tools/gpu/variant-sources.sh, for try-variants.sh "@DIR").
 
 The hybrid plugin finds the library in plugins/ssm-hybrid/native/ or at $ANNEAL_KERNELS.
+
+    python3 tools/gpu/build_kernels.py --flags cxx|cuda ARCH
+
+prints the flags this build adds to torch's own for one of the two compiles (ANNEAL_BUILD_FLAGS
+included) and needs no torch: tools/gpu/compile-check.sh compiles with them on a machine without one.
 """
 import hashlib
 import json
@@ -18,25 +23,17 @@ import os
 import sys
 import time
 
-import torch
-from torch.utils.cpp_extension import load
-
 root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 source = os.path.abspath(os.environ.get("ANNEAL_SOURCE_DIR")
                          or os.path.join(root, "plugin-ssm-hybrid", "src", "main", "native"))
-out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "plugin-ssm-hybrid", "target", "native"))
-os.makedirs(out, exist_ok=True)
-major, minor = torch.cuda.get_device_capability()
-arch = f"sm_{major}{minor}"
-os.environ["TORCH_CUDA_ARCH_LIST"] = f"{major}.{minor}"
-started = time.time()
-load(name="anneal_ops",
-     sources=[os.path.join(source, "anneal_ops.cpp"), os.path.join(source, "anneal_kernels.cu")],
-     extra_include_paths=[source],
-     extra_cflags=["-O3", f"-DANNEAL_ARCH={arch}"] + os.environ.get("ANNEAL_BUILD_FLAGS", "").split(),
-     extra_cuda_cflags=["-O3", "--use_fast_math"] + os.environ.get("ANNEAL_BUILD_FLAGS", "").split(),
-     is_python_module=False, with_cuda=True, build_directory=out, verbose=False)
-library = os.path.join(out, "anneal_ops.so")
+
+
+def compile_flags(arch):
+    """The flags the C++ ("cxx") and CUDA ("cuda") compiles add to torch's extension builder's own,
+    with ANNEAL_BUILD_FLAGS's words at the end of both: the one place they are spelled."""
+    extra = os.environ.get("ANNEAL_BUILD_FLAGS", "").split()
+    return {"cxx": ["-O3", f"-DANNEAL_ARCH={arch}"] + extra, "cuda": ["-O3", "--use_fast_math"] + extra}
+
 
 def sources_fingerprint():
     """SHA-256 over the sources as FusedKernels.sourcesFingerprint() computes it: per file, in this
@@ -49,11 +46,36 @@ def sources_fingerprint():
     return sha.hexdigest()
 
 
-info = {"library": "anneal_ops.so", "torch": torch.__version__, "cuda": torch.version.cuda, "arch": arch,
-        "sources": sources_fingerprint()}
-if os.environ.get("ANNEAL_BUILD_FLAGS"):
-    info["build_flags"] = os.environ["ANNEAL_BUILD_FLAGS"]
-with open(os.path.join(out, "anneal_ops.json"), "w") as f:
-    json.dump(info, f, indent=2)
-torch.ops.load_library(library)
-print(f"built {library} in {time.time() - started:.0f} s: {torch.ops.anneal.build_info(torch.zeros(1))}")
+def build(out):
+    import torch
+    from torch.utils.cpp_extension import load
+
+    os.makedirs(out, exist_ok=True)
+    major, minor = torch.cuda.get_device_capability()
+    arch = f"sm_{major}{minor}"
+    os.environ["TORCH_CUDA_ARCH_LIST"] = f"{major}.{minor}"
+    flags = compile_flags(arch)
+    started = time.time()
+    load(name="anneal_ops",
+         sources=[os.path.join(source, "anneal_ops.cpp"), os.path.join(source, "anneal_kernels.cu")],
+         extra_include_paths=[source], extra_cflags=flags["cxx"], extra_cuda_cflags=flags["cuda"],
+         is_python_module=False, with_cuda=True, build_directory=out, verbose=False)
+    library = os.path.join(out, "anneal_ops.so")
+    info = {"library": "anneal_ops.so", "torch": torch.__version__, "cuda": torch.version.cuda, "arch": arch,
+            "sources": sources_fingerprint()}
+    if os.environ.get("ANNEAL_BUILD_FLAGS"):
+        info["build_flags"] = os.environ["ANNEAL_BUILD_FLAGS"]
+    with open(os.path.join(out, "anneal_ops.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    torch.ops.load_library(library)
+    print(f"built {library} in {time.time() - started:.0f} s: {torch.ops.anneal.build_info(torch.zeros(1))}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--flags" and sys.argv[2] in ("cxx", "cuda"):
+        print(" ".join(compile_flags(sys.argv[3])[sys.argv[2]]))
+    elif len(sys.argv) > 1 and sys.argv[1].startswith("--"):
+        sys.exit(f"usage: {sys.argv[0]} [OUT_DIR]  or  {sys.argv[0]} --flags cxx|cuda ARCH")
+    else:
+        build(os.path.abspath(sys.argv[1] if len(sys.argv) > 1
+                              else os.path.join(root, "plugin-ssm-hybrid", "target", "native")))

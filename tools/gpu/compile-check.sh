@@ -7,6 +7,9 @@
 #   bash tools/gpu/compile-check.sh "" "-DANNEAL_X=0"    # one build per argument, as try-variants.sh
 #
 # - anneal_kernels.cu: nvcc, compiled for real (-arch=sm_90, the H200's), as build_kernels.py does.
+#   Both compiles take build_kernels.py's own flags from it (--flags), and the CUDA one torch's
+#   extension builder's too (no implicit half and bfloat16 conversions: a kernel that relies on
+#   one compiles with plain nvcc and fails in the GPU machine's build).
 # - anneal_ops.cpp: g++ -fsyntax-only against libtorch's headers. Where no torch headers are given
 #   (TORCH_INCLUDE=DIR, a torch's include/ folder), Debian's libtorch-cuda-dev is fetched once into
 #   ${XDG_CACHE_HOME:-~/.cache}/anneal/ and checked against its SHA-256. It is torch 2.6, older than
@@ -27,6 +30,7 @@ deb_sha256=8906705aa8824b1ad3783b80688accd5bc05fedd97d0ccb40cb461f8f43f5182
 
 cannot() { echo "compile-check: cannot check on this machine: $*" >&2; exit 3; }
 
+command -v python3 > /dev/null || cannot "no python3 on PATH (build_kernels.py --flags names the build's flags)"
 nvcc=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null) || cannot "no nvcc on PATH or in /usr/local/cuda/bin"
 command -v g++ > /dev/null || cannot "no g++ on PATH"
 # nvcc may be a wrapper script: ask it where the toolkit's headers are (its dry run names them).
@@ -57,6 +61,12 @@ torch_headers() {
 }
 torch_include=$(torch_headers) || exit $?
 
+# torch.utils.cpp_extension's COMMON_NVCC_FLAGS (torch 2.6 to 2.11), which it adds to every CUDA compile
+torch_nvcc_flags=(-D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__
+                  -D__CUDA_NO_HALF2_OPERATORS__ --expt-relaxed-constexpr)
+# build_kernels.py's flags for one compile (cxx or cuda) of a variant's flags
+build_flags() { ANNEAL_BUILD_FLAGS="$2" python3 "$root/tools/gpu/build_kernels.py" --flags "$1" sm_90; }
+
 [[ $# -gt 0 ]] || set -- ""
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -64,8 +74,10 @@ failed=0
 for flags in "$@"; do
   label=${flags:-default}
   broken=0
+  cuda_flags=$(build_flags cuda "$flags") && cxx_flags=$(build_flags cxx "$flags") \
+    || { echo "compile-check: tools/gpu/build_kernels.py --flags failed ($label)"; failed=1; continue; }
   # shellcheck disable=SC2086 # flags are words, as build_kernels.py splits ANNEAL_BUILD_FLAGS
-  if ! "$nvcc" -std=c++17 -O3 --use_fast_math -arch=sm_90 -I"$source_dir" $flags \
+  if ! "$nvcc" -std=c++17 -arch=sm_90 "${torch_nvcc_flags[@]}" $cuda_flags -I"$source_dir" \
       -c "$source_dir/anneal_kernels.cu" -o "$work/kernels.o" > "$work/nvcc.log" 2>&1; then
     echo "compile-check: anneal_kernels.cu does not compile ($label):"
     grep -E "error|warning" "$work/nvcc.log" | head -40
@@ -74,7 +86,7 @@ for flags in "$@"; do
   # shellcheck disable=SC2086
   if ! g++ -std=c++17 -fsyntax-only -Wall -Werror=return-type -I"$source_dir" -I"$torch_include" \
       -I"$torch_include/torch/csrc/api/include" -I"$cuda_include" -idirafter "$stubs" \
-      -DANNEAL_ARCH=sm_90 $flags "$source_dir/anneal_ops.cpp" > "$work/gxx.log" 2>&1; then
+      $cxx_flags "$source_dir/anneal_ops.cpp" > "$work/gxx.log" 2>&1; then
     echo "compile-check: anneal_ops.cpp does not compile ($label):"
     grep -E "error" "$work/gxx.log" | head -40
     broken=1

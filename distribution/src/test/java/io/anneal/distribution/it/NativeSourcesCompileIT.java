@@ -7,6 +7,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -35,20 +36,42 @@ class NativeSourcesCompileIT {
             Files.copy(NATIVE.resolve(name), dir.resolve(name));
         }
         int opsLine = appendLine(dir.resolve("anneal_ops.cpp"), "static int broken_operator() { return no_such_operator_value; }");
-        int kernelLine = appendLine(dir.resolve("anneal_kernels.cu"), "static int broken_kernel() { return no_such_kernel_value; }");
+        // plain nvcc takes an implicit bfloat16 conversion; torch's extension builder, whose flags the check
+        // adds, does not: the GPU machine's build would fail on this line
+        int kernelLine = appendLine(dir.resolve("anneal_kernels.cu"), "__device__ float implicit_widening(__nv_bfloat16 x) { return x; }");
         Run run = check(dir);
         assertEquals(2, run.exit, run.output);
         assertTrue(run.output.contains("anneal_ops.cpp does not compile (default)"), run.output);
         assertTrue(run.output.contains("anneal_ops.cpp:" + opsLine + ":") && run.output.contains("no_such_operator_value"), run.output);
         assertTrue(run.output.contains("anneal_kernels.cu does not compile (default)"), run.output);
-        assertTrue(run.output.contains("anneal_kernels.cu(" + kernelLine + ")") && run.output.contains("no_such_kernel_value"), run.output);
+        assertTrue(run.output.contains("anneal_kernels.cu(" + kernelLine + ")")
+                && run.output.contains("no suitable conversion function from \"__nv_bfloat16\" to \"float\""), run.output);
         assertTrue(!run.output.contains("default compiles"), run.output);
+    }
+
+    /** A variant's flags reach both compiles, after build_kernels.py's own (which it prints with --flags). */
+    @Test
+    void aVariantsFlagsReachBothCompiles(@TempDir Path dir) throws Exception {
+        for (String name : List.of("anneal_ops.cpp", "anneal_kernels.cu", "anneal_kernels.h")) {
+            Files.copy(NATIVE.resolve(name), dir.resolve(name));
+        }
+        String probe = "#ifdef ANNEAL_COMPILE_CHECK_PROBE\n#error the variant's flag is here\n#endif";
+        int opsLine = appendLine(dir.resolve("anneal_ops.cpp"), probe) + 1;
+        int kernelLine = appendLine(dir.resolve("anneal_kernels.cu"), probe) + 1;
+        Run run = check(dir, "-DANNEAL_COMPILE_CHECK_PROBE=1");
+        assertEquals(2, run.exit, run.output);
+        assertTrue(run.output.contains("anneal_ops.cpp:" + opsLine + ":"), run.output);
+        // the #error is nvcc's host preprocessor's, which writes g++'s file:line form
+        assertTrue(run.output.contains("anneal_kernels.cu:" + kernelLine + ":"), run.output);
+        assertTrue(run.output.contains("does not compile (-DANNEAL_COMPILE_CHECK_PROBE=1)"), run.output);
     }
 
     private record Run(int exit, String output) {}
 
-    private static Run check(Path sources) throws Exception {
-        ProcessBuilder pb = new ProcessBuilder("bash", ROOT.resolve("tools/gpu/compile-check.sh").toString()).redirectErrorStream(true);
+    private static Run check(Path sources, String... variants) throws Exception {
+        List<String> command = new ArrayList<>(List.of("bash", ROOT.resolve("tools/gpu/compile-check.sh").toString()));
+        command.addAll(List.of(variants));
+        ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
         pb.environment().put("ANNEAL_SOURCE_DIR", sources.toString());
         Process p = pb.start();
         String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
