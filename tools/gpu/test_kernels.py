@@ -702,6 +702,26 @@ def test_layer_branch_streams(branch, packed):
     del one, two
 
 
+def test_layer_branch_memory():
+    """branch_begin marks its tensors as read on the branch stream (the allocator's recordStream): a
+    tensor the caller's stream made, read on the branch stream after a delay and freed before that
+    read, keeps its block from the caller's stream's next allocation. Without the mark the caching
+    allocator hands the freed block straight back to the caller's stream, whose write (7) lands before
+    the branch stream's read: 14 where 6 is expected."""
+    n = 1 << 24   # 64 MiB of float32: a block of its own
+    x = torch.full([n], 3.0, device="cuda")
+    xs = torch.ops.anneal.branch_begin([x])
+    torch.cuda._sleep(200_000_000)   # on the branch stream (current now): about 0.1 s before its read
+    doubled = xs[0] * 2.0
+    del x, xs
+    ended = torch.ops.anneal.branch_end([doubled])
+    over = torch.full([n], 7.0, device="cuda")   # on the caller's stream, which is idle
+    joined = torch.ops.anneal.branch_join([ended[0], over])
+    torch.cuda.synchronize()
+    compare("branch stream: its input's block not reused before its read", torch.float32,
+            [("read", joined[0], torch.full([n], 6.0, device="cuda"))])
+
+
 # ---------------------------------------------------------------- timings at the benchmark shapes
 def timed(name, fn, steps=20):
     for _ in range(3):
@@ -931,6 +951,7 @@ def main():
     # more chunks than a state-passing backward block sums at once (kPassSegment = 256)
     test_ssd(torch.float32, True, t=32 * 258, chunk=32)
     test_layer_head()
+    test_layer_branch_memory()
     for branch in ("attention", "mamba"):
         for packed in (False, True):
             test_layer_branch_streams(branch, packed)

@@ -2150,6 +2150,14 @@ Tensor host_read_end(const Tensor& anchor, int64_t id) {
 // stream into the capture, and its allocations into the graph's pool.
 // The branch stream is a dedicated one of the highest priority (dedicated_stream), the same in every
 // step: the warm-up's autograd nodes and the capture's see one stream.
+// Memory: the caching allocator hands a freed block back to the stream that allocated it at once, so
+// a tensor made on one stream and read on the other (the q, k, v projection that attention reads on
+// the branch stream; the in_proj pieces a saved conv input keeps, read again by Mamba's backward
+// there) could be written over by its own stream's next allocation before the other stream's kernels
+// have read it. branch_begin marks its tensors as used by the branch stream and branch_end its tensors
+// as used by the caller's (the allocator's recordStream, Tensor.record_stream): their blocks are
+// reused only after what that stream queued before they were freed (under capture: not before the
+// capture ends, so the graph's pool keeps them).
 // ---------------------------------------------------------------------------------------------
 struct OpenBranch {
   c10::optional<c10::cuda::CUDAStream> caller;   // the stream current at branch_begin
@@ -2163,6 +2171,16 @@ const Tensor& branch_anchor(at::TensorList xs, const char* op) {
   return xs[0];
 }
 
+// xs's memory is not reused before what `reader` has queued by the time each is freed (a no-op for a
+// tensor `reader` allocated itself)
+void used_on(at::TensorList xs, const c10::cuda::CUDAStream& reader) {
+  for (const auto& x : xs) {
+    if (x.defined() && x.is_cuda() && x.has_storage()) {
+      c10::cuda::CUDACachingAllocator::recordStream(x.storage().data_ptr(), reader);
+    }
+  }
+}
+
 std::vector<Tensor> branch_begin(at::TensorList xs) {
   auto device = branch_anchor(xs, "branch_begin").device().index();
   if (open_branch.caller.has_value()) {
@@ -2174,6 +2192,7 @@ std::vector<Tensor> branch_begin(at::TensorList xs) {
   auto caller = c10::cuda::getCurrentCUDAStream(device);
   auto branch = dedicated_stream(device, StreamRole::kBranch);
   wait_for_queued(branch, caller);
+  used_on(xs, branch);
   open_branch.caller = caller;
   c10::cuda::setCurrentCUDAStream(branch);
   return xs.vec();
@@ -2185,6 +2204,7 @@ std::vector<Tensor> branch_end(at::TensorList xs) {
               "anneal::branch_end: no branch open (branch_begin first)");
   open_branch.end = std::make_shared<at::cuda::CUDAEvent>();
   open_branch.end->record(c10::cuda::getCurrentCUDAStream(device));
+  used_on(xs, *open_branch.caller);
   c10::cuda::setCurrentCUDAStream(*open_branch.caller);
   return xs.vec();
 }
