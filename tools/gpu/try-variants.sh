@@ -18,7 +18,7 @@
 set -u
 out=${OUT:?set OUT}/variants
 mkdir -p "$out"
-declare -a dirs sources_of layers_of pids extra_of base_of
+declare -a dirs sources_of layers_of pids extra_of base_of unbuilt
 n=0
 built=0
 for flags in "$@"; do
@@ -40,7 +40,7 @@ for flags in "$@"; do
     sources=${flags#@}
     if [[ ! -f $sources/native/anneal_ops.cpp || ! -f $sources/FalconH1FusedLayer.torchscript ]]; then
       echo "== variant $n: $sources holds no operator sources (tools/gpu/variant-sources.sh REV $sources makes them)"
-      dirs[n]=""
+      dirs[n]="" unbuilt[n]="has no sources"
       continue
     fi
     echo "== variant $n: the sources of $sources ($(cut -c1-12 "$sources/commit" 2>/dev/null))"
@@ -61,13 +61,13 @@ for ((i = 1; i <= n; i++)); do
   if ! wait "${pids[i]}"; then
     echo "== variant $i: the build failed"
     tail -5 "$out/build-$i.log"
-    dirs[i]=""
+    dirs[i]="" unbuilt[i]="failed to build"
   fi
 done
 for ((i = 1; i <= n; i++)); do
   b=${base_of[i]:-$i}   # the variant whose build this one profiles: itself, or the build before a "+"
   dir=${dirs[b]:-}
-  [[ -n $dir || $b == "$i" ]] || echo "== variant $i: not profiled, variant $b's build failed"
+  [[ -n $dir || $b == "$i" ]] || echo "== variant $i: not profiled, variant $b ${unbuilt[b]}"
   [[ -n $dir ]] || continue
   echo "== variant $i"
   if [[ ${VARIANT_TESTS:-1} == 1 && -z ${sources_of[b]} && $b == "$i" ]]; then

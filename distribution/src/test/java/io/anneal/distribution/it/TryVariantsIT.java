@@ -39,7 +39,7 @@ class TryVariantsIT {
         Files.copy(ROOT.resolve("tools/gpu/try-variants.sh"), repo.resolve("tools/gpu/try-variants.sh"));
 
         ProcessBuilder pb = new ProcessBuilder("bash", "tools/gpu/try-variants.sh", "+--early", "",
-                "+--branch-stream attention", "+", "-DFAIL", "+--keep-ssd").directory(repo.toFile()).redirectErrorStream(true);
+                "+--branch-stream attention", "+", "-DFAIL", "+--keep-ssd", "@empty", "+").directory(repo.toFile()).redirectErrorStream(true);
         pb.environment().put("OUT", dir.resolve("out").toString());
         pb.environment().put("PATH", bin + ":" + System.getenv("PATH"));
         Process p = pb.start();
@@ -49,7 +49,10 @@ class TryVariantsIT {
         assertTrue(log.contains("== variant 1: '+--early' profiles the build before it, and there is none"), log);
         assertTrue(log.contains("== variant 3: variant 2's build, profiled with '--branch-stream attention'"), log);
         assertTrue(log.contains("== variant 5: the build failed"), log);
-        assertTrue(log.contains("== variant 6: not profiled, variant 5's build failed"), log);
+        assertTrue(log.contains("== variant 6: not profiled, variant 5 failed to build"), log);
+        // another commit's sources that are not there: never built, and said so, not called a failed build
+        assertTrue(log.contains("== variant 7: empty holds no operator sources"), log);
+        assertTrue(log.contains("== variant 8: not profiled, variant 7 has no sources"), log);
         List<String> made = Files.readAllLines(calls);
         assertEquals(2, made.stream().filter(c -> c.contains("build_kernels.py")).count(), String.join("\n", made));
         assertEquals(List.of("|tools/gpu/test_kernels.py plugin-ssm-hybrid/target/native-variant2/anneal_ops.so"),
