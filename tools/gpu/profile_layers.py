@@ -266,7 +266,13 @@ def main():
                          "of two streams overlap, as model.branch-stream and -DANNEAL_WGRAD_STREAM=1 intend")
     ap.add_argument("--shapes", action="store_true",
                     help="also list the copying operators (copy_, cat, clone, ...) by device time and input shapes")
+    ap.add_argument("--allocator", metavar="SETTINGS",
+                    help="the caching allocator's settings, as PYTORCH_CUDA_ALLOC_CONF takes them (bin/anneal's "
+                         "default: expandable_segments:True); e.g. graph_capture_record_stream_reuse:True (torch 2.9+), "
+                         "which lets a capture reuse blocks that --branch-stream marks as read on two streams")
     args = ap.parse_args()
+    if args.allocator:   # before the first CUDA allocation, as the environment variable would be read
+        torch.cuda.memory._set_allocator_settings(args.allocator)
     torch.ops.load_library(args.library)
     if args.sdp:
         torch.backends.cuda.enable_cudnn_sdp(args.sdp == "cudnn")
@@ -285,7 +291,7 @@ def main():
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
     results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "ssd_recompute": not args.keep_ssd,
-               "branch_stream": args.branch_stream,
+               "branch_stream": args.branch_stream, "allocator": args.allocator or "default",
                "sdp": args.sdp or "default", "variants": {}}
     for name in ["fused"]:
         layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd, args.branch_stream)
