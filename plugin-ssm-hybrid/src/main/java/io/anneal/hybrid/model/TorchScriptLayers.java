@@ -46,6 +46,16 @@ final class TorchScriptLayers implements AutoCloseable {
     /** {@code options}: how the fused layers run (ignored on the reference layers). */
     TorchScriptLayers(FalconH1Config config, MupMultipliers mup, DataType compute, NDManager manager,
             Map<String, Parameter> parameters, NDArray mupVector, boolean fused, FusedLayerOptions options) {
+        this(config, mup, compute, manager, parameters, mupVector, fused, options, null);
+    }
+
+    /**
+     * {@code source}: the layer class's TorchScript in place of the resource (null: the resource);
+     * FusedLayerWiringTest runs the fused layer's calls on CPU versions of its operators this way.
+     */
+    TorchScriptLayers(FalconH1Config config, MupMultipliers mup, DataType compute, NDManager manager,
+            Map<String, Parameter> parameters, NDArray mupVector, boolean fused, FusedLayerOptions options,
+            String source) {
         this.mupVector = mupVector;
         this.fused = fused;
         this.options = options;
@@ -61,9 +71,10 @@ final class TorchScriptLayers implements AutoCloseable {
         }
         Map<String, Object> attributes = fused ? fusedAttributes(config, mup, compute, options)
                 : attributes(config, mup, compute);
-        module = TorchScriptModule.compile("FalconH1Layer",
-                TorchScriptLayers.class.getResourceAsStream(fused ? FUSED_SOURCE : SOURCE), attributes,
-                manager.getDevice());
+        module = source != null ? TorchScriptModule.compile("FalconH1Layer", source, attributes, manager.getDevice())
+                : TorchScriptModule.compile("FalconH1Layer",
+                        TorchScriptLayers.class.getResourceAsStream(fused ? FUSED_SOURCE : SOURCE), attributes,
+                        manager.getDevice());
     }
 
     /** The fused layer's attributes ({@code FalconH1FusedLayer.torchscript}), in its declarations' order. */

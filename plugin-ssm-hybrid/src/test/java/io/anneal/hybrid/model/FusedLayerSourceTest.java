@@ -96,6 +96,14 @@ class FusedLayerSourceTest {
 
     /** The stub method of one operator in class {@code owner}: its schema's arguments, defaults and result. */
     static String stub(String owner, String name, String[] schema) {
+        return signature(owner, name, schema) + "\n    return " + value(type(schema[1])) + "\n\n";
+    }
+
+    /**
+     * The first line of a method standing for one operator in class {@code owner}, without its line
+     * break: {@code def anneal_NAME}, its schema's arguments, defaults and result.
+     */
+    static String signature(String owner, String name, String[] schema) {
         List<String> parameters = new ArrayList<>(List.of("self: __torch__." + owner));
         if (!schema[0].isBlank()) {
             for (String argument : schema[0].split(",\\s*")) {
@@ -105,14 +113,20 @@ class FusedLayerSourceTest {
                         + (nameAndDefault.length > 1 ? " = " + nameAndDefault[1] : ""));
             }
         }
-        String result = type(schema[1]);
-        return "  def anneal_" + name + "(" + String.join(", ", parameters) + ") -> " + result + ":\n"
-                + "    return " + value(result) + "\n\n";
+        return "  def anneal_" + name + "(" + String.join(", ", parameters) + ") -> " + type(schema[1]) + ":";
     }
 
     /** {@code source}'s class with every operator call on a stub of the operator's schema. */
     static String onStubs(String source, String owner, Map<String, String[]> schemas) {
         StringBuilder stubs = new StringBuilder("\n");
+        for (String name : called(source, schemas)) {
+            stubs.append(stub(owner, name, schemas.get(name)));
+        }
+        return onMethods(source) + stubs;
+    }
+
+    /** The operators {@code source} calls, in the order of their first calls, each one anneal_ops.cpp registers. */
+    static List<String> called(String source, Map<String, String[]> schemas) {
         Matcher calls = CALL.matcher(source);
         List<String> called = new ArrayList<>();
         while (calls.find()) {
@@ -120,10 +134,14 @@ class FusedLayerSourceTest {
             assertTrue(schemas.containsKey(name), "ops.anneal." + name + " is called, and anneal_ops.cpp registers no " + name);
             if (!called.contains(name)) {
                 called.add(name);
-                stubs.append(stub(owner, name, schemas.get(name)));
             }
         }
-        return CALL.matcher(source).replaceAll("self.anneal_$1(") + stubs;
+        return called;
+    }
+
+    /** {@code source} with every {@code ops.anneal.NAME(} call made on the class's method {@code anneal_NAME} instead. */
+    static String onMethods(String source) {
+        return CALL.matcher(source).replaceAll("self.anneal_$1(");
     }
 
     private static Map<String, Object> layerAttributes() {
