@@ -67,13 +67,14 @@ public final class FalconH1Architecture implements ModelArchitecture {
      * {@code device} allow ({@link FusedKernels#select}; {@code setting} names the setting in errors),
      * and returns the one line that says which. A pipeline's {@code model.kernels} and
      * {@code anneal logits --kernels} both decide here. {@code fusedOptions}: how the fused layers
-     * run (model.ssd-recompute, model.branch-stream); the line says those that are not the defaults.
+     * run (model.ssd-recompute, model.branch-stream); the line says those that are not the defaults,
+     * and on the reference path that they change nothing there.
      */
     public static String useTorchScriptLayers(FalconH1Model model, FusedKernels.Mode mode, Device device,
             String setting, FusedLayerOptions fusedOptions) {
         FusedKernels.Status status = FusedKernels.select(mode, device, setting);
         model.useLayers(LayerImplementation.TORCHSCRIPT, status.fused(), fusedOptions);
-        return status.fused() ? status.line() + fusedOptions.describe() : status.line();
+        return status.line() + (status.fused() ? fusedOptions.describe() : fusedOptions.ignoredOnReference());
     }
 
     /**

@@ -41,6 +41,24 @@ public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream)
     }
 
     /**
+     * What the reference path's status line adds when these settings are not the defaults ("" for
+     * none): they change nothing there, and a user who set one should not have to guess why.
+     */
+    String ignoredOnReference() {
+        java.util.List<String> set = new java.util.ArrayList<>();
+        if (!ssdRecompute) {
+            set.add("model.ssd-recompute = false");
+        }
+        if (branchStream != BranchStream.NONE) {
+            set.add("model.branch-stream = " + branchStream.configName());
+        }
+        if (set.isEmpty()) {
+            return "";
+        }
+        return "; " + String.join(" and ", set) + (set.size() == 1 ? " changes" : " change") + " nothing here (fused path only)";
+    }
+
+    /**
      * Which of a layer's two mixers runs on a second stream, beside the other on the step's own
      * ({@code FalconH1FusedLayer.torchscript}'s {@code branch_streams}; {@code anneal_ops.cpp}, branch_*).
      * The second stream has the higher priority: its kernels' blocks are scheduled first when both wait.

@@ -33,6 +33,15 @@ class FusedLayerOptionsTest {
     }
 
     @Test
+    void theReferencePathsLineSaysWhichSettingsChangeNothingThere() {
+        assertEquals("", FusedLayerOptions.DEFAULT.ignoredOnReference());
+        assertEquals("; model.branch-stream = attention changes nothing here (fused path only)",
+                options(", branch-stream = attention").ignoredOnReference());
+        assertEquals("; model.ssd-recompute = false and model.branch-stream = mamba change nothing here (fused path only)",
+                options(", ssd-recompute = false, branch-stream = mamba").ignoredOnReference());
+    }
+
+    @Test
     void anUnknownBranchNamesTheKeyAndTheChoices() {
         ConfigException e = assertThrows(ConfigException.class, () -> options(", branch-stream = both"));
         assertTrue(e.getMessage().contains("model.branch-stream") && e.getMessage().contains("none")
