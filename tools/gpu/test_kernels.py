@@ -832,12 +832,14 @@ def main():
     parser.add_argument("--out")
     parser.add_argument("--rows", type=int, default=8)
     parser.add_argument("--checks-only", action="store_true", help="skip the timings that follow the checks")
-    parser.add_argument("--only", metavar="OPERATOR",
-                        help="run only the cases of test_OPERATOR* (linear: linear, linear_pair, linear_pair_pieces), "
+    parser.add_argument("--only", metavar="OPERATOR[,OPERATOR...]",
+                        help="run only the cases of test_OPERATOR* (linear: linear, linear_pair, linear_pair_pieces; "
+                             "several, comma-separated: linear,silu_mul_linear), "
                              "a check of one operator after a change to it, in seconds")
     args = parser.parse_args()
     if args.only:   # the other cases' functions do nothing: main calls each by its module-level name
-        for name in [n for n in globals() if n.startswith("test_") and not n.startswith("test_" + args.only)]:
+        wanted = tuple("test_" + operator for operator in args.only.split(","))
+        for name in [n for n in globals() if n.startswith("test_") and not n.startswith(wanted)]:
             globals()[name] = lambda *unused, **unused_named: None
     torch.ops.load_library(args.library)
     results["build_info"] = torch.ops.anneal.build_info(torch.zeros(1))

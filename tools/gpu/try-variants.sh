@@ -10,6 +10,9 @@
 # "+--branch-stream attention"; "+" alone repeats its profile): no build and no tests of its own, so
 # one build's settings alternate within the call ("" "+--keep-ssd" "+" "+--keep-ssd").
 # VARIANT_TESTS=0 profiles without the tests (when the default build was tested already).
+# VARIANT_ONLY=OPERATORS tests every build after the first tested with only those operators' cases
+# (test_kernels.py --only, comma-separated, checks without timings): a flag that changes the linear
+# layers needs "linear,silu_mul_linear,lm_head,layer", not the whole suite again on each build.
 # PROFILE_ARGS adds arguments to every profile (e.g. "--sdp flash").
 # All builds run at once first (each is one nvcc process, about 35 s; the machine has 16 cores),
 # then the tests and profiles run one after another, so that no two share the GPU.
@@ -71,7 +74,11 @@ for ((i = 1; i <= n; i++)); do
   [[ -n $dir ]] || continue
   echo "== variant $i"
   if [[ ${VARIANT_TESTS:-1} == 1 && -z ${sources_of[b]} && $b == "$i" ]]; then
-    python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" --out "$out/kernels-$i.json" > "$out/kernels-$i.log" 2>&1
+    subset=()   # the first build tested runs every case
+    [[ -z ${VARIANT_ONLY:-} || -z ${first_tested:-} ]] || subset=(--only "$VARIANT_ONLY" --checks-only)
+    first_tested=${first_tested:-$i}
+    python3 tools/gpu/test_kernels.py "$dir/anneal_ops.so" ${subset[@]+"${subset[@]}"} --out "$out/kernels-$i.json" \
+      > "$out/kernels-$i.log" 2>&1
     grep -E "^FAIL|^time (causal_conv1d_silu|ssd_scan_skip)|all operators agree|failures" "$out/kernels-$i.log"
   fi
   layer=()

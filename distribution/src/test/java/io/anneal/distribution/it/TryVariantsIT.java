@@ -23,25 +23,13 @@ class TryVariantsIT {
 
     @Test
     void plusArgumentsProfileThePreviousBuildAgainWithTheirOptions(@TempDir Path dir) throws Exception {
-        Path bin = Files.createDirectories(dir.resolve("bin"));
         Path calls = dir.resolve("calls.txt");
-        Path python = bin.resolve("python3");
-        Files.writeString(python, String.join("\n",
-                "#!/bin/bash",
-                "echo \"$ANNEAL_BUILD_FLAGS|$*\" >> " + calls,
-                "case \"$1\" in",
-                "  tools/gpu/build_kernels.py) [[ \"$ANNEAL_BUILD_FLAGS\" == *FAIL* ]] && exit 1; mkdir -p \"$2\"; touch \"$2/anneal_ops.so\";;",
-                "  tools/gpu/profile_layers.py) echo \"== fused $*\";;",
-                "  tools/gpu/test_kernels.py) echo 'all operators agree with their references';;",
-                "esac", ""));
-        Files.setPosixFilePermissions(python, PosixFilePermissions.fromString("rwxr-xr-x"));
-        Path repo = Files.createDirectories(dir.resolve("repo/tools/gpu")).getParent().getParent();
-        Files.copy(ROOT.resolve("tools/gpu/try-variants.sh"), repo.resolve("tools/gpu/try-variants.sh"));
-
+        Path repo = standIn(dir, calls);
         ProcessBuilder pb = new ProcessBuilder("bash", "tools/gpu/try-variants.sh", "+--early", "",
-                "+--branch-stream attention", "+", "-DFAIL", "+--keep-ssd", "@empty", "+").directory(repo.toFile()).redirectErrorStream(true);
+                "+--branch-stream attention", "+", "-DFAIL", "+--keep-ssd", "@empty", "+")
+                .directory(repo.toFile()).redirectErrorStream(true);
         pb.environment().put("OUT", dir.resolve("out").toString());
-        pb.environment().put("PATH", bin + ":" + System.getenv("PATH"));
+        pb.environment().put("PATH", dir.resolve("bin") + ":" + System.getenv("PATH"));
         Process p = pb.start();
         String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), log);
@@ -61,5 +49,50 @@ class TryVariantsIT {
         assertEquals(List.of("|" + library, "|" + library + " --branch-stream attention", "|" + library),
                 made.stream().filter(c -> c.contains("profile_layers.py")).map(c -> c.replaceAll(" --out .*", "")).toList());
         assertTrue(Files.exists(dir.resolve("out/variants.tgz")), log);
+    }
+
+    /** VARIANT_ONLY: the first build tested runs every case, each later build only the operators named. */
+    @Test
+    void laterBuildsTestOnlyTheOperatorsNamed(@TempDir Path dir) throws Exception {
+        Path calls = dir.resolve("calls.txt");
+        Path repo = standIn(dir, calls);
+        ProcessBuilder pb = new ProcessBuilder("bash", "tools/gpu/try-variants.sh", "-DFAIL", "", "-DANNEAL_X=1", "+--keep-ssd",
+                "-DANNEAL_Y=1").directory(repo.toFile()).redirectErrorStream(true);
+        pb.environment().put("OUT", dir.resolve("out").toString());
+        pb.environment().put("PATH", dir.resolve("bin") + ":" + System.getenv("PATH"));
+        pb.environment().put("VARIANT_ONLY", "linear,silu_mul_linear");
+        Process p = pb.start();
+        String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertEquals(0, p.waitFor(), log);
+        // the first build failed: the second is the first tested, and runs every case
+        assertEquals(List.of("|tools/gpu/test_kernels.py plugin-ssm-hybrid/target/native-variant2/anneal_ops.so",
+                "|tools/gpu/test_kernels.py plugin-ssm-hybrid/target/native-variant3/anneal_ops.so"
+                        + " --only linear,silu_mul_linear --checks-only",
+                "|tools/gpu/test_kernels.py plugin-ssm-hybrid/target/native-variant5/anneal_ops.so"
+                        + " --only linear,silu_mul_linear --checks-only"),
+                Files.readAllLines(calls).stream().filter(c -> c.contains("test_kernels.py"))
+                        .map(c -> c.replaceAll(" --out .*", "")).toList());
+    }
+
+    /**
+     * A repository holding only try-variants.sh, and a stand-in python3 in dir/bin that records each
+     * call (ANNEAL_BUILD_FLAGS|arguments) in {@code calls}: a build with FAIL in its flags fails, the
+     * others make their library.
+     */
+    private static Path standIn(Path dir, Path calls) throws Exception {
+        Path bin = Files.createDirectories(dir.resolve("bin"));
+        Path python = bin.resolve("python3");
+        Files.writeString(python, String.join("\n",
+                "#!/bin/bash",
+                "echo \"$ANNEAL_BUILD_FLAGS|$*\" >> " + calls,
+                "case \"$1\" in",
+                "  tools/gpu/build_kernels.py) [[ \"$ANNEAL_BUILD_FLAGS\" == *FAIL* ]] && exit 1; mkdir -p \"$2\"; touch \"$2/anneal_ops.so\";;",
+                "  tools/gpu/profile_layers.py) echo \"== fused $*\";;",
+                "  tools/gpu/test_kernels.py) echo 'all operators agree with their references';;",
+                "esac", ""));
+        Files.setPosixFilePermissions(python, PosixFilePermissions.fromString("rwxr-xr-x"));
+        Path repo = Files.createDirectories(dir.resolve("repo/tools/gpu")).getParent().getParent();
+        Files.copy(ROOT.resolve("tools/gpu/try-variants.sh"), repo.resolve("tools/gpu/try-variants.sh"));
+        return repo;
     }
 }
