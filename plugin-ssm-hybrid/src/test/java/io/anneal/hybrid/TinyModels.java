@@ -5,12 +5,12 @@ import java.util.HashMap;
 import java.util.Map;
 
 /** Tiny Falcon-H1 configurations for CPU tests. */
-final class TinyModels {
+public final class TinyModels {
     private TinyModels() {
     }
 
     /** A tiny config; {@code overrides} are config.json fields. */
-    static FalconH1Config config(Map<String, Object> overrides) {
+    public static FalconH1Config config(Map<String, Object> overrides) {
         Map<String, Object> json = new HashMap<>();
         json.put("vocab_size", 97);
         json.put("hidden_size", 32);

@@ -13,6 +13,7 @@ import ai.djl.ndarray.types.Shape;
 import ai.djl.nn.Parameter;
 import ai.djl.training.GradientCollector;
 import io.anneal.api.model.MupMultipliers;
+import io.anneal.hybrid.TinyModels;
 import io.anneal.hybrid.model.FusedLayerOptions.BranchStream;
 import io.anneal.toolkit.mup.FalconH1Multipliers;
 import java.util.ArrayList;
@@ -93,16 +94,11 @@ class FusedLayerWiringTest {
             this.overrides = overrides;
         }
 
-        /** GQA (4 heads, 2 key-value heads), 2 SSM groups, SSD chunks of 8. */
+        /** TinyModels' (GQA: 4 heads, 2 key-value heads; 2 SSM groups; SSD chunks of 8), one layer. */
         FalconH1Config config() {
-            Map<String, Object> json = new HashMap<>(Map.of("vocab_size", 97, "hidden_size", 32, "intermediate_size", 48,
-                    "num_hidden_layers", 1, "num_attention_heads", 4, "num_key_value_heads", 2, "mamba_d_ssm", 32,
-                    "mamba_n_heads", 4, "mamba_d_state", 8, "mamba_chunk_size", 8));
-            json.put("mamba_n_groups", 2);
-            json.put("mamba_d_conv", 4);
-            json.put("rope_theta", 10000.0);
-            json.putAll(overrides);
-            return FalconH1Config.fromConfigJson(json, "test config " + this);
+            Map<String, Object> json = new HashMap<>(overrides);
+            json.put("num_hidden_layers", 1);
+            return TinyModels.config(json);
         }
     }
 
