@@ -21,11 +21,12 @@
 set -u
 out=${OUT:?set OUT}/variants
 mkdir -p "$out"
-declare -a dirs sources_of layers_of pids extra_of base_of unbuilt
+declare -a dirs sources_of layers_of pids extra_of base_of unbuilt label_of
 n=0
 built=0
 for flags in "$@"; do
   n=$((n + 1))
+  label_of[n]="'$flags'"
   if [[ $flags == +* ]]; then
     if ((built == 0)); then
       echo "== variant $n: '$flags' profiles the build before it, and there is none"
@@ -33,6 +34,8 @@ for flags in "$@"; do
       continue
     fi
     echo "== variant $n: variant $built's build, profiled with '${flags#+}'"
+    label_of[n]="variant $built's build ${flags#+}"
+    [[ -n ${flags#+} ]] || label_of[n]="variant $built's build again"
     base_of[n]=$built extra_of[n]=${flags#+}
     continue
   fi
@@ -89,5 +92,11 @@ for ((i = 1; i <= n; i++)); do
     ${layer[@]+"${layer[@]}"} ${PROFILE_ARGS:-} ${extra_of[i]:-} --out "$out/layers-$i.json" > "$out/layers-$i.log" 2>&1
   grep -E "^== fused|graphed \(one|${VARIANT_KERNELS:-conv_(forward|backward)_kernel|ssd_combine_forward|ssd_mixing}" \
     "$out/layers-$i.log"
+done
+# the variants side by side: each one's graphed step (the figure that decides), or why there is none
+echo "== summary: the graphed step of each variant (LAYER_ROWS=${LAYER_ROWS:-8} rows of 2048)"
+for ((i = 1; i <= n; i++)); do
+  graphed=$(grep -h "graphed (one CUDA graph" "$out/layers-$i.log" 2>/dev/null | sed 's/^ *graphed (one CUDA graph a step): //')
+  echo "   $i ${label_of[i]}: ${graphed:-no graphed step (see its lines above)}"
 done
 tar czf "$OUT/variants.tgz" -C "$OUT" variants && rm -rf "$out"

@@ -49,6 +49,16 @@ class TryVariantsIT {
         assertEquals(List.of("|" + library, "|" + library + " --branch-stream attention", "|" + library),
                 made.stream().filter(c -> c.contains("profile_layers.py")).map(c -> c.replaceAll(" --out .*", "")).toList());
         assertTrue(Files.exists(dir.resolve("out/variants.tgz")), log);
+        // the summary: each variant's graphed step beside its label, or why there is none
+        String summary = log.substring(log.indexOf("== summary: the graphed step of each variant (LAYER_ROWS=8 rows of 2048)"));
+        assertTrue(summary.contains("\n   1 '+--early': no graphed step (see its lines above)\n"), summary);
+        assertTrue(summary.contains("\n   2 '': 80.0 ms/step (tools/gpu/profile_layers.py plugin-ssm-hybrid/target/native-variant2/anneal_ops.so --rows 8 --graphed --out "),
+                summary);
+        assertTrue(summary.contains("\n   3 variant 2's build --branch-stream attention: 80.0 ms/step ("), summary);
+        assertTrue(summary.contains("--branch-stream attention --out"), summary);
+        assertTrue(summary.contains("\n   4 variant 2's build again: 80.0 ms/step ("), summary);
+        assertTrue(summary.contains("\n   5 '-DFAIL': no graphed step"), summary);
+        assertTrue(summary.contains("\n   6 variant 5's build --keep-ssd: no graphed step"), summary);
     }
 
     /** VARIANT_ONLY: the first build tested runs every case, each later build only the operators named. */
@@ -87,7 +97,7 @@ class TryVariantsIT {
                 "echo \"$ANNEAL_BUILD_FLAGS|$*\" >> " + calls,
                 "case \"$1\" in",
                 "  tools/gpu/build_kernels.py) [[ \"$ANNEAL_BUILD_FLAGS\" == *FAIL* ]] && exit 1; mkdir -p \"$2\"; touch \"$2/anneal_ops.so\";;",
-                "  tools/gpu/profile_layers.py) echo \"== fused $*\";;",
+                "  tools/gpu/profile_layers.py) echo \"== fused $*\"; echo \"   graphed (one CUDA graph a step): 80.0 ms/step ($*)\";;",
                 "  tools/gpu/test_kernels.py) echo 'all operators agree with their references';;",
                 "esac", ""));
         Files.setPosixFilePermissions(python, PosixFilePermissions.fromString("rwxr-xr-x"));
