@@ -202,6 +202,29 @@ def launch_sources(prof, wanted, depth=3):
     return sorted(counts.items(), key=lambda kv: -kv[1][0])
 
 
+def covered_us(spans):
+    """The length of the union of [start, end) intervals: the time the device ran at least one kernel.
+    Kernels of two streams that overlap (model.branch-stream, -DANNEAL_WGRAD_STREAM=1) count once, where
+    the sum of kernel times counts both."""
+    busy, start, end = 0.0, None, None
+    for s, t in sorted(spans):
+        if end is None or s > end:
+            if end is not None:
+                busy += end - start
+            start, end = s, t
+        else:
+            end = max(end, t)
+    return busy if end is None else busy + end - start
+
+
+def device_spans(prof):
+    """[(start, end)] in us of the profile's device-side events (kernels, copies, memsets), without the
+    ranges that annotate other work."""
+    return [(e.time_range.start, e.time_range.end) for e in prof.events()
+            if e.device_type == torch.autograd.DeviceType.CUDA and not annotation(e)
+            and e.time_range.end > e.time_range.start]
+
+
 PHASES = []   # --memory's phase labels, in the order their markers were allocated (memory_trace.py)
 
 
@@ -366,8 +389,14 @@ def main():
             "by_kind_ms": dict(sorted(by_kind.items(), key=lambda kv: -kv[1])),
             "top_kernels": [{"name": k[:160], "ms": round(v[0], 3), "calls": v[1]} for k, v in top]}
         r = results["variants"][name]
+        try:   # the device's busy time: below the kernels' sum where streams overlap
+            r["device_busy_ms_per_step"] = covered_us(device_spans(prof)) / 2 / 1000.0
+            busy = f" (the device busy {r['device_busy_ms_per_step']:.1f} ms: " \
+                   f"{total - r['device_busy_ms_per_step']:.1f} ms of them overlap)"
+        except Exception as e:  # noqa: BLE001 - an older profiler's events differ; say so and go on
+            busy = f" (busy time not available: {type(e).__name__}: {e})"
         print(f"== {name} (SSD chunk {args.chunk}): {seconds * 1e3:.1f} ms/step, {r['tokens_per_second']:,.0f} tokens/s, "
-              f"kernels {total:.1f} ms in {launches} launches, peak allocated {r['peak_allocated_gib']:.1f} GiB, "
+              f"kernels {total:.1f} ms in {launches} launches{busy}, peak allocated {r['peak_allocated_gib']:.1f} GiB, "
               f"reserved {r['peak_reserved_gib']:.1f} GiB")
         for k, ms in r["by_kind_ms"].items():
             print(f"   {ms:8.2f} ms  {k}")
