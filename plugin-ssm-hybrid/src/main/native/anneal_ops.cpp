@@ -2151,13 +2151,16 @@ Tensor host_read_end(const Tensor& anchor, int64_t id) {
 // The branch stream is a dedicated one of the highest priority (dedicated_stream), the same in every
 // step: the warm-up's autograd nodes and the capture's see one stream.
 // Memory: the caching allocator hands a freed block back to the stream that allocated it at once, so
-// a tensor made on one stream and read on the other (the q, k, v projection that attention reads on
-// the branch stream; the in_proj pieces a saved conv input keeps, read again by Mamba's backward
-// there) could be written over by its own stream's next allocation before the other stream's kernels
-// have read it. branch_begin marks its tensors as used by the branch stream and branch_end its tensors
-// as used by the caller's (the allocator's recordStream, Tensor.record_stream): their blocks are
-// reused only after what that stream queued before they were freed (under capture: not before the
-// capture ends, so the graph's pool keeps them).
+// a tensor made on the caller's stream and read on the branch stream (the q, k, v projection that
+// attention reads there; the in_proj pieces a saved conv input keeps, read again by Mamba's backward
+// there) could be written over by the caller's next allocation before the branch's kernels have read
+// it. branch_begin marks its tensors as used by the branch stream (the allocator's recordStream, as
+// Tensor.record_stream): their blocks are reused only after what the branch stream queued before they
+// were freed (under capture: not before the capture ends, unless torch 2.9+'s
+// graph_capture_record_stream_reuse lets the allocator prove them free). The other way needs no mark:
+// a block the branch stream made and the caller's read goes back to the branch stream, whose next
+// work waits for the caller's queue first (the next branch_begin; in the backward, the autograd
+// engine's wait for a gradient the caller's stream made).
 // ---------------------------------------------------------------------------------------------
 struct OpenBranch {
   c10::optional<c10::cuda::CUDAStream> caller;   // the stream current at branch_begin
@@ -2171,8 +2174,7 @@ const Tensor& branch_anchor(at::TensorList xs, const char* op) {
   return xs[0];
 }
 
-// xs's memory is not reused before what `reader` has queued by the time each is freed (a no-op for a
-// tensor `reader` allocated itself)
+// xs's memory is not reused before what `reader` has queued by the time each is freed
 void used_on(at::TensorList xs, const c10::cuda::CUDAStream& reader) {
   for (const auto& x : xs) {
     if (x.defined() && x.is_cuda() && x.has_storage()) {
@@ -2204,7 +2206,6 @@ std::vector<Tensor> branch_end(at::TensorList xs) {
               "anneal::branch_end: no branch open (branch_begin first)");
   open_branch.end = std::make_shared<at::cuda::CUDAEvent>();
   open_branch.end->record(c10::cuda::getCurrentCUDAStream(device));
-  used_on(xs, *open_branch.caller);
   c10::cuda::setCurrentCUDAStream(*open_branch.caller);
   return xs.vec();
 }
