@@ -6,7 +6,7 @@ import io.anneal.api.plugin.Plugin;
 import io.anneal.api.plugin.VersionRange;
 import java.util.List;
 
-/** Entry point of the 'ssm-hybrid' plugin: the falcon-h1 architecture and the {@code logits} command. */
+/** Entry point of the 'ssm-hybrid' plugin: the falcon-h1 architecture, the {@code logits} and {@code kernels} commands. */
 public final class HybridPlugin implements Plugin {
     @Override
     public String id() {
@@ -30,6 +30,6 @@ public final class HybridPlugin implements Plugin {
 
     @Override
     public List<CliCommand> commands() {
-        return List.of(new LogitsCommand());
+        return List.of(new LogitsCommand(), new KernelsCommand());
     }
 }

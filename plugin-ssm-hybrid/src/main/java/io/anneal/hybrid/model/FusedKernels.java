@@ -136,7 +136,7 @@ public final class FusedKernels {
         }
         String torch = built.path("torch").asText("");
         String engine = engineVersion();
-        if (!torch.equals(engine) && !torch.startsWith(engine + "+")) {
+        if (!sameTorch(torch, engine)) {
             return library + " was built for torch " + torch + " but DJL runs libtorch " + engine;
         }
         String arch = built.path("arch").asText("");
@@ -145,6 +145,57 @@ public final class FusedKernels {
             return library + " was built for " + arch + " but GPU " + device.getDeviceId() + " is sm_" + capability;
         }
         return null;
+    }
+
+    /** Whether a library built for torch {@code recorded} (2.11.0+cu130) fits the libtorch {@code engine} (2.11.0). */
+    private static boolean sameTorch(String recorded, String engine) {
+        return recorded.equals(engine) || recorded.startsWith(engine + "+");
+    }
+
+    /**
+     * What {@code anneal kernels} prints before its decision: where the library is looked for and
+     * whether it is there, and what its build record says against this plugin's operator sources and
+     * the libtorch DJL runs, each on a line; on any machine, without loading the library (a GPU's
+     * architecture is compared by {@link #select}, which needs the GPU).
+     */
+    public static List<String> report() {
+        List<String> lines = new java.util.ArrayList<>();
+        Path library = locate();
+        String configured = System.getenv(ENVIRONMENT);
+        String where = configured != null && !configured.isBlank() ? "$" + ENVIRONMENT : "beside plugin ssm-hybrid";
+        if (library == null) {
+            lines.add("fused operators: no place to look for them (the plugin's folder is unknown; set $" + ENVIRONMENT + ")");
+            return lines;
+        }
+        boolean present = Files.isRegularFile(library);
+        lines.add("fused operators: " + library + " (" + where + "), " + (present ? "present" : "absent: build them on a GPU"
+                + " machine with tools/gpu/build-kernels.sh"));
+        Path record = library.resolveSibling("anneal_ops.json");
+        if (!present && !Files.isRegularFile(record)) {
+            return lines;
+        }
+        JsonNode built;
+        try {
+            built = new ObjectMapper().readTree(record.toFile());
+        } catch (IOException e) {
+            lines.add("build record: " + record + " is missing or not readable JSON (" + e.getMessage() + ")");
+            return lines;
+        }
+        String flags = built.path("build_flags").asText("").trim();
+        lines.add("build record: " + record + ": torch " + built.path("torch").asText("?") + ", CUDA "
+                + built.path("cuda").asText("?") + ", " + built.path("arch").asText("?")
+                + (flags.isEmpty() ? "" : ", built with " + flags));
+        String sources = built.path("sources").asText("");
+        String expected = sourcesFingerprint();
+        lines.add(sources.equals(expected)
+                ? "operator sources: this plugin's (fingerprint " + expected + ")"
+                : "operator sources: others (fingerprint " + (sources.isEmpty() ? "none" : sources) + ") than this plugin's ("
+                        + expected + "): a run refuses the library; rebuild it with tools/gpu/build-kernels.sh");
+        String torch = built.path("torch").asText("");
+        String engine = engineVersion();
+        lines.add(sameTorch(torch, engine) ? "libtorch: DJL runs " + engine + ", as the library was built for"
+                : "libtorch: DJL runs " + engine + ", the library was built for torch " + torch + ": a run refuses it");
+        return lines;
     }
 
     /** The operators' source files, as the jar carries them (io/anneal/hybrid/kernels/) and build_kernels.py reads them. */
