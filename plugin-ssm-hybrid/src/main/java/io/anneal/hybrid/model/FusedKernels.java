@@ -100,11 +100,28 @@ public final class FusedKernels {
      */
     static String builtWith(Path library) {
         try {
-            String flags = new ObjectMapper().readTree(library.resolveSibling("anneal_ops.json").toFile())
-                    .path("build_flags").asText("").trim();
+            String flags = BuildRecord.read(library).flags();
             return flags.isEmpty() ? "" : "; built with " + flags;
         } catch (IOException e) {
             return "";   // read once already by mismatch(): a record that went away since says nothing more
+        }
+    }
+
+    /**
+     * A library's {@code anneal_ops.json} beside it (tools/gpu/build_kernels.py): the torch, CUDA and
+     * GPU architecture it was built for, its build flags ("" for the default build) and the
+     * fingerprint of the operator sources it was built from ("" where any is missing).
+     */
+    record BuildRecord(String torch, String cuda, String arch, String flags, String sources) {
+        static Path of(Path library) {
+            return library.resolveSibling("anneal_ops.json");
+        }
+
+        static BuildRecord read(Path library) throws IOException {
+            JsonNode built = new ObjectMapper().readTree(of(library).toFile());
+            return new BuildRecord(built.path("torch").asText(""), built.path("cuda").asText(""),
+                    built.path("arch").asText(""), built.path("build_flags").asText("").trim(),
+                    built.path("sources").asText(""));
         }
     }
 
@@ -117,32 +134,30 @@ public final class FusedKernels {
 
     /** The library's build record against the running libtorch and GPU; null when they match. */
     static String mismatch(Path library, Device device) {
-        Path record = library.resolveSibling("anneal_ops.json");
+        Path record = BuildRecord.of(library);
         if (!Files.isRegularFile(record)) {
             return record + " is missing: it names the libtorch and GPU the library was built for; rebuild with "
                     + "tools/gpu/build-kernels.sh";
         }
-        JsonNode built;
+        BuildRecord built;
         try {
-            built = new ObjectMapper().readTree(record.toFile());
+            built = BuildRecord.read(library);
         } catch (IOException e) {
             return record + " is not readable JSON (" + e.getMessage() + ")";
         }
-        String sources = built.path("sources").asText("");
         String expected = sourcesFingerprint();
-        if (!sources.equals(expected)) {
-            return library + " was built from other operator sources (fingerprint " + (sources.isEmpty() ? "none" : sources)
-                    + ") than this plugin's (" + expected + "); rebuild it with tools/gpu/build-kernels.sh";
+        if (!built.sources().equals(expected)) {
+            return library + " was built from other operator sources (fingerprint "
+                    + (built.sources().isEmpty() ? "none" : built.sources()) + ") than this plugin's (" + expected
+                    + "); rebuild it with tools/gpu/build-kernels.sh";
         }
-        String torch = built.path("torch").asText("");
         String engine = engineVersion();
-        if (!sameTorch(torch, engine)) {
-            return library + " was built for torch " + torch + " but DJL runs libtorch " + engine;
+        if (!sameTorch(built.torch(), engine)) {
+            return library + " was built for torch " + built.torch() + " but DJL runs libtorch " + engine;
         }
-        String arch = built.path("arch").asText("");
         String capability = CudaUtils.getComputeCapability(device.getDeviceId());
-        if (!arch.equals("sm_" + capability)) {
-            return library + " was built for " + arch + " but GPU " + device.getDeviceId() + " is sm_" + capability;
+        if (!built.arch().equals("sm_" + capability)) {
+            return library + " was built for " + built.arch() + " but GPU " + device.getDeviceId() + " is sm_" + capability;
         }
         return null;
     }
@@ -170,32 +185,33 @@ public final class FusedKernels {
         boolean present = Files.isRegularFile(library);
         lines.add("fused operators: " + library + " (" + where + "), " + (present ? "present" : "absent: build them on a GPU"
                 + " machine with tools/gpu/build-kernels.sh"));
-        Path record = library.resolveSibling("anneal_ops.json");
+        Path record = BuildRecord.of(library);
         if (!present && !Files.isRegularFile(record)) {
             return lines;
         }
-        JsonNode built;
+        BuildRecord built;
         try {
-            built = new ObjectMapper().readTree(record.toFile());
+            built = BuildRecord.read(library);
         } catch (IOException e) {
             lines.add("build record: " + record + " is missing or not readable JSON (" + e.getMessage() + ")");
             return lines;
         }
-        String flags = built.path("build_flags").asText("").trim();
-        lines.add("build record: " + record + ": torch " + built.path("torch").asText("?") + ", CUDA "
-                + built.path("cuda").asText("?") + ", " + built.path("arch").asText("?")
-                + (flags.isEmpty() ? "" : ", built with " + flags));
-        String sources = built.path("sources").asText("");
+        lines.add("build record: " + record + ": torch " + orUnknown(built.torch()) + ", CUDA " + orUnknown(built.cuda())
+                + ", " + orUnknown(built.arch()) + (built.flags().isEmpty() ? "" : ", built with " + built.flags()));
         String expected = sourcesFingerprint();
-        lines.add(sources.equals(expected)
+        lines.add(built.sources().equals(expected)
                 ? "operator sources: this plugin's (fingerprint " + expected + ")"
-                : "operator sources: others (fingerprint " + (sources.isEmpty() ? "none" : sources) + ") than this plugin's ("
-                        + expected + "): a run refuses the library; rebuild it with tools/gpu/build-kernels.sh");
-        String torch = built.path("torch").asText("");
+                : "operator sources: others (fingerprint " + (built.sources().isEmpty() ? "none" : built.sources())
+                        + ") than this plugin's (" + expected + "): a run refuses the library; rebuild it with"
+                        + " tools/gpu/build-kernels.sh");
         String engine = engineVersion();
-        lines.add(sameTorch(torch, engine) ? "libtorch: DJL runs " + engine + ", as the library was built for"
-                : "libtorch: DJL runs " + engine + ", the library was built for torch " + torch + ": a run refuses it");
+        lines.add(sameTorch(built.torch(), engine) ? "libtorch: DJL runs " + engine + ", as the library was built for"
+                : "libtorch: DJL runs " + engine + ", the library was built for torch " + built.torch() + ": a run refuses it");
         return lines;
+    }
+
+    private static String orUnknown(String value) {
+        return value.isEmpty() ? "?" : value;
     }
 
     /** The operators' source files, as the jar carries them (io/anneal/hybrid/kernels/) and build_kernels.py reads them. */
