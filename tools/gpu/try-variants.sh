@@ -97,6 +97,8 @@ done
 echo "== summary: the graphed step of each variant (LAYER_ROWS=${LAYER_ROWS:-8} rows of 2048)"
 for ((i = 1; i <= n; i++)); do
   graphed=$(grep -h "graphed (one CUDA graph" "$out/layers-$i.log" 2>/dev/null | sed 's/^ *graphed (one CUDA graph a step): //')
-  echo "   $i ${label_of[i]}: ${graphed:-no graphed step (see its lines above)}"
+  # the eager profile's kernels and, where two streams overlap, the device's busy time
+  kernels=$(sed -n 's/^== fused.*, \(kernels [0-9.]* ms in [0-9]* launches[^,]*\),.*/\1/p' "$out/layers-$i.log" 2>/dev/null)
+  echo "   $i ${label_of[i]}: ${graphed:-no graphed step (see its lines above)}${kernels:+; eager profile: $kernels}"
 done
 tar czf "$OUT/variants.tgz" -C "$OUT" variants && rm -rf "$out"
