@@ -294,8 +294,10 @@ def main():
                          "default: expandable_segments:True); e.g. graph_capture_record_stream_reuse:True (torch 2.9+), "
                          "which lets a capture reuse blocks that --branch-stream marks as read on two streams")
     args = ap.parse_args()
-    if args.allocator:   # before the first CUDA allocation, as the environment variable would be read
-        torch.cuda.memory._set_allocator_settings(args.allocator)
+    if args.allocator:   # read by the caching allocator when CUDA starts, after this (nothing here has used it yet)
+        if torch.cuda.is_initialized():
+            sys.exit("profile_layers.py: --allocator comes too late: CUDA has started already")
+        os.environ["PYTORCH_CUDA_ALLOC_CONF"] = args.allocator
     torch.ops.load_library(args.library)
     if args.sdp:
         torch.backends.cuda.enable_cudnn_sdp(args.sdp == "cudnn")
