@@ -478,16 +478,28 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
 constexpr int kNormThreads = 256;
 constexpr int kNormRows = 16;
 
-__device__ __forceinline__ float block_sum(float v, float* shared) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffff, v, o);
+struct AddOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+};
+struct MaxOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
+// v combined by `op` over the block (every thread gets the result); `shared` holds a float a warp,
+// and `identity` is op's neutral value
+template <typename Op>
+__device__ __forceinline__ float block_reduce(float v, float* shared, Op op, float identity) {
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(0xffffffff, v, o));
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   __syncthreads();
   if (lane == 0) shared[warp] = v;
   __syncthreads();
-  float total = 0.f;
-  for (int i = 0; i < (int) (blockDim.x >> 5); i++) total += shared[i];
+  float total = identity;
+  for (int i = 0; i < (int) (blockDim.x >> 5); i++) total = op(total, shared[i]);
   return total;
 }
+
+__device__ __forceinline__ float block_sum(float v, float* shared) { return block_reduce(v, shared, AddOp{}, 0.f); }
 
 template <typename TY, typename TZ>
 __global__ void gated_norm_forward_kernel(const TY* __restrict__ y, const TZ* __restrict__ z,
@@ -2552,14 +2564,8 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
   const T* xr = x + (int64_t) blockIdx.x * row_stride;
   float amax = 0.f;
   for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) amax = fmaxf(amax, fabsf(load(xr, c)));
-  for (int offset = 16; offset > 0; offset >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
   __shared__ float warp_max[kQuantizeThreads / 32];
-  int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) warp_max[warp] = amax;
-  __syncthreads();
-  amax = 0.f;
-#pragma unroll
-  for (int w = 0; w < kQuantizeThreads / 32; w++) amax = fmaxf(amax, warp_max[w]);
+  amax = block_reduce(amax, warp_max, MaxOp{}, 0.f);
   float s = amax > 0.f ? amax / kE4m3Max : 1.f;
   float inverse = 1.f / s;
   __nv_fp8_e4m3* qr = q + (int64_t) blockIdx.x * cols;
