@@ -176,8 +176,7 @@ public final class FusedKernels {
     public static List<String> report() {
         List<String> lines = new java.util.ArrayList<>();
         Path library = locate();
-        String configured = System.getenv(ENVIRONMENT);
-        String where = configured != null && !configured.isBlank() ? "$" + ENVIRONMENT : "beside plugin ssm-hybrid";
+        String where = configured() != null ? "$" + ENVIRONMENT : "beside plugin ssm-hybrid";
         if (library == null) {
             lines.add("fused operators: no place to look for them (the plugin's folder is unknown; set $" + ENVIRONMENT + ")");
             return lines;
@@ -249,10 +248,16 @@ public final class FusedKernels {
         return Libtorch.current().version();
     }
 
+    /** $ANNEAL_KERNELS when it is set and not blank, else null. */
+    private static String configured() {
+        String value = System.getenv(ENVIRONMENT);
+        return value == null || value.isBlank() ? null : value;
+    }
+
     /** $ANNEAL_KERNELS, else native/anneal_ops.so beside this plugin's jar (or classes folder). */
     static Path locate() {
-        String configured = System.getenv(ENVIRONMENT);
-        if (configured != null && !configured.isBlank()) {
+        String configured = configured();
+        if (configured != null) {
             return Path.of(configured);
         }
         try {
