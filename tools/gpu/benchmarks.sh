@@ -168,7 +168,8 @@ if has loss; then
   # 300 steps on the bundled data: fused, fused with the SSD scan's intermediates kept, reference,
   # and the reference with another seed (its spread), the four at once on the one GPU (each needs
   # under 20 GiB); run-dir resolves against the working directory (.gpu/app)
-  # LOSS_BRANCH=attention (or mamba) adds a fifth run, fused with model.branch-stream set so
+  # LOSS_BRANCH=attention (or mamba) adds a fifth run, fused with model.branch-stream set to it,
+  # compared with the same two reference runs
   step "Anneal, 300 steps of the 291M model on the bundled data: fused and fused-kept seed 1, reference seeds 1 and 7${LOSS_BRANCH:+, fused with $LOSS_BRANCH on a second stream}, in parallel"
   bash .gpu/run java -version > /dev/null 2>&1   # unpack the Java runtime once, before the runs race to
   runs=("fused 1 fused true none" "fused-kept 1 fused false none" "reference 1 reference true none"
