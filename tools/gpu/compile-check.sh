@@ -10,6 +10,8 @@
 #   Both compiles take build_kernels.py's own flags from it (--flags), and the CUDA one torch's
 #   extension builder's too (no implicit half and bfloat16 conversions: a kernel that relies on
 #   one compiles with plain nvcc and fails in the GPU machine's build).
+# - launch_probe.cpp, linked against the kernels' object and run: a kernel launch that fails (every
+#   one, on a machine without a GPU) must come back as an error naming CUDA's, not pass in silence.
 # - anneal_ops.cpp: g++ -fsyntax-only against libtorch's headers. Where no torch headers are given
 #   (TORCH_INCLUDE=DIR, a torch's include/ folder), Debian's libtorch-cuda-dev is fetched once into
 #   ${XDG_CACHE_HOME:-~/.cache}/anneal/ and checked against its SHA-256. It is torch 2.6, older than
@@ -95,6 +97,20 @@ for flags in "$@"; do
     grep -A3 "anneal_ops.cpp.*warning" "$work/gxx.log" | head -40
   fi
   if [[ $broken == 1 ]]; then failed=1; continue; fi
+  # a launch that fails (every launch, without a GPU) must be reported, not pass in silence
+  if ! "$nvcc" -std=c++17 -arch=sm_90 -I"$source_dir" "$root/tools/gpu/launch_probe.cpp" "$work/kernels.o" \
+      -o "$work/launch_probe" > "$work/probe.log" 2>&1; then
+    echo "compile-check: tools/gpu/launch_probe.cpp does not link against anneal_kernels.cu ($label):"
+    grep -E "error|undefined" "$work/probe.log" | head -20
+    failed=1
+    continue
+  fi
+  if ! probe=$("$work/launch_probe" 2>&1); then
+    echo "compile-check: a failed kernel launch is not reported ($label): $probe"
+    failed=1
+    continue
+  fi
   echo "compile-check: $label compiles (anneal_kernels.cu with nvcc for sm_90, anneal_ops.cpp against $torch_include)"
+  echo "compile-check: $label, a kernel launch that fails: $probe"
 done
 [[ $failed == 0 ]] || exit 2

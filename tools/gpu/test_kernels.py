@@ -722,6 +722,75 @@ def test_layer_branch_memory():
             [("read", joined[0], torch.full([n], 6.0, device="cuda"))])
 
 
+# ---------------------------------------------------------------- small parameters' gradients in .grad
+def test_parameter_grads():
+    """The conv's weight and bias, the norms' weights and D: their backward sums each gradient straight
+    into the float32 .grad (parameter_grad in anneal_ops.cpp) when the backward accumulates into every
+    leaf, and hands it to autograd otherwise. Per operator, against the gradient g of a first plain
+    backward: a second backward onto a .grad holding c leaves c + g; torch.autograd.grad returns g and
+    leaves .grad alone; backward(inputs=[x]) fills x's .grad only."""
+    torch.manual_seed(11)
+    b, t, h, p, n = 2, 128, 4, 16, 16
+    x = torch.randn(b, t, 40, device="cuda")
+    y = torch.randn(b, t, 64, device="cuda")
+    s = torch.randn(b, t, 64, device="cuda")
+    dt = F.softplus(torch.randn(b, t, h, device="cuda") - 1)
+    a = -torch.exp(torch.randn(h, device="cuda") * 0.5)
+    bm = torch.randn(b, t, 1, n, device="cuda") * 0.3
+    cm = torch.randn(b, t, 1, n, device="cuda") * 0.3
+    xs = torch.randn(b, t, h, p, device="cuda")
+    seq = documents(b, t, [40, 7, 70, 33], "cuda")
+    cases = {   # name: (its input, its parameters, the operator on them)
+        "causal_conv1d_silu": (x, [torch.randn(40, 1, 4, device="cuda"), torch.randn(40, device="cuda")],
+                               lambda i, w: torch.ops.anneal.causal_conv1d_silu(i, w[0], w[1], seq, [])[0]),
+        "gated_rms_norm": (y, [1 + 0.1 * torch.randn(64, device="cuda")],
+                           lambda i, w: torch.ops.anneal.gated_rms_norm(i, y.bfloat16(), w[0], 2, 1e-5, False)),
+        "rms_norm": (s, [torch.rand(64, device="cuda") + 0.5],
+                     lambda i, w: torch.ops.anneal.rms_norm(i, w[0], 1e-5, TYPE_CODE[torch.bfloat16])),
+        "add_rms_norm": (s, [torch.rand(64, device="cuda") + 0.5],
+                         lambda i, w: torch.ops.anneal.add_rms_norm(i, y.bfloat16(), y.bfloat16(), w[0], 1e-5)[1]),
+    }
+    for recompute in (True, False):   # D's gradient from SsdScan's recomputing backward, or from the kept scan's
+        cases[f"ssd_scan_skip D{'' if recompute else ' kept'}"] = (
+            xs, [torch.randn(h, device="cuda")],
+            lambda i, w, r=recompute: torch.ops.anneal.ssd_scan_skip(i.bfloat16(), dt, a, bm.bfloat16(), cm.bfloat16(),
+                                                                     w[0], seq, 32, r))
+    for name, (inp, params, op) in cases.items():
+        gout = None
+
+        def run(grads_held=None):
+            nonlocal gout
+            (i,) = leaves(inp)
+            ws = leaves(*params)
+            if grads_held is not None:
+                for w, c in zip(ws, grads_held):
+                    w.grad = c.clone()
+            out = op(i, ws)
+            if gout is None:
+                gout = torch.randn_like(out)
+            return i, ws, out
+
+        _, ws, out = run()
+        out.backward(gout)
+        torch.cuda.synchronize()
+        g = [w.grad.clone() for w in ws]
+        held = [torch.randn_like(w) for w in ws]
+        _, ws2, out2 = run(held)
+        out2.backward(gout)
+        pairs = [(f"c+g {k + 1}", w.grad, c + e) for k, (w, c, e) in enumerate(zip(ws2, held, g))]
+        _, ws3, out3 = run()
+        returned = torch.autograd.grad(out3, ws3, gout)
+        pairs += [(f"autograd.grad {k + 1}", r, e) for k, (r, e) in enumerate(zip(returned, g))]
+        untouched = all(w.grad is None for w in ws3)
+        i4, ws4, out4 = run()
+        out4.backward(gout, inputs=[i4])
+        untouched = untouched and all(w.grad is None for w in ws4) and i4.grad is not None
+        if not untouched:
+            failures.append(f"parameter_grads {name}: .grad written by torch.autograd.grad or backward(inputs=...)")
+        compare(f"parameter_grads {name}{'' if untouched else ' (.grad written where it must not be)'}",
+                torch.float32, pairs)
+
+
 # ---------------------------------------------------------------- timings at the benchmark shapes
 def timed(name, fn, steps=20):
     for _ in range(3):
@@ -952,6 +1021,7 @@ def main():
         test_qkv_rope(dtype, per_row=False)
     # more chunks than a state-passing backward block sums at once (kPassSegment = 256)
     test_ssd(torch.float32, True, t=32 * 258, chunk=32)
+    test_parameter_grads()
     test_layer_head()
     test_layer_branch_memory()
     for branch in ("attention", "mamba"):

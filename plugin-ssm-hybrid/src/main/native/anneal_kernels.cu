@@ -15,7 +15,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
+#include <utility>
 
 namespace anneal {
 namespace {
@@ -91,6 +94,64 @@ inline unsigned vector_blocks(int64_t threads) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Launches. Every kernel here goes through launch(), which reports a launch that failed (a bad
+// configuration, too much shared memory) at once, naming CUDA's error: a kernel that never ran
+// leaves its output unwritten and says nothing, where nothing checks the stream's last error.
+//
+// -DANNEAL_PDL=1 or 2 (an experiment for tools/gpu/try-variants.sh, off by default): Hopper's
+// programmatic dependent launch (CUDA programming guide, "Programmatic Dependent Launch and
+// Synchronization"). Each kernel is launched with programmatic stream serialisation, so the GPU may
+// start it before the kernel ahead of it on the stream has finished, and its first statement,
+// wait_for_predecessors(), holds every thread until that kernel has completed and its memory is
+// visible: no thread reads or writes memory before, so the results are the same. What it saves is
+// the gap between two kernels (3.2 us a launch in the graphed step at 8 x 2048, 5.2 ms of 83.8,
+// docs/benchmarks/2026-12-04-h200-head-once/side-by-side/layers-2.log; about 550 of its 1,627
+// launches are these kernels'). With 1 a kernel is released when the one ahead of it ends (its
+// launch is prepared during that kernel's tail); with 2 each kernel also releases the next once all
+// its blocks have started, so the next one's blocks can be resident while this one's last wave runs
+// (they wait, holding their SM slots: whether that costs more than it saves is what the variant
+// measures). Both hold under CUDA graph capture (programmatic edges, CUDA 12.3 and later).
+// (ANNEAL_PDL's default is in anneal_kernels.h, for build_info.)
+// ---------------------------------------------------------------------------------------------
+__device__ __forceinline__ void wait_for_predecessors() {
+#if ANNEAL_PDL && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#if ANNEAL_PDL >= 2
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+#endif
+}
+
+// kernel<<<grid, block, shared, stream>>>(args...), checked (see above).
+template <typename... Params, typename... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream, Args&&... args) {
+#if ANNEAL_PDL
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream;
+  config.attrs = attribute;
+  config.numAttrs = 1;
+  cudaError_t status = cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+#else
+  kernel<<<grid, block, shared, stream>>>(std::forward<Args>(args)...);
+  cudaError_t status = cudaGetLastError();
+#endif
+  if (status != cudaSuccess) {
+    (void) cudaGetLastError();   // clears it: the error is this exception's
+    // (an error of an earlier kernel on the device that nothing read yet is reported here too)
+    throw std::runtime_error(std::string("anneal: launching a kernel (grid ") + std::to_string(grid.x) + " x " +
+                             std::to_string(grid.y) + " x " + std::to_string(grid.z) + ", " +
+                             std::to_string(block.x) + " threads, " + std::to_string(shared) +
+                             " bytes of shared memory) failed: " + cudaGetErrorString(status));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Column sums of a [rows, width] float32 matrix: the weight-gradient partials that the backward
 // kernels write a row a block (2,048 x 1,024 for a residual norm at 8 x 2048, 512 x 9,216 for the
 // conv's taps). ATen's sum(0) read them at about 0.7 TB/s: 61 sums took 0.88 ms of a step at 8 x 2048
@@ -106,7 +167,8 @@ constexpr int kSumMaxSplits = 128;       // the second launch's rows at most: 16
 
 __global__ void __launch_bounds__(kSumWarps * 32) column_sums_kernel(const float* __restrict__ in, int64_t rows,
                                                                      int width, int64_t split_rows,
-                                                                     float* __restrict__ out) {
+                                                                     float* __restrict__ out, bool accumulate) {
+  wait_for_predecessors();
   __shared__ float4 warp_sums[kSumWarps][32];
   int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   int col = blockIdx.x * kSumColumns + lane * 4;
@@ -136,10 +198,10 @@ __global__ void __launch_bounds__(kSumWarps * 32) column_sums_kernel(const float
     sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
   }
   float* o = out + (int64_t) blockIdx.y * width;
-  if (col < width) o[col] = sum.x;
-  if (col + 1 < width) o[col + 1] = sum.y;
-  if (col + 2 < width) o[col + 2] = sum.z;
-  if (col + 3 < width) o[col + 3] = sum.w;
+  if (col < width) o[col] = accumulate ? o[col] + sum.x : sum.x;
+  if (col + 1 < width) o[col + 1] = accumulate ? o[col + 1] + sum.y : sum.y;
+  if (col + 2 < width) o[col + 2] = accumulate ? o[col + 2] + sum.z : sum.z;
+  if (col + 3 < width) o[col + 3] = accumulate ? o[col + 3] + sum.w : sum.w;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -265,6 +327,7 @@ template <typename T, int M, int V>
 __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, const float* __restrict__ w,
                                     const float* __restrict__ bias, const int64_t* __restrict__ seq,
                                     T* __restrict__ out, int time, int channels, int kernel) {
+  wait_for_predecessors();
   int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
   if (c0 >= channels) return;
   int b = blockIdx.z;
@@ -347,6 +410,7 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
                                      ConvGradPieces<T> pieces, T* __restrict__ dx,
                                      float* __restrict__ dw_partial, float* __restrict__ db_partial,
                                      int time, int channels, int kernel) {
+  wait_for_predecessors();
   int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
   if (c0 >= channels) return;
   // the output gradient's piece that holds the thread's channels (V never straddles two: every
@@ -506,6 +570,7 @@ __global__ void gated_norm_forward_kernel(const TY* __restrict__ y, const TZ* __
                                           const float* __restrict__ w, TZ* __restrict__ out,
                                           float* __restrict__ rstd, int width, int groups, float eps,
                                           bool norm_before_gate) {
+  wait_for_predecessors();
   __shared__ float shared[32];
   int64_t row = blockIdx.x;
   int group = blockIdx.y;
@@ -537,6 +602,7 @@ __global__ void gated_norm_backward_kernel(const TY* __restrict__ y, const TZ* _
                                            const TZ* __restrict__ dout, TY* __restrict__ dy,
                                            TZ* __restrict__ dz, float* __restrict__ dw_partial, int64_t rows,
                                            int width, int groups, bool norm_before_gate) {
+  wait_for_predecessors();
   __shared__ float shared[32];
   constexpr int kPerThread = 16;     // group widths up to 16 * 256 = 4096
   int group = blockIdx.y;
@@ -631,6 +697,7 @@ template <typename T>
 __global__ void ssd_mixing_forward_vec_kernel(const float* __restrict__ scores, const float* __restrict__ cum,
                                               const int64_t* __restrict__ seq, T* __restrict__ mixing, int heads,
                                               int groups, int q, int lanes) {
+  wait_for_predecessors();
   extern __shared__ unsigned char smem[];
   float* cum_s = reinterpret_cast<float*>(smem);
   int64_t* doc_s = seq ? reinterpret_cast<int64_t*>(cum_s + q) : nullptr;  // q % 8 == 0: 8-byte aligned
@@ -671,6 +738,7 @@ __global__ void ssd_mixing_backward_kernel(const float* __restrict__ scores, con
                                            const int64_t* __restrict__ seq, const T* __restrict__ dmixing,
                                            float* __restrict__ dscores, float* __restrict__ dcum, int heads,
                                            int groups, int q) {
+  wait_for_predecessors();
   extern __shared__ unsigned char smem[];
   float* cum_s = reinterpret_cast<float*>(smem);
   float* row_s = cum_s + q;                   // kMixRows row sums of dseg
@@ -760,6 +828,7 @@ __global__ void __launch_bounds__(512, 2) ssd_mixing_backward_vec_kernel(
     const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
     const T* __restrict__ dmixing, float* __restrict__ dscores, float* __restrict__ dlogd, int heads, int groups,
     int q, int lanes, int head_slice) {
+  wait_for_predecessors();
   extern __shared__ unsigned char smem[];
   float* cum_s = reinterpret_cast<float*>(smem);  // [head_slice][q]: the slice's decays
   int warps = (blockDim.x + 31) / 32;
@@ -926,6 +995,7 @@ __global__ void __launch_bounds__(kDecayThreads) ssd_decays_forward_kernel(
     float* __restrict__ logd_out, float* __restrict__ cum_out, float* __restrict__ to_end_tok,
     float* __restrict__ from_start, float* __restrict__ last_out, float* __restrict__ keep, int time, int chunks,
     int q, int h) {
+  wait_for_predecessors();
   extern __shared__ __align__(16) unsigned char decay_smem[];
   int ld = h + 1;
   float* v = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: logd, then to_end
@@ -973,6 +1043,7 @@ __global__ void __launch_bounds__(kDecayThreads) ssd_decays_backward_kernel(
     const float* __restrict__ cum, const float* __restrict__ g_logd, const float* __restrict__ g_to_end_tok,
     const float* __restrict__ g_from_start, const float* __restrict__ g_last, float* __restrict__ ddt,
     float* __restrict__ da, int time, int chunks, int q, int h) {
+  wait_for_predecessors();
   extern __shared__ __align__(16) unsigned char decay_smem[];
   int ld = h + 1;
   float* gv = reinterpret_cast<float*>(decay_smem);   // [q][h + 1]: g_to_end, then dlogd
@@ -1145,6 +1216,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32, COLS <= 4 ? ANNEAL_DIAG_FORWA
     const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
     const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, T* __restrict__ y, int heads,
     int groups, int q, int p) {
+  wait_for_predecessors();
   namespace wmma = nvcuda::wmma;
   extern __shared__ __align__(128) unsigned char diag_smem[];
   int ldx = p + kDiagPad;
@@ -1210,6 +1282,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32, COLS <= 4 ? ANNEAL_DIAG_BACKW
     const float* __restrict__ scores, const float* __restrict__ cum, const int64_t* __restrict__ seq,
     const T* __restrict__ x, int64_t x_chunk, int64_t x_head, int64_t x_row, const T* __restrict__ dy,
     float* __restrict__ dscores, float* __restrict__ dlogd, T* __restrict__ dx, int heads, int groups, int q, int p) {
+  wait_for_predecessors();
   namespace wmma = nvcuda::wmma;
   extern __shared__ __align__(128) unsigned char diag_smem[];
   int ldx = p + kDiagPad;
@@ -1319,6 +1392,7 @@ __global__ void __launch_bounds__(kDiagWarps * 32, COLS <= 4 ? ANNEAL_DIAG_BACKW
 // dlogd[t] = sum_{s >= t} dcum[s] within each chunk (rows of q), in place: the fallback kernel above
 // gives the gradient with respect to cum, this the one with respect to logd that SsdMixing returns.
 __global__ void reverse_cumsum_rows_kernel(float* __restrict__ x, int64_t rows, int q) {
+  wait_for_predecessors();
   int64_t row = (int64_t) blockIdx.x * blockDim.x + threadIdx.x;
   if (row >= rows) return;
   float* v = x + row * q;
@@ -1373,6 +1447,7 @@ __device__ __forceinline__ RowState combine(RowState a, RowState b) {
 template <typename T, bool Dlogits>
 __global__ void ce_forward_kernel(T* __restrict__ logits, const int64_t* __restrict__ labels, float scale,
                                   int64_t vocab, float* __restrict__ log_prob, float* __restrict__ correct) {
+  wait_for_predecessors();
   __shared__ RowState partial[kRowThreads / 32];
   __shared__ float row_lse;
   int64_t row = blockIdx.x;
@@ -1469,6 +1544,7 @@ template <typename T, int V>
 __global__ void state_passing_forward_kernel(const T* __restrict__ states, const float* __restrict__ decay,
                                              const float* __restrict__ keep, T* __restrict__ entering,
                                              StateLayout lay) {
+  wait_for_predecessors();
   int64_t e = ((int64_t) blockIdx.x * blockDim.x + threadIdx.x) * V;
   if (e >= lay.elements) return;
   int h = blockIdx.y, b = blockIdx.z;
@@ -1496,6 +1572,7 @@ template <typename T, int V>
 __global__ void state_passing_backward_kernel(const T* __restrict__ entering, const float* __restrict__ decay,
                                               const float* __restrict__ keep, const T* __restrict__ dentering,
                                               T* __restrict__ dstates, float* __restrict__ ddecay, StateLayout lay) {
+  wait_for_predecessors();
   __shared__ float sums[kPassSegment];
   int64_t e = ((int64_t) blockIdx.x * blockDim.x + threadIdx.x) * V;
   bool inside = e < lay.elements;
@@ -1586,8 +1663,8 @@ void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float*
     constexpr int V = decltype(per_thread)::value;
     dim3 grid(blocks(channels, kConvThreads * V), blocks(time, kConvTile), batch);
     by_window(kernel, [&](auto window) {
-      conv_forward_kernel<T, decltype(window)::value, V><<<grid, kConvThreads, 0, stream>>>(
-          x, x_row, w, bias, seq, out, time, channels, kernel);
+      launch(conv_forward_kernel<T, decltype(window)::value, V>, grid, kConvThreads, 0, stream, x, x_row, w, bias, seq,
+             out, time, channels, kernel);
     });
   });
 }
@@ -1598,18 +1675,20 @@ int column_sums_splits(int64_t rows, int width) {
   return (int) std::max<int64_t>(1, std::min({by_blocks, by_rows, (int64_t) kSumMaxSplits}));
 }
 
-void column_sums(const float* in, int64_t rows, int width, float* scratch, float* out, cudaStream_t stream) {
+void column_sums(const float* in, int64_t rows, int width, float* scratch, float* out, bool accumulate,
+                 cudaStream_t stream) {
   if (width == 0) return;
   unsigned tiles = blocks(width, kSumColumns);
   int splits = column_sums_splits(rows, width);
   int64_t split_rows = (rows + splits - 1) / splits;
   if (splits == 1) {
-    column_sums_kernel<<<dim3(tiles, 1), kSumWarps * 32, 0, stream>>>(in, rows, width, std::max<int64_t>(rows, 1), out);
+    launch(column_sums_kernel, dim3(tiles, 1), kSumWarps * 32, 0, stream, in, rows, width, std::max<int64_t>(rows, 1),
+           out, accumulate);
     return;
   }
-  column_sums_kernel<<<dim3(tiles, (unsigned) splits), kSumWarps * 32, 0, stream>>>(in, rows, width, split_rows,
-                                                                                     scratch);
-  column_sums_kernel<<<dim3(tiles, 1), kSumWarps * 32, 0, stream>>>(scratch, splits, width, splits, out);
+  launch(column_sums_kernel, dim3(tiles, (unsigned) splits), kSumWarps * 32, 0, stream, in, rows, width, split_rows,
+         scratch, false);
+  launch(column_sums_kernel, dim3(tiles, 1), kSumWarps * 32, 0, stream, scratch, splits, width, splits, out, accumulate);
 }
 
 int conv1d_silu_partials(int batch, int time) { return batch * (int) blocks(time, kConvTile); }
@@ -1625,8 +1704,8 @@ void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float
     constexpr int V = decltype(per_thread)::value;
     dim3 grid(blocks(channels, kConvThreads * V), blocks(time, kConvTile), batch);
     by_window(kernel, [&](auto window) {
-      conv_backward_kernel<T, decltype(window)::value, V><<<grid, kConvThreads, 0, stream>>>(
-          x, x_row, w, bias, seq, dout, dx, dw_partial, db_partial, time, channels, kernel);
+      launch(conv_backward_kernel<T, decltype(window)::value, V>, grid, kConvThreads, 0, stream, x, x_row, w, bias, seq,
+             dout, dx, dw_partial, db_partial, time, channels, kernel);
     });
   }, pieces_even);
 }
@@ -1635,8 +1714,8 @@ template <typename TY, typename TZ>
 void gated_rms_norm_forward(const TY* y, const TZ* z, const float* w, TZ* out, float* rstd, int64_t rows, int width,
                             int groups, float eps, bool norm_before_gate, cudaStream_t stream) {
   dim3 grid((unsigned) rows, groups);
-  gated_norm_forward_kernel<TY, TZ><<<grid, kNormThreads, 0, stream>>>(y, z, w, out, rstd, width, groups, eps,
-                                                                      norm_before_gate);
+  launch(gated_norm_forward_kernel<TY, TZ>, grid, kNormThreads, 0, stream, y, z, w, out, rstd, width, groups, eps,
+         norm_before_gate);
 }
 
 int gated_rms_norm_partials(int64_t rows) { return (int) blocks(rows, kNormRows); }
@@ -1648,8 +1727,8 @@ void gated_rms_norm_backward(const TY* y, const TZ* z, const float* w, const flo
                              TZ* dz, float* dw_partial, int64_t rows, int width, int groups, bool norm_before_gate,
                              cudaStream_t stream) {
   dim3 grid(blocks(rows, kNormRows), groups);
-  gated_norm_backward_kernel<TY, TZ><<<grid, kNormThreads, 0, stream>>>(y, z, w, rstd, dout, dy, dz, dw_partial,
-                                                                       rows, width, groups, norm_before_gate);
+  launch(gated_norm_backward_kernel<TY, TZ>, grid, kNormThreads, 0, stream, y, z, w, rstd, dout, dy, dz, dw_partial,
+         rows, width, groups, norm_before_gate);
 }
 
 
@@ -1660,8 +1739,8 @@ void ssd_mixing_forward(const float* scores, const float* cum, const int64_t* se
   int lanes = q / 8;
   int threads = kMixForwardThreads / lanes * lanes;  // whole rows (q = 96: 12 lanes, 21 rows)
   size_t shared = q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
-  ssd_mixing_forward_vec_kernel<T><<<grid, threads, shared, stream>>>(scores, cum, seq, mixing, heads, groups, q,
-                                                                      lanes);
+  launch(ssd_mixing_forward_vec_kernel<T>, grid, threads, shared, stream, scores, cum, seq, mixing, heads, groups, q,
+         lanes);
 }
 
 template <typename T>
@@ -1676,15 +1755,15 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
     int warps = (threads + 31) / 32;
     int slice = mix_warp_slice(warps, q);
     size_t shared = (size_t) (1 + warps) * slice * q * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
-    ssd_mixing_backward_vec_kernel<T><<<grid, threads, shared, stream>>>(scores, cum, seq, dmixing, dscores, dlogd,
-                                                                        heads, groups, q, lanes, slice);
+    launch(ssd_mixing_backward_vec_kernel<T>, grid, threads, shared, stream, scores, cum, seq, dmixing, dscores, dlogd,
+           heads, groups, q, lanes, slice);
     return;
   }
   size_t shared = (q + kMixRows + ((q + kMixRows) & 1)) * sizeof(float) + (seq ? q * sizeof(int64_t) : 0);
-  ssd_mixing_backward_kernel<T><<<grid, q, shared, stream>>>(scores, cum, seq, dmixing, dscores, dlogd, heads,
-                                                                groups, q);
+  launch(ssd_mixing_backward_kernel<T>, grid, q, shared, stream, scores, cum, seq, dmixing, dscores, dlogd, heads,
+         groups, q);
   int64_t rows = (int64_t) batch * chunks * heads;
-  reverse_cumsum_rows_kernel<<<blocks(rows, kVectorThreads), kVectorThreads, 0, stream>>>(dlogd, rows, q);
+  launch(reverse_cumsum_rows_kernel, blocks(rows, kVectorThreads), kVectorThreads, 0, stream, dlogd, rows, q);
 }
 
 // Kernel's dynamic shared memory allowed up to `largest` bytes (over the default 48 KiB), once: the
@@ -1712,18 +1791,18 @@ void ssd_decays_forward(const float* dt, const float* a, const int64_t* seq, flo
                         float* to_end_tok, float* from_start, float* last, float* keep, int batch, int time,
                         int chunks, int q, int h, cudaStream_t stream) {
   allow_shared<ssd_decays_forward_kernel>(kDecayMaxShared);
-  ssd_decays_forward_kernel<<<(unsigned) ((int64_t) batch * chunks), kDecayThreads,
-                              ssd_decays_shared_bytes(q, h, false), stream>>>(dt, a, seq, logd, cum, to_end_tok,
-                                                                              from_start, last, keep, time, chunks, q, h);
+  launch(ssd_decays_forward_kernel, (unsigned) ((int64_t) batch * chunks), kDecayThreads,
+         ssd_decays_shared_bytes(q, h, false), stream, dt, a, seq, logd, cum, to_end_tok, from_start, last, keep, time,
+         chunks, q, h);
 }
 
 void ssd_decays_backward(const float* dt, const float* a, const int64_t* seq, const float* cum, const float* g_logd,
                          const float* g_to_end_tok, const float* g_from_start, const float* g_last, float* ddt,
                          float* da, int batch, int time, int chunks, int q, int h, cudaStream_t stream) {
   allow_shared<ssd_decays_backward_kernel>(kDecayMaxShared);
-  ssd_decays_backward_kernel<<<(unsigned) ((int64_t) batch * chunks), kDecayThreads,
-                               ssd_decays_shared_bytes(q, h, true), stream>>>(
-      dt, a, seq, cum, g_logd, g_to_end_tok, g_from_start, g_last, ddt, da, time, chunks, q, h);
+  launch(ssd_decays_backward_kernel, (unsigned) ((int64_t) batch * chunks), kDecayThreads,
+         ssd_decays_shared_bytes(q, h, true), stream, dt, a, seq, cum, g_logd, g_to_end_tok, g_from_start, g_last, ddt,
+         da, time, chunks, q, h);
 }
 
 
@@ -1759,7 +1838,7 @@ void ssd_state_passing_forward(const T* states, const float* decay, const float*
   by_width(pass_width<T>(elements, inner, {states, entering}), [&](auto width) {
     constexpr int V = decltype(width)::value;
     dim3 grid(blocks(elements / V, kPassThreads), heads, batch);
-    state_passing_forward_kernel<T, V><<<grid, kPassThreads, 0, stream>>>(states, decay, keep, entering, lay);
+    launch(state_passing_forward_kernel<T, V>, grid, kPassThreads, 0, stream, states, decay, keep, entering, lay);
   });
 }
 
@@ -1771,8 +1850,8 @@ void ssd_state_passing_backward(const T* entering, const float* decay, const flo
   by_width(pass_width<T>(elements, inner, {entering, dentering, dstates}), [&](auto width) {
     constexpr int V = decltype(width)::value;
     dim3 grid(blocks(elements / V, kPassThreads), heads, batch);
-    state_passing_backward_kernel<T, V><<<grid, kPassThreads, 0, stream>>>(entering, decay, keep, dentering,
-                                                                            dstates, ddecay, lay);
+    launch(state_passing_backward_kernel<T, V>, grid, kPassThreads, 0, stream, entering, decay, keep, dentering,
+           dstates, ddecay, lay);
   });
 }
 
@@ -1781,11 +1860,11 @@ void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_
                            float* log_prob, float* correct, bool dlogits, cudaStream_t stream) {
   if (rows == 0) return;
   if (dlogits) {
-    ce_forward_kernel<T, true><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, scale, vocab, log_prob,
-                                                                            correct);
+    launch(ce_forward_kernel<T, true>, (unsigned) rows, kRowThreads, 0, stream, logits, labels, scale, vocab, log_prob,
+           correct);
   } else {
-    ce_forward_kernel<T, false><<<(unsigned) rows, kRowThreads, 0, stream>>>(logits, labels, scale, vocab, log_prob,
-                                                                             correct);
+    launch(ce_forward_kernel<T, false>, (unsigned) rows, kRowThreads, 0, stream, logits, labels, scale, vocab, log_prob,
+           correct);
   }
 }
 
@@ -1801,6 +1880,7 @@ constexpr int kScaleRowsPerBlock = 8;
 template <typename TX, typename TO>
 __global__ void row_scale_forward_kernel(const TX* __restrict__ x, const float* __restrict__ s, TO* __restrict__ out,
                                          int64_t rows, int width) {
+  wait_for_predecessors();
   int64_t row = (int64_t) blockIdx.x * kScaleRowsPerBlock + threadIdx.y;
   if (row >= rows) return;
   float scale = s[row];
@@ -1812,6 +1892,7 @@ template <typename TX, typename TO>
 __global__ void row_scale_backward_kernel(const TX* __restrict__ x, const float* __restrict__ s,
                                           const TO* __restrict__ grad, TX* __restrict__ dx, float* __restrict__ ds,
                                           int64_t rows, int width) {
+  wait_for_predecessors();
   int64_t row = (int64_t) blockIdx.x * kScaleRowsPerBlock + threadIdx.y;
   if (row >= rows) return;
   float scale = s[row], acc = 0.f;
@@ -1832,6 +1913,7 @@ __global__ void row_scale_backward_kernel(const TX* __restrict__ x, const float*
 template <typename TX, typename TO>
 __global__ void row_scale_forward_vec8_kernel(const TX* __restrict__ x, const float* __restrict__ s,
                                               TO* __restrict__ out, int64_t rows, int lanes) {
+  wait_for_predecessors();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   if (i >= rows * lanes) return;
   float v[8];
@@ -1846,6 +1928,7 @@ template <typename TX, typename TO>
 __global__ void row_scale_backward_vec8_kernel(const TX* __restrict__ x, const float* __restrict__ s,
                                                const TO* __restrict__ grad, TX* __restrict__ dx,
                                                float* __restrict__ ds, int64_t rows, int lanes) {
+  wait_for_predecessors();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   // rows * lanes is a multiple of lanes, and blocks of a multiple of 32 threads: a row's lanes are
   // all inside or all outside; the shuffles below need every lane of the warp, so none returns early
@@ -1887,13 +1970,13 @@ template <typename TX, typename TO>
 void row_scale_forward(const TX* x, const float* s, TO* out, int64_t rows, int width, cudaStream_t stream) {
   if (rows == 0) return;
   if (int lanes = row_scale_lanes(width, {x, out})) {
-    row_scale_forward_vec8_kernel<TX, TO><<<vector_blocks(rows * lanes), kVectorThreads, 0, stream>>>(
-        x, s, out, rows, lanes);
+    launch(row_scale_forward_vec8_kernel<TX, TO>, vector_blocks(rows * lanes), kVectorThreads, 0, stream, x, s, out,
+           rows, lanes);
     return;
   }
   dim3 block(32, kScaleRowsPerBlock);
   unsigned grid = (unsigned) ((rows + kScaleRowsPerBlock - 1) / kScaleRowsPerBlock);
-  row_scale_forward_kernel<TX, TO><<<grid, block, 0, stream>>>(x, s, out, rows, width);
+  launch(row_scale_forward_kernel<TX, TO>, grid, block, 0, stream, x, s, out, rows, width);
 }
 
 template <typename TX, typename TO>
@@ -1901,13 +1984,13 @@ void row_scale_backward(const TX* x, const float* s, const TO* grad, TX* dx, flo
                         cudaStream_t stream) {
   if (rows == 0) return;
   if (int lanes = row_scale_lanes(width, {x, grad, dx})) {
-    row_scale_backward_vec8_kernel<TX, TO><<<vector_blocks(rows * lanes), kVectorThreads, 0, stream>>>(
-        x, s, grad, dx, ds, rows, lanes);
+    launch(row_scale_backward_vec8_kernel<TX, TO>, vector_blocks(rows * lanes), kVectorThreads, 0, stream, x, s, grad,
+           dx, ds, rows, lanes);
     return;
   }
   dim3 block(32, kScaleRowsPerBlock);
   unsigned grid = (unsigned) ((rows + kScaleRowsPerBlock - 1) / kScaleRowsPerBlock);
-  row_scale_backward_kernel<TX, TO><<<grid, block, 0, stream>>>(x, s, grad, dx, ds, rows, width);
+  launch(row_scale_backward_kernel<TX, TO>, grid, block, 0, stream, x, s, grad, dx, ds, rows, width);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1930,6 +2013,7 @@ template <typename T>
 __global__ void ssd_combine_forward_kernel(const T* __restrict__ y_off, const float* __restrict__ from_start,
                                            const T* __restrict__ y_diag, const T* __restrict__ x,
                                            const float* __restrict__ d, T* __restrict__ out, SsdCombineShape sh) {
+  wait_for_predecessors();
   int lanes = sh.p / 8, h = sh.h();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   if (i >= (int64_t) sh.b * sh.t * h * lanes) return;
@@ -1958,6 +2042,7 @@ __global__ void ssd_combine_backward_kernel(const T* __restrict__ y_off, const f
                                             const T* __restrict__ grad, T* __restrict__ dy_off,
                                             float* __restrict__ dfrom_start, T* __restrict__ dy_diag,
                                             T* __restrict__ dx, float* __restrict__ dd_partial, SsdCombineShape sh) {
+  wait_for_predecessors();
   int lanes = sh.p / 8, h = sh.h(), padded = sh.c * sh.q;
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   // the group sums need every lane: threads past the end compute zeros and store nothing
@@ -2013,8 +2098,8 @@ void ssd_combine_forward(const T* y_off, const float* from_start, const T* y_dia
   SsdCombineShape sh{batch, chunks, q, groups, heads_per_group, p, time, x_row};
   int64_t threads = (int64_t) batch * time * groups * heads_per_group * (p / 8);
   if (threads == 0) return;
-  ssd_combine_forward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(y_off, from_start, y_diag, x,
-                                                                                        d, out, sh);
+  launch(ssd_combine_forward_kernel<T>, vector_blocks(threads), kVectorThreads, 0, stream, y_off, from_start, y_diag, x,
+         d, out, sh);
 }
 
 template <typename T>
@@ -2025,8 +2110,8 @@ void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, i
   SsdCombineShape sh{batch, chunks, q, groups, heads_per_group, p, time, x_row};
   int64_t threads = (int64_t) batch * chunks * q * groups * heads_per_group * (p / 8);
   if (threads == 0) return;
-  ssd_combine_backward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(
-      y_off, from_start, x, d, grad, dy_off, dfrom_start, dy_diag, dx, dd_partial, sh);
+  launch(ssd_combine_backward_kernel<T>, vector_blocks(threads), kVectorThreads, 0, stream, y_off, from_start, x, d,
+         grad, dy_off, dfrom_start, dy_diag, dx, dd_partial, sh);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2041,6 +2126,7 @@ template <typename T>
 __global__ void scale_two_layouts_forward_kernel(const T* __restrict__ x, const float* __restrict__ dt,
                                                  T* __restrict__ tokens, T* __restrict__ heads_layout,
                                                  SsdCombineShape sh) {
+  wait_for_predecessors();
   int lanes = sh.p / 8, h = sh.h();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   if (i >= (int64_t) sh.b * sh.t * h * lanes) return;
@@ -2065,6 +2151,7 @@ __global__ void scale_two_layouts_backward_kernel(const T* __restrict__ x, const
                                                   const T* __restrict__ g_tokens, const T* __restrict__ g_heads,
                                                   const T* __restrict__ g_skip, const float* __restrict__ d_skip,
                                                   T* __restrict__ dx, float* __restrict__ ddt, SsdCombineShape sh) {
+  wait_for_predecessors();
   int lanes = sh.p / 8, h = sh.h();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   bool inside = i < (int64_t) sh.b * sh.t * h * lanes;
@@ -2108,8 +2195,8 @@ void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* to
   SsdCombineShape sh{batch, time / q, q, 1, heads, p, time, x_row};
   int64_t threads = (int64_t) batch * time * heads * (p / 8);
   if (threads == 0) return;
-  scale_two_layouts_forward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(x, dt, tokens,
-                                                                                              heads_layout, sh);
+  launch(scale_two_layouts_forward_kernel<T>, vector_blocks(threads), kVectorThreads, 0, stream, x, dt, tokens,
+         heads_layout, sh);
 }
 
 template <typename T>
@@ -2119,8 +2206,8 @@ void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, cons
   SsdCombineShape sh{batch, time / q, q, 1, heads, p, time, x_row};
   int64_t threads = (int64_t) batch * time * heads * (p / 8);
   if (threads == 0) return;
-  scale_two_layouts_backward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(
-      x, dt, g_tokens, g_heads, g_skip, d_skip, dx, ddt, sh);
+  launch(scale_two_layouts_backward_kernel<T>, vector_blocks(threads), kVectorThreads, 0, stream, x, dt, g_tokens,
+         g_heads, g_skip, d_skip, dx, ddt, sh);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2133,6 +2220,7 @@ void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, cons
 template <typename T>
 __global__ void silu_mul_forward_kernel(const T* __restrict__ gate, int64_t gate_row, const T* __restrict__ up,
                                         int64_t up_row, T* __restrict__ out, int64_t rows, int width) {
+  wait_for_predecessors();
   int lanes = width / 8;
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   if (i >= rows * lanes) return;
@@ -2150,6 +2238,7 @@ template <typename T>
 __global__ void silu_mul_backward_kernel(const T* __restrict__ gate, int64_t gate_row, const T* __restrict__ up,
                                          int64_t up_row, const T* __restrict__ grad, T* __restrict__ dgate,
                                          T* __restrict__ dup, T* __restrict__ product, int64_t rows, int width) {
+  wait_for_predecessors();
   int lanes = width / 8;
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   if (i >= rows * lanes) return;
@@ -2176,8 +2265,8 @@ void silu_mul_forward(const T* gate, int64_t gate_row, const T* up, int64_t up_r
                       cudaStream_t stream) {
   int64_t threads = rows * (width / 8);
   if (threads == 0) return;
-  silu_mul_forward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(gate, gate_row, up, up_row, out,
-                                                                                     rows, width);
+  launch(silu_mul_forward_kernel<T>, vector_blocks(threads), kVectorThreads, 0, stream, gate, gate_row, up, up_row, out,
+         rows, width);
 }
 
 template <typename T>
@@ -2185,8 +2274,8 @@ void silu_mul_backward(const T* gate, int64_t gate_row, const T* up, int64_t up_
                        T* product, int64_t rows, int width, cudaStream_t stream) {
   int64_t threads = rows * (width / 8);
   if (threads == 0) return;
-  silu_mul_backward_kernel<T><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(
-      gate, gate_row, up, up_row, grad, dgate, dup, product, rows, width);
+  launch(silu_mul_backward_kernel<T>, vector_blocks(threads), kVectorThreads, 0, stream, gate, gate_row, up, up_row,
+         grad, dgate, dup, product, rows, width);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2205,6 +2294,7 @@ void silu_mul_backward(const T* gate, int64_t gate_row, const T* up, int64_t up_
 template <typename T, bool kBackward>
 __global__ void qkv_rope_kernel(QkvParts<T> parts, const float* __restrict__ cos, const float* __restrict__ sin,
                                 int b, int t, int d, int cos_rows) {
+  wait_for_predecessors();
   int half = d / 2, lanes = half / 8;
   int all_heads = parts.heads[0] + parts.heads[1] + parts.heads[2];
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
@@ -2260,11 +2350,11 @@ void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin
   int64_t threads = (int64_t) batch * time * (parts.heads[0] + parts.heads[1] + parts.heads[2]) * (dim / 16);
   if (threads == 0) return;
   if (backward) {
-    qkv_rope_kernel<T, true><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(parts, cos, sin, batch, time,
-                                                                                    dim, cos_rows);
+    launch(qkv_rope_kernel<T, true>, vector_blocks(threads), kVectorThreads, 0, stream, parts, cos, sin, batch, time,
+           dim, cos_rows);
   } else {
-    qkv_rope_kernel<T, false><<<vector_blocks(threads), kVectorThreads, 0, stream>>>(parts, cos, sin, batch, time,
-                                                                                     dim, cos_rows);
+    launch(qkv_rope_kernel<T, false>, vector_blocks(threads), kVectorThreads, 0, stream, parts, cos, sin, batch, time,
+           dim, cos_rows);
   }
 }
 
@@ -2288,6 +2378,7 @@ __global__ void residual_norm_forward_kernel(const float* __restrict__ x, const 
                                              const T* __restrict__ b, const float* __restrict__ w,
                                              float* __restrict__ sum, T* __restrict__ out, float* __restrict__ rstd,
                                              int width, float eps) {
+  wait_for_predecessors();
   __shared__ float shared[32];
   int64_t base = (int64_t) blockIdx.x * width;
   float v[Slots][8];
@@ -2330,6 +2421,7 @@ __global__ void residual_norm_backward_kernel(const float* __restrict__ s, const
                                               const float* __restrict__ dsum, float* __restrict__ ds,
                                               T* __restrict__ da, T* __restrict__ db, float* __restrict__ dw_partial,
                                               int64_t rows, int width) {
+  wait_for_predecessors();
   __shared__ float shared[32];
   float dw[Slots][8];
 #pragma unroll
@@ -2397,8 +2489,8 @@ void residual_norm_forward(const float* x, const T* a, const T* b, const float* 
                            int64_t rows, int width, float eps, cudaStream_t stream) {
   if (rows == 0) return;
   by_slots(width, [&](auto slots) {
-    residual_norm_forward_kernel<T, decltype(slots)::value><<<(unsigned) rows, kResidualThreads, 0, stream>>>(
-        x, a, b, w, sum, out, rstd, width, eps);
+    launch(residual_norm_forward_kernel<T, decltype(slots)::value>, (unsigned) rows, kResidualThreads, 0, stream, x, a,
+           b, w, sum, out, rstd, width, eps);
   });
 }
 
@@ -2409,9 +2501,8 @@ void residual_norm_backward(const float* s, const float* w, const float* rstd, c
                             float* ds, T* da, T* db, float* dw_partial, int64_t rows, int width, cudaStream_t stream) {
   if (rows == 0) return;
   by_slots(width, [&](auto slots) {
-    residual_norm_backward_kernel<T, decltype(slots)::value>
-        <<<(unsigned) residual_norm_partials(rows), kResidualThreads, 0, stream>>>(s, w, rstd, dout, dsum, ds, da, db,
-                                                                                   dw_partial, rows, width);
+    launch(residual_norm_backward_kernel<T, decltype(slots)::value>, (unsigned) residual_norm_partials(rows),
+           kResidualThreads, 0, stream, s, w, rstd, dout, dsum, ds, da, db, dw_partial, rows, width);
   });
 }
 
@@ -2422,6 +2513,7 @@ void residual_norm_backward(const float* s, const float* w, const float* rstd, c
 template <typename T>
 __global__ void residual_add_kernel(const float* __restrict__ x, const T* __restrict__ a, float* __restrict__ out,
                                     int64_t groups) {
+  wait_for_predecessors();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
   if (i >= groups) return;
   float xv[8], av[8];
@@ -2436,7 +2528,7 @@ template <typename T>
 void residual_add(const float* x, const T* a, float* out, int64_t n, cudaStream_t stream) {
   int64_t groups = n / 8;
   if (groups == 0) return;
-  residual_add_kernel<T><<<vector_blocks(groups), kVectorThreads, 0, stream>>>(x, a, out, groups);
+  launch(residual_add_kernel<T>, vector_blocks(groups), kVectorThreads, 0, stream, x, a, out, groups);
 }
 
 bool residual_add_supported(int64_t n, std::initializer_list<const void*> pointers) {
@@ -2481,9 +2573,9 @@ void ssd_diagonal_forward(const float* scores, const float* cum, const int64_t* 
   by_column_tiles(p, [&](auto cols) {
     constexpr auto kernel = ssd_diagonal_forward_kernel<T, decltype(cols)::value>;
     allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true, 1));
-    kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
-             ssd_diagonal_shared_bytes(q, p, seq != nullptr, 1), stream>>>(scores, cum, seq, x, x_chunk, x_head, x_row,
-                                                                         y, heads, groups, q, p);
+    launch(kernel, (unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
+           ssd_diagonal_shared_bytes(q, p, seq != nullptr, 1), stream, scores, cum, seq, x, x_chunk, x_head, x_row, y,
+           heads, groups, q, p);
   });
 }
 
@@ -2494,9 +2586,9 @@ void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t*
   by_column_tiles(p, [&](auto cols) {
     constexpr auto kernel = ssd_diagonal_backward_kernel<T, decltype(cols)::value>;
     allow_shared<kernel>(ssd_diagonal_shared_bytes(kDiagMaxChunk, kDiagMaxHeadDim, true, 2));
-    kernel<<<(unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
-             ssd_diagonal_shared_bytes(q, p, seq != nullptr, 2), stream>>>(
-        scores, cum, seq, x, x_chunk, x_head, x_row, dy, dscores, dlogd, dx, heads, groups, q, p);
+    launch(kernel, (unsigned) ((int64_t) batch * chunks * heads), kDiagWarps * 32,
+           ssd_diagonal_shared_bytes(q, p, seq != nullptr, 2), stream, scores, cum, seq, x, x_chunk, x_head, x_row, dy,
+           dscores, dlogd, dx, heads, groups, q, p);
   });
 }
 
@@ -2561,6 +2653,7 @@ constexpr int kQuantizeThreads = 256;
 template <typename T>
 __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
     const T* __restrict__ x, int64_t row_stride, int cols, __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
+  wait_for_predecessors();
   const T* xr = x + (int64_t) blockIdx.x * row_stride;
   float amax = 0.f;
   for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) amax = fmaxf(amax, fabsf(load(xr, c)));
@@ -2577,8 +2670,8 @@ template <typename T>
 void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
                         cudaStream_t stream) {
   if (rows == 0) return;
-  quantize_rows_e4m3_kernel<T><<<(unsigned) rows, kQuantizeThreads, 0, stream>>>(
-      x, row_stride, cols, reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
+  launch(quantize_rows_e4m3_kernel<T>, (unsigned) rows, kQuantizeThreads, 0, stream, x, row_stride, cols,
+         reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
 }
 template void quantize_rows_e4m3<float>(const float*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);
 template void quantize_rows_e4m3<__half>(const __half*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);

@@ -13,8 +13,9 @@ void conv1d_silu_forward(const T* x, int64_t x_row, const float* w, const float*
 /** Rows of the [column_sums_splits(rows, width), width] float32 scratch that column_sums needs (1: none). */
 int column_sums_splits(int64_t rows, int width);
 /** out[j] = sum over i of in[i, j], in a contiguous [rows, width] float32 (weight-gradient partials), in an order
- * fixed by the shapes. */
-void column_sums(const float* in, int64_t rows, int width, float* scratch, float* out, cudaStream_t stream);
+ * fixed by the shapes; added to out[j] when `accumulate` (a float32 .grad), else written over it. */
+void column_sums(const float* in, int64_t rows, int width, float* scratch, float* out, bool accumulate,
+                 cudaStream_t stream);
 
 /** Rows of the weight- and bias-gradient partials the backward kernel writes. */
 int conv1d_silu_partials(int batch, int time);
@@ -195,6 +196,11 @@ void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_
 
 #ifndef ANNEAL_FP8_FORWARD
 #define ANNEAL_FP8_FORWARD 0
+#endif
+/** -DANNEAL_PDL=1 or 2: every kernel launched with programmatic dependent launch (anneal_kernels.cu,
+ *  launch()); named in build_info. */
+#ifndef ANNEAL_PDL
+#define ANNEAL_PDL 0
 #endif
 #if ANNEAL_FP8_FORWARD
 /** Row-wise float8 e4m3 (-DANNEAL_FP8_FORWARD=1): q [rows, cols] (e4m3 bytes) and scale [rows] with

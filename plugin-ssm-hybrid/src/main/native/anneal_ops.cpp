@@ -43,6 +43,7 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/graph_task.h>
 #include <torch/library.h>
 #include <torch/version.h>
 
@@ -100,20 +101,25 @@ const int64_t* long_or_null(const Tensor& t) { return t.defined() ? t.data_ptr<i
 #ifndef ANNEAL_PARTIAL_SUMS
 #define ANNEAL_PARTIAL_SUMS 1
 #endif
-Tensor column_sums(const Tensor& partials) {
+// `into` (a contiguous float32 tensor of `width` elements, a .grad): the sums are added to it in the
+// same pass, and it is returned.
+Tensor column_sums(const Tensor& partials, const Tensor& into = Tensor()) {
 #if ANNEAL_PARTIAL_SUMS
   TORCH_CHECK(partials.dim() == 2 && partials.is_contiguous() && partials.scalar_type() == at::kFloat &&
                   partials.is_cuda() && starts_aligned(partials),
               "anneal: weight-gradient partials must be a contiguous, 16-byte aligned float32 [rows, width] on the GPU");
   int64_t rows = partials.size(0), width = partials.size(1);
-  Tensor out = at::empty({width}, partials.options());
+  TORCH_CHECK(!into.defined() || (into.is_contiguous() && into.scalar_type() == at::kFloat && into.numel() == width &&
+                                  into.device() == partials.device()),
+              "anneal: column sums go into a contiguous float32 tensor of ", width, " elements on ", partials.device());
+  Tensor out = into.defined() ? into : at::empty({width}, partials.options());
   int splits = anneal::column_sums_splits(rows, (int) width);
   Tensor scratch = at::empty({splits > 1 ? splits : 0, width}, partials.options());
   anneal::column_sums(partials.data_ptr<float>(), rows, (int) width, scratch.data_ptr<float>(), out.data_ptr<float>(),
-                      at::cuda::getCurrentCUDAStream());
+                      into.defined(), at::cuda::getCurrentCUDAStream());
   return out;
 #else
-  return partials.sum(0);
+  return into.defined() ? into.add_(partials.sum(0).view(into.sizes())) : partials.sum(0);
 #endif
 }
 
@@ -153,18 +159,36 @@ void check_cuda(const Tensor& t, const char* op, const char* name) {
 
 // The float32 .grad of `weight` to add into in place, made as zeros when it has none yet (as autograd
 // would at the first backward); undefined when the weight is no float32 leaf that wants a gradient,
-// or when the backward itself is differentiated (create_graph): then the caller returns the gradient.
-// Autograd's own accumulation would do the same addition; what this path skips is only the hooks
-// registered on the weight's gradient (Anneal registers none).
+// when the backward itself is differentiated (create_graph), or when this backward does not
+// accumulate into every leaf: torch.autograd.grad (which returns gradients and leaves .grad alone, as
+// SsdScan's recomputing backward calls it) or backward(inputs=...). Then the caller returns the
+// gradient. Autograd's own accumulation would do the same addition; what this path skips is only the
+// hooks registered on the weight's gradient (Anneal registers none).
 Tensor in_place_grad(const Tensor& weight) {
   if (!weight.is_leaf() || !weight.requires_grad() || weight.scalar_type() != at::kFloat || at::GradMode::is_enabled()) {
     return Tensor();
   }
+  // empty only for a backward() without inputs (torch/csrc/autograd/graph_task.h); null outside one
+  const auto* selected = torch::autograd::get_current_graph_task_exec_info();
+  if (selected == nullptr || !selected->empty()) return Tensor();
   Tensor& grad = weight.mutable_grad();
   if (!grad.defined()) grad = at::zeros(weight.sizes(), weight.options());
   bool usable = grad.scalar_type() == at::kFloat && grad.is_contiguous() && grad.sizes() == weight.sizes() &&
                 grad.device() == weight.device();
   return usable ? grad : Tensor();
+}
+
+// The gradient of a small float32 parameter (a norm's or the conv's weights, the conv's bias, D) from
+// the [rows, numel] partials its backward kernel wrote: summed straight into its .grad where
+// in_place_grad allows, and undefined returned (autograd has nothing left to add: about 73 float32
+// additions of a step on the benchmark model, a launch each); else returned in the parameter's type.
+Tensor parameter_grad(const Tensor& partials, const Tensor& parameter) {
+  Tensor grad = in_place_grad(parameter);
+  if (grad.defined()) {
+    column_sums(partials, grad);
+    return Tensor();
+  }
+  return column_sums(partials).reshape(parameter.sizes()).to(parameter.scalar_type());
 }
 
 // -DANNEAL_WGRAD_FLOAT32_GEMM=0 builds with the half-precision product and one addition (the
@@ -436,8 +460,8 @@ struct CausalConv1dSilu : torch::autograd::Function<CausalConv1dSilu> {
                                       long_or_null(s), dout, ptr<T>(dx), dw.data_ptr<float>(), db.data_ptr<float>(),
                                       (int) batch, (int) time, (int) channels, (int) kernel, stream);
     });
-    Tensor dweight = column_sums(dw.view({partials, -1})).reshape(weight.sizes()).to(weight.scalar_type());
-    Tensor dbias = has_bias ? column_sums(db).to(bias.scalar_type()) : Tensor();
+    Tensor dweight = parameter_grad(dw.view({partials, -1}), weight);
+    Tensor dbias = has_bias ? parameter_grad(db, bias) : Tensor();
     return {dx, dweight, dbias, Tensor(), Tensor(), Tensor()};
   }
 };
@@ -508,8 +532,7 @@ struct GatedRmsNorm : torch::autograd::Function<GatedRmsNorm> {
                                                  norm_before_gate, stream);
     });
     auto shape = grads[0].defined() ? grads[0].sizes().vec() : std::vector<int64_t>{rows, width};
-    return {dy.to(y_type).reshape(shape), dz.reshape(shape), column_sums(dw).to(weight.scalar_type()), Tensor(), Tensor(),
-            Tensor()};
+    return {dy.to(y_type).reshape(shape), dz.reshape(shape), parameter_grad(dw, weight), Tensor(), Tensor(), Tensor()};
   }
 };
 
@@ -755,7 +778,7 @@ struct SsdCombine : torch::autograd::Function<SsdCombine> {
                                       dd_partial.defined() ? dd_partial.data_ptr<float>() : nullptr, (int) b, (int) c,
                                       (int) q, (int) g, (int) r, (int) p, (int) t, stream);
     });
-    Tensor dD = dd.defined() ? column_sums(dd_partial) : Tensor();
+    Tensor dD = dd.defined() ? parameter_grad(dd_partial, dd) : Tensor();
     return {dy_off, dfs, dy_diag, dx, dD, Tensor(), Tensor(), ctx->saved_data["skip_edge"].toBool() ? gy : Tensor()};
   }
 };
@@ -1174,12 +1197,16 @@ void check_ssd_inputs(const Tensor& x, const Tensor& dt, const Tensor& bm, const
 }
 
 // The scan's inputs checked, and the two conversions both forms of it make: (the document ids as
-// int64, D as one dimension), each undefined when absent.
+// int64, D as one dimension), each undefined when absent. A D of one dimension is passed on as it is,
+// no view: so the model's parameter itself reaches SsdCombine, whose backward sums its gradient into
+// its .grad (parameter_grad).
 std::pair<Tensor, Tensor> ssd_checked(const Tensor& x, const Tensor& dt, const Tensor& bm, const Tensor& cm,
                                       int64_t chunk, const c10::optional<Tensor>& seq_idx,
                                       const c10::optional<Tensor>& skip) {
   check_ssd_inputs(x, dt, bm, cm, chunk, skip);
-  return {seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor(), skip.has_value() ? skip->reshape({-1}) : Tensor()};
+  Tensor seq = seq_idx.has_value() ? seq_idx->to(at::kLong) : Tensor();
+  if (!skip.has_value()) return {seq, Tensor()};
+  return {seq, skip->dim() == 1 ? *skip : skip->reshape({-1})};
 }
 
 // Keeps only the inputs; its backward recomputes the forward (the default: the least memory).
@@ -1274,7 +1301,7 @@ variable_list residual_norm_grads(const Tensor& s, const Tensor& weight, const T
                                       branches ? ptr<T>(da) : nullptr, branches ? ptr<T>(db) : nullptr,
                                       dw.data_ptr<float>(), shape.rows, (int) shape.width, stream);
   });
-  return {ds, da, db, column_sums(dw).to(weight.scalar_type())};
+  return {ds, da, db, parameter_grad(dw, weight)};
 }
 
 // The forward both forms share: the norm of x (+ a + b, then written to sum) in `type`, rstd per row.
@@ -1994,7 +2021,8 @@ std::tuple<Tensor, Tensor> lm_head_cross_entropy(const Tensor& hidden, const Ten
 std::string build_info(const Tensor&) {
   return std::string("torch ") + TORCH_VERSION + "; cuda " + std::to_string(CUDART_VERSION / 1000) + "." +
          std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH) +
-         (ANNEAL_FP8_FORWARD ? "; float8 forward GEMMs" : "") + (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "");
+         (ANNEAL_FP8_FORWARD ? "; float8 forward GEMMs" : "") + (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "") +
+         (ANNEAL_PDL ? "; programmatic dependent launch " + std::to_string(ANNEAL_PDL) : "");
 }
 
 

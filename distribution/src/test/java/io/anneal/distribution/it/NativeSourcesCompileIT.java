@@ -28,6 +28,27 @@ class NativeSourcesCompileIT {
         Run run = check(NATIVE);
         assertEquals(0, run.exit, run.output);
         assertTrue(run.output.contains("compile-check: default compiles"), run.output);
+        // without a GPU every launch fails, and launch() says so (on a GPU machine the probe is not run)
+        assertTrue(run.output.contains("compile-check: default, a kernel launch that fails: anneal: launching a kernel (grid 1 x 1 x 1, 256 threads")
+                || run.output.contains("not run: this machine has a GPU"), run.output);
+    }
+
+    /** The probe can fail: kernels whose launch() drops CUDA's error are refused, naming what went unsaid. */
+    @Test
+    void aKernelLaunchThatFailsUnreportedIsRefused(@TempDir Path dir) throws Exception {
+        for (String name : List.of("anneal_ops.cpp", "anneal_kernels.cu", "anneal_kernels.h")) {
+            Files.copy(NATIVE.resolve(name), dir.resolve(name));
+        }
+        Path kernels = dir.resolve("anneal_kernels.cu");
+        String source = Files.readString(kernels);
+        String check = "  if (status != cudaSuccess) {";
+        assertTrue(source.contains(check), "launch() checks the status: " + check);
+        Files.writeString(kernels, source.replace(check, "  if (false && status != cudaSuccess) {"));
+        Run run = check(dir);
+        Assumptions.assumeFalse(run.output.contains("not run: this machine has a GPU"), "the probe runs only without a GPU");
+        assertEquals(2, run.exit, run.output);
+        assertTrue(run.output.contains("compile-check: a failed kernel launch is not reported (default): "
+                + "a kernel launch failed and nothing said so"), run.output);
     }
 
     @Test
