@@ -78,9 +78,9 @@ public final class FusedKernels {
             return refuseOr(mode, setting, "no fused operators at " + (library == null ? "$" + ENVIRONMENT : library)
                     + "; build them on this GPU machine with tools/gpu/build-kernels.sh");
         }
-        String mismatch = mismatch(library, device);
-        if (mismatch != null) {
-            return refuseOr(mode, setting, mismatch);
+        Checked checked = check(library, device);
+        if (checked.mismatch() != null) {
+            return refuseOr(mode, setting, checked.mismatch());
         }
         try {
             System.load(library.toAbsolutePath().toString());
@@ -89,7 +89,7 @@ public final class FusedKernels {
                     + "); rebuild it with tools/gpu/build-kernels.sh against the libtorch in use, "
                     + engineVersion());
         }
-        loaded = "kernels: fused (" + library + builtWith(library) + ")";
+        loaded = "kernels: fused (" + library + builtWith(checked.built()) + ")";
         return new Status(true, loaded);
     }
 
@@ -98,13 +98,8 @@ public final class FusedKernels {
      * an experiment's build, tools/gpu/try-variants.sh or ANNEAL_BUILD_FLAGS), so that a run's log says
      * which operators it ran; "" for the default build.
      */
-    static String builtWith(Path library) {
-        try {
-            String flags = BuildRecord.read(library).flags();
-            return flags.isEmpty() ? "" : "; built with " + flags;
-        } catch (IOException e) {
-            return "";   // read once already by mismatch(): a record that went away since says nothing more
-        }
+    static String builtWith(BuildRecord built) {
+        return built.flags().isEmpty() ? "" : "; built with " + built.flags();
     }
 
     /**
@@ -134,17 +129,32 @@ public final class FusedKernels {
 
     /** The library's build record against the running libtorch and GPU; null when they match. */
     static String mismatch(Path library, Device device) {
+        return check(library, device).mismatch();
+    }
+
+    /** A library's build record, read once (null where it could not be), and why the library does not fit (null: it does). */
+    private record Checked(BuildRecord built, String mismatch) {
+        static Checked refused(String why) {
+            return new Checked(null, why);
+        }
+    }
+
+    private static Checked check(Path library, Device device) {
         Path record = BuildRecord.of(library);
         if (!Files.isRegularFile(record)) {
-            return record + " is missing: it names the libtorch and GPU the library was built for; rebuild with "
-                    + "tools/gpu/build-kernels.sh";
+            return Checked.refused(record + " is missing: it names the libtorch and GPU the library was built for; "
+                    + "rebuild with tools/gpu/build-kernels.sh");
         }
         BuildRecord built;
         try {
             built = BuildRecord.read(library);
         } catch (IOException e) {
-            return record + " is not readable JSON (" + e.getMessage() + ")";
+            return Checked.refused(record + " is not readable JSON (" + e.getMessage() + ")");
         }
+        return new Checked(built, mismatch(library, built, device));
+    }
+
+    private static String mismatch(Path library, BuildRecord built, Device device) {
         String expected = sourcesFingerprint();
         if (!built.sources().equals(expected)) {
             return library + " was built from other operator sources (fingerprint "

@@ -71,9 +71,9 @@ class FusedKernelsTest {
         Path library = dir.resolve(FusedKernels.LIBRARY);
         Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\", "
                 + "\"build_flags\": \"-DANNEAL_FP8_FORWARD=1\"}");
-        assertEquals("; built with -DANNEAL_FP8_FORWARD=1", FusedKernels.builtWith(library));
+        assertEquals("; built with -DANNEAL_FP8_FORWARD=1", FusedKernels.builtWith(FusedKernels.BuildRecord.read(library)));
         Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\"}");
-        assertEquals("", FusedKernels.builtWith(library));
+        assertEquals("", FusedKernels.builtWith(FusedKernels.BuildRecord.read(library)));
     }
 
     /**
