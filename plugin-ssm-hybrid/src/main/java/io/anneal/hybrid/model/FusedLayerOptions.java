@@ -1,6 +1,8 @@
 package io.anneal.hybrid.model;
 
 import io.anneal.api.config.ConfigView;
+import java.util.ArrayList;
+import java.util.List;
 
 /**
  * How the fused layers run, where the choice changes speed and memory but not the arithmetic (so a
@@ -26,16 +28,28 @@ public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream)
         return new FusedLayerOptions(model.getBoolean("ssd-recompute"), model.getEnum("branch-stream", BranchStream.class));
     }
 
+    /** A setting other than its default: as the config file writes it, and what it does on the fused path. */
+    private record Changed(String assignment, String effect) {}
+
+    /** The settings other than the defaults, in the order of the model block's documentation. */
+    private List<Changed> changed() {
+        List<Changed> changed = new ArrayList<>();
+        if (!ssdRecompute) {
+            changed.add(new Changed("model.ssd-recompute = false", "the SSD scan keeps its intermediates for the backward"));
+        }
+        if (branchStream != BranchStream.NONE) {
+            boolean attention = branchStream == BranchStream.ATTENTION;
+            changed.add(new Changed("model.branch-stream = " + branchStream.configName(),
+                    (attention ? "attention" : "Mamba") + " runs on a second stream beside " + (attention ? "Mamba" : "attention")));
+        }
+        return changed;
+    }
+
     /** What the fused path's status line adds for settings other than the defaults ("" for none). */
     String describe() {
         StringBuilder line = new StringBuilder();
-        if (!ssdRecompute) {
-            line.append("; the SSD scan keeps its intermediates for the backward (model.ssd-recompute = false)");
-        }
-        if (branchStream != BranchStream.NONE) {
-            line.append("; ").append(branchStream == BranchStream.ATTENTION ? "attention" : "Mamba")
-                    .append(" runs on a second stream beside ").append(branchStream == BranchStream.ATTENTION ? "Mamba" : "attention")
-                    .append(" (model.branch-stream = ").append(branchStream.configName()).append(")");
+        for (Changed setting : changed()) {
+            line.append("; ").append(setting.effect()).append(" (").append(setting.assignment()).append(")");
         }
         return line.toString();
     }
@@ -45,13 +59,7 @@ public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream)
      * none): they change nothing there, and a user who set one should not have to guess why.
      */
     String ignoredOnReference() {
-        java.util.List<String> set = new java.util.ArrayList<>();
-        if (!ssdRecompute) {
-            set.add("model.ssd-recompute = false");
-        }
-        if (branchStream != BranchStream.NONE) {
-            set.add("model.branch-stream = " + branchStream.configName());
-        }
+        List<String> set = changed().stream().map(Changed::assignment).toList();
         if (set.isEmpty()) {
             return "";
         }
