@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import ai.djl.ndarray.types.DataType;
 import io.anneal.api.model.MupMultipliers;
+import io.anneal.hybrid.TinyModels;
 import io.anneal.toolkit.mup.FalconH1Multipliers;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -26,11 +27,9 @@ import org.junit.jupiter.api.Test;
 class TorchScriptAttributesTest {
     private static final Pattern DECLARATION = Pattern.compile("^  (\\w+) : (\\w+)\\s*$", Pattern.MULTILINE);
 
-    /** A small fused-layer configuration (also FusedLayerSourceTest's). */
+    /** A small fused-layer configuration with one group (also FusedLayerSourceTest's). */
     static FalconH1Config config() {
-        return FalconH1Config.fromConfigJson(Map.of("vocab_size", 97, "hidden_size", 32, "intermediate_size", 48,
-                "num_hidden_layers", 2, "num_attention_heads", 4, "num_key_value_heads", 2, "mamba_d_ssm", 32,
-                "mamba_n_heads", 4, "mamba_d_state", 8, "mamba_chunk_size", 8), "test config");
+        return TinyModels.config(Map.of("mamba_n_groups", 1));
     }
 
     static MupMultipliers multipliers() {
