@@ -69,7 +69,7 @@ HEAD_CHUNK = 4096
 BRANCH_STREAMS = {"none": 0, "attention": 1, "mamba": 2}
 
 
-def attributes(chunk=CHUNK, recompute=True, branch="none"):
+def attributes(chunk=CHUNK, recompute=True, branch="none", keep_casts=False):
     # the order of the class's declarations, as TorchScriptLayers.attributes writes them
     return [("training", True), ("half", True), ("heads", HEADS), ("kv_heads", KV), ("head_dim", HEAD_DIM),
             ("d_ssm", D_SSM), ("conv_dim", CONV_DIM), ("m_heads", M_HEADS), ("m_head_dim", M_HEAD_DIM),
@@ -78,7 +78,8 @@ def attributes(chunk=CHUNK, recompute=True, branch="none"):
             ("ssm_out", 1.0), ("mlp_gate", 1.0), ("mlp_down", 1.0), ("mamba_rms_norm", False),
             ("norm_before_gate", True), ("dt_low", 0.0), ("dt_high", 3.4028234663852886e38),
             ("clip_dt", False), ("ssd_chunk", chunk), ("ssd_recompute", recompute),
-            ("branch_streams", BRANCH_STREAMS[branch]), ("lm_head", 1.0), ("head_chunk", HEAD_CHUNK)]
+            ("branch_streams", BRANCH_STREAMS[branch]), ("keep_casts", keep_casts), ("lm_head", 1.0),
+            ("head_chunk", HEAD_CHUNK)]
 
 
 def declared(source, class_name="FalconH1Layer"):
@@ -102,10 +103,10 @@ def module_pickle(class_name, attrs):
     return bytes(out + b"ub.")
 
 
-def compile_layer(source, chunk=CHUNK, recompute=True, branch="none"):
+def compile_layer(source, chunk=CHUNK, recompute=True, branch="none", keep_casts=False):
     # only the attributes the source declares: --source may be another commit's layer, from before one
     names = declared(source)
-    attrs = [(k, v) for k, v in attributes(chunk, recompute, branch) if k in names]
+    attrs = [(k, v) for k, v in attributes(chunk, recompute, branch, keep_casts) if k in names]
     missing = [k for k in names if k not in dict(attrs)]
     if missing:
         sys.exit(f"profile_layers.py: the layer declares attributes this script does not set: {missing}")
@@ -113,6 +114,8 @@ def compile_layer(source, chunk=CHUNK, recompute=True, branch="none"):
         sys.exit("profile_layers.py: --keep-ssd needs a layer that declares ssd_recompute")
     if branch != "none" and "branch_streams" not in names:
         sys.exit("profile_layers.py: --branch-stream needs a layer that declares branch_streams")
+    if keep_casts and "keep_casts" not in names:
+        sys.exit("profile_layers.py: --keep-weight-casts needs a layer that declares keep_casts")
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as z:
         z.writestr("archive/version", "3\n")
@@ -277,6 +280,8 @@ def main():
                     help="the scan keeps its intermediates for backward (model.ssd-recompute = false)")
     ap.add_argument("--branch-stream", choices=list(BRANCH_STREAMS), default="none",
                     help="the mixer on a second stream beside the other (model.branch-stream)")
+    ap.add_argument("--keep-weight-casts", action="store_true",
+                    help="the linear layers keep their weights' casts for the backward (model.keep-weight-casts)")
     ap.add_argument("--top", type=int, default=80, help="kernels kept in the JSON, by time")
     ap.add_argument("--graphed", action="store_true",
                     help="also time the step captured as one CUDA graph (the launches' gaps: graphed less kernels)")
@@ -316,10 +321,12 @@ def main():
     labels = torch.randint(0, VOCAB, (b, t), device="cuda", generator=g)
     cos, sin = rope(t)
     results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "ssd_recompute": not args.keep_ssd,
-               "branch_stream": args.branch_stream, "allocator": args.allocator or "default",
+               "branch_stream": args.branch_stream, "keep_weight_casts": args.keep_weight_casts,
+               "allocator": args.allocator or "default",
                "sdp": args.sdp or "default", "variants": {}}
     for name in ["fused"]:
-        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd, args.branch_stream)
+        layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd, args.branch_stream,
+                              args.keep_weight_casts)
         marking = [False]
 
         def step():

@@ -310,7 +310,7 @@ def parameter_gradients(wo, wr, bo, br, passes, frozen):
     return pairs
 
 
-def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False, scale=1.0, columns=False):
+def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False, scale=1.0, columns=False, keep=False):
     """linear against (scale x W^T + b) * c in float64 (the muP multipliers: `scale` an input one, or an
     output one of a layer without bias; `columns` a constant multiplier c per output, as mup_vector).
     With `master` the weight (and bias) are float32 leaves cast inside, and the weight's gradient goes
@@ -319,7 +319,8 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False,
     the weight is a leaf of x's type and its gradient comes back through autograd. `frozen`: a weight
     without gradient (a DPO reference model's), only x's gradient is asked for. `stacked`: the weight
     is two float32 leaves concatenated (the fused q, k, v projection), no leaf itself: its float32
-    gradient goes back through autograd to each."""
+    gradient goes back through autograd to each. `keep`: the backward reads the forward's cast of the
+    weight (model.keep-weight-casts), the same values."""
     torch.manual_seed(10)
     x = torch.randn(3, 50, 64, device="cuda")
     w = torch.randn(96, 64, device="cuda") * 0.1
@@ -337,7 +338,7 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False,
         top, bottom = leaves(w[:40], w[40:])
     for _ in range(passes):
         weight = torch.cat([top, bottom]) if stacked else wo
-        out = torch.ops.anneal.linear(xo, weight, bo if bias else None, scale, c)
+        out = torch.ops.anneal.linear(xo, weight, bo if bias else None, scale, c, keep)
         (out.double() * gout).sum().backward()
     if stacked:
         wo.grad = torch.cat([top.grad, bottom.grad])
@@ -347,7 +348,8 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False,
     pairs += parameter_gradients(wo, wr, bo if bias else None, br, passes, frozen)
     kind = "stacked float32 masters" if stacked else "float32 master" if master else "weight in x's type"
     compare(f"linear {kind}{' bias' if bias else ''} {passes} pass(es){' frozen' if frozen else ''}"
-            f"{f' scale {scale}' if scale != 1.0 else ''}{' columns' if columns else ''}", dtype, pairs)
+            f"{f' scale {scale}' if scale != 1.0 else ''}{' columns' if columns else ''}{' casts kept' if keep else ''}",
+            dtype, pairs)
     if columns:
         try:
             torch.ops.anneal.linear(xo, wo, None, scale, c.clone().requires_grad_(True))
@@ -367,13 +369,15 @@ def linear_pair_inputs(dtype, columns1):
     return x, w1, w2, b1, b2, c1, leaves(x.to(dtype).double(), w1.double(), b1.double(), w2.double(), b2.double())
 
 
-def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, scales=(1.0, 1.0), columns1=False):
+def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, scales=(1.0, 1.0), columns1=False,
+                     keep=False):
     """linear_pair(x, W1, b1, W2, b2, s1, s2, c1) against ((s1 x W1^T + b1) c1, s2 x W2^T + b2) in float64
     (the muP multipliers, as in `test_linear`; `columns1`: the first layer has c1), with float32 master
     weights whose gradients go into their .grad (summed over `passes`), x's gradient the sum of both
     layers' (the second product added into the first's by the GEMM). `only` (0 or 1): just that
     output is used, the other gets no gradient. `stacked_second`: the second weight is two float32
-    leaves concatenated (the fused q, k, v projection beside Mamba's input projection)."""
+    leaves concatenated (the fused q, k, v projection beside Mamba's input projection). `keep`: the
+    backward reads the forward's casts (model.keep-weight-casts)."""
     torch.manual_seed(13)
     x, w1, w2, b1, b2, c1, (xr, w1r, b1r, w2r, b2r) = linear_pair_inputs(dtype, columns1)
     refs = [(scales[0] * (xr @ w1r.t()) + (b1r if bias else 0)) * (c1.double() if columns1 else 1),
@@ -388,7 +392,7 @@ def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, sca
     for _ in range(passes):
         second = torch.cat([top, bottom]) if stacked_second else w2o
         outs = torch.ops.anneal.linear_pair(xo, w1o, b1o if bias else None, second, b2o if bias else None,
-                                            scales[0], scales[1], c1)
+                                            scales[0], scales[1], c1, None, [], keep)
         sum((outs[k].double() * gouts[k]).sum() for k in used).backward()
     if stacked_second:
         w2o.grad = torch.cat([top.grad, bottom.grad])
@@ -404,17 +408,17 @@ def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, sca
     what = "both used" if only is None else f"only output {only + 1} used"
     compare(f"linear_pair float32 masters{' bias' if bias else ''} {what} {passes} pass(es)"
             f"{' second stacked' if stacked_second else ''}{f' scales {scales}' if scales != (1.0, 1.0) else ''}"
-            f"{' columns1' if columns1 else ''}", dtype, pairs)
+            f"{' columns1' if columns1 else ''}{' casts kept' if keep else ''}", dtype, pairs)
 
 
-def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_first=False, passes=2):
+def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_first=False, passes=2, keep=False):
     """linear_pair with pieces1: the first layer's output in column pieces [40, 50, 6] (as Mamba's
     in_proj gives the gate, the conv's input and dt), each piece's gradient arriving apart, against
     the float64 reference of the whole output split the same way (the first layer with an input
     multiplier 1.25 and, with `columns1`, a multiplier per output). `unused`: that piece gets no
     gradient, so its rows of the weight's gradient must stay zero. `stacked_first`: the first weight
     is two float32 leaves concatenated, with no .grad of its own to add into: the pieces' gradients
-    are put together into one."""
+    are put together into one. `keep`: the backward reads the forward's casts (model.keep-weight-casts)."""
     torch.manual_seed(14)
     pieces = [40, 50, 6]
     x, w1, w2, b1, b2, c1, (xr, w1r, b1r, w2r, b2r) = linear_pair_inputs(dtype, columns1)
@@ -430,7 +434,7 @@ def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_fi
     for _ in range(passes):
         first = torch.cat([top, bottom]) if stacked_first else w1o
         outs = torch.ops.anneal.linear_pair(xo, first, b1o if bias else None, w2o, b2o if bias else None,
-                                            1.25, 1.0, c1, None, pieces)
+                                            1.25, 1.0, c1, None, pieces, keep)
         assert len(outs) == len(refs), f"linear_pair with pieces returned {len(outs)} outputs, expected {len(refs)}"
         sum((outs[i].double() * gouts[i]).sum() for i in used).backward()
     if stacked_first:
@@ -444,8 +448,8 @@ def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_fi
         rows = slice(sum(pieces[:unused]), sum(pieces[:unused + 1]))
         assert not w1o.grad[rows].any(), f"piece {unused + 1} got no gradient, but its weight rows did"
     compare(f"linear_pair pieces {pieces}{' bias' if bias else ''}{' columns1' if columns1 else ''}"
-            f"{f' piece {unused + 1} unused' if unused is not None else ''}{' first stacked' if stacked_first else ''}",
-            dtype, pairs)
+            f"{f' piece {unused + 1} unused' if unused is not None else ''}{' first stacked' if stacked_first else ''}"
+            f"{' casts kept' if keep else ''}", dtype, pairs)
 
 
 def test_rms_norm_keep(dtype, width=1024, rows=37):
@@ -490,13 +494,15 @@ def test_silu_mul(dtype, strided, width=96):
             [("out", out, ref), ("dgate", dgate, gr.grad), ("dup", up_op.grad, ur.grad)])
 
 
-def test_silu_mul_linear(dtype, bias, strided=False, master=True, passes=2, scale=1.0, frozen=False, width=96):
+def test_silu_mul_linear(dtype, bias, strided=False, master=True, passes=2, scale=1.0, frozen=False, width=96,
+                         keep=False):
     """silu_mul_linear against scale (silu(gate) * up) W^T + b in float64: the product that the backward
     writes again (not kept from the forward) must give the gradients the kept one gives. `strided`:
     the gate is a slice of a wider tensor (the Mamba gate, a piece of the input projection). `master`:
     a float32 weight leaf whose gradient goes into its .grad in place, summed over `passes`; else the
     weight in gate's type, its gradient through autograd. `frozen`: the weight takes no gradient. A
-    width that is no multiple of 8 takes the composed form (silu_mul, then linear)."""
+    width that is no multiple of 8 takes the composed form (silu_mul, then linear). `keep`: the backward
+    reads the forward's cast of the weight (model.keep-weight-casts)."""
     torch.manual_seed(12)
     rows, outputs = 37, 40
     wide = torch.randn(2, rows, width + 40, device="cuda") * 3
@@ -514,7 +520,7 @@ def test_silu_mul_linear(dtype, bias, strided=False, master=True, passes=2, scal
         wo.requires_grad_(False)
     for _ in range(passes):
         gate_op = wide_op[..., :width] if strided else gate_leaf
-        out = torch.ops.anneal.silu_mul_linear(gate_op, up_op, wo, bo if bias else None, scale)
+        out = torch.ops.anneal.silu_mul_linear(gate_op, up_op, wo, bo if bias else None, scale, keep)
         (out.double() * gout).sum().backward()
     assert out.dtype == dtype, f"silu_mul_linear came back in {out.dtype}, not {dtype}"
     dgate = wide_op.grad[..., :width] if strided else gate_leaf.grad
@@ -523,7 +529,7 @@ def test_silu_mul_linear(dtype, bias, strided=False, master=True, passes=2, scal
     kind = "float32 master" if master else "weight in gate's type"
     compare(f"silu_mul_linear width={width} {kind}{' bias' if bias else ''} {passes} pass(es)"
             f"{' gate a strided view' if strided else ''}{f' scale {scale}' if scale != 1.0 else ''}"
-            f"{' frozen' if frozen else ''}", dtype, pairs)
+            f"{' frozen' if frozen else ''}{' casts kept' if keep else ''}", dtype, pairs)
 
 
 # ---------------------------------------------------------------- the residual stream's RMSNorm
@@ -986,6 +992,10 @@ def main():
         # the layer's in_proj with q, k, v of a muP model (Falcon-H1's multipliers, the mup-untied fixture)
         test_linear_pair(dtype, bias=False, passes=2, stacked_second=True, scales=(1.25, 0.75), columns1=True)
         test_linear_pair(dtype, bias=False, only=0, scales=(0.8839, 1.0))
+        # model.keep-weight-casts: the backward reads the forward's casts (multipliers folded in), same values
+        test_linear(dtype, bias=True, passes=2, scale=1.25, columns=True, keep=True)
+        test_linear_pair(dtype, bias=False, passes=2, stacked_second=True, scales=(1.25, 0.75), columns1=True, keep=True)
+        test_linear_pair_pieces(dtype, bias=False, columns1=True, unused=2, keep=True)
         # the first layer's output in pieces (Mamba's in_proj: gate, conv input, dt), gradients never joined
         test_linear_pair_pieces(dtype, bias=False, columns1=True)       # the 291M model's in_proj: mup_vector
         test_linear_pair_pieces(dtype, bias=False, unused=2)            # dt without gradient
@@ -1005,6 +1015,8 @@ def main():
         test_silu_mul_linear(dtype, bias=True, strided=True)
         test_silu_mul_linear(dtype, bias=False, frozen=True, passes=1)
         test_silu_mul_linear(dtype, bias=True, strided=True, width=100)
+        test_silu_mul_linear(dtype, bias=False, scale=0.5, strided=True, keep=True)
+        test_silu_mul_linear(dtype, bias=True, strided=True, width=100, keep=True)   # composed: linear keeps it
         test_qkv_rope(dtype, per_row=True)
         test_qkv_rope(dtype, per_row=True, d=64, heads=16, kv_heads=4)  # the 291M model's attention
         test_qkv_rope(dtype, per_row=True, d=64, key_scale=0.390625)    # Falcon-H1-0.5B's key multiplier

@@ -1719,11 +1719,13 @@ Tensor fp8_linear(const Tensor& x, const Tensor& cast, std::pair<Tensor, Tensor>
 }
 #endif
 
-// x (scale diag(columns) W)^T + b * columns in x's type; the cast weight is freed on return.
+// x (scale diag(columns) W)^T + b * columns in x's type; the cast weight is freed on return, or
+// handed back in `kept` when given (model.keep-weight-casts: the backward's x-gradient reads it).
 // `x8`: x in float8 for the -DANNEAL_FP8_FORWARD=1 build, made by the first layer that needs it.
 Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool has_bias, double scale,
-                   const Tensor& columns, std::pair<Tensor, Tensor>& x8) {
+                   const Tensor& columns, std::pair<Tensor, Tensor>& x8, Tensor* kept = nullptr) {
   Tensor cast = cast_weight(weight, x.scalar_type(), scale, columns);
+  if (kept != nullptr) *kept = cast;
 #if ANNEAL_FP8_FORWARD
   if (fp8_forward(x, cast, has_bias)) return fp8_linear(x, cast, x8);
 #endif
@@ -1748,16 +1750,23 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight1, const Tensor& bias1,
                                bool has_bias1, const Tensor& weight2, const Tensor& bias2, bool has_bias2,
                                double scale1, double scale2, const c10::optional<Tensor>& columns1,
-                               const c10::optional<Tensor>& columns2, std::vector<int64_t> pieces1) {
+                               const c10::optional<Tensor>& columns2, std::vector<int64_t> pieces1, bool keep_casts) {
     int64_t layers = weight2.numel() > 0 ? 2 : 1;
     std::pair<Tensor, Tensor> x8;   // x in float8, shared by the two layers (-DANNEAL_FP8_FORWARD=1)
-    Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), x8);
-    variable_list out = column_pieces(out1, pieces1);
-    if (layers == 2) out.push_back(cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), x8));
-    // The half-precision casts are not kept for the backward, which makes them again for x's
-    // gradient, one layer at a time: kept, every layer's stayed alive from its forward to its
+    // The half-precision casts are by default not kept for the backward, which makes them again for
+    // x's gradient, one layer at a time: kept, every layer's stay alive from its forward to its
     // backward. The 291M model's allocated peak at 2 x 2048 fell by 426 MiB, for 0.44 ms of casts a
-    // step at any micro-batch (docs/benchmarks/2026-12-04-h200-weight-recast).
+    // step at any micro-batch (docs/benchmarks/2026-12-04-h200-weight-recast). `keep_casts`
+    // (model.keep-weight-casts) keeps them: a large micro-batch's choice, where memory is left.
+    Tensor casts[2];
+    Tensor out1 = cast_linear(x, weight1, bias1, has_bias1, scale1, optional_tensor(columns1), x8,
+                              keep_casts ? &casts[0] : nullptr);
+    variable_list out = column_pieces(out1, pieces1);
+    if (layers == 2) {
+      out.push_back(cast_linear(x, weight2, bias2, has_bias2, scale2, optional_tensor(columns2), x8,
+                                keep_casts ? &casts[1] : nullptr));
+    }
+    for (int k = 0; k < 2; k++) ctx->saved_data["cast" + std::to_string(k + 1)] = optional_value(casts[k]);
     ctx->save_for_backward({x});
     ctx->saved_data["layers"] = layers;
     ctx->saved_data["pieces1"] = pieces1;
@@ -1790,7 +1799,11 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
     if (ctx->saved_data["layers"].toInt() == 2) outputs.emplace_back(1, 0);
     Tensor dx;
     Tensor param_grads[2][2];
-    Tensor casts[2];   // each layer's cast weight, made again at its first piece's gradient
+    // each layer's cast weight: kept by the forward (keep_casts), else made again at its first
+    // piece's gradient; freed once this backward is done either way
+    Tensor casts[2] = {saved_optional(ctx, "cast1"), saved_optional(ctx, "cast2")};
+    ctx->saved_data["cast1"] = c10::IValue();
+    ctx->saved_data["cast2"] = c10::IValue();
     for (size_t i = 0; i < outputs.size(); i++) {
       if (!grads[i].defined()) continue;
       auto [k, row0] = outputs[i];
@@ -1817,7 +1830,7 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
       param_grads[k][1] = into_rows(param_grads[k][1], dbias, weight.size(0), row0);
     }
     return {dx, param_grads[0][0], param_grads[0][1], Tensor(), param_grads[1][0], param_grads[1][1], Tensor(),
-            Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+            Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 
   // A piece's gradient (rows row0 .. of a parameter with `rows` rows) placed into the parameter's
@@ -1856,23 +1869,23 @@ Tensor or_empty(const c10::optional<Tensor>& value, const Tensor& like) {
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>& bias, double scale,
-              const c10::optional<Tensor>& columns) {
+              const c10::optional<Tensor>& columns, bool keep_cast) {
   check_linear(x, weight, bias, columns);
   Tensor none = or_empty(c10::nullopt, weight);
   return LinearLayers::apply(x, weight, or_empty(bias, weight), bias.has_value(), none, none, false, scale, 1.0,
-                             columns, c10::nullopt, std::vector<int64_t>())[0];
+                             columns, c10::nullopt, std::vector<int64_t>(), keep_cast)[0];
 }
 
 std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
                                 const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1, double scale2,
                                 const c10::optional<Tensor>& columns1, const c10::optional<Tensor>& columns2,
-                                c10::IntArrayRef pieces1) {
+                                c10::IntArrayRef pieces1, bool keep_cast) {
   check_linear(x, weight1, bias1, columns1);
   check_linear(x, weight2, bias2, columns2);
   check_pieces("anneal::linear_pair", "pieces1", pieces1, weight1.size(0), "outputs of weight1");
   return LinearLayers::apply(x, weight1, or_empty(bias1, weight1), bias1.has_value(), weight2,
                              or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1, columns2,
-                             pieces1.vec());
+                             pieces1.vec(), keep_cast);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1888,9 +1901,12 @@ std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c1
 // ---------------------------------------------------------------------------------------------
 struct SiluMulLinear : torch::autograd::Function<SiluMulLinear> {
   static Tensor forward(AutogradContext* ctx, const Tensor& gate, const Tensor& up, const Tensor& weight,
-                        const Tensor& bias, bool has_bias, double scale) {
+                        const Tensor& bias, bool has_bias, double scale, bool keep_cast) {
     std::pair<Tensor, Tensor> x8;
-    Tensor out = cast_linear(silu_mul_product(gate, up), weight, bias, has_bias, scale, Tensor(), x8);
+    Tensor cast;   // kept for the backward with keep_cast (model.keep-weight-casts), as LinearLayers
+    Tensor out = cast_linear(silu_mul_product(gate, up), weight, bias, has_bias, scale, Tensor(), x8,
+                             keep_cast ? &cast : nullptr);
+    ctx->saved_data["cast"] = optional_value(cast);
     ctx->save_for_backward({gate, up});
     ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
     ctx->saved_data["bias_type"] = has_bias ? (int64_t) bias.scalar_type() : (int64_t) -1;
@@ -1901,11 +1917,15 @@ struct SiluMulLinear : torch::autograd::Function<SiluMulLinear> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     Tensor g = saved[0], u = saved[1];
-    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    Tensor cast = saved_optional(ctx, "cast");
+    ctx->saved_data["cast"] = c10::IValue();   // freed once this backward is done
+    if (!grads[0].defined()) return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     Tensor weight = ctx->saved_data["weight"].toTensor();
     double scale = ctx->saved_data["scale"].toDouble();
     Tensor d = grads[0].to(g.scalar_type());
-    Tensor dh = at::matmul(d, cast_weight(weight, g.scalar_type(), scale, Tensor())).contiguous();
+    if (!cast.defined()) cast = cast_weight(weight, g.scalar_type(), scale, Tensor());
+    Tensor dh = at::matmul(d, cast).contiguous();
+    cast.reset();
     Tensor product = at::empty(g.sizes(), g.options());
     auto [dgate, dup] = silu_mul_grads(g, u, dh, product);
     dh.reset();
@@ -1913,16 +1933,16 @@ struct SiluMulLinear : torch::autograd::Function<SiluMulLinear> {
     auto [dweight, dbias] = linear_parameter_grads(
         weight, d.reshape({-1, d.size(-1)}), product.reshape({-1, product.size(-1)}),
         ctx->saved_data["bias_type"].toInt(), ctx->needs_input_grad(2), ctx->needs_input_grad(3), scale, Tensor());
-    return {dgate, dup, dweight, dbias, Tensor(), Tensor()};
+    return {dgate, dup, dweight, dbias, Tensor(), Tensor(), Tensor()};
   }
 };
 
 Tensor silu_mul_linear(const Tensor& gate, const Tensor& up, const Tensor& weight, const c10::optional<Tensor>& bias,
-                       double scale) {
+                       double scale, bool keep_cast) {
   check_silu_mul("silu_mul_linear", gate, up);
   check_linear(gate, weight, bias, c10::nullopt);
-  if (!silu_mul_on_kernel(gate, up)) return linear(silu_mul(gate, up), weight, bias, scale, c10::nullopt);
-  return SiluMulLinear::apply(gate, up, weight, or_empty(bias, weight), bias.has_value(), scale);
+  if (!silu_mul_on_kernel(gate, up)) return linear(silu_mul(gate, up), weight, bias, scale, c10::nullopt, keep_cast);
+  return SiluMulLinear::apply(gate, up, weight, or_empty(bias, weight), bias.has_value(), scale, keep_cast);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2257,15 +2277,18 @@ TORCH_LIBRARY(anneal, m) {
         "bool recompute=True) -> Tensor");
   m.def("lm_head_cross_entropy(Tensor hidden, Tensor weight, Tensor labels, float scale, int chunk) -> (Tensor, Tensor)");
   m.def("silu_mul(Tensor gate, Tensor up) -> Tensor");
-  m.def("silu_mul_linear(Tensor gate, Tensor up, Tensor weight, Tensor? bias, float scale=1.0) -> Tensor");
+  m.def("silu_mul_linear(Tensor gate, Tensor up, Tensor weight, Tensor? bias, float scale=1.0, bool keep_cast=False) "
+        "-> Tensor");
   m.def("rms_norm(Tensor x, Tensor weight, float eps, int dtype) -> Tensor");
   m.def("rms_norm_keep(Tensor(a) x, Tensor weight, float eps, int dtype) -> (Tensor, Tensor(a))");
   m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
   m.def("residual_add(Tensor x, Tensor a) -> Tensor");
   m.def("qkv_rope(Tensor qkv, Tensor cos, Tensor sin, int heads, int kv_heads, float key_scale) -> (Tensor, Tensor, Tensor)");
-  m.def("linear(Tensor x, Tensor weight, Tensor? bias, float scale=1.0, Tensor? columns=None) -> Tensor");
+  m.def("linear(Tensor x, Tensor weight, Tensor? bias, float scale=1.0, Tensor? columns=None, bool keep_cast=False) "
+        "-> Tensor");
   m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2, float scale1=1.0, "
-        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None, int[] pieces1=[]) -> Tensor[]");
+        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None, int[] pieces1=[], bool keep_cast=False) "
+        "-> Tensor[]");
   m.def("wgrad_fence(Tensor(a) x) -> Tensor(a)");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);

@@ -100,13 +100,14 @@ class BenchTrainIT {
     void fusedPathSettingsOnTheCpuAreSaidToChangeNothing() throws Exception {
         Path conf = tmp.resolve("branch.conf");
         Files.writeString(conf, "include file(\"" + dist.resolve("examples/tiny-sft.conf") + "\")\n"
-                + "model.branch-stream = attention\nmodel.ssd-recompute = false\n");
+                + "model.branch-stream = attention\nmodel.ssd-recompute = false\nmodel.keep-weight-casts = true\n");
         Path out = tmp.resolve("branch.json");
         Result r = dist.run("bench-train", conf.toString(), "--rows", "1", "--sequence-length", "32", "--warmup", "1",
                 "--steps", "1", "--matmul-size", "64", "--precision", "float32", "--out", out.toString());
         assertEquals(0, r.exit(), r.out());
         assertTrue(r.out().contains("kernels: reference (the fused operators are CUDA kernels and the model is on the cpu()); "
-                + "model.ssd-recompute = false and model.branch-stream = attention change nothing here (fused path only)"), r.out());
+                + "model.ssd-recompute = false, model.branch-stream = attention and model.keep-weight-casts = true"
+                + " change nothing here (fused path only)"), r.out());
     }
 
     @Test

@@ -36,7 +36,8 @@ public final class RunConfigRecord {
      * change across a resume, with everything under them.
      */
     static final Set<String> ENVIRONMENT = Set.of("pipeline.threads", "pipeline.device", "pipeline.run-dir",
-            "model.kernels", "model.layers", "model.ssd-recompute", "model.branch-stream", "pipeline.metrics");
+            "model.kernels", "model.layers", "model.ssd-recompute", "model.branch-stream", "model.keep-weight-casts",
+            "pipeline.metrics");
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private RunConfigRecord() {

@@ -12,10 +12,12 @@ import java.util.List;
  *     (the least memory); false keeps its intermediates
  * @param branchStream model.branch-stream: which mixer, if any, runs on a second CUDA stream beside the
  *     other (Falcon-H1's attention and Mamba-2 read the same input and meet again at the next norm)
+ * @param keepWeightCasts model.keep-weight-casts: true keeps each linear layer's half-precision cast
+ *     of its weight from the forward to the backward; false casts again in the backward (the least memory)
  */
-public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream) {
+public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream, boolean keepWeightCasts) {
     /** The defaults of reference.conf: the least memory, one stream. */
-    public static final FusedLayerOptions DEFAULT = new FusedLayerOptions(true, BranchStream.NONE);
+    public static final FusedLayerOptions DEFAULT = new FusedLayerOptions(true, BranchStream.NONE, false);
 
     public FusedLayerOptions {
         if (branchStream == null) {
@@ -25,7 +27,8 @@ public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream)
 
     /** The model block's settings. */
     public static FusedLayerOptions fromHocon(ConfigView model) {
-        return new FusedLayerOptions(model.getBoolean("ssd-recompute"), model.getEnum("branch-stream", BranchStream.class));
+        return new FusedLayerOptions(model.getBoolean("ssd-recompute"), model.getEnum("branch-stream", BranchStream.class),
+                model.getBoolean("keep-weight-casts"));
     }
 
     /** A setting other than its default: as the config file writes it, and what it does on the fused path. */
@@ -41,6 +44,10 @@ public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream)
             boolean attention = branchStream == BranchStream.ATTENTION;
             changed.add(new Changed("model.branch-stream = " + branchStream.configName(),
                     (attention ? "attention" : "Mamba") + " runs on a second stream beside " + (attention ? "Mamba" : "attention")));
+        }
+        if (keepWeightCasts) {
+            changed.add(new Changed("model.keep-weight-casts = true",
+                    "the linear layers keep their weights' half-precision casts for the backward"));
         }
         return changed;
     }
@@ -63,7 +70,9 @@ public record FusedLayerOptions(boolean ssdRecompute, BranchStream branchStream)
         if (set.isEmpty()) {
             return "";
         }
-        return "; " + String.join(" and ", set) + (set.size() == 1 ? " changes" : " change") + " nothing here (fused path only)";
+        String named = set.size() == 1 ? set.get(0)
+                : String.join(", ", set.subList(0, set.size() - 1)) + " and " + set.get(set.size() - 1);
+        return "; " + named + (set.size() == 1 ? " changes" : " change") + " nothing here (fused path only)";
     }
 
     /**

@@ -84,6 +84,7 @@ final class TorchScriptLayers implements AutoCloseable {
         attributes.put("ssd_chunk", config.mambaChunkSize());
         attributes.put("ssd_recompute", options.ssdRecompute());
         attributes.put("branch_streams", options.branchStream().torchScriptValue());
+        attributes.put("keep_casts", options.keepWeightCasts());
         attributes.put("lm_head", mup.lmHead());
         attributes.put("head_chunk", HEAD_CHUNK);
         return attributes;

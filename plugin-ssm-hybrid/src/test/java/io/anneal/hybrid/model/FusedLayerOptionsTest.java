@@ -9,7 +9,7 @@ import io.anneal.hybrid.model.FusedLayerOptions.BranchStream;
 import io.anneal.testkit.TestConfig;
 import org.junit.jupiter.api.Test;
 
-/** model.ssd-recompute and model.branch-stream, over the plugin's reference.conf defaults. */
+/** model.ssd-recompute, model.branch-stream and model.keep-weight-casts, over the plugin's reference.conf defaults. */
 class FusedLayerOptionsTest {
     private static FusedLayerOptions options(String hocon) {
         return FusedLayerOptions.fromHocon(TestConfig.block("model-architecture", "type = falcon-h1" + hocon).at("model"));
@@ -17,7 +17,7 @@ class FusedLayerOptionsTest {
 
     @Test
     void defaultsRecomputeTheScanOnOneStream() {
-        assertEquals(new FusedLayerOptions(true, BranchStream.NONE), options(""));
+        assertEquals(new FusedLayerOptions(true, BranchStream.NONE, false), options(""));
         assertEquals(FusedLayerOptions.DEFAULT, options(""));
         assertEquals("", FusedLayerOptions.DEFAULT.describe());
     }
@@ -25,11 +25,15 @@ class FusedLayerOptionsTest {
     @Test
     void settingsAreReadAndTheStatusLineSaysThose() {
         FusedLayerOptions both = options(", ssd-recompute = false, branch-stream = attention");
-        assertEquals(new FusedLayerOptions(false, BranchStream.ATTENTION), both);
+        assertEquals(new FusedLayerOptions(false, BranchStream.ATTENTION, false), both);
         assertEquals("; the SSD scan keeps its intermediates for the backward (model.ssd-recompute = false)"
                 + "; attention runs on a second stream beside Mamba (model.branch-stream = attention)", both.describe());
         assertEquals("; Mamba runs on a second stream beside attention (model.branch-stream = mamba)",
                 options(", branch-stream = mamba").describe());
+        FusedLayerOptions kept = options(", keep-weight-casts = true");
+        assertEquals(new FusedLayerOptions(true, BranchStream.NONE, true), kept);
+        assertEquals("; the linear layers keep their weights' half-precision casts for the backward"
+                + " (model.keep-weight-casts = true)", kept.describe());
     }
 
     @Test
@@ -39,6 +43,15 @@ class FusedLayerOptionsTest {
                 options(", branch-stream = attention").ignoredOnReference());
         assertEquals("; model.ssd-recompute = false and model.branch-stream = mamba change nothing here (fused path only)",
                 options(", ssd-recompute = false, branch-stream = mamba").ignoredOnReference());
+        assertEquals("; model.ssd-recompute = false, model.branch-stream = mamba and model.keep-weight-casts = true"
+                + " change nothing here (fused path only)",
+                options(", ssd-recompute = false, branch-stream = mamba, keep-weight-casts = true").ignoredOnReference());
+    }
+
+    @Test
+    void aKeepWeightCastsThatIsNoBooleanNamesTheKey() {
+        ConfigException e = assertThrows(ConfigException.class, () -> options(", keep-weight-casts = sometimes"));
+        assertTrue(e.getMessage().contains("model.keep-weight-casts"), e.getMessage());
     }
 
     @Test

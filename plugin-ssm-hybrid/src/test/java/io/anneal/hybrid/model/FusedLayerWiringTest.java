@@ -226,7 +226,7 @@ class FusedLayerWiringTest {
         MupMultipliers mup = multipliers();
         Inputs inputs = new Inputs(config, mup);
         Pass expected = layerPass(config, mup, inputs, packed, null, FusedLayerOptions.DEFAULT);
-        Pass actual = layerPass(config, mup, inputs, packed, fusedSource, new FusedLayerOptions(true, branch));
+        Pass actual = layerPass(config, mup, inputs, packed, fusedSource, new FusedLayerOptions(true, branch, false));
         Map<String, Double> gradients = new LinkedHashMap<>();
         for (Map.Entry<String, float[]> e : expected.gradients.entrySet()) {
             gradients.put(e.getKey(), relativeError(actual.gradients.get(e.getKey()), e.getValue(), e.getKey()));

@@ -10,6 +10,8 @@ import io.anneal.hybrid.TinyModels;
 import io.anneal.toolkit.mup.FalconH1Multipliers;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -87,10 +89,36 @@ class TorchScriptAttributesTest {
         assertEquals("bool", declared.get("ssd_recompute"));
         for (boolean recompute : new boolean[] {true, false}) {
             Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
-                    new FusedLayerOptions(recompute, FusedLayerOptions.BranchStream.NONE));
+                    new FusedLayerOptions(recompute, FusedLayerOptions.BranchStream.NONE, false));
             assertMatches(declared, written);
             assertEquals(recompute, written.get("ssd_recompute"));
         }
+        assertEquals("bool", declared.get("keep_casts"));
+        for (boolean keep : new boolean[] {true, false}) {
+            Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
+                    new FusedLayerOptions(true, FusedLayerOptions.BranchStream.NONE, keep));
+            assertMatches(declared, written);
+            assertEquals(keep, written.get("keep_casts"));
+        }
+    }
+
+    /**
+     * tools/gpu/profile_layers.py compiles the fused layer itself, on the GPU machine, with the attributes
+     * its attributes() lists: one the layer declares and the script lacks stops every profile there
+     * (a GPU call spent on nothing), so the list is held to the declarations here, names in order.
+     */
+    @Test
+    void theGpuProfilerSetsEveryAttributeTheFusedLayerDeclares() throws Exception {
+        String script = Files.readString(Path.of("..", "tools", "gpu", "profile_layers.py"));
+        String body = script.substring(script.indexOf("def attributes("));
+        body = body.substring(0, body.indexOf("\n\n\n"));
+        List<String> listed = new ArrayList<>();
+        Matcher m = Pattern.compile("\\(\"(\\w+)\", ").matcher(body);
+        while (m.find()) {
+            listed.add(m.group(1));
+        }
+        assertEquals(new ArrayList<>(declared("FalconH1FusedLayer.torchscript").keySet()), listed,
+                "tools/gpu/profile_layers.py attributes(), in the order of FalconH1FusedLayer.torchscript's declarations");
     }
 
     /** model.branch-stream as the layer's mixers() reads branch_streams: 0 one stream, 1 attention beside, 2 Mamba beside. */
@@ -104,7 +132,7 @@ class TorchScriptAttributesTest {
                 FusedLayerOptions.BranchStream.MAMBA, "mamba = self.mamba(pieces[0]");
         for (FusedLayerOptions.BranchStream branch : FusedLayerOptions.BranchStream.values()) {
             Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
-                    new FusedLayerOptions(true, branch));
+                    new FusedLayerOptions(true, branch, false));
             assertMatches(declared, written);
             int value = (Integer) written.get("branch_streams");
             if (branch == FusedLayerOptions.BranchStream.NONE) {
