@@ -10,6 +10,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
+#include <cuda_pipeline.h>
 #include <mma.h>
 
 #include <algorithm>
@@ -149,6 +150,18 @@ void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cud
                              std::to_string(block.x) + " threads, " + std::to_string(shared) +
                              " bytes of shared memory) failed: " + cudaGetErrorString(status));
   }
+}
+
+// Kernel's dynamic shared memory allowed up to `largest` bytes (over the default 48 KiB), once: the
+// kernel is the template argument, so each kernel has its own flag (a refusal shows at its launch,
+// which launch() reports).
+template <auto Kernel>
+void allow_shared(size_t largest) {
+  static const bool allowed = [&] {
+    cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) largest);
+    return true;
+  }();
+  (void) allowed;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,24 +390,71 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 // s + j, held at g[M - K + j], reads s through tap K - 1 - j = M - 1 - (M - K + j). Weight and bias
 // gradients are summed per (batch, tile) into partials [B * tiles, C, K] and [B * tiles, C],
 // reduced by the caller.
+// -DANNEAL_CONV_STAGED=1 (an experiment for tools/gpu/try-variants.sh, off by default): the backward
+// first copies its tile into shared memory, then walks it. The backward ran at 1.2 to 1.7 TB/s (2.18 ms
+// a step at 8 x 2048, docs/benchmarks/2026-12-04-h200-head-once/side-by-side/layers-2.log): each
+// thread has one step's loads in flight, as the time loop consumes them in order (fetching two steps
+// ahead or four at once cost registers and was slower, below). Here every thread first issues all
+// its tile's copies at once (about 73 rows of 4 bytes for bfloat16 pairs at width 4), through
+// cp.async, which takes no registers: memory sees the whole tile's requests together, as Little's
+// law asks of a load-latency-bound loop. Each thread reads back only its own channels (no block-wide
+// exchange but the rows' document ids); about 37.5 KiB of shared memory a block at width 4, 6 blocks
+// an SM. Only where a thread's V channels are 4, 8 or 16 bytes (cp.async's sizes): bfloat16 and
+// float16 pairs and float32 ones or singles.
+#ifndef ANNEAL_CONV_STAGED
+#define ANNEAL_CONV_STAGED 0
+#endif
+
+// V elements of T as one access (loadv's unit), the staged tile's element
+template <typename T, int V>
+struct alignas(sizeof(T) * V) ConvPack {
+  T e[V];
+};
+
+// The staged tile's rows for window M: x from t0 - (K - 1) to t1 + K - 2, the output gradient from t0
+// (K <= M).
+__host__ __device__ constexpr int conv_stage_x_rows(int m) { return kConvTile + 2 * (m - 1); }
+__host__ __device__ constexpr int conv_stage_d_rows(int m) { return kConvTile + (m - 1); }
+template <typename T, int M, int V>
+constexpr size_t conv_stage_bytes() {
+  return (size_t) (conv_stage_x_rows(M) + conv_stage_d_rows(M)) * kConvThreads * sizeof(ConvPack<T, V>) +
+         (size_t) conv_stage_x_rows(M) * sizeof(int);
+}
+
 // Step t's x, dout and document id, loaded while step t - 1 computes (2V + 1 registers more, held to
 // 64 by the launch bounds: 2.51 -> 2.29 ms a step at 8 x 2048, docs/benchmarks/2026-12-03-h200-mup-linear;
 // loading a group of 4 steps instead doubled the registers and was slower). Zeros and kPastTheEnd
 // past the row's end; dout only for the outputs the thread differentiates (t >= t0). dout is the
 // thread's piece of the output gradient, d_row channels a row, the thread's channels at d_c0.
-template <typename T, int V>
+// STAGED: from the staged tile instead (x_stage from row t_first, d_stage from t0, the thread's packs
+// kConvThreads apart; doc_stage the x rows' document ids), which holds every row the loop consumes,
+// t_first .. end - 1 (the last prefetch, one step past them, reads nothing).
+template <typename T, int V, bool STAGED>
 __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int64_t x_row,
                                                     const int64_t* __restrict__ seq, const T* __restrict__ dout,
                                                     int d_row, int d_c0, int64_t row, int t, int time, int t0, int c0,
-                                                    float (&xv)[V], float (&dv)[V], int& doc) {
-  bool inside = t < time;
+                                                    const ConvPack<T, V>* x_stage, const ConvPack<T, V>* d_stage,
+                                                    const int* doc_stage, int t_first, int end, float (&xv)[V],
+                                                    float (&dv)[V], int& doc) {
 #pragma unroll
   for (int v = 0; v < V; v++) {
     xv[v] = 0.f;
     dv[v] = 0.f;
   }
   doc = kPastTheEnd;
-  if (inside) {
+  if constexpr (STAGED) {
+    if (t < end) {
+      const ConvPack<T, V> xp = x_stage[(t - t_first) * kConvThreads + threadIdx.x];
+#pragma unroll
+      for (int v = 0; v < V; v++) xv[v] = load(xp.e, v);
+      doc = doc_stage[t - t_first];
+      if (t >= t0) {
+        const ConvPack<T, V> dp = d_stage[(t - t0) * kConvThreads + threadIdx.x];
+#pragma unroll
+        for (int v = 0; v < V; v++) dv[v] = load(dp.e, v);
+      }
+    }
+  } else if (t < time) {
     loadv<V>(x, (row + t) * x_row + c0, xv);
     doc = seq ? (int) seq[row + t] : 0;
     if (t >= t0) loadv<V>(dout, (row + t) * d_row + d_c0, dv);
@@ -404,7 +464,7 @@ __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int
 // at most 64 registers (8 blocks of 128 threads an SM) with the prefetch, as the kernel had without it
 // (the 8-step window of widths 5 to 8 spills 276 bytes under this bound: a bound of its own, which
 // would let it take 128, is not yet measured)
-template <typename T, int M, int V>
+template <typename T, int M, int V, bool STAGED>
 __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T* __restrict__ x, int64_t x_row, const float* __restrict__ w,
                                      const float* __restrict__ bias, const int64_t* __restrict__ seq,
                                      ConvGradPieces<T> pieces, T* __restrict__ dx,
@@ -412,7 +472,8 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
                                      int time, int channels, int kernel) {
   wait_for_predecessors();
   int c0 = (blockIdx.x * blockDim.x + threadIdx.x) * V;
-  if (c0 >= channels) return;
+  // (a staged block's threads past the channels stay for its one barrier, then leave)
+  if (!STAGED && c0 >= channels) return;
   // the output gradient's piece that holds the thread's channels (V never straddles two: every
   // piece's width is a multiple of V), picked by constant indices so the pieces stay in parameters
   int piece = c0 < pieces.end[0] ? 0 : c0 < pieces.end[1] ? 1 : 2;
@@ -424,6 +485,37 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   int tile = blockIdx.y;
   int t0 = tile * kConvTile;
   int t1 = min(t0 + kConvTile, time);
+  int64_t row = (int64_t) b * time;
+  int t_first = max(0, t0 - (kernel - 1));
+  int end = min(time, t1 + kernel - 1);   // the rows the loop consumes: t_first .. end - 1
+  ConvPack<T, V>* x_stage = nullptr;
+  ConvPack<T, V>* d_stage = nullptr;
+  int* doc_stage = nullptr;
+  if constexpr (STAGED) {
+    extern __shared__ __align__(16) unsigned char conv_stage[];
+    x_stage = reinterpret_cast<ConvPack<T, V>*>(conv_stage);
+    d_stage = x_stage + conv_stage_x_rows(M) * kConvThreads;
+    doc_stage = reinterpret_cast<int*>(d_stage + conv_stage_d_rows(M) * kConvThreads);
+    if (c0 < channels) {
+      for (int t = t_first; t < end; t++) {
+        __pipeline_memcpy_async(&x_stage[(t - t_first) * kConvThreads + threadIdx.x],
+                                reinterpret_cast<const ConvPack<T, V>*>(x + (row + t) * x_row + c0),
+                                sizeof(ConvPack<T, V>));
+      }
+      for (int t = t0; t < end; t++) {
+        __pipeline_memcpy_async(&d_stage[(t - t0) * kConvThreads + threadIdx.x],
+                                reinterpret_cast<const ConvPack<T, V>*>(dout + (row + t) * d_row + d_c0),
+                                sizeof(ConvPack<T, V>));
+      }
+      __pipeline_commit();
+    }
+    for (int r = threadIdx.x; r < end - t_first; r += blockDim.x) {
+      doc_stage[r] = seq ? (int) seq[row + t_first + r] : 0;
+    }
+    if (c0 < channels) __pipeline_wait_prior(0);
+    __syncthreads();   // the document ids, which every thread reads
+    if (c0 >= channels) return;
+  }
   float taps[V][M], b0[V];  // right-aligned, for the pre-activation
   conv_taps<M, V>(w, bias, c0, kernel, taps, b0);
   float left[V][M];  // left[v][k] = w[c0 + v, k], zeros after: dx reads g[m] through left[M - 1 - m]
@@ -432,7 +524,6 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
 #pragma unroll
     for (int k = 0; k < M; k++) left[v][k] = k < kernel ? w[(c0 + v) * kernel + k] : 0.f;
   }
-  int64_t row = (int64_t) b * time;
   float dw[V][M];  // right-aligned like taps
   float g[V][M];   // g[t - M + 1 .. t], oldest first
   int gdoc[M];
@@ -450,10 +541,10 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   for (int v = 0; v < V; v++) db[v] = 0.f;
   ConvWindow<M, V> win;
   win.reset();
-  int t_first = max(0, t0 - (kernel - 1));
   float x_next[V], d_next[V];
   int doc_next;
-  conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t_first, time, t0, c0, x_next, d_next, doc_next);
+  conv_backward_fetch<T, V, STAGED>(x, x_row, seq, dout, d_row, d_c0, row, t_first, time, t0, c0, x_stage, d_stage,
+                                    doc_stage, t_first, end, x_next, d_next, doc_next);
   for (int t = t_first; t < t1 + kernel - 1; t++) {
     // one step at a time: loading a group of steps first (as the forward does) made this kernel
     // slower, 2.98 -> 3.38 ms a step at 8 x 2048 (its registers doubled, halving occupancy); so did
@@ -467,7 +558,8 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
       d[v] = d_next[v];
       gt[v] = 0.f;
     }
-    conv_backward_fetch<T, V>(x, x_row, seq, dout, d_row, d_c0, row, t + 1, time, t0, c0, x_next, d_next, doc_next);
+    conv_backward_fetch<T, V, STAGED>(x, x_row, seq, dout, d_row, d_c0, row, t + 1, time, t0, c0, x_stage, d_stage,
+                                      doc_stage, t_first, end, x_next, d_next, doc_next);
     win.push(xt, doc_t);
     // g is needed only for outputs t0 .. t1 + K - 2 that exist: those read this tile's inputs
     if (t >= t0 && inside) {
@@ -501,10 +593,18 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
     gdoc[M - 1] = win.doc[M - 1];
     int s = t - (kernel - 1);  // the input whose last reader is output t
     if (s >= t0) {
-      int sdoc = kNoDocument;
+      // win.doc[M - kernel]. The staged kernel picks it by arithmetic: there the branches were merged
+      // into one load at a computed index, which put the whole window in local memory (48 bytes at
+      // width 4, ptxas -v); the unstaged one keeps the branches, with which it has 8 bytes of stack
+      // where the arithmetic gives it 24 of spills.
+      int sdoc = STAGED ? 0 : kNoDocument;
 #pragma unroll
       for (int m = 0; m < M; m++) {
-        if (m == M - kernel) sdoc = win.doc[m];
+        if constexpr (STAGED) {
+          sdoc += (m == M - kernel) * win.doc[m];
+        } else if (m == M - kernel) {
+          sdoc = win.doc[m];
+        }
       }
       float acc[V];
 #pragma unroll
@@ -1704,8 +1804,18 @@ void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float
     constexpr int V = decltype(per_thread)::value;
     dim3 grid(blocks(channels, kConvThreads * V), blocks(time, kConvTile), batch);
     by_window(kernel, [&](auto window) {
-      launch(conv_backward_kernel<T, decltype(window)::value, V>, grid, kConvThreads, 0, stream, x, x_row, w, bias, seq,
-             dout, dx, dw_partial, db_partial, time, channels, kernel);
+      constexpr int M = decltype(window)::value;
+      // staged (-DANNEAL_CONV_STAGED=1) where a thread's channels are one cp.async (4, 8 or 16 bytes)
+      constexpr size_t pack = sizeof(ConvPack<T, V>);
+      if constexpr (ANNEAL_CONV_STAGED && (pack == 4 || pack == 8 || pack == 16)) {
+        constexpr auto kernel_staged = conv_backward_kernel<T, M, V, true>;
+        allow_shared<kernel_staged>(conv_stage_bytes<T, M, V>());
+        launch(kernel_staged, grid, kConvThreads, conv_stage_bytes<T, M, V>(), stream, x, x_row, w, bias, seq, dout,
+               dx, dw_partial, db_partial, time, channels, kernel);
+      } else {
+        launch(conv_backward_kernel<T, M, V, false>, grid, kConvThreads, 0, stream, x, x_row, w, bias, seq, dout, dx,
+               dw_partial, db_partial, time, channels, kernel);
+      }
     });
   }, pieces_even);
 }
@@ -1764,17 +1874,6 @@ void ssd_mixing_backward(const float* scores, const float* cum, const int64_t* s
          groups, q);
   int64_t rows = (int64_t) batch * chunks * heads;
   launch(reverse_cumsum_rows_kernel, blocks(rows, kVectorThreads), kVectorThreads, 0, stream, dlogd, rows, q);
-}
-
-// Kernel's dynamic shared memory allowed up to `largest` bytes (over the default 48 KiB), once: the
-// kernel is the template argument, so each kernel has its own flag.
-template <auto Kernel>
-void allow_shared(size_t largest) {
-  static const bool allowed = [&] {
-    cudaFuncSetAttribute(Kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int) largest);
-    return true;
-  }();
-  (void) allowed;
 }
 
 int ssd_mixing_max_chunk() { return 1024; }
