@@ -84,21 +84,17 @@ class TorchScriptAttributesTest {
     }
 
     @Test
-    void theFusedLayersAttributesAreItsDeclarationsWithTheScansSetting() throws Exception {
+    void theFusedLayersAttributesAreItsDeclarationsWithTheScansAndTheCastsSettings() throws Exception {
         Map<String, String> declared = declared("FalconH1FusedLayer.torchscript");
         assertEquals("bool", declared.get("ssd_recompute"));
-        for (boolean recompute : new boolean[] {true, false}) {
-            Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
-                    new FusedLayerOptions(recompute, FusedLayerOptions.BranchStream.NONE, false));
-            assertMatches(declared, written);
-            assertEquals(recompute, written.get("ssd_recompute"));
-        }
         assertEquals("bool", declared.get("keep_casts"));
-        for (boolean keep : new boolean[] {true, false}) {
-            Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32,
-                    new FusedLayerOptions(true, FusedLayerOptions.BranchStream.NONE, keep));
+        FusedLayerOptions.BranchStream none = FusedLayerOptions.BranchStream.NONE;
+        for (FusedLayerOptions options : List.of(new FusedLayerOptions(true, none, false),
+                new FusedLayerOptions(false, none, false), new FusedLayerOptions(true, none, true))) {
+            Map<String, Object> written = TorchScriptLayers.fusedAttributes(config(), multipliers(), DataType.FLOAT32, options);
             assertMatches(declared, written);
-            assertEquals(keep, written.get("keep_casts"));
+            assertEquals(options.ssdRecompute(), written.get("ssd_recompute"));
+            assertEquals(options.keepWeightCasts(), written.get("keep_casts"));
         }
     }
 
