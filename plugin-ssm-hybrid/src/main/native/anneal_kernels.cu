@@ -105,8 +105,8 @@ inline unsigned vector_blocks(int64_t threads) {
 // start it before the kernel ahead of it on the stream has finished, and its first statement,
 // wait_for_predecessors(), holds every thread until that kernel has completed and its memory is
 // visible: no thread reads or writes memory before, so the results are the same. What it saves is
-// the gap between two kernels (3.2 us a launch in the graphed step at 8 x 2048, 5.2 ms of 83.8,
-// docs/benchmarks/2026-12-04-h200-head-once/side-by-side/layers-2.log; about 550 of its 1,627
+// the gap between two kernels (2.32 us a launch in the graphed step at 8 x 2048, 3.7 ms of 81.6,
+// docs/benchmarks/2026-12-04-h200-head-once/side-by-side/layers-1.log; 475 of its 1,605
 // launches are these kernels'). With 1 a kernel is released when the one ahead of it ends (its
 // launch is prepared during that kernel's tail); with 2 each kernel also releases the next once all
 // its blocks have started, so the next one's blocks can be resident while this one's last wave runs
@@ -391,8 +391,8 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 // gradients are summed per (batch, tile) into partials [B * tiles, C, K] and [B * tiles, C],
 // reduced by the caller.
 // -DANNEAL_CONV_STAGED=1 (an experiment for tools/gpu/try-variants.sh, off by default): the backward
-// first copies its tile into shared memory, then walks it. The backward ran at 1.2 to 1.7 TB/s (2.18 ms
-// a step at 8 x 2048, docs/benchmarks/2026-12-04-h200-head-once/side-by-side/layers-2.log): each
+// first copies its tile into shared memory, then walks it. The backward ran at 1.2 to 1.7 TB/s (2.25 ms
+// a step at 8 x 2048, docs/benchmarks/2026-12-04-h200-head-once/side-by-side/layers-1.json): each
 // thread has one step's loads in flight, as the time loop consumes them in order (fetching two steps
 // ahead or four at once cost registers and was slower, below). Here every thread first issues all
 // its tile's copies at once (about 73 rows of 4 bytes for bfloat16 pairs at width 4), through
