@@ -2749,19 +2749,30 @@ ANNEAL_CONV(__nv_bfloat16)
 constexpr float kE4m3Max = 448.f;
 constexpr int kQuantizeThreads = 256;
 
-template <typename T>
+// GATED: the rows quantised are silu(x) * up's (up's rows up_stride apart), computed in float32 in both
+// passes and never written in the compute type: silu_mul_linear's product, which its backward makes
+// again, so the forward needs it only in float8 (4 bytes an element less to move than silu_mul's
+// product written, then read by a quantisation of its own).
+template <typename T, bool GATED>
 __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
-    const T* __restrict__ x, int64_t row_stride, int cols, __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
+    const T* __restrict__ x, int64_t row_stride, const T* __restrict__ up, int64_t up_stride, int cols,
+    __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
   wait_for_predecessors();
   const T* xr = x + (int64_t) blockIdx.x * row_stride;
+  const T* ur = GATED ? up + (int64_t) blockIdx.x * up_stride : nullptr;
+  auto value = [&](int c) {
+    float v = load(xr, c);
+    if constexpr (GATED) v = v * sigmoid(v) * load(ur, c);
+    return v;
+  };
   float amax = 0.f;
-  for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) amax = fmaxf(amax, fabsf(load(xr, c)));
+  for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) amax = fmaxf(amax, fabsf(value(c)));
   __shared__ float warp_max[kQuantizeThreads / 32];
   amax = block_reduce(amax, warp_max, MaxOp{}, 0.f);
   float s = amax > 0.f ? amax / kE4m3Max : 1.f;
   float inverse = 1.f / s;
   __nv_fp8_e4m3* qr = q + (int64_t) blockIdx.x * cols;
-  for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) qr[c] = __nv_fp8_e4m3(load(xr, c) * inverse);  // satfinite
+  for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) qr[c] = __nv_fp8_e4m3(value(c) * inverse);  // satfinite
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
 }
 
@@ -2769,13 +2780,24 @@ template <typename T>
 void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
                         cudaStream_t stream) {
   if (rows == 0) return;
-  launch(quantize_rows_e4m3_kernel<T>, (unsigned) rows, kQuantizeThreads, 0, stream, x, row_stride, cols,
-         reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
+  launch(quantize_rows_e4m3_kernel<T, false>, (unsigned) rows, kQuantizeThreads, 0, stream, x, row_stride,
+         static_cast<const T*>(nullptr), (int64_t) 0, cols, reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
 }
-template void quantize_rows_e4m3<float>(const float*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);
-template void quantize_rows_e4m3<__half>(const __half*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);
-template void quantize_rows_e4m3<__nv_bfloat16>(const __nv_bfloat16*, int64_t, int64_t, int, uint8_t*, float*,
-                                                cudaStream_t);
+
+template <typename T>
+void silu_mul_quantize_rows_e4m3(const T* gate, int64_t gate_row, const T* up, int64_t up_row, int64_t rows, int cols,
+                                 uint8_t* q, float* scale, cudaStream_t stream) {
+  if (rows == 0) return;
+  launch(quantize_rows_e4m3_kernel<T, true>, (unsigned) rows, kQuantizeThreads, 0, stream, gate, gate_row, up, up_row,
+         cols, reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
+}
+#define ANNEAL_QUANTIZE(T)                                                                                     \
+  template void quantize_rows_e4m3<T>(const T*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);       \
+  template void silu_mul_quantize_rows_e4m3<T>(const T*, int64_t, const T*, int64_t, int64_t, int, uint8_t*, \
+                                               float*, cudaStream_t);
+ANNEAL_QUANTIZE(float)
+ANNEAL_QUANTIZE(__half)
+ANNEAL_QUANTIZE(__nv_bfloat16)
 #endif
 
 #define ANNEAL_NORM(TY, TZ)                                                                                      \

@@ -209,6 +209,11 @@ void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_
 template <typename T>
 void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
                         cudaStream_t stream);
+/** quantize_rows_e4m3 of silu(gate) * up, never written in T (gate's and up's rows gate_row and up_row
+ *  elements apart). */
+template <typename T>
+void silu_mul_quantize_rows_e4m3(const T* gate, int64_t gate_row, const T* up, int64_t up_row, int64_t rows, int cols,
+                                 uint8_t* q, float* scale, cudaStream_t stream);
 #endif
 
 }  // namespace anneal

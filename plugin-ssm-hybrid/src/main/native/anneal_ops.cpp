@@ -1686,17 +1686,38 @@ Tensor cast_weight(const Tensor& weight, at::ScalarType type, double scale, cons
 // (docs/benchmarks/2026-12-04-h200-fp8-probe); here each x costs one more pass (read in bfloat16,
 // written in e4m3 with its scales), and each cast weight one.
 
+// (q [rows, cols] e4m3, s [rows, 1] float32), unwritten, on `like`'s device.
+std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tensor& like) {
+  return {at::empty({rows, cols}, like.options().dtype(at::kFloat8_e4m3fn)),
+          at::empty({rows, 1}, like.options().dtype(at::kFloat))};
+}
+
 // (q [rows, cols] e4m3, s [rows, 1] float32) with m's rows ~ q's rows times s (quantize_rows_e4m3).
 std::pair<Tensor, Tensor> rows_e4m3(const Tensor& m) {
   Tensor mc = m.stride(-1) == 1 && m.stride(0) >= m.size(1) ? m : m.contiguous();
   int64_t rows = mc.size(0), cols = mc.size(1);
-  Tensor q = at::empty({rows, cols}, mc.options().dtype(at::kFloat8_e4m3fn));
-  Tensor s = at::empty({rows, 1}, mc.options().dtype(at::kFloat));
+  auto [q, s] = empty_rows_e4m3(rows, cols, mc);
   auto stream = at::cuda::getCurrentCUDAStream();
   by_type(mc, "linear (float8 forward)", [&](auto tag) {
     using T = decltype(tag);
     anneal::quantize_rows_e4m3<T>(ptr<T>(mc), rows, mc.stride(0), (int) cols, reinterpret_cast<uint8_t*>(q.data_ptr()),
                                   s.data_ptr<float>(), stream);
+  });
+  return {q, s};
+}
+
+// rows_e4m3 of silu(gate) * up, made in one pass from gate and up (silu_mul_quantize_rows_e4m3): the
+// product itself is never written in the compute type.
+std::pair<Tensor, Tensor> silu_mul_rows_e4m3(const Tensor& gate, const Tensor& up) {
+  int64_t width = gate.size(-1), rows = width == 0 ? 0 : gate.numel() / width;
+  auto [q, s] = empty_rows_e4m3(rows, width, gate);
+  c10::cuda::CUDAGuard guard(gate.device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_type(gate, "silu_mul_linear (float8 forward)", [&](auto tag) {
+    using T = decltype(tag);
+    anneal::silu_mul_quantize_rows_e4m3<T>(ptr<T>(gate), row_stride(gate), ptr<T>(up), row_stride(up), rows,
+                                           (int) width, reinterpret_cast<uint8_t*>(q.data_ptr()), s.data_ptr<float>(),
+                                           stream);
   });
   return {q, s};
 }
@@ -1904,8 +1925,16 @@ struct SiluMulLinear : torch::autograd::Function<SiluMulLinear> {
                         const Tensor& bias, bool has_bias, double scale, bool keep_cast) {
     std::pair<Tensor, Tensor> x8;
     Tensor cast;   // kept for the backward with keep_cast (model.keep-weight-casts), as LinearLayers
-    Tensor out = cast_linear(silu_mul_product(gate, up), weight, bias, has_bias, scale, Tensor(), x8,
-                             keep_cast ? &cast : nullptr);
+#if ANNEAL_FP8_FORWARD
+    // float8: the product straight from gate and up into e4m3 (its bfloat16 form is never needed: the
+    // backward makes it again); with x8 made, cast_linear reads only gate's shape and type
+    bool fp8 = fp8_forward(gate, weight, has_bias);
+    if (fp8) x8 = silu_mul_rows_e4m3(gate, up);
+    Tensor x = fp8 ? gate : silu_mul_product(gate, up);
+#else
+    Tensor x = silu_mul_product(gate, up);
+#endif
+    Tensor out = cast_linear(x, weight, bias, has_bias, scale, Tensor(), x8, keep_cast ? &cast : nullptr);
     ctx->saved_data["cast"] = optional_value(cast);
     ctx->save_for_backward({gate, up});
     ctx->saved_data["weight"] = weight;  // the leaf itself, whose .grad the backward adds into
