@@ -1684,7 +1684,8 @@ Tensor cast_weight(const Tensor& weight, at::ScalarType type, double scale, cons
 // The backward's GEMMs stay bfloat16, on the unquantised x and weight. tools/gpu/probe_fp8_gemm.py put
 // the step's forward GEMMs at 12.2 ms in bfloat16 against 7.8 ms so at 8 x 2048
 // (docs/benchmarks/2026-12-04-h200-fp8-probe); here each x costs one more pass (read in bfloat16,
-// written in e4m3 with its scales), and each cast weight one.
+// written in e4m3 with its scales), but silu_mul_linear's product, made straight in e4m3; each weight
+// is quantised from the float32 master, in place of the bfloat16 cast the other path makes.
 
 // (q [rows, cols] e4m3, s [rows, 1] float32), unwritten, on `like`'s device.
 std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tensor& like) {
@@ -1722,20 +1723,29 @@ std::pair<Tensor, Tensor> silu_mul_rows_e4m3(const Tensor& gate, const Tensor& u
   return {q, s};
 }
 
-bool fp8_forward(const Tensor& x, const Tensor& cast, bool has_bias) {
-  return !has_bias && x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 && cast.size(0) % 16 == 0;
+bool fp8_forward(const Tensor& x, const Tensor& weight, bool has_bias) {
+  return !has_bias && x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 &&
+         weight.size(0) % 16 == 0;
 }
 
-// x cast^T in bfloat16 through e4m3 operands; x's are made once into `x8` and kept there for a second
-// layer on the same x (linear_pair).
-Tensor fp8_linear(const Tensor& x, const Tensor& cast, std::pair<Tensor, Tensor>& x8) {
+// x (scale diag(columns) W)^T in bfloat16 through e4m3 operands. W is quantised as it is (the float32
+// master: no bfloat16 cast first), its rows' multipliers scale diag(columns) folded into its row scales
+// (each row of W is quantised alone, so scaling a row scales its s). x's are made once into `x8` and
+// kept there for a second layer on the same x (linear_pair).
+Tensor fp8_linear(const Tensor& x, const Tensor& weight, double scale, const Tensor& columns,
+                  std::pair<Tensor, Tensor>& x8) {
   if (!x8.first.defined()) x8 = rows_e4m3(x.reshape({-1, x.size(-1)}));
   auto& [xq, xs] = x8;
-  auto [wq, ws] = rows_e4m3(cast);
+  auto [wq, ws] = rows_e4m3(weight);
+  if (columns.defined()) {
+    ws = ws * (columns.to(at::kFloat).view({-1, 1}) * scale);
+  } else if (scale != 1.0) {
+    ws = ws * scale;
+  }
   Tensor y = at::_scaled_mm(xq, wq.t(), xs, ws.view({1, -1}), c10::nullopt, c10::nullopt, at::kBFloat16,
                             /*use_fast_accum=*/true);
   std::vector<int64_t> shape = x.sizes().vec();
-  shape.back() = cast.size(0);
+  shape.back() = weight.size(0);
   return y.view(shape);
 }
 #endif
@@ -1745,11 +1755,14 @@ Tensor fp8_linear(const Tensor& x, const Tensor& cast, std::pair<Tensor, Tensor>
 // `x8`: x in float8 for the -DANNEAL_FP8_FORWARD=1 build, made by the first layer that needs it.
 Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool has_bias, double scale,
                    const Tensor& columns, std::pair<Tensor, Tensor>& x8, Tensor* kept = nullptr) {
+#if ANNEAL_FP8_FORWARD
+  if (fp8_forward(x, weight, has_bias)) {   // the GEMM needs no cast: one only for a backward that keeps it
+    if (kept != nullptr) *kept = cast_weight(weight, x.scalar_type(), scale, columns);
+    return fp8_linear(x, weight, scale, columns, x8);
+  }
+#endif
   Tensor cast = cast_weight(weight, x.scalar_type(), scale, columns);
   if (kept != nullptr) *kept = cast;
-#if ANNEAL_FP8_FORWARD
-  if (fp8_forward(x, cast, has_bias)) return fp8_linear(x, cast, x8);
-#endif
   if (!has_bias) return at::linear(x, cast);
   Tensor b = columns.defined() ? bias.to(at::kFloat) * columns.to(at::kFloat) : bias;
   return at::linear(x, cast, b.to(x.scalar_type()));
