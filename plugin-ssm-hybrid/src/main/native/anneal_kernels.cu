@@ -260,22 +260,26 @@ constexpr int kConvThreads = 128;
 constexpr int kNoDocument = -1;   // positions before the row's start
 constexpr int kPastTheEnd = -2;   // positions after the row's end (the backward pass walks past it)
 
+// V consecutive elements of T as one access: loadv's and storev's unit, the staged conv tile's element.
+template <typename T, int V>
+struct alignas(sizeof(T) * V) VecPack {
+  T e[V];
+};
+
 // V consecutive elements from p[i] as floats, in one access (i a multiple of V, p V-element aligned).
 template <int V, typename T>
 __device__ __forceinline__ void loadv(const T* p, int64_t i, float (&v)[V]) {
-  struct alignas(sizeof(T) * V) Pack { T e[V]; };
-  Pack pack = *reinterpret_cast<const Pack*>(p + i);
+  VecPack<T, V> pack = *reinterpret_cast<const VecPack<T, V>*>(p + i);
 #pragma unroll
   for (int k = 0; k < V; k++) v[k] = load(pack.e, k);
 }
 
 template <int V, typename T>
 __device__ __forceinline__ void storev(T* p, int64_t i, const float (&v)[V]) {
-  struct alignas(sizeof(T) * V) Pack { T e[V]; };
-  Pack pack;
+  VecPack<T, V> pack;
 #pragma unroll
   for (int k = 0; k < V; k++) store(pack.e, k, v[k]);
-  *reinterpret_cast<Pack*>(p + i) = pack;
+  *reinterpret_cast<VecPack<T, V>*>(p + i) = pack;
 }
 
 template <int M, int V>
@@ -405,19 +409,13 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 #define ANNEAL_CONV_STAGED 0
 #endif
 
-// V elements of T as one access (loadv's unit), the staged tile's element
-template <typename T, int V>
-struct alignas(sizeof(T) * V) ConvPack {
-  T e[V];
-};
-
 // The staged tile's rows for window M: x from t0 - (K - 1) to t1 + K - 2, the output gradient from t0
 // (K <= M).
 __host__ __device__ constexpr int conv_stage_x_rows(int m) { return kConvTile + 2 * (m - 1); }
 __host__ __device__ constexpr int conv_stage_d_rows(int m) { return kConvTile + (m - 1); }
 template <typename T, int M, int V>
 constexpr size_t conv_stage_bytes() {
-  return (size_t) (conv_stage_x_rows(M) + conv_stage_d_rows(M)) * kConvThreads * sizeof(ConvPack<T, V>) +
+  return (size_t) (conv_stage_x_rows(M) + conv_stage_d_rows(M)) * kConvThreads * sizeof(VecPack<T, V>) +
          (size_t) conv_stage_x_rows(M) * sizeof(int);
 }
 
@@ -433,7 +431,7 @@ template <typename T, int V, bool STAGED>
 __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int64_t x_row,
                                                     const int64_t* __restrict__ seq, const T* __restrict__ dout,
                                                     int d_row, int d_c0, int64_t row, int t, int time, int t0, int c0,
-                                                    const ConvPack<T, V>* x_stage, const ConvPack<T, V>* d_stage,
+                                                    const VecPack<T, V>* x_stage, const VecPack<T, V>* d_stage,
                                                     const int* doc_stage, int t_first, int end, float (&xv)[V],
                                                     float (&dv)[V], int& doc) {
 #pragma unroll
@@ -444,12 +442,12 @@ __device__ __forceinline__ void conv_backward_fetch(const T* __restrict__ x, int
   doc = kPastTheEnd;
   if constexpr (STAGED) {
     if (t < end) {
-      const ConvPack<T, V> xp = x_stage[(t - t_first) * kConvThreads + threadIdx.x];
+      const VecPack<T, V> xp = x_stage[(t - t_first) * kConvThreads + threadIdx.x];
 #pragma unroll
       for (int v = 0; v < V; v++) xv[v] = load(xp.e, v);
       doc = doc_stage[t - t_first];
       if (t >= t0) {
-        const ConvPack<T, V> dp = d_stage[(t - t0) * kConvThreads + threadIdx.x];
+        const VecPack<T, V> dp = d_stage[(t - t0) * kConvThreads + threadIdx.x];
 #pragma unroll
         for (int v = 0; v < V; v++) dv[v] = load(dp.e, v);
       }
@@ -488,24 +486,24 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   int64_t row = (int64_t) b * time;
   int t_first = max(0, t0 - (kernel - 1));
   int end = min(time, t1 + kernel - 1);   // the rows the loop consumes: t_first .. end - 1
-  ConvPack<T, V>* x_stage = nullptr;
-  ConvPack<T, V>* d_stage = nullptr;
+  VecPack<T, V>* x_stage = nullptr;
+  VecPack<T, V>* d_stage = nullptr;
   int* doc_stage = nullptr;
   if constexpr (STAGED) {
     extern __shared__ __align__(16) unsigned char conv_stage[];
-    x_stage = reinterpret_cast<ConvPack<T, V>*>(conv_stage);
+    x_stage = reinterpret_cast<VecPack<T, V>*>(conv_stage);
     d_stage = x_stage + conv_stage_x_rows(M) * kConvThreads;
     doc_stage = reinterpret_cast<int*>(d_stage + conv_stage_d_rows(M) * kConvThreads);
     if (c0 < channels) {
       for (int t = t_first; t < end; t++) {
         __pipeline_memcpy_async(&x_stage[(t - t_first) * kConvThreads + threadIdx.x],
-                                reinterpret_cast<const ConvPack<T, V>*>(x + (row + t) * x_row + c0),
-                                sizeof(ConvPack<T, V>));
+                                reinterpret_cast<const VecPack<T, V>*>(x + (row + t) * x_row + c0),
+                                sizeof(VecPack<T, V>));
       }
       for (int t = t0; t < end; t++) {
         __pipeline_memcpy_async(&d_stage[(t - t0) * kConvThreads + threadIdx.x],
-                                reinterpret_cast<const ConvPack<T, V>*>(dout + (row + t) * d_row + d_c0),
-                                sizeof(ConvPack<T, V>));
+                                reinterpret_cast<const VecPack<T, V>*>(dout + (row + t) * d_row + d_c0),
+                                sizeof(VecPack<T, V>));
       }
       __pipeline_commit();
     }
@@ -1806,7 +1804,7 @@ void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float
     by_window(kernel, [&](auto window) {
       constexpr int M = decltype(window)::value;
       // staged (-DANNEAL_CONV_STAGED=1) where a thread's channels are one cp.async (4, 8 or 16 bytes)
-      constexpr size_t pack = sizeof(ConvPack<T, V>);
+      constexpr size_t pack = sizeof(VecPack<T, V>);
       if constexpr (ANNEAL_CONV_STAGED && (pack == 4 || pack == 8 || pack == 16)) {
         constexpr auto kernel_staged = conv_backward_kernel<T, M, V, true>;
         allow_shared<kernel_staged>(conv_stage_bytes<T, M, V>());
