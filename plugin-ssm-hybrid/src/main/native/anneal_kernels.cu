@@ -394,9 +394,10 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 // s + j, held at g[M - K + j], reads s through tap K - 1 - j = M - 1 - (M - K + j). Weight and bias
 // gradients are summed per (batch, tile) into partials [B * tiles, C, K] and [B * tiles, C],
 // reduced by the caller.
-// -DANNEAL_CONV_STAGED=1 (an experiment for tools/gpu/try-variants.sh, off by default): the backward
-// first copies its tile into shared memory, then walks it. The backward ran at 1.2 to 1.7 TB/s (2.25 ms
-// a step at 8 x 2048, docs/benchmarks/2026-12-04-h200-head-once/side-by-side/layers-1.json): each
+// The staged backward (the default; -DANNEAL_CONV_STAGED=0 builds the unstaged one alone): it first
+// copies its tile into shared memory, then walks it: 2.21 -> 1.66 ms a step at 8 x 2048, the graphed
+// step 81.0 -> 80.4 ms (docs/benchmarks/2026-12-05-h200-experiments, call 1; every conv case agrees
+// with its float64 reference). The unstaged backward ran at 1.2 to 1.7 TB/s: each
 // thread has one step's loads in flight, as the time loop consumes them in order (fetching two steps
 // ahead or four at once cost registers and was slower, below). Here every thread first issues all
 // its tile's copies at once (about 73 rows of 4 bytes for bfloat16 pairs at width 4), through
@@ -406,7 +407,7 @@ __global__ void conv_forward_kernel(const T* __restrict__ x, int64_t x_row, cons
 // an SM. Only where a thread's V channels are 4, 8 or 16 bytes (cp.async's sizes): bfloat16 and
 // float16 pairs and float32 ones or singles.
 #ifndef ANNEAL_CONV_STAGED
-#define ANNEAL_CONV_STAGED 0
+#define ANNEAL_CONV_STAGED 1
 #endif
 
 // The staged tile's rows for window M: x from t0 - (K - 1) to t1 + K - 2, the output gradient from t0
@@ -1803,7 +1804,7 @@ void conv1d_silu_backward(const T* x, int64_t x_row, const float* w, const float
     dim3 grid(blocks(channels, kConvThreads * V), blocks(time, kConvTile), batch);
     by_window(kernel, [&](auto window) {
       constexpr int M = decltype(window)::value;
-      // staged (-DANNEAL_CONV_STAGED=1) where a thread's channels are one cp.async (4, 8 or 16 bytes)
+      // staged (unless -DANNEAL_CONV_STAGED=0) where a thread's channels are one cp.async (4, 8 or 16 bytes)
       constexpr size_t pack = sizeof(VecPack<T, V>);
       if constexpr (ANNEAL_CONV_STAGED && (pack == 4 || pack == 8 || pack == 16)) {
         constexpr auto kernel_staged = conv_backward_kernel<T, M, V, true>;
