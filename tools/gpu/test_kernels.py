@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2, torch.float16: 5e-3}
-# A build with -DANNEAL_FP8_FORWARD=1 (build_info says "float8 forward GEMMs") runs a bfloat16 linear
-# layer's forward GEMM on e4m3 operands with one scale per row: each element of x and W is rounded to
-# 3 mantissa bits (within 1/16 of itself), so the outputs of linear, linear_pair and silu_mul_linear
-# are held to 8e-2 of their largest value; their gradients are bfloat16 GEMMs as before.
+# The default build (build_info says "float8 forward GEMMs"; -DANNEAL_FP8_FORWARD=0 builds without) runs
+# a bfloat16 linear layer's forward GEMM on e4m3 operands with one scale per row: each element of x
+# and W is rounded to 3 mantissa bits (within 1/16 of itself), so the outputs of linear, linear_pair
+# and silu_mul_linear are held to 8e-2 of their largest value; their gradients are bfloat16 GEMMs as before.
 FP8_FORWARD_BOUND = 8e-2
 FP8_FORWARD = False   # set by main from the library's build_info
 results = {"cases": [], "timings": []}
@@ -658,6 +658,14 @@ ATOMIC_FREE_IN_LAST_LAYER = ("pre_ff_layernorm.weight", "feed_forward.", "self_a
                              "mamba.norm.")
 
 
+# An order of float additions that flips one bfloat16 rounding moves that intermediate by 2^-8 (3.9e-3)
+# of itself, and the layer below carries it into all its gradients: up to 6e-3 of the largest value
+# was seen between two-stream and one-stream runs whose bit-equal gradients showed no race
+# (docs/benchmarks/2026-12-05-h200-float8-default). A block read while another stream writes it moves
+# values by their own size.
+ORDER_SPREAD_FLOOR = 1e-2
+
+
 def beside_busy_stream(run):
     """run() while another stream keeps every SM busy with kernels of its own (about 15 ms of
     element-wise passes over 256 MiB), so run's blocks are scheduled around them, in another order
@@ -687,7 +695,8 @@ def test_layer_branch_streams(branch, packed):
       beside a busy stream (which reorders its blocks as the second stream does: alone, the one-stream
       runs often repeat bit for bit, and a bound from them alone failed two-stream cases whose
       differences were the atomics' own, about 1e-3 in the layer below, through the bfloat16 roundings
-      they flip); the bound is 4 times that spread, and at least 1e-4 of the largest value."""
+      they flip); the bound is 4 times that spread, and at least ORDER_SPREAD_FLOOR of the largest
+      value (the spread's own runs sometimes repeat bit for bit, busy stream or not)."""
     from profile_layers import SOURCE, HIDDEN, captured, compile_layer, layer_weights, rope
     source = SOURCE.read_text()
     g = torch.Generator(device="cuda").manual_seed(11)
@@ -739,7 +748,7 @@ def test_layer_branch_streams(branch, packed):
         again = [results(one, graphed, busy) for busy in (False, False, True, True)]
         branched = results(two, graphed)
         spread = {n: max(relative_error(r[i], expected[i]) for r in again) for i, n in enumerate(names)}
-        bounds = {n: 0.0 if n in exact else max(4 * spread[n], 1e-4) for n in names}
+        bounds = {n: 0.0 if n in exact else max(4 * spread[n], ORDER_SPREAD_FLOOR) for n in names}
         label = f"layer x2, {branch} on a second stream{' packed' if packed else ''}{' graphed' if graphed else ''}"
         print(f"     one stream's own spread ({label}): " +
               " ".join(f"{n}={v:.1e}" for n, v in spread.items() if n not in exact))

@@ -1677,7 +1677,7 @@ Tensor cast_weight(const Tensor& weight, at::ScalarType type, double scale, cons
 }
 
 #if ANNEAL_FP8_FORWARD
-// -DANNEAL_FP8_FORWARD=1 (an experiment for tools/gpu/try-variants.sh, off by default): a linear
+// ANNEAL_FP8_FORWARD (on by default; -DANNEAL_FP8_FORWARD=0 builds bfloat16 GEMMs): a linear
 // layer's forward GEMM in float8 e4m3, one scale per row of x and of the cast weight (cuBLASLt through
 // aten::_scaled_mm, with its fast accumulation as Transformer Engine's forward GEMMs), where x is
 // bfloat16, the layer has no bias, and K and N are multiples of 16 (cuBLASLt's float8 alignment).
@@ -1723,9 +1723,15 @@ std::pair<Tensor, Tensor> silu_mul_rows_e4m3(const Tensor& gate, const Tensor& u
   return {q, s};
 }
 
+// float8 GEMMs need compute capability 8.9 (Ada) or later; an older GPU runs the bfloat16 GEMMs
+bool fp8_capable(const Tensor& x) {
+  const auto* properties = at::cuda::getDeviceProperties(x.get_device());
+  return properties->major * 10 + properties->minor >= 89;
+}
+
 bool fp8_forward(const Tensor& x, const Tensor& weight, bool has_bias) {
   return !has_bias && x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 &&
-         weight.size(0) % 16 == 0;
+         weight.size(0) % 16 == 0 && fp8_capable(x);
 }
 
 // x (scale diag(columns) W)^T in bfloat16 through e4m3 operands. W is quantised as it is (the float32
@@ -1752,7 +1758,7 @@ Tensor fp8_linear(const Tensor& x, const Tensor& weight, double scale, const Ten
 
 // x (scale diag(columns) W)^T + b * columns in x's type; the cast weight is freed on return, or
 // handed back in `kept` when given (model.keep-weight-casts: the backward's x-gradient reads it).
-// `x8`: x in float8 for the -DANNEAL_FP8_FORWARD=1 build, made by the first layer that needs it.
+// `x8`: x in float8 (ANNEAL_FP8_FORWARD), made by the first layer that needs it.
 Tensor cast_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, bool has_bias, double scale,
                    const Tensor& columns, std::pair<Tensor, Tensor>& x8, Tensor* kept = nullptr) {
 #if ANNEAL_FP8_FORWARD
@@ -1786,7 +1792,7 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
                                double scale1, double scale2, const c10::optional<Tensor>& columns1,
                                const c10::optional<Tensor>& columns2, std::vector<int64_t> pieces1, bool keep_casts) {
     int64_t layers = weight2.numel() > 0 ? 2 : 1;
-    std::pair<Tensor, Tensor> x8;   // x in float8, shared by the two layers (-DANNEAL_FP8_FORWARD=1)
+    std::pair<Tensor, Tensor> x8;   // x in float8, shared by the two layers (ANNEAL_FP8_FORWARD)
     // The half-precision casts are by default not kept for the backward, which makes them again for
     // x's gradient, one layer at a time: kept, every layer's stay alive from its forward to its
     // backward. The 291M model's allocated peak at 2 x 2048 fell by 426 MiB, for 0.44 ms of casts a
