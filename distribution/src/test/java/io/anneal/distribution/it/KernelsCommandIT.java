@@ -55,12 +55,12 @@ class KernelsCommandIT {
     void readsALibrarysBuildRecordAgainstThePluginAndTheLibtorchInUse() throws Exception {
         String fingerprint = treeSourcesFingerprint();
         Path ours = library("ours", "{\"torch\": \"2.11.0+cu130\", \"cuda\": \"13.0\", \"arch\": \"sm_90\", \"sources\": \""
-                + fingerprint + "\", \"build_flags\": \"-DANNEAL_FP8_FORWARD=1\"}");
+                + fingerprint + "\", \"build_flags\": \"-DANNEAL_PDL=2\", \"forward_gemms\": \"float8\"}");
         Result r = dist.command("kernels", "--device", "cpu").env("ANNEAL_KERNELS", ours.toString()).run();
         assertEquals(0, r.exit(), r.out());
         assertTrue(r.out().contains("fused operators: " + ours + " ($ANNEAL_KERNELS), present"), r.out());
         assertTrue(r.out().contains("build record: " + ours.resolveSibling("anneal_ops.json")
-                + ": torch 2.11.0+cu130, CUDA 13.0, sm_90, built with -DANNEAL_FP8_FORWARD=1"), r.out());
+                + ": torch 2.11.0+cu130, CUDA 13.0, sm_90, float8 forward GEMMs, built with -DANNEAL_PDL=2"), r.out());
         assertTrue(r.out().contains("operator sources: this plugin's (fingerprint " + fingerprint + ")"), r.out());
         assertTrue(r.out().matches("(?s).*\nlibtorch: DJL runs [0-9.]+, the library was built for torch 2\\.11\\.0\\+cu130: "
                 + "a run refuses it\n.*"), r.out());

@@ -94,20 +94,23 @@ public final class FusedKernels {
     }
 
     /**
-     * "; built with FLAGS" for a library built with flags of its own (anneal_ops.json's build_flags:
-     * an experiment's build, tools/gpu/try-variants.sh or ANNEAL_BUILD_FLAGS), so that a run's log says
-     * which operators it ran; "" for the default build.
+     * "; float8 forward GEMMs" where the library runs its linear layers' forward GEMMs in float8 (the
+     * default build on a GPU that has them), then "; built with FLAGS" for a library built with flags
+     * of its own (anneal_ops.json's build_flags: an experiment's build, tools/gpu/try-variants.sh or
+     * ANNEAL_BUILD_FLAGS), so that a run's log says which arithmetic and which operators it ran.
      */
     static String builtWith(BuildRecord built) {
-        return built.flags().isEmpty() ? "" : "; built with " + built.flags();
+        return (built.forwardGemms().equals("float8") ? "; float8 forward GEMMs" : "")
+                + (built.flags().isEmpty() ? "" : "; built with " + built.flags());
     }
 
     /**
      * A library's {@code anneal_ops.json} beside it (tools/gpu/build_kernels.py): the torch, CUDA and
-     * GPU architecture it was built for, its build flags ("" for the default build) and the
-     * fingerprint of the operator sources it was built from ("" where any is missing).
+     * GPU architecture it was built for, its build flags ("" for the default build), the
+     * fingerprint of the operator sources it was built from and what its linear layers' forward
+     * GEMMs run in ("float8" or "bfloat16"; each "" where missing: a record from an older build).
      */
-    record BuildRecord(String torch, String cuda, String arch, String flags, String sources) {
+    record BuildRecord(String torch, String cuda, String arch, String flags, String sources, String forwardGemms) {
         static Path of(Path library) {
             return library.resolveSibling("anneal_ops.json");
         }
@@ -116,7 +119,7 @@ public final class FusedKernels {
             JsonNode built = new ObjectMapper().readTree(of(library).toFile());
             return new BuildRecord(built.path("torch").asText(""), built.path("cuda").asText(""),
                     built.path("arch").asText(""), built.path("build_flags").asText("").trim(),
-                    built.path("sources").asText(""));
+                    built.path("sources").asText(""), built.path("forward_gemms").asText(""));
         }
     }
 
@@ -206,7 +209,9 @@ public final class FusedKernels {
             return lines;
         }
         lines.add("build record: " + record + ": torch " + orUnknown(built.torch()) + ", CUDA " + orUnknown(built.cuda())
-                + ", " + orUnknown(built.arch()) + (built.flags().isEmpty() ? "" : ", built with " + built.flags()));
+                + ", " + orUnknown(built.arch())
+                + (built.forwardGemms().isEmpty() ? "" : ", " + built.forwardGemms() + " forward GEMMs")
+                + (built.flags().isEmpty() ? "" : ", built with " + built.flags()));
         String expected = sourcesFingerprint();
         lines.add(built.sources().equals(expected)
                 ? "operator sources: this plugin's (fingerprint " + expected + ")"

@@ -77,6 +77,22 @@ class FusedKernelsTest {
     }
 
     /**
+     * The default build records its forward GEMMs as float8 (build_kernels.py asks the library), and
+     * the status line says so; a bfloat16 build (-DANNEAL_FP8_FORWARD=0, or a GPU without float8)
+     * says nothing of them beyond its flags.
+     */
+    @Test
+    void theStatusLineSaysWhenTheForwardGemmsAreFloat8(@TempDir Path dir) throws Exception {
+        Path library = dir.resolve(FusedKernels.LIBRARY);
+        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\", "
+                + "\"forward_gemms\": \"float8\"}");
+        assertEquals("; float8 forward GEMMs", FusedKernels.builtWith(FusedKernels.BuildRecord.read(library)));
+        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\", "
+                + "\"forward_gemms\": \"bfloat16\", \"build_flags\": \"-DANNEAL_FP8_FORWARD=0\"}");
+        assertEquals("; built with -DANNEAL_FP8_FORWARD=0", FusedKernels.builtWith(FusedKernels.BuildRecord.read(library)));
+    }
+
+    /**
      * The fingerprint of the sources the jar carries, against one computed here from the source tree
      * with the recipe tools/gpu/build_kernels.py follows (name, NUL, bytes, NUL per file, in order).
      */
