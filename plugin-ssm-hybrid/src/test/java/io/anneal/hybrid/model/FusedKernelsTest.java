@@ -68,12 +68,8 @@ class FusedKernelsTest {
     /** An experiment's library (built with flags of its own) says so in the status line; the default build adds nothing. */
     @Test
     void aLibraryBuiltWithFlagsNamesThem(@TempDir Path dir) throws Exception {
-        Path library = dir.resolve(FusedKernels.LIBRARY);
-        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\", "
-                + "\"build_flags\": \"-DANNEAL_FP8_FORWARD=1\"}");
-        assertEquals("; built with -DANNEAL_FP8_FORWARD=1", FusedKernels.builtWith(FusedKernels.BuildRecord.read(library)));
-        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\"}");
-        assertEquals("", FusedKernels.builtWith(FusedKernels.BuildRecord.read(library)));
+        assertEquals("; built with -DANNEAL_PDL=2", statusOf(dir, "\"build_flags\": \"-DANNEAL_PDL=2\""));
+        assertEquals("", statusOf(dir, null));
     }
 
     /**
@@ -83,13 +79,18 @@ class FusedKernelsTest {
      */
     @Test
     void theStatusLineSaysWhenTheForwardGemmsAreFloat8(@TempDir Path dir) throws Exception {
-        Path library = dir.resolve(FusedKernels.LIBRARY);
-        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\", "
-                + "\"forward_gemms\": \"float8\"}");
-        assertEquals("; float8 forward GEMMs", FusedKernels.builtWith(FusedKernels.BuildRecord.read(library)));
-        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\", "
-                + "\"forward_gemms\": \"bfloat16\", \"build_flags\": \"-DANNEAL_FP8_FORWARD=0\"}");
-        assertEquals("; built with -DANNEAL_FP8_FORWARD=0", FusedKernels.builtWith(FusedKernels.BuildRecord.read(library)));
+        assertEquals("; float8 forward GEMMs", statusOf(dir, "\"forward_gemms\": \"float8\""));
+        assertEquals("; float8 forward GEMMs; built with -DANNEAL_PDL=2",
+                statusOf(dir, "\"forward_gemms\": \"float8\", \"build_flags\": \"-DANNEAL_PDL=2\""));
+        assertEquals("; built with -DANNEAL_FP8_FORWARD=0",
+                statusOf(dir, "\"forward_gemms\": \"bfloat16\", \"build_flags\": \"-DANNEAL_FP8_FORWARD=0\""));
+    }
+
+    /** What the status line adds for a library whose anneal_ops.json holds these fields (null: none) beside torch and arch. */
+    private static String statusOf(Path dir, String fields) throws Exception {
+        Files.writeString(dir.resolve("anneal_ops.json"), "{\"torch\": \"2.11.0\", \"arch\": \"sm_90\""
+                + (fields == null ? "" : ", " + fields) + "}");
+        return FusedKernels.builtWith(FusedKernels.BuildRecord.read(dir.resolve(FusedKernels.LIBRARY)));
     }
 
     /**
