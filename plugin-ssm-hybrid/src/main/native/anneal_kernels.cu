@@ -2783,9 +2783,10 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
 // docs/benchmarks/2026-12-05-h200-experiments/call-2/variants/layers-5.log). The arithmetic is the
 // block's, in the same order: the results are the same bits. SLICES slices of 256 elements a row
 // (32 lanes x 8) cover the row; cols a multiple of 8, the rows aligned (quantize_vectorised).
-// -DANNEAL_QUANTIZE_VEC=0 builds with the block kernel only (tools/gpu/try-variants.sh).
+// -DANNEAL_QUANTIZE_VEC=1 builds with it (an experiment for tools/gpu/try-variants.sh, off until its
+// first GPU run: test_kernels.py's linear and silu_mul_linear cases, and its time against the block's).
 #ifndef ANNEAL_QUANTIZE_VEC
-#define ANNEAL_QUANTIZE_VEC 1
+#define ANNEAL_QUANTIZE_VEC 0
 #endif
 constexpr int kQuantizeWarps = 8;   // rows a block
 
