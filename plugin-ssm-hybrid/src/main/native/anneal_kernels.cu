@@ -2775,8 +2775,8 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
   if (threadIdx.x == 0) scale[blockIdx.x] = s;
 }
 
-// The same rows, a warp a row: each lane loads eight elements at a time (16 bytes of a half type, 32
-// of float) and keeps them in registers between the two passes, so the row is read once and the
+// The same rows, a warp a row: each lane loads eight elements at a time (load8: 16 bytes of a half
+// type, two 16-byte loads of float) and keeps them in registers between the two passes, so the row is read once and the
 // quantised row is written 8 bytes at a time. The block above reads a row twice, an element (2
 // bytes) a thread at a time, and writes a byte a thread: its x rows ran at about 1.5 TB/s in the
 // 291M model's step (1.21 ms a step at 8 x 2048, 36 launches of 16,384 rows of 1,024;
@@ -2805,10 +2805,10 @@ __global__ void __launch_bounds__(32 * kQuantizeWarps) quantize_rows_e4m3_vec_ke
   for (int s = 0; s < SLICES; s++) {
     int c = (s * 32 + lane) * 8;
     if (c < cols) {
-      loadv<8>(xr, c, v[s]);
+      load8(xr + c, v[s]);
       if constexpr (GATED) {
         float u[8];
-        loadv<8>(up + row * up_stride, c, u);
+        load8(up + row * up_stride + c, u);
 #pragma unroll
         for (int k = 0; k < 8; k++) v[s][k] = v[s][k] * sigmoid(v[s][k]) * u[k];
       }
@@ -2833,15 +2833,13 @@ __global__ void __launch_bounds__(32 * kQuantizeWarps) quantize_rows_e4m3_vec_ke
   if (lane == 0) scale[row] = s_row;
 }
 
-// Launches the warp-a-row kernel where it applies (cols a multiple of 8 and at most 4,096, rows and
-// q aligned to its accesses: 8 elements of T, 8 bytes of q); false where the caller launches the block kernel.
+// Launches the warp-a-row kernel where it applies (cols a multiple of 8 and at most 4,096; every row
+// 16-byte aligned for load8, and q's rows 8-byte aligned); false where the caller launches the block kernel.
 template <typename T, bool GATED>
 bool quantize_vectorised(const T* x, int64_t row_stride, const T* up, int64_t up_stride, int64_t rows, int cols,
                          __nv_fp8_e4m3* q, float* scale, cudaStream_t stream) {
-  constexpr uintptr_t access = sizeof(T) * 8;
   bool aligned = ANNEAL_QUANTIZE_VEC && cols % 8 == 0 && cols <= 16 * 256 && row_stride % 8 == 0 &&
-                 reinterpret_cast<uintptr_t>(x) % access == 0 && reinterpret_cast<uintptr_t>(q) % 8 == 0 &&
-                 (!GATED || (up_stride % 8 == 0 && reinterpret_cast<uintptr_t>(up) % access == 0));
+                 (!GATED || up_stride % 8 == 0) && all_vectorisable({x, up, q});
   if (!aligned) return false;
   unsigned blocks = (unsigned) ((rows + kQuantizeWarps - 1) / kQuantizeWarps);
   int slices = (cols + 255) / 256;
