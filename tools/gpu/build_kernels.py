@@ -67,10 +67,9 @@ def build(out):
         info["build_flags"] = os.environ["ANNEAL_BUILD_FLAGS"]
     torch.ops.load_library(library)
     built = torch.ops.anneal.build_info(torch.zeros(1))
-    # what the linear layers' forward GEMMs run in, from the library itself (its default or the
-    # flags): float8 where it was built so and this GPU has them (compute capability 8.9 and later;
-    # anneal_ops.cpp, fp8_capable), for the run's status line (FusedKernels.java)
-    info["forward_gemms"] = "float8" if "float8 forward GEMMs" in built and major * 10 + minor >= 89 else "bfloat16"
+    # what the linear layers' forward GEMMs run in on this GPU, as the library itself says (its default
+    # or the flags, and anneal_ops.cpp's fp8_capable), for the run's status line (FusedKernels.java)
+    info["forward_gemms"] = "float8" if "float8 forward GEMMs" in built else "bfloat16"
     with open(os.path.join(out, "anneal_ops.json"), "w") as f:
         json.dump(info, f, indent=2)
     print(f"built {library} in {time.time() - started:.0f} s: {built}")

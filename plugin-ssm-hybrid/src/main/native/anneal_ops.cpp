@@ -1676,6 +1676,13 @@ Tensor cast_weight(const Tensor& weight, at::ScalarType type, double scale, cons
   return cast;
 }
 
+// float8 GEMMs need compute capability 8.9 (Ada) or later; an older GPU runs the bfloat16 GEMMs (the
+// one place that decides it: the forward's choice and build_info's line both ask here)
+bool fp8_capable(c10::DeviceIndex device) {
+  const auto* properties = at::cuda::getDeviceProperties(device);
+  return properties->major * 10 + properties->minor >= 89;
+}
+
 #if ANNEAL_FP8_FORWARD
 // ANNEAL_FP8_FORWARD (on by default; -DANNEAL_FP8_FORWARD=0 builds bfloat16 GEMMs): a linear
 // layer's forward GEMM in float8 e4m3, one scale per row of x and of the cast weight (cuBLASLt through
@@ -1723,15 +1730,9 @@ std::pair<Tensor, Tensor> silu_mul_rows_e4m3(const Tensor& gate, const Tensor& u
   return {q, s};
 }
 
-// float8 GEMMs need compute capability 8.9 (Ada) or later; an older GPU runs the bfloat16 GEMMs
-bool fp8_capable(const Tensor& x) {
-  const auto* properties = at::cuda::getDeviceProperties(x.get_device());
-  return properties->major * 10 + properties->minor >= 89;
-}
-
 bool fp8_forward(const Tensor& x, const Tensor& weight, bool has_bias) {
   return !has_bias && x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 &&
-         weight.size(0) % 16 == 0 && fp8_capable(x);
+         weight.size(0) % 16 == 0 && fp8_capable(x.get_device());
 }
 
 // x (scale diag(columns) W)^T in bfloat16 through e4m3 operands. W is quantised as it is (the float32
@@ -2085,11 +2086,14 @@ std::tuple<Tensor, Tensor> lm_head_cross_entropy(const Tensor& hidden, const Ten
   return {out[0], out[1]};
 }
 
-// What the library was built against, for the loader's version check (FusedKernels.java).
+// What the library was built against, for the loader's version check (FusedKernels.java), and the
+// builds' variants; "float8 forward GEMMs" where this build runs them on the current GPU
+// (build_kernels.py records it for the run's status line, test_kernels.py takes its bounds from it).
 std::string build_info(const Tensor&) {
+  bool fp8 = ANNEAL_FP8_FORWARD && fp8_capable(c10::cuda::current_device());
   return std::string("torch ") + TORCH_VERSION + "; cuda " + std::to_string(CUDART_VERSION / 1000) + "." +
          std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH) +
-         (ANNEAL_FP8_FORWARD ? "; float8 forward GEMMs" : "") + (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "") +
+         (fp8 ? "; float8 forward GEMMs" : "") + (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "") +
          (ANNEAL_PDL ? "; programmatic dependent launch " + std::to_string(ANNEAL_PDL) : "");
 }
 
