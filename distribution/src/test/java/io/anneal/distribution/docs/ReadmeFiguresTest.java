@@ -312,13 +312,12 @@ class ReadmeFiguresTest {
         double peerUsed2 = json(KERNELS.resolve("hf-fast-2x2048.json")).get("step").get("device_used_gib").asDouble() * 1024;
         assertTrue(used2 > peerUsed2, "the README says the second stream is over the peer's memory at 2 x 2048");
         String text = readme.replaceAll("\\s+", " ");
-        for (String figure : List.of(
-                String.format(Locale.ROOT, "%,d tokens/s at 8 x 2048 against %,d on one stream (%.1f%% more) and %,d at 2 x 2048 against"
-                        + " the table's %,d, but %,d MiB of the device used there against %,d, over the peer's %,d", Math.round(two),
-                        Math.round(one), 100 * (two / one - 1), Math.round(tokensPerSecond(branch, "anneal-fused-branch-2x2048.json")),
-                        Math.round(tokensPerSecond(KERNELS, "anneal-fused-2x2048.json")), used2, tableUsed2, Math.round(peerUsed2)))) {
-            assertTrue(text.contains(figure), "expected the README to say: " + figure);
-        }
+        String figures = String.format(Locale.ROOT, "%,d tokens/s at 8 x 2048 against %,d on one stream (%.1f%% more) and %,d at"
+                + " 2 x 2048 against the table's %,d, but %,d MiB of the device used there against %,d, over the peer's %,d",
+                Math.round(two), Math.round(one), 100 * (two / one - 1),
+                Math.round(tokensPerSecond(branch, "anneal-fused-branch-2x2048.json")),
+                Math.round(tokensPerSecond(KERNELS, "anneal-fused-2x2048.json")), used2, tableUsed2, Math.round(peerUsed2));
+        assertTrue(text.contains(figures), "expected the README to say: " + figures);
     }
 
     /**
