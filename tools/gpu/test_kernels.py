@@ -24,6 +24,10 @@ TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 3e-2, torch.float16: 5e-3}
 # and silu_mul_linear are held to 8e-2 of their largest value; their gradients are bfloat16 GEMMs as before.
 FP8_FORWARD_BOUND = 8e-2
 FP8_FORWARD = False   # set by main from the library's build_info
+# -DANNEAL_FP8_BACKWARD=1 (build_info: "float8 x-gradient GEMMs") runs their x-gradient GEMMs on e4m3
+# operands too (the output gradient's rows and the weight's columns rounded as above), so x's
+# gradient, and silu_mul_linear's gate and up gradients computed from it, take the same bound.
+FP8_BACKWARD = False  # set by main likewise
 results = {"cases": [], "timings": []}
 failures = []
 
@@ -41,8 +45,9 @@ def compare(name, dtype, pairs, bounds=None):
     torch.ops.anneal.wgrad_join(torch.zeros(1, device="cuda"))
     tolerance = TOLERANCE[dtype]
     bounds = bounds or {}
-    if FP8_FORWARD and dtype == torch.bfloat16 and name.startswith(("linear", "silu_mul_linear")):
-        bounds = {**{label: FP8_FORWARD_BOUND for label, _, _ in pairs if label.startswith(("out", "piece"))}, **bounds}
+    if dtype == torch.bfloat16 and name.startswith(("linear", "silu_mul_linear")):
+        rounded = (("out", "piece") if FP8_FORWARD else ()) + (("dx", "dgate", "dup") if FP8_BACKWARD else ())
+        bounds = {**{label: FP8_FORWARD_BOUND for label, _, _ in pairs if label.startswith(rounded)}, **bounds}
     worst = {}
     for label, actual, expected in pairs:
         worst[label] = relative_error(actual, expected)
@@ -358,14 +363,14 @@ def test_linear(dtype, bias, master=True, passes=1, frozen=False, stacked=False,
             assert "constant multiplier" in str(e), f"linear refused trainable columns without saying why: {e}"
 
 
-def linear_pair_inputs(dtype, columns1):
-    """The linear_pair tests' random inputs, drawn in one order: x [3, 50, 64], the weights [96, 64] and
-    [40, 64], their biases, the first layer's multiplier per output (with `columns1`, else None), and
+def linear_pair_inputs(dtype, columns1, out1=96, out2=40):
+    """The linear_pair tests' random inputs, drawn in one order: x [3, 50, 64], the weights [out1, 64] and
+    [out2, 64], their biases, the first layer's multiplier per output (with `columns1`, else None), and
     x (rounded to dtype), the weights and the biases as float64 leaves (x, w1, b1, w2, b2)."""
     x = torch.randn(3, 50, 64, device="cuda")
-    w1, w2 = torch.randn(96, 64, device="cuda") * 0.1, torch.randn(40, 64, device="cuda") * 0.1
-    b1, b2 = torch.randn(96, device="cuda"), torch.randn(40, device="cuda")
-    c1 = torch.rand(96, device="cuda") + 0.2 if columns1 else None
+    w1, w2 = torch.randn(out1, 64, device="cuda") * 0.1, torch.randn(out2, 64, device="cuda") * 0.1
+    b1, b2 = torch.randn(out1, device="cuda"), torch.randn(out2, device="cuda")
+    c1 = torch.rand(out1, device="cuda") + 0.2 if columns1 else None
     return x, w1, w2, b1, b2, c1, leaves(x.to(dtype).double(), w1.double(), b1.double(), w2.double(), b2.double())
 
 
@@ -411,17 +416,19 @@ def test_linear_pair(dtype, bias, only=None, passes=1, stacked_second=False, sca
             f"{' columns1' if columns1 else ''}{' casts kept' if keep else ''}", dtype, pairs)
 
 
-def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_first=False, passes=2, keep=False):
-    """linear_pair with pieces1: the first layer's output in column pieces [40, 50, 6] (as Mamba's
-    in_proj gives the gate, the conv's input and dt), each piece's gradient arriving apart, against
-    the float64 reference of the whole output split the same way (the first layer with an input
-    multiplier 1.25 and, with `columns1`, a multiplier per output). `unused`: that piece gets no
-    gradient, so its rows of the weight's gradient must stay zero. `stacked_first`: the first weight
-    is two float32 leaves concatenated, with no .grad of its own to add into: the pieces' gradients
-    are put together into one. `keep`: the backward reads the forward's casts (model.keep-weight-casts)."""
+def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_first=False, passes=2, keep=False,
+                            pieces=(40, 50, 6), second=40):
+    """linear_pair with pieces1: the first layer's output in column pieces (as Mamba's in_proj gives the
+    gate, the conv's input and dt), each piece's gradient arriving apart, against the float64
+    reference of the whole output split the same way (the first layer with an input multiplier 1.25
+    and, with `columns1`, a multiplier per output); the second layer has `second` outputs. `unused`:
+    that piece gets no gradient, so its rows of the weight's gradient must stay zero. `stacked_first`:
+    the first weight is two float32 leaves concatenated, with no .grad of its own to add into: the
+    pieces' gradients are put together into one. `keep`: the backward reads the forward's casts
+    (model.keep-weight-casts)."""
     torch.manual_seed(14)
-    pieces = [40, 50, 6]
-    x, w1, w2, b1, b2, c1, (xr, w1r, b1r, w2r, b2r) = linear_pair_inputs(dtype, columns1)
+    pieces = list(pieces)
+    x, w1, w2, b1, b2, c1, (xr, w1r, b1r, w2r, b2r) = linear_pair_inputs(dtype, columns1, sum(pieces), second)
     whole = (1.25 * (xr @ w1r.t()) + (b1r if bias else 0)) * (c1.double() if columns1 else 1)
     refs = list(torch.split(whole, pieces, -1)) + [xr @ w2r.t() + (b2r if bias else 0)]
     gouts = [torch.randn_like(r) for r in refs]
@@ -447,7 +454,7 @@ def test_linear_pair_pieces(dtype, bias, columns1=False, unused=None, stacked_fi
     if unused is not None and unused < len(pieces):
         rows = slice(sum(pieces[:unused]), sum(pieces[:unused + 1]))
         assert not w1o.grad[rows].any(), f"piece {unused + 1} got no gradient, but its weight rows did"
-    compare(f"linear_pair pieces {pieces}{' bias' if bias else ''}{' columns1' if columns1 else ''}"
+    compare(f"linear_pair pieces {pieces}{f' second {second}' if second != 40 else ''}{' bias' if bias else ''}{' columns1' if columns1 else ''}"
             f"{f' piece {unused + 1} unused' if unused is not None else ''}{' first stacked' if stacked_first else ''}"
             f"{' casts kept' if keep else ''}", dtype, pairs)
 
@@ -966,8 +973,9 @@ def main():
             globals()[name] = lambda *unused, **unused_named: None
     torch.ops.load_library(args.library)
     results["build_info"] = torch.ops.anneal.build_info(torch.zeros(1))
-    global FP8_FORWARD
+    global FP8_FORWARD, FP8_BACKWARD
     FP8_FORWARD = "float8 forward GEMMs" in results["build_info"]
+    FP8_BACKWARD = "float8 x-gradient GEMMs" in results["build_info"]
     results["device"] = torch.cuda.get_device_name()
     print(results["build_info"], "on", results["device"])
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
@@ -1049,6 +1057,9 @@ def main():
         test_linear_pair_pieces(dtype, bias=False, unused=2)            # dt without gradient
         test_linear_pair_pieces(dtype, bias=True, columns1=True, unused=1)
         test_linear_pair_pieces(dtype, bias=True, stacked_first=True)   # no .grad to add into
+        # the 291M model's in_proj pieces and q, k, v at half their widths: rows of several vectors a
+        # thread in the float8 x-gradient's quantisation (-DANNEAL_FP8_BACKWARD=1)
+        test_linear_pair_pieces(dtype, bias=False, columns1=True, pieces=(1024, 1152, 16), second=768)
         test_rms_norm_keep(dtype)
         test_rms_norm_keep(dtype, width=4104)     # composed
         test_silu_mul(dtype, strided=False)

@@ -2741,148 +2741,217 @@ ANNEAL_CONV(float)
 ANNEAL_CONV(__half)
 ANNEAL_CONV(__nv_bfloat16)
 
-#if ANNEAL_FP8_FORWARD
-// Row-wise float8 (e4m3) for the forward GEMMs: q = x / s with s = max|x_row| / 448, e4m3's largest
+#if ANNEAL_FP8
+// Row-wise float8 (e4m3) for the float8 GEMMs: q = x / s with s = max|x_row| / 448, e4m3's largest
 // finite value, one s per row (torch._scaled_mm's row-wise scales, for the rows of x [M, K] and of
-// W [N, K] alike); a row of zeros takes s = 1. A block a row, two passes over it (the second from L1/L2).
+// W [N, K] alike); a row of zeros takes s = 1. A row may come in up to four column pieces
+// (RowPieces), quantised side by side with one s over all of them, and q's row may be wider than
+// their total: zeros after it (a GEMM's K padded to float8's multiple of 16).
 constexpr float kE4m3Max = 448.f;
 constexpr int kQuantizeThreads = 256;
 
-// GATED: the rows quantised are silu(x) * up's (up's rows up_stride apart), computed in float32 in both
-// passes and never written in the compute type: silu_mul_linear's product, which its backward makes
-// again, so the forward needs it only in float8 (4 bytes an element less to move than silu_mul's
-// product written, then read by a quantisation of its own).
+// The column where piece p starts in q's row.
+template <typename T>
+__device__ __forceinline__ int piece_start(const RowPieces<T>& pieces, int p) {
+  int start = 0;
+#pragma unroll
+  for (int k = 0; k < RowPieces<T>::kMax; k++) start += k < p ? pieces.cols[k] : 0;
+  return start;
+}
+
+// A block a row, an element a thread at a time, two passes over the row (the second from L1/L2): any
+// widths and strides. GATED (one piece): the rows quantised are silu(x) * up's (up's rows up_stride
+// apart), computed in float32 in both passes and never written in the compute type: silu_mul_linear's
+// product, which its backward makes again, so the forward needs it only in float8 (4 bytes an element
+// less to move than silu_mul's product written, then read by a quantisation of its own).
 template <typename T, bool GATED>
 __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
-    const T* __restrict__ x, int64_t row_stride, const T* __restrict__ up, int64_t up_stride, int cols,
-    __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
+    RowPieces<T> pieces, const T* __restrict__ up, int64_t up_stride, int width, __nv_fp8_e4m3* __restrict__ q,
+    float* __restrict__ scale) {
   wait_for_predecessors();
-  const T* xr = x + (int64_t) blockIdx.x * row_stride;
-  const T* ur = GATED ? up + (int64_t) blockIdx.x * up_stride : nullptr;
-  auto value = [&](int c) {
+  int64_t row = blockIdx.x;
+  auto value = [&](const T* xr, int c) {
     float v = load(xr, c);
-    if constexpr (GATED) v = v * sigmoid(v) * load(ur, c);
+    if constexpr (GATED) v = v * sigmoid(v) * load(up + row * up_stride, c);
     return v;
   };
   float amax = 0.f;
-  for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) amax = fmaxf(amax, fabsf(value(c)));
+#pragma unroll
+  for (int p = 0; p < RowPieces<T>::kMax; p++) {   // unrolled: the parameters indexed by constants
+    if (p >= pieces.count) break;
+    const T* xr = pieces.x[p] + row * pieces.row[p];
+    for (int c = threadIdx.x; c < pieces.cols[p]; c += kQuantizeThreads) amax = fmaxf(amax, fabsf(value(xr, c)));
+  }
   __shared__ float warp_max[kQuantizeThreads / 32];
   amax = block_reduce(amax, warp_max, MaxOp{}, 0.f);
   float s = amax > 0.f ? amax / kE4m3Max : 1.f;
   float inverse = 1.f / s;
-  __nv_fp8_e4m3* qr = q + (int64_t) blockIdx.x * cols;
-  for (int c = threadIdx.x; c < cols; c += kQuantizeThreads) qr[c] = __nv_fp8_e4m3(value(c) * inverse);  // satfinite
-  if (threadIdx.x == 0) scale[blockIdx.x] = s;
+  __nv_fp8_e4m3* qr = q + row * width;
+  int start = 0;
+#pragma unroll
+  for (int p = 0; p < RowPieces<T>::kMax; p++) {
+    if (p >= pieces.count) break;
+    const T* xr = pieces.x[p] + row * pieces.row[p];
+    for (int c = threadIdx.x; c < pieces.cols[p]; c += kQuantizeThreads) {
+      qr[start + c] = __nv_fp8_e4m3(value(xr, c) * inverse);   // satfinite
+    }
+    start += pieces.cols[p];
+  }
+  for (int c = start + threadIdx.x; c < width; c += kQuantizeThreads) qr[c] = __nv_fp8_e4m3(0.f);
+  if (threadIdx.x == 0) scale[row] = s;
 }
 
-// The same rows, a warp a row: each lane loads eight elements at a time (load8: 16 bytes of a half
-// type, two 16-byte loads of float) and keeps them in registers between the two passes, so the row is read once and the
-// quantised row is written 8 bytes at a time. The block above reads a row twice, an element (2
-// bytes) a thread at a time, and writes a byte a thread: its x rows ran at about 1.5 TB/s in the
-// 291M model's step (1.21 ms a step at 8 x 2048, 36 launches of 16,384 rows of 1,024;
-// docs/benchmarks/2026-12-05-h200-experiments/call-2/variants/layers-5.log). The arithmetic is the
-// block's, in the same order: the results are the same bits. SLICES slices of 256 elements a row
-// (32 lanes x 8) cover the row; cols a multiple of 8, the rows aligned (quantize_vectorised).
-// -DANNEAL_QUANTIZE_VEC=1 builds with it (an experiment for tools/gpu/try-variants.sh, off until its
-// first GPU run: test_kernels.py's linear and silu_mul_linear cases, and its time against the block's).
+// The same rows, vectorised: a block a row, each thread loading eight elements at a time (load8: 16
+// bytes of a half type, two 16-byte loads of float) VECS times, the row kept in registers between the
+// max and the write, and the quantised row written 8 bytes at a time. The block kernel above reads a
+// row twice, an element (2 bytes) a thread at a time, and writes a byte a thread: its x rows ran at
+// about 1.5 TB/s in the 291M model's step (1.21 ms a step at 8 x 2048, 36 launches of 16,384 rows of
+// 1,024; docs/benchmarks/2026-12-05-h200-experiments/call-2/variants/layers-5.log). The arithmetic is
+// the block kernel's (max is exact in any order): the results are the same bits. Needs every piece's
+// columns, strides and q's width multiples of 8 and the arrays 16-byte aligned (quantize_vectorised).
+// The float8 x-gradients (ANNEAL_FP8_BACKWARD) always take it where it applies; the forward's rows
+// with -DANNEAL_QUANTIZE_VEC=1 (an experiment for tools/gpu/try-variants.sh, off until its first GPU
+// run: test_kernels.py's linear and silu_mul_linear cases, and its time against the block kernel's).
 #ifndef ANNEAL_QUANTIZE_VEC
 #define ANNEAL_QUANTIZE_VEC 0
 #endif
-constexpr int kQuantizeWarps = 8;   // rows a block
+constexpr int kQuantizeMaxVectors = 4;   // eight elements each, a thread: rows up to 8,192 wide
 
-template <typename T, bool GATED, int SLICES>
-__global__ void __launch_bounds__(32 * kQuantizeWarps) quantize_rows_e4m3_vec_kernel(
-    const T* __restrict__ x, int64_t row_stride, const T* __restrict__ up, int64_t up_stride, int64_t rows, int cols,
-    __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
+template <typename T, bool GATED, int VECS>
+__global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_vec_kernel(
+    RowPieces<T> pieces, const T* __restrict__ up, int64_t up_stride, int width, __nv_fp8_e4m3* __restrict__ q,
+    float* __restrict__ scale) {
   wait_for_predecessors();
-  int lane = threadIdx.x & 31;
-  int64_t row = (int64_t) blockIdx.x * kQuantizeWarps + (threadIdx.x >> 5);
-  if (row >= rows) return;   // the whole warp: a row is a warp's
-  const T* xr = x + row * row_stride;
-  float v[SLICES][8];
+  int64_t row = blockIdx.x;
+  float v[VECS][8];
   float amax = 0.f;
 #pragma unroll
-  for (int s = 0; s < SLICES; s++) {
-    int c = (s * 32 + lane) * 8;
-    if (c < cols) {
-      load8(xr + c, v[s]);
-      if constexpr (GATED) {
-        float u[8];
-        load8(up + row * up_stride + c, u);
+  for (int k = 0; k < VECS; k++) {
+    int c = (k * (int) blockDim.x + (int) threadIdx.x) * 8;   // the vector's first column in q's row
+    bool loaded = false;
+    int start = 0;
 #pragma unroll
-        for (int k = 0; k < 8; k++) v[s][k] = v[s][k] * sigmoid(v[s][k]) * u[k];
+    for (int p = 0; p < RowPieces<T>::kMax; p++) {   // the piece that holds column c, if any
+      if (p < pieces.count && !loaded && c >= start && c < start + pieces.cols[p]) {
+        load8(pieces.x[p] + row * pieces.row[p] + (c - start), v[k]);
+        if constexpr (GATED) {
+          float u[8];
+          load8(up + row * up_stride + c, u);
+#pragma unroll
+          for (int e = 0; e < 8; e++) v[k][e] = v[k][e] * sigmoid(v[k][e]) * u[e];
+        }
+        loaded = true;
       }
+      start += p < pieces.count ? pieces.cols[p] : 0;
+    }
 #pragma unroll
-      for (int k = 0; k < 8; k++) amax = fmaxf(amax, fabsf(v[s][k]));
+    for (int e = 0; e < 8; e++) {
+      if (!loaded) v[k][e] = 0.f;   // q's padding after the pieces, or past the row
+      amax = fmaxf(amax, fabsf(v[k][e]));
     }
   }
-  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffff, amax, o));
-  float s_row = amax > 0.f ? amax / kE4m3Max : 1.f;
-  float inverse = 1.f / s_row;
-  __nv_fp8_e4m3* qr = q + row * cols;
+  __shared__ float warp_max[kQuantizeThreads / 32];
+  amax = block_reduce(amax, warp_max, MaxOp{}, 0.f);
+  float s = amax > 0.f ? amax / kE4m3Max : 1.f;
+  float inverse = 1.f / s;
+  __nv_fp8_e4m3* qr = q + row * width;
 #pragma unroll
-  for (int s = 0; s < SLICES; s++) {
-    int c = (s * 32 + lane) * 8;
-    if (c < cols) {
+  for (int k = 0; k < VECS; k++) {
+    int c = (k * (int) blockDim.x + (int) threadIdx.x) * 8;
+    if (c < width) {
       VecPack<__nv_fp8_e4m3, 8> pack;
 #pragma unroll
-      for (int k = 0; k < 8; k++) pack.e[k] = __nv_fp8_e4m3(v[s][k] * inverse);   // satfinite
+      for (int e = 0; e < 8; e++) pack.e[e] = __nv_fp8_e4m3(v[k][e] * inverse);   // satfinite
       *reinterpret_cast<VecPack<__nv_fp8_e4m3, 8>*>(qr + c) = pack;
     }
   }
-  if (lane == 0) scale[row] = s_row;
+  if (threadIdx.x == 0) scale[row] = s;
 }
 
-// Launches the warp-a-row kernel where it applies (cols a multiple of 8 and at most 4,096; every row
-// 16-byte aligned for load8, and q's rows 8-byte aligned); false where the caller launches the block kernel.
+// Launches the vectorised kernel where it applies (every piece's columns and row stride, up's and
+// q's width multiples of 8, width at most 8,192, the arrays 16-byte aligned): a block of up to 256
+// threads a row, each with the fewest vectors that cover it. False where the caller launches the
+// block kernel.
 template <typename T, bool GATED>
-bool quantize_vectorised(const T* x, int64_t row_stride, const T* up, int64_t up_stride, int64_t rows, int cols,
+bool quantize_vectorised(const RowPieces<T>& pieces, const T* up, int64_t up_stride, int64_t rows, int width,
                          __nv_fp8_e4m3* q, float* scale, cudaStream_t stream) {
-  bool aligned = ANNEAL_QUANTIZE_VEC && cols % 8 == 0 && cols <= 16 * 256 && row_stride % 8 == 0 &&
-                 (!GATED || up_stride % 8 == 0) && all_vectorisable({x, up, q});
-  if (!aligned) return false;
-  unsigned blocks = (unsigned) ((rows + kQuantizeWarps - 1) / kQuantizeWarps);
-  int slices = (cols + 255) / 256;
+  bool aligned = width % 8 == 0 && (!GATED || up_stride % 8 == 0) && all_vectorisable({up, q});
+  for (int p = 0; p < pieces.count; p++) {
+    aligned = aligned && pieces.cols[p] % 8 == 0 && pieces.row[p] % 8 == 0 && all_vectorisable({pieces.x[p]});
+  }
+  int vectors = width / 8;
+  if (!aligned || vectors > kQuantizeThreads * kQuantizeMaxVectors) return false;
+  int per_thread = (vectors + kQuantizeThreads - 1) / kQuantizeThreads;
+  int threads = ((vectors + per_thread - 1) / per_thread + 31) / 32 * 32;
   auto go = [&](auto kernel) {
-    launch(kernel, blocks, 32 * kQuantizeWarps, 0, stream, x, row_stride, up, up_stride, rows, cols, q, scale);
+    launch(kernel, (unsigned) rows, threads, 0, stream, pieces, up, up_stride, width, q, scale);
   };
-  if (slices <= 4) {
-    go(quantize_rows_e4m3_vec_kernel<T, GATED, 4>);
-  } else if (slices <= 8) {
-    go(quantize_rows_e4m3_vec_kernel<T, GATED, 8>);
-  } else if (slices <= 12) {
-    go(quantize_rows_e4m3_vec_kernel<T, GATED, 12>);
+  static_assert(kQuantizeMaxVectors == 4, "one launch below a vector count");
+  if (per_thread == 1) {
+    go(quantize_rows_e4m3_vec_kernel<T, GATED, 1>);
+  } else if (per_thread == 2) {
+    go(quantize_rows_e4m3_vec_kernel<T, GATED, 2>);
+  } else if (per_thread == 3) {
+    go(quantize_rows_e4m3_vec_kernel<T, GATED, 3>);
   } else {
-    go(quantize_rows_e4m3_vec_kernel<T, GATED, 16>);
+    go(quantize_rows_e4m3_vec_kernel<T, GATED, 4>);
   }
   return true;
+}
+
+// Either kernel on the pieces (GATED: one piece and up), the vectorised one where `vectorise` and it
+// applies.
+template <typename T, bool GATED>
+void quantize_launch(const RowPieces<T>& pieces, const T* up, int64_t up_stride, int64_t rows, int width,
+                     uint8_t* q, float* scale, bool vectorise, cudaStream_t stream) {
+  if (rows == 0) return;
+  auto* q8 = reinterpret_cast<__nv_fp8_e4m3*>(q);
+  if (vectorise && quantize_vectorised<T, GATED>(pieces, up, up_stride, rows, width, q8, scale, stream)) return;
+  launch(quantize_rows_e4m3_kernel<T, GATED>, (unsigned) rows, kQuantizeThreads, 0, stream, pieces, up, up_stride,
+         width, q8, scale);
+}
+
+template <typename T>
+RowPieces<T> one_piece(const T* x, int64_t row_stride, int cols) {
+  RowPieces<T> pieces{};
+  pieces.x[0] = x;
+  pieces.row[0] = row_stride;
+  pieces.cols[0] = cols;
+  pieces.count = 1;
+  return pieces;
 }
 
 template <typename T>
 void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
                         cudaStream_t stream) {
-  if (rows == 0) return;
-  auto* q8 = reinterpret_cast<__nv_fp8_e4m3*>(q);
-  if (quantize_vectorised<T, false>(x, row_stride, static_cast<const T*>(nullptr), 0, rows, cols, q8, scale, stream)) {
-    return;
-  }
-  launch(quantize_rows_e4m3_kernel<T, false>, (unsigned) rows, kQuantizeThreads, 0, stream, x, row_stride,
-         static_cast<const T*>(nullptr), (int64_t) 0, cols, q8, scale);
+  quantize_launch<T, false>(one_piece(x, row_stride, cols), nullptr, 0, rows, cols, q, scale, ANNEAL_QUANTIZE_VEC,
+                            stream);
 }
 
 template <typename T>
 void silu_mul_quantize_rows_e4m3(const T* gate, int64_t gate_row, const T* up, int64_t up_row, int64_t rows, int cols,
                                  uint8_t* q, float* scale, cudaStream_t stream) {
-  if (rows == 0) return;
-  auto* q8 = reinterpret_cast<__nv_fp8_e4m3*>(q);
-  if (quantize_vectorised<T, true>(gate, gate_row, up, up_row, rows, cols, q8, scale, stream)) return;
-  launch(quantize_rows_e4m3_kernel<T, true>, (unsigned) rows, kQuantizeThreads, 0, stream, gate, gate_row, up, up_row,
-         cols, q8, scale);
+  quantize_launch<T, true>(one_piece(gate, gate_row, cols), up, up_row, rows, cols, q, scale, ANNEAL_QUANTIZE_VEC,
+                           stream);
+}
+
+template <typename T>
+void quantize_pieces_e4m3(const RowPieces<T>& pieces, int64_t rows, int width, uint8_t* q, float* scale,
+                          cudaStream_t stream) {
+  int total = 0;
+  for (int p = 0; p < pieces.count; p++) total += pieces.cols[p];
+  if (pieces.count < 1 || pieces.count > RowPieces<T>::kMax || width < total) {
+    throw std::invalid_argument("quantize_pieces_e4m3: 1 to 4 pieces whose columns fit q's width " +
+                                std::to_string(width) + " expected, found " + std::to_string(pieces.count) +
+                                " pieces of " + std::to_string(total) + " columns");
+  }
+  quantize_launch<T, false>(pieces, nullptr, 0, rows, width, q, scale, true, stream);
 }
 #define ANNEAL_QUANTIZE(T)                                                                                     \
   template void quantize_rows_e4m3<T>(const T*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);       \
   template void silu_mul_quantize_rows_e4m3<T>(const T*, int64_t, const T*, int64_t, int64_t, int, uint8_t*, \
-                                               float*, cudaStream_t);
+                                               float*, cudaStream_t);                                          \
+  template void quantize_pieces_e4m3<T>(const RowPieces<T>&, int64_t, int, uint8_t*, float*, cudaStream_t);
 ANNEAL_QUANTIZE(float)
 ANNEAL_QUANTIZE(__half)
 ANNEAL_QUANTIZE(__nv_bfloat16)

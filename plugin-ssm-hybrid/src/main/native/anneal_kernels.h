@@ -205,7 +205,13 @@ void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_
 #ifndef ANNEAL_PDL
 #define ANNEAL_PDL 0
 #endif
-#if ANNEAL_FP8_FORWARD
+/** -DANNEAL_FP8_BACKWARD=1 (an experiment for tools/gpu/try-variants.sh, off by default): the linear
+ *  layers' x-gradient GEMMs in float8 e4m3 as well (anneal_ops.cpp, fp8_x_gradient); named in build_info. */
+#ifndef ANNEAL_FP8_BACKWARD
+#define ANNEAL_FP8_BACKWARD 0
+#endif
+#define ANNEAL_FP8 (ANNEAL_FP8_FORWARD || ANNEAL_FP8_BACKWARD)
+#if ANNEAL_FP8
 /** Row-wise float8 e4m3 (ANNEAL_FP8_FORWARD): q [rows, cols] (e4m3 bytes) and scale [rows] with
  *  x[i, :] ~ q[i, :] * scale[i], scale[i] = max_j |x[i, j]| / 448 (1 for a row of zeros); x's rows
  *  `row_stride` elements apart, q's `cols`. */
@@ -217,6 +223,23 @@ void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, 
 template <typename T>
 void silu_mul_quantize_rows_e4m3(const T* gate, int64_t gate_row, const T* up, int64_t up_row, int64_t rows, int cols,
                                  uint8_t* q, float* scale, cudaStream_t stream);
+/** Up to four column pieces of one [rows, ...] matrix, side by side in this order (the output gradients
+ *  of a linear layer pair: Mamba's input projection in its pieces and q, k, v; the MLP's gate and up):
+ *  piece p has cols[p] columns, its rows row[p] elements apart from x[p]. */
+template <typename T>
+struct RowPieces {
+  static constexpr int kMax = 4;
+  const T* x[kMax];
+  int64_t row[kMax];
+  int cols[kMax];
+  int count;
+};
+/** quantize_rows_e4m3 of the pieces side by side, one scale a row over all of them: q [rows, width],
+ *  width at least their columns' total, the columns after it zeros (a GEMM's K padded to a multiple
+ *  of 16, float8's alignment). */
+template <typename T>
+void quantize_pieces_e4m3(const RowPieces<T>& pieces, int64_t rows, int width, uint8_t* q, float* scale,
+                          cudaStream_t stream);
 #endif
 
 }  // namespace anneal

@@ -1683,7 +1683,7 @@ bool fp8_capable(c10::DeviceIndex device) {
   return properties->major * 10 + properties->minor >= 89;
 }
 
-#if ANNEAL_FP8_FORWARD
+#if ANNEAL_FP8
 // ANNEAL_FP8_FORWARD (on by default; -DANNEAL_FP8_FORWARD=0 builds bfloat16 GEMMs): a linear
 // layer's forward GEMM in float8 e4m3, one scale per row of x and of the cast weight (cuBLASLt through
 // aten::_scaled_mm, with its fast accumulation as Transformer Engine's forward GEMMs), where x is
@@ -1693,6 +1693,7 @@ bool fp8_capable(c10::DeviceIndex device) {
 // (docs/benchmarks/2026-12-04-h200-fp8-probe); here each x costs one more pass (read in bfloat16,
 // written in e4m3 with its scales), but silu_mul_linear's product, made straight in e4m3; each weight
 // is quantised from the float32 master, in place of the bfloat16 cast the other path makes.
+// (The row-wise float8 operands below serve the forward's GEMMs and ANNEAL_FP8_BACKWARD's alike.)
 
 // (q [rows, cols] e4m3, s [rows, 1] float32), unwritten, on `like`'s device.
 std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tensor& like) {
@@ -1706,7 +1707,7 @@ std::pair<Tensor, Tensor> rows_e4m3(const Tensor& m) {
   int64_t rows = mc.size(0), cols = mc.size(1);
   auto [q, s] = empty_rows_e4m3(rows, cols, mc);
   auto stream = at::cuda::getCurrentCUDAStream();
-  by_type(mc, "linear (float8 forward)", [&](auto tag) {
+  by_type(mc, "linear (float8 rows)", [&](auto tag) {
     using T = decltype(tag);
     anneal::quantize_rows_e4m3<T>(ptr<T>(mc), rows, mc.stride(0), (int) cols, reinterpret_cast<uint8_t*>(q.data_ptr()),
                                   s.data_ptr<float>(), stream);
@@ -1714,6 +1715,70 @@ std::pair<Tensor, Tensor> rows_e4m3(const Tensor& m) {
   return {q, s};
 }
 
+#if ANNEAL_FP8_BACKWARD
+// ANNEAL_FP8_BACKWARD (an experiment for tools/gpu/try-variants.sh, off by default): the x-gradient
+// GEMMs of linear, linear_pair and silu_mul_linear in float8 e4m3 as well, one scale per row of the
+// output gradient (over all of a pair's pieces) and per row of the cast weight's transpose, as the
+// forward's. The output gradient's rows are quantised in one pass over its pieces (never
+// concatenated in the compute type); W^T's from the cast weight, a few MiB. Unlike the forward, no
+// fast accumulation: Transformer Engine's recipe keeps the gradients' GEMMs on split accumulators
+// (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"). The weight-gradient GEMMs stay bfloat16.
+// Why: the profile's x-gradient GEMMs took about 13 ms of the 77.0 ms step at 8 x 2048, where the
+// same products in the forward take 5.7 ms in float8
+// (docs/benchmarks/2026-12-05-h200-experiments/call-2/variants/layers-5.log).
+bool fp8_gradient_applies(const Tensor& x, size_t pieces) {
+  return pieces >= 1 && pieces <= (size_t) anneal::RowPieces<float>::kMax && x.is_cuda() &&
+         x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 && fp8_capable(x.get_device());
+}
+
+// sum_i g_i W_i (W_i the cast weight's rows of piece i: [n_i, K]; g_i [rows, n_i]), as x's gradient
+// of shape `shape` in x's type: g's pieces side by side as one float8 operand ([rows, N] with N their
+// total rounded up to 16, zero columns after), W's pieces stacked and transposed as the other ([K, N],
+// zero columns likewise), one GEMM.
+Tensor fp8_x_gradient(const std::vector<Tensor>& grads, const std::vector<Tensor>& weight_rows, at::IntArrayRef shape) {
+  int64_t rows = grads[0].numel() / std::max<int64_t>(grads[0].size(-1), 1);
+  int64_t total = 0;
+  std::vector<Tensor> kept;   // the pieces as [rows, n_i] with evenly spaced rows
+  for (const Tensor& g : grads) {
+    Tensor g2 = g.reshape({rows, g.size(-1)});
+    kept.push_back(row_stride(g2) >= 0 ? g2 : g2.contiguous());
+    total += g.size(-1);
+  }
+  int64_t width = (total + 15) / 16 * 16;
+  auto [gq, gs] = empty_rows_e4m3(rows, width, kept[0]);
+  c10::cuda::CUDAGuard guard(kept[0].device());
+  auto stream = at::cuda::getCurrentCUDAStream();
+  by_type(kept[0], "linear (float8 x-gradient)", [&](auto tag) {
+    using T = decltype(tag);
+    anneal::RowPieces<T> pieces{};
+    pieces.count = (int) kept.size();
+    for (size_t p = 0; p < kept.size(); p++) {
+      pieces.x[p] = ptr<T>(kept[p]);
+      pieces.row[p] = row_stride(kept[p]);
+      pieces.cols[p] = (int) kept[p].size(1);
+    }
+    anneal::quantize_pieces_e4m3<T>(pieces, rows, (int) width, reinterpret_cast<uint8_t*>(gq.data_ptr()),
+                                    gs.data_ptr<float>(), stream);
+  });
+  Tensor stacked = weight_rows.size() == 1 ? weight_rows[0] : at::cat(weight_rows, 0);
+  if (width > total) stacked = at::constant_pad_nd(stacked, {0, 0, 0, width - total});
+  auto [wq, ws] = rows_e4m3(stacked.t().contiguous());
+  Tensor dx = at::_scaled_mm(gq, wq.t(), gs, ws.view({1, -1}), c10::nullopt, c10::nullopt, kept[0].scalar_type(),
+                             /*use_fast_accum=*/false);
+  return dx.view(shape);
+}
+#endif
+#endif
+#if !ANNEAL_FP8_BACKWARD
+// Without the experiment the x-gradients stay bfloat16 GEMMs (fp8_x_gradient is then never called).
+bool fp8_gradient_applies(const Tensor&, size_t) { return false; }
+Tensor fp8_x_gradient(const std::vector<Tensor>&, const std::vector<Tensor>&, at::IntArrayRef) {
+  TORCH_CHECK(false, "anneal: float8 x-gradients are not in this build (-DANNEAL_FP8_BACKWARD=1)");
+  return Tensor();
+}
+#endif
+
+#if ANNEAL_FP8_FORWARD
 // rows_e4m3 of silu(gate) * up, made in one pass from gate and up (silu_mul_quantize_rows_e4m3): the
 // product itself is never written in the compute type.
 std::pair<Tensor, Tensor> silu_mul_rows_e4m3(const Tensor& gate, const Tensor& up) {
@@ -1845,6 +1910,12 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
     Tensor casts[2] = {saved_optional(ctx, "cast1"), saved_optional(ctx, "cast2")};
     ctx->saved_data["cast1"] = c10::IValue();
     ctx->saved_data["cast2"] = c10::IValue();
+    // ANNEAL_FP8_BACKWARD: x's gradient as one float8 GEMM over every piece that has a gradient,
+    // after the loop (the pieces and their weight rows gathered in it)
+    size_t with_grad = 0;
+    for (size_t i = 0; i < outputs.size(); i++) with_grad += grads[i].defined() ? 1 : 0;
+    bool fp8 = ctx->needs_input_grad(0) && fp8_gradient_applies(x, with_grad);
+    std::vector<Tensor> fp8_grads, fp8_rows;
     for (size_t i = 0; i < outputs.size(); i++) {
       if (!grads[i].defined()) continue;
       auto [k, row0] = outputs[i];
@@ -1857,7 +1928,10 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
       if (ctx->needs_input_grad(0)) {
         if (!casts[k].defined()) casts[k] = cast_weight(weight, x.scalar_type(), scale, columns);
         Tensor w = casts[k].narrow(0, row0, g.size(-1));   // the piece's rows: contiguous
-        if (dx.defined()) {
+        if (fp8) {
+          fp8_grads.push_back(g2);
+          fp8_rows.push_back(w);
+        } else if (dx.defined()) {
           dx.view({-1, w.size(1)}).addmm_(g2, w);   // dx is this backward's own tensor
         } else {
           dx = at::matmul(g, w);
@@ -1870,6 +1944,7 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
       param_grads[k][0] = into_rows(param_grads[k][0], dweight, weight.size(0), row0);
       param_grads[k][1] = into_rows(param_grads[k][1], dbias, weight.size(0), row0);
     }
+    if (fp8) dx = fp8_x_gradient(fp8_grads, fp8_rows, x.sizes());
     return {dx, param_grads[0][0], param_grads[0][1], Tensor(), param_grads[1][0], param_grads[1][1], Tensor(),
             Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
@@ -1973,7 +2048,7 @@ struct SiluMulLinear : torch::autograd::Function<SiluMulLinear> {
     double scale = ctx->saved_data["scale"].toDouble();
     Tensor d = grads[0].to(g.scalar_type());
     if (!cast.defined()) cast = cast_weight(weight, g.scalar_type(), scale, Tensor());
-    Tensor dh = at::matmul(d, cast).contiguous();
+    Tensor dh = fp8_gradient_applies(g, 1) ? fp8_x_gradient({d}, {cast}, g.sizes()) : at::matmul(d, cast).contiguous();
     cast.reset();
     Tensor product = at::empty(g.sizes(), g.options());
     auto [dgate, dup] = silu_mul_grads(g, u, dh, product);
@@ -2087,13 +2162,16 @@ std::tuple<Tensor, Tensor> lm_head_cross_entropy(const Tensor& hidden, const Ten
 }
 
 // What the library was built against, for the loader's version check (FusedKernels.java), and the
-// builds' variants; "float8 forward GEMMs" where this build runs them on the current GPU
-// (build_kernels.py records it for the run's status line, test_kernels.py takes its bounds from it).
+// builds' variants; "float8 forward GEMMs" (and "float8 x-gradient GEMMs") where this build runs them
+// on the current GPU (build_kernels.py records it for the run's status line, test_kernels.py takes
+// its bounds from it).
 std::string build_info(const Tensor&) {
-  bool fp8 = ANNEAL_FP8_FORWARD && fp8_capable(c10::cuda::current_device());
+  bool capable = fp8_capable(c10::cuda::current_device());
+  bool fp8 = ANNEAL_FP8_FORWARD && capable;
   return std::string("torch ") + TORCH_VERSION + "; cuda " + std::to_string(CUDART_VERSION / 1000) + "." +
          std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH) +
-         (fp8 ? "; float8 forward GEMMs" : "") + (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "") +
+         (fp8 ? "; float8 forward GEMMs" : "") + (ANNEAL_FP8_BACKWARD && capable ? "; float8 x-gradient GEMMs" : "") +
+         (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "") +
          (ANNEAL_PDL ? "; programmatic dependent launch " + std::to_string(ANNEAL_PDL) : "");
 }
 
