@@ -205,8 +205,9 @@ void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_
 #ifndef ANNEAL_PDL
 #define ANNEAL_PDL 0
 #endif
-/** -DANNEAL_FP8_BACKWARD=1 (an experiment for tools/gpu/try-variants.sh, off by default): the linear
- *  layers' x-gradient GEMMs in float8 e4m3 as well (anneal_ops.cpp, fp8_x_gradient); named in build_info. */
+/** -DANNEAL_FP8_BACKWARD=1 or 2 (an experiment for tools/gpu/try-variants.sh, off by default): the
+ *  linear layers' x-gradient GEMMs in float8 e4m3 as well, 2 with fast accumulation (anneal_ops.cpp,
+ *  fp8_x_gradient); named in build_info. */
 #ifndef ANNEAL_FP8_BACKWARD
 #define ANNEAL_FP8_BACKWARD 0
 #endif

@@ -1720,9 +1720,11 @@ std::pair<Tensor, Tensor> rows_e4m3(const Tensor& m) {
 // GEMMs of linear, linear_pair and silu_mul_linear in float8 e4m3 as well, one scale per row of the
 // output gradient (over all of a pair's pieces) and per row of the cast weight's transpose, as the
 // forward's. The output gradient's rows are quantised in one pass over its pieces (never
-// concatenated in the compute type); W^T's from the cast weight, a few MiB. Unlike the forward, no
-// fast accumulation: Transformer Engine's recipe keeps the gradients' GEMMs on split accumulators
-// (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"). The weight-gradient GEMMs stay bfloat16.
+// concatenated in the compute type); W^T's from the cast weight, a few MiB. With 1, unlike the
+// forward, no fast accumulation: Transformer Engine's recipe keeps the gradients' GEMMs on split
+// accumulators (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"); 2 accumulates fast, as
+// the forward (what the split costs is what the two variants measure). The weight-gradient GEMMs
+// stay bfloat16.
 // Why: the profile's x-gradient GEMMs took about 13 ms of the 77.0 ms step at 8 x 2048, where the
 // same products in the forward take 5.7 ms in float8
 // (docs/benchmarks/2026-12-05-h200-experiments/call-2/variants/layers-5.log).
@@ -1764,7 +1766,7 @@ Tensor fp8_x_gradient(const std::vector<Tensor>& grads, const std::vector<Tensor
   if (width > total) stacked = at::constant_pad_nd(stacked, {0, 0, 0, width - total});
   auto [wq, ws] = rows_e4m3(stacked.t().contiguous());
   Tensor dx = at::_scaled_mm(gq, wq.t(), gs, ws.view({1, -1}), c10::nullopt, c10::nullopt, kept[0].scalar_type(),
-                             /*use_fast_accum=*/false);
+                             /*use_fast_accum=*/ANNEAL_FP8_BACKWARD == 2);
   return dx.view(shape);
 }
 #endif
@@ -2170,7 +2172,8 @@ std::string build_info(const Tensor&) {
   bool fp8 = ANNEAL_FP8_FORWARD && capable;
   return std::string("torch ") + TORCH_VERSION + "; cuda " + std::to_string(CUDART_VERSION / 1000) + "." +
          std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH) +
-         (fp8 ? "; float8 forward GEMMs" : "") + (ANNEAL_FP8_BACKWARD && capable ? "; float8 x-gradient GEMMs" : "") +
+         (fp8 ? "; float8 forward GEMMs" : "") +
+         (ANNEAL_FP8_BACKWARD && capable ? "; float8 x-gradient GEMMs " + std::to_string(ANNEAL_FP8_BACKWARD) : "") +
          (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "") +
          (ANNEAL_PDL ? "; programmatic dependent launch " + std::to_string(ANNEAL_PDL) : "");
 }
