@@ -2947,6 +2947,91 @@ void quantize_pieces_e4m3(const RowPieces<T>& pieces, int64_t rows, int width, u
   }
   quantize_launch<T, false>(pieces, nullptr, 0, rows, width, q, scale, true, stream);
 }
+// The stacked weights' value at (row n of the stack, column k), 0 past the stack's rows.
+__device__ __forceinline__ float stacked_weight(const WeightBlocks& blocks, int n, int k, int cols) {
+  int start = 0;
+  float v = 0.f;
+#pragma unroll
+  for (int p = 0; p < WeightBlocks::kMax; p++) {   // unrolled: the parameters indexed by constants
+    if (p < blocks.count && n >= start && n < start + blocks.rows[p]) {
+      int r = n - start;
+      float f = blocks.factor[p] != nullptr ? blocks.factor[p][r] * blocks.scale[p] : blocks.scale[p];
+      v = blocks.w[p][(int64_t) r * cols + k] * f;   // cast_weight's order: w (columns scale)
+    }
+    start += p < blocks.count ? blocks.rows[p] : 0;
+  }
+  return v;
+}
+
+constexpr int kColumnSplits = 64;   // row ranges of the stack a column's maximum is taken over at once
+
+// amax[k] = max over the stack's rows of |value|, as the bits of a non-negative float (whose order
+// is the unsigned integers'): each block takes 256 columns over one range of rows, atomically.
+__global__ void __launch_bounds__(kQuantizeThreads) column_amax_kernel(WeightBlocks blocks, int cols, int total,
+                                                                        unsigned* __restrict__ amax) {
+  wait_for_predecessors();
+  int k = blockIdx.x * kQuantizeThreads + threadIdx.x;
+  int per_split = (total + kColumnSplits - 1) / kColumnSplits;
+  int first = blockIdx.y * per_split, last = min(total, first + per_split);
+  if (k >= cols || first >= last) return;
+  float m = 0.f;
+  for (int n = first; n < last; n++) m = fmaxf(m, fabsf(stacked_weight(blocks, n, k, cols)));
+  atomicMax(amax + k, __float_as_uint(m));
+}
+
+constexpr int kTransposeTile = 32;
+constexpr int kTransposeRows = 8;   // the block's rows of threads (32 x 8)
+
+// q[k, n] = e4m3(value(n, k) / s[k]) with s[k] = amax[k] / 448 (1 for a column of zeros), through a
+// 32 x 32 tile in shared memory: read along k (a warp 128 bytes of a row), written along n.
+__global__ void __launch_bounds__(kTransposeTile * kTransposeRows) quantize_columns_kernel(
+    WeightBlocks blocks, int cols, int width, const unsigned* __restrict__ amax, __nv_fp8_e4m3* __restrict__ q,
+    float* __restrict__ scale) {
+  wait_for_predecessors();
+  __shared__ float tile[kTransposeTile][kTransposeTile + 1];
+  int k0 = blockIdx.x * kTransposeTile, n0 = blockIdx.y * kTransposeTile;
+  int total = 0;
+  for (int p = 0; p < blocks.count; p++) total += blocks.rows[p];
+  for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
+    int n = n0 + i, k = k0 + threadIdx.x;
+    tile[i][threadIdx.x] = n < total && k < cols ? stacked_weight(blocks, n, k, cols) : 0.f;
+  }
+  __syncthreads();
+  for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
+    int k = k0 + i, n = n0 + threadIdx.x;
+    if (k >= cols) continue;
+    float m = __uint_as_float(amax[k]);
+    float s = m > 0.f ? m / kE4m3Max : 1.f;
+    if (n < width) q[(int64_t) k * width + n] = __nv_fp8_e4m3(tile[threadIdx.x][i] * (1.f / s));   // satfinite
+    if (blockIdx.y == 0 && threadIdx.x == 0) scale[k] = s;
+  }
+}
+
+void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, unsigned* amax, uint8_t* q,
+                           float* scale, cudaStream_t stream) {
+  int total = 0;
+  for (int p = 0; p < blocks.count; p++) total += blocks.rows[p];
+  if (blocks.count < 1 || blocks.count > WeightBlocks::kMax || width < total) {
+    throw std::invalid_argument("quantize_columns_e4m3: 1 to 4 weight blocks whose rows fit q's width " +
+                                std::to_string(width) + " expected, found " + std::to_string(blocks.count) +
+                                " blocks of " + std::to_string(total) + " rows");
+  }
+  if (cols == 0 || width == 0) return;
+  cudaError_t cleared = cudaMemsetAsync(amax, 0, sizeof(unsigned) * cols, stream);
+  if (cleared != cudaSuccess) {
+    throw std::runtime_error(std::string("anneal: clearing quantize_columns_e4m3's scratch failed: ") +
+                             cudaGetErrorString(cleared));
+  }
+  if (total > 0) {
+    launch(column_amax_kernel, dim3((unsigned) ((cols + kQuantizeThreads - 1) / kQuantizeThreads), kColumnSplits),
+           kQuantizeThreads, 0, stream, blocks, cols, total, amax);
+  }
+  launch(quantize_columns_kernel,
+         dim3((unsigned) ((cols + kTransposeTile - 1) / kTransposeTile),
+              (unsigned) ((width + kTransposeTile - 1) / kTransposeTile)),
+         dim3(kTransposeTile, kTransposeRows), 0, stream, blocks, cols, width, (const unsigned*) amax,
+         reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
+}
 #define ANNEAL_QUANTIZE(T)                                                                                     \
   template void quantize_rows_e4m3<T>(const T*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);       \
   template void silu_mul_quantize_rows_e4m3<T>(const T*, int64_t, const T*, int64_t, int64_t, int, uint8_t*, \

@@ -241,6 +241,23 @@ struct RowPieces {
 template <typename T>
 void quantize_pieces_e4m3(const RowPieces<T>& pieces, int64_t rows, int width, uint8_t* q, float* scale,
                           cudaStream_t stream);
+/** Up to four row blocks of float32 weights [rows[p], cols] (rows cols elements apart), stacked in this
+ *  order: block p's row r stands for w[p][r, :] * factor[p][r] * scale[p] (factor null: 1), the
+ *  multipliers a linear layer folds into its weight (cast_weight in anneal_ops.cpp). */
+struct WeightBlocks {
+  static constexpr int kMax = 4;
+  const float* w[kMax];
+  const float* factor[kMax];
+  float scale[kMax];
+  int rows[kMax];
+  int count;
+};
+/** The stacked weights' transpose in row-wise float8: q [cols, width] and scale [cols] as
+ *  quantize_rows_e4m3 makes them from the [cols, width] transpose (the stacked rows' total at most
+ *  width, zeros after), without writing it: a column's largest magnitude first (amax [cols], scratch
+ *  the caller need not clear), then the transposed write. */
+void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, unsigned* amax, uint8_t* q,
+                           float* scale, cudaStream_t stream);
 #endif
 
 }  // namespace anneal

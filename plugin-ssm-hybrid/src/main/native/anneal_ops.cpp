@@ -1715,12 +1715,25 @@ std::pair<Tensor, Tensor> rows_e4m3(const Tensor& m) {
   return {q, s};
 }
 
+#endif
+
+// A linear layer's weight rows that one piece of its output comes from: rows row0 .. row0 + rows of
+// `weight` (a float32 master, or a weight in x's type), times cast_weight's multipliers scale
+// diag(columns) (columns undefined: none).
+struct WeightRows {
+  Tensor weight;
+  int64_t row0, rows;
+  double scale;
+  Tensor columns;
+};
+
 #if ANNEAL_FP8_BACKWARD
 // ANNEAL_FP8_BACKWARD (an experiment for tools/gpu/try-variants.sh, off by default): the x-gradient
 // GEMMs of linear, linear_pair and silu_mul_linear in float8 e4m3 as well, one scale per row of the
 // output gradient (over all of a pair's pieces) and per row of the cast weight's transpose, as the
 // forward's. The output gradient's rows are quantised in one pass over its pieces (never
-// concatenated in the compute type); W^T's from the cast weight, a few MiB. With 1, unlike the
+// concatenated in the compute type); W^T's straight from the float32 masters, with their
+// multipliers (quantize_columns_e4m3: no bfloat16 cast of the weight). With 1, unlike the
 // forward, no fast accumulation: Transformer Engine's recipe keeps the gradients' GEMMs on split
 // accumulators (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"); 2 accumulates fast, as
 // the forward (what the split costs is what the two variants measure). The weight-gradient GEMMs
@@ -1733,11 +1746,12 @@ bool fp8_gradient_applies(const Tensor& x, size_t pieces) {
          x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 && fp8_capable(x.get_device());
 }
 
-// sum_i g_i W_i (W_i the cast weight's rows of piece i: [n_i, K]; g_i [rows, n_i]), as x's gradient
-// of shape `shape` in x's type: g's pieces side by side as one float8 operand ([rows, N] with N their
-// total rounded up to 16, zero columns after), W's pieces stacked and transposed as the other ([K, N],
-// zero columns likewise), one GEMM.
-Tensor fp8_x_gradient(const std::vector<Tensor>& grads, const std::vector<Tensor>& weight_rows, at::IntArrayRef shape) {
+// sum_i g_i W_i (g_i [rows, n_i]; W_i [n_i, K], weights[i]'s rows with their multipliers), as x's
+// gradient of shape `shape` in g's type: g's pieces side by side as one float8 operand ([rows, N], N
+// their total rounded up to 16, zero columns after), W's transpose as the other ([K, N], zeros
+// likewise) quantised straight from the float32 masters (no cast of the weight, no stacked copy),
+// one GEMM.
+Tensor fp8_x_gradient(const std::vector<Tensor>& grads, const std::vector<WeightRows>& weights, at::IntArrayRef shape) {
   int64_t rows = grads[0].numel() / std::max<int64_t>(grads[0].size(-1), 1);
   int64_t total = 0;
   std::vector<Tensor> kept;   // the pieces as [rows, n_i] with evenly spaced rows
@@ -1746,8 +1760,10 @@ Tensor fp8_x_gradient(const std::vector<Tensor>& grads, const std::vector<Tensor
     kept.push_back(row_stride(g2) >= 0 ? g2 : g2.contiguous());
     total += g.size(-1);
   }
-  int64_t width = (total + 15) / 16 * 16;
+  int64_t width = (total + 15) / 16 * 16, k_cols = shape.back();
   auto [gq, gs] = empty_rows_e4m3(rows, width, kept[0]);
+  auto [wq, ws] = empty_rows_e4m3(k_cols, width, kept[0]);
+  Tensor amax = at::empty({k_cols}, kept[0].options().dtype(at::kInt));
   c10::cuda::CUDAGuard guard(kept[0].device());
   auto stream = at::cuda::getCurrentCUDAStream();
   by_type(kept[0], "linear (float8 x-gradient)", [&](auto tag) {
@@ -1762,19 +1778,33 @@ Tensor fp8_x_gradient(const std::vector<Tensor>& grads, const std::vector<Tensor
     anneal::quantize_pieces_e4m3<T>(pieces, rows, (int) width, reinterpret_cast<uint8_t*>(gq.data_ptr()),
                                     gs.data_ptr<float>(), stream);
   });
-  Tensor stacked = weight_rows.size() == 1 ? weight_rows[0] : at::cat(weight_rows, 0);
-  if (width > total) stacked = at::constant_pad_nd(stacked, {0, 0, 0, width - total});
-  auto [wq, ws] = rows_e4m3(stacked.t().contiguous());
+  anneal::WeightBlocks blocks{};
+  std::vector<Tensor> alive;   // float32 forms of the weights and multipliers, alive until the launch
+  blocks.count = (int) weights.size();
+  for (size_t p = 0; p < weights.size(); p++) {
+    const WeightRows& w = weights[p];
+    Tensor master = w.weight.to(at::kFloat).contiguous();
+    alive.push_back(master);
+    blocks.w[p] = master.data_ptr<float>() + w.row0 * k_cols;
+    if (w.columns.defined()) {
+      Tensor factor = w.columns.to(at::kFloat).contiguous();
+      alive.push_back(factor);
+      blocks.factor[p] = factor.data_ptr<float>() + w.row0;
+    }
+    blocks.scale[p] = (float) w.scale;
+    blocks.rows[p] = (int) w.rows;
+  }
+  anneal::quantize_columns_e4m3(blocks, (int) k_cols, (int) width, reinterpret_cast<unsigned*>(amax.data_ptr()),
+                                reinterpret_cast<uint8_t*>(wq.data_ptr()), ws.data_ptr<float>(), stream);
   Tensor dx = at::_scaled_mm(gq, wq.t(), gs, ws.view({1, -1}), c10::nullopt, c10::nullopt, kept[0].scalar_type(),
                              /*use_fast_accum=*/ANNEAL_FP8_BACKWARD == 2);
   return dx.view(shape);
 }
 #endif
-#endif
 #if !ANNEAL_FP8_BACKWARD
 // Without the experiment the x-gradients stay bfloat16 GEMMs (fp8_x_gradient is then never called).
 bool fp8_gradient_applies(const Tensor&, size_t) { return false; }
-Tensor fp8_x_gradient(const std::vector<Tensor>&, const std::vector<Tensor>&, at::IntArrayRef) {
+Tensor fp8_x_gradient(const std::vector<Tensor>&, const std::vector<WeightRows>&, at::IntArrayRef) {
   TORCH_CHECK(false, "anneal: float8 x-gradients are not in this build (-DANNEAL_FP8_BACKWARD=1)");
   return Tensor();
 }
@@ -1917,7 +1947,8 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
     size_t with_grad = 0;
     for (size_t i = 0; i < outputs.size(); i++) with_grad += grads[i].defined() ? 1 : 0;
     bool fp8 = ctx->needs_input_grad(0) && fp8_gradient_applies(x, with_grad);
-    std::vector<Tensor> fp8_grads, fp8_rows;
+    std::vector<Tensor> fp8_grads;
+    std::vector<WeightRows> fp8_rows;
     for (size_t i = 0; i < outputs.size(); i++) {
       if (!grads[i].defined()) continue;
       auto [k, row0] = outputs[i];
@@ -1927,13 +1958,13 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
       Tensor columns = saved_optional(ctx, "columns" + n);
       Tensor g = grads[i].to(x.scalar_type());
       Tensor g2 = g.reshape({-1, g.size(-1)});
-      if (ctx->needs_input_grad(0)) {
+      if (ctx->needs_input_grad(0) && fp8) {
+        fp8_grads.push_back(g2);
+        fp8_rows.push_back({weight, row0, g.size(-1), scale, columns});
+      } else if (ctx->needs_input_grad(0)) {
         if (!casts[k].defined()) casts[k] = cast_weight(weight, x.scalar_type(), scale, columns);
         Tensor w = casts[k].narrow(0, row0, g.size(-1));   // the piece's rows: contiguous
-        if (fp8) {
-          fp8_grads.push_back(g2);
-          fp8_rows.push_back(w);
-        } else if (dx.defined()) {
+        if (dx.defined()) {
           dx.view({-1, w.size(1)}).addmm_(g2, w);   // dx is this backward's own tensor
         } else {
           dx = at::matmul(g, w);
@@ -2049,8 +2080,13 @@ struct SiluMulLinear : torch::autograd::Function<SiluMulLinear> {
     Tensor weight = ctx->saved_data["weight"].toTensor();
     double scale = ctx->saved_data["scale"].toDouble();
     Tensor d = grads[0].to(g.scalar_type());
-    if (!cast.defined()) cast = cast_weight(weight, g.scalar_type(), scale, Tensor());
-    Tensor dh = fp8_gradient_applies(g, 1) ? fp8_x_gradient({d}, {cast}, g.sizes()) : at::matmul(d, cast).contiguous();
+    Tensor dh;
+    if (fp8_gradient_applies(g, 1)) {
+      dh = fp8_x_gradient({d}, {{weight, 0, weight.size(0), scale, Tensor()}}, g.sizes());
+    } else {
+      if (!cast.defined()) cast = cast_weight(weight, g.scalar_type(), scale, Tensor());
+      dh = at::matmul(d, cast).contiguous();
+    }
     cast.reset();
     Tensor product = at::empty(g.sizes(), g.options());
     auto [dgate, dup] = silu_mul_grads(g, u, dh, product);
