@@ -1730,8 +1730,8 @@ struct WeightRows {
 #if ANNEAL_FP8_BACKWARD
 // ANNEAL_FP8_BACKWARD (an experiment for tools/gpu/try-variants.sh, off by default): the x-gradient
 // GEMMs of linear, linear_pair and silu_mul_linear in float8 e4m3 as well, one scale per row of the
-// output gradient (over all of a pair's pieces) and per row of the cast weight's transpose, as the
-// forward's. The output gradient's rows are quantised in one pass over its pieces (never
+// output gradient (over all of a pair's pieces) and per row of the weight's transpose (a column of
+// the weight with its multipliers), as the forward's. The output gradient's rows are quantised in one pass over its pieces (never
 // concatenated in the compute type); W^T's straight from the float32 masters, with their
 // multipliers (quantize_columns_e4m3: no bfloat16 cast of the weight). With 1, unlike the
 // forward, no fast accumulation: Transformer Engine's recipe keeps the gradients' GEMMs on split
