@@ -2985,13 +2985,11 @@ constexpr int kTransposeRows = 8;   // the block's rows of threads (32 x 8)
 // q[k, n] = e4m3(value(n, k) / s[k]) with s[k] = amax[k] / 448 (1 for a column of zeros), through a
 // 32 x 32 tile in shared memory: read along k (a warp 128 bytes of a row), written along n.
 __global__ void __launch_bounds__(kTransposeTile * kTransposeRows) quantize_columns_kernel(
-    WeightBlocks blocks, int cols, int width, const unsigned* __restrict__ amax, __nv_fp8_e4m3* __restrict__ q,
-    float* __restrict__ scale) {
+    WeightBlocks blocks, int cols, int total, int width, const unsigned* __restrict__ amax,
+    __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
   wait_for_predecessors();
   __shared__ float tile[kTransposeTile][kTransposeTile + 1];
   int k0 = blockIdx.x * kTransposeTile, n0 = blockIdx.y * kTransposeTile;
-  int total = 0;
-  for (int p = 0; p < blocks.count; p++) total += blocks.rows[p];
   for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
     int n = n0 + i, k = k0 + threadIdx.x;
     tile[i][threadIdx.x] = n < total && k < cols ? stacked_weight(blocks, n, k, cols) : 0.f;
@@ -3029,7 +3027,7 @@ void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, unsi
   launch(quantize_columns_kernel,
          dim3((unsigned) ((cols + kTransposeTile - 1) / kTransposeTile),
               (unsigned) ((width + kTransposeTile - 1) / kTransposeTile)),
-         dim3(kTransposeTile, kTransposeRows), 0, stream, blocks, cols, width, (const unsigned*) amax,
+         dim3(kTransposeTile, kTransposeRows), 0, stream, blocks, cols, total, width, (const unsigned*) amax,
          reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
 }
 #define ANNEAL_QUANTIZE(T)                                                                                     \
