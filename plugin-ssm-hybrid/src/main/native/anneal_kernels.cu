@@ -517,24 +517,20 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
   }
   float taps[V][M], b0[V];  // right-aligned, for the pre-activation
   conv_taps<M, V>(w, bias, c0, kernel, taps, b0);
-  float left[V][M];  // left[v][k] = w[c0 + v, k], zeros after: dx reads g[m] through left[M - 1 - m]
+  float left[V][M];  // left[v][k] = w[c0 + v, k], zeros after: dx reads g.x[m] through left[M - 1 - m]
 #pragma unroll
   for (int v = 0; v < V; v++) {
 #pragma unroll
     for (int k = 0; k < M; k++) left[v][k] = k < kernel ? w[(c0 + v) * kernel + k] : 0.f;
   }
   float dw[V][M];  // right-aligned like taps
-  float g[V][M];   // g[t - M + 1 .. t], oldest first
-  int gdoc[M];
+  ConvWindow<M, V> g;   // g[t - M + 1 .. t] and their document ids, oldest first
+  g.reset();
   float db[V];
 #pragma unroll
   for (int m = 0; m < M; m++) {
 #pragma unroll
-    for (int v = 0; v < V; v++) {
-      dw[v][m] = 0.f;
-      g[v][m] = 0.f;
-    }
-    gdoc[m] = kNoDocument;
+    for (int v = 0; v < V; v++) dw[v][m] = 0.f;
   }
 #pragma unroll
   for (int v = 0; v < V; v++) db[v] = 0.f;
@@ -581,15 +577,7 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
         for (int v = 0; v < V; v++) db[v] += gt[v];
       }
     }
-#pragma unroll
-    for (int m = 0; m + 1 < M; m++) {
-#pragma unroll
-      for (int v = 0; v < V; v++) g[v][m] = g[v][m + 1];
-      gdoc[m] = gdoc[m + 1];
-    }
-#pragma unroll
-    for (int v = 0; v < V; v++) g[v][M - 1] = gt[v];
-    gdoc[M - 1] = win.doc[M - 1];
+    g.push(gt, win.doc[M - 1]);
     int s = t - (kernel - 1);  // the input whose last reader is output t
     if (s >= t0) {
       // win.doc[M - kernel]. The staged kernel picks it by arithmetic: there the branches were merged
@@ -610,9 +598,9 @@ __global__ void __launch_bounds__(kConvThreads, 8) conv_backward_kernel(const T*
       for (int v = 0; v < V; v++) acc[v] = 0.f;
 #pragma unroll
       for (int m = 0; m < M; m++) {
-        if (gdoc[m] == sdoc) {
+        if (g.doc[m] == sdoc) {
 #pragma unroll
-          for (int v = 0; v < V; v++) acc[v] += left[v][M - 1 - m] * g[v][m];
+          for (int v = 0; v < V; v++) acc[v] += left[v][M - 1 - m] * g.x[v][m];
         }
       }
       storev<V>(dx, (row + s) * channels + c0, acc);
