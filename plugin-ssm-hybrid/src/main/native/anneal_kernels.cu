@@ -2208,10 +2208,20 @@ void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, i
 // batched GEMM. Backward sums the two layouts' gradients as it reads them: dx = (g_tok + g_heads) dt
 // and ddt = sum_p (g_tok + g_heads) x, either gradient possibly absent.
 // ---------------------------------------------------------------------------------------------
+// v as T holds it (the weighted tokens are made from the tokens' layout's rounded values, as a
+// separate pass over that layout made them)
 template <typename T>
+__device__ __forceinline__ float rounded_to(float v) {
+  T t;
+  store(&t, 0, v);
+  return load(&t, 0);
+}
+
+// WEIGHTED: weighted.out is written (a kernel of its own, so that the default keeps its registers).
+template <typename T, bool WEIGHTED>
 __global__ void scale_two_layouts_forward_kernel(const T* __restrict__ x, const float* __restrict__ dt,
                                                  T* __restrict__ tokens, T* __restrict__ heads_layout,
-                                                 SsdCombineShape sh) {
+                                                 WeightedTokens<T> weighted, SsdCombineShape sh) {
   wait_for_predecessors();
   int lanes = sh.p / 8, h = sh.h();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
@@ -2227,16 +2237,23 @@ __global__ void scale_two_layouts_forward_kernel(const T* __restrict__ x, const 
 #pragma unroll
   for (int k = 0; k < 8; k++) v[k] *= scale;
   store8(tokens + row * sh.p + pp, v);
+  if constexpr (WEIGHTED) {
+    float w[8], e = weighted.to_end[row];
+#pragma unroll
+    for (int k = 0; k < 8; k++) w[k] = rounded_to<T>(v[k]) * e;
+    store8(weighted.out + row * sh.p + pp, w);
+  }
   if (heads_layout == nullptr) return;   // the tokens' layout alone (the diagonal kernels read it)
   int cc = tt / sh.q, ii = tt % sh.q;
   store8(heads_layout + ((((int64_t) bb * sh.c + cc) * h + hh) * sh.q + ii) * sh.p + pp, v);
 }
 
-template <typename T>
+template <typename T, bool WEIGHTED>
 __global__ void scale_two_layouts_backward_kernel(const T* __restrict__ x, const float* __restrict__ dt,
                                                   const T* __restrict__ g_tokens, const T* __restrict__ g_heads,
                                                   const T* __restrict__ g_skip, const float* __restrict__ d_skip,
-                                                  T* __restrict__ dx, float* __restrict__ ddt, SsdCombineShape sh) {
+                                                  WeightedTokens<T> weighted, T* __restrict__ dx,
+                                                  float* __restrict__ ddt, SsdCombineShape sh) {
   wait_for_predecessors();
   int lanes = sh.p / 8, h = sh.h();
   int64_t i = (int64_t) blockIdx.x * kVectorThreads + threadIdx.x;
@@ -2246,7 +2263,7 @@ __global__ void scale_two_layouts_backward_kernel(const T* __restrict__ x, const
   int hh = (int) (row % h);
   int64_t bt = row / h;
   int tt = (int) (bt % sh.t), bb = (int) (bt / sh.t);
-  float acc = 0.f;
+  float acc = 0.f, acc_end = 0.f;
   if (inside) {
     float g[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}, other[8], xv[8];
     if (g_tokens) load8(g_tokens + row * sh.p + pp, g);
@@ -2258,6 +2275,15 @@ __global__ void scale_two_layouts_backward_kernel(const T* __restrict__ x, const
     }
     load8(x + bt * sh.x_row + hh * sh.p + pp, xv);
     float scale = dt[row];
+    if constexpr (WEIGHTED) {   // out = (x dt) e: (x dt)'s gradient g_out e joins the layouts' (in float32)
+      float e = weighted.to_end[row];
+      load8(weighted.g_out + row * sh.p + pp, other);
+#pragma unroll
+      for (int k = 0; k < 8; k++) {
+        acc_end += other[k] * rounded_to<T>(xv[k] * scale);
+        g[k] += other[k] * e;
+      }
+    }
 #pragma unroll
     for (int k = 0; k < 8; k++) {
       acc += g[k] * xv[k];
@@ -2272,28 +2298,35 @@ __global__ void scale_two_layouts_backward_kernel(const T* __restrict__ x, const
     store8(dx + row * sh.p + pp, other);
   }
   acc = group_sum(acc, lanes);
-  if (inside && pp == 0) ddt[row] = acc;
+  if constexpr (WEIGHTED) acc_end = group_sum(acc_end, lanes);
+  if (inside && pp == 0) {
+    ddt[row] = acc;
+    if constexpr (WEIGHTED) weighted.dto_end[row] = acc_end;
+  }
 }
 
 template <typename T>
-void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* tokens, T* heads_layout, int batch,
-                               int time, int heads, int p, int q, cudaStream_t stream) {
+void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* tokens, T* heads_layout,
+                               const WeightedTokens<T>& weighted, int batch, int time, int heads, int p, int q,
+                               cudaStream_t stream) {
   SsdCombineShape sh{batch, time / q, q, 1, heads, p, time, x_row};
   int64_t threads = (int64_t) batch * time * heads * (p / 8);
   if (threads == 0) return;
-  launch(scale_two_layouts_forward_kernel<T>, vector_blocks(threads), kVectorThreads, 0, stream, x, dt, tokens,
-         heads_layout, sh);
+  auto kernel = weighted.out ? scale_two_layouts_forward_kernel<T, true> : scale_two_layouts_forward_kernel<T, false>;
+  launch(kernel, vector_blocks(threads), kVectorThreads, 0, stream, x, dt, tokens, heads_layout, weighted, sh);
 }
 
 template <typename T>
 void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, const T* g_tokens, const T* g_heads,
-                                const T* g_skip, const float* d_skip, T* dx, float* ddt, int batch, int time,
-                                int heads, int p, int q, cudaStream_t stream) {
+                                const T* g_skip, const float* d_skip, const WeightedTokens<T>& weighted, T* dx,
+                                float* ddt, int batch, int time, int heads, int p, int q, cudaStream_t stream) {
   SsdCombineShape sh{batch, time / q, q, 1, heads, p, time, x_row};
   int64_t threads = (int64_t) batch * time * heads * (p / 8);
   if (threads == 0) return;
-  launch(scale_two_layouts_backward_kernel<T>, vector_blocks(threads), kVectorThreads, 0, stream, x, dt, g_tokens,
-         g_heads, g_skip, d_skip, dx, ddt, sh);
+  auto kernel = weighted.g_out ? scale_two_layouts_backward_kernel<T, true>
+                               : scale_two_layouts_backward_kernel<T, false>;
+  launch(kernel, vector_blocks(threads), kVectorThreads, 0, stream, x, dt, g_tokens, g_heads, g_skip, d_skip, weighted,
+         dx, ddt, sh);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2707,10 +2740,11 @@ void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t*
   template void silu_mul_forward<T>(const T*, int64_t, const T*, int64_t, T*, int64_t, int, cudaStream_t);           \
   template void silu_mul_backward<T>(const T*, int64_t, const T*, int64_t, const T*, T*, T*, T*, int64_t, int,      \
                                      cudaStream_t);                                                                 \
-  template void scale_two_layouts_forward<T>(const T*, int64_t, const float*, T*, T*, int, int, int, int, int,       \
-                                             cudaStream_t);                                                         \
+  template void scale_two_layouts_forward<T>(const T*, int64_t, const float*, T*, T*, const WeightedTokens<T>&,  \
+                                             int, int, int, int, int, cudaStream_t);                                \
   template void scale_two_layouts_backward<T>(const T*, int64_t, const float*, const T*, const T*, const T*,        \
-                                              const float*, T*, float*, int, int, int, int, int, cudaStream_t);     \
+                                              const float*, const WeightedTokens<T>&, T*, float*, int, int, int,    \
+                                              int, int, cudaStream_t);                                              \
   template void residual_add<T>(const float*, const T*, float*, int64_t, cudaStream_t);
 ANNEAL_ROWS(float)
 ANNEAL_ROWS(__half)

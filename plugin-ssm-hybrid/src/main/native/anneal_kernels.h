@@ -117,19 +117,37 @@ void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, i
                           cudaStream_t stream);
 bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers);
 
-/** x dt from x [b, t, h, p] (x_row elements between tokens) and dt [b, t, h] into the tokens' layout [b, t, h, p]
- * and the heads' [b, t / q, h, q, p] (heads_layout null: the tokens' alone); t a multiple of q, the same
- * conditions as ssd_combine_supported. */
+/** -DANNEAL_SSD_WEIGHTED=1 (an experiment for tools/gpu/try-variants.sh, off by default): the SSD's
+ *  weighted tokens made in scale_two_layouts' pass (anneal_ops.cpp, ScaleTwoLayouts). */
+#ifndef ANNEAL_SSD_WEIGHTED
+#define ANNEAL_SSD_WEIGHTED 0
+#endif
+/** The SSD's weighted tokens beside x dt (-DANNEAL_SSD_WEIGHTED=1): out [b, t, h, p] = (x dt, rounded to T as
+ * the tokens' layout holds it) * to_end [b, t, h] (float32), the chunk-end states' operand. The backward takes
+ * its gradient g_out into dx and ddt and writes dto_end [b, t, h] = sum_p g_out (x dt). Null pointers: none. */
 template <typename T>
-void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* tokens, T* heads_layout, int batch,
-                               int time, int heads, int p, int q, cudaStream_t stream);
+struct WeightedTokens {
+  const float* to_end;
+  T* out;           // forward
+  const T* g_out;   // backward
+  float* dto_end;   // backward
+};
+
+/** x dt from x [b, t, h, p] (x_row elements between tokens) and dt [b, t, h] into the tokens' layout [b, t, h, p]
+ * and the heads' [b, t / q, h, q, p] (heads_layout null: the tokens' alone), and the weighted tokens where
+ * weighted.out is given; t a multiple of q, the same conditions as ssd_combine_supported. */
+template <typename T>
+void scale_two_layouts_forward(const T* x, int64_t x_row, const float* dt, T* tokens, T* heads_layout,
+                               const WeightedTokens<T>& weighted, int batch, int time, int heads, int p, int q,
+                               cudaStream_t stream);
 /** Its gradients from either layout's gradient (null when absent): dx [b, t, h, p] contiguous, ddt [b, t, h]. With
  * g_skip (the gradient [b, t, h, p] of a result y + x D, contiguous) and d_skip (D [h], float32), dx also takes
- * g_skip D: the skip connection's x-gradient, which ssd_combine_backward then leaves out (its dx null). */
+ * g_skip D: the skip connection's x-gradient, which ssd_combine_backward then leaves out (its dx null). With
+ * weighted.g_out, the weighted tokens' gradient too (into dx and ddt, and dto_end written). */
 template <typename T>
 void scale_two_layouts_backward(const T* x, int64_t x_row, const float* dt, const T* g_tokens, const T* g_heads,
-                                const T* g_skip, const float* d_skip, T* dx, float* ddt, int batch, int time,
-                                int heads, int p, int q, cudaStream_t stream);
+                                const T* g_skip, const float* d_skip, const WeightedTokens<T>& weighted, T* dx,
+                                float* ddt, int batch, int time, int heads, int p, int q, cudaStream_t stream);
 
 /** The three parts of a fused q, k, v projection for qkv_rope_apply: part p has heads[p] heads of the head
  * dimension side by side in each (b, t) row, read from src[p] (rows src_row[p] elements apart) and written to dst[p]

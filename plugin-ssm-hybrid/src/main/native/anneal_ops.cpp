@@ -807,10 +807,14 @@ bool ssd_combine_applies(const Tensor& x) {
 // is returned, again without values: SsdCombine takes it in place of x's gradient and hands it y's
 // gradient, which this backward folds in as skip_grad. The skip's x-gradient is then again no second
 // [b,t,h,p] tensor and no addition.
+// With `to_end` (-DANNEAL_SSD_WEIGHTED=1: the decays to each chunk's end [b,c,q,h], float32) a last output
+// holds the weighted tokens (x dt) to_end [b,t,h,p], the chunk-end states' operand, written in the same
+// pass (scale_rows over the tokens' layout read it again, and its backward wrote a [b,t,h,p] gradient
+// of its own that autograd then added to the layouts' in the compute type); to_end takes its gradient.
 struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& dt, int64_t q,
                                const c10::optional<Tensor>& skip_grad, const c10::optional<Tensor>& skip,
-                               bool heads_values, bool skip_edge) {
+                               bool heads_values, bool skip_edge, const c10::optional<Tensor>& to_end) {
     TORCH_CHECK(!skip_edge || skip.has_value(), "anneal::ssd_scan: a skip edge needs D");
     // an output that no later node uses gets no gradient (not zeros: the edge would then be read)
     ctx->set_materialize_grads(false);
@@ -819,12 +823,16 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     Tensor tokens = at::empty({b, t, h, p}, x.options());
     Tensor heads = heads_values ? at::empty({b, t / q, h, q, p}, x.options())
                                 : at::empty_strided({b, t / q, h, q, p}, {0, 0, 0, 0, 0}, x.options());
+    Tensor end = to_end.has_value() ? to_end->to(at::kFloat).contiguous() : Tensor();
+    Tensor weighted = end.defined() ? at::empty({b, t, h, p}, x.options()) : Tensor();
     c10::cuda::CUDAGuard guard(x.device());
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(x, "ssd_scan", [&](auto tag) {
       using T = decltype(tag);
+      anneal::WeightedTokens<T> w{float_or_null(end), weighted.defined() ? ptr<T>(weighted) : nullptr, nullptr,
+                                  nullptr};
       anneal::scale_two_layouts_forward<T>(ptr<T>(x), x.stride(1), dtc.data_ptr<float>(), ptr<T>(tokens),
-                                           heads_values ? ptr<T>(heads) : nullptr, (int) b, (int) t, (int) h,
+                                           heads_values ? ptr<T>(heads) : nullptr, w, (int) b, (int) t, (int) h,
                                            (int) p, (int) q, stream);
     });
     ctx->save_for_backward({x, dtc});
@@ -832,36 +840,48 @@ struct ScaleTwoLayouts : torch::autograd::Function<ScaleTwoLayouts> {
     bool fold = skip_grad.has_value() && skip.has_value();
     ctx->saved_data["skip_grad"] = optional_value(fold ? skip_grad->to(x.scalar_type()).contiguous() : Tensor());
     ctx->saved_data["skip"] = optional_value(fold || skip_edge ? skip->to(at::kFloat).contiguous() : Tensor());
-    if (!skip_edge) return {tokens, heads};
-    return {tokens, heads, at::empty_strided({b, t, h, p}, {0, 0, 0, 0}, x.options())};
+    ctx->saved_data["to_end"] = optional_value(end);
+    variable_list out = {tokens, heads};
+    if (skip_edge) out.push_back(at::empty_strided({b, t, h, p}, {0, 0, 0, 0}, x.options()));
+    ctx->saved_data["weighted_at"] = (int64_t) out.size();   // the weighted tokens' output, when made
+    if (weighted.defined()) out.push_back(weighted);
+    return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     Tensor x = saved[0], dtc = saved[1];
     int64_t q = ctx->saved_data["q"].toInt();
+    Tensor end = saved_optional(ctx, "to_end");
+    size_t weighted_at = (size_t) ctx->saved_data["weighted_at"].toInt();
+    Tensor g_weighted = end.defined() && grads[weighted_at].defined()
+                            ? grads[weighted_at].to(x.scalar_type()).contiguous() : Tensor();
     Tensor g_skip = saved_optional(ctx, "skip_grad");
-    if (grads.size() > 2 && grads[2].defined()) g_skip = grads[2].to(x.scalar_type()).contiguous();  // the edge's
+    if (weighted_at > 2 && grads[2].defined()) g_skip = grads[2].to(x.scalar_type()).contiguous();  // the edge's
     Tensor d_skip = saved_optional(ctx, "skip");
-    if (!grads[0].defined() && !grads[1].defined() && !g_skip.defined()) {
-      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    if (!grads[0].defined() && !grads[1].defined() && !g_skip.defined() && !g_weighted.defined()) {
+      return {Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
     }
     Tensor g_tokens = grads[0].defined() ? grads[0].to(x.scalar_type()).contiguous() : Tensor();
     Tensor g_heads = grads[1].defined() ? grads[1].to(x.scalar_type()).contiguous() : Tensor();
     int64_t b = x.size(0), t = x.size(1), h = x.size(2), p = x.size(3);
     Tensor dx = at::empty({b, t, h, p}, x.options()), ddt = at::empty_like(dtc);
+    Tensor dend = g_weighted.defined() ? at::empty_like(end) : Tensor();
     c10::cuda::CUDAGuard guard(x.device());
     auto stream = at::cuda::getCurrentCUDAStream();
     by_type(x, "ssd_scan", [&](auto tag) {
       using T = decltype(tag);
+      anneal::WeightedTokens<T> w{float_or_null(end), nullptr,
+                                  g_weighted.defined() ? ptr<T>(g_weighted) : nullptr,
+                                  dend.defined() ? dend.data_ptr<float>() : nullptr};
       anneal::scale_two_layouts_backward<T>(ptr<T>(x), x.stride(1), dtc.data_ptr<float>(),
                                             g_tokens.defined() ? ptr<T>(g_tokens) : nullptr,
                                             g_heads.defined() ? ptr<T>(g_heads) : nullptr,
-                                            g_skip.defined() ? ptr<T>(g_skip) : nullptr, float_or_null(d_skip),
+                                            g_skip.defined() ? ptr<T>(g_skip) : nullptr, float_or_null(d_skip), w,
                                             ptr<T>(dx), ddt.data_ptr<float>(), (int) b, (int) t, (int) h, (int) p,
                                             (int) q, stream);
     });
-    return {dx, ddt, Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+    return {dx, ddt, Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), dend};
   }
 };
 
@@ -1048,37 +1068,9 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
   // the kept scan (recompute=False, differentiated by autograd with no second pass): the skip's
   // x-gradient through ScaleTwoLayouts' edge instead of a second dx and an addition
   bool skip_edge = two_layouts && !recompute && skip.defined() && at::GradMode::is_enabled();
-  Tensor xdt, x_heads, edge;
-  if (two_layouts) {
-    c10::optional<Tensor> fold_grad, fold_d;
-    if (fold_skip) fold_grad = skip_grad;
-    if (fold_skip || skip_edge) fold_d = skip.detach();
-    variable_list both = ScaleTwoLayouts::apply(x, dtf, q, fold_grad, fold_d, !tokens_only, skip_edge);
-    xdt = both[0];
-    x_heads = both[1];
-    if (skip_edge) edge = both[2];
-  } else {
-    xdt = scale_rows(x.to(mm), dtf, mm);
-  }
-  Tensor bp = bm, cp = cm, sp = seq;
-  if (pad > 0) {
-    // zero input and zero decay: padded tokens neither feed nor decay the state
-    xdt = at::constant_pad_nd(xdt, {0, 0, 0, 0, 0, pad});
-    bp = at::constant_pad_nd(bm, {0, 0, 0, 0, 0, pad});
-    cp = at::constant_pad_nd(cm, {0, 0, 0, 0, 0, pad});
-    if (seq.defined()) sp = at::cat({seq, seq.narrow(1, t - 1, 1).expand({b, pad})}, 1);
-  }
-  // Two layouts: the heads' [b,c,g,r,q,p] for the intra-chunk product (one copy of x), and the
-  // tokens' own [b,c,q,h,p] for everything element-wise, so that those kernels run over contiguous
-  // memory with the per-token decays broadcast along p (over [b,c,g,r,q,p] views they ran at a
-  // third of the bandwidth, half the scan's time). With one group the state GEMMs read the token
-  // layout directly (a transposed operand, no copy).
-  Tensor xtok = xdt.view({b, c, q, h, p});                                             // [b,c,q,h,p] mm
-  Tensor xs_tokens = xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});        // [b,c,g,r,q,p] view
-  Tensor xs = two_layouts ? x_heads.view({b, c, g, r, q, p}) : xs_tokens;              // [b,c,g,r,q,p] mm
-  // (tokens_only: xs holds no values, it is the heads' gradient edge; the values are xs_tokens)
-  Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
-  Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
+  // the padded tokens' document ids: the last one's, carried on
+  Tensor sp = seq;
+  if (pad > 0 && seq.defined()) sp = at::cat({seq, seq.narrow(1, t - 1, 1).expand({b, pad})}, 1);
 
   // The decays: logd = dt A per token, cum its cumulative sum within the chunk, last = cum's last,
   // to_end = exp(last - cum) in the chunk's last document ([b,c,q,h]), from_start = exp(cum) in the
@@ -1114,6 +1106,41 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
     to_end_tok = to_end.transpose(-1, -2);                                            // [b,c,q,h]
   }
 
+  Tensor xdt, x_heads, edge, weighted;
+  if (two_layouts) {
+    c10::optional<Tensor> fold_grad, fold_d;
+    if (fold_skip) fold_grad = skip_grad;
+    if (fold_skip || skip_edge) fold_d = skip.detach();
+    // -DANNEAL_SSD_WEIGHTED=1: the chunk-end states' weighted tokens (step 2 below) in the same pass
+    c10::optional<Tensor> fused_end;
+    if (ANNEAL_SSD_WEIGHTED) fused_end = to_end_tok;
+    variable_list both = ScaleTwoLayouts::apply(x, dtf, q, fold_grad, fold_d, !tokens_only, skip_edge, fused_end);
+    xdt = both[0];
+    x_heads = both[1];
+    if (skip_edge) edge = both[2];
+    if (ANNEAL_SSD_WEIGHTED) weighted = both.back();
+  } else {
+    xdt = scale_rows(x.to(mm), dtf, mm);
+  }
+  Tensor bp = bm, cp = cm;
+  if (pad > 0) {
+    // zero input and zero decay: padded tokens neither feed nor decay the state
+    xdt = at::constant_pad_nd(xdt, {0, 0, 0, 0, 0, pad});
+    bp = at::constant_pad_nd(bm, {0, 0, 0, 0, 0, pad});
+    cp = at::constant_pad_nd(cm, {0, 0, 0, 0, 0, pad});
+  }
+  // Two layouts: the heads' [b,c,g,r,q,p] for the intra-chunk product (one copy of x), and the
+  // tokens' own [b,c,q,h,p] for everything element-wise, so that those kernels run over contiguous
+  // memory with the per-token decays broadcast along p (over [b,c,g,r,q,p] views they ran at a
+  // third of the bandwidth, half the scan's time). With one group the state GEMMs read the token
+  // layout directly (a transposed operand, no copy).
+  Tensor xtok = xdt.view({b, c, q, h, p});                                             // [b,c,q,h,p] mm
+  Tensor xs_tokens = xtok.view({b, c, q, g, r, p}).permute({0, 1, 3, 4, 2, 5});        // [b,c,g,r,q,p] view
+  Tensor xs = two_layouts ? x_heads.view({b, c, g, r, q, p}) : xs_tokens;              // [b,c,g,r,q,p] mm
+  // (tokens_only: xs holds no values, it is the heads' gradient edge; the values are xs_tokens)
+  Tensor bc = bp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});               // [b,c,g,q,n]
+  Tensor cc = cp.to(mm).view({b, c, q, g, n}).permute({0, 1, 3, 2, 4});
+
   // 1. intra-chunk: y_i = sum_{j<=i} (C_i . B_j) exp(cum_i - cum_j) x_j dt_j
   Tensor scores = at::matmul(cc, bc.transpose(-1, -2)).to(f32);                        // [b,c,g,q,q]
   bool combine = skip.defined() && ssd_combine_applies(x);
@@ -1142,7 +1169,8 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
 
   // 2. the state at each chunk's end: sum_j exp(cum_last - cum_j) x_j dt_j B_j^T, the decay applied
   // in the token layout ([b,c,q,h,1] against [b,c,q,h,p])
-  Tensor weighted = scale_rows(xtok, to_end_tok, mm);                                 // [b,c,q,h,p] mm
+  if (!weighted.defined()) weighted = scale_rows(xtok, to_end_tok, mm);              // [b,c,q,h,p] mm
+  weighted = weighted.view({b, c, q, h, p});
 
   // 3. across chunks: S_j = sum_{k<=j} exp(cs_j - cs_k) states_k, cs the cumulative chunk decays;
   // the state entering chunk j is S_{j-1} (zero for the first)
