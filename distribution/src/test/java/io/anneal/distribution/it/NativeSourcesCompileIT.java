@@ -9,6 +9,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -85,6 +87,32 @@ class NativeSourcesCompileIT {
         // the #error is nvcc's host preprocessor's, which writes g++'s file:line form
         assertTrue(run.output.contains("anneal_kernels.cu:" + kernelLine + ":"), run.output);
         assertTrue(run.output.contains("does not compile (-DANNEAL_COMPILE_CHECK_PROBE=1)"), run.output);
+    }
+
+    /**
+     * Every build switch of the sources ({@code #ifndef ANNEAL_X} then {@code #define ANNEAL_X 0} or {@code 1}: the
+     * experiments tools/gpu/try-variants.sh builds, and the defaults' way back) compiles flipped: the ones off by
+     * default all on in one build, the ones on all off in another. An experiment's code that stopped compiling
+     * would otherwise first show in a GPU call's build.
+     */
+    @Test
+    void everyBuildSwitchCompilesFlipped() throws Exception {
+        Pattern switchDefault = Pattern.compile("#ifndef (ANNEAL_\\w+)\\s*\\n#define \\1 ([01])\\s*\\n");
+        List<String> on = new ArrayList<>();
+        List<String> off = new ArrayList<>();
+        for (String name : List.of("anneal_ops.cpp", "anneal_kernels.cu", "anneal_kernels.h")) {
+            Matcher m = switchDefault.matcher(Files.readString(NATIVE.resolve(name)));
+            while (m.find()) {
+                (m.group(2).equals("0") ? on : off).add("-D" + m.group(1) + "=" + (m.group(2).equals("0") ? "1" : "0"));
+            }
+        }
+        assertTrue(on.contains("-DANNEAL_FP8_BACKWARD=1") && off.contains("-DANNEAL_FP8_FORWARD=0"),
+                "the switches found: " + on + " " + off);
+        String allOn = String.join(" ", on), allOff = String.join(" ", off);
+        Run run = check(NATIVE, allOn, allOff);
+        assertEquals(0, run.exit, run.output);
+        assertTrue(run.output.contains("compile-check: " + allOn + " compiles"), run.output);
+        assertTrue(run.output.contains("compile-check: " + allOff + " compiles"), run.output);
     }
 
     private record Run(int exit, String output) {}
