@@ -4,7 +4,7 @@
 # On the GPU machine (device tool, carry [".gpu"]), from the repository root:
 #                    bash tools/gpu/benchmarks.sh PART...   (table: the whole table of issue 12 in one call, from
 #                    tools/gpu/pack.sh --table = build fused fused-kept peer-all at 8 2 16 32 64, 64 and 8 32 2 16
-#                    rows, about 550 s on the H200); kernels fused reference
+#                    rows, about 550 s on the H200, then the layers profile at 8 rows in what is left); kernels fused reference
 #                    peer-all: its parts, kernels building and testing the operators, build only building them;
 #                    fused-mup: the fused step with Falcon-H1's muP multipliers (examples/bench/falcon-h1-291m-mup-fused.conf);
 #                    fused-kept: the fused step with the SSD scan's intermediates kept, not recomputed
@@ -119,16 +119,18 @@ if has fused; then
     bench_step fused examples/bench/falcon-h1-291m-fused.conf "$rows"
   done
 fi
+# where the fused step's time goes, kernel by kernel (the fused layer's TorchScript driven from
+# Python, the same operator library; needs the kernels part or build-kernels.sh first); rows, then
+# profile_layers.py's options
+layers_step() {
+  step "the fused step's kernels by time, $1 x 2048 (tools/gpu/profile_layers.py)"
+  bounded "the profile at $1 x 2048" 120 python3 tools/gpu/profile_layers.py plugin-ssm-hybrid/target/native/anneal_ops.so \
+    --rows "$1" --graphed "${@:2}" --out "$out/layers-${1}x2048.json" > "$out/layers-${1}x2048.log" 2>&1 || return 0
+  grep -A8 "^== fused" "$out/layers-${1}x2048.log" || tail -5 "$out/layers-${1}x2048.log"
+  grep "graphed (one CUDA graph" "$out/layers-${1}x2048.log"
+}
 if has layers; then
-  # where the fused step's time goes, kernel by kernel (the fused layer's TorchScript driven from
-  # Python, the same operator library; needs the kernels part or build-kernels.sh first)
-  for rows in ${LAYER_ROWS:-8}; do
-    step "the fused step's kernels by time, $rows x 2048 (tools/gpu/profile_layers.py)"
-    timeout 120 python3 tools/gpu/profile_layers.py plugin-ssm-hybrid/target/native/anneal_ops.so --rows "$rows" --shapes --graphed \
-      --out "$out/layers-${rows}x2048.json" > "$out/layers-${rows}x2048.log" 2>&1
-    grep -A8 "^== fused" "$out/layers-${rows}x2048.log" || tail -5 "$out/layers-${rows}x2048.log"
-    grep "graphed (one CUDA graph" "$out/layers-${rows}x2048.log"
-  done
+  for rows in ${LAYER_ROWS:-8}; do layers_step "$rows" --shapes; done
 fi
 if has fused-mup; then
   # the same step with Falcon-H1's muP multipliers (what they cost a real recipe's model)
@@ -313,6 +315,9 @@ if has real; then
   grep -v "^source " "$out/real-run.log" | tail -15
 fi
 if has table; then
+  # the profile of the table's own kernels at 8 x 2048, with what the call has left (about 15 s of
+  # the 55 that the table's runs leave: docs/benchmarks/2026-12-05-h200-float8-default took 541 s)
+  has layers || layers_step 8
   step "the table of issue 12 and its goals (tools/bench/issue_table.py, also in table.md)"
   python3 tools/bench/issue_table.py "$out" --out "$out/table.md"
   [[ -f $out/skipped.txt ]] && cat "$out/skipped.txt"

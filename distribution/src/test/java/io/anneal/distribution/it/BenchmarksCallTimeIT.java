@@ -24,20 +24,23 @@ class BenchmarksCallTimeIT {
     @Test
     void runsThatDoNotFitTheCallAreSkippedNamedAndTheResultsStillPacked(@TempDir Path dir) throws Exception {
         Path out = dir.resolve("out");
-        ProcessBuilder pb = new ProcessBuilder("bash", ROOT.resolve("tools/gpu/benchmarks.sh").toString(), "fused")
+        ProcessBuilder pb = new ProcessBuilder("bash", ROOT.resolve("tools/gpu/benchmarks.sh").toString(), "fused", "layers")
                 .directory(dir.toFile()).redirectErrorStream(true);
         pb.environment().put("OUT", out.toString());
         pb.environment().put("CALL_SECONDS", "20");
         pb.environment().put("ROWS", "2 8");
+        pb.environment().put("LAYER_ROWS", "8");
         Process p = pb.start();
         String log = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, p.waitFor(), log);
         for (String rows : List.of("2", "8")) {
             assertTrue(log.matches("(?s).*skipped: Anneal fused " + rows + "x2048 \\(-?\\d+ s of CALL_SECONDS=20 left after \\d+ s\\).*"), log);
         }
+        // the kernel profile too (the table call's last run, in what its runs leave)
+        assertTrue(log.matches("(?s).*skipped: the profile at 8 x 2048 \\(-?\\d+ s of CALL_SECONDS=20 left after \\d+ s\\).*"), log);
         Path archive;
         try (Stream<Path> files = Files.list(out)) {
-            archive = files.filter(f -> f.getFileName().toString().matches("bench-fused-\\d{6}\\.tgz")).findFirst()
+            archive = files.filter(f -> f.getFileName().toString().matches("bench-fused-layers-\\d{6}\\.tgz")).findFirst()
                     .orElseThrow(() -> new AssertionError("no archive in " + out + ":\n" + log));
         }
         Process tar = new ProcessBuilder("tar", "xzf", archive.toString(), "-O", "bench/skipped.txt")
@@ -45,5 +48,6 @@ class BenchmarksCallTimeIT {
         String skipped = new String(tar.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, tar.waitFor(), skipped);
         assertEquals(2, skipped.lines().filter(l -> l.startsWith("skipped: Anneal fused ")).count(), skipped);
+        assertEquals(1, skipped.lines().filter(l -> l.startsWith("skipped: the profile at 8 x 2048 ")).count(), skipped);
     }
 }
