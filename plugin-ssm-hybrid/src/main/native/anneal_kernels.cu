@@ -2985,33 +2985,44 @@ __device__ __forceinline__ float stacked_weight(const WeightBlocks& blocks, int 
   return v;
 }
 
-constexpr int kColumnSplits = 64;   // row ranges of the stack a column's maximum is taken over at once
+constexpr int kColumnSplits = 64;   // row ranges of the stack a column's maximum is taken over apart
 
-// amax[k] = max over the stack's rows of |value|, as the bits of a non-negative float (whose order
-// is the unsigned integers'): each block takes 256 columns over one range of rows, atomically.
+// partial[split, k] = max over the split's rows of the stack of |value| (0 for a split of no rows):
+// each block takes 256 columns over one range of rows.
 __global__ void __launch_bounds__(kQuantizeThreads) column_amax_kernel(WeightBlocks blocks, int cols, int total,
-                                                                        unsigned* __restrict__ amax) {
+                                                                        float* __restrict__ partial) {
   wait_for_predecessors();
   int k = blockIdx.x * kQuantizeThreads + threadIdx.x;
+  if (k >= cols) return;
   int per_split = (total + kColumnSplits - 1) / kColumnSplits;
   int first = blockIdx.y * per_split, last = min(total, first + per_split);
-  if (k >= cols || first >= last) return;
   float m = 0.f;
   for (int n = first; n < last; n++) m = fmaxf(m, fabsf(stacked_weight(blocks, n, k, cols)));
-  atomicMax(amax + k, __float_as_uint(m));
+  partial[(int64_t) blockIdx.y * cols + k] = m;
 }
 
 constexpr int kTransposeTile = 32;
 constexpr int kTransposeRows = 8;   // the block's rows of threads (32 x 8)
 
-// q[k, n] = e4m3(value(n, k) / s[k]) with s[k] = amax[k] / 448 (1 for a column of zeros), through a
-// 32 x 32 tile in shared memory: read along k (a warp 128 bytes of a row), written along n.
+// q[k, n] = e4m3(value(n, k) / s[k]) with s[k] = max over the splits' partial maxima / 448 (1 for a
+// column of zeros), through a 32 x 32 tile in shared memory: read along k (a warp 128 bytes of a
+// row), written along n. Each block reduces its 32 columns' partials itself (64 floats a column,
+// from L2): no scratch to clear first, no third launch.
 __global__ void __launch_bounds__(kTransposeTile * kTransposeRows) quantize_columns_kernel(
-    WeightBlocks blocks, int cols, int total, int width, const unsigned* __restrict__ amax,
+    WeightBlocks blocks, int cols, int total, int width, const float* __restrict__ partial,
     __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
   wait_for_predecessors();
   __shared__ float tile[kTransposeTile][kTransposeTile + 1];
+  __shared__ float column_scale[kTransposeTile];
   int k0 = blockIdx.x * kTransposeTile, n0 = blockIdx.y * kTransposeTile;
+  if (threadIdx.y == 0) {
+    int k = k0 + threadIdx.x;
+    float m = 0.f;
+    if (k < cols) {
+      for (int split = 0; split < kColumnSplits; split++) m = fmaxf(m, partial[(int64_t) split * cols + k]);
+    }
+    column_scale[threadIdx.x] = m > 0.f ? m / kE4m3Max : 1.f;
+  }
   for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
     int n = n0 + i, k = k0 + threadIdx.x;
     tile[i][threadIdx.x] = n < total && k < cols ? stacked_weight(blocks, n, k, cols) : 0.f;
@@ -3020,15 +3031,16 @@ __global__ void __launch_bounds__(kTransposeTile * kTransposeRows) quantize_colu
   for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
     int k = k0 + i, n = n0 + threadIdx.x;
     if (k >= cols) continue;
-    float m = __uint_as_float(amax[k]);
-    float s = m > 0.f ? m / kE4m3Max : 1.f;
+    float s = column_scale[i];
     if (n < width) q[(int64_t) k * width + n] = __nv_fp8_e4m3(tile[threadIdx.x][i] * (1.f / s));   // satfinite
     if (blockIdx.y == 0 && threadIdx.x == 0) scale[k] = s;
   }
 }
 
-void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, unsigned* amax, uint8_t* q,
-                           float* scale, cudaStream_t stream) {
+int quantize_columns_scratch(int cols) { return kColumnSplits * cols; }
+
+void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, float* partial, uint8_t* q, float* scale,
+                           cudaStream_t stream) {
   int total = 0;
   for (int p = 0; p < blocks.count; p++) total += blocks.rows[p];
   if (blocks.count < 1 || blocks.count > WeightBlocks::kMax || width < total) {
@@ -3037,19 +3049,12 @@ void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, unsi
                                 " blocks of " + std::to_string(total) + " rows");
   }
   if (cols == 0 || width == 0) return;
-  cudaError_t cleared = cudaMemsetAsync(amax, 0, sizeof(unsigned) * cols, stream);
-  if (cleared != cudaSuccess) {
-    throw std::runtime_error(std::string("anneal: clearing quantize_columns_e4m3's scratch failed: ") +
-                             cudaGetErrorString(cleared));
-  }
-  if (total > 0) {
-    launch(column_amax_kernel, dim3((unsigned) ((cols + kQuantizeThreads - 1) / kQuantizeThreads), kColumnSplits),
-           kQuantizeThreads, 0, stream, blocks, cols, total, amax);
-  }
+  launch(column_amax_kernel, dim3((unsigned) ((cols + kQuantizeThreads - 1) / kQuantizeThreads), kColumnSplits),
+         kQuantizeThreads, 0, stream, blocks, cols, total, partial);
   launch(quantize_columns_kernel,
          dim3((unsigned) ((cols + kTransposeTile - 1) / kTransposeTile),
               (unsigned) ((width + kTransposeTile - 1) / kTransposeTile)),
-         dim3(kTransposeTile, kTransposeRows), 0, stream, blocks, cols, total, width, (const unsigned*) amax,
+         dim3(kTransposeTile, kTransposeRows), 0, stream, blocks, cols, total, width, (const float*) partial,
          reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
 }
 #define ANNEAL_QUANTIZE(T)                                                                                     \

@@ -272,10 +272,11 @@ struct WeightBlocks {
 };
 /** The stacked weights' transpose in row-wise float8: q [cols, width] and scale [cols] as
  *  quantize_rows_e4m3 makes them from the [cols, width] transpose (the stacked rows' total at most
- *  width, zeros after), without writing it: a column's largest magnitude first (amax [cols], scratch
- *  the caller need not clear), then the transposed write. */
-void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, unsigned* amax, uint8_t* q,
-                           float* scale, cudaStream_t stream);
+ *  width, zeros after), without writing it: the columns' largest magnitudes over ranges of rows first
+ *  (into `partial`, quantize_columns_scratch(cols) floats, unwritten before), then the transposed write. */
+int quantize_columns_scratch(int cols);
+void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, float* partial, uint8_t* q, float* scale,
+                           cudaStream_t stream);
 #endif
 
 }  // namespace anneal

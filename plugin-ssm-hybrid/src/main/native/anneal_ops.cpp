@@ -1761,7 +1761,7 @@ struct WeightRows {
 // output gradient (over all of a pair's pieces) and per row of the weight's transpose (a column of
 // the weight with its multipliers), as the forward's. The output gradient's rows are quantised in one pass over its pieces (never
 // concatenated in the compute type); W^T's straight from the float32 masters, with their
-// multipliers (quantize_columns_e4m3: no bfloat16 cast of the weight). With 1, unlike the
+// multipliers (quantize_columns_e4m3, two launches: no bfloat16 cast of the weight). With 1, unlike the
 // forward, no fast accumulation: Transformer Engine's recipe keeps the gradients' GEMMs on split
 // accumulators (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"); 2 accumulates fast, as
 // the forward (what the split costs is what the two variants measure). The weight-gradient GEMMs
@@ -1791,7 +1791,7 @@ Tensor fp8_x_gradient(const std::vector<Tensor>& grads, const std::vector<Weight
   int64_t width = (total + 15) / 16 * 16, k_cols = shape.back();
   auto [gq, gs] = empty_rows_e4m3(rows, width, kept[0]);
   auto [wq, ws] = empty_rows_e4m3(k_cols, width, kept[0]);
-  Tensor amax = at::empty({k_cols}, kept[0].options().dtype(at::kInt));
+  Tensor partial = at::empty({anneal::quantize_columns_scratch((int) k_cols)}, kept[0].options().dtype(at::kFloat));
   c10::cuda::CUDAGuard guard(kept[0].device());
   auto stream = at::cuda::getCurrentCUDAStream();
   by_type(kept[0], "linear (float8 x-gradient)", [&](auto tag) {
@@ -1822,7 +1822,7 @@ Tensor fp8_x_gradient(const std::vector<Tensor>& grads, const std::vector<Weight
     blocks.scale[p] = (float) w.scale;
     blocks.rows[p] = (int) w.rows;
   }
-  anneal::quantize_columns_e4m3(blocks, (int) k_cols, (int) width, reinterpret_cast<unsigned*>(amax.data_ptr()),
+  anneal::quantize_columns_e4m3(blocks, (int) k_cols, (int) width, partial.data_ptr<float>(),
                                 reinterpret_cast<uint8_t*>(wq.data_ptr()), ws.data_ptr<float>(), stream);
   Tensor dx = at::_scaled_mm(gq, wq.t(), gs, ws.view({1, -1}), c10::nullopt, c10::nullopt, kept[0].scalar_type(),
                              /*use_fast_accum=*/ANNEAL_FP8_BACKWARD == 2);
