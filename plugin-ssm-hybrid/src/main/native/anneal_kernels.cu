@@ -3004,36 +3004,44 @@ __global__ void __launch_bounds__(kQuantizeThreads) column_amax_kernel(WeightBlo
 constexpr int kTransposeTile = 32;
 constexpr int kTransposeRows = 8;   // the block's rows of threads (32 x 8)
 
+constexpr int kTransposeTiles = 8;   // 32 x 32 tiles a block, down its strip of 32 columns
+
 // q[k, n] = e4m3(value(n, k) / s[k]) with s[k] = max over the splits' partial maxima / 448 (1 for a
-// column of zeros), through a 32 x 32 tile in shared memory: read along k (a warp 128 bytes of a
+// column of zeros), through 32 x 32 tiles in shared memory: read along k (a warp 128 bytes of a
 // row), written along n. Each block reduces its 32 columns' partials itself (64 floats a column,
-// from L2): no scratch to clear first, no third launch.
+// from L2), once for its 8 tiles: no scratch to clear first, no third launch.
 __global__ void __launch_bounds__(kTransposeTile * kTransposeRows) quantize_columns_kernel(
     WeightBlocks blocks, int cols, int total, int width, const float* __restrict__ partial,
     __nv_fp8_e4m3* __restrict__ q, float* __restrict__ scale) {
   wait_for_predecessors();
   __shared__ float tile[kTransposeTile][kTransposeTile + 1];
-  __shared__ float column_scale[kTransposeTile];
-  int k0 = blockIdx.x * kTransposeTile, n0 = blockIdx.y * kTransposeTile;
+  __shared__ float column_scale[kTransposeTile];   // 1 / s of the block's columns
+  int k0 = blockIdx.x * kTransposeTile;
   if (threadIdx.y == 0) {
     int k = k0 + threadIdx.x;
     float m = 0.f;
     if (k < cols) {
       for (int split = 0; split < kColumnSplits; split++) m = fmaxf(m, partial[(int64_t) split * cols + k]);
     }
-    column_scale[threadIdx.x] = m > 0.f ? m / kE4m3Max : 1.f;
+    float s = m > 0.f ? m / kE4m3Max : 1.f;
+    if (k < cols && blockIdx.y == 0) scale[k] = s;
+    column_scale[threadIdx.x] = 1.f / s;   // as quantize_rows_e4m3's inverse
   }
-  for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
-    int n = n0 + i, k = k0 + threadIdx.x;
-    tile[i][threadIdx.x] = n < total && k < cols ? stacked_weight(blocks, n, k, cols) : 0.f;
-  }
-  __syncthreads();
-  for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
-    int k = k0 + i, n = n0 + threadIdx.x;
-    if (k >= cols) continue;
-    float s = column_scale[i];
-    if (n < width) q[(int64_t) k * width + n] = __nv_fp8_e4m3(tile[threadIdx.x][i] * (1.f / s));   // satfinite
-    if (blockIdx.y == 0 && threadIdx.x == 0) scale[k] = s;
+  for (int t = 0; t < kTransposeTiles; t++) {
+    int n0 = (blockIdx.y * kTransposeTiles + t) * kTransposeTile;
+    if (n0 >= width) break;   // the same for the whole block
+    for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
+      int n = n0 + i, k = k0 + threadIdx.x;
+      tile[i][threadIdx.x] = n < total && k < cols ? stacked_weight(blocks, n, k, cols) : 0.f;
+    }
+    __syncthreads();   // the tile, and (the first time) the scales
+    for (int i = threadIdx.y; i < kTransposeTile; i += kTransposeRows) {
+      int k = k0 + i, n = n0 + threadIdx.x;
+      if (k < cols && n < width) {
+        q[(int64_t) k * width + n] = __nv_fp8_e4m3(tile[threadIdx.x][i] * column_scale[i]);   // satfinite
+      }
+    }
+    __syncthreads();   // the tile read before the next one overwrites it
   }
 }
 
@@ -3051,9 +3059,9 @@ void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, floa
   if (cols == 0 || width == 0) return;
   launch(column_amax_kernel, dim3((unsigned) ((cols + kQuantizeThreads - 1) / kQuantizeThreads), kColumnSplits),
          kQuantizeThreads, 0, stream, blocks, cols, total, partial);
+  int strip = kTransposeTile * kTransposeTiles;
   launch(quantize_columns_kernel,
-         dim3((unsigned) ((cols + kTransposeTile - 1) / kTransposeTile),
-              (unsigned) ((width + kTransposeTile - 1) / kTransposeTile)),
+         dim3((unsigned) ((cols + kTransposeTile - 1) / kTransposeTile), (unsigned) ((width + strip - 1) / strip)),
          dim3(kTransposeTile, kTransposeRows), 0, stream, blocks, cols, total, width, (const float*) partial,
          reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
 }
