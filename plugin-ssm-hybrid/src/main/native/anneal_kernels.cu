@@ -2772,15 +2772,6 @@ ANNEAL_CONV(__nv_bfloat16)
 constexpr float kE4m3Max = 448.f;
 constexpr int kQuantizeThreads = 256;
 
-// The column where piece p starts in q's row.
-template <typename T>
-__device__ __forceinline__ int piece_start(const RowPieces<T>& pieces, int p) {
-  int start = 0;
-#pragma unroll
-  for (int k = 0; k < RowPieces<T>::kMax; k++) start += k < p ? pieces.cols[k] : 0;
-  return start;
-}
-
 // A block a row, an element a thread at a time, two passes over the row (the second from L1/L2): any
 // widths and strides. GATED (one piece): the rows quantised are silu(x) * up's (up's rows up_stride
 // apart), computed in float32 in both passes and never written in the compute type: silu_mul_linear's
@@ -2961,14 +2952,16 @@ template <typename T>
 void quantize_pieces_e4m3(const RowPieces<T>& pieces, int64_t rows, int width, uint8_t* q, float* scale,
                           cudaStream_t stream) {
   int total = 0;
-  for (int p = 0; p < pieces.count; p++) total += pieces.cols[p];
-  if (pieces.count < 1 || pieces.count > RowPieces<T>::kMax || width < total) {
+  bool counted = pieces.count >= 1 && pieces.count <= RowPieces<T>::kMax;
+  for (int p = 0; counted && p < pieces.count; p++) total += pieces.cols[p];
+  if (!counted || width < total) {
     throw std::invalid_argument("quantize_pieces_e4m3: 1 to 4 pieces whose columns fit q's width " +
                                 std::to_string(width) + " expected, found " + std::to_string(pieces.count) +
                                 " pieces of " + std::to_string(total) + " columns");
   }
   quantize_launch<T, false>(pieces, nullptr, 0, rows, width, q, scale, true, stream);
 }
+
 // The stacked weights' value at (row n of the stack, column k), 0 past the stack's rows.
 __device__ __forceinline__ float stacked_weight(const WeightBlocks& blocks, int n, int k, int cols) {
   int start = 0;
@@ -3002,8 +2995,7 @@ __global__ void __launch_bounds__(kQuantizeThreads) column_amax_kernel(WeightBlo
 }
 
 constexpr int kTransposeTile = 32;
-constexpr int kTransposeRows = 8;   // the block's rows of threads (32 x 8)
-
+constexpr int kTransposeRows = 8;    // the block's rows of threads (32 x 8)
 constexpr int kTransposeTiles = 8;   // 32 x 32 tiles a block, down its strip of 32 columns
 
 // q[k, n] = e4m3(value(n, k) / s[k]) with s[k] = max over the splits' partial maxima / 448 (1 for a
@@ -3050,8 +3042,9 @@ int quantize_columns_scratch(int cols) { return kColumnSplits * cols; }
 void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, float* partial, uint8_t* q, float* scale,
                            cudaStream_t stream) {
   int total = 0;
-  for (int p = 0; p < blocks.count; p++) total += blocks.rows[p];
-  if (blocks.count < 1 || blocks.count > WeightBlocks::kMax || width < total) {
+  bool counted = blocks.count >= 1 && blocks.count <= WeightBlocks::kMax;
+  for (int p = 0; counted && p < blocks.count; p++) total += blocks.rows[p];
+  if (!counted || width < total) {
     throw std::invalid_argument("quantize_columns_e4m3: 1 to 4 weight blocks whose rows fit q's width " +
                                 std::to_string(width) + " expected, found " + std::to_string(blocks.count) +
                                 " blocks of " + std::to_string(total) + " rows");
