@@ -1766,9 +1766,11 @@ struct WeightRows {
 // accumulators (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"); 2 accumulates fast, as
 // the forward (what the split costs is what the two variants measure). The weight-gradient GEMMs
 // stay bfloat16.
-// Why: the profile's x-gradient GEMMs took about 13 ms of the 77.0 ms step at 8 x 2048, where the
-// same products in the forward take 5.7 ms in float8
-// (docs/benchmarks/2026-12-05-h200-experiments/call-2/variants/layers-5.log).
+// Why: tools/gpu/probe_fp8_gemm.py timed the step's x-gradient GEMMs at 11.92 ms in bfloat16 against
+// 8.27 ms on row-wise float8 operands with split accumulation (docs/benchmarks/2026-12-04-h200-fp8-probe),
+// one GEMM a layer pair; the step runs four for Mamba's in_proj pieces and q, k, v (three adding into
+// the first's result) and two for the MLP's gate and up, where this path runs one each. Against it,
+// about 2.97 G elements a step of output gradients to quantise (3 bytes each: about 2 ms).
 bool fp8_gradient_applies(const Tensor& x, size_t pieces) {
   return pieces >= 1 && pieces <= (size_t) anneal::RowPieces<float>::kMax && x.is_cuda() &&
          x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 && fp8_capable(x.get_device());
