@@ -1759,18 +1759,19 @@ struct WeightRows {
 // ANNEAL_FP8_BACKWARD (an experiment for tools/gpu/try-variants.sh, off by default): the x-gradient
 // GEMMs of linear, linear_pair and silu_mul_linear in float8 e4m3 as well, one scale per row of the
 // output gradient (over all of a pair's pieces) and per row of the weight's transpose (a column of
-// the weight with its multipliers), as the forward's. The output gradient's rows are quantised in one pass over its pieces (never
-// concatenated in the compute type); W^T's straight from the float32 masters, with their
-// multipliers (quantize_columns_e4m3, two launches: no bfloat16 cast of the weight). With 1, unlike the
-// forward, no fast accumulation: Transformer Engine's recipe keeps the gradients' GEMMs on split
-// accumulators (Micikevicius et al. 2022, "FP8 Formats for Deep Learning"); 2 accumulates fast, as
-// the forward (what the split costs is what the two variants measure). The weight-gradient GEMMs
-// stay bfloat16.
-// Why: tools/gpu/probe_fp8_gemm.py timed the step's x-gradient GEMMs at 11.92 ms in bfloat16 against
-// 8.27 ms on row-wise float8 operands with split accumulation (docs/benchmarks/2026-12-04-h200-fp8-probe),
-// one GEMM a layer pair; the step runs four for Mamba's in_proj pieces and q, k, v (three adding into
-// the first's result) and two for the MLP's gate and up, where this path runs one each. Against it,
-// about 2.97 G elements a step of output gradients to quantise (3 bytes each: about 2 ms).
+// the weight with its multipliers), as the forward's. The output gradient's rows are quantised in
+// one pass over its pieces (never concatenated in the compute type); W^T's straight from the float32
+// masters with their multipliers (quantize_columns_e4m3, two launches: no bfloat16 cast of the
+// weight). With 1, unlike the forward, no fast accumulation: Transformer Engine's recipe keeps the
+// gradients' GEMMs on split accumulators (Micikevicius et al. 2022, "FP8 Formats for Deep
+// Learning"); 2 accumulates fast, as the forward (what the split costs is what the two variants
+// measure). The weight-gradient GEMMs stay bfloat16.
+// Why: tools/gpu/probe_fp8_gemm.py timed the step's x-gradient GEMMs at 11.92 ms in bfloat16
+// against 8.27 ms on row-wise float8 operands with split accumulation
+// (docs/benchmarks/2026-12-04-h200-fp8-probe), one GEMM a layer pair; the step runs four for
+// Mamba's in_proj pieces and q, k, v (three adding into the first's result) and two for the MLP's
+// gate and up, where this path runs one each. Against it, about 2.97 G elements a step of output
+// gradients to quantise (3 bytes each: about 2 ms).
 bool fp8_gradient_applies(const Tensor& x, size_t pieces) {
   return pieces >= 1 && pieces <= (size_t) anneal::RowPieces<float>::kMax && x.is_cuda() &&
          x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 && fp8_capable(x.get_device());
