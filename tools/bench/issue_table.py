@@ -14,6 +14,9 @@ goal of issue 12 with what it still needs:
 - Anneal's best micro-batch at least 1.5x the peer's best;
 - peak memory no more than the peer's at the same micro-batch (against what the device showed in
   use, and against the allocated peak).
+Where the folder also holds `layers-8x2048.json` (tools/gpu/profile_layers.py at 8 x 2048, which
+benchmarks.sh's table part runs last on the same build), a closing line says what that profile shows
+the step's time goes to, against the step 2x the peer needs: what holds 8 x 2048 back.
 Exit status 2 when the folder holds no pair of runs at one micro-batch.
 """
 import argparse
@@ -57,6 +60,25 @@ def shape(key):
 def shortfall(have, need):
     """", N% more" when have falls short of need, else nothing."""
     return "" if have >= need else f", {100 * (need / have - 1):.1f}% more"
+
+
+def profile_line(folder, peer_tokens_per_second, tokens):
+    """What layers-8x2048.json shows the 8 x 2048 step's time goes to, against the step time 2x the
+    peer needs; None without the file. The profile's step is the fused layers', head and optimizer's
+    as tools/gpu/profile_layers.py drives them (no embedding, no gradient norm): bench-train's own
+    step runs a little longer."""
+    path = folder / "layers-8x2048.json"
+    if not path.is_file():
+        return None
+    fused = json.loads(path.read_text())["variants"]["fused"]
+    needed = tokens / (2 * peer_tokens_per_second) * 1000
+    kinds = sorted(fused["by_kind_ms"].items(), key=lambda kind: -kind[1])
+    graphed = fused.get("graphed_seconds_per_step")
+    step = f"one CUDA graph a step, {graphed * 1000:.1f} ms" if graphed else "no graphed step recorded"
+    between = f"; between kernels {graphed * 1000 - fused['kernel_ms_per_step']:.1f} ms" if graphed else ""
+    return (f"What holds 8 x 2048 back (the same build's kernels, layers-8x2048.json): {step}, where 2x the peer "
+            f"needs {needed:.1f} ms. By kind: " + ", ".join(f"{name} {ms:.1f} ms" for name, ms in kinds)
+            + between + ".")
 
 
 def main():
@@ -133,6 +155,10 @@ def main():
                                  f"{'under' if mine_allocated <= allocated else 'over'}")
         verdict(f"memory at {shape(k)}", mine <= used,
                 f"{mine:.1f} GiB against the peer's {allocated:.1f} allocated, {used:.1f} used{against_allocated}")
+    if at8 in both:
+        line = profile_line(args.folder, peer[at8]["step"]["tokens_per_second"], at8[0] * at8[1])
+        if line:
+            lines += ["", line]
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if args.out:

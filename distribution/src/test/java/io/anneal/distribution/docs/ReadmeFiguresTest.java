@@ -571,6 +571,34 @@ class ReadmeFiguresTest {
                 peer.get("device_used_gib").asDouble(), allocated, peer.get("peak_memory_gib").asDouble())), out);
     }
 
+    /**
+     * With the 8 x 2048 profile in the folder (benchmarks.sh's table part now runs it last), issue_table.py
+     * ends with what it shows the step's time goes to, against the step 2x the peer needs: here the table of
+     * record's runs beside the profile of the same kernels from the experiments' call. The figures are the
+     * profile log's, read by hand (77.0 ms graphed, 33.86 ms of matmuls, 26.44 of Anneal's kernels, 3.4 between
+     * kernels), and the step 2x needs from the peer's file (16,384 tokens at twice its rate).
+     */
+    @Test
+    void theTableScriptSaysWhatTheProfileShowsHoldsItBack(@org.junit.jupiter.api.io.TempDir Path dir) throws Exception {
+        try (var files = Files.list(KERNELS)) {
+            for (Path f : files.filter(f -> f.getFileName().toString().endsWith(".json")).toList()) {
+                Files.copy(f, dir.resolve(f.getFileName()));
+            }
+        }
+        assertTrue(!issueTable(dir).contains("What holds 8 x 2048 back"), "no profile, no line");
+        Files.copy(EXPERIMENTS.resolve("layers-5.json"), dir.resolve("layers-8x2048.json"));
+        String log = Files.readString(EXPERIMENTS.resolve("layers-5.log"));
+        assertTrue(log.contains("77.0 ms/step") && log.contains("33.86 ms  matmul") && log.contains("26.44 ms  Anneal kernels")
+                && log.contains("less the kernels: 3.4 ms"), "the profile log's own figures");
+        double needed = 16384 / (2 * peerTokensPerSecond(KERNELS.resolve("hf-fast-8x2048.json"))) * 1000;
+        String out = issueTable(dir);
+        assertTrue(out.contains(String.format(Locale.ROOT, "What holds 8 x 2048 back (the same build's kernels, "
+                + "layers-8x2048.json): one CUDA graph a step, 77.0 ms, where 2x the peer needs %.1f ms. By kind: "
+                + "matmul (cuBLAS/CUTLASS) 33.9 ms, Anneal kernels 26.4 ms, attention (sdpa) 8.2 ms,", needed)), out);
+        assertTrue(out.contains("; between kernels 3.4 ms."), out);
+        assertEquals("60.4", String.format(Locale.ROOT, "%.1f", needed));
+    }
+
     private static String issueTable(Path folder) throws Exception {
         Process p;
         try {
