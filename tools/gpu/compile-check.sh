@@ -69,6 +69,22 @@ torch_nvcc_flags=(-D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D
 # build_kernels.py's flags for one compile (cxx or cuda) of a variant's flags
 build_flags() { ANNEAL_BUILD_FLAGS="$2" python3 "$root/tools/gpu/build_kernels.py" --flags "$1" sm_90; }
 
+# "NAME (S bytes stack, T bytes spill stores); ..." of the kernels ptxas -v gave a stack frame or
+# spills in LOG, names demangled where c++filt is, without their parameters; "none" when there is none
+spilling_kernels() {
+  local found
+  found=$(grep -A1 "Function properties for" "$1" | grep -v "^--" | paste - - \
+    | sed -n 's/.*Function properties for \([^ ]*\).* \([0-9]*\) bytes stack frame, \([0-9]*\) bytes spill stores.*/\1 \2 \3/p' \
+    | awk '$2 != 0 || $3 != 0')
+  [[ -n $found ]] || { echo none; return; }
+  local demangle=cat
+  command -v c++filt > /dev/null && demangle=c++filt
+  while read -r name stack spills; do
+    printf '%s (%s bytes stack, %s bytes spill stores); ' \
+      "$(echo "$name" | $demangle | sed 's/^void //; s/(anonymous namespace):://; s/([^()]*)$//')" "$stack" "$spills"
+  done <<< "$found" | sed 's/; $//'
+}
+
 [[ $# -gt 0 ]] || set -- ""
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -79,7 +95,7 @@ for flags in "$@"; do
   cuda_flags=$(build_flags cuda "$flags") && cxx_flags=$(build_flags cxx "$flags") \
     || { echo "compile-check: tools/gpu/build_kernels.py --flags failed ($label)"; failed=1; continue; }
   # shellcheck disable=SC2086 # flags are words, as build_kernels.py splits ANNEAL_BUILD_FLAGS
-  if ! "$nvcc" -std=c++17 -arch=sm_90 "${torch_nvcc_flags[@]}" $cuda_flags -I"$source_dir" \
+  if ! "$nvcc" -std=c++17 -arch=sm_90 "${torch_nvcc_flags[@]}" $cuda_flags -I"$source_dir" -Xptxas -v \
       -c "$source_dir/anneal_kernels.cu" -o "$work/kernels.o" > "$work/nvcc.log" 2>&1; then
     echo "compile-check: anneal_kernels.cu does not compile ($label):"
     grep -E "error|warning" "$work/nvcc.log" | head -40
@@ -112,5 +128,9 @@ for flags in "$@"; do
   fi
   echo "compile-check: $label compiles (anneal_kernels.cu with nvcc for sm_90, anneal_ops.cpp against $torch_include)"
   echo "compile-check: $label, a kernel launch that fails: $probe"
+  # ptxas's report of each kernel: those that keep values in local memory (a stack frame or spills),
+  # which a change to a kernel can add without a word from the compiler (NativeSourcesCompileIT
+  # holds the default build to the kernels known to)
+  echo "compile-check: $label, kernels with a stack frame or spills (ptxas): $(spilling_kernels "$work/nvcc.log")"
 done
 [[ $failed == 0 ]] || exit 2

@@ -33,6 +33,35 @@ class NativeSourcesCompileIT {
         // without a GPU every launch fails, and launch() says so (on a GPU machine the probe is not run)
         assertTrue(run.output.contains("compile-check: default, a kernel launch that fails: anneal: launching a kernel (grid 1 x 1 x 1, 256 threads")
                 || run.output.contains("not run: this machine has a GPU"), run.output);
+        assertOnlyKnownKernelsSpill(run.output, "default");
+    }
+
+    /**
+     * The kernels whose values ptxas may keep in local memory, each for a reason anneal_kernels.cu gives: the
+     * conv backward's 8-step window (kernel widths 5 to 8) under its 64-register bound, the unstaged conv backward
+     * (its window's document ids: a few bytes of stack), and the SSD diagonal backward held to 128 registers for 4
+     * blocks an SM (8 bytes of spill, faster than unbounded). Any other kernel with a stack frame or spills is a
+     * regression a change made without a word from the compiler (a parameter struct indexed at run time was one).
+     */
+    private static final List<Pattern> KNOWN_TO_SPILL = List.of(
+            Pattern.compile("anneal::conv_backward_kernel<[^,]+, 8, \\d, (true|false)>"),
+            Pattern.compile("anneal::conv_backward_kernel<[^,]+, \\d, \\d, false>"),
+            Pattern.compile("anneal::ssd_diagonal_backward_kernel<[^,]+, 4>"));
+
+    private static void assertOnlyKnownKernelsSpill(String output, String label) {
+        String prefix = "compile-check: " + label + ", kernels with a stack frame or spills (ptxas): ";
+        String line = output.lines().filter(l -> l.startsWith(prefix)).findFirst()
+                .orElseThrow(() -> new AssertionError("no ptxas report for " + label + ":\n" + output));
+        String report = line.substring(prefix.length());
+        if (report.equals("none")) {
+            return;
+        }
+        for (String kernel : report.split("; ")) {
+            String name = kernel.substring(0, kernel.lastIndexOf(" ("));
+            Assumptions.assumeFalse(name.startsWith("_Z"), "no c++filt here to demangle ptxas's kernel names: " + name);
+            assertTrue(KNOWN_TO_SPILL.stream().anyMatch(p -> p.matcher(name).matches()),
+                    "a kernel that ptxas now gives a stack frame or spills (" + label + "): " + kernel);
+        }
     }
 
     /** The probe can fail: kernels whose launch() drops CUDA's error are refused, naming what went unsaid. */
@@ -70,6 +99,24 @@ class NativeSourcesCompileIT {
         assertTrue(run.output.contains("anneal_kernels.cu(" + kernelLine + ")")
                 && run.output.contains("no suitable conversion function from \"__nv_bfloat16\" to \"float\""), run.output);
         assertTrue(!run.output.contains("default compiles"), run.output);
+    }
+
+    /** The ptxas report names a kernel that keeps values on a stack (an array indexed at run time), and the check refuses it. */
+    @Test
+    void aKernelThatSpillsIsNamed(@TempDir Path dir) throws Exception {
+        for (String name : List.of("anneal_ops.cpp", "anneal_kernels.cu", "anneal_kernels.h")) {
+            Files.copy(NATIVE.resolve(name), dir.resolve(name));
+        }
+        // written and read at indices known only at run time: the array cannot live in registers
+        appendLine(dir.resolve("anneal_kernels.cu"), "__global__ void planted_stack_kernel(int i, float* out) { float a[64];"
+                + " for (int k = 0; k < 64; k++) a[k] = out[k]; a[i & 63] += out[64]; out[0] = a[(i >> 6) & 63]; }");
+        Run run = check(dir);
+        assertEquals(0, run.exit, run.output);
+        assertTrue(run.output.matches("(?s).*kernels with a stack frame or spills \\(ptxas\\): .*planted_stack_kernel \\(\\d+ bytes stack.*"),
+                run.output);
+        AssertionError refused = org.junit.jupiter.api.Assertions.assertThrows(AssertionError.class,
+                () -> assertOnlyKnownKernelsSpill(run.output, "default"));
+        assertTrue(refused.getMessage().contains("planted_stack_kernel"), refused.getMessage());
     }
 
     /** A variant's flags reach both compiles, after build_kernels.py's own (which it prints with --flags). */
@@ -113,6 +160,8 @@ class NativeSourcesCompileIT {
         assertEquals(0, run.exit, run.output);
         assertTrue(run.output.contains("compile-check: " + allOn + " compiles"), run.output);
         assertTrue(run.output.contains("compile-check: " + allOff + " compiles"), run.output);
+        assertOnlyKnownKernelsSpill(run.output, allOn);
+        assertOnlyKnownKernelsSpill(run.output, allOff);
     }
 
     private record Run(int exit, String output) {}
