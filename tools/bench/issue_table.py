@@ -5,7 +5,8 @@
 BENCH_DIR holds Anneal's `anneal-fused-RxS.json` (`anneal bench-train --out`) and the peer's
 `hf-fast-RxS.json` (tools/bench/transformers_falcon_h1_step.py), as `tools/gpu/benchmarks.sh table`
 writes them, and may hold `anneal-fused-kept-RxS.json`: Anneal with the SSD scan's intermediates
-kept (model.ssd-recompute = false), a line of its own, which competes for Anneal's best micro-batch.
+kept (model.ssd-recompute = false), a line of its own, which competes for Anneal's best micro-batch,
+and at 8 x 2048 for the 2x goal where its memory is within the peer's.
 Prints a markdown table (tokens/s, share of the fp16 matmul rate, peak memory; Anneal's memory is
 its process's as nvidia-smi shows it, with the allocator's allocated peak before it where bench-train
 recorded one; the peer's its allocated peak and what the device showed in use), the ratios, and each
@@ -121,8 +122,20 @@ def main():
     if at8 in both:
         a, p = anneal[at8]["tokens_per_second"], peer[at8]["step"]["tokens_per_second"]
         need = 2 * p
-        verdict("2x the peer at 8 x 2048", a >= need,
-                f"{a / p:.2f}x; 2x is {round(need):,} tokens/s{shortfall(a, need)}")
+        detail = f"{a / p:.2f}x"
+        met = a >= need
+        if at8 in kept:
+            # the kept scan counts for this goal only within the memory goal at the same micro-batch:
+            # its peak against what the device showed the peer using (its allocated peak where not recorded)
+            k = kept[at8]["tokens_per_second"]
+            peer_memory = peer[at8]["step"].get("device_used_gib", peer[at8]["step"]["peak_memory_gib"])
+            k_memory = kept[at8]["peak_memory_mib"] / GIB
+            fits = k_memory <= peer_memory
+            detail += (f", {k / p:.2f}x with the intermediates kept ({k_memory:.1f} GiB, "
+                       f"{'under' if fits else 'over'} the peer's {peer_memory:.1f})")
+            if fits and k > a:
+                a, met = k, k >= need
+        verdict("2x the peer at 8 x 2048", met, f"{detail}; 2x is {round(need):,} tokens/s{shortfall(a, need)}")
     else:
         lines.append("- 2x the peer at 8 x 2048: not measured (no 8 x 2048 pair)")
     # Anneal's best over both settings, named when it is the kept scan's
