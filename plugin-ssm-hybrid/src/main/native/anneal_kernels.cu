@@ -2772,6 +2772,11 @@ ANNEAL_CONV(__nv_bfloat16)
 constexpr float kE4m3Max = 448.f;
 constexpr int kQuantizeThreads = 256;
 
+// A row's scale s with its weight row's multipliers (RowMultipliers): s (rows[r] * all), or s all.
+__device__ __forceinline__ float multiplied_scale(float s, const RowMultipliers& multipliers, int64_t row) {
+  return multipliers.rows != nullptr ? s * (multipliers.rows[row] * multipliers.all) : s * multipliers.all;
+}
+
 // A block a row, an element a thread at a time, two passes over the row (the second from L1/L2): any
 // widths and strides. GATED (one piece): the rows quantised are silu(x) * up's (up's rows up_stride
 // apart), computed in float32 in both passes and never written in the compute type: silu_mul_linear's
@@ -2780,7 +2785,7 @@ constexpr int kQuantizeThreads = 256;
 template <typename T, bool GATED>
 __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
     RowPieces<T> pieces, const T* __restrict__ up, int64_t up_stride, int width, __nv_fp8_e4m3* __restrict__ q,
-    float* __restrict__ scale) {
+    float* __restrict__ scale, RowMultipliers multipliers) {
   wait_for_predecessors();
   int64_t row = blockIdx.x;
   auto value = [&](const T* xr, int c) {
@@ -2811,7 +2816,7 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
     start += pieces.cols[p];
   }
   for (int c = start + threadIdx.x; c < width; c += kQuantizeThreads) qr[c] = __nv_fp8_e4m3(0.f);
-  if (threadIdx.x == 0) scale[row] = s;
+  if (threadIdx.x == 0) scale[row] = multiplied_scale(s, multipliers, row);
 }
 
 // The same rows, vectorised: a block a row, each thread loading eight elements at a time (load8: 16
@@ -2833,7 +2838,7 @@ constexpr int kQuantizeMaxVectors = 4;   // eight elements each, a thread: rows 
 template <typename T, bool GATED, int VECS>
 __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_vec_kernel(
     RowPieces<T> pieces, const T* __restrict__ up, int64_t up_stride, int width, __nv_fp8_e4m3* __restrict__ q,
-    float* __restrict__ scale) {
+    float* __restrict__ scale, RowMultipliers multipliers) {
   wait_for_predecessors();
   int64_t row = blockIdx.x;
   float v[VECS][8];
@@ -2878,7 +2883,7 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_vec_kerne
       *reinterpret_cast<VecPack<__nv_fp8_e4m3, 8>*>(qr + c) = pack;
     }
   }
-  if (threadIdx.x == 0) scale[row] = s;
+  if (threadIdx.x == 0) scale[row] = multiplied_scale(s, multipliers, row);
 }
 
 // Launches the vectorised kernel where it applies (every piece's columns and row stride, up's and
@@ -2887,7 +2892,7 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_vec_kerne
 // block kernel.
 template <typename T, bool GATED>
 bool quantize_vectorised(const RowPieces<T>& pieces, const T* up, int64_t up_stride, int64_t rows, int width,
-                         __nv_fp8_e4m3* q, float* scale, cudaStream_t stream) {
+                         __nv_fp8_e4m3* q, float* scale, RowMultipliers multipliers, cudaStream_t stream) {
   bool aligned = width % 8 == 0 && (!GATED || up_stride % 8 == 0) && all_vectorisable({up, q});
   for (int p = 0; p < pieces.count; p++) {
     aligned = aligned && pieces.cols[p] % 8 == 0 && pieces.row[p] % 8 == 0 && all_vectorisable({pieces.x[p]});
@@ -2897,7 +2902,7 @@ bool quantize_vectorised(const RowPieces<T>& pieces, const T* up, int64_t up_str
   int per_thread = (vectors + kQuantizeThreads - 1) / kQuantizeThreads;
   int threads = ((vectors + per_thread - 1) / per_thread + 31) / 32 * 32;
   auto go = [&](auto kernel) {
-    launch(kernel, (unsigned) rows, threads, 0, stream, pieces, up, up_stride, width, q, scale);
+    launch(kernel, (unsigned) rows, threads, 0, stream, pieces, up, up_stride, width, q, scale, multipliers);
   };
   static_assert(kQuantizeMaxVectors == 4, "one launch below a vector count");
   if (per_thread == 1) {
@@ -2913,15 +2918,18 @@ bool quantize_vectorised(const RowPieces<T>& pieces, const T* up, int64_t up_str
 }
 
 // Either kernel on the pieces (GATED: one piece and up), the vectorised one where `vectorise` and it
-// applies.
+// applies; the scales times the weight rows' multipliers.
 template <typename T, bool GATED>
 void quantize_launch(const RowPieces<T>& pieces, const T* up, int64_t up_stride, int64_t rows, int width,
-                     uint8_t* q, float* scale, bool vectorise, cudaStream_t stream) {
+                     uint8_t* q, float* scale, bool vectorise, cudaStream_t stream, RowMultipliers multipliers = {}) {
   if (rows == 0) return;
   auto* q8 = reinterpret_cast<__nv_fp8_e4m3*>(q);
-  if (vectorise && quantize_vectorised<T, GATED>(pieces, up, up_stride, rows, width, q8, scale, stream)) return;
+  if (vectorise &&
+      quantize_vectorised<T, GATED>(pieces, up, up_stride, rows, width, q8, scale, multipliers, stream)) {
+    return;
+  }
   launch(quantize_rows_e4m3_kernel<T, GATED>, (unsigned) rows, kQuantizeThreads, 0, stream, pieces, up, up_stride,
-         width, q8, scale);
+         width, q8, scale, multipliers);
 }
 
 template <typename T>
@@ -2936,9 +2944,9 @@ RowPieces<T> one_piece(const T* x, int64_t row_stride, int cols) {
 
 template <typename T>
 void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, RowMultipliers multipliers) {
   quantize_launch<T, false>(one_piece(x, row_stride, cols), nullptr, 0, rows, cols, q, scale, ANNEAL_QUANTIZE_VEC,
-                            stream);
+                            stream, multipliers);
 }
 
 template <typename T>
@@ -3059,7 +3067,8 @@ void quantize_columns_e4m3(const WeightBlocks& blocks, int cols, int width, floa
          reinterpret_cast<__nv_fp8_e4m3*>(q), scale);
 }
 #define ANNEAL_QUANTIZE(T)                                                                                     \
-  template void quantize_rows_e4m3<T>(const T*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t);       \
+  template void quantize_rows_e4m3<T>(const T*, int64_t, int64_t, int, uint8_t*, float*, cudaStream_t,       \
+                                      RowMultipliers);                                                         \
   template void silu_mul_quantize_rows_e4m3<T>(const T*, int64_t, const T*, int64_t, int64_t, int, uint8_t*, \
                                                float*, cudaStream_t);                                          \
   template void quantize_pieces_e4m3<T>(const RowPieces<T>&, int64_t, int, uint8_t*, float*, cudaStream_t);

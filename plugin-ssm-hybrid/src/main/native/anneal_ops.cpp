@@ -1729,16 +1729,19 @@ std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tens
           at::empty({rows, 1}, like.options().dtype(at::kFloat))};
 }
 
-// (q [rows, cols] e4m3, s [rows, 1] float32) with m's rows ~ q's rows times s (quantize_rows_e4m3).
-std::pair<Tensor, Tensor> rows_e4m3(const Tensor& m) {
+// (q [rows, cols] e4m3, s [rows, 1] float32) with m's rows ~ q's rows times s (quantize_rows_e4m3); for
+// a weight, its multipliers scale diag(columns) (cast_weight's) folded into s (columns undefined: none).
+std::pair<Tensor, Tensor> rows_e4m3(const Tensor& m, double scale = 1.0, const Tensor& columns = Tensor()) {
   Tensor mc = m.stride(-1) == 1 && m.stride(0) >= m.size(1) ? m : m.contiguous();
   int64_t rows = mc.size(0), cols = mc.size(1);
   auto [q, s] = empty_rows_e4m3(rows, cols, mc);
+  Tensor factor = columns.defined() ? columns.to(at::kFloat).contiguous() : Tensor();
+  anneal::RowMultipliers multipliers{factor.defined() ? factor.data_ptr<float>() : nullptr, (float) scale};
   auto stream = at::cuda::getCurrentCUDAStream();
   by_type(mc, "linear (float8 rows)", [&](auto tag) {
     using T = decltype(tag);
     anneal::quantize_rows_e4m3<T>(ptr<T>(mc), rows, mc.stride(0), (int) cols, reinterpret_cast<uint8_t*>(q.data_ptr()),
-                                  s.data_ptr<float>(), stream);
+                                  s.data_ptr<float>(), stream, multipliers);
   });
   return {q, s};
 }
@@ -1871,12 +1874,7 @@ Tensor fp8_linear(const Tensor& x, const Tensor& weight, double scale, const Ten
                   std::pair<Tensor, Tensor>& x8) {
   if (!x8.first.defined()) x8 = rows_e4m3(x.reshape({-1, x.size(-1)}));
   auto& [xq, xs] = x8;
-  auto [wq, ws] = rows_e4m3(weight);
-  if (columns.defined()) {
-    ws = ws * (columns.to(at::kFloat).view({-1, 1}) * scale);
-  } else if (scale != 1.0) {
-    ws = ws * scale;
-  }
+  auto [wq, ws] = rows_e4m3(weight, scale, columns);   // the multipliers in the kernel's scales: no launch of their own
   Tensor y = at::_scaled_mm(xq, wq.t(), xs, ws.view({1, -1}), c10::nullopt, c10::nullopt, at::kBFloat16,
                             /*use_fast_accum=*/true);
   std::vector<int64_t> shape = x.sizes().vec();
