@@ -29,6 +29,9 @@ FP8_FORWARD = False   # set by main from the library's build_info
 # operands too (the output gradient's rows and the weight's columns rounded as above), so x's
 # gradient, and silu_mul_linear's gate and up gradients computed from it, take the same bound.
 FP8_BACKWARD = False  # set by main likewise
+# -DANNEAL_NORM_FP8=1 (build_info: "float8 rows from the norms"): rms_norm_keep and add_rms_norm also
+# give their bfloat16 output's float8 rows, for linear_pair's x8 (the same bits its own quantisation makes).
+NORM_ROWS = False     # set by main likewise
 results = {"cases": [], "timings": []}
 failures = []
 
@@ -473,10 +476,73 @@ def test_rms_norm_keep(dtype, width=1024, rows=37):
     gout, gkept = torch.randn_like(ref), torch.randn_like(ref)
     ((ref * gout).sum() + (2 * xr * gkept).sum()).backward()
     xo, wo = leaves(x, w)
-    out, kept = torch.ops.anneal.rms_norm_keep(xo, wo, eps, TYPE_CODE[dtype])
+    out, kept, rows8 = torch.ops.anneal.rms_norm_keep(xo, wo, eps, TYPE_CODE[dtype])
     assert torch.equal(kept, xo), "rms_norm_keep's second output is not x"
+    check_norm_rows(f"rms_norm_keep width={width}", dtype, out, rows8)
     ((out.double() * gout).sum() + (2 * kept.double() * gkept).sum()).backward()
     compare(f"rms_norm_keep width={width}", dtype, [("out", out, ref), ("dx", xo.grad, xr.grad), ("dw", wo.grad, wr.grad)])
+
+
+def norm_rows_expected(dtype, out, on_kernel):
+    """Whether this build's norms give float8 rows for `out` (build_info's "float8 rows from the norms":
+    bfloat16 rows whose width is a multiple of 16, on the kernel: widths up to 4096, x aligned)."""
+    return NORM_ROWS and on_kernel and dtype == torch.bfloat16 and out.size(-1) % 16 == 0 and out.size(-1) <= 4096
+
+
+def check_norm_rows(name, dtype, out, rows8, on_kernel=True):
+    """The norm's float8 rows [q, s] (rms_norm_keep's and add_rms_norm's third output), where the build
+    makes them, against out itself: s = the row's largest magnitude / 448 (e4m3's largest finite value),
+    and q s within e4m3's rounding of out (3 mantissa bits: half an ulp, 2^-4 of the value, plus the
+    subnormals' step 2^-9 s); none elsewhere."""
+    if not norm_rows_expected(dtype, out, on_kernel):
+        assert len(rows8) == 0, f"{name}: float8 rows came back, where this build or type makes none"
+        return
+    assert len(rows8) == 2, f"{name}: expected the norm's float8 rows [q, s], found {len(rows8)} tensors"
+    q, s = rows8
+    flat = out.reshape(-1, out.size(-1)).double()
+    assert q.dtype == torch.float8_e4m3fn and tuple(q.shape) == tuple(flat.shape), f"{name}: q is {q.dtype} {q.shape}"
+    amax = flat.abs().amax(-1, keepdim=True)
+    expected_s = torch.where(amax > 0, amax / 448, torch.ones_like(amax))
+    s_error = ((s.double() - expected_s).abs() / expected_s).max().item()
+    back = q.double() * s.double()
+    q_error = ((back - flat).abs() - (flat.abs() * 2.0 ** -4 + s.double() * 2.0 ** -9)).max().item()
+    record(f"{name} float8 rows", dtype, {"scale": s_error, "q past e4m3's rounding": max(q_error, 0.0)},
+           {"scale": 1e-6, "q past e4m3's rounding": 0.0})
+
+
+def test_norm_rows_linear_pair(width=1024, rows=64):
+    """Where the build's norms make float8 rows (-DANNEAL_NORM_FP8=1): linear_pair given them (x8, as the
+    fused layer passes rms_norm_keep's third output) against linear_pair quantising the same x itself,
+    which must be the same bits, both layers' outputs; and x8 of another shape refused, naming it."""
+    if not NORM_ROWS:
+        return
+    torch.manual_seed(15)
+    x = torch.randn(2, rows, width, device="cuda") * 2
+    w = torch.rand(width, device="cuda") + 0.5
+    w1, w2 = torch.randn(96, width, device="cuda") * 0.05, torch.randn(48, width, device="cuda") * 0.05
+    out, _, rows8 = torch.ops.anneal.rms_norm_keep(x, w, 1e-5, TYPE_CODE[torch.bfloat16])
+    check_norm_rows(f"rms_norm_keep width={width} for linear_pair", torch.bfloat16, out, rows8)
+    if len(rows8) != 2:
+        return
+    mine = torch.ops.anneal.linear_pair(out, w1, None, w2, None, 1.25, 1.0, None, None, [], False, [])
+    given = torch.ops.anneal.linear_pair(out, w1, None, w2, None, 1.25, 1.0, None, None, [], False, rows8)
+    differences = {f"output {i + 1}": (a.float() - b.float()).abs().max().item() for i, (a, b) in enumerate(zip(mine, given))}
+    try:
+        torch.ops.anneal.linear_pair(out[:, 1:], w1, None, w2, None, 1.25, 1.0, None, None, [], False, rows8)
+        differences["x8 of another shape refused"] = 1.0
+    except RuntimeError as e:
+        differences["x8 of another shape refused"] = 0.0 if "expected x8 = [] or x's float8 rows" in str(e) else 1.0
+    record(f"linear_pair x8 from the norm width={width}", torch.bfloat16, differences,
+           {label: 0.0 for label in differences})
+
+
+def record(name, dtype, errors, bounds):
+    """A check's outcome beside compare's: each error within its bound."""
+    ok = all(v <= bounds[k] for k, v in errors.items())
+    results["cases"].append({"case": name, "dtype": str(dtype), "bounds": bounds, "errors": errors, "ok": ok})
+    print(f"{'ok  ' if ok else 'FAIL'} {name:48s} {str(dtype):15s} " + " ".join(f"{k}={v:.1e}" for k, v in errors.items()))
+    if not ok:
+        failures.append(name + " " + str(dtype))
 
 
 # ---------------------------------------------------------------- silu(gate) * up
@@ -561,7 +627,9 @@ def test_residual_norm(dtype, add, width, rows=37, misaligned=False):
     if misaligned:
         buffer, xo = misaligned_leaf(x)
     if add:
-        sum_o, out = torch.ops.anneal.add_rms_norm(xo, ao, bo, wo, eps)
+        sum_o, out, rows8 = torch.ops.anneal.add_rms_norm(xo, ao, bo, wo, eps)
+        check_norm_rows(f"add_rms_norm width={width}{' x misaligned' if misaligned else ''}", dtype, out, rows8,
+                        on_kernel=not misaligned)
         ((out.double() * gout).sum() + (sum_o.double() * gsum).sum()).backward()
     else:
         out = torch.ops.anneal.rms_norm(xo, wo, eps, TYPE_CODE[dtype])
@@ -930,7 +998,7 @@ def timings(rows):
     norm_w = torch.ones(1024, device="cuda", requires_grad=True)
 
     def fused_residual():
-        total, normed = torch.ops.anneal.add_rms_norm(residual, branch_a, branch_b, norm_w, 1e-5)
+        total, normed, _ = torch.ops.anneal.add_rms_norm(residual, branch_a, branch_b, norm_w, 1e-5)
         (total.sum() + normed.float().sum()).backward()
 
     def composed_residual():   # the fused layer before add_rms_norm
@@ -974,9 +1042,10 @@ def main():
             globals()[name] = lambda *unused, **unused_named: None
     torch.ops.load_library(args.library)
     results["build_info"] = torch.ops.anneal.build_info(torch.zeros(1))
-    global FP8_FORWARD, FP8_BACKWARD
+    global FP8_FORWARD, FP8_BACKWARD, NORM_ROWS
     FP8_FORWARD = "float8 forward GEMMs" in results["build_info"]
     FP8_BACKWARD = "float8 x-gradient GEMMs" in results["build_info"]
+    NORM_ROWS = "float8 rows from the norms" in results["build_info"]
     results["device"] = torch.cuda.get_device_name()
     print(results["build_info"], "on", results["device"])
     for dtype in (torch.float32, torch.bfloat16, torch.float16):
@@ -1063,6 +1132,8 @@ def main():
         test_linear_pair_pieces(dtype, bias=False, columns1=True, pieces=(1024, 1152, 16), second=768)
         test_rms_norm_keep(dtype)
         test_rms_norm_keep(dtype, width=4104)     # composed
+        if dtype == torch.bfloat16:
+            test_norm_rows_linear_pair()
         test_silu_mul(dtype, strided=False)
         test_silu_mul(dtype, strided=True)
         test_silu_mul(dtype, strided=True, width=100)

@@ -2488,15 +2488,41 @@ void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin
 // gradient accumulation and PyTorch's weight-gradient kernel (GammaBetaBackward): about 8 ms of
 // element-wise work in a 104 ms step at 8 x 2048.
 // ---------------------------------------------------------------------------------------------
+//
+// ROWS8 (-DANNEAL_NORM_FP8=1, an experiment for tools/gpu/try-variants.sh, off by default; the half types):
+// the forward also writes out's rows in float8 e4m3 with one scale a row, as quantize_rows_e4m3 would
+// make them from `out` (the same bits: the rounded values' row maximum, s = max / 448, q = e4m3(v / s)),
+// for the float8 forward GEMMs of the linear layer pair that reads the norm (linear_pair's x8): one
+// more block reduction here in place of a launch that reads the row again. The norms' outputs were
+// 24 of the 36 x quantisations a step on the 291M model at 8 x 2048, about 0.80 of their 1.21 ms
+// (docs/benchmarks/2026-12-05-h200-experiments/call-2/variants/layers-5.log).
+// ---------------------------------------------------------------------------------------------
+#ifndef ANNEAL_NORM_FP8
+#define ANNEAL_NORM_FP8 0
+#endif
 constexpr int kResidualThreads = 128;
 constexpr int kResidualSlots = 4;   // widths up to 128 * 8 * 4 = 4096; a launch holds the fewest slots its width needs
 constexpr int kResidualRows = 8;    // rows per backward block: the weight-gradient partials
+constexpr float kE4m3Max = 448.f;   // e4m3's largest finite value: the row-wise float8 scales' divisor
 
-template <typename T, int Slots>
+// v's eight values rounded to T's and back, in place: what store8 writes, as a reader of it sees it.
+template <typename T>
+__device__ __forceinline__ void round8(float (&v)[8]) {
+  using Pair = HalfPair<T>;
+#pragma unroll
+  for (int k = 0; k < 4; k++) {
+    float2 f = Pair::to_float2(Pair::from_floats(v[2 * k], v[2 * k + 1]));
+    v[2 * k] = f.x;
+    v[2 * k + 1] = f.y;
+  }
+}
+
+template <typename T, int Slots, bool ROWS8>
 __global__ void residual_norm_forward_kernel(const float* __restrict__ x, const T* __restrict__ a,
                                              const T* __restrict__ b, const float* __restrict__ w,
                                              float* __restrict__ sum, T* __restrict__ out, float* __restrict__ rstd,
-                                             int width, float eps) {
+                                             int width, float eps, __nv_fp8_e4m3* __restrict__ q8,
+                                             float* __restrict__ q8_scale) {
   wait_for_predecessors();
   __shared__ float shared[32];
   int64_t base = (int64_t) blockIdx.x * width;
@@ -2522,6 +2548,7 @@ __global__ void residual_norm_forward_kernel(const float* __restrict__ x, const 
   }
   float r = rsqrtf(block_sum(squares, shared) / width + eps);
   if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+  float amax = 0.f;
 #pragma unroll
   for (int k = 0; k < Slots; k++) {
     int j = (k * kResidualThreads + threadIdx.x) * 8;
@@ -2531,6 +2558,30 @@ __global__ void residual_norm_forward_kernel(const float* __restrict__ x, const 
 #pragma unroll
     for (int m = 0; m < 8; m++) wk[m] *= v[k][m] * r;
     store8(out + base + j, wk);
+    if constexpr (ROWS8) {
+      round8<T>(wk);
+#pragma unroll
+      for (int m = 0; m < 8; m++) {
+        v[k][m] = wk[m];   // s is written: v now holds out's values
+        amax = fmaxf(amax, fabsf(wk[m]));
+      }
+    }
+  }
+  if constexpr (ROWS8) {
+    // block_reduce syncs before it writes `shared`, so block_sum's reads of it are done
+    amax = block_reduce(amax, shared, MaxOp{}, 0.f);
+    float s8 = amax > 0.f ? amax / kE4m3Max : 1.f;
+    float inverse = 1.f / s8;
+#pragma unroll
+    for (int k = 0; k < Slots; k++) {
+      int j = (k * kResidualThreads + threadIdx.x) * 8;
+      if (j >= width) continue;
+      VecPack<__nv_fp8_e4m3, 8> pack;
+#pragma unroll
+      for (int m = 0; m < 8; m++) pack.e[m] = __nv_fp8_e4m3(v[k][m] * inverse);   // satfinite
+      *reinterpret_cast<VecPack<__nv_fp8_e4m3, 8>*>(q8 + base + j) = pack;
+    }
+    if (threadIdx.x == 0) q8_scale[blockIdx.x] = s8;
   }
 }
 
@@ -2605,13 +2656,25 @@ void by_slots(int width, F&& f) {
 
 template <typename T>
 void residual_norm_forward(const float* x, const T* a, const T* b, const float* w, float* sum, T* out, float* rstd,
-                           int64_t rows, int width, float eps, cudaStream_t stream) {
+                           int64_t rows, int width, float eps, cudaStream_t stream, uint8_t* q8, float* q8_scale) {
   if (rows == 0) return;
+  auto* q = reinterpret_cast<__nv_fp8_e4m3*>(q8);
   by_slots(width, [&](auto slots) {
-    launch(residual_norm_forward_kernel<T, decltype(slots)::value>, (unsigned) rows, kResidualThreads, 0, stream, x, a,
-           b, w, sum, out, rstd, width, eps);
+    constexpr int kSlots = decltype(slots)::value;
+    if constexpr (ANNEAL_NORM_FP8 && !std::is_same_v<T, float>) {
+      if (q != nullptr) {
+        launch(residual_norm_forward_kernel<T, kSlots, true>, (unsigned) rows, kResidualThreads, 0, stream, x, a, b, w,
+               sum, out, rstd, width, eps, q, q8_scale);
+        return;
+      }
+    }
+    if (q != nullptr) throw std::invalid_argument("residual_norm_forward: float8 rows asked of a build or type without them");
+    launch(residual_norm_forward_kernel<T, kSlots, false>, (unsigned) rows, kResidualThreads, 0, stream, x, a, b, w,
+           sum, out, rstd, width, eps, q, q8_scale);
   });
 }
+
+bool residual_norm_rows_e4m3() { return ANNEAL_NORM_FP8 != 0; }
 
 int residual_norm_partials(int64_t rows) { return (int) ((rows + kResidualRows - 1) / kResidualRows); }
 
@@ -2732,7 +2795,7 @@ void ssd_diagonal_backward(const float* scores, const float* cum, const int64_t*
   template void ssd_combine_backward<T>(const T*, const float*, const T*, int64_t, const float*, const T*, T*,        \
                                         float*, T*, T*, float*, int, int, int, int, int, int, int, cudaStream_t);    \
   template void residual_norm_forward<T>(const float*, const T*, const T*, const float*, float*, T*, float*,        \
-                                         int64_t, int, float, cudaStream_t);                                        \
+                                         int64_t, int, float, cudaStream_t, uint8_t*, float*);                      \
   template void residual_norm_backward<T>(const float*, const float*, const float*, const T*, const float*, float*,  \
                                           T*, T*, float*, int64_t, int, cudaStream_t);                              \
   template void qkv_rope_apply<T>(const QkvParts<T>&, const float*, const float*, int, int, int, int, bool,        \
@@ -2768,8 +2831,8 @@ ANNEAL_CONV(__nv_bfloat16)
 // finite value, one s per row (torch._scaled_mm's row-wise scales, for the rows of x [M, K] and of
 // W [N, K] alike); a row of zeros takes s = 1. A row may come in up to four column pieces
 // (RowPieces), quantised side by side with one s over all of them, and q's row may be wider than
-// their total: zeros after it (a GEMM's K padded to float8's multiple of 16).
-constexpr float kE4m3Max = 448.f;
+// their total: zeros after it (a GEMM's K padded to float8's multiple of 16). (kE4m3Max: with the norm's
+// float8 rows above.)
 constexpr int kQuantizeThreads = 256;
 
 // A row's scale s with its weight row's multipliers (RowMultipliers): s (rows[r] * all), or s all.

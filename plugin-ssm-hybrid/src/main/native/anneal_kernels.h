@@ -169,10 +169,15 @@ void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin
                     int cos_rows, bool backward, cudaStream_t stream);
 
 /** The residual stream's RMSNorm: out [rows, width] (T) = s r w with s = x (+ a + b when a is given, then written to
- * `sum`), r = rsqrt(mean(s^2) + eps) written to rstd [rows]; x, sum, w float32. Needs residual_norm_supported. */
+ * `sum`), r = rsqrt(mean(s^2) + eps) written to rstd [rows]; x, sum, w float32. Needs residual_norm_supported.
+ * With q8 (builds where residual_norm_rows_e4m3(), the half types) also out's rows in float8 e4m3, q8 [rows, width]
+ * and q8_scale [rows], as quantize_rows_e4m3 makes them from out. */
 template <typename T>
 void residual_norm_forward(const float* x, const T* a, const T* b, const float* w, float* sum, T* out, float* rstd,
-                           int64_t rows, int width, float eps, cudaStream_t stream);
+                           int64_t rows, int width, float eps, cudaStream_t stream, uint8_t* q8 = nullptr,
+                           float* q8_scale = nullptr);
+/** Whether this build's norm writes float8 rows (-DANNEAL_NORM_FP8=1). */
+bool residual_norm_rows_e4m3();
 /** Its gradients: ds = dsum (or 0 when null) + the norm's, also into da and db (T) when given; weight-gradient
  * partials dw_partial [residual_norm_partials(rows), width] for the caller to sum. */
 template <typename T>

@@ -1332,12 +1332,29 @@ variable_list residual_norm_grads(const Tensor& s, const Tensor& weight, const T
   return {ds, da, db, parameter_grad(dw, weight)};
 }
 
-// The forward both forms share: the norm of x (+ a + b, then written to sum) in `type`, rstd per row.
+bool fp8_capable(c10::DeviceIndex device);
+
+// Whether the norm of x in `type` also comes as float8 rows (-DANNEAL_NORM_FP8=1): for the float8 forward
+// GEMMs of the layer pair that reads it (linear_pair's x8), so bfloat16 and K a multiple of 16 as theirs.
+bool norm_rows_e4m3(const Tensor& x, at::ScalarType type) {
+  return ANNEAL_FP8_FORWARD && anneal::residual_norm_rows_e4m3() && type == at::kBFloat16 && x.is_cuda() &&
+         x.size(-1) % 16 == 0 && fp8_capable(x.get_device());
+}
+
+// The forward both forms share: the norm of x (+ a + b, then written to sum) in `type`, rstd per row;
+// with `rows8`, also its float8 rows (q [rows, width] e4m3, s [rows, 1] float32) into it.
 Tensor residual_norm_run(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& weight, double eps,
-                         at::ScalarType type, const Tensor& sum, const Tensor& rstd) {
+                         at::ScalarType type, const Tensor& sum, const Tensor& rstd,
+                         std::vector<Tensor>* rows8 = nullptr) {
   ResidualShape shape(x);
   Tensor w = weight.to(at::kFloat).contiguous();
   Tensor out = at::empty(x.sizes(), x.options().dtype(type));
+  Tensor q, s;
+  if (rows8 != nullptr) {
+    q = at::empty({shape.rows, shape.width}, x.options().dtype(at::kFloat8_e4m3fn));
+    s = at::empty({shape.rows, 1}, x.options());
+    *rows8 = {q, s};
+  }
   c10::cuda::CUDAGuard guard(x.device());
   auto stream = at::cuda::getCurrentCUDAStream();
   by_type(out, "rms_norm", [&](auto tag) {
@@ -1345,7 +1362,9 @@ Tensor residual_norm_run(const Tensor& x, const Tensor& a, const Tensor& b, cons
     anneal::residual_norm_forward<T>(x.data_ptr<float>(), a.defined() ? ptr<T>(a) : nullptr,
                                      b.defined() ? ptr<T>(b) : nullptr, w.data_ptr<float>(),
                                      sum.defined() ? sum.data_ptr<float>() : nullptr, ptr<T>(out),
-                                     rstd.data_ptr<float>(), shape.rows, (int) shape.width, (float) eps, stream);
+                                     rstd.data_ptr<float>(), shape.rows, (int) shape.width, (float) eps, stream,
+                                     q.defined() ? reinterpret_cast<uint8_t*>(q.data_ptr()) : nullptr,
+                                     s.defined() ? s.data_ptr<float>() : nullptr);
   });
   return out;
 }
@@ -1369,22 +1388,28 @@ bool residual_norm_kernel(const Tensor& x, std::initializer_list<const Tensor*> 
 // gradient edge is this node): a later consumer of x that reads that output (the layer's
 // add_rms_norm) sends its x-gradient here, where the norm's backward kernel adds it as `dsum`
 // instead of autograd adding the two float32 [rows, width] gradients (about 40 us a layer at 8 x 2048).
+// With `keep`, float8 rows of the norm follow as further outputs where norm_rows_e4m3 (no gradient).
 struct RmsNorm : torch::autograd::Function<RmsNorm> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight, double eps, int64_t type,
                                bool keep) {
     Tensor rstd = at::empty({ResidualShape(x).rows}, x.options());
-    Tensor out = residual_norm_run(x, Tensor(), Tensor(), weight, eps, (at::ScalarType) type, Tensor(), rstd);
+    std::vector<Tensor> rows8;
+    bool with_rows8 = keep && norm_rows_e4m3(x, (at::ScalarType) type);
+    Tensor out = residual_norm_run(x, Tensor(), Tensor(), weight, eps, (at::ScalarType) type, Tensor(), rstd,
+                                   with_rows8 ? &rows8 : nullptr);
     ctx->save_for_backward({x, weight, rstd});
     ctx->saved_data["type"] = type;
     ctx->set_materialize_grads(false);   // an output without gradient stays undefined (no zeros to read)
-    if (keep) return {out, x};
-    return {out};
+    if (!keep) return {out};
+    if (rows8.empty()) return {out, x};
+    ctx->mark_non_differentiable(rows8);
+    return {out, x, rows8[0], rows8[1]};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto saved = ctx->get_saved_variables();
     auto type = (at::ScalarType) ctx->saved_data["type"].toInt();
-    Tensor kept = grads.size() > 1 ? grads[1] : Tensor();
+    Tensor kept = grads.size() > 1 ? grads[1] : Tensor();   // (grads 2 and 3: the float8 rows, none)
     variable_list g = residual_norm_grads(saved[0], saved[1], saved[2], grads[0], kept, type, false);
     return {g[0], g[3], Tensor(), Tensor(), Tensor()};
   }
@@ -1395,10 +1420,15 @@ struct AddRmsNorm : torch::autograd::Function<AddRmsNorm> {
                                const Tensor& weight, double eps) {
     Tensor sum = at::empty_like(x);
     Tensor rstd = at::empty({ResidualShape(x).rows}, x.options());
-    Tensor out = residual_norm_run(x, a, b, weight, eps, a.scalar_type(), sum, rstd);
+    std::vector<Tensor> rows8;
+    Tensor out = residual_norm_run(x, a, b, weight, eps, a.scalar_type(), sum, rstd,
+                                   norm_rows_e4m3(x, a.scalar_type()) ? &rows8 : nullptr);
     ctx->save_for_backward({sum, weight, rstd});
     ctx->saved_data["type"] = (int64_t) a.scalar_type();
-    return {sum, out};
+    ctx->set_materialize_grads(false);   // residual_norm_grads takes undefined gradients (and the rows get none)
+    if (rows8.empty()) return {sum, out};
+    ctx->mark_non_differentiable(rows8);
+    return {sum, out, rows8[0], rows8[1]};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -1426,17 +1456,23 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, int64_t dtype
   return RmsNorm::apply(x, weight, eps, dtype, false)[0];
 }
 
+// The outputs after the first `n` as a list: the norm's float8 rows [q, s] where it made them, else none.
+std::vector<Tensor> after(const variable_list& out, size_t n) { return {out.begin() + n, out.end()}; }
+
 // rms_norm plus x itself, for a later consumer of x whose gradient the norm's backward then sums
-// in its own pass (RmsNorm's `keep`); the composed form returns x as it is.
-std::tuple<Tensor, Tensor> rms_norm_keep(const Tensor& x, const Tensor& weight, double eps, int64_t dtype) {
+// in its own pass (RmsNorm's `keep`); the composed form returns x as it is. Third: the norm's float8
+// rows [q, s] for linear_pair's x8 where this build makes them (-DANNEAL_NORM_FP8=1), else [].
+std::tuple<Tensor, Tensor, std::vector<Tensor>> rms_norm_keep(const Tensor& x, const Tensor& weight, double eps,
+                                                              int64_t dtype) {
   auto type = (at::ScalarType) dtype;
-  if (!rms_norm_on_kernel("rms_norm_keep", x, weight, type)) return {rms_norm_composed(x, weight, eps, type), x};
+  if (!rms_norm_on_kernel("rms_norm_keep", x, weight, type)) return {rms_norm_composed(x, weight, eps, type), x, {}};
   variable_list out = RmsNorm::apply(x, weight, eps, dtype, true);
-  return {out[0], out[1]};
+  return {out[0], out[1], after(out, 2)};
 }
 
-std::tuple<Tensor, Tensor> add_rms_norm(const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& weight,
-                                        double eps) {
+// (x + a + b, its norm, the norm's float8 rows as rms_norm_keep's)
+std::tuple<Tensor, Tensor, std::vector<Tensor>> add_rms_norm(const Tensor& x, const Tensor& a, const Tensor& b,
+                                                             const Tensor& weight, double eps) {
   TORCH_CHECK(a.sizes() == x.sizes() && b.sizes() == x.sizes() && a.scalar_type() == b.scalar_type(),
               "anneal::add_rms_norm: expected branches of the residual's shape ", x.sizes(), " and one type, found ",
               a.sizes(), " ", a.scalar_type(), " and ", b.sizes(), " ", b.scalar_type());
@@ -1444,10 +1480,10 @@ std::tuple<Tensor, Tensor> add_rms_norm(const Tensor& x, const Tensor& a, const 
               x.size(-1), " channels, found ", weight.sizes());
   if (!residual_norm_kernel(x, {&a, &b})) {
     Tensor sum = x + a + b;
-    return {sum, rms_norm_composed(sum, weight, eps, a.scalar_type())};
+    return {sum, rms_norm_composed(sum, weight, eps, a.scalar_type()), {}};
   }
   variable_list out = AddRmsNorm::apply(x, a, b, weight, eps);
-  return {out[0], out[1]};
+  return {out[0], out[1], after(out, 2)};
 }
 
 // residual_add(x [...] float32, a [...] in the compute type) -> x + a in float32: the MLP branch's
@@ -1917,9 +1953,13 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
   static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& weight1, const Tensor& bias1,
                                bool has_bias1, const Tensor& weight2, const Tensor& bias2, bool has_bias2,
                                double scale1, double scale2, const c10::optional<Tensor>& columns1,
-                               const c10::optional<Tensor>& columns2, std::vector<int64_t> pieces1, bool keep_casts) {
+                               const c10::optional<Tensor>& columns2, std::vector<int64_t> pieces1, bool keep_casts,
+                               const Tensor& x8_q, const Tensor& x8_s) {
     int64_t layers = weight2.numel() > 0 ? 2 : 1;
-    std::pair<Tensor, Tensor> x8;   // x in float8, shared by the two layers (ANNEAL_FP8_FORWARD)
+    // x in float8, shared by the two layers (ANNEAL_FP8_FORWARD): as the caller made it (the norm that
+    // wrote x, -DANNEAL_NORM_FP8=1), else made by the first layer that needs it
+    std::pair<Tensor, Tensor> x8;
+    if (x8_q.numel() > 0) x8 = {x8_q, x8_s};
     // The half-precision casts are by default not kept for the backward, which makes them again for
     // x's gradient, one layer at a time: kept, every layer's stay alive from its forward to its
     // backward. The 291M model's allocated peak at 2 x 2048 fell by 426 MiB, for 0.44 ms of casts a
@@ -2008,7 +2048,7 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
     }
     if (fp8) dx = fp8_x_gradient(fp8_grads, fp8_rows, x.sizes());
     return {dx, param_grads[0][0], param_grads[0][1], Tensor(), param_grads[1][0], param_grads[1][1], Tensor(),
-            Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
+            Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor(), Tensor()};
   }
 
   // A piece's gradient (rows row0 .. of a parameter with `rows` rows) placed into the parameter's
@@ -2051,19 +2091,27 @@ Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>
   check_linear(x, weight, bias, columns);
   Tensor none = or_empty(c10::nullopt, weight);
   return LinearLayers::apply(x, weight, or_empty(bias, weight), bias.has_value(), none, none, false, scale, 1.0,
-                             columns, c10::nullopt, std::vector<int64_t>(), keep_cast)[0];
+                             columns, c10::nullopt, std::vector<int64_t>(), keep_cast, none, none)[0];
 }
 
 std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
                                 const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1, double scale2,
                                 const c10::optional<Tensor>& columns1, const c10::optional<Tensor>& columns2,
-                                c10::IntArrayRef pieces1, bool keep_cast) {
+                                c10::IntArrayRef pieces1, bool keep_cast, at::TensorList x8) {
   check_linear(x, weight1, bias1, columns1);
   check_linear(x, weight2, bias2, columns2);
   check_pieces("anneal::linear_pair", "pieces1", pieces1, weight1.size(0), "outputs of weight1");
+  // x8: x's float8 rows as rms_norm_keep and add_rms_norm give them ([q, s], or [] for none)
+  int64_t width = x.size(-1), rows = width == 0 ? 0 : x.numel() / width;
+  TORCH_CHECK(x8.empty() || (x8.size() == 2 && x8[0].scalar_type() == at::kFloat8_e4m3fn &&
+                             x8[0].sizes() == at::IntArrayRef({rows, width}) && x8[1].scalar_type() == at::kFloat &&
+                             x8[1].numel() == rows),
+              "anneal::linear_pair: expected x8 = [] or x's float8 rows [q [", rows, ", ", width, "] float8_e4m3fn, s [",
+              rows, ", 1] float32] (rms_norm_keep's or add_rms_norm's third output), found ", x8.size(), " tensors");
+  Tensor none = or_empty(c10::nullopt, weight1);
   return LinearLayers::apply(x, weight1, or_empty(bias1, weight1), bias1.has_value(), weight2,
                              or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1, columns2,
-                             pieces1.vec(), keep_cast);
+                             pieces1.vec(), keep_cast, x8.empty() ? none : x8[0], x8.empty() ? none : x8[1]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2237,7 +2285,7 @@ std::string build_info(const Tensor&) {
   bool fp8 = ANNEAL_FP8_FORWARD && capable;
   return std::string("torch ") + TORCH_VERSION + "; cuda " + std::to_string(CUDART_VERSION / 1000) + "." +
          std::to_string((CUDART_VERSION % 1000) / 10) + "; arch " + ANNEAL_STRING(ANNEAL_ARCH) +
-         (fp8 ? "; float8 forward GEMMs" : "") +
+         (fp8 ? "; float8 forward GEMMs" : "") + (fp8 && anneal::residual_norm_rows_e4m3() ? "; float8 rows from the norms" : "") +
          (ANNEAL_FP8_BACKWARD && capable ? "; float8 x-gradient GEMMs " + std::to_string(ANNEAL_FP8_BACKWARD) : "") +
          (ANNEAL_WGRAD_STREAM ? "; weight-gradient stream" : "") +
          (ANNEAL_PDL ? "; programmatic dependent launch " + std::to_string(ANNEAL_PDL) : "");
@@ -2478,15 +2526,15 @@ TORCH_LIBRARY(anneal, m) {
   m.def("silu_mul_linear(Tensor gate, Tensor up, Tensor weight, Tensor? bias, float scale=1.0, bool keep_cast=False) "
         "-> Tensor");
   m.def("rms_norm(Tensor x, Tensor weight, float eps, int dtype) -> Tensor");
-  m.def("rms_norm_keep(Tensor(a) x, Tensor weight, float eps, int dtype) -> (Tensor, Tensor(a))");
-  m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor)");
+  m.def("rms_norm_keep(Tensor(a) x, Tensor weight, float eps, int dtype) -> (Tensor, Tensor(a), Tensor[])");
+  m.def("add_rms_norm(Tensor x, Tensor a, Tensor b, Tensor weight, float eps) -> (Tensor, Tensor, Tensor[])");
   m.def("residual_add(Tensor x, Tensor a) -> Tensor");
   m.def("qkv_rope(Tensor qkv, Tensor cos, Tensor sin, int heads, int kv_heads, float key_scale) -> (Tensor, Tensor, Tensor)");
   m.def("linear(Tensor x, Tensor weight, Tensor? bias, float scale=1.0, Tensor? columns=None, bool keep_cast=False) "
         "-> Tensor");
   m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2, float scale1=1.0, "
-        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None, int[] pieces1=[], bool keep_cast=False) "
-        "-> Tensor[]");
+        "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None, int[] pieces1=[], bool keep_cast=False, "
+        "Tensor[] x8=[]) -> Tensor[]");
   m.def("wgrad_fence(Tensor(a) x) -> Tensor(a)");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);

@@ -166,7 +166,7 @@ class FusedLayerSourceTest {
     void aCallThatDoesNotMatchItsSchemaIsRefused() throws Exception {
         Map<String, String[]> schemas = schemas();
         String source = TorchScriptAttributesTest.resource("FalconH1FusedLayer.torchscript");
-        String missing = source.replace("ops.anneal.residual_add(summed[0], self.mlp(summed[1], w))",
+        String missing = source.replace("ops.anneal.residual_add(summed[0], self.mlp(summed[1], w, summed[2]))",
                 "ops.anneal.residual_add(summed[0])");
         String wrongResult = source.replace("    mamba = mixers[0]\n", "    mamba = mixers\n");
         // inside a branch the attributes never take here (branch_streams 0): TorchScript compiles every path
