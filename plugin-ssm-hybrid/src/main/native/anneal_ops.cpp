@@ -55,6 +55,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -2094,6 +2095,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const c10::optional<Tensor>
                              columns, c10::nullopt, std::vector<int64_t>(), keep_cast, none, none)[0];
 }
 
+// "[sizes] type", for messages
+std::string describe(const Tensor& t) {
+  std::ostringstream text;
+  text << t.sizes() << " " << t.scalar_type();
+  return text.str();
+}
+
 std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
                                 const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1, double scale2,
                                 const c10::optional<Tensor>& columns1, const c10::optional<Tensor>& columns2,
@@ -2107,7 +2115,8 @@ std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c1
                              x8[0].sizes() == at::IntArrayRef({rows, width}) && x8[1].scalar_type() == at::kFloat &&
                              x8[1].numel() == rows),
               "anneal::linear_pair: expected x8 = [] or x's float8 rows [q [", rows, ", ", width, "] float8_e4m3fn, s [",
-              rows, ", 1] float32] (rms_norm_keep's or add_rms_norm's third output), found ", x8.size(), " tensors");
+              rows, ", 1] float32] (rms_norm_keep's or add_rms_norm's third output), found ", x8.size(), " tensors",
+              x8.size() == 2 ? ": " + describe(x8[0]) + " and " + describe(x8[1]) : std::string());
   Tensor none = or_empty(c10::nullopt, weight1);
   return LinearLayers::apply(x, weight1, or_empty(bias1, weight1), bias1.has_value(), weight2,
                              or_empty(bias2, weight2), bias2.has_value(), scale1, scale2, columns1, columns2,
