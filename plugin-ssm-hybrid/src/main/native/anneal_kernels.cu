@@ -2487,8 +2487,6 @@ void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin
 // (16-byte accesses). It replaces the norm, its two casts, the branch additions, the float32
 // gradient accumulation and PyTorch's weight-gradient kernel (GammaBetaBackward): about 8 ms of
 // element-wise work in a 104 ms step at 8 x 2048.
-// ---------------------------------------------------------------------------------------------
-//
 // ROWS8 (-DANNEAL_NORM_FP8=1, an experiment for tools/gpu/try-variants.sh, off by default; the half types):
 // the forward also writes out's rows in float8 e4m3 with one scale a row, as quantize_rows_e4m3 would
 // make them from `out` (the same bits: the rounded values' row maximum, s = max / 448, q = e4m3(v / s)),
