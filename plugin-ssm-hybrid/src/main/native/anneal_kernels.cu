@@ -2503,6 +2503,18 @@ constexpr int kResidualSlots = 4;   // widths up to 128 * 8 * 4 = 4096; a launch
 constexpr int kResidualRows = 8;    // rows per backward block: the weight-gradient partials
 constexpr float kE4m3Max = 448.f;   // e4m3's largest finite value: the row-wise float8 scales' divisor
 
+// The row-wise float8 scale of a row (or column) whose largest magnitude is amax: amax / 448, 1 for
+// zeros. Every kernel that makes float8 rows takes it here, so their rows are the same bits.
+__device__ __forceinline__ float e4m3_scale(float amax) { return amax > 0.f ? amax / kE4m3Max : 1.f; }
+
+// Eight values times `inverse` (1 / their scale) as e4m3, saturating, in one 8-byte store.
+__device__ __forceinline__ void store8_e4m3(__nv_fp8_e4m3* p, const float (&v)[8], float inverse) {
+  VecPack<__nv_fp8_e4m3, 8> pack;
+#pragma unroll
+  for (int m = 0; m < 8; m++) pack.e[m] = __nv_fp8_e4m3(v[m] * inverse);   // satfinite
+  *reinterpret_cast<VecPack<__nv_fp8_e4m3, 8>*>(p) = pack;
+}
+
 // v's eight values rounded to T's and back, in place: what store8 writes, as a reader of it sees it.
 template <typename T>
 __device__ __forceinline__ void round8(float (&v)[8]) {
@@ -2568,16 +2580,12 @@ __global__ void residual_norm_forward_kernel(const float* __restrict__ x, const 
   if constexpr (ROWS8) {
     // block_reduce syncs before it writes `shared`, so block_sum's reads of it are done
     amax = block_reduce(amax, shared, MaxOp{}, 0.f);
-    float s8 = amax > 0.f ? amax / kE4m3Max : 1.f;
+    float s8 = e4m3_scale(amax);
     float inverse = 1.f / s8;
 #pragma unroll
     for (int k = 0; k < Slots; k++) {
       int j = (k * kResidualThreads + threadIdx.x) * 8;
-      if (j >= width) continue;
-      VecPack<__nv_fp8_e4m3, 8> pack;
-#pragma unroll
-      for (int m = 0; m < 8; m++) pack.e[m] = __nv_fp8_e4m3(v[k][m] * inverse);   // satfinite
-      *reinterpret_cast<VecPack<__nv_fp8_e4m3, 8>*>(q8 + base + j) = pack;
+      if (j < width) store8_e4m3(q8 + base + j, v[k], inverse);
     }
     if (threadIdx.x == 0) q8_scale[blockIdx.x] = s8;
   }
@@ -2863,7 +2871,7 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
   }
   __shared__ float warp_max[kQuantizeThreads / 32];
   amax = block_reduce(amax, warp_max, MaxOp{}, 0.f);
-  float s = amax > 0.f ? amax / kE4m3Max : 1.f;
+  float s = e4m3_scale(amax);
   float inverse = 1.f / s;
   __nv_fp8_e4m3* qr = q + row * width;
   int start = 0;
@@ -2931,18 +2939,13 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_vec_kerne
   }
   __shared__ float warp_max[kQuantizeThreads / 32];
   amax = block_reduce(amax, warp_max, MaxOp{}, 0.f);
-  float s = amax > 0.f ? amax / kE4m3Max : 1.f;
+  float s = e4m3_scale(amax);
   float inverse = 1.f / s;
   __nv_fp8_e4m3* qr = q + row * width;
 #pragma unroll
   for (int k = 0; k < VECS; k++) {
     int c = (k * (int) blockDim.x + (int) threadIdx.x) * 8;
-    if (c < width) {
-      VecPack<__nv_fp8_e4m3, 8> pack;
-#pragma unroll
-      for (int e = 0; e < 8; e++) pack.e[e] = __nv_fp8_e4m3(v[k][e] * inverse);   // satfinite
-      *reinterpret_cast<VecPack<__nv_fp8_e4m3, 8>*>(qr + c) = pack;
-    }
+    if (c < width) store8_e4m3(qr + c, v[k], inverse);
   }
   if (threadIdx.x == 0) scale[row] = multiplied_scale(s, multipliers, row);
 }
@@ -3084,7 +3087,7 @@ __global__ void __launch_bounds__(kTransposeTile * kTransposeRows) quantize_colu
     if (k < cols) {
       for (int split = 0; split < kColumnSplits; split++) m = fmaxf(m, partial[(int64_t) split * cols + k]);
     }
-    float s = m > 0.f ? m / kE4m3Max : 1.f;
+    float s = e4m3_scale(m);
     if (k < cols && blockIdx.y == 0) scale[k] = s;
     column_scale[threadIdx.x] = 1.f / s;   // as quantize_rows_e4m3's inverse
   }

@@ -236,9 +236,6 @@ void cross_entropy_forward(T* logits, const int64_t* labels, float scale, int64_
 #endif
 #define ANNEAL_FP8 (ANNEAL_FP8_FORWARD || ANNEAL_FP8_BACKWARD)
 #if ANNEAL_FP8
-/** Row-wise float8 e4m3 (ANNEAL_FP8_FORWARD): q [rows, cols] (e4m3 bytes) and scale [rows] with
- *  x[i, :] ~ q[i, :] * scale[i], scale[i] = max_j |x[i, j]| / 448 (1 for a row of zeros); x's rows
- *  `row_stride` elements apart, q's `cols`. */
 /** Multipliers a linear layer folds into its weight's rows (cast_weight in anneal_ops.cpp), folded here into
  *  their row-wise float8 scales instead: row r's scale times rows[r] * all (rows null: times all), computed
  *  in float32 in that order, as ATen computed s * (columns * scale) before. */
@@ -246,6 +243,9 @@ struct RowMultipliers {
   const float* rows = nullptr;
   float all = 1.f;
 };
+/** Row-wise float8 e4m3 (ANNEAL_FP8_FORWARD): q [rows, cols] (e4m3 bytes) and scale [rows] with
+ *  x[i, :] ~ q[i, :] * scale[i], scale[i] = max_j |x[i, j]| / 448 (1 for a row of zeros); x's rows
+ *  `row_stride` elements apart, q's `cols`; the scales times `multipliers`. */
 template <typename T>
 void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
                         cudaStream_t stream, RowMultipliers multipliers = {});

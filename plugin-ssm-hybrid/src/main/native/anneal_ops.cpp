@@ -1333,7 +1333,19 @@ variable_list residual_norm_grads(const Tensor& s, const Tensor& weight, const T
   return {ds, da, db, parameter_grad(dw, weight)};
 }
 
-bool fp8_capable(c10::DeviceIndex device);
+// float8 GEMMs need compute capability 8.9 (Ada) or later; an older GPU runs the bfloat16 GEMMs (the
+// one place that decides it: the forward's choice and build_info's line both ask here)
+bool fp8_capable(c10::DeviceIndex device) {
+  const auto* properties = at::cuda::getDeviceProperties(device);
+  return properties->major * 10 + properties->minor >= 89;
+}
+
+// Row-wise float8 operands (the forward's GEMMs, ANNEAL_FP8_BACKWARD's, and the norms' rows for them):
+// (q [rows, cols] e4m3, s [rows, 1] float32), unwritten, on `like`'s device.
+std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tensor& like) {
+  return {at::empty({rows, cols}, like.options().dtype(at::kFloat8_e4m3fn)),
+          at::empty({rows, 1}, like.options().dtype(at::kFloat))};
+}
 
 // Whether the norm of x in `type` also comes as float8 rows (-DANNEAL_NORM_FP8=1): for the float8 forward
 // GEMMs of the layer pair that reads it (linear_pair's x8), so bfloat16 and K a multiple of 16 as theirs.
@@ -1352,8 +1364,7 @@ Tensor residual_norm_run(const Tensor& x, const Tensor& a, const Tensor& b, cons
   Tensor out = at::empty(x.sizes(), x.options().dtype(type));
   Tensor q, s;
   if (rows8 != nullptr) {
-    q = at::empty({shape.rows, shape.width}, x.options().dtype(at::kFloat8_e4m3fn));
-    s = at::empty({shape.rows, 1}, x.options());
+    std::tie(q, s) = empty_rows_e4m3(shape.rows, shape.width, x);
     *rows8 = {q, s};
   }
   c10::cuda::CUDAGuard guard(x.device());
@@ -1741,13 +1752,6 @@ Tensor cast_weight(const Tensor& weight, at::ScalarType type, double scale, cons
   return cast;
 }
 
-// float8 GEMMs need compute capability 8.9 (Ada) or later; an older GPU runs the bfloat16 GEMMs (the
-// one place that decides it: the forward's choice and build_info's line both ask here)
-bool fp8_capable(c10::DeviceIndex device) {
-  const auto* properties = at::cuda::getDeviceProperties(device);
-  return properties->major * 10 + properties->minor >= 89;
-}
-
 #if ANNEAL_FP8
 // ANNEAL_FP8_FORWARD (on by default; -DANNEAL_FP8_FORWARD=0 builds bfloat16 GEMMs): a linear
 // layer's forward GEMM in float8 e4m3, one scale per row of x and of the cast weight (cuBLASLt through
@@ -1759,12 +1763,6 @@ bool fp8_capable(c10::DeviceIndex device) {
 // written in e4m3 with its scales), but silu_mul_linear's product, made straight in e4m3; each weight
 // is quantised from the float32 master, in place of the bfloat16 cast the other path makes.
 // (The row-wise float8 operands below serve the forward's GEMMs and ANNEAL_FP8_BACKWARD's alike.)
-
-// (q [rows, cols] e4m3, s [rows, 1] float32), unwritten, on `like`'s device.
-std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tensor& like) {
-  return {at::empty({rows, cols}, like.options().dtype(at::kFloat8_e4m3fn)),
-          at::empty({rows, 1}, like.options().dtype(at::kFloat))};
-}
 
 // (q [rows, cols] e4m3, s [rows, 1] float32) with m's rows ~ q's rows times s (quantize_rows_e4m3); for
 // a weight, its multipliers scale diag(columns) (cast_weight's) folded into s (columns undefined: none).
