@@ -63,6 +63,53 @@ torch_headers() {
 }
 torch_include=$(torch_headers) || exit $?
 
+# libtorch's CPU library (for its schema parser): DJL's, unpacked where DJL put it, or from the
+# pytorch-native-cpu jar the build fetched into the local Maven repository (once, into the cache)
+libtorch_cpu() {
+  local found
+  found=$(ls -d "$HOME"/.djl.ai/pytorch/*-cpu-linux-x86_64 2>/dev/null | while read -r dir; do
+    [[ -f $dir/libtorch_cpu.so && -f $dir/libc10.so ]] && echo "$dir"; done | sort | tail -1)
+  [[ -n $found ]] && { echo "$found"; return; }
+  local jar cache=${XDG_CACHE_HOME:-$HOME/.cache}/anneal/libtorch-cpu
+  jar=$(ls "${MAVEN_REPOSITORY:-$HOME/.m2/repository}"/ai/djl/pytorch/pytorch-native-cpu/*/pytorch-native-cpu-*-linux-x86_64.jar \
+    2>/dev/null | sort -V | tail -1)
+  [[ -n $jar ]] || cannot "no libtorch for the schema check: neither ~/.djl.ai/pytorch nor DJL's pytorch-native-cpu jar in ~/.m2 (build first: mvn -B -DskipTests install)"
+  cache=$cache/$(basename "$jar" .jar)
+  if [[ ! -f $cache/libtorch_cpu.so ]]; then
+    echo "compile-check: unpacking libtorch's CPU library from $jar into $cache" >&2
+    mkdir -p "$cache" && python3 - "$jar" "$cache" <<'PY' || cannot "could not unpack $jar"
+import os, sys, zipfile
+jar, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(jar) as z:
+    for name in z.namelist():
+        if name.startswith("pytorch/cpu/linux-x86_64/") and not name.endswith("/"):
+            with z.open(name) as src, open(os.path.join(out, os.path.basename(name)), "wb") as dst:
+                dst.write(src.read())
+PY
+  fi
+  echo "$cache"
+}
+
+# Every schema of the operators' TORCH_LIBRARY block through libtorch's own parser: one it refuses
+# compiles everywhere and aborts the library's load on the GPU machine (a whole call lost)
+libtorch_dir=$(libtorch_cpu) || exit $?
+schema_work=$(mktemp -d)
+if ! g++ -std=c++17 -O0 -I"$torch_include" -I"$torch_include/torch/csrc/api/include" "$root/tools/gpu/schema_check.cpp" \
+    -o "$schema_work/schema_check" -L"$libtorch_dir" -ltorch_cpu -lc10 -Wl,-rpath,"$libtorch_dir" > "$schema_work/gxx.log" 2>&1; then
+  cat "$schema_work/gxx.log" | head -20
+  rm -rf "$schema_work"
+  cannot "tools/gpu/schema_check.cpp does not build against $libtorch_dir"
+fi
+schema_failed=0
+if schemas=$("$schema_work/schema_check" "$source_dir/anneal_ops.cpp" 2>&1); then
+  echo "compile-check: the operators' schemas parse ($schemas, libtorch's parser from $libtorch_dir)"
+else
+  echo "compile-check: an operator's schema does not parse (the library would not load):"
+  echo "$schemas" | head -40
+  schema_failed=1
+fi
+rm -rf "$schema_work"
+
 # torch.utils.cpp_extension's COMMON_NVCC_FLAGS (torch 2.6 to 2.11), which it adds to every CUDA compile
 torch_nvcc_flags=(-D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__
                   -D__CUDA_NO_HALF2_OPERATORS__ --expt-relaxed-constexpr)
@@ -88,7 +135,7 @@ spilling_kernels() {
 [[ $# -gt 0 ]] || set -- ""
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-failed=0
+failed=$schema_failed
 for flags in "$@"; do
   label=${flags:-default}
   broken=0

@@ -2103,16 +2103,19 @@ std::string describe(const Tensor& t) {
 std::vector<Tensor> linear_pair(const Tensor& x, const Tensor& weight1, const c10::optional<Tensor>& bias1,
                                 const Tensor& weight2, const c10::optional<Tensor>& bias2, double scale1, double scale2,
                                 const c10::optional<Tensor>& columns1, const c10::optional<Tensor>& columns2,
-                                c10::IntArrayRef pieces1, bool keep_cast, at::TensorList x8) {
+                                c10::IntArrayRef pieces1, bool keep_cast,
+                                c10::optional<at::TensorList> x8_given) {
   check_linear(x, weight1, bias1, columns1);
   check_linear(x, weight2, bias2, columns2);
   check_pieces("anneal::linear_pair", "pieces1", pieces1, weight1.size(0), "outputs of weight1");
-  // x8: x's float8 rows as rms_norm_keep and add_rms_norm give them ([q, s], or [] for none)
+  // x8: x's float8 rows as rms_norm_keep and add_rms_norm give them ([q, s], or [] for none); an
+  // optional list (Tensor[]?) because a schema takes no list default but of numbers
+  at::TensorList x8 = x8_given.value_or(at::TensorList());
   int64_t width = x.size(-1), rows = width == 0 ? 0 : x.numel() / width;
   TORCH_CHECK(x8.empty() || (x8.size() == 2 && x8[0].scalar_type() == at::kFloat8_e4m3fn &&
                              x8[0].sizes() == at::IntArrayRef({rows, width}) && x8[1].scalar_type() == at::kFloat &&
                              x8[1].numel() == rows),
-              "anneal::linear_pair: expected x8 = [] or x's float8 rows [q [", rows, ", ", width, "] float8_e4m3fn, s [",
+              "anneal::linear_pair: expected x8 = None, [] or x's float8 rows [q [", rows, ", ", width, "] float8_e4m3fn, s [",
               rows, ", 1] float32] (rms_norm_keep's or add_rms_norm's third output), found ", x8.size(), " tensors",
               x8.size() == 2 ? ": " + describe(x8[0]) + " and " + describe(x8[1]) : std::string());
   Tensor none = or_empty(c10::nullopt, weight1);
@@ -2541,7 +2544,7 @@ TORCH_LIBRARY(anneal, m) {
         "-> Tensor");
   m.def("linear_pair(Tensor x, Tensor weight1, Tensor? bias1, Tensor weight2, Tensor? bias2, float scale1=1.0, "
         "float scale2=1.0, Tensor? columns1=None, Tensor? columns2=None, int[] pieces1=[], bool keep_cast=False, "
-        "Tensor[] x8=[]) -> Tensor[]");
+        "Tensor[]? x8=None) -> Tensor[]");
   m.def("wgrad_fence(Tensor(a) x) -> Tensor(a)");
   m.def("build_info(Tensor any) -> str", &build_info);
   m.def("graph_side_stream(Tensor anchor) -> int", &graph_side_stream);
