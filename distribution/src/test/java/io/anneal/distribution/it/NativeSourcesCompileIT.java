@@ -30,6 +30,8 @@ class NativeSourcesCompileIT {
         Run run = check(NATIVE);
         assertEquals(0, run.exit, run.output);
         assertTrue(run.output.contains("compile-check: default compiles"), run.output);
+        assertTrue(run.output.matches("(?s).*compile-check: the operators' schemas parse \\(\\d+ schemas, libtorch's parser from .*"),
+                run.output);
         // without a GPU every launch fails, and launch() says so (on a GPU machine the probe is not run)
         assertTrue(run.output.contains("compile-check: default, a kernel launch that fails: anneal: launching a kernel (grid 1 x 1 x 1, 256 threads")
                 || run.output.contains("not run: this machine has a GPU"), run.output);
@@ -99,6 +101,27 @@ class NativeSourcesCompileIT {
         assertTrue(run.output.contains("anneal_kernels.cu(" + kernelLine + ")")
                 && run.output.contains("no suitable conversion function from \"__nv_bfloat16\" to \"float\""), run.output);
         assertTrue(!run.output.contains("default compiles"), run.output);
+    }
+
+    /**
+     * A schema libtorch's parser refuses is named with its line. This one (a list of tensors with a list default)
+     * compiled with g++ and type-checked in FusedLayerSourceTest's TorchScript, then aborted the operators' load
+     * in every build of a GPU call.
+     */
+    @Test
+    void aSchemaTheParserRefusesIsNamedWithItsLine(@TempDir Path dir) throws Exception {
+        for (String name : List.of("anneal_ops.cpp", "anneal_kernels.cu", "anneal_kernels.h")) {
+            Files.copy(NATIVE.resolve(name), dir.resolve(name));
+        }
+        String source = Files.readString(dir.resolve("anneal_ops.cpp"));
+        String given = "Tensor[]? x8=None) -> Tensor[]";
+        assertTrue(source.contains(given), "linear_pair's schema no longer ends with " + given);
+        int line = (int) source.substring(0, source.indexOf("m.def(\"linear_pair(")).chars().filter(c -> c == '\n').count() + 1;
+        Files.writeString(dir.resolve("anneal_ops.cpp"), source.replace(given, "Tensor[] x8=[]) -> Tensor[]"));
+        Run run = check(dir);
+        assertEquals(2, run.exit, run.output);
+        assertTrue(run.output.contains("anneal_ops.cpp:" + line + ": libtorch's parser refuses the schema"), run.output);
+        assertTrue(run.output.contains("lists are only supported for float, int and complex types"), run.output);
     }
 
     /** The ptxas report names a kernel that keeps values on a stack (an array indexed at run time), and the check refuses it. */
