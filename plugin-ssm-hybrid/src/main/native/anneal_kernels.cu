@@ -14,6 +14,7 @@
 #include <mma.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <cstdint>
 #include <initializer_list>
 #include <stdexcept>
@@ -2504,8 +2505,14 @@ constexpr int kResidualRows = 8;    // rows per backward block: the weight-gradi
 constexpr float kE4m3Max = 448.f;   // e4m3's largest finite value: the row-wise float8 scales' divisor
 
 // The row-wise float8 scale of a row (or column) whose largest magnitude is amax: amax / 448, 1 for
-// zeros. Every kernel that makes float8 rows takes it here, so their rows are the same bits.
-__device__ __forceinline__ float e4m3_scale(float amax) { return amax > 0.f ? amax / kE4m3Max : 1.f; }
+// zeros, and at least float32's smallest normal. Under it (amax below about 5.3e-36) fast math
+// flushed the scale to 0, so 1 / s was inf and every zero of the row became NaN (0 x inf): the one
+// way these rows make a NaN from finite values, and the likely cause of stop 42's non-finite
+// gradients with float8 x-gradients (-DANNEAL_FP8_BACKWARD=1; not yet confirmed on a GPU).
+// Every kernel that makes float8 rows takes it here, so their rows are the same bits.
+__device__ __forceinline__ float e4m3_scale(float amax) {
+  return amax > 0.f ? fmaxf(amax / kE4m3Max, FLT_MIN) : 1.f;
+}
 
 // Eight values times `inverse` (1 / their scale) as e4m3, saturating, in one 8-byte store.
 __device__ __forceinline__ void store8_e4m3(__nv_fp8_e4m3* p, const float (&v)[8], float inverse) {

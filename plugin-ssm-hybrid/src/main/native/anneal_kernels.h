@@ -244,8 +244,9 @@ struct RowMultipliers {
   float all = 1.f;
 };
 /** Row-wise float8 e4m3 (ANNEAL_FP8_FORWARD): q [rows, cols] (e4m3 bytes) and scale [rows] with
- *  x[i, :] ~ q[i, :] * scale[i], scale[i] = max_j |x[i, j]| / 448 (1 for a row of zeros); x's rows
- *  `row_stride` elements apart, q's `cols`; the scales times `multipliers`. */
+ *  x[i, :] ~ q[i, :] * scale[i], scale[i] = max_j |x[i, j]| / 448 (1 for a row of zeros; at least
+ *  float32's smallest normal); x's rows `row_stride` elements apart, q's `cols`; the scales times
+ *  `multipliers`. */
 template <typename T>
 void quantize_rows_e4m3(const T* x, int64_t rows, int64_t row_stride, int cols, uint8_t* q, float* scale,
                         cudaStream_t stream, RowMultipliers multipliers = {});
