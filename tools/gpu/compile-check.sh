@@ -6,6 +6,10 @@
 #   bash tools/gpu/compile-check.sh                      # the default build
 #   bash tools/gpu/compile-check.sh "" "-DANNEAL_X=0"    # one build per argument, as try-variants.sh
 #
+# - anneal_ops.cpp's operator schemas (its TORCH_LIBRARY block): parsed by libtorch's own parser
+#   (tools/gpu/schema_check.cpp, linked against DJL's CPU libtorch from ~/.djl.ai or the local Maven
+#   repository), once for all builds: a schema it refuses compiles everywhere and aborts the
+#   operators' load on the GPU machine.
 # - anneal_kernels.cu: nvcc, compiled for real (-arch=sm_90, the H200's), as build_kernels.py does.
 #   Both compiles take build_kernels.py's own flags from it (--flags), and the CUDA one torch's
 #   extension builder's too (no implicit half and bfloat16 conversions: a kernel that relies on
@@ -21,8 +25,9 @@
 #   where the toolkit has none (they are searched after the toolkit's own).
 #
 # ANNEAL_SOURCE_DIR checks other sources than the tree's (as build_kernels.py).
-# Exit 0: every build compiles. 2: a build does not; the compiler's errors are printed, with the
-# file and line. 3: this machine cannot check (no nvcc or g++, or no torch headers to be had).
+# Exit 0: every schema parses and every build compiles. 2: one does not; the parser's or the
+# compiler's errors are printed, with the file and line. 3: this machine cannot check (no nvcc or
+# g++, no torch headers to be had, or no DJL libtorch for the schema parser).
 set -u
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source_dir=${ANNEAL_SOURCE_DIR:-$root/plugin-ssm-hybrid/src/main/native}
@@ -96,7 +101,7 @@ libtorch_dir=$(libtorch_cpu) || exit $?
 schema_work=$(mktemp -d)
 if ! g++ -std=c++17 -O0 -I"$torch_include" -I"$torch_include/torch/csrc/api/include" "$root/tools/gpu/schema_check.cpp" \
     -o "$schema_work/schema_check" -L"$libtorch_dir" -ltorch_cpu -lc10 -Wl,-rpath,"$libtorch_dir" > "$schema_work/gxx.log" 2>&1; then
-  cat "$schema_work/gxx.log" | head -20
+  head -20 "$schema_work/gxx.log"
   rm -rf "$schema_work"
   cannot "tools/gpu/schema_check.cpp does not build against $libtorch_dir"
 fi
