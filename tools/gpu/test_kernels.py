@@ -543,7 +543,7 @@ def test_norm_rows_linear_pair(width=1024, rows=64):
            {label: 0.0 for label in differences})
 
 
-def test_tiny_rows(width=256, rows=48):
+def test_linear_tiny_rows(width=256, rows=48):
     """Float8 rows whose largest magnitude is under 448 x float32's smallest normal (about 5.3e-36): their
     scale amax / 448 is subnormal, which fast math flushes to 0, so 1 / s was inf and every zero of the
     row became NaN (0 x inf), the likely cause of stop 42's non-finite gradients with -DANNEAL_FP8_BACKWARD=1.
@@ -1173,7 +1173,7 @@ def main():
         test_rms_norm_keep(dtype, width=4104)     # composed
         if dtype == torch.bfloat16:
             test_norm_rows_linear_pair()
-            test_tiny_rows()
+            test_linear_tiny_rows()
         test_silu_mul(dtype, strided=False)
         test_silu_mul(dtype, strided=True)
         test_silu_mul(dtype, strided=True, width=100)
