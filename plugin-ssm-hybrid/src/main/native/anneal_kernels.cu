@@ -3041,6 +3041,12 @@ void quantize_pieces_e4m3(const RowPieces<T>& pieces, int64_t rows, int width, u
   quantize_launch<T, false>(pieces, nullptr, 0, rows, width, q, scale, true, stream);
 }
 
+// Row r of a block's multiplier: its columns' factor times its scale, or the scale alone (cast_weight's
+// order: w (columns scale)).
+__device__ __forceinline__ float block_row_factor(const float* factor, float scale, int r) {
+  return factor != nullptr ? factor[r] * scale : scale;
+}
+
 // The stacked weights' value at (row n of the stack, column k), 0 past the stack's rows.
 __device__ __forceinline__ float stacked_weight(const WeightBlocks& blocks, int n, int k, int cols) {
   int start = 0;
@@ -3049,8 +3055,7 @@ __device__ __forceinline__ float stacked_weight(const WeightBlocks& blocks, int 
   for (int p = 0; p < WeightBlocks::kMax; p++) {   // unrolled: the parameters indexed by constants
     if (p < blocks.count && n >= start && n < start + blocks.rows[p]) {
       int r = n - start;
-      float f = blocks.factor[p] != nullptr ? blocks.factor[p][r] * blocks.scale[p] : blocks.scale[p];
-      v = blocks.w[p][(int64_t) r * cols + k] * f;   // cast_weight's order: w (columns scale)
+      v = blocks.w[p][(int64_t) r * cols + k] * block_row_factor(blocks.factor[p], blocks.scale[p], r);
     }
     start += p < blocks.count ? blocks.rows[p] : 0;
   }
@@ -3083,10 +3088,7 @@ __global__ void __launch_bounds__(kQuantizeThreads) column_amax_kernel(WeightBlo
     const float* factor = blocks.factor[p];
     float scale = blocks.scale[p];
 #pragma unroll 4
-    for (int r = from; r < to; r++) {
-      float f = factor != nullptr ? factor[r] * scale : scale;
-      m = fmaxf(m, fabsf(w[(int64_t) r * cols] * f));
-    }
+    for (int r = from; r < to; r++) m = fmaxf(m, fabsf(w[(int64_t) r * cols] * block_row_factor(factor, scale, r)));
     start += blocks.rows[p];
   }
   partial[(int64_t) blockIdx.y * cols + k] = m;
