@@ -1340,6 +1340,12 @@ bool fp8_capable(c10::DeviceIndex device) {
   return properties->major * 10 + properties->minor >= 89;
 }
 
+// Whether x's rows in `type` can be a row-wise float8 GEMM operand (a norm's rows, the forward's x,
+// the x-gradients' output gradients): bfloat16, K a multiple of float8's 16, on a GPU that has them.
+bool fp8_operand(const Tensor& x, at::ScalarType type) {
+  return x.is_cuda() && type == at::kBFloat16 && x.size(-1) % 16 == 0 && fp8_capable(x.get_device());
+}
+
 // Row-wise float8 operands (the forward's GEMMs, ANNEAL_FP8_BACKWARD's, and the norms' rows for them):
 // (q [rows, cols] e4m3, s [rows, 1] float32), unwritten, on `like`'s device.
 std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tensor& like) {
@@ -1350,8 +1356,7 @@ std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tens
 // Whether the norm of x in `type` also comes as float8 rows (-DANNEAL_NORM_FP8=1): for the float8 forward
 // GEMMs of the layer pair that reads it (linear_pair's x8), so bfloat16 and K a multiple of 16 as theirs.
 bool norm_rows_e4m3(const Tensor& x, at::ScalarType type) {
-  return ANNEAL_FP8_FORWARD && anneal::residual_norm_rows_e4m3() && type == at::kBFloat16 && x.is_cuda() &&
-         x.size(-1) % 16 == 0 && fp8_capable(x.get_device());
+  return ANNEAL_FP8_FORWARD && anneal::residual_norm_rows_e4m3() && fp8_operand(x, type);
 }
 
 // The forward both forms share: the norm of x (+ a + b, then written to sum) in `type`, rstd per row;
@@ -1811,8 +1816,7 @@ struct WeightRows {
 // gate and up, where this path runs one each. Against it, about 2.97 G elements a step of output
 // gradients to quantise (3 bytes each: about 2 ms).
 bool fp8_gradient_applies(const Tensor& x, size_t pieces) {
-  return pieces >= 1 && pieces <= (size_t) anneal::RowPieces<float>::kMax && x.is_cuda() &&
-         x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 && fp8_capable(x.get_device());
+  return pieces >= 1 && pieces <= (size_t) anneal::RowPieces<float>::kMax && fp8_operand(x, x.scalar_type());
 }
 
 // sum_i g_i W_i (g_i [rows, n_i]; W_i [n_i, K], weights[i]'s rows with their multipliers), as x's
@@ -1897,8 +1901,7 @@ std::pair<Tensor, Tensor> silu_mul_rows_e4m3(const Tensor& gate, const Tensor& u
 }
 
 bool fp8_forward(const Tensor& x, const Tensor& weight, bool has_bias) {
-  return !has_bias && x.is_cuda() && x.scalar_type() == at::kBFloat16 && x.size(-1) % 16 == 0 &&
-         weight.size(0) % 16 == 0 && fp8_capable(x.get_device());
+  return !has_bias && weight.size(0) % 16 == 0 && fp8_operand(x, x.scalar_type());
 }
 
 // x (scale diag(columns) W)^T in bfloat16 through e4m3 operands. W is quantised as it is (the float32
