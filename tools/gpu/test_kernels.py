@@ -499,8 +499,8 @@ def norm_rows_expected(dtype, out, on_kernel):
 def check_norm_rows(name, dtype, out, rows8, on_kernel=True):
     """The norm's float8 rows [q, s] (rms_norm_keep's and add_rms_norm's third output), where the build
     makes them, against out itself: s = the row's largest magnitude / 448 (e4m3's largest finite value;
-    at least float32's smallest normal), and q s within e4m3's rounding of out (3 mantissa bits: half an ulp, 2^-4 of the value, plus the
-    subnormals' step 2^-9 s); none elsewhere."""
+    at least float32's smallest normal), and q s within e4m3's rounding of out (3 mantissa bits: half
+    an ulp, 2^-4 of the value, plus the subnormals' step 2^-9 s); none elsewhere."""
     if not norm_rows_expected(dtype, out, on_kernel):
         assert len(rows8) == 0, f"{name}: float8 rows came back, where this build or type makes none"
         return
@@ -567,6 +567,8 @@ def test_linear_tiny_rows(width=256, rows=48):
     out.backward(go)
     out_ref = xo.detach().double() @ w.double().t()
     dx_ref = go.double() @ w.double()
+    ordinary = torch.ones(rows, dtype=torch.bool, device="cuda")
+    ordinary[0::3] = False
     errors = {}
     for label, actual, expected in (("out", out, out_ref), ("dx", xo.grad, dx_ref)):
         actual = actual.double()
@@ -574,8 +576,6 @@ def test_linear_tiny_rows(width=256, rows=48):
         scale = expected.abs().amax(-1, keepdim=True)
         row_error = ((actual - expected).abs().amax(-1, keepdim=True) / scale.clamp_min(1e-300)).squeeze(-1)
         row_error = torch.where(scale.squeeze(-1) > 0, row_error, actual.abs().amax(-1))   # zero rows: exactly 0
-        ordinary = torch.ones(rows, dtype=torch.bool, device="cuda")
-        ordinary[0::3] = False
         errors[label] = row_error[ordinary].max().item()
         flushed = actual[~ordinary].abs().amax(-1) == 0
         errors[f"{label} tiny rows"] = torch.where(flushed, torch.zeros_like(row_error[~ordinary]),
