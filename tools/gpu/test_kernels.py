@@ -29,7 +29,7 @@ FP8_FORWARD = False   # set by main from the library's build_info
 # operands too (the output gradient's rows and the weight's columns rounded as above), so x's
 # gradient, and silu_mul_linear's gate and up gradients computed from it, take the same bound.
 FP8_BACKWARD = False  # set by main likewise
-# -DANNEAL_NORM_FP8=1 (build_info: "float8 rows from the norms"): rms_norm_keep and add_rms_norm also
+# ANNEAL_NORM_FP8, the default build (build_info: "float8 rows from the norms"): rms_norm_keep and add_rms_norm also
 # give their bfloat16 output's float8 rows, for linear_pair's x8 (the same bits its own quantisation makes).
 NORM_ROWS = False     # set by main likewise
 results = {"cases": [], "timings": []}
@@ -518,7 +518,7 @@ def check_norm_rows(name, dtype, out, rows8, on_kernel=True):
 
 
 def test_norm_rows_linear_pair(width=1024, rows=64):
-    """Where the build's norms make float8 rows (-DANNEAL_NORM_FP8=1): linear_pair given them (x8, as the
+    """Where the build's norms make float8 rows (ANNEAL_NORM_FP8, the default): linear_pair given them (x8, as the
     fused layer passes rms_norm_keep's third output) against linear_pair quantising the same x itself,
     which must be the same bits, both layers' outputs; and x8 of another shape refused, naming it."""
     if not NORM_ROWS:

@@ -2488,7 +2488,8 @@ void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin
 // (16-byte accesses). It replaces the norm, its two casts, the branch additions, the float32
 // gradient accumulation and PyTorch's weight-gradient kernel (GammaBetaBackward): about 8 ms of
 // element-wise work in a 104 ms step at 8 x 2048.
-// ROWS8 (-DANNEAL_NORM_FP8=1, an experiment for tools/gpu/try-variants.sh, off by default; the half types):
+// ROWS8 (ANNEAL_NORM_FP8, on by default since its H100 run, -0.5 ms a step alone, -2.6 ms with QUANTIZE_VEC
+// and SSD_WEIGHTED, docs/benchmarks/2026-12-05-h100-experiments-one-by-one; -DANNEAL_NORM_FP8=0 turns it off):
 // the forward also writes out's rows in float8 e4m3 with one scale a row, as quantize_rows_e4m3 would
 // make them from `out` (the same bits: the rounded values' row maximum, s = max / 448, q = e4m3(v / s)),
 // for the float8 forward GEMMs of the linear layer pair that reads the norm (linear_pair's x8): one
@@ -2497,7 +2498,7 @@ void qkv_rope_apply(const QkvParts<T>& parts, const float* cos, const float* sin
 // (docs/benchmarks/2026-12-05-h200-experiments/call-2/variants/layers-5.log).
 // ---------------------------------------------------------------------------------------------
 #ifndef ANNEAL_NORM_FP8
-#define ANNEAL_NORM_FP8 0
+#define ANNEAL_NORM_FP8 1
 #endif
 constexpr int kResidualThreads = 128;
 constexpr int kResidualSlots = 4;   // widths up to 128 * 8 * 4 = 4096; a launch holds the fewest slots its width needs
@@ -2904,10 +2905,10 @@ __global__ void __launch_bounds__(kQuantizeThreads) quantize_rows_e4m3_kernel(
 // the block kernel's (max is exact in any order): the results are the same bits. Needs every piece's
 // columns, strides and q's width multiples of 8 and the arrays 16-byte aligned (quantize_vectorised).
 // The float8 x-gradients (ANNEAL_FP8_BACKWARD) always take it where it applies; the forward's rows
-// with -DANNEAL_QUANTIZE_VEC=1 (an experiment for tools/gpu/try-variants.sh, off until its first GPU
-// run: test_kernels.py's linear and silu_mul_linear cases, and its time against the block kernel's).
+// with ANNEAL_QUANTIZE_VEC (on by default since its H100 run: -1.0 ms a step at 8 x 2048,
+// docs/benchmarks/2026-12-05-h100-experiments-one-by-one; -DANNEAL_QUANTIZE_VEC=0 keeps the block kernel).
 #ifndef ANNEAL_QUANTIZE_VEC
-#define ANNEAL_QUANTIZE_VEC 0
+#define ANNEAL_QUANTIZE_VEC 1
 #endif
 constexpr int kQuantizeMaxVectors = 4;   // eight elements each, a thread: rows up to 8,192 wide
 

@@ -117,12 +117,13 @@ void ssd_combine_backward(const T* y_off, const float* from_start, const T* x, i
                           cudaStream_t stream);
 bool ssd_combine_supported(int p, std::initializer_list<const void*> pointers);
 
-/** -DANNEAL_SSD_WEIGHTED=1 (an experiment for tools/gpu/try-variants.sh, off by default): the SSD's
+/** ANNEAL_SSD_WEIGHTED (on by default since its H100 run: -0.9 ms a step at 8 x 2048,
+ *  docs/benchmarks/2026-12-05-h100-experiments-one-by-one; -DANNEAL_SSD_WEIGHTED=0 turns it off): the SSD's
  *  weighted tokens made in scale_two_layouts' pass (anneal_ops.cpp, ScaleTwoLayouts). */
 #ifndef ANNEAL_SSD_WEIGHTED
-#define ANNEAL_SSD_WEIGHTED 0
+#define ANNEAL_SSD_WEIGHTED 1
 #endif
-/** The SSD's weighted tokens beside x dt (-DANNEAL_SSD_WEIGHTED=1): out [b, t, h, p] = (x dt, rounded to T as
+/** The SSD's weighted tokens beside x dt (ANNEAL_SSD_WEIGHTED): out [b, t, h, p] = (x dt, rounded to T as
  * the tokens' layout holds it) * to_end [b, t, h] (float32), the chunk-end states' operand. The backward takes
  * its gradient g_out into dx and ddt and writes dto_end [b, t, h] = sum_p g_out (x dt). Null pointers: none. */
 template <typename T>
@@ -176,7 +177,7 @@ template <typename T>
 void residual_norm_forward(const float* x, const T* a, const T* b, const float* w, float* sum, T* out, float* rstd,
                            int64_t rows, int width, float eps, cudaStream_t stream, uint8_t* q8 = nullptr,
                            float* q8_scale = nullptr);
-/** Whether this build's norm writes float8 rows (-DANNEAL_NORM_FP8=1). */
+/** Whether this build's norm writes float8 rows (ANNEAL_NORM_FP8, the default; -DANNEAL_NORM_FP8=0 turns it off). */
 bool residual_norm_rows_e4m3();
 /** Its gradients: ds = dsum (or 0 when null) + the norm's, also into da and db (T) when given; weight-gradient
  * partials dw_partial [residual_norm_partials(rows), width] for the caller to sum. */

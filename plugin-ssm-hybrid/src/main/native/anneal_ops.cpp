@@ -808,7 +808,7 @@ bool ssd_combine_applies(const Tensor& x) {
 // is returned, again without values: SsdCombine takes it in place of x's gradient and hands it y's
 // gradient, which this backward folds in as skip_grad. The skip's x-gradient is then again no second
 // [b,t,h,p] tensor and no addition.
-// With `to_end` (-DANNEAL_SSD_WEIGHTED=1: the decays to each chunk's end [b,c,q,h], float32) a last output
+// With `to_end` (ANNEAL_SSD_WEIGHTED, the default: the decays to each chunk's end [b,c,q,h], float32) a last output
 // holds the weighted tokens (x dt) to_end [b,t,h,p], the chunk-end states' operand, written in the same
 // pass (scale_rows over the tokens' layout read it again, and its backward wrote a [b,t,h,p] gradient
 // of its own that autograd then added to the layouts' in the compute type); to_end takes its gradient.
@@ -1112,7 +1112,7 @@ Tensor ssd_forward(const Tensor& x, const Tensor& dt, const Tensor& a, const Ten
     c10::optional<Tensor> fold_grad, fold_d;
     if (fold_skip) fold_grad = skip_grad;
     if (fold_skip || skip_edge) fold_d = skip.detach();
-    // -DANNEAL_SSD_WEIGHTED=1: the chunk-end states' weighted tokens (step 2 below) in the same pass
+    // ANNEAL_SSD_WEIGHTED (the default): the chunk-end states' weighted tokens (step 2 below) in the same pass
     c10::optional<Tensor> fused_end;
     if (ANNEAL_SSD_WEIGHTED) fused_end = to_end_tok;
     variable_list both = ScaleTwoLayouts::apply(x, dtf, q, fold_grad, fold_d, !tokens_only, skip_edge, fused_end);
@@ -1353,7 +1353,7 @@ std::pair<Tensor, Tensor> empty_rows_e4m3(int64_t rows, int64_t cols, const Tens
           at::empty({rows, 1}, like.options().dtype(at::kFloat))};
 }
 
-// Whether the norm of x in `type` also comes as float8 rows (-DANNEAL_NORM_FP8=1): for the float8 forward
+// Whether the norm of x in `type` also comes as float8 rows (ANNEAL_NORM_FP8, the default): for the float8 forward
 // GEMMs of the layer pair that reads it (linear_pair's x8), so bfloat16 and K a multiple of 16 as theirs.
 bool norm_rows_e4m3(const Tensor& x, at::ScalarType type) {
   return ANNEAL_FP8_FORWARD && anneal::residual_norm_rows_e4m3() && fp8_operand(x, type);
@@ -1478,7 +1478,7 @@ std::vector<Tensor> after(const variable_list& out, size_t n) { return {out.begi
 
 // rms_norm plus x itself, for a later consumer of x whose gradient the norm's backward then sums
 // in its own pass (RmsNorm's `keep`); the composed form returns x as it is. Third: the norm's float8
-// rows [q, s] for linear_pair's x8 where this build makes them (-DANNEAL_NORM_FP8=1), else [].
+// rows [q, s] for linear_pair's x8 where this build makes them (ANNEAL_NORM_FP8, the default), else [].
 std::tuple<Tensor, Tensor, std::vector<Tensor>> rms_norm_keep(const Tensor& x, const Tensor& weight, double eps,
                                                               int64_t dtype) {
   auto type = (at::ScalarType) dtype;
@@ -1959,7 +1959,7 @@ struct LinearLayers : torch::autograd::Function<LinearLayers> {
                                const Tensor& x8_q, const Tensor& x8_s) {
     int64_t layers = weight2.numel() > 0 ? 2 : 1;
     // x in float8, shared by the two layers (ANNEAL_FP8_FORWARD): as the caller made it (the norm that
-    // wrote x, -DANNEAL_NORM_FP8=1), else made by the first layer that needs it
+    // wrote x, ANNEAL_NORM_FP8), else made by the first layer that needs it
     std::pair<Tensor, Tensor> x8;
     if (x8_q.numel() > 0) x8 = {x8_q, x8_s};
     // The half-precision casts are by default not kept for the backward, which makes them again for

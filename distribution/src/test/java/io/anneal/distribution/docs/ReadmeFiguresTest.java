@@ -38,6 +38,8 @@ class ReadmeFiguresTest {
     private static final Path SILU_TABLE = ROOT.resolve("docs/benchmarks/2026-12-04-h200-table-silu-mul-linear");
     /** The experiments' second call: the step's profile with float8 forward GEMMs (variant 5) and without (1). */
     private static final Path EXPERIMENTS = ROOT.resolve("docs/benchmarks/2026-12-05-h200-experiments/call-2/variants");
+    /** The H100 call that took stop 40 and 41's experiments one by one (variants/) and the three's 300-step loss (loss/). */
+    private static final Path ONE_BY_ONE = ROOT.resolve("docs/benchmarks/2026-12-05-h100-experiments-one-by-one");
     /** An earlier table, where the memory at 2 x 2048 starts (device use only: measured before bench-train read the allocator). */
     private static final Path EARLIER = ROOT.resolve("docs/benchmarks/2026-12-04-h200-table-kept");
     /** The head's logits made once: side by side with the code before, the allocator's trace at 2 x 2048 before one fix. */
@@ -604,6 +606,30 @@ class ReadmeFiguresTest {
         assertTrue(out.contains(String.format(Locale.ROOT, "- memory at 8 x 2048: met (%.1f GiB against the peer's %.1f allocated, "
                 + "%.1f used; allocated %.1f GiB against %.1f, under)", used, peer.get("peak_memory_gib").asDouble(),
                 peer.get("device_used_gib").asDouble(), allocated, peer.get("peak_memory_gib").asDouble())), out);
+    }
+
+    /**
+     * The experiments' list gives each build's graphed step from its profile (variants/layers-N.json: 1 the
+     * default, 2 to 4 one flag each, 5 the three, 6 the float8 x-gradients), and calls the three the
+     * default only with their loss comparison within the reference path's spread and no step skipped.
+     */
+    @Test
+    void theExperimentsOneByOneAreTheProfilesGraphedSteps() throws Exception {
+        String text = readme().replaceAll("\\s+", " ");
+        String[] says = {"against %.1f ms for the default in the same call", "a block a row (the same bits): %.1f ms.",
+            "in the pass that writes x dt: %.1f ms.", "takes as `x8`: %.1f ms.", "The three together: %.1f ms,",
+            "2 fast): %.1f ms, a net loss"};
+        for (int i = 0; i < says.length; i++) {
+            double graphed = json(ONE_BY_ONE.resolve("variants/layers-" + (i + 1) + ".json")).get("variants").get("fused")
+                    .get("graphed_seconds_per_step").asDouble() * 1000;
+            String expected = String.format(Locale.ROOT, says[i], graphed);
+            assertTrue(text.contains(expected), "expected the README to say: " + expected);
+        }
+        JsonNode loss = json(ONE_BY_ONE.resolve("loss/loss-comparison.json"));
+        assertTrue(loss.get("within_reference_spread").asBoolean());
+        assertEquals(0, loss.get("bookkeeping_vs_reference").get("differing_rows").asInt());
+        assertTrue(Files.readString(ONE_BY_ONE.resolve("loss/kernels-build.log")).contains("float8 rows from the norms"),
+                "the loss ran on the three's build");
     }
 
     /**
