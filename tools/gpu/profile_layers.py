@@ -298,7 +298,15 @@ def main():
                     help="the caching allocator's settings, as PYTORCH_CUDA_ALLOC_CONF takes them (bin/anneal's "
                          "default: expandable_segments:True); e.g. graph_capture_record_stream_reuse:True (torch 2.9+), "
                          "which lets a capture reuse blocks that --branch-stream marks as read on two streams")
+    ap.add_argument("--cublas-workspace", metavar="CONFIG",
+                    help="cuBLAS's workspace, as CUBLAS_WORKSPACE_CONFIG takes it (default :0:0, bin/anneal's); e.g. "
+                         ":4096:8. Without one, cuBLASLt's float8 GEMMs get none either (torch warns that the 1 MiB "
+                         "it asks for exceeds 0): this times the step both ways")
     args = ap.parse_args()
+    if args.cublas_workspace:   # read when torch makes its first cuBLAS handle, after this
+        if torch.cuda.is_initialized():
+            sys.exit("profile_layers.py: --cublas-workspace comes too late: CUDA has started already")
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = args.cublas_workspace
     if args.allocator:   # read by the caching allocator when CUDA starts, after this (nothing here has used it yet)
         if torch.cuda.is_initialized():
             sys.exit("profile_layers.py: --allocator comes too late: CUDA has started already")
@@ -322,7 +330,7 @@ def main():
     cos, sin = rope(t)
     results = {"rows": b, "sequence_length": t, "ssd_chunk": args.chunk, "ssd_recompute": not args.keep_ssd,
                "branch_stream": args.branch_stream, "keep_weight_casts": args.keep_weight_casts,
-               "allocator": args.allocator or "default",
+               "allocator": args.allocator or "default", "cublas_workspace": os.environ["CUBLAS_WORKSPACE_CONFIG"],
                "sdp": args.sdp or "default", "variants": {}}
     for name in ["fused"]:
         layer = compile_layer(Path(args.source).read_text(), args.chunk, not args.keep_ssd, args.branch_stream,

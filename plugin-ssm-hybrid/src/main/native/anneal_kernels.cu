@@ -2509,7 +2509,8 @@ constexpr float kE4m3Max = 448.f;   // e4m3's largest finite value: the row-wise
 // zeros, and at least float32's smallest normal. Under it (amax below about 5.3e-36) fast math
 // flushed the scale to 0, so 1 / s was inf and every zero of the row became NaN (0 x inf): the one
 // way these rows make a NaN from finite values, and the likely cause of stop 42's non-finite
-// gradients with float8 x-gradients (-DANNEAL_FP8_BACKWARD=1; not yet confirmed on a GPU).
+// gradients with float8 x-gradients (-DANNEAL_FP8_BACKWARD=1; with it, test_kernels.py's
+// test_linear_tiny_rows has every output and x-gradient finite: docs/benchmarks/2026-12-05-h100-experiments-one-by-one).
 // Every kernel that makes float8 rows takes it here, so their rows are the same bits.
 __device__ __forceinline__ float e4m3_scale(float amax) {
   return amax > 0.f ? fmaxf(amax / kE4m3Max, FLT_MIN) : 1.f;
