@@ -21,7 +21,7 @@
 #                    peer (= peer-all at 2 and 8 rows) real dpo-run; quick = fwd train torch roundtrip)
 # Results (JSON and logs) go to $OUT/bench, packed into $OUT/bench-PARTS-HHMMSS.tgz.
 # Settings: ROWS, MUP_ROWS, KEPT_ROWS, BRANCH_ROWS, EAGER_ROWS, REFERENCE_ROWS, PEER_ROWS, LAYER_ROWS (micro-batch rows of fused,
-# fused-mup, fused-kept, fused-branch, fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_TIMEOUT (seconds per peer run,
+# fused-mup, fused-kept, fused-branch, fused-eager, reference, peer-all, layers), PEER_DIR (the peer kit, default .gpu/peer), PEER_CACHE_DIR (the peer's Triton cache, default /tmp/peer-triton-cache), PEER_TIMEOUT (seconds per peer run,
 # default 300), DPO_TIMEOUT (seconds, default 560), CALL_SECONDS (what the device call has left when
 # this script starts; table: 595 by default). Bound a part's time with these, not by wrapping
 # this script in `timeout`: that stops the script but not the timed run it started (each run's own
@@ -101,6 +101,33 @@ peer_ready() {
   fi
   tail -1 "$out/peer-setup.log"
   grep -q "peer kernels ready" "$out/peer-setup.log" || { echo "peer: the fast path does not import; runs skipped"; return 1; }
+}
+
+# The peer's Triton kernels (mamba_ssm's SSD, compiled and autotuned on first use: about 130 s of a
+# fresh machine's first peer run, ../shared/device/peer/README.md, which a short call's bound cut
+# off, docs/benchmarks/2026-12-05-h100-experiments-one-by-one) kept from call to call in Triton's
+# own cache: the kit's triton-cache.tgz (tools/gpu/pack.sh copies tools/gpu/cache/peer-triton-cache.tgz
+# there) fills TRITON_CACHE_DIR before the runs; a cache the runs grew comes back in the results as
+# peer-triton-cache.tgz, to keep as tools/gpu/cache/peer-triton-cache.tgz. Entries of another
+# Triton, torch or GPU do not match and are compiled again, as without the cache.
+peer_cache=${PEER_CACHE_DIR:-/tmp/peer-triton-cache}
+peer_cache_in() {
+  export TRITON_CACHE_DIR=$peer_cache TRITON_CACHE_AUTOTUNING=1
+  mkdir -p "$peer_cache"
+  if [[ -f $1/triton-cache.tgz ]] && tar xzf "$1/triton-cache.tgz" -C "$peer_cache"; then
+    echo "peer: Triton's kernels from the kit's cache ($(find "$peer_cache" -type f | wc -l) files)"
+  else
+    echo "peer: no Triton cache in the kit: its kernels compile on first use (about 130 s on a fresh machine)"
+  fi
+  peer_cache_files=$(find "$peer_cache" -type f | wc -l)
+}
+peer_cache_out() {
+  local now
+  now=$(find "$peer_cache" -type f | wc -l)
+  ((now > peer_cache_files)) || return 0
+  tar czf "$out/peer-triton-cache.tgz" -C "$peer_cache" . \
+    && echo "peer: Triton's cache grew from $peer_cache_files to $now files: peer-triton-cache.tgz in the results" \
+      "($(du -h "$out/peer-triton-cache.tgz" | cut -f1)); keep it as tools/gpu/cache/peer-triton-cache.tgz for tools/gpu/pack.sh"
 }
 
 if has build || has kernels; then
@@ -208,12 +235,14 @@ if has peer-all; then
   step "transformers fast path (mamba_ssm + causal_conv1d kernels), every micro-batch"
   # the peer's kit: .gpu/peer from tools/gpu/pack.sh --table (or --peer), or a copy of
   # ../shared/device/peer in PEER_DIR
+  peer_cache_in "${PEER_DIR:-.gpu/peer}"
   peer_ready "${PEER_DIR:-.gpu/peer}" && for rows in ${PEER_ROWS:-2 8 16 32}; do
     bounded "peer ${rows}x2048" "${PEER_TIMEOUT:-300}" python3 tools/bench/transformers_falcon_h1_step.py --batch "$rows" \
       --seq 2048 --label transformers-fast --autocast bfloat16 --weights bfloat16 --out "$out/hf-fast-${rows}x2048.json" \
       >> "$out/hf-fast.log" 2>&1 || continue
     tail -2 "$out/hf-fast.log"
   done
+  peer_cache_out
 fi
 if has fwd; then
   step "Anneal forward+backward, 2 x 2048, float16 (HybridBenchmark)"
