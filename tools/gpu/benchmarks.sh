@@ -109,7 +109,9 @@ peer_ready() {
 # own cache: the kit's triton-cache.tgz (tools/gpu/pack.sh copies tools/gpu/cache/peer-triton-cache.tgz
 # there) fills TRITON_CACHE_DIR before the runs; a cache the runs grew comes back in the results as
 # peer-triton-cache.tgz, to keep as tools/gpu/cache/peer-triton-cache.tgz. Entries of another
-# Triton, torch or GPU do not match and are compiled again, as without the cache.
+# Triton, torch or GPU do not match and are compiled again, as without the cache. With
+# TRITON_CACHE_AUTOTUNING=1 Triton keeps the autotuner's choices there too, so a cached kernel skips
+# its timing runs as well; a choice made on an H100 may then serve an H200 (both sm_90).
 peer_cache=${PEER_CACHE_DIR:-/tmp/peer-triton-cache}
 peer_cache_in() {
   export TRITON_CACHE_DIR=$peer_cache TRITON_CACHE_AUTOTUNING=1
