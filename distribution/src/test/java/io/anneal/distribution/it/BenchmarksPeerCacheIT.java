@@ -32,9 +32,7 @@ class BenchmarksPeerCacheIT {
         assertTrue(first.contains("stand-in peer 2x2048: compiled"), first);
         assertTrue(first.contains("stand-in peer 8x2048: from the cache"), first);
         assertTrue(first.contains("peer: Triton's cache grew from 0 to 1 files: peer-triton-cache.tgz in the results"), first);
-        Path returned = dir.resolve("returned");
-        Files.createDirectories(returned);
-        untar(archive(dir.resolve("out-1"), first), returned, "bench/peer-triton-cache.tgz");
+        Path returned = untar(archive(dir.resolve("out-1"), first), dir.resolve("returned"), "bench/peer-triton-cache.tgz");
 
         // the next call, on another fresh machine, with the returned cache in its kit (pack.sh's copy)
         Files.copy(returned.resolve("bench/peer-triton-cache.tgz"), kit.resolve("triton-cache.tgz"));
@@ -42,9 +40,7 @@ class BenchmarksPeerCacheIT {
         assertTrue(second.contains("peer: Triton's kernels from the kit's cache (1 files)"), second);
         assertTrue(second.contains("stand-in peer 2x2048: from the cache"), second);
         assertFalse(second.contains("cache grew"), second);
-        Path unpacked = dir.resolve("second");
-        Files.createDirectories(unpacked);
-        untar(archive(dir.resolve("out-2"), second), unpacked, "bench/hf-fast.log");
+        Path unpacked = untar(archive(dir.resolve("out-2"), second), dir.resolve("second"), "bench/hf-fast.log");
         assertFalse(Files.exists(unpacked.resolve("bench/peer-triton-cache.tgz")), "nothing new to return");
     }
 
@@ -85,10 +81,13 @@ class BenchmarksPeerCacheIT {
         }
     }
 
-    private static void untar(Path archive, Path into, String member) throws Exception {
+    /** member of archive unpacked under into (made here), which it returns. */
+    private static Path untar(Path archive, Path into, String member) throws Exception {
+        Files.createDirectories(into);
         Process tar = new ProcessBuilder(List.of("tar", "xzf", archive.toString(), "-C", into.toString(), member))
                 .redirectErrorStream(true).start();
         String said = new String(tar.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertEquals(0, tar.waitFor(), said);
+        return into;
     }
 }
