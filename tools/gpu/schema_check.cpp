@@ -17,8 +17,8 @@
 
 namespace {
 
-// The string literals of one statement, concatenated as the compiler does (escapes kept as written:
-// schemas hold none).
+// The string literals of one statement, concatenated as the compiler does (a backslash takes the
+// character after it as itself, so \" stays inside the literal; \n would read as n: schemas hold none).
 std::string literals(const std::string& statement) {
   std::string out;
   bool inside = false;
